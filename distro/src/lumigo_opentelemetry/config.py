@@ -1,0 +1,122 @@
+"""Every LUMIGO_*/OTEL_* setting the distro reads, parsed once into a frozen value.
+
+Bad values never raise: each becomes one warning (collected in `Config.warnings`,
+logged by `init()`) and the documented default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import FrozenSet, List, Mapping, Optional, Tuple
+
+from lumigo_opentelemetry.masking import MaskingRules
+
+DEFAULT_ENDPOINT = "https://ga-otlp.lumigo-tracer-edge.golumigo.com/v1/traces"
+DEFAULT_DEPENDENCIES_ENDPOINT = "https://ga-otlp.lumigo-tracer-edge.golumigo.com/v1/dependencies"
+DEFAULT_ATTRIBUTE_LENGTH_LIMIT = 2048
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The distro's settings, typed."""
+
+    switch_off: bool = False
+    token: Optional[str] = None
+    endpoint: str = DEFAULT_ENDPOINT
+    debug: bool = False
+    spandump_path: Optional[str] = None
+    report_dependencies: bool = True
+    masking: MaskingRules = field(default_factory=MaskingRules.default)
+    attribute_length_limit: int = DEFAULT_ATTRIBUTE_LENGTH_LIMIT
+    disabled_instrumentations: FrozenSet[str] = frozenset()
+    warnings: Tuple[str, ...] = ()
+
+    @property
+    def endpoint_is_default(self) -> bool:
+        return self.endpoint == DEFAULT_ENDPOINT
+
+    @property
+    def should_report_dependencies(self) -> bool:
+        """Only with a token, the default endpoint, and not switched off by the user."""
+        return bool(self.token) and self.endpoint_is_default and self.report_dependencies
+
+    def instrumentation_enabled(self, name: str) -> bool:
+        disabled = self.disabled_instrumentations
+        return "*" not in disabled and name.lower() not in disabled
+
+    @classmethod
+    def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> Config:
+        env = os.environ if environ is None else environ
+        warnings: List[str] = []
+
+        def flag(name: str, default: bool) -> bool:
+            raw = env.get(name)
+            if raw is None:
+                return default
+            value = raw.strip().lower()
+            if value in _TRUE:
+                return True
+            if value in _FALSE:
+                return False if value else default
+            warnings.append(f"{name}={raw!r} is not true/false; using {str(default).lower()}")
+            return default
+
+        def positive_int(name: str) -> Optional[int]:
+            raw = env.get(name)
+            if raw is None or not raw.strip():
+                return None
+            try:
+                value = int(raw.strip())
+                if value <= 0:
+                    raise ValueError
+                return value
+            except ValueError:
+                warnings.append(f"{name}={raw!r} is not a positive integer; ignored")
+                return None
+
+        masking, masking_warning = MaskingRules.from_setting(env.get("LUMIGO_SECRET_MASKING_REGEX"))
+        if masking_warning:
+            warnings.append(masking_warning)
+
+        limit = positive_int("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+        if limit is None:
+            limit = positive_int("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+
+        endpoint = (env.get("LUMIGO_ENDPOINT") or "").strip() or DEFAULT_ENDPOINT
+        if not endpoint.startswith(("http://", "https://")):
+            warnings.append(f"LUMIGO_ENDPOINT={endpoint!r} is not an http(s) URL; using default")
+            endpoint = DEFAULT_ENDPOINT
+
+        disabled = frozenset(
+            part.strip().lower()
+            for part in env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")
+            if part.strip()
+        )
+
+        return cls(
+            switch_off=flag("LUMIGO_SWITCH_OFF", False),
+            token=(env.get("LUMIGO_TRACER_TOKEN") or "").strip() or None,
+            endpoint=endpoint,
+            debug=flag("LUMIGO_DEBUG", False),
+            spandump_path=(env.get("LUMIGO_DEBUG_SPANDUMP") or "").strip() or None,
+            report_dependencies=flag("LUMIGO_REPORT_DEPENDENCIES", True),
+            masking=masking,
+            attribute_length_limit=limit or DEFAULT_ATTRIBUTE_LENGTH_LIMIT,
+            disabled_instrumentations=disabled,
+            warnings=tuple(warnings),
+        )
+
+
+_config: Optional[Config] = None
+
+
+def get_config() -> Config:
+    """The process-wide configuration, parsed from `os.environ` on first use."""
+    global _config
+    if _config is None:
+        _config = Config.from_environ()
+    return _config
