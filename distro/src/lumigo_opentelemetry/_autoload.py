@@ -1,4 +1,10 @@
-"""autowrapt entry point: fires when `string` is imported at interpreter start-up."""
+"""autowrapt entry point (group `lumigo_opentelemetry`), fired when `string` is imported.
+
+With `AUTOWRAPT_BOOTSTRAP=lumigo_opentelemetry` that happens during interpreter start-up.
+"""
+
+from __future__ import annotations
+
 from types import ModuleType
 
 

@@ -15,6 +15,7 @@ from lumigo_opentelemetry.masking import MaskingRules
 DEFAULT_ENDPOINT = "https://ga-otlp.lumigo-tracer-edge.golumigo.com/v1/traces"
 DEFAULT_DEPENDENCIES_ENDPOINT = "https://ga-otlp.lumigo-tracer-edge.golumigo.com/v1/dependencies"
 DEFAULT_ATTRIBUTE_LENGTH_LIMIT = 2048
+DEFAULT_EXPORT_TIMEOUT_SECONDS = 5.0
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
@@ -34,6 +35,16 @@ class Config:
     attribute_length_limit: int = DEFAULT_ATTRIBUTE_LENGTH_LIMIT
     disabled_instrumentations: FrozenSet[str] = frozenset()
     warnings: Tuple[str, ...] = ()
+    #: internal, for tests only: where the dependency report goes (the endpoint still
+    #: counts as the default one for `should_report_dependencies`)
+    dependencies_endpoint: str = DEFAULT_DEPENDENCIES_ENDPOINT
+    #: seconds one OTLP export request may take (OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT)
+    export_timeout: float = DEFAULT_EXPORT_TIMEOUT_SECONDS
+    #: OTEL_BSP_* values; None means the SDK default
+    bsp_schedule_delay_ms: Optional[int] = None
+    bsp_max_queue_size: Optional[int] = None
+    bsp_max_export_batch_size: Optional[int] = None
+    bsp_export_timeout_ms: Optional[int] = None
 
     @property
     def endpoint_is_default(self) -> bool:
@@ -78,6 +89,19 @@ class Config:
                 warnings.append(f"{name}={raw!r} is not a positive integer; ignored")
                 return None
 
+        def positive_float(name: str) -> Optional[float]:
+            raw = env.get(name)
+            if raw is None or not raw.strip():
+                return None
+            try:
+                value = float(raw.strip())
+                if not value > 0 or value == float("inf"):
+                    raise ValueError
+                return value
+            except ValueError:
+                warnings.append(f"{name}={raw!r} is not a positive number; ignored")
+                return None
+
         masking, masking_warning = MaskingRules.from_setting(env.get("LUMIGO_SECRET_MASKING_REGEX"))
         if masking_warning:
             warnings.append(masking_warning)
@@ -90,6 +114,34 @@ class Config:
         if not endpoint.startswith(("http://", "https://")):
             warnings.append(f"LUMIGO_ENDPOINT={endpoint!r} is not an http(s) URL; using default")
             endpoint = DEFAULT_ENDPOINT
+
+        dependencies_endpoint = (
+            env.get("LUMIGO_DEPENDENCIES_ENDPOINT") or ""
+        ).strip() or DEFAULT_DEPENDENCIES_ENDPOINT
+        if not dependencies_endpoint.startswith(("http://", "https://")):
+            warnings.append(
+                f"LUMIGO_DEPENDENCIES_ENDPOINT={dependencies_endpoint!r} is not an http(s) URL;"
+                " using default"
+            )
+            dependencies_endpoint = DEFAULT_DEPENDENCIES_ENDPOINT
+
+        export_timeout = positive_float("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+        if export_timeout is None:
+            export_timeout = positive_float("OTEL_EXPORTER_OTLP_TIMEOUT")
+
+        schedule_delay = positive_int("OTEL_BSP_SCHEDULE_DELAY")
+        bsp_export_timeout = positive_int("OTEL_BSP_EXPORT_TIMEOUT")
+        max_queue = positive_int("OTEL_BSP_MAX_QUEUE_SIZE")
+        max_batch = positive_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+        effective_queue = max_queue or 2048
+        if max_batch is not None and max_batch > effective_queue:
+            warnings.append(
+                f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE={max_batch} exceeds the queue size"
+                f" {effective_queue}; using {effective_queue}"
+            )
+            max_batch = effective_queue
+        if max_batch is None and effective_queue < 512:
+            max_batch = effective_queue
 
         disabled = frozenset(
             part.strip().lower()
@@ -107,6 +159,12 @@ class Config:
             masking=masking,
             attribute_length_limit=limit or DEFAULT_ATTRIBUTE_LENGTH_LIMIT,
             disabled_instrumentations=disabled,
+            dependencies_endpoint=dependencies_endpoint,
+            export_timeout=export_timeout or DEFAULT_EXPORT_TIMEOUT_SECONDS,
+            bsp_schedule_delay_ms=schedule_delay,
+            bsp_max_queue_size=max_queue,
+            bsp_max_export_batch_size=max_batch,
+            bsp_export_timeout_ms=bsp_export_timeout,
             warnings=tuple(warnings),
         )
 

@@ -1,0 +1,129 @@
+"""What `init()` does, exactly once per process: config, resource, provider, export, hooks.
+
+Every failure is caught here: the app then runs untraced, with one warning.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import threading
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from lumigo_opentelemetry._logging import configure_logging, logger
+from lumigo_opentelemetry.config import Config, get_config
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
+
+    from lumigo_opentelemetry.export.otlp import DeadlineExporter
+
+
+class DisabledTracerProvider:
+    """Stands in for the provider when tracing is off: safe to call, records nothing."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Tracer:
+        from opentelemetry.trace import NoOpTracer
+
+        return NoOpTracer()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        return None
+
+
+ProviderLike = Union["TracerProvider", DisabledTracerProvider]
+
+_lock = threading.RLock()
+_started = False
+_provider: ProviderLike = DisabledTracerProvider()
+
+
+def activate() -> ProviderLike:
+    """Initialise once; later (or re-entrant) calls return the same provider."""
+    global _started, _provider
+    with _lock:
+        if _started:
+            return _provider
+        _started = True
+        try:
+            _provider = _activate(get_config())
+        except Exception as exc:
+            logger.warning("tracing is off: initialisation failed: %r", exc)
+        return _provider
+
+
+def _activate(config: Config) -> ProviderLike:
+    configure_logging(config.debug)
+    for warning in config.warnings:
+        logger.warning(warning)
+    if config.switch_off:
+        logger.info("LUMIGO_SWITCH_OFF is set: tracing is off")
+        return DisabledTracerProvider()
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+
+    from lumigo_opentelemetry.resources import build_resource
+
+    resource = build_resource(config)
+    limits = SpanLimits(
+        max_attribute_length=config.attribute_length_limit,
+        max_span_attribute_length=config.attribute_length_limit,
+    )
+    provider = TracerProvider(resource=resource, span_limits=limits, shutdown_on_exit=False)
+
+    exporter: Optional[DeadlineExporter] = None
+    if config.token:
+        from lumigo_opentelemetry.export.otlp import build_batch_processor, build_exporter
+
+        exporter = build_exporter(config)
+        provider.add_span_processor(build_batch_processor(config, exporter))
+        logger.debug("exporting spans to %s", config.endpoint)
+    else:
+        logger.info("LUMIGO_TRACER_TOKEN is not set: spans will not be exported")
+
+    if config.spandump_path:
+        from lumigo_opentelemetry.export.spandump import SpanDumpProcessor
+
+        provider.add_span_processor(SpanDumpProcessor(config.spandump_path))
+        logger.debug("dumping spans to %s", config.spandump_path)
+
+    trace.set_tracer_provider(provider)
+    atexit.register(_shutdown_at_exit, provider, exporter, config.export_timeout)
+    _install_instrumentations(config, provider)
+
+    if config.should_report_dependencies:
+        from lumigo_opentelemetry.dependencies import report_in_background
+
+        report_in_background(config, dict(resource.attributes))
+    logger.debug("initialised (service.name=%s)", resource.attributes.get("service.name"))
+    return provider
+
+
+def _install_instrumentations(config: Config, provider: TracerProvider) -> None:
+    try:
+        registry = importlib.import_module("lumigo_opentelemetry.instrumentations")
+        install_hooks = registry.install_hooks
+    except Exception as exc:
+        logger.warning("instrumentations unavailable: %r", exc)
+        return
+    try:
+        install_hooks(config, provider)
+    except Exception as exc:
+        logger.warning("installing instrumentation hooks failed: %r", exc)
+
+
+def _shutdown_at_exit(
+    provider: TracerProvider, exporter: Optional[DeadlineExporter], budget: float
+) -> None:
+    """Flush what is queued, giving the backend at most `budget` seconds more."""
+    try:
+        if exporter is not None:
+            exporter.start_deadline(budget)
+        provider.shutdown()
+    except Exception as exc:
+        logger.debug("shutdown failed: %r", exc)

@@ -1,0 +1,1 @@
+"""Span export: the OTLP/HTTP exporter to Lumigo and the debug span dump file."""

@@ -1,0 +1,85 @@
+"""The OTLP/HTTP protobuf exporter to Lumigo, behind a BatchSpanProcessor.
+
+Every request carries `Authorization: LumigoToken <token>`. Exports run on the batch
+processor's thread, never on the app's. At interpreter exit the remaining spans get one
+export budget (`Config.export_timeout`); what cannot be sent by then is dropped, so a
+hanging backend delays exit by at most about twice the exporter timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from lumigo_opentelemetry._logging import logger
+from lumigo_opentelemetry.config import Config
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+
+BSP_DEFAULT_MAX_QUEUE_SIZE = 2048
+BSP_DEFAULT_SCHEDULE_DELAY_MS = 5000
+BSP_DEFAULT_MAX_BATCH = 512
+BSP_DEFAULT_EXPORT_TIMEOUT_MS = 30000
+
+
+def authorization_header(token: str) -> str:
+    return f"LumigoToken {token}"
+
+
+class DeadlineExporter(SpanExporter):
+    """Wraps an exporter; after `start_deadline(seconds)` it drops batches past the deadline."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self._deadline: Optional[float] = None
+        self._dropped = 0
+
+    def start_deadline(self, seconds: float) -> None:
+        if self._deadline is None:
+            self._deadline = time.monotonic() + seconds
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self._dropped += len(spans)
+            return SpanExportResult.FAILURE
+        try:
+            return self.inner.export(spans)
+        except Exception as exc:
+            logger.debug("span export failed: %s", exc)
+            return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        if self._dropped:
+            logger.warning("dropped %d spans the backend could not take before exit", self._dropped)
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def build_exporter(config: Config) -> DeadlineExporter:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    assert config.token, "the exporter needs a token"
+    inner = OTLPSpanExporter(
+        endpoint=config.endpoint,
+        headers={"Authorization": authorization_header(config.token)},
+        timeout=config.export_timeout,
+    )
+    return DeadlineExporter(inner)
+
+
+def build_batch_processor(config: Config, exporter: SpanExporter) -> BatchSpanProcessor:
+    """A BatchSpanProcessor with the OTEL_BSP_* values already validated by `Config`."""
+    # Explicit values (never None) so the SDK does not re-read a bad env value itself.
+    return BatchSpanProcessor(
+        exporter,
+        max_queue_size=config.bsp_max_queue_size or BSP_DEFAULT_MAX_QUEUE_SIZE,
+        schedule_delay_millis=config.bsp_schedule_delay_ms or BSP_DEFAULT_SCHEDULE_DELAY_MS,
+        max_export_batch_size=config.bsp_max_export_batch_size or BSP_DEFAULT_MAX_BATCH,
+        export_timeout_millis=config.bsp_export_timeout_ms or BSP_DEFAULT_EXPORT_TIMEOUT_MS,
+    )

@@ -1,0 +1,39 @@
+"""The distro's OpenTelemetry resource: SDK defaults and env, process, ECS, Kubernetes.
+
+Precedence: what the user sets (`OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SERVICE_NAME`) wins over
+what the distro detects; `telemetry.sdk.*` comes from the SDK.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Dict, Mapping, Optional
+
+from lumigo_opentelemetry.config import Config
+from lumigo_opentelemetry.resources.ecs import ecs_attributes
+from lumigo_opentelemetry.resources.process import process_attributes
+from lumigo_opentelemetry.version import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+
+DISTRO_VERSION_ATTRIBUTE = "lumigo.distro.version"
+
+
+def detected_attributes(
+    config: Config, environ: Optional[Mapping[str, str]] = None
+) -> Dict[str, object]:
+    """Everything the distro detects itself (process, ECS, its own version)."""
+    env = os.environ if environ is None else environ
+    attributes: Dict[str, object] = {DISTRO_VERSION_ATTRIBUTE: __version__}
+    attributes.update(process_attributes(config.masking, env))
+    attributes.update(ecs_attributes(env))
+    return attributes
+
+
+def build_resource(config: Config, environ: Optional[Mapping[str, str]] = None) -> Resource:
+    """The resource every span carries."""
+    from opentelemetry.sdk.resources import Resource
+
+    detected = Resource(detected_attributes(config, environ))  # type: ignore[arg-type]
+    return detected.merge(Resource.create({}))
