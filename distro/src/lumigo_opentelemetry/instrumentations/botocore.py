@@ -1,0 +1,188 @@
+"""botocore (boto3): one CLIENT span per AWS API call, with the HTTP exchange as payloads.
+
+Built on opentelemetry-instrumentation-botocore (span `<Service>.<Operation>`, `rpc.*`,
+`aws.*`, `cloud.region`, X-Ray propagation). On top of it, each span carries the HTTP
+request and response the call really sent and received (the last attempt when botocore
+retried): `http.request.headers`, `http.request.body`, `http.response.headers`,
+`http.response.body`; headers and JSON bodies masked, everything truncated. The signing
+headers (`Authorization`, `X-Amz-Security-Token`) are always masked. Streaming bodies
+(an S3 upload from a file, an S3 download) are never read, so the app gets them intact.
+
+SQS `ReceiveMessage` responses get the receive scope (see `sqs_scope`).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple
+
+from opentelemetry import trace
+
+from lumigo_opentelemetry.masking import MASKED
+
+if TYPE_CHECKING:
+    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+        BaseInstrumentor,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from lumigo_opentelemetry.config import Config
+
+NAME = "botocore"
+HOOK_MODULE = "botocore"
+
+REQUEST_HEADERS = "http.request.headers"
+REQUEST_BODY = "http.request.body"
+RESPONSE_HEADERS = "http.response.headers"
+RESPONSE_BODY = "http.response.body"
+ALWAYS_MASKED_HEADERS = frozenset({"authorization", "x-amz-security-token"})
+
+_LOG = logging.getLogger(__name__)
+
+
+def instrumentor() -> BaseInstrumentor:
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+    return BotocoreInstrumentor()  # type: ignore[no-untyped-call]
+
+
+class _Capture:
+    """Hooks and the `Endpoint._send` wrapper, sharing the set of spans being captured."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.spans: weakref.WeakSet[trace.Span] = weakref.WeakSet()
+
+    def request_hook(self, span: trace.Span, *_args: Any) -> None:
+        try:
+            if span.is_recording():
+                self.spans.add(span)
+        except Exception:
+            _LOG.debug("botocore request hook failed", exc_info=True)
+
+    def response_hook(
+        self, span: trace.Span, service_name: str, operation_name: str, result: Any
+    ) -> None:
+        try:
+            self.spans.discard(span)
+            if service_name == "sqs" and operation_name == "ReceiveMessage":
+                from lumigo_opentelemetry.instrumentations.sqs_scope import scope_messages
+
+                scope_messages(result, span)
+        except Exception:
+            _LOG.debug("botocore response hook failed", exc_info=True)
+
+    def send(
+        self,
+        wrapped: Callable[..., Any],
+        _instance: Any,
+        args: Tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        span = _tracked_span(self.spans)
+        request = args[0] if args else kwargs.get("request")
+        if span is not None:
+            _guarded(lambda: self._record_request(span, request), "request payload")
+        response = wrapped(*args, **kwargs)
+        if span is not None:
+            _guarded(lambda: self._record_response(span, request, response), "response payload")
+        return response
+
+    def _record_request(self, span: trace.Span, request: Any) -> None:
+        from lumigo_opentelemetry.instrumentations.payloads import (
+            body_attribute,
+            headers_attribute,
+        )
+
+        headers = _header_items(request.headers)
+        span.set_attribute(REQUEST_HEADERS, headers_attribute(headers, self.config))
+        body = request.body
+        if isinstance(body, (bytes, bytearray, str)):
+            text = body_attribute(
+                bytes(body) if isinstance(body, bytearray) else body,
+                self.config,
+                _content_type(headers),
+            )
+            if text is not None:
+                span.set_attribute(REQUEST_BODY, text)
+
+    def _record_response(self, span: trace.Span, request: Any, response: Any) -> None:
+        from lumigo_opentelemetry.instrumentations.payloads import (
+            body_attribute,
+            headers_attribute,
+        )
+
+        headers = _header_items(response.headers)
+        span.set_attribute(RESPONSE_HEADERS, headers_attribute(headers, self.config))
+        if getattr(request, "stream_output", True):
+            return  # the app reads this stream: never touch it
+        text = body_attribute(response.content, self.config, _content_type(headers))
+        if text is not None:
+            span.set_attribute(RESPONSE_BODY, text)
+
+
+def _tracked_span(spans: weakref.WeakSet[trace.Span]) -> Optional[trace.Span]:
+    try:
+        span = trace.get_current_span()
+        return span if span in spans else None
+    except Exception:
+        return None
+
+
+def _guarded(action: Callable[[], None], what: str) -> None:
+    try:
+        action()
+    except Exception:
+        _LOG.debug("botocore %s capture failed; attribute dropped", what, exc_info=True)
+
+
+def _header_items(headers: Any) -> List[Tuple[str, str]]:
+    items = []
+    for key, value in headers.items():
+        name = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        items.append((name, MASKED if name.lower() in ALWAYS_MASKED_HEADERS else text))
+    return items
+
+
+def _content_type(headers: List[Tuple[str, str]]) -> Optional[str]:
+    for name, value in headers:
+        if name.lower() == "content-type":
+            return value
+    return None
+
+
+_capture: Optional[_Capture] = None
+
+
+def instrument(config: Config, tracer_provider: TracerProvider) -> None:
+    """Instrument botocore once; a later call only refreshes the configuration."""
+    global _capture
+    if _capture is None:
+        _capture = _Capture(config)
+    else:
+        _capture.config = config
+    upstream = instrumentor()
+    if upstream.is_instrumented_by_opentelemetry:
+        return
+    upstream.instrument(
+        tracer_provider=tracer_provider,
+        request_hook=_capture.request_hook,
+        response_hook=_capture.response_hook,
+    )
+    from wrapt import wrap_function_wrapper
+
+    wrap_function_wrapper("botocore.endpoint", "Endpoint._send", _capture.send)
+
+
+def uninstrument() -> None:
+    """Undo `instrument()` (used by tests)."""
+    upstream = instrumentor()
+    if not upstream.is_instrumented_by_opentelemetry:
+        return
+    from botocore.endpoint import Endpoint
+    from opentelemetry.instrumentation.utils import unwrap
+
+    unwrap(Endpoint, "_send")
+    upstream.uninstrument()

@@ -1,0 +1,115 @@
+"""pymongo: one CLIENT span per MongoDB command, carrying the command as `db.statement`.
+
+Built on opentelemetry-instrumentation-pymongo (command monitoring: span
+`<db>.<command>`, `db.system`, `db.name`, `db.mongodb.collection`, peer address). Our
+request hook replaces the bare command name in `db.statement` with the command
+document as relaxed Extended JSON, secret keys masked (a `password` field never leaves
+in clear) and truncated; session/cluster bookkeeping fields are left out. The reply
+goes to `db.response.body` the same way. Monitoring applies to clients created after
+the library is imported, which is how the post-import hook runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+if TYPE_CHECKING:
+    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+        BaseInstrumentor,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span
+
+    from lumigo_opentelemetry.config import Config
+
+NAME = "pymongo"
+HOOK_MODULE = "pymongo"
+
+STATEMENT = "db.statement"
+RESPONSE_BODY = "db.response.body"
+# Fields pymongo adds for sessions, clustering and transactions: noise, and `lsid` is binary.
+BOOKKEEPING_FIELDS = frozenset(
+    {
+        "lsid",
+        "$clusterTime",
+        "$db",
+        "txnNumber",
+        "autocommit",
+        "startTransaction",
+        "$readPreference",
+        "signature",
+        "operationTime",
+        "$configServerState",
+    }
+)
+
+_LOG = logging.getLogger(__name__)
+
+
+def instrumentor() -> BaseInstrumentor:
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+    return PymongoInstrumentor()
+
+
+def document_text(document: Mapping[str, Any], config: Config) -> str:
+    """A command or reply as masked, truncated relaxed Extended JSON."""
+    from bson import json_util
+
+    plain = {k: v for k, v in document.items() if k not in BOOKKEEPING_FIELDS}
+    masked = config.masking.mask(plain)
+    text: str = json_util.dumps(masked, json_options=json_util.RELAXED_JSON_OPTIONS)
+    return text[: config.attribute_length_limit]
+
+
+class _Hooks:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def _set(self, span: Span, key: str, document: Optional[Mapping[str, Any]]) -> None:
+        try:
+            if document is not None and span.is_recording():
+                span.set_attribute(key, document_text(document, self.config))
+        except Exception:
+            _LOG.debug("pymongo %s capture failed; attribute dropped", key, exc_info=True)
+
+    def request(self, span: Span, event: Any) -> None:
+        self._set(span, STATEMENT, getattr(event, "command", None))
+
+    def response(self, span: Span, event: Any) -> None:
+        self._set(span, RESPONSE_BODY, getattr(event, "reply", None))
+
+    def failed(self, span: Span, event: Any) -> None:
+        self._set(span, RESPONSE_BODY, getattr(event, "failure", None))
+
+
+_hooks: Optional[_Hooks] = None
+
+
+def instrument(config: Config, tracer_provider: TracerProvider) -> None:
+    """Register the command listener once; a later call only refreshes the configuration.
+
+    pymongo listeners cannot be unregistered: upstream keeps its first listener (and
+    tracer provider) and only toggles it, so the hooks object lives as long as it does.
+    """
+    global _hooks
+    if _hooks is None:
+        _hooks = _Hooks(config)
+    else:
+        _hooks.config = config
+    upstream = instrumentor()
+    if not upstream.is_instrumented_by_opentelemetry:
+        upstream.instrument(
+            tracer_provider=tracer_provider,
+            request_hook=_hooks.request,
+            response_hook=_hooks.response,
+            failed_hook=_hooks.failed,
+        )
+
+
+def uninstrument() -> None:
+    """Undo `instrument()` (used by tests): the listener stays registered, disabled."""
+    upstream = instrumentor()
+    if upstream.is_instrumented_by_opentelemetry:
+        upstream.uninstrument()

@@ -1,0 +1,44 @@
+"""pymysql: one CLIENT span per `cursor.execute`, carrying the SQL as `db.statement`.
+
+Built on opentelemetry-instrumentation-pymysql (DB-API integration: span named after the
+SQL verb and database, `db.system=mysql`, `db.name`, `db.user`, peer address). The
+statement is the query text the app passed (placeholders, not bound parameters, so
+values sent as parameters never appear); values longer than the attribute limit are cut
+by the tracer provider's span limits. Connections opened with `pymysql.connect(...)`
+are traced; `pymysql.Connect`/`pymysql.connections.Connection(...)` bypass the wrapper.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+        BaseInstrumentor,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from lumigo_opentelemetry.config import Config
+
+NAME = "pymysql"
+HOOK_MODULE = "pymysql"
+
+
+def instrumentor() -> BaseInstrumentor:
+    from opentelemetry.instrumentation.pymysql import PyMySQLInstrumentor
+
+    return PyMySQLInstrumentor()
+
+
+def instrument(config: Config, tracer_provider: TracerProvider) -> None:
+    """Wrap `pymysql.connect` once (a second call is a no-op)."""
+    upstream = instrumentor()
+    if not upstream.is_instrumented_by_opentelemetry:
+        upstream.instrument(tracer_provider=tracer_provider)
+
+
+def uninstrument() -> None:
+    """Undo `instrument()` (used by tests)."""
+    upstream = instrumentor()
+    if upstream.is_instrumented_by_opentelemetry:
+        upstream.uninstrument()
