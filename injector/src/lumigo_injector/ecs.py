@@ -172,17 +172,24 @@ def normalise(doc: Any) -> dict[str, Any]:
     td = {k: copy.deepcopy(v) for k, v in doc.items() if k not in ro}
     if tags:
         td["tags"] = copy.deepcopy(tags)
-    td = _drop_empty(td)
+    td = _drop_empty(td, _members("RegisterTaskDefinitionRequest"))
     containers = td.get("containerDefinitions")
     if isinstance(containers, list):
+        known = _members("ContainerDefinition")
         td["containerDefinitions"] = [
-            _drop_empty(c) if isinstance(c, Mapping) else c for c in containers
+            _drop_empty(c, known) if isinstance(c, Mapping) else c for c in containers
         ]
     return td
 
 
-def _drop_empty(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if not _is_empty(v)}
+@functools.cache
+def _members(shape: str) -> frozenset[str]:
+    return frozenset(_service_model().shape_for(shape).members)
+
+
+def _drop_empty(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """Drop empty known fields; unknown ones stay, for validation to report."""
+    return {k: v for k, v in obj.items() if k not in known or not _is_empty(v)}
 
 
 def _is_empty(value: Any) -> bool:
@@ -515,7 +522,7 @@ def _uninject_container(container: Mapping[str, Any]) -> dict[str, Any]:
             _unmerge(env, name)
     out["environment"] = env
     out["secrets"] = secrets
-    return _drop_empty(out)
+    return _drop_empty(out, _members("ContainerDefinition"))
 
 
 def _unmerge(env: list[dict[str, Any]], name: str) -> None:
