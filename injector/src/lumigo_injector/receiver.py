@@ -113,7 +113,9 @@ class _State:
     cond: threading.Condition = field(default_factory=threading.Condition)
 
 
-def _make_handler(state: _State, on_spans: Callable[[list[ReceivedSpan]], None] | None) -> type:
+def _make_handler(
+    state: _State, on_spans: Callable[[list[ReceivedSpan]], None] | None, decode: bool
+) -> type:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -144,6 +146,12 @@ def _make_handler(state: _State, on_spans: Callable[[list[ReceivedSpan]], None] 
                 body = self._body()
             except (OSError, ValueError, EOFError, zlib.error) as exc:
                 self._reply(400, f"unreadable body: {exc}".encode(), "text/plain")
+                return
+            if path.endswith("/v1/traces") and not decode:
+                with state.cond:
+                    state.requests.append(ReceivedRequest(path, {}, 0))
+                    state.cond.notify_all()
+                self._reply(200, b"", "application/x-protobuf")
                 return
             if path.endswith("/v1/traces"):
                 try:
@@ -185,6 +193,7 @@ class OtlpReceiver:
     """A real OTLP/HTTP (protobuf) trace receiver on a local port.
 
     Use as a context manager, or call `start()`/`stop()`. `port=0` picks a free port.
+    `decode=False` answers without decoding or keeping spans (for load benchmarks).
     """
 
     def __init__(
@@ -192,9 +201,11 @@ class OtlpReceiver:
         host: str = "127.0.0.1",
         port: int = 0,
         on_spans: Callable[[list[ReceivedSpan]], None] | None = None,
+        decode: bool = True,
     ) -> None:
         self._state = _State()
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self._state, on_spans))
+        handler = _make_handler(self._state, on_spans, decode)
+        self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
