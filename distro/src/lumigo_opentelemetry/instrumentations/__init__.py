@@ -1,0 +1,111 @@
+"""The instrumentation registry: one lazy post-import hook per supported library.
+
+`install_hooks()` registers, for every enabled name in `KNOWN`, a wrapt post-import
+hook on the library's top module. Nothing of the library or of its instrumentation is
+imported until the application imports the library itself. Then the hook imports
+`lumigo_opentelemetry.instrumentations.<name>`, checks the installed library version
+against the range the upstream instrumentor declares (out of range: one info line,
+the library is left alone) and calls its `instrument(config, tracer_provider)`.
+
+Each instrumentation module defines:
+
+- `NAME: str` and `HOOK_MODULE: str` (equal to this registry's `HOOK_MODULES[NAME]`),
+- `instrumentor() -> BaseInstrumentor`: the upstream instrumentor (for the version gate),
+- `instrument(config, tracer_provider) -> None`.
+
+Every step is guarded: a failure is logged and the application runs untraced.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Set
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from lumigo_opentelemetry.config import Config
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+#: instrumentation name -> the module whose import activates it
+HOOK_MODULES: Dict[str, str] = {
+    "flask": "flask",
+    "fastapi": "fastapi",
+    "botocore": "botocore",
+    "pymongo": "pymongo",
+    "pymysql": "pymysql",
+    "requests": "requests",
+}
+KNOWN = tuple(HOOK_MODULES)
+
+_lock = threading.RLock()
+_activated: Set[str] = set()
+
+
+def module_name(name: str) -> str:
+    return f"{__name__}.{name}"
+
+
+def version_conflict(instrumentation: ModuleType) -> Optional[str]:
+    """Why the installed library is outside the instrumentor's declared range, or None."""
+    from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+
+    requirements = instrumentation.instrumentor().instrumentation_dependencies()
+    conflict = get_dependency_conflicts(list(requirements))
+    return None if conflict is None else str(conflict)
+
+
+def activate(name: str, config: Config, tracer_provider: TracerProvider) -> bool:
+    """Instrument `name` now (once per process); True when instrumented.
+
+    Called by the post-import hook; safe to call directly. Never raises.
+    """
+    with _lock:
+        if name in _activated:
+            return True
+        try:
+            instrumentation = importlib.import_module(module_name(name))
+            conflict = version_conflict(instrumentation)
+            if conflict is not None:
+                logger.info("%s is not instrumented: %s", name, conflict)
+                return False
+            instrumentation.instrument(config, tracer_provider)
+        except Exception as exc:
+            logger.warning("%s is not instrumented: its instrumentation failed (%s)", name, exc)
+            logger.debug("instrumentation %s failed", name, exc_info=True)
+            return False
+        _activated.add(name)
+        logger.debug("%s instrumented", name)
+        return True
+
+
+def _hook(name: str, config: Config, tracer_provider: TracerProvider) -> Callable[[object], None]:
+    def on_import(_module: object) -> None:
+        activate(name, config, tracer_provider)
+
+    return on_import
+
+
+def install_hooks(config: Config, tracer_provider: TracerProvider) -> None:
+    """Register the post-import hook of every enabled instrumentation; never raises.
+
+    A library imported before this call is instrumented at once.
+    """
+    try:
+        import wrapt
+    except Exception as exc:
+        logger.warning("instrumentations are off: wrapt is unavailable (%s)", exc)
+        return
+    for name, hook_module in HOOK_MODULES.items():
+        if not config.instrumentation_enabled(name):
+            logger.debug("%s is disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", name)
+            continue
+        try:
+            wrapt.register_post_import_hook(_hook(name, config, tracer_provider), hook_module)
+        except Exception as exc:
+            logger.warning("%s is not instrumented: its import hook failed (%s)", name, exc)

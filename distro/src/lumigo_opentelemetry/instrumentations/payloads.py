@@ -1,0 +1,245 @@
+"""Payload capture helpers shared by the HTTP and AWS instrumentations.
+
+Turn headers and bodies into span attribute values: masked with the configured
+secret rules, decoded to text (or a placeholder for binary data) and truncated to
+`config.attribute_length_limit` characters. Pure functions plus a bounded recorder
+for streams; none of them reads from a stream the application owns.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from urllib.parse import unquote_plus
+
+from lumigo_opentelemetry.masking import MASKED, MaskingRules
+
+if TYPE_CHECKING:
+    from lumigo_opentelemetry.config import Config
+
+REQUEST_HEADERS = "http.request.headers"
+REQUEST_BODY = "http.request.body"
+RESPONSE_HEADERS = "http.response.headers"
+RESPONSE_BODY = "http.response.body"
+
+#: headers that carry credentials whatever the masking rules say
+ALWAYS_MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+_BINARY_TYPES = ("image/", "audio/", "video/", "font/")
+_BINARY_SUBTYPES = frozenset(
+    {
+        "octet-stream",
+        "zip",
+        "gzip",
+        "x-gzip",
+        "x-tar",
+        "pdf",
+        "protobuf",
+        "x-protobuf",
+        "grpc",
+        "msgpack",
+        "x-msgpack",
+        "vnd.apache.avro",
+        "wasm",
+    }
+)
+# "key": "value" / "key": 123 pairs in text that is not (complete) JSON; the value
+# may be cut short by truncation, so its closing quote is optional.
+_JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
+
+HeaderSource = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
+
+
+def _text(value: Union[str, bytes]) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters."""
+    return text if len(text) <= limit else text[:limit]
+
+
+def headers_attribute(headers: HeaderSource, config: Config) -> str:
+    """Headers as a JSON object (lower-case names, repeated names joined with ", "),
+    secret values masked, truncated to the attribute length limit."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    merged: Dict[str, str] = {}
+    for raw_name, raw_value in pairs:
+        name = _text(raw_name).strip().lower()
+        value = _text(raw_value)
+        merged[name] = f"{merged[name]}, {value}" if name in merged else value
+    masked = {
+        name: MASKED if name in ALWAYS_MASKED_HEADERS or config.masking.is_secret(name) else value
+        for name, value in merged.items()
+    }
+    text = json.dumps(masked, separators=(",", ":"), ensure_ascii=False)
+    return truncate(text, config.attribute_length_limit)
+
+
+def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]:
+    """The request headers of a WSGI environ, as (name, value) pairs."""
+    pairs: List[Tuple[str, str]] = []
+    for key, value in environ.items():
+        if not isinstance(value, str):
+            continue
+        if key.startswith("HTTP_"):
+            pairs.append((key[5:].replace("_", "-").lower(), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            pairs.append((key.replace("_", "-").lower(), value))
+    return pairs
+
+
+def header_value(headers: HeaderSource, name: str) -> Optional[str]:
+    """The first value of header `name` (case-insensitive), if any."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    wanted = name.lower()
+    for raw_name, raw_value in pairs:
+        if _text(raw_name).strip().lower() == wanted:
+            return _text(raw_value)
+    return None
+
+
+def _media_type(content_type: Optional[str]) -> Tuple[str, Optional[str]]:
+    """(lower-case media type, charset or None) of a Content-Type value."""
+    if not content_type:
+        return "", None
+    parts = content_type.split(";")
+    charset = None
+    for param in parts[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"').lower()
+    return parts[0].strip().lower(), charset
+
+
+def _is_binary_type(media_type: str) -> bool:
+    if media_type.startswith(_BINARY_TYPES):
+        return True
+    subtype = media_type.partition("/")[2]
+    return subtype in _BINARY_SUBTYPES
+
+
+def _decode(body: bytes, charset: Optional[str]) -> Optional[str]:
+    """Decode body text; a multi-byte character cut at the end is dropped.
+    None when the bytes are not text in that charset."""
+    try:
+        decoder = codecs.getincrementaldecoder(charset or "utf-8")(errors="strict")
+    except LookupError:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    try:
+        text: str = decoder.decode(body, final=False)
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text:
+        return None
+    return text
+
+
+def _mask_json_pairs(text: str, masking: MaskingRules) -> str:
+    """Mask `"secret": value` pairs in text that does not parse as JSON (e.g. truncated)."""
+
+    def replace(match: re.Match[str]) -> str:
+        if masking.is_secret(match.group(1)):
+            return f'"{match.group(1)}"{match.group(2)}"{MASKED}"'
+        return match.group(0)
+
+    return _JSON_PAIR.sub(replace, text)
+
+
+def _mask_json(text: str, masking: MaskingRules) -> str:
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, (dict, list)):
+            return json.dumps(masking.mask(parsed), separators=(",", ":"), ensure_ascii=False)
+        return text
+    except (ValueError, RecursionError):
+        return _mask_json_pairs(text, masking)
+
+
+def _mask_form(text: str, masking: MaskingRules) -> str:
+    fields = []
+    for field in text.split("&"):
+        key, sep, _value = field.partition("=")
+        fields.append(f"{key}={MASKED}" if sep and masking.is_secret(unquote_plus(key)) else field)
+    return "&".join(fields)
+
+
+def mask_body_text(text: str, masking: MaskingRules, media_type: str = "") -> str:
+    """Mask secrets in a JSON or form-encoded body given as text; other text unchanged."""
+    stripped = text.lstrip()
+    if "json" in media_type or stripped.startswith(("{", "[")):
+        return _mask_json(text, masking)
+    if media_type == "application/x-www-form-urlencoded":
+        return _mask_form(text, masking)
+    return text
+
+
+def body_attribute(
+    body: Union[bytes, bytearray, str, None],
+    config: Config,
+    content_type: Optional[str] = None,
+    *,
+    total_size: Optional[int] = None,
+) -> Optional[str]:
+    """A body as an attribute value, or None for no/empty body.
+
+    Text is decoded (Content-Type charset, else UTF-8) and masked when it is JSON or
+    form data; binary data becomes a placeholder `<binary body: N bytes>`; the result
+    is cut to the attribute length limit. `total_size` is the full body size when
+    `body` is only its recorded beginning.
+    """
+    if body is None or len(body) == 0:
+        return None
+    media_type, charset = _media_type(content_type)
+    if isinstance(body, str):
+        text = body
+    else:
+        raw = bytes(body)
+        size = total_size if total_size is not None else len(raw)
+        decoded = None if _is_binary_type(media_type) else _decode(raw, charset)
+        if decoded is None:
+            return f"<binary body: {size} bytes>"
+        text = decoded
+    masked = mask_body_text(text, config.masking, media_type)
+    return truncate(masked, config.attribute_length_limit)
+
+
+class BoundedBody:
+    """Records the first `limit` bytes of a body seen chunk by chunk, and its total size.
+
+    Used by stream wrappers: they pass each chunk through to the application
+    untouched and give a copy of its beginning to the recorder.
+    """
+
+    __slots__ = ("_chunks", "_kept", "limit", "total")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(0, limit)
+        self.total = 0
+        self._kept = 0
+        self._chunks: List[bytes] = []
+
+    def add(self, chunk: Union[bytes, bytearray, memoryview, str, None]) -> None:
+        if not chunk:
+            return
+        data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+        self.total += len(data)
+        room = self.limit - self._kept
+        if room > 0:
+            piece = data[:room]
+            self._chunks.append(piece)
+            self._kept += len(piece)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self._chunks)
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self._kept
+
+    def attribute(self, config: Config, content_type: Optional[str] = None) -> Optional[str]:
+        """What was recorded, as `body_attribute` renders it."""
+        return body_attribute(self.data, config, content_type, total_size=self.total)

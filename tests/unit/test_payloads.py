@@ -1,0 +1,154 @@
+"""Payload capture helpers: masking, decoding, truncation, bounded recording."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lumigo_opentelemetry.config import Config
+from lumigo_opentelemetry.instrumentations.payloads import (
+    BoundedBody,
+    body_attribute,
+    header_value,
+    headers_attribute,
+    wsgi_request_headers,
+)
+from lumigo_opentelemetry.masking import MASKED
+
+CONFIG = Config.from_environ({})
+
+
+def small(limit: int) -> Config:
+    return Config.from_environ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": str(limit)})
+
+
+def test_headers_are_json_lowercase_and_secrets_masked() -> None:
+    text = headers_attribute(
+        [
+            ("Content-Type", "application/json"),
+            ("X-Api-Key", "k-123"),
+            ("Authorization", "Basic x"),
+        ],
+        CONFIG,
+    )
+    assert json.loads(text) == {
+        "content-type": "application/json",
+        "x-api-key": MASKED,
+        "authorization": MASKED,
+    }
+
+
+def test_headers_from_bytes_pairs_and_mappings_and_repeats() -> None:
+    pairs = [(b"accept", b"a/b"), (b"Accept", b"c/d"), (b"x-odd", "caf\xe9".encode("latin-1"))]
+    assert json.loads(headers_attribute(pairs, CONFIG)) == {"accept": "a/b, c/d", "x-odd": "café"}
+    assert json.loads(headers_attribute({"Host": "h"}, CONFIG)) == {"host": "h"}
+
+
+def test_custom_masking_rules_apply_to_headers() -> None:
+    config = Config.from_environ({"LUMIGO_SECRET_MASKING_REGEX": '["x-tenant"]'})
+    text = headers_attribute({"X-Tenant": "acme", "X-Api-Key": "k"}, config)
+    assert json.loads(text) == {"x-tenant": MASKED, "x-api-key": "k"}
+
+
+def test_headers_truncated_to_limit() -> None:
+    text = headers_attribute({"x-long": "v" * 500}, small(64))
+    assert len(text) == 64
+    assert text.startswith('{"x-long":"vvv')
+
+
+def test_wsgi_environ_headers() -> None:
+    environ = {
+        "HTTP_X_REQUEST_ID": "abc",
+        "CONTENT_TYPE": "text/plain",
+        "CONTENT_LENGTH": "",
+        "wsgi.input": object(),
+        "REQUEST_METHOD": "POST",
+    }
+    assert dict(wsgi_request_headers(environ)) == {
+        "x-request-id": "abc",
+        "content-type": "text/plain",
+    }
+    assert header_value(wsgi_request_headers(environ), "Content-Type") == "text/plain"
+    assert header_value([], "content-type") is None
+
+
+def test_json_body_masked_at_any_depth() -> None:
+    body = json.dumps({"user": "u", "password": "hunter2", "nested": [{"api_key": "k"}]}).encode()
+    out = body_attribute(body, CONFIG, "application/json")
+    assert out is not None
+    assert json.loads(out) == {"user": "u", "password": MASKED, "nested": [{"api_key": MASKED}]}
+    assert "hunter2" not in out
+
+
+def test_json_detected_without_content_type() -> None:
+    out = body_attribute('{"secret": "s", "a": 1}', CONFIG)
+    assert out is not None and json.loads(out) == {"secret": MASKED, "a": 1}
+
+
+def test_truncated_json_still_masks_secrets() -> None:
+    # a body recorded only in part is not valid JSON; its secrets must not leak
+    full = json.dumps({"a": "x" * 10, "password": "hunter2hunter2", "b": "y" * 100})
+    cut = full[: full.index("hunter2") + 5]
+    out = body_attribute(cut.encode(), CONFIG, "application/json")
+    assert out is not None
+    assert "hunt" not in out
+    assert f'"password": "{MASKED}"' in out
+
+
+def test_form_body_masked() -> None:
+    out = body_attribute(b"user=a&pass%77ord=b&x=1", CONFIG, "application/x-www-form-urlencoded")
+    assert out == f"user=a&pass%77ord={MASKED}&x=1"
+
+
+def test_plain_text_unchanged_and_truncated() -> None:
+    assert body_attribute(b"hello", CONFIG, "text/plain") == "hello"
+    assert body_attribute(b"x" * 100, small(10), "text/plain") == "x" * 10
+
+
+def test_binary_and_empty_bodies() -> None:
+    assert body_attribute(b"\x89PNG\r\n\x1a\n\x00\x01", CONFIG, None) == "<binary body: 10 bytes>"
+    assert body_attribute(b"text", CONFIG, "image/png") == "<binary body: 4 bytes>"
+    assert body_attribute(b"\xff\xfe\x00", CONFIG, "application/json") == "<binary body: 3 bytes>"
+    assert body_attribute(b"", CONFIG) is None
+    assert body_attribute(None, CONFIG) is None
+
+
+def test_charset_and_cut_multibyte_character() -> None:
+    assert (
+        body_attribute("café".encode("latin-1"), CONFIG, "text/plain; charset=ISO-8859-1") == "café"
+    )
+    # a UTF-8 character cut by the recording limit is dropped, not a binary placeholder
+    assert body_attribute("abcé".encode()[:-1], CONFIG, "text/plain") == "abc"
+    # an unknown charset falls back to UTF-8
+    assert body_attribute(b"ok", CONFIG, "text/plain; charset=nope") == "ok"
+
+
+def test_deeply_nested_json_does_not_raise() -> None:
+    text = "[" * 5000 + "]" * 5000
+    out = body_attribute(text, CONFIG, "application/json")
+    assert out is not None and out.startswith("[[[")
+
+
+def test_bounded_body_records_beginning_and_total() -> None:
+    rec = BoundedBody(5)
+    for chunk in (b"abc", b"", None, b"defgh", "ij"):
+        rec.add(chunk)
+    assert rec.data == b"abcde"
+    assert rec.total == 10
+    assert rec.truncated
+    assert rec.attribute(CONFIG, "text/plain") == "abcde"
+
+
+@given(st.binary(max_size=300), st.integers(min_value=1, max_value=64))
+def test_body_attribute_never_exceeds_limit(body: bytes, limit: int) -> None:
+    out = body_attribute(body, small(limit), None)
+    assert out is None or len(out) <= max(limit, len(f"<binary body: {len(body)} bytes>"))
+
+
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=5))
+def test_any_json_secret_is_masked(data: dict[str, str]) -> None:
+    data = {**data, "password": "hunter2-value"}
+    out = body_attribute(json.dumps(data), CONFIG, "application/json")
+    assert out is not None and "hunter2-value" not in out
