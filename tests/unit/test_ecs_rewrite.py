@@ -183,7 +183,8 @@ def test_boto3_describe_response_with_response_metadata_is_accepted() -> None:
             "used twice",
         ),
         (
-            '{"family": "x", "colour": "red", "containerDefinitions": [{"name": "a", "image": "i"}]}',
+            '{"family": "x", "colour": "red",'
+            ' "containerDefinitions": [{"name": "a", "image": "i"}]}',
             'Unknown parameter in input: "colour"',
         ),
         (
@@ -191,7 +192,8 @@ def test_boto3_describe_response_with_response_metadata_is_accepted() -> None:
             'Unknown parameter in containerDefinitions[0]: "envs"',
         ),
         (
-            '{"family": "x", "containerDefinitions": [{"name": "a", "image": "i", "memory": "lots"}]}',
+            '{"family": "x",'
+            ' "containerDefinitions": [{"name": "a", "image": "i", "memory": "lots"}]}',
             "Invalid type for parameter containerDefinitions[0].memory",
         ),
         ('{"taskDefinition": {"family": "x"}, "extra": 1}', "unknown field(s) next to"),
