@@ -1,0 +1,282 @@
+"""Building the layer: every package set, deduplicated, plus the bootstrap and the manifest.
+
+Layout of a built layer (see docs/layer.md):
+
+    bootstrap/sitecustomize.py   the only directory apps put on PYTHONPATH
+    py3.X-<libc>-<arch>/         one package set per interpreter, libc and architecture
+    shared/<hash>                files found in two or more sets, hard-linked into each
+    manifest.json                LayerManifest
+    copy-layer.sh                the init container's entrypoint
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from lumigo_injector import __version__
+from lumigo_injector.layer_copy import COPY_SCRIPT_TEXT
+from lumigo_injector.layer_manifest import (
+    ARCHES,
+    BOOTSTRAP_DIR,
+    COPY_SCRIPT,
+    MANIFEST_NAME,
+    PLATFORMS,
+    ROOT_DIST,
+    SET_FILE,
+    SHARED_DIR,
+    SUPPORTED_PYTHONS,
+    LayerManifest,
+    PackageSet,
+    set_name,
+    set_requirements_text,
+    validate_python,
+)
+from lumigo_injector.layer_sets import LayerBuildError, install_set, read_package_set
+
+Progress = Callable[[str], None]
+
+BOOTSTRAP_SOURCE = Path(__file__).parent / "bootstrap" / "sitecustomize.py"
+# Bump when the way sets are made changes, so cached sets are rebuilt.
+SET_RECIPE_VERSION = "1"
+_SOURCE_SKIP = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "dist", "build"}
+
+
+def host_arch() -> str:
+    """This machine's architecture in image terms (amd64 or arm64)."""
+    machine = os.uname().machine.lower()
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        machine, machine
+    )
+
+
+def default_distro_source() -> Path:
+    """The workspace's `distro/` (env LUMIGO_DISTRO_SOURCE overrides it)."""
+    configured = os.environ.get("LUMIGO_DISTRO_SOURCE")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[3] / "distro"
+
+
+def source_hash(source: Path) -> str:
+    """sha256 over the relative paths and contents of a source tree or a wheel file."""
+    digest = hashlib.sha256()
+    if source.is_file():
+        digest.update(source.read_bytes())
+        return digest.hexdigest()
+    for path in sorted(_source_files(source)):
+        digest.update(str(path.relative_to(source)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _source_files(root: Path) -> Iterator[Path]:
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in _SOURCE_SKIP and not d.endswith(".egg-info")]
+        for name in names:
+            if not name.endswith((".pyc", ".pyo")):
+                yield Path(folder, name)
+
+
+def build_distro_wheel(source: Path, out_dir: Path) -> Path:
+    """`pip wheel` the distro source (a directory); a `.whl` path is returned as is."""
+    if source.is_file() and source.suffix == ".whl":
+        return source
+    if not (source / "pyproject.toml").exists():
+        raise LayerBuildError(f"{source} is neither a wheel nor a project with pyproject.toml")
+    command = [
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+        "--disable-pip-version-check", "--wheel-dir", str(out_dir), str(source),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    wheels = sorted(out_dir.glob("lumigo_opentelemetry-*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise LayerBuildError(f"could not build the distro wheel from {source}:\n{result.stderr}")
+    return wheels[-1]
+
+
+def _as_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def build_layer(
+    out: Path,
+    pythons: Sequence[str] = SUPPORTED_PYTHONS,
+    platform: str | Sequence[str] = "glibc",
+    arch: str | Sequence[str] = "amd64",
+    progress: Progress | None = None,
+    *,
+    distro: Path | None = None,
+    set_cache: Path | None = None,
+    jobs: int = 4,
+) -> LayerManifest:
+    """Build the layer into `out` (replaced if it holds a layer; must not hold anything else).
+
+    `platform` and `arch` take one value or several (one set per combination).
+    `set_cache`: a directory keeping pip's output per set, keyed on the distro source hash,
+    so that a rebuild with unchanged sources only re-assembles the layer.
+    """
+    say = progress or (lambda _message: None)
+    versions = tuple(validate_python(v) for v in pythons)
+    platforms, arches = _as_tuple(platform), _as_tuple(arch)
+    for value, allowed, what in ((platforms, PLATFORMS, "platform"), (arches, ARCHES, "arch")):
+        bad = [v for v in value if v not in allowed]
+        if bad or not value:
+            raise ValueError(f"unknown {what} {bad!r}; expected some of {', '.join(allowed)}")
+    if not versions:
+        raise ValueError("no Python version asked for")
+    out = Path(out)
+    _check_replaceable(out)
+    source = Path(distro) if distro else default_distro_source()
+    if not source.exists():
+        raise LayerBuildError(f"distro source {source} not found (use --distro)")
+    digest = source_hash(source)
+    combos = [(v, p, a) for p in platforms for a in arches for v in versions]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".layer-build-", dir=out.parent) as tmp_name:
+        tmp = Path(tmp_name)
+        say(f"building the {ROOT_DIST} wheel from {source}")
+        wheel = build_distro_wheel(source, tmp / "wheel")
+        raw_root = set_cache if set_cache is not None else tmp / "raw"
+
+        def make(combo: tuple[str, str, str]) -> tuple[Path, PackageSet]:
+            python, plat, machine = combo
+            target = raw_root / f"{set_name(python, plat, machine)}-{_set_key(digest, combo)}"
+            if not (target / SET_FILE).exists():
+                say(f"pip: {set_name(python, plat, machine)}")
+                partial = target.parent / f"{target.name}.partial"
+                install_set(wheel, partial, python, plat, machine)
+                pset = read_package_set(partial, python, plat, machine)
+                (partial / SET_FILE).write_text(set_requirements_text(pset), encoding="utf-8")
+                if target.exists():
+                    shutil.rmtree(target)
+                partial.rename(target)
+            else:
+                say(f"cached: {set_name(python, plat, machine)}")
+            return target, read_package_set(target, python, plat, machine)
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            built = list(pool.map(make, combos))
+
+        say("deduplicating files shared between sets")
+        staging = tmp / "layer"
+        stats = assemble(staging, {pset.name: path for path, pset in built})
+        sets = tuple(replace(pset, files=stats.set_files[pset.name], bytes=stats.set_bytes[
+            pset.name]) for _path, pset in built)  # fmt: skip
+        (staging / BOOTSTRAP_DIR).mkdir()
+        shutil.copy2(BOOTSTRAP_SOURCE, staging / BOOTSTRAP_DIR / "sitecustomize.py")
+        (staging / COPY_SCRIPT).write_text(COPY_SCRIPT_TEXT, encoding="utf-8")
+        (staging / COPY_SCRIPT).chmod(0o755)
+        manifest = LayerManifest(
+            layer_version=__version__,
+            distro_version=sets[0].dists.get(ROOT_DIST, "?"),
+            distro_source_hash=digest,
+            sets=sets,
+            shared_files=stats.shared_files,
+            shared_bytes=stats.shared_bytes,
+            disk_bytes=stats.disk_bytes,
+            naive_bytes=stats.naive_bytes,
+        )
+        (staging / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        _make_readable(staging)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    say(f"layer written to {out}")
+    return manifest
+
+
+def _set_key(digest: str, combo: tuple[str, str, str]) -> str:
+    text = "|".join((SET_RECIPE_VERSION, digest, *combo))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_replaceable(out: Path) -> None:
+    if out.is_file():
+        raise LayerBuildError(f"{out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).exists():
+        raise LayerBuildError(f"{out} is not empty and holds no layer; refusing to replace it")
+
+
+class AssemblyStats:
+    """Counts from `assemble`."""
+
+    def __init__(self) -> None:
+        self.set_files: dict[str, int] = {}
+        self.set_bytes: dict[str, int] = {}
+        self.shared_files = 0
+        self.shared_bytes = 0
+        self.disk_bytes = 0
+        self.naive_bytes = 0
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assemble(out: Path, raw_sets: dict[str, Path]) -> AssemblyStats:
+    """Copy each raw set into `out/<name>/`, storing files found in 2+ places only once.
+
+    A file seen more than once (in any set) lives in `shared/<hash>` and is hard-linked
+    into every set that has it, so sets stay ordinary directories for the import system.
+    """
+    stats = AssemblyStats()
+    occurrences: dict[str, int] = {}
+    listing: dict[str, list[tuple[Path, Path, str]]] = {}
+    for name, root in raw_sets.items():
+        entries = listing.setdefault(name, [])
+        for folder, _dirs, files in os.walk(root):
+            for leaf in files:
+                source = Path(folder, leaf)
+                digest = _file_digest(source)
+                occurrences[digest] = occurrences.get(digest, 0) + 1
+                entries.append((source, source.relative_to(root), digest))
+    shared = out / SHARED_DIR
+    shared.mkdir(parents=True)
+    for name, entries in listing.items():
+        stats.set_files[name] = len(entries)
+        stats.set_bytes[name] = 0
+        for source, relative, digest in entries:
+            dest = out / name / relative
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            size = source.stat().st_size
+            stats.set_bytes[name] += size
+            stats.naive_bytes += size
+            if occurrences[digest] > 1:
+                stored = shared / digest[:2] / digest[2:]
+                if not stored.exists():
+                    stored.parent.mkdir(exist_ok=True)
+                    shutil.copy2(source, stored)
+                    stats.shared_files += 1
+                    stats.shared_bytes += size
+                    stats.disk_bytes += size
+                os.link(stored, dest)
+            else:
+                shutil.copy2(source, dest)
+                stats.disk_bytes += size
+    return stats
+
+
+def _make_readable(root: Path) -> None:
+    """World-readable files and directories: the app may run as any user."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            mode = os.stat(path).st_mode
+            os.chmod(path, 0o755 if mode & 0o111 else 0o644)
+    os.chmod(root, 0o755)
