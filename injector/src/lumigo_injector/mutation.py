@@ -667,15 +667,58 @@ def uninject(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _guess_state(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Best effort when the state record is missing: remove only what is unmistakably ours."""
+    """Best effort when the state record is missing: undo only what is unmistakably ours.
+
+    Our downward-API variables and the token reference are removed, our prefix of PYTHONPATH,
+    our AUTOWRAPT_BOOTSTRAP entry and our `$(LUMIGO_K8S_*)` attributes are stripped.
+    """
     ours = {c.ENV_TRACER_TOKEN} | {var for _, var, _ in _DOWNWARD_FIELDS}
     containers: dict[str, Any] = {}
     for container in _as_list(spec.get("containers")):
         container = _as_map(container)
-        added = [
-            str(_as_map(e).get("name"))
-            for e in _as_list(container.get("env"))
-            if _as_map(e).get("name") in ours
-        ]
-        containers[str(container.get("name"))] = {"added": added, "mount": True}
+        added: list[str] = []
+        changed: dict[str, Any] = {}
+        for entry in _as_list(container.get("env")):
+            entry = _as_map(entry)
+            name, value = entry.get("name"), _literal(entry)
+            if name in ours:
+                added.append(str(name))
+            elif value is None:
+                continue
+            elif name == c.ENV_PYTHONPATH:
+                original = _strip_prefix(value, c.BOOTSTRAP_PATH, ":")
+                _guess_one(entry, value, original, added, changed)
+            elif name == c.ENV_AUTOWRAPT_BOOTSTRAP:
+                original = _strip_suffix(value, c.AUTOWRAPT_ENTRY_POINT, ",")
+                _guess_one(entry, value, original, added, changed)
+            elif name == c.ENV_RESOURCE_ATTRIBUTES:
+                kept = [p for p in value.split(",") if "$(LUMIGO_K8S_" not in p]
+                _guess_one(entry, value, ",".join(kept) if kept else None, added, changed)
+        containers[str(container.get("name"))] = {"added": added, "changed": changed, "mount": True}
     return {"containers": containers, "volume": True, "initContainer": True, "created": []}
+
+
+def _strip_prefix(value: str, ours: str, separator: str) -> str | None:
+    if value == ours:
+        return None
+    return value[len(ours) + 1 :] if value.startswith(ours + separator) else value
+
+
+def _strip_suffix(value: str, ours: str, separator: str) -> str | None:
+    if value == ours:
+        return None
+    return value[: -len(ours) - 1] if value.endswith(separator + ours) else value
+
+
+def _guess_one(
+    entry: Mapping[str, Any],
+    value: str,
+    original: str | None,
+    added: list[str],
+    changed: dict[str, Any],
+) -> None:
+    """Record `entry` as added (original None) or changed (original differs)."""
+    if original is None:
+        added.append(str(entry["name"]))
+    elif original != value:
+        changed[str(entry["name"])] = {**entry, "value": original}
