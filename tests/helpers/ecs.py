@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +46,21 @@ def env(c: dict[str, Any]) -> dict[str, str]:
 
 def secrets(c: dict[str, Any]) -> dict[str, str]:
     return {s["name"]: s["valueFrom"] for s in c.get("secrets", [])}
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `lumigo-injector ecs ...` as a real process, never reaching real AWS."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    base["AWS_EC2_METADATA_DISABLED"] = "true"
+    base["AWS_CONFIG_FILE"] = base["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    return subprocess.run(
+        [sys.executable, "-m", "lumigo_injector.cli", "ecs", *args],
+        env={**base, **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -187,6 +187,11 @@ def _members(shape: str) -> frozenset[str]:
     return frozenset(_service_model().shape_for(shape).members)
 
 
+def normalise_container(container: Mapping[str, Any]) -> dict[str, Any]:
+    """A container definition without null values and empty lists or objects."""
+    return _drop_empty(container, _members("ContainerDefinition"))
+
+
 def _drop_empty(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
     """Drop empty known fields; unknown ones stay, for validation to report."""
     return {k: v for k, v in obj.items() if k not in known or not _is_empty(v)}
@@ -249,9 +254,16 @@ def is_injected(td: Mapping[str, Any]) -> bool:
 
 
 def inject(td: Mapping[str, Any], settings: EcsSettings) -> EcsResult:
-    """Return the injected copy of a task definition (idempotent; re-injecting updates it)."""
+    """Return the injected copy of a task definition.
+
+    Idempotent: an injected input is first uninjected, so re-injecting applies the current
+    settings. Fields set on an existing `lumigo-otel-init` that we do not manage (by hand, or
+    by ECS such as `cpu: 0`) are kept, so a described revision re-injects to itself.
+    """
+    td = normalise(td)
     if not is_injected(td) and any(v.get("name") == VOLUME_NAME for v in _volumes(td)):
         raise TaskDefinitionError(f"the task definition already has a volume named {VOLUME_NAME!r}")
+    previous_init = next((c for c in _containers(td) if c.get("name") == INIT_CONTAINER_NAME), {})
     base = uninject(td)
     validate(base)
     if settings.token_secret_arn is not None:
@@ -264,7 +276,8 @@ def inject(td: Mapping[str, Any], settings: EcsSettings) -> EcsResult:
     for container in out["containerDefinitions"]:
         if container["name"] in selected:
             warnings.extend(_inject_container(container, out["family"], settings))
-    out["containerDefinitions"].insert(0, _init_container(out, settings))
+    init = {**normalise_container(previous_init), **_init_container(out, settings)}
+    out["containerDefinitions"].insert(0, init)
     out["volumes"] = [*out.get("volumes", []), {"name": VOLUME_NAME}]
     warnings.extend(_task_warnings(out, selected, settings))
     report = model_errors(out)
