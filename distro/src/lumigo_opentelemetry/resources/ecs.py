@@ -86,6 +86,7 @@ def ecs_attributes(
     if not base:
         return {}
     result: List[Dict[str, str]] = []
+    errors: List[Exception] = []
 
     def fetch() -> None:
         try:
@@ -93,13 +94,15 @@ def ecs_attributes(
             task = _fetch_json(f"{base}/task", timeout)
             result.append(attributes_from_documents(container, task))
         except Exception as exc:
-            logger.warning("ECS metadata unavailable at %s: %s", base, exc)
+            errors.append(exc)
 
     worker = threading.Thread(target=fetch, name="lumigo-ecs-metadata", daemon=True)
     worker.start()
     worker.join(timeout)
-    if not result:
-        if worker.is_alive():
-            logger.warning("ECS metadata endpoint %s did not answer within %ss", base, timeout)
-        return {}
-    return result[0]
+    if result:
+        return result[0]
+    if errors:
+        logger.warning("ECS metadata unavailable at %s: %s", base, errors[0])
+    else:
+        logger.warning("ECS metadata endpoint %s did not answer within %ss", base, timeout)
+    return {}
