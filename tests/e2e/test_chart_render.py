@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import celpy
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lumigo_injector.mutation import wants_injection
-from tests.helpers.helm import CHART_DIR, Helm, find, helm_binary, kinds
+from tests.helpers.helm import CHART_DIR, Helm, HelmCluster, find, helm_binary, kinds
 
 NAMESPACE = "lumigo-system"
 RELEASE = "lumigo"
@@ -572,6 +573,54 @@ def test_helm_tls_cabundle_issued_the_serving_cert(render: Any) -> None:
     deployment = find(objs, "Deployment")
     tls_volumes = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
     assert tls_volumes[0]["secret"]["secretName"] == secret["metadata"]["name"]
+
+
+def _released(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` as a previous helm release left it in the cluster (ownership metadata)."""
+    obj = json.loads(json.dumps(obj))
+    obj["metadata"].setdefault("annotations", {}).update(
+        {"meta.helm.sh/release-name": RELEASE, "meta.helm.sh/release-namespace": NAMESPACE}
+    )
+    return obj
+
+
+def test_upgrade_keeps_the_generated_certificate(helm: Helm, render: Any, tmp_path: Path) -> None:
+    """`lookup` finds the installed Secret: no new CA, no caBundle churn on upgrade."""
+    installed = find(render("defaults"), "Secret", f"{FULLNAME}-tls")
+    fresh = find(helm.template(namespace=NAMESPACE, release=RELEASE), "Secret", f"{FULLNAME}-tls")
+    assert fresh["data"]["ca.crt"] != installed["data"]["ca.crt"], "each install makes a new CA"
+
+    cluster = HelmCluster(tmp_path)
+    cluster.add(_released(installed))
+    with cluster:
+        proc = helm.template_raw(
+            {"replicaCount": 3}, release=RELEASE, namespace=NAMESPACE, cluster=cluster
+        )
+    assert proc.returncode == 0, proc.stderr
+    objs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    upgraded = find(objs, "Secret", f"{FULLNAME}-tls")
+    assert upgraded["data"] == installed["data"]
+    for hook in find(objs, "MutatingWebhookConfiguration")["webhooks"]:
+        assert hook["clientConfig"]["caBundle"] == installed["data"]["ca.crt"]
+
+
+def test_upgrade_replaces_an_incomplete_certificate_secret(
+    helm: Helm, render: Any, tmp_path: Path
+) -> None:
+    installed = find(render("defaults"), "Secret", f"{FULLNAME}-tls")
+    broken = _released(installed)
+    del broken["data"]["ca.crt"]
+    cluster = HelmCluster(tmp_path)
+    cluster.add(broken)
+    with cluster:
+        proc = helm.template_raw(release=RELEASE, namespace=NAMESPACE, cluster=cluster)
+    assert proc.returncode == 0, proc.stderr
+    objs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    regenerated = find(objs, "Secret", f"{FULLNAME}-tls")
+    assert set(regenerated["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+    assert regenerated["data"]["tls.crt"] != installed["data"]["tls.crt"]
+    ca = _b64_pem(regenerated["data"]["ca.crt"])
+    _b64_pem(regenerated["data"]["tls.crt"]).verify_directly_issued_by(ca)
 
 
 def test_secret_tls_uses_the_given_secret_and_ca(render: Any, byo_ca: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import stat
@@ -126,9 +127,14 @@ class Helm:
         self.chart = chart
         self.env = helm_env(home)
 
-    def run(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = False, kubeconfig: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env)
+        if kubeconfig is not None:
+            env["KUBECONFIG"] = str(kubeconfig)
         proc = subprocess.run(
-            [self.binary, *args], capture_output=True, text=True, env=self.env, timeout=120
+            [self.binary, *args], capture_output=True, text=True, env=env, timeout=120
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -157,12 +163,17 @@ class Helm:
         namespace: str = "lumigo-system",
         kube_version: str | None = None,
         extra: Sequence[str] = (),
+        cluster: HelmCluster | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """`helm template`; with `cluster`, rendered against it (`lookup` sees its objects)."""
         args = ["template", release, str(self.chart), "--namespace", namespace]
         if kube_version:
             args += ["--kube-version", kube_version]
+        if cluster is not None:
+            args += ["--dry-run=server", "--disable-openapi-validation"]
         args += self.set_args(values, sets, self.home)
-        return self.run(*args, *extra)
+        kubeconfig = cluster.kubeconfig if cluster is not None else None
+        return self.run(*args, *extra, kubeconfig=kubeconfig)
 
     def template(
         self,
@@ -197,3 +208,129 @@ def find(objs: Sequence[Mapping[str, Any]], kind: str, name: str | None = None) 
 
 def kinds(objs: Sequence[Mapping[str, Any]]) -> list[str]:
     return sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objs)
+
+
+# ------------------------------------------------------------------------------------------
+# A kmock Kubernetes emulator that helm can talk to (for `lookup` during upgrades)
+# ------------------------------------------------------------------------------------------
+
+# (group, version, plural, kind, namespaced): what the chart renders, so helm can map them.
+CHART_RESOURCES = (
+    ("", "v1", "secrets", "Secret", True),
+    ("", "v1", "services", "Service", True),
+    ("", "v1", "serviceaccounts", "ServiceAccount", True),
+    ("apps", "v1", "deployments", "Deployment", True),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True),
+    ("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        False,
+    ),
+)
+VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+
+
+class HelmCluster:
+    """kmock's KubernetesEmulator on 127.0.0.1 in a background thread, plus a kubeconfig.
+
+    Enough API for `helm template --dry-run=server` (discovery, /version, GET objects), so
+    the chart's `lookup` sees objects a previous release left behind.
+    """
+
+    def __init__(self, workdir: Path, server_version: tuple[int, int] = (1, 31)) -> None:
+        self.workdir = workdir
+        self.server_version = server_version
+        self.kubeconfig = workdir / "kubeconfig"
+        self._objects: list[dict[str, Any]] = []
+        self._thread: Any = None
+        self._loop: Any = None
+        self._stop: Any = None
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        """Queue an object to exist in the cluster (call before entering)."""
+        self._objects.append(json.loads(json.dumps(obj)))
+
+    def __enter__(self) -> HelmCluster:
+        import asyncio
+        import threading
+
+        import kmock
+
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+                core = []
+                for group, version, plural, kind, namespaced in CHART_RESOURCES:
+                    emulator.resources[kmock.resource(group, version, plural)] = kmock.ResourceInfo(
+                        kind=kind, namespaced=namespaced, verbs=set(VERBS)
+                    )
+                    if not group:
+                        core.append(
+                            {
+                                "name": plural,
+                                "kind": kind,
+                                "namespaced": namespaced,
+                                "singularName": "",
+                                "verbs": VERBS,
+                            }
+                        )
+                # kmock answers the core group as "/v1", which client-go's mapper ignores.
+                emulator["get /api/v1"] << {
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": "v1",
+                    "resources": core,
+                }
+                major, minor = self.server_version
+                emulator["get /version"] << {
+                    "major": str(major),
+                    "minor": str(minor),
+                    "gitVersion": f"v{major}.{minor}.0",
+                }
+                for obj in self._objects:
+                    meta = obj["metadata"]
+                    plural = {k: p for _, _, p, k, _ in CHART_RESOURCES}[obj["kind"]]
+                    group_version = obj["apiVersion"].rpartition("/")
+                    key = kmock.resource(group_version[0], group_version[2], plural)
+                    emulator.objects[key, meta.get("namespace"), meta["name"]] = obj
+                self._write_kubeconfig(str(server.url).rstrip("/"))
+                self._loop = asyncio.get_running_loop()
+                self._stop = asyncio.Event()
+                ready.set()
+                await self._stop.wait()
+
+        def run() -> None:
+            try:
+                asyncio.run(serve())
+            except BaseException as exc:  # surfaced to the test below
+                failure.append(exc)
+                ready.set()
+
+        self._thread = threading.Thread(target=run, name="kmock-helm", daemon=True)
+        self._thread.start()
+        if not ready.wait(30) or failure:
+            raise RuntimeError(f"kmock emulator did not start: {failure!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _write_kubeconfig(self, url: str) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "kmock", "cluster": {"server": url}}],
+            "users": [{"name": "kmock", "user": {"token": "kmock"}}],
+            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
+            "current-context": "kmock",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config))
