@@ -15,10 +15,28 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lumigo_injector.constants import ANNOTATION_INJECT
+
 log = logging.getLogger("lumigo_injector.namespaces")
 
 Annotations = Mapping[str, str]
 Fetcher = Callable[[str], "Annotations | None"]
+
+
+def opt_in_view(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """A namespace's annotations, with its `lumigo.io/inject` label counted as the annotation.
+
+    A webhook configuration can select namespaces by label only, so the Helm chart's
+    namespace opt-in is the label `lumigo.io/inject=python`; an annotation, when present,
+    wins over the label.
+    """
+    annotations = metadata.get("annotations")
+    labels = metadata.get("labels")
+    view = {k: v for k, v in (annotations or {}).items() if isinstance(v, str)}
+    label = (labels or {}).get(ANNOTATION_INJECT)
+    if isinstance(label, str) and ANNOTATION_INJECT not in view:
+        view[ANNOTATION_INJECT] = label
+    return view
 
 
 class NamespaceDirectory:
@@ -93,6 +111,7 @@ def api_fetcher(core: Any) -> Fetcher:
             if exc.status == 404:
                 return None
             raise
-        return dict(namespace.metadata.annotations or {})
+        metadata = namespace.metadata
+        return opt_in_view({"annotations": metadata.annotations, "labels": metadata.labels})
 
     return fetch

@@ -24,7 +24,7 @@ import kopf
 
 from lumigo_injector import constants as c
 from lumigo_injector import propagation
-from lumigo_injector.namespaces import NamespaceDirectory
+from lumigo_injector.namespaces import NamespaceDirectory, opt_in_view
 from lumigo_injector.secrets_mirror import SecretMirror
 
 log = logging.getLogger("lumigo_injector.operator")
@@ -159,7 +159,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         if type == "DELETED":
             ctx.namespaces.forget(name)
             return
-        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        annotations = opt_in_view(body.get("metadata") or {})  # the label counts too
         ctx.namespaces.update(name, annotations)
         value = annotations.get(c.ANNOTATION_INJECT)
         if isinstance(value, str) and value.strip().lower() == c.INJECT_PYTHON:
