@@ -1,0 +1,36 @@
+"""Benchmark app: Flask, a trivial JSON endpoint and a pymysql query endpoint."""
+
+import os
+
+import pymysql
+from flask import Flask, jsonify
+
+app = Flask(__name__)
+_conn = None
+
+
+def _db():
+    global _conn
+    if _conn is None:
+        _conn = pymysql.connect(
+            host=os.environ.get("BENCH_DB_HOST", "127.0.0.1"),
+            port=int(os.environ.get("BENCH_DB_PORT", "3306")),
+            user=os.environ.get("BENCH_DB_USER", "root"),
+            password=os.environ.get("BENCH_DB_PASSWORD", ""),
+            database=os.environ.get("BENCH_DB_NAME", "test"),
+            autocommit=True,
+        )
+    return _conn
+
+
+@app.get("/hello")
+def hello():
+    return jsonify(message="hello", items=[1, 2, 3])
+
+
+@app.get("/db")
+def db():
+    with _db().cursor() as cur:
+        cur.execute("SELECT id, name FROM bench_items WHERE id = %s", (42,))
+        row = cur.fetchone()
+    return jsonify(id=row[0], name=row[1])
