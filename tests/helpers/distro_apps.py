@@ -70,13 +70,14 @@ def run_app(
     options: Mapping[str, Any] | None = None,
     cwd: Path | None = None,
     timeout: float = 60,
+    argv: list[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a fixture app to completion; `options` go to argv[1] as JSON."""
-    argv = [PYTHON, str(APPS / script)]
+    """Run a fixture app to completion; `options` go to argv[1] as JSON (or pass `argv`)."""
+    command = [PYTHON, str(APPS / script), *(argv or [])]
     if options is not None:
-        argv.append(json.dumps(options))
+        command.append(json.dumps(options))
     return subprocess.run(
-        argv, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout
+        command, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -100,9 +101,13 @@ def free_port() -> int:
 
 
 class HangingServer:
-    """Accepts TCP connections and never answers (a backend that hangs)."""
+    """Accepts TCP connections and never answers (a backend that hangs).
 
-    def __init__(self) -> None:
+    `marker`, when given, is a file created on the first connection (apps can wait for it).
+    """
+
+    def __init__(self, marker: Path | None = None) -> None:
+        self.marker = marker
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(64)
@@ -125,6 +130,8 @@ class HangingServer:
             except OSError:
                 return
             self._conns.append(conn)
+            if self.marker is not None:
+                self.marker.touch()
             self.accepted.set()
 
     def __enter__(self) -> HangingServer:
