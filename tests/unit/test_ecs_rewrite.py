@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lumigo_injector import constants
 from lumigo_injector.ecs import (
-    LABEL_ENV_CHANGES,
+    LABEL_STATE,
     EcsSettings,
     TaskDefinitionError,
     inject,
@@ -215,7 +215,7 @@ def test_existing_env_is_kept_ours_goes_first_and_uninject_restores_it() -> None
     ).task_definition
     e = env(container(td, "billing"))
     assert e["PYTHONPATH"] == f"{BOOT}:/srv/billing/src:/srv/billing/vendor"
-    assert e["AUTOWRAPT_BOOTSTRAP"] == "lumigo_opentelemetry,billing_hooks"
+    assert e["AUTOWRAPT_BOOTSTRAP"] == "billing_hooks,lumigo_opentelemetry"  # as in Kubernetes
     assert e["OTEL_SERVICE_NAME"] == "billing-api"  # set by the user: kept
     assert e["LUMIGO_ENDPOINT"] == "https://collector.internal.example.com/v1/traces"
     s = secrets(container(td, "billing"))
@@ -471,7 +471,13 @@ def test_labels_record_what_was_added_and_merged() -> None:
     td = inject(parsed("existing-env-secrets.json"), WITH_TOKEN).task_definition
     labels = container(td, "billing")["dockerLabels"]
     assert labels["lumigo.io/injected"] == constants.DEFAULT_LAYER_VERSION
-    assert labels[LABEL_ENV_CHANGES] == "~PYTHONPATH,~AUTOWRAPT_BOOTSTRAP,+LUMIGO_TRACER_TOKEN"
+    assert json.loads(labels[LABEL_STATE]) == {
+        "added": ["LUMIGO_TRACER_TOKEN"],
+        "changed": {
+            "PYTHONPATH": "/srv/billing/src:/srv/billing/vendor",
+            "AUTOWRAPT_BOOTSTRAP": "billing_hooks",
+        },
+    }
 
 
 _NAMES = st.sampled_from(
@@ -498,3 +504,52 @@ def test_property_uninject_inverts_inject(
     once = inject(before, opts).task_definition
     assert uninject(once) == before
     assert inject(once, opts).task_definition == once
+
+
+@pytest.mark.parametrize(
+    "existing",
+    [
+        [],
+        [
+            {"name": "PYTHONPATH", "value": "/app:/lib"},
+            {"name": "AUTOWRAPT_BOOTSTRAP", "value": "x"},
+        ],
+        [{"name": "PYTHONPATH", "value": f"{BOOT}:/app"}],
+    ],
+)
+def test_same_layer_env_as_the_kubernetes_mutation(existing: list[dict[str, str]]) -> None:
+    from lumigo_injector import mutation
+
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "svc", "annotations": {constants.ANNOTATION_INJECT: "python"}},
+        "spec": {"containers": [{"name": "app", "image": "python:3.12", "env": existing}]},
+    }
+    k8s = mutation.inject(pod, mutation.InjectionSettings(endpoint="http://127.0.0.1:4318"))
+    assert k8s.injected, k8s.reason
+    k8s_app = k8s.obj["spec"]["containers"][0]
+    k8s_env = {e["name"]: e.get("value") for e in k8s_app["env"]}
+    td = inject(
+        minimal(environment=existing), EcsSettings(endpoint="http://127.0.0.1:4318")
+    ).task_definition
+    ecs_env = env(container(td, "app"))
+    for name in ("PYTHONPATH", "AUTOWRAPT_BOOTSTRAP", "LUMIGO_ENDPOINT"):
+        assert ecs_env[name] == k8s_env[name]
+    k8s_mount = next(m for m in k8s_app["volumeMounts"] if m["name"] == constants.VOLUME_NAME)
+    ecs_mount = container(td, "app")["mountPoints"][0]
+    assert ecs_mount["containerPath"] == k8s_mount["mountPath"]
+    k8s_init = k8s.obj["spec"]["initContainers"][0]
+    ecs_init = container(td, INIT)
+    assert (ecs_init["name"], ecs_init["image"]) == (k8s_init["name"], k8s_init["image"])
+    assert ecs_init["command"] == k8s_init["args"]  # the entrypoint's destination argument
+
+
+def test_unreadable_state_label_falls_back_to_removing_our_parts() -> None:
+    td = inject(
+        minimal(environment=[{"name": "AUTOWRAPT_BOOTSTRAP", "value": "x"}]), WITH_TOKEN
+    ).task_definition
+    container(td, "app")["dockerLabels"][LABEL_STATE] = "{not json"
+    c = container(uninject(td), "app")
+    assert env(c) == {"AUTOWRAPT_BOOTSTRAP": "x", "OTEL_SERVICE_NAME": "svc"}
+    assert "dockerLabels" not in c and "mountPoints" not in c

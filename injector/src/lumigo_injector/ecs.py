@@ -14,8 +14,9 @@ What `inject` adds, mirroring the Kubernetes mutation:
   `OTEL_SERVICE_NAME` (the family, unless set), `LUMIGO_ENDPOINT` (when given) and the token
   `LUMIGO_TRACER_TOKEN` through `secrets` (never a plain value).
 
-Two docker labels on each injected container record the layer version and which variables were
-added (`+NAME`) or merged into (`~NAME`), so `uninject` gives back exactly the original.
+Two docker labels on each injected container record the layer version (`lumigo.io/injected`)
+and, as JSON, the variables we added and the original values of those we changed
+(`lumigo.io/injection-state`), so `uninject` gives back exactly the original.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lumigo_injector import constants
+from lumigo_injector import constants, mutation
 
 VOLUME_NAME = constants.VOLUME_NAME
 INIT_CONTAINER_NAME = constants.INIT_CONTAINER_NAME
@@ -43,12 +44,16 @@ OTEL_SERVICE_NAME = constants.ENV_SERVICE_NAME
 LUMIGO_ENDPOINT = constants.ENV_ENDPOINT
 LUMIGO_TRACER_TOKEN = constants.ENV_TRACER_TOKEN
 
-# Variables whose existing value we keep, with ours put in front.
-_MERGED = {PYTHONPATH: BOOTSTRAP_DIR, AUTOWRAPT_BOOTSTRAP: AUTOWRAPT_ENTRY}
-_SEPARATORS = {PYTHONPATH: ":", AUTOWRAPT_BOOTSTRAP: ","}
+# Variables whose existing value we keep, merged exactly as the Kubernetes mutation does:
+# our bootstrap directory first on PYTHONPATH, our entry point last in AUTOWRAPT_BOOTSTRAP.
+_MERGES: dict[str, Callable[[str], str]] = {
+    PYTHONPATH: mutation.merged_pythonpath,
+    AUTOWRAPT_BOOTSTRAP: mutation.merged_autowrapt,
+}
 
 LABEL_INJECTED = constants.ANNOTATION_INJECTED  # value: the layer version
-LABEL_ENV_CHANGES = "lumigo.io/env-changes"
+#: JSON record of the variables we added and the original values of those we changed.
+LABEL_STATE = constants.ANNOTATION_INJECTION_STATE
 
 MAX_CONTAINERS = 10  # ECS limit of container definitions per task definition
 INIT_MEMORY_RESERVATION_MIB = 64  # only set when the task has no task-level memory (EC2)
@@ -366,6 +371,8 @@ def _init_container(td: Mapping[str, Any], settings: EcsSettings) -> dict[str, A
         "name": INIT_CONTAINER_NAME,
         "image": settings.init_image,
         "essential": False,
+        "command": [MOUNT_PATH],  # the entrypoint copies the layer into its first argument
+        "readonlyRootFilesystem": True,
         "mountPoints": [
             {"sourceVolume": VOLUME_NAME, "containerPath": MOUNT_PATH, "readOnly": False}
         ],
@@ -400,38 +407,37 @@ def _inject_container(container: dict[str, Any], family: str, settings: EcsSetti
     ]
     env: list[dict[str, Any]] = list(container.get("environment", []))
     secrets: list[dict[str, Any]] = list(container.get("secrets", []))
-    changes: list[str] = []
+    record: dict[str, Any] = {"added": [], "changed": {}}
 
-    for var, ours in _MERGED.items():
+    for var, merge in _MERGES.items():
         current = _value(env, var)
         if current is None:
-            env.append({"name": var, "value": ours})
-            changes.append(f"+{var}")
-        elif ours not in _items(current, _SEPARATORS[var]):
-            _set(env, var, f"{ours}{_SEPARATORS[var]}{current}" if current else ours)
-            changes.append(f"~{var}")
+            env.append({"name": var, "value": merge("")})
+            record["added"].append(var)
+        elif merge(current) != current:
+            _set(env, var, merge(current))
+            record["changed"][var] = current
 
     if _value(env, OTEL_SERVICE_NAME) is None and _index(secrets, OTEL_SERVICE_NAME) is None:
         env.append({"name": OTEL_SERVICE_NAME, "value": family})
-        changes.append(f"+{OTEL_SERVICE_NAME}")
+        record["added"].append(OTEL_SERVICE_NAME)
 
     if settings.endpoint is not None:
         current = _value(env, LUMIGO_ENDPOINT)
         if current is None:
             env.append({"name": LUMIGO_ENDPOINT, "value": settings.endpoint})
-            changes.append(f"+{LUMIGO_ENDPOINT}")
+            record["added"].append(LUMIGO_ENDPOINT)
         elif current != settings.endpoint:
             warnings.append(f"container '{name}' already sets {LUMIGO_ENDPOINT}={current}; kept it")
 
-    warnings.extend(_inject_token(name, env, secrets, settings, changes))
+    warnings.extend(_inject_token(name, env, secrets, settings, record["added"]))
 
     container["environment"] = env
     if secrets:
         container["secrets"] = secrets
     labels = dict(container.get("dockerLabels", {}))
     labels[LABEL_INJECTED] = settings.layer_version
-    if changes:
-        labels[LABEL_ENV_CHANGES] = ",".join(changes)
+    labels[LABEL_STATE] = json.dumps(record, separators=(",", ":"))
     container["dockerLabels"] = labels
     return warnings
 
@@ -441,7 +447,7 @@ def _inject_token(
     env: list[dict[str, Any]],
     secrets: list[dict[str, Any]],
     settings: EcsSettings,
-    changes: list[str],
+    added: list[str],
 ) -> list[str]:
     plain = _value(env, LUMIGO_TRACER_TOKEN) is not None
     index = _index(secrets, LUMIGO_TRACER_TOKEN)
@@ -463,7 +469,7 @@ def _inject_token(
             "or spans are sent without a Lumigo token"
         ]
     secrets.append({"name": LUMIGO_TRACER_TOKEN, "valueFrom": settings.token_secret_arn})
-    changes.append(f"+{LUMIGO_TRACER_TOKEN}")
+    added.append(LUMIGO_TRACER_TOKEN)
     return []
 
 
@@ -516,37 +522,70 @@ def _uninject_container(container: Mapping[str, Any]) -> dict[str, Any]:
         d for d in out.get("dependsOn", []) if d.get("containerName") != INIT_CONTAINER_NAME
     ]
     labels = dict(out.get("dockerLabels", {}))
-    injected = labels.pop(LABEL_INJECTED, None) is not None
-    recorded = labels.pop(LABEL_ENV_CHANGES, "")
+    labels.pop(LABEL_INJECTED, None)
+    state = labels.pop(LABEL_STATE, None)
     out["dockerLabels"] = labels
-    mounted = len(out["mountPoints"]) < len(container.get("mountPoints", []))
-    if mounted and not injected:
-        # Our mount without our labels (hand-edited): undo only the unambiguous merges.
-        recorded = f"~{PYTHONPATH},~{AUTOWRAPT_BOOTSTRAP}"
     env = list(out.get("environment", []))
     secrets = list(out.get("secrets", []))
-    for change in filter(None, recorded.split(",")):
-        op, name = change[0], change[1:]
-        if op == "+" and name == LUMIGO_TRACER_TOKEN:
-            secrets = [s for s in secrets if s.get("name") != name]
-        elif op == "+":
-            env = [e for e in env if e.get("name") != name]
-        elif op == "~":
-            _unmerge(env, name)
+    mounted = len(out["mountPoints"]) < len(container.get("mountPoints", []))
+    record = _parse_state(state)
+    if record is None and mounted:
+        # Our mount without a readable record (hand-edited): undo only the unambiguous parts.
+        for var in _MERGES:
+            current = _value(env, var)
+            if current is not None:
+                stripped = _strip_ours(var, current)
+                if stripped is None:
+                    env = [e for e in env if e.get("name") != var]
+                else:
+                    _set(env, var, stripped)
+    for var in (record or {}).get("added", []):
+        if var == LUMIGO_TRACER_TOKEN:
+            secrets = [s for s in secrets if s.get("name") != var]
+        else:
+            env = [e for e in env if e.get("name") != var]
+    for var, original in (record or {}).get("changed", {}).items():
+        current = _value(env, var)
+        if current is not None and var in _MERGES:
+            if current == _MERGES[var](original):
+                _set(env, var, original)
+            else:  # edited after injection: keep the edit, drop our part
+                _set(env, var, _strip_ours(var, current) or "")
     out["environment"] = env
     out["secrets"] = secrets
     return _drop_empty(out, _members("ContainerDefinition"))
 
 
-def _unmerge(env: list[dict[str, Any]], name: str) -> None:
-    """Take our part back out of a variable `inject` prepended it to."""
-    ours, current = _MERGED.get(name), _value(env, name)
-    if ours is None or current is None:
-        return
-    if current == ours:
-        _set(env, name, "")
-    elif current.startswith(ours + _SEPARATORS[name]):
-        _set(env, name, current[len(ours) + 1 :])
+def _parse_state(label: str | None) -> dict[str, Any] | None:
+    if label is None:
+        return None
+    try:
+        record = json.loads(label)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    added = [v for v in record.get("added", []) if isinstance(v, str)]
+    changed = record.get("changed", {})
+    changed = (
+        {k: v for k, v in changed.items() if isinstance(v, str)}
+        if isinstance(changed, dict)
+        else {}
+    )
+    return {"added": added, "changed": changed}
+
+
+def _strip_ours(var: str, value: str) -> str | None:
+    """`value` without our entry; None when nothing else is left."""
+    if var == PYTHONPATH:
+        if value == BOOTSTRAP_DIR:
+            return None
+        prefix = BOOTSTRAP_DIR + ":"
+        return value[len(prefix) :] if value.startswith(prefix) else value
+    if value.strip() == AUTOWRAPT_ENTRY:
+        return None
+    suffix = "," + AUTOWRAPT_ENTRY
+    return value[: -len(suffix)] if value.endswith(suffix) else value
 
 
 # --------------------------------------------------------------------------- output
@@ -600,7 +639,3 @@ def _set(env: list[dict[str, Any]], name: str, value: str) -> None:
     i = _index(env, name)
     assert i is not None
     env[i] = {**env[i], "value": value}
-
-
-def _items(value: str, separator: str) -> list[str]:
-    return [item.strip() for item in value.split(separator)]
