@@ -25,8 +25,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import requests
+import httpx
 
 from tests.helpers.need import missing, pyenv_python
 
@@ -233,12 +234,24 @@ def run_app(
         app.stop()
 
 
-def get(app: AppProcess, path: str, **kwargs: object) -> requests.Response:
-    """GET `path` on the app (no proxies from the environment)."""
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    """No client span and no injected `traceparent` for our own test requests, even
+    when the distro got activated inside the pytest process (importing it does that)."""
+    try:
+        from opentelemetry.instrumentation.utils import suppress_http_instrumentation
+    except ImportError:
+        yield
+        return
+    with suppress_http_instrumentation():
+        yield
+
+
+def request(app: AppProcess, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One HTTP request to the app (httpx; no proxies from the environment)."""
+    with untraced(), httpx.Client(trust_env=False, timeout=30) as client:
+        return client.request(method, app.url + path, **kwargs)
+
+
+def get(app: AppProcess, path: str, **kwargs: Any) -> httpx.Response:
     return request(app, "GET", path, **kwargs)
-
-
-def request(app: AppProcess, method: str, path: str, **kwargs: object) -> requests.Response:
-    with requests.Session() as session:
-        session.trust_env = False
-        return session.request(method, app.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]

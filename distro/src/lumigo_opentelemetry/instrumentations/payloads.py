@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 import re
-from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import unquote_plus
 
 from lumigo_opentelemetry.masking import MASKED, MaskingRules
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from lumigo_opentelemetry.config import Config
+
+logger = logging.getLogger("lumigo-opentelemetry")
 
 REQUEST_HEADERS = "http.request.headers"
 REQUEST_BODY = "http.request.body"
@@ -50,6 +55,17 @@ _BINARY_SUBTYPES = frozenset(
 _JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
 
 HeaderSource = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
+
+
+def set_captured(span: Span, key: str, compute: Callable[[], Optional[str]]) -> None:
+    """Set attribute `key` to `compute()` (None: not set); on any error in `compute`
+    the attribute is dropped and the error logged at debug, never raised."""
+    try:
+        value = compute()
+        if value is not None:
+            span.set_attribute(key, value)
+    except Exception:
+        logger.debug("capturing %s failed; attribute dropped", key, exc_info=True)
 
 
 def _text(value: Union[str, bytes]) -> str:

@@ -1,0 +1,140 @@
+"""Flask: server spans from opentelemetry-instrumentation-flask, plus payloads.
+
+On top of the upstream instrumentor (request/response hooks, no fork):
+
+- `http.request.headers` (request hook) and `http.response.headers` (response hook);
+- `http.request.body`: what the application itself read from `wsgi.input`, recorded
+  by a pass-through wrapper (bounded by the attribute length limit); a body the
+  application never reads is not read by us either;
+- `http.response.body`: for ordinary (non-streamed) responses, taken in the last
+  `after_request` step; streamed responses and `send_file` are left untouched.
+
+All capture code is guarded: a failure drops that attribute and logs at debug.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
+
+from lumigo_opentelemetry.instrumentations import payloads
+
+if TYPE_CHECKING:
+    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+        BaseInstrumentor,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span
+
+    from lumigo_opentelemetry.config import Config
+
+NAME = "flask"
+HOOK_MODULE = "flask"
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+_INPUT_KEY = "lumigo.request_input"
+_UPSTREAM_SPAN_KEY = "opentelemetry-flask.span_key"
+
+
+def instrumentor() -> BaseInstrumentor:
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    return FlaskInstrumentor()
+
+
+def instrument(config: Config, tracer_provider: TracerProvider) -> None:
+    import flask
+    import wrapt
+
+    def request_hook(span: Span, environ: Mapping[str, Any]) -> None:
+        if span is not None and span.is_recording():
+            payloads.set_captured(
+                span,
+                payloads.REQUEST_HEADERS,
+                lambda: payloads.headers_attribute(payloads.wsgi_request_headers(environ), config),
+            )
+
+    def response_hook(span: Span, _status: str, headers: Any) -> None:
+        if span is not None and span.is_recording():
+            payloads.set_captured(
+                span, payloads.RESPONSE_HEADERS, lambda: payloads.headers_attribute(headers, config)
+            )
+
+    instrumentor().instrument(
+        tracer_provider=tracer_provider, request_hook=request_hook, response_hook=response_hook
+    )
+
+    def after_init(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Any) -> None:
+        wrapped(*args, **kwargs)
+        try:
+            instance.wsgi_app = _recording_wsgi_app(instance.wsgi_app, config)
+            # registered first, so Flask runs it last: it sees the final response
+            instance.after_request(_capture_bodies(config))
+        except Exception:
+            logger.debug("flask payload capture not installed on %r", instance, exc_info=True)
+
+    # `flask.Flask` is the upstream instrumented subclass from here on
+    wrapt.wrap_function_wrapper(flask, "Flask.__init__", after_init)
+
+
+def _recording_wsgi_app(wsgi_app: Any, config: Config) -> Callable[..., Any]:
+    from lumigo_opentelemetry.instrumentations._wsgi_capture import RecordingInput
+
+    def recording_app(environ: Any, start_response: Any) -> Any:
+        try:
+            stream = environ.get("wsgi.input")
+            if stream is not None and not isinstance(stream, RecordingInput):
+                recording = RecordingInput(stream, config.attribute_length_limit)
+                environ["wsgi.input"] = recording
+                environ[_INPUT_KEY] = recording
+        except Exception:
+            logger.debug("request body recording not installed", exc_info=True)
+        return wsgi_app(environ, start_response)
+
+    return recording_app
+
+
+def _capture_bodies(config: Config) -> Callable[[Any], Any]:
+    import flask
+    from opentelemetry import trace
+
+    def capture(response: Any) -> Any:
+        try:
+            environ = flask.request.environ
+            span = environ.get(_UPSTREAM_SPAN_KEY) or trace.get_current_span()
+            if not span.is_recording():
+                return response
+            recording = environ.get(_INPUT_KEY)
+            recorder = getattr(recording, "recorder", None)
+            if recorder is not None:
+                content_type = environ.get("CONTENT_TYPE")
+                payloads.set_captured(
+                    span,
+                    payloads.REQUEST_BODY,
+                    lambda: payloads.body_attribute(
+                        recorder.data, config, content_type, total_size=recorder.total
+                    ),
+                )
+            payloads.set_captured(
+                span, payloads.RESPONSE_BODY, lambda: _response_body(response, config)
+            )
+        except Exception:
+            logger.debug("flask body capture failed", exc_info=True)
+        return response
+
+    return capture
+
+
+def _response_body(response: Any, config: Config) -> Optional[str]:
+    """The body of a non-streamed response, without touching streamed ones."""
+    if getattr(response, "direct_passthrough", False) or not getattr(
+        response, "is_sequence", False
+    ):
+        return None
+    recorder = payloads.BoundedBody(config.attribute_length_limit)
+    for item in response.response:
+        recorder.add(item)
+    return payloads.body_attribute(
+        recorder.data, config, response.headers.get("Content-Type"), total_size=recorder.total
+    )

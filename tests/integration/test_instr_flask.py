@@ -1,0 +1,198 @@
+"""Flask under a real gunicorn, injected by environment only; spans checked at the receiver.
+
+Runs against the oldest and newest Flask rows of tests/helpers/versions.py.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
+from tests.helpers.app_venv import AppProcess, app_venv, run_app
+from tests.helpers.app_venv import request as http_request
+from tests.helpers.versions import rows
+
+MASKED = "****"  # not imported: importing lumigo_opentelemetry activates it in pytest
+
+WEB = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "web"
+pytestmark = pytest.mark.slow
+
+
+def gunicorn(module: str = "flask_app:app") -> list[str]:
+    return ["gunicorn", "-b", "127.0.0.1:{port}", "-w", "1", "--chdir", str(WEB), module]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as rec:
+        yield rec
+
+
+@pytest.fixture(scope="module", params=rows("flask"), ids=lambda row: row[0])
+def flask_app(
+    request: pytest.FixtureRequest, receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppProcess]:
+    _label, requirements = request.param
+    venv = app_venv([*requirements, "gunicorn>=22"])
+    logs = tmp_path_factory.mktemp("flask")
+    with run_app(venv, gunicorn(), receiver_url=receiver.url, log_dir=logs) as app:
+        yield app
+
+
+def call(app: AppProcess, method: str, path: str, **kwargs: Any) -> tuple[str, httpx.Response]:
+    test_id = uuid.uuid4().hex
+    headers = {"x-test-id": test_id, **kwargs.pop("headers", {})}
+    return test_id, http_request(app, method, path, headers=headers, **kwargs)
+
+
+def server_span(receiver: OtlpReceiver, test_id: str) -> ReceivedSpan:
+    def mine(span: ReceivedSpan) -> bool:
+        return span.kind == "SERVER" and test_id in span.attributes.get("http.request.headers", "")
+
+    spans = receiver.wait_for_spans(1, where=mine)
+    assert len(spans) == 1, spans
+    return spans[0]
+
+
+def status_code(span: ReceivedSpan) -> int:
+    attrs = span.attributes
+    return int(attrs.get("http.response.status_code", attrs.get("http.status_code", 0)))
+
+
+def test_server_span_with_headers_and_route(flask_app: AppProcess, receiver: OtlpReceiver) -> None:
+    test_id, resp = call(flask_app, "GET", "/hello", headers={"X-Api-Key": "k-123"})
+    assert resp.status_code == 200 and resp.text == "hello"
+    span = server_span(receiver, test_id)
+    assert span.name == "GET /hello"
+    assert span.service == "test-app"
+    assert status_code(span) == 200
+    headers = json.loads(span.attributes["http.request.headers"])
+    assert headers["x-test-id"] == test_id
+    assert headers["x-api-key"] == MASKED
+    assert json.loads(span.attributes["http.response.headers"])["content-type"].startswith(
+        "text/html"
+    )
+    assert span.attributes["http.response.body"] == "hello"
+    assert "http.request.body" not in span.attributes
+
+
+def test_json_bodies_masked_and_app_gets_its_body(
+    flask_app: AppProcess, receiver: OtlpReceiver
+) -> None:
+    test_id, resp = call(flask_app, "POST", "/login", json={"user": "ann", "password": "hunter2"})
+    assert resp.json() == {"user": "ann", "token_secret": "s3cr3t-token", "ok": True}
+    span = server_span(receiver, test_id)
+    assert span.name == "POST /login"
+    assert json.loads(span.attributes["http.request.body"]) == {"user": "ann", "password": MASKED}
+    response_body = json.loads(span.attributes["http.response.body"])
+    assert response_body["token_secret"] == MASKED and response_body["user"] == "ann"
+    assert "hunter2" not in str(span.attributes) and "s3cr3t" not in str(span.attributes)
+
+
+def test_body_read_as_a_stream_is_recorded_and_intact(
+    flask_app: AppProcess, receiver: OtlpReceiver
+) -> None:
+    body = "".join(f"line {i}\n" for i in range(50))
+    test_id, resp = call(
+        flask_app, "POST", "/count", content=body.encode(), headers={"Content-Type": "text/plain"}
+    )
+    assert resp.json() == {"lines": 50, "bytes": len(body)}
+    span = server_span(receiver, test_id)
+    assert span.attributes["http.request.body"] == body
+
+
+def test_unread_body_is_not_read_by_the_capture(
+    flask_app: AppProcess, receiver: OtlpReceiver
+) -> None:
+    test_id, resp = call(flask_app, "POST", "/ignore", content=b"never read by the app")
+    assert resp.text == "ignored"
+    assert "http.request.body" not in server_span(receiver, test_id).attributes
+
+
+def test_huge_and_binary_bodies(flask_app: AppProcess, receiver: OtlpReceiver) -> None:
+    big = b"0123456789" * 50_000  # 500 kB
+    test_id, resp = call(
+        flask_app, "POST", "/echo", content=big, headers={"Content-Type": "text/plain"}
+    )
+    assert resp.content == big
+    span = server_span(receiver, test_id)
+    assert span.attributes["http.request.body"] == big[:2048].decode()
+    assert span.attributes["http.response.body"] == big[:2048].decode()
+
+    test_id, resp = call(flask_app, "GET", "/binary")
+    assert resp.content == bytes(range(256)) * 4
+    assert server_span(receiver, test_id).attributes["http.response.body"] == (
+        "<binary body: 1024 bytes>"
+    )
+
+    test_id, resp = call(flask_app, "GET", "/big")
+    assert len(resp.text) == 100_000
+    assert server_span(receiver, test_id).attributes["http.response.body"] == "x" * 2048
+
+
+def test_streamed_response_streams_and_is_not_captured(
+    flask_app: AppProcess, receiver: OtlpReceiver
+) -> None:
+    test_id, resp = call(flask_app, "GET", "/stream")
+    assert resp.text == "chunk-0;chunk-1;chunk-2;chunk-3;chunk-4;"
+    span = server_span(receiver, test_id)
+    assert "http.response.body" not in span.attributes
+    assert status_code(span) == 200
+
+
+def test_odd_headers_do_not_break_requests(flask_app: AppProcess, receiver: OtlpReceiver) -> None:
+    odd = {
+        "X-Latin": "caf\xe9".encode("latin-1"),
+        "X-Json": '{"password": "p"}',
+        "X-Empty": "",
+        "X-Long": "v" * 8000,
+    }
+    test_id, resp = call(flask_app, "GET", "/headers", headers=odd)
+    assert resp.status_code == 200
+    assert resp.json()["x-long"] == "v" * 8000
+    span = server_span(receiver, test_id)
+    assert len(span.attributes["http.request.headers"]) == 2048
+
+
+def test_error_is_a_server_span_with_status_500(
+    flask_app: AppProcess, receiver: OtlpReceiver
+) -> None:
+    test_id, resp = call(flask_app, "GET", "/fail")
+    assert resp.status_code == 500
+    span = server_span(receiver, test_id)
+    assert status_code(span) == 500
+    assert span.status == "ERROR"
+
+
+def test_incoming_traceparent_continues_the_trace(
+    flask_app: AppProcess, receiver: OtlpReceiver
+) -> None:
+    trace_id, parent_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    test_id, resp = call(
+        flask_app, "GET", "/hello", headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}
+    )
+    assert resp.status_code == 200
+    span = server_span(receiver, test_id)
+    assert (span.trace_id, span.parent_span_id) == (trace_id, parent_id)
+
+
+def test_capture_fault_drops_only_the_attribute(receiver: OtlpReceiver, tmp_path: Path) -> None:
+    venv = app_venv([*rows("flask", ("newest",))[0][1], "gunicorn>=22"])
+    env = {"LUMIGO_TEST_FAULT": "body", "LUMIGO_DEBUG": "true"}
+    with run_app(venv, gunicorn(), receiver_url=receiver.url, log_dir=tmp_path, env=env) as app:
+        test_id, resp = call(app, "POST", "/login", json={"user": "bob", "password": "x"})
+        assert resp.json()["user"] == "bob"
+        span = server_span(receiver, test_id)
+        output = app.output()
+    assert "http.request.headers" in span.attributes
+    assert "http.request.body" not in span.attributes
+    assert "http.response.body" not in span.attributes
+    assert "capturing http.request.body failed; attribute dropped" in output
+    assert "injected capture fault" in output
