@@ -11,6 +11,7 @@ Layout of a built layer (see docs/layer.md):
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -47,6 +48,7 @@ Progress = Callable[[str], None]
 BOOTSTRAP_SOURCE = Path(__file__).parent / "bootstrap" / "sitecustomize.py"
 # Bump when the way sets are made changes, so cached sets are rebuilt.
 SET_RECIPE_VERSION = "1"
+PYCACHE_BLOCKER = "A file, not a directory, so that Python writes no bytecode into the layer.\n"
 _SOURCE_SKIP = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "dist", "build"}
 
 
@@ -151,17 +153,21 @@ def build_layer(
         def make(combo: tuple[str, str, str]) -> tuple[Path, PackageSet]:
             python, plat, machine = combo
             target = raw_root / f"{set_name(python, plat, machine)}-{_set_key(digest, combo)}"
-            if not (target / SET_FILE).exists():
-                say(f"pip: {set_name(python, plat, machine)}")
-                partial = target.parent / f"{target.name}.partial"
-                install_set(wheel, partial, python, plat, machine)
-                pset = read_package_set(partial, python, plat, machine)
-                (partial / SET_FILE).write_text(set_requirements_text(pset), encoding="utf-8")
-                if target.exists():
-                    shutil.rmtree(target)
-                partial.rename(target)
-            else:
-                say(f"cached: {set_name(python, plat, machine)}")
+            raw_root.mkdir(parents=True, exist_ok=True)
+            with (raw_root / f"{target.name}.lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # other builds may share the set cache
+                if not (target / SET_FILE).exists():
+                    say(f"pip: {set_name(python, plat, machine)}")
+                    partial = target.parent / f"{target.name}.partial"
+                    install_set(wheel, partial, python, plat, machine)
+                    pset = read_package_set(partial, python, plat, machine)
+                    text = set_requirements_text(pset)
+                    (partial / SET_FILE).write_text(text, encoding="utf-8")
+                    if target.exists():
+                        shutil.rmtree(target)
+                    partial.rename(target)
+                else:
+                    say(f"cached: {set_name(python, plat, machine)}")
             return target, read_package_set(target, python, plat, machine)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -174,6 +180,9 @@ def build_layer(
             pset.name]) for _path, pset in built)  # fmt: skip
         (staging / BOOTSTRAP_DIR).mkdir()
         shutil.copy2(BOOTSTRAP_SOURCE, staging / BOOTSTRAP_DIR / "sitecustomize.py")
+        # A regular file where Python would make its bytecode cache directory: no Python
+        # ever writes a .pyc next to the bootstrap, even as root on a writable volume.
+        (staging / BOOTSTRAP_DIR / "__pycache__").write_text(PYCACHE_BLOCKER, encoding="utf-8")
         (staging / COPY_SCRIPT).write_text(COPY_SCRIPT_TEXT, encoding="utf-8")
         (staging / COPY_SCRIPT).chmod(0o755)
         manifest = LayerManifest(

@@ -38,7 +38,9 @@ class LayerBuildError(RuntimeError):
     """A package set could not be built; the message says which and why."""
 
 
-def pip_install_command(wheel: Path, target: Path, python: str, platform: str, arch: str) -> list[str]:
+def pip_install_command(
+    wheel: Path, target: Path, python: str, platform: str, arch: str
+) -> list[str]:
     """The pip command line that fills `target` with the set for (python, platform, arch)."""
     command = [
         sys.executable, "-m", "pip", "install",

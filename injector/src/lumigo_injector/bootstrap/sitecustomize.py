@@ -91,7 +91,7 @@ def pick_set(layer: str) -> tuple[Optional[str], str]:
         return None, f"no package set for {sys.platform} (Linux only)"
     machine = os.uname().machine
     arch = _MACHINES.get(machine.lower())
-    libc, libc_version = detect_libc()
+    libc, _libc_version = detect_libc()
     if arch is None or not libc:
         return None, f"no package set for machine {machine!r} with libc {libc or 'unknown'}"
     name = set_name_for((sys.version_info[0], sys.version_info[1]), libc, arch)
@@ -194,9 +194,7 @@ def _metadata_version(entry: str, item: str) -> str:
     return ""
 
 
-def find_conflict(
-    needs: SetRequirements, app: dict[str, tuple[str, str]]
-) -> Optional[str]:
+def find_conflict(needs: SetRequirements, app: dict[str, tuple[str, str]]) -> Optional[str]:
     """A sentence naming the first conflict between the app's packages and the set, or None."""
     own = app.get(ROOT_DIST)
     if own is not None:
@@ -219,6 +217,7 @@ _PRE_LABELS = {
 }  # fmt: skip
 _POST_LABELS = ("post", "rev", "r")
 _INF = float("inf")
+
 
 def parse_version(text: str) -> Optional[tuple[int, tuple[int, ...], Any, Any, Any]]:
     """Split a PEP 440 version into comparable parts; None if it is not one."""
@@ -263,9 +262,9 @@ def parse_version(text: str) -> Optional[tuple[int, tuple[int, ...], Any, Any, A
     return epoch, tuple(release), pre, post, dev
 
 
-def _tokens(text: str) -> list[object]:
+def _tokens(text: str) -> list[int | str]:
     """'1.0rc1.post2' -> [1, 0, 'rc', 1, 'post', 2]; separators are dropped."""
-    tokens: list[object] = []
+    tokens: list[int | str] = []
     current = ""
     for char in text + ".":
         kind = "d" if char.isdigit() else ("a" if char.isalpha() else "s")
@@ -370,11 +369,11 @@ def _release_digits(target: str) -> Optional[list[int]]:
     return digits or None
 
 
-def _prefix_match(parsed: Any, prefix: Any) -> bool:
+def _prefix_match(parsed: Any, prefix: tuple[int, tuple[int, ...]]) -> bool:
     if parsed[0] != prefix[0]:
         return False
     want = prefix[1]
-    have = tuple(parsed[1]) + (0,) * max(0, len(want) - len(parsed[1]))
+    have: tuple[int, ...] = tuple(parsed[1]) + (0,) * max(0, len(want) - len(parsed[1]))
     return have[: len(want)] == want
 
 
@@ -424,7 +423,7 @@ def activate(set_dir: str, layer: str, needs: SetRequirements) -> None:
 
         known: set[str] = set()
         for name in needs.pth_files:
-            site.addpackage(set_dir, name, known)  # type: ignore[attr-defined]
+            site.addpackage(set_dir, name, known)
     # autowrapt 2 defers hook registration to site.execsitecustomize, which is the very
     # call running this module: register now, or the hooks never fire.
     from autowrapt.bootstrap import register_bootstrap_functions
@@ -460,7 +459,8 @@ def run_app_sitecustomize(own_dir: str) -> Optional[ModuleType]:
                 f"{err.__class__.__name__}: {err}\n"
             )
         return None
-    return module
+    found: ModuleType = module
+    return found
 
 
 def _real(path: str) -> str:
@@ -479,8 +479,8 @@ def main() -> None:
     layer = os.path.dirname(own_dir)
     try:
         disabled = os.environ.get("LUMIGO_LAYER_DISABLE", "").strip().lower() in _TRUTHY
-        set_dir, why_not = (None, "disabled by LUMIGO_LAYER_DISABLE") if disabled else (
-            pick_set(layer)
+        set_dir, why_not = (
+            (None, "disabled by LUMIGO_LAYER_DISABLE") if disabled else (pick_set(layer))
         )
     except Exception as exc:
         set_dir, why_not = None, f"could not inspect the interpreter ({exc!r})"
