@@ -74,6 +74,14 @@ def _template_patch(kind: str, annotations: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
+def _template_metadata(patch: dict[str, Any], kind: str) -> dict[str, Any]:
+    node = patch
+    for key in TEMPLATE_PATHS[kind]:
+        node = node[key]
+    metadata: dict[str, Any] = node["metadata"]
+    return metadata
+
+
 def plan(workload: Mapping[str, Any], kind: str) -> TemplateChange | None:
     """What to change so that the template reflects the workload annotation, or None."""
     if kind not in TEMPLATE_PATHS:
@@ -99,8 +107,16 @@ def plan(workload: Mapping[str, Any], kind: str) -> TemplateChange | None:
     if not recorded:
         return None  # nothing of ours to take back
     restored = previous or None
-    patch = _template_patch(kind, {c.ANNOTATION_INJECT: restored})
-    patch["metadata"] = {"annotations": {ANNOTATION_TEMPLATE_PREVIOUS: None}}
+    # Drop a map we leave empty, so the object reads exactly as before we touched it.
+    if restored is None and set(template_annotations) <= {c.ANNOTATION_INJECT}:
+        patch = _template_patch(kind, {})
+        _template_metadata(patch, kind)["annotations"] = None
+    else:
+        patch = _template_patch(kind, {c.ANNOTATION_INJECT: restored})
+    if set(workload_annotations) <= {ANNOTATION_TEMPLATE_PREVIOUS}:
+        patch["metadata"] = {"annotations": None}
+    else:
+        patch["metadata"] = {"annotations": {ANNOTATION_TEMPLATE_PREVIOUS: None}}
     what = f"restored to {restored!r}" if restored else "removed"
     return TemplateChange(patch, f"pod template annotation {c.ANNOTATION_INJECT} {what}")
 
