@@ -38,7 +38,7 @@ RESPONSE_HEADERS = "http.response.headers"
 RESPONSE_BODY = "http.response.body"
 ALWAYS_MASKED_HEADERS = frozenset({"authorization", "x-amz-security-token"})
 
-_LOG = logging.getLogger(__name__)
+_LOG = logging.getLogger("lumigo-opentelemetry.botocore")
 
 
 def instrumentor() -> BaseInstrumentor:

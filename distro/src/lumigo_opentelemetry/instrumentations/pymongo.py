@@ -44,7 +44,7 @@ BOOKKEEPING_FIELDS = frozenset(
     }
 )
 
-_LOG = logging.getLogger(__name__)
+_LOG = logging.getLogger("lumigo-opentelemetry.pymongo")
 
 
 def instrumentor() -> BaseInstrumentor:

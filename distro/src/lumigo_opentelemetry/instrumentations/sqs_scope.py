@@ -17,7 +17,7 @@ from typing import Any, Iterator, List, Optional
 
 from opentelemetry import context, trace
 
-_LOG = logging.getLogger(__name__)
+_LOG = logging.getLogger("lumigo-opentelemetry.sqs")
 
 
 class ScopedMessages(List[Any]):
