@@ -97,9 +97,12 @@ def _activate(config: Config) -> ProviderLike:
     _install_instrumentations(config, provider)
 
     if config.should_report_dependencies:
-        from lumigo_opentelemetry.dependencies import report_in_background
+        try:
+            from lumigo_opentelemetry.dependencies import report_in_background
 
-        report_in_background(config, dict(resource.attributes))
+            report_in_background(config, dict(resource.attributes))
+        except Exception as exc:
+            logger.debug("dependency report not started: %r", exc)
     logger.debug("initialised (service.name=%s)", resource.attributes.get("service.name"))
     return provider
 

@@ -1,9 +1,10 @@
 """The OTLP/HTTP protobuf exporter to Lumigo, behind a BatchSpanProcessor.
 
 Every request carries `Authorization: LumigoToken <token>`. Exports run on the batch
-processor's thread, never on the app's. At interpreter exit the remaining spans get one
-export budget (`Config.export_timeout`); what cannot be sent by then is dropped, so a
-hanging backend delays exit by at most about twice the exporter timeout.
+processor's thread, never on the app's. At interpreter exit the queued spans get one
+export budget (`Config.export_timeout`); once an export fails or the budget is spent the
+rest is dropped, so a backend that is down or hangs delays exit by at most about one
+exporter timeout.
 """
 
 from __future__ import annotations
@@ -31,30 +32,43 @@ def authorization_header(token: str) -> str:
 
 
 class DeadlineExporter(SpanExporter):
-    """Wraps an exporter; after `start_deadline(seconds)` it drops batches past the deadline."""
+    """Wraps an exporter so that the exit flush is bounded.
+
+    After `start_deadline(seconds)` (called at interpreter exit) a batch is dropped when the
+    deadline has passed or when an export has failed since: a backend that is down or hangs
+    then costs at most one export timeout at exit, while a healthy one still receives
+    everything that was queued.
+    """
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
         self._deadline: Optional[float] = None
+        self._gave_up = False
         self._dropped = 0
 
     def start_deadline(self, seconds: float) -> None:
         if self._deadline is None:
             self._deadline = time.monotonic() + seconds
 
+    def _exiting(self) -> bool:
+        return self._deadline is not None
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._deadline is not None and time.monotonic() >= self._deadline:
+        if self._exiting() and (self._gave_up or time.monotonic() >= (self._deadline or 0.0)):
             self._dropped += len(spans)
             return SpanExportResult.FAILURE
         try:
-            return self.inner.export(spans)
+            result = self.inner.export(spans)
         except Exception as exc:
-            logger.debug("span export failed: %s", exc)
-            return SpanExportResult.FAILURE
+            logger.debug("span export failed: %r", exc)
+            result = SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS and self._exiting():
+            self._gave_up = True
+        return result
 
     def shutdown(self) -> None:
         if self._dropped:
-            logger.warning("dropped %d spans the backend could not take before exit", self._dropped)
+            logger.warning("dropped %d spans at exit: the backend did not take them", self._dropped)
         self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
