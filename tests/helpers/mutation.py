@@ -8,8 +8,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import yaml
+from packaging.version import Version
+from referencing import Registry, Resource
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "manifests"
 INVALID_FIXTURES = FIXTURES / "invalid"
@@ -68,6 +71,21 @@ def env_of(obj: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
     return list(container(obj, name).get("env", []))
 
 
+@cache
+def _validator(version: str, kind: str, api_version: str) -> Any:
+    """A compiled strict validator from kubernetes-validate's schemas (its `validate` re-reads
+    the large definitions file on every call, too slow for property tests)."""
+    from kubernetes_validate import utils
+
+    resolved = [v for v in utils.all_versions() if Version(v) <= Version(version)][-1]
+    directory = f"kubernetes-json-schema/v{resolved}-local-strict"
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema = utils.schema_contents(f"{directory}/{kind.lower()}-{group_version}.json", version)
+    definitions = utils.schema_contents(f"{directory}/_definitions.json", version)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
 def assert_valid(obj: Mapping[str, Any]) -> None:
     """Valid against the Kubernetes schema (strict) for every version we test, and sane.
 
@@ -75,12 +93,11 @@ def assert_valid(obj: Mapping[str, Any]) -> None:
     to existing volumes, no two mounts at one path.
     """
     for version in k8s_versions():
-        try:
-            kubernetes_validate.validate(dict(obj), version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            path = "/".join(str(p) for p in exc.path)
-            message = f"invalid for Kubernetes {version} at {path}: {exc.message}"
-            raise AssertionError(message) from None
+        validator = _validator(version, obj["kind"], obj["apiVersion"])
+        error = jsonschema.exceptions.best_match(validator.iter_errors(dict(obj)))
+        if error is not None:
+            path = "/".join(str(p) for p in error.absolute_path)
+            raise AssertionError(f"invalid for Kubernetes {version} at {path}: {error.message}")
     if obj.get("kind") not in WORKLOAD_KINDS:
         return
     spec = pod_spec(obj)
@@ -96,7 +113,39 @@ def assert_valid(obj: Mapping[str, Any]) -> None:
             assert mount["name"] in volumes, f"{c['name']}: mount of unknown volume {mount}"
 
 
-_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+def kubelet_expand(value: str, known: Mapping[str, str]) -> str:
+    """Expand `$(NAME)` references exactly like the kubelet (its forked `expansion` package).
+
+    `$$` is a literal `$`; `$(` scans to the next `)` and the text in between is the name,
+    whatever it contains; an unknown name is written back as `$(name)`; `$(` without a `)`
+    stays as written.
+    """
+    out: list[str] = []
+    checkpoint = 0
+    cursor = 0
+    while cursor < len(value):
+        if value[cursor] == "$" and cursor + 1 < len(value):
+            out.append(value[checkpoint:cursor])
+            rest = value[cursor + 1 :]
+            if rest[0] == "$":
+                out.append("$")
+                advance = 1
+            elif rest[0] == "(":
+                close = rest.find(")", 1)
+                if close == -1:
+                    out.append("$(")
+                    advance = 1
+                else:
+                    name = rest[1:close]
+                    out.append(known.get(name, f"$({name})"))
+                    advance = close + 1
+            else:
+                out.append("$" + rest[0])
+                advance = 1
+            cursor += advance
+            checkpoint = cursor + 1
+        cursor += 1
+    return "".join(out) + value[checkpoint:]
 
 
 def expand_env(
@@ -104,8 +153,8 @@ def expand_env(
 ) -> dict[str, str]:
     """The environment a container would see, computed the way the kubelet does it.
 
-    Entries are resolved in order; `$(NAME)` expands to an earlier-defined variable (unknown
-    references stay as written), `$$` is a literal `$`. `fieldRef` values come from
+    Entries are resolved in order, each expanded against the variables defined before it
+    (`kubelet_expand`); a later duplicate overrides. `fieldRef` values come from
     `pod_fields` (e.g. {"metadata.name": "web-abc"}), `secretKeyRef` values from `secrets`
     ("name/key" -> value; a missing optional secret leaves the variable unset).
     """
@@ -126,15 +175,7 @@ def expand_env(
             else:
                 result[name] = f"<{name} from {next(iter(source))}>"
             continue
-        raw = entry.get("value", "")
-
-        def substitute(match: re.Match[str], known: dict[str, str] = result) -> str:
-            if match.group(0) == "$$":
-                return "$"
-            ref = match.group(1)
-            return known[ref] if ref in known else match.group(0)
-
-        result[name] = _REFERENCE.sub(substitute, raw)
+        result[name] = kubelet_expand(entry.get("value", ""), result)
     return result
 
 

@@ -255,12 +255,34 @@ def merged_pythonpath(existing: str) -> str:
 
 
 def merged_autowrapt(existing: str) -> str:
-    """The user's comma list of autowrapt bootstraps with ours appended (once)."""
-    entries = [e.strip() for e in existing.split(",")]
-    if c.AUTOWRAPT_ENTRY_POINT in entries:
+    """The user's comma list of autowrapt bootstraps, verbatim, with ours appended (once)."""
+    if c.AUTOWRAPT_ENTRY_POINT in (e.strip() for e in existing.split(",")):
         return existing
-    stripped = existing.rstrip().rstrip(",")
-    return f"{stripped},{c.AUTOWRAPT_ENTRY_POINT}" if stripped.strip() else c.AUTOWRAPT_ENTRY_POINT
+    if not existing.strip():
+        return c.AUTOWRAPT_ENTRY_POINT
+    separator = "" if existing.rstrip().endswith(",") else ","
+    return f"{existing}{separator}{c.AUTOWRAPT_ENTRY_POINT}"
+
+
+def escape_reference(value: str) -> str:
+    """A literal for an env value: `$` doubled so the kubelet does not expand `$(...)`."""
+    return value.replace("$", "$$")
+
+
+def has_unclosed_reference(value: str) -> bool:
+    """Whether the kubelet would read text appended to `value` as part of a `$(` reference."""
+    index = 0
+    while index < len(value) - 1:
+        if value[index] == "$":
+            if value[index + 1] == "(" and ")" not in value[index + 2 :]:
+                return True
+            if value[index + 1] == "(":
+                index = value.index(")", index + 2) + 1
+                continue
+            index += 2
+            continue
+        index += 1
+    return False
 
 
 def attribute_keys(value: str) -> set[str]:
@@ -425,9 +447,11 @@ def _step_env(
     }
     _append_if_absent(env, token, record)
     if options.service_name:
-        _append_if_absent(env, {"name": c.ENV_SERVICE_NAME, "value": options.service_name}, record)
+        service = {"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)}
+        _append_if_absent(env, service, record)
     if settings.endpoint:
-        _append_if_absent(env, {"name": c.ENV_ENDPOINT, "value": settings.endpoint}, record)
+        endpoint = {"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)}
+        _append_if_absent(env, endpoint, record)
     _step_resource_attributes(container, env, options, record, warnings)
 
 
@@ -452,6 +476,12 @@ def _step_resource_attributes(
             )
             return
         existing = literal
+        if has_unclosed_reference(existing):
+            warnings.append(
+                f"container {container.get('name')!r}: {c.ENV_RESOURCE_ATTRIBUTES} has an "
+                "unclosed $( reference; Kubernetes attributes not added"
+            )
+            return
     user_keys = attribute_keys(existing)
     needed = [(key, var, path) for key, var, path in _DOWNWARD_FIELDS if key not in user_keys]
     # Downward-API variables must be defined before the variable that references them.
