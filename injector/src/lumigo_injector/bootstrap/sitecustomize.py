@@ -337,7 +337,8 @@ def _clause_matches(raw: str, parsed: Any, clause: str) -> bool:
     if op == "<":
         # `<V` excludes pre-releases of V itself unless V is one
         same_release = parsed[0] == wanted[0] and parsed[1] == wanted[1]
-        if same_release and wanted[2] is None and wanted[4] is None and parsed[2] is not None:
+        mine_pre = parsed[2] is not None or parsed[4] is not None
+        if same_release and wanted[2] is None and wanted[4] is None and mine_pre:
             return False
         return mine < theirs
     if op == ">":
@@ -426,9 +427,14 @@ def activate(set_dir: str, layer: str, needs: SetRequirements) -> None:
             site.addpackage(set_dir, name, known)
     # autowrapt 2 defers hook registration to site.execsitecustomize, which is the very
     # call running this module: register now, or the hooks never fire.
-    from autowrapt.bootstrap import register_bootstrap_functions
+    try:
+        from autowrapt.bootstrap import register_bootstrap_functions
 
-    register_bootstrap_functions()
+        register_bootstrap_functions()
+    except BaseException:
+        if set_dir in sys.path:  # leave the app's path as it found it
+            sys.path.remove(set_dir)
+        raise
 
 
 # ---------------------------------------------------------------------------------------
@@ -483,7 +489,7 @@ def main() -> None:
             (None, "disabled by LUMIGO_LAYER_DISABLE") if disabled else (pick_set(layer))
         )
     except Exception as exc:
-        set_dir, why_not = None, f"could not inspect the interpreter ({exc!r})"
+        set_dir, why_not = None, f"could not inspect the interpreter ({type(exc).__name__}: {exc})"
 
     run_app_sitecustomize(own_dir)
 
@@ -507,7 +513,7 @@ def main() -> None:
         activate(set_dir, layer, needs)
         _debug(f"activated {os.path.basename(set_dir)}")
     except Exception as exc:
-        _warn(f"failed to start ({exc!r}); the app runs without Lumigo tracing")
+        _warn(f"failed to start ({type(exc).__name__}: {exc}); the app runs without Lumigo tracing")
 
 
 if __name__ == "sitecustomize":
