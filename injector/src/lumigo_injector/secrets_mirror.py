@@ -124,17 +124,19 @@ class SecretMirror:
         return action
 
     def rotate_all(self) -> dict[str, Action]:
-        """Bring every managed Secret of our name up to date (called at start-up)."""
+        """Bring every managed Secret of our name up to date (called at start-up).
+
+        Walks the namespaces and reads only the Secret of our name in each: listing Secrets
+        would need permission to read every Secret in the cluster, which the chart's RBAC
+        deliberately does not grant.
+        """
         if self._token is None:
             return {}
-        selector = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY_VALUE}"
-        listing = self._core.list_secret_for_all_namespaces(label_selector=selector)
         done: dict[str, Action] = {}
-        for item in listing.items:
-            secret = self._core.api_client.sanitize_for_serialization(item)
-            meta = secret.get("metadata") or {}
-            namespace = meta.get("namespace")
-            if meta.get("name") != self.name or not namespace or not is_managed(secret):
+        for item in self._core.list_namespace().items:
+            namespace = item.metadata.name
+            secret = self._read(namespace) if namespace else None
+            if secret is None or not is_managed(secret):
                 continue
             done[namespace] = self._apply(namespace, secret) or "keep"
             with self._lock:
