@@ -510,7 +510,7 @@ def test_rbac_has_no_wildcards_and_no_secret_reads(render: Any, scenario: str) -
             assert rule["resources"] == ["secrets"]
             if "resourceNames" in rule:
                 assert rule["resourceNames"] == ["lumigo-credentials"]
-                assert set(rule["verbs"]) <= {"get", "update", "patch"}
+                assert set(rule["verbs"]) <= {"get", "patch"}
             else:
                 assert rule["verbs"] == ["create"], "create is the only unnamed Secret verb"
     secret_rules = [r for r in _rules(objs) if "secrets" in r["resources"]]
@@ -531,7 +531,7 @@ def test_rbac_covers_what_the_operator_does(render: Any) -> None:
         ("", "events", "create"),
         ("", "secrets", "create"),
         ("", "secrets", "get"),
-        ("", "secrets", "update"),
+        ("", "secrets", "patch"),
     }
     for group, resource in (
         ("apps", "deployments"),

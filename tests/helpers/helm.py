@@ -124,6 +124,7 @@ class Helm:
     def __init__(self, binary: str, home: Path, chart: Path = CHART_DIR) -> None:
         self.binary = binary
         self.home = home
+        home.mkdir(parents=True, exist_ok=True)
         self.chart = chart
         self.env = helm_env(home)
 
