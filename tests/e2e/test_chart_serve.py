@@ -243,3 +243,33 @@ def test_every_api_call_is_granted_by_the_chart_rbac(
     assert ("", "secrets", "create", None) in made_by_injector, sorted(made_by_injector)
     denied = sorted(c for c in made_by_injector if not _allowed(rules, c))
     assert not denied, f"calls the chart's ClusterRole does not grant: {denied}"
+
+
+def test_without_a_token_the_rendered_injector_still_injects(
+    kube: KubeEmulator, tmp_path: Path
+) -> None:
+    helm = Helm(helm_binary(), tmp_path / "helm-home")
+    port, health_port = free_port(), free_port()
+    objs = helm.template({"webhook": {"port": port}, "healthPort": health_port})
+    container = find(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    certs = TestCertificates(tmp_path / "tls")
+    env = _resolve_env(container["env"], objs, {"/tls": certs.directory, "/tmp": tmp_path})
+    assert "LUMIGO_TRACER_TOKEN" not in env
+    kube.create_namespace("tokenless")
+    injector = start_injector(
+        kube.write_kubeconfig(tmp_path / "kubeconfig"),
+        certs,
+        tmp_path,
+        command=_executable([*container["command"], *container.get("args", [])]),
+        env=env,
+        port=port,
+        health_port=health_port,
+    )
+    try:
+        injector.wait_ready()
+        pod = deployment_pod("api", annotations={"lumigo.io/inject": "python"})
+        response = injector.review(admission_review(pod, namespace="tokenless"))
+        assert response["allowed"] is True and decode_patch(response)
+    finally:
+        injector.stop()
+    assert kube.get("/api/v1/namespaces/tokenless/secrets/lumigo-credentials") is None
