@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -50,6 +51,7 @@ def test_s3_calls_are_client_spans_with_headers_and_streams_left_intact(
     assert {get.parent_span_id, put.parent_span_id} == {handler.span_id}
     assert get.trace_id == format(parent.get_span_context().trace_id, "032x")
 
+    assert put.attributes["http.request.body"] == "hello from the app"
     request_headers = json.loads(put.attributes["http.request.headers"])
     assert request_headers["authorization"] == "****"
     assert "testing" not in put.attributes["http.request.headers"]
@@ -57,6 +59,25 @@ def test_s3_calls_are_client_spans_with_headers_and_streams_left_intact(
     # the streamed download body is not read by the capture: the app got all of it above
     assert "http.response.body" not in get.attributes
     assert "content-length" in json.loads(get.attributes["http.response.headers"])
+
+
+def test_an_upload_from_a_file_is_not_read_by_the_capture(
+    moto_server: MotoServer, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    s3 = moto_server.client("s3")
+    bucket = _name("files")
+    s3.create_bucket(Bucket=bucket)
+    source = tmp_path / "report.csv"
+    source.write_bytes(b"id,total\n1,42\n" * 1000)
+    with source.open("rb") as stream:
+        s3.put_object(Bucket=bucket, Key="report.csv", Body=stream)
+    assert s3.get_object(Bucket=bucket, Key="report.csv")["Body"].read() == source.read_bytes()
+
+    put = receiver.wait_for_spans(1, where=lambda s: s.name == "S3.PutObject")[0]
+    assert "http.request.body" not in put.attributes
+    assert json.loads(put.attributes["http.request.headers"])["content-length"] == str(
+        source.stat().st_size
+    )
 
 
 def test_dynamodb_bodies_are_captured_with_secrets_masked(

@@ -5,17 +5,19 @@ Built on opentelemetry-instrumentation-botocore (span `<Service>.<Operation>`, `
 request and response the call really sent and received (the last attempt when botocore
 retried): `http.request.headers`, `http.request.body`, `http.response.headers`,
 `http.response.body`; headers and JSON bodies masked, everything truncated. The signing
-headers (`Authorization`, `X-Amz-Security-Token`) are always masked. Streaming bodies
-(an S3 upload from a file, an S3 download) are never read, so the app gets them intact.
+headers (`Authorization`, `X-Amz-Security-Token`) are always masked. Streams are never
+read, so the app gets them intact: an upload from a file and a streamed download (S3
+GetObject) have headers only; an upload of `bytes` is peeked at in botocore's buffer.
 
 SQS `ReceiveMessage` responses get the receive scope (see `sqs_scope`).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple, Union
 
 from opentelemetry import trace
 
@@ -97,13 +99,9 @@ class _Capture:
 
         headers = _header_items(request.headers)
         span.set_attribute(REQUEST_HEADERS, headers_attribute(headers, self.config))
-        body = request.body
-        if isinstance(body, (bytes, bytearray, str)):
-            text = body_attribute(
-                bytes(body) if isinstance(body, bytearray) else body,
-                self.config,
-                _content_type(headers),
-            )
+        body, total = _request_body(request.body, self.config.attribute_length_limit)
+        if body is not None:
+            text = body_attribute(body, self.config, _content_type(headers), total_size=total)
             if text is not None:
                 span.set_attribute(REQUEST_BODY, text)
 
@@ -144,6 +142,24 @@ def _header_items(headers: Any) -> List[Tuple[str, str]]:
         text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
         items.append((name, MASKED if name.lower() in ALWAYS_MASKED_HEADERS else text))
     return items
+
+
+def _request_body(body: Any, limit: int) -> Tuple[Union[bytes, str, None], Optional[int]]:
+    """The body to record and its full size; an in-memory buffer is peeked, never read.
+
+    botocore turns `bytes` bodies of some operations (S3 uploads) into `io.BytesIO`; its
+    unread part is copied (at most 4 bytes per character of the limit) without moving
+    the position. Other streams (files, sockets, the app's generators) are left alone.
+    """
+    if isinstance(body, (bytes, str)):
+        return body, None
+    if isinstance(body, bytearray):
+        return bytes(body), None
+    if isinstance(body, io.BytesIO):
+        start = body.tell()
+        with body.getbuffer() as view:
+            return bytes(view[start : start + 4 * limit]), len(view) - start
+    return None, None
 
 
 def _content_type(headers: List[Tuple[str, str]]) -> Optional[str]:
