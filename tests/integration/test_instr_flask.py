@@ -6,22 +6,16 @@ Runs against the oldest and newest Flask rows of tests/helpers/versions.py.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
+from lumigo_injector.receiver import OtlpReceiver
 from tests.helpers.app_venv import AppProcess, app_venv, run_app
-from tests.helpers.app_venv import request as http_request
 from tests.helpers.versions import rows
+from tests.helpers.web_apps import MASKED, WEB, call, server_span, status_code, traceparent
 
-MASKED = "****"  # not imported: importing lumigo_opentelemetry activates it in pytest
-
-WEB = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "web"
 pytestmark = pytest.mark.slow
 
 
@@ -44,26 +38,6 @@ def flask_app(
     logs = tmp_path_factory.mktemp("flask")
     with run_app(venv, gunicorn(), receiver_url=receiver.url, log_dir=logs) as app:
         yield app
-
-
-def call(app: AppProcess, method: str, path: str, **kwargs: Any) -> tuple[str, httpx.Response]:
-    test_id = uuid.uuid4().hex
-    headers = {"x-test-id": test_id, **kwargs.pop("headers", {})}
-    return test_id, http_request(app, method, path, headers=headers, **kwargs)
-
-
-def server_span(receiver: OtlpReceiver, test_id: str) -> ReceivedSpan:
-    def mine(span: ReceivedSpan) -> bool:
-        return span.kind == "SERVER" and test_id in span.attributes.get("http.request.headers", "")
-
-    spans = receiver.wait_for_spans(1, where=mine)
-    assert len(spans) == 1, spans
-    return spans[0]
-
-
-def status_code(span: ReceivedSpan) -> int:
-    attrs = span.attributes
-    return int(attrs.get("http.response.status_code", attrs.get("http.status_code", 0)))
 
 
 def test_server_span_with_headers_and_route(flask_app: AppProcess, receiver: OtlpReceiver) -> None:
@@ -174,10 +148,8 @@ def test_error_is_a_server_span_with_status_500(
 def test_incoming_traceparent_continues_the_trace(
     flask_app: AppProcess, receiver: OtlpReceiver
 ) -> None:
-    trace_id, parent_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
-    test_id, resp = call(
-        flask_app, "GET", "/hello", headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}
-    )
+    header, trace_id, parent_id = traceparent()
+    test_id, resp = call(flask_app, "GET", "/hello", headers={"traceparent": header})
     assert resp.status_code == 200
     span = server_span(receiver, test_id)
     assert (span.trace_id, span.parent_span_id) == (trace_id, parent_id)

@@ -43,7 +43,9 @@ class PayloadCaptureMiddleware:
                 from opentelemetry import trace
 
                 span = trace.get_current_span()
-                if span.is_recording():
+                # a mounted sub-application's span is INTERNAL: only the server span
+                # carries the payloads
+                if span.is_recording() and getattr(span, "kind", None) == trace.SpanKind.SERVER:
                     capture = _RequestCapture(span, scope, self.config)
             except Exception:
                 logger.debug("payload capture not started", exc_info=True)

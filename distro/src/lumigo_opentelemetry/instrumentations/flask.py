@@ -48,7 +48,7 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     import wrapt
 
     def request_hook(span: Span, environ: Mapping[str, Any]) -> None:
-        if span is not None and span.is_recording():
+        if _is_server_span(span):
             payloads.set_captured(
                 span,
                 payloads.REQUEST_HEADERS,
@@ -56,7 +56,7 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
             )
 
     def response_hook(span: Span, _status: str, headers: Any) -> None:
-        if span is not None and span.is_recording():
+        if _is_server_span(span):
             payloads.set_captured(
                 span, payloads.RESPONSE_HEADERS, lambda: payloads.headers_attribute(headers, config)
             )
@@ -76,6 +76,16 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
 
     # `flask.Flask` is the upstream instrumented subclass from here on
     wrapt.wrap_function_wrapper(flask, "Flask.__init__", after_init)
+
+
+def _is_server_span(span: Any) -> bool:
+    """Payloads go on server spans only (not on the INTERNAL span of a Flask app
+    running inside another traced WSGI app)."""
+    from opentelemetry.trace import SpanKind
+
+    return (
+        span is not None and span.is_recording() and getattr(span, "kind", None) == SpanKind.SERVER
+    )
 
 
 def _recording_wsgi_app(wsgi_app: Any, config: Config) -> Callable[..., Any]:
@@ -103,7 +113,7 @@ def _capture_bodies(config: Config) -> Callable[[Any], Any]:
         try:
             environ = flask.request.environ
             span = environ.get(_UPSTREAM_SPAN_KEY) or trace.get_current_span()
-            if not span.is_recording():
+            if not _is_server_span(span):
                 return response
             recording = environ.get(_INPUT_KEY)
             recorder = getattr(recording, "recorder", None)
