@@ -6,13 +6,16 @@ Runs against the oldest and newest Flask rows of tests/helpers/versions.py.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from lumigo_injector.receiver import OtlpReceiver
-from tests.helpers.app_venv import AppProcess, app_venv, run_app
+from tests.helpers.app_venv import AppProcess, app_venv, run_app, untraced
+from tests.helpers.app_venv import request as http_request
 from tests.helpers.versions import rows
 from tests.helpers.web_apps import MASKED, WEB, call, server_span, status_code, traceparent
 
@@ -20,7 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 def gunicorn(module: str = "flask_app:app") -> list[str]:
-    return ["gunicorn", "-b", "127.0.0.1:{port}", "-w", "1", "--chdir", str(WEB), module]
+    # one worker with threads (gthread): a streamed response and another request at once
+    where = ["-b", "127.0.0.1:{port}", "-w", "1", "--threads", "4", "--chdir", str(WEB)]
+    return ["gunicorn", *where, module]
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +124,23 @@ def test_streamed_response_streams_and_is_not_captured(
     span = server_span(receiver, test_id)
     assert "http.response.body" not in span.attributes
     assert status_code(span) == 200
+
+
+def test_streamed_response_is_not_buffered(flask_app: AppProcess, receiver: OtlpReceiver) -> None:
+    key, test_id = uuid.uuid4().hex, uuid.uuid4().hex
+    url = f"{flask_app.url}/stream/{key}"
+    with (
+        untraced(),
+        httpx.Client(trust_env=False, timeout=30) as client,
+        client.stream("GET", url, headers={"x-test-id": test_id}) as resp,
+    ):
+        chunks = resp.iter_raw()
+        # the app yields its last chunk only after this release: getting the first
+        # chunk before it proves nothing held the response back
+        assert next(chunks) == b"first;"
+        assert http_request(flask_app, "POST", f"/release/{key}").text == "released"
+        assert b"".join(chunks) == b"last;"
+    assert status_code(server_span(receiver, test_id)) == 200
 
 
 def test_odd_headers_do_not_break_requests(flask_app: AppProcess, receiver: OtlpReceiver) -> None:
