@@ -105,6 +105,8 @@ def assert_valid(obj: Mapping[str, Any]) -> None:
     names = [c["name"] for c in containers]
     assert len(names) == len(set(names)), f"duplicate container names: {names}"
     volumes = [v["name"] for v in spec.get("volumes") or []]
+    claims = obj["spec"].get("volumeClaimTemplates") if obj["kind"] == "StatefulSet" else None
+    volumes += [claim["metadata"]["name"] for claim in claims or []]
     assert len(volumes) == len(set(volumes)), f"duplicate volumes: {volumes}"
     for c in containers:
         paths = [m["mountPath"] for m in c.get("volumeMounts") or []]

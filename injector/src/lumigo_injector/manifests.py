@@ -145,10 +145,19 @@ def _load_yaml(text: str) -> list[Any]:
     try:
         return list(yaml.load_all(text, Loader=_KubernetesLoader))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError(f"invalid YAML{where}: {problem}") from None
+        raise ManifestError(f"invalid YAML{_yaml_location(exc)}") from None
+
+
+def _yaml_location(exc: yaml.YAMLError) -> str:
+    """` at line L, column C: problem (context started at line ...)` from a YAML error."""
+    mark = getattr(exc, "problem_mark", None)
+    text = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    text += f": {getattr(exc, 'problem', None) or exc}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark:
+        line, column = context_mark.line + 1, context_mark.column + 1
+        text += f" ({context} started at line {line}, column {column})"
+    return text
 
 
 def load_documents(text: str) -> tuple[list[dict[str, Any]], Format]:
