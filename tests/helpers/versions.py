@@ -1,7 +1,8 @@
 """The library version matrix for the instrumentation tests.
 
 CI runs the `oldest` and `newest` rows of each library; the full matrix command
-(see docs/instrumentations.md) runs every row. Each row is a list of pip
+`uv run python scripts/version_matrix.py` runs every row (`--quick`: oldest and newest)
+and writes docs/tested-versions.md. Each row is a list of pip
 requirement strings installed into the app's venv next to the distro.
 Override one library's rows with env `LUMIGO_MATRIX_<LIB>` (e.g.
 `LUMIGO_MATRIX_FLASK="flask==2.2.5 werkzeug<2.3"`): a single row, space separated.
@@ -14,27 +15,39 @@ import os
 MATRIX: dict[str, dict[str, list[str]]] = {
     "flask": {
         "oldest": ["flask==2.0.3", "werkzeug==2.0.3"],
+        "2.3": ["flask==2.3.*", "werkzeug==2.3.*"],
         "newest": ["flask==3.1.*"],
     },
     "fastapi": {
-        # 0.92: the oldest release the upstream instrumentation declares (`fastapi ~= 0.92`);
-        # 0.90/0.91 are left alone by the version gate (tested in test_instr_registry.py)
-        "oldest": ["fastapi==0.92.0", "uvicorn==0.20.0", "pydantic<2"],
+        "oldest": ["fastapi==0.90.1", "uvicorn==0.20.0", "pydantic<2"],
         "newest": ["fastapi", "uvicorn"],
     },
     "botocore": {
+        # supported: the current release and releases up to one year old
         "oldest": ["boto3==1.41.*"],
+        "1.42": ["boto3==1.42.*"],
+        "1.43": ["boto3==1.43.*"],
         "newest": ["boto3"],
     },
     "pymongo": {
         "oldest": ["pymongo==3.12.3"],
+        "4.0": ["pymongo==4.0.*"],
+        "4.6": ["pymongo==4.6.*"],
+        "4.10": ["pymongo==4.10.*"],
         "newest": ["pymongo==4.*"],
     },
     "pymysql": {
         "oldest": ["pymysql==1.0.2"],
+        "1.0.3": ["pymysql==1.0.3"],
+        "1.1": ["pymysql==1.1.*"],
         "newest": ["pymysql"],
     },
 }
+
+
+def labels(lib: str) -> tuple[str, ...]:
+    """Every row label of `lib`, oldest first (the full matrix)."""
+    return tuple(MATRIX[lib])
 
 
 def rows(lib: str, which: tuple[str, ...] = ("oldest", "newest")) -> list[tuple[str, list[str]]]:

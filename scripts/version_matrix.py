@@ -1,0 +1,195 @@
+"""Run the instrumentation tests across the library version matrix; write the table.
+
+    uv run python scripts/version_matrix.py            # every row of tests/helpers/versions.py
+    uv run python scripts/version_matrix.py --quick    # oldest and newest rows (what CI runs)
+    uv run python scripts/version_matrix.py --lib pymongo --lib pymysql
+    uv run python scripts/version_matrix.py --list     # print the rows, run nothing
+
+For each (library, row) it runs that library's end-to-end tests with the row pinned
+(env `LUMIGO_MATRIX_<LIB>`), reads the versions the row really installed from the app venv
+the tests used, and writes docs/tested-versions.md (rows of libraries not run this time
+are kept from the existing file). Exit code 1 when any row failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.helpers.versions import MATRIX, labels  # noqa: E402
+
+OUTPUT = REPO / "docs" / "tested-versions.md"
+
+
+@dataclass(frozen=True)
+class Library:
+    tests: tuple[str, ...]  # the end-to-end test files that read the library's rows
+    report: tuple[str, ...]  # distributions whose installed version goes in the table
+    extra: tuple[str, ...] = ()  # what those tests add to the row's requirements
+
+
+LIBRARIES: dict[str, Library] = {
+    "flask": Library(
+        ("tests/integration/test_instr_flask.py",), ("Flask", "Werkzeug"), ("gunicorn>=22",)
+    ),
+    "fastapi": Library(
+        ("tests/integration/test_instr_fastapi.py",), ("fastapi", "starlette", "uvicorn")
+    ),
+    "botocore": Library(("tests/integration/test_instr_botocore_app.py",), ("boto3", "botocore")),
+    "pymongo": Library(("tests/integration/test_instr_pymongo_app.py",), ("pymongo",)),
+    "pymysql": Library(("tests/integration/test_instr_pymysql_app.py",), ("PyMySQL",)),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    library: str
+    row: str
+    requirements: str
+    installed: str
+    result: str
+    ok: bool
+
+    def line(self) -> str:
+        cells = (self.library, self.row, f"`{self.requirements}`", self.installed, self.result)
+        return "| " + " | ".join(cells) + " |"
+
+
+def installed_versions(requirements: list[str], lib: Library) -> str:
+    """The versions the row resolved to, read from the (cached) venv the tests used."""
+    from tests.helpers.app_venv import app_venv
+
+    try:
+        venv = app_venv([*requirements, *lib.extra])
+    except Exception as exc:  # unresolvable row: reported, not fatal
+        return f"not installable ({str(exc).splitlines()[0][:80]})"
+    code = (
+        "import importlib.metadata as m, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    try: print(name, m.version(name))\n"
+        "    except m.PackageNotFoundError: print(name, '-')\n"
+    )
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code, *lib.report],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return ", ".join(line.strip() for line in proc.stdout.splitlines() if line.strip())
+
+
+def run_tests(name: str, requirements: list[str], lib: Library) -> tuple[str, bool]:
+    """Run the library's tests with the row pinned; a summary and whether it passed."""
+    env = dict(os.environ, **{f"LUMIGO_MATRIX_{name.upper()}": " ".join(requirements)})
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = Path(tmp) / "junit.xml"
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        proc = subprocess.run(
+            [*argv, f"--junitxml={junit}", *lib.tests],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if not junit.exists():
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+            return f"error: {' '.join(tail)[:100]}", False
+        suite = ET.parse(junit).getroot()
+        suite = suite if suite.tag == "testsuite" else suite[0]
+        total = int(suite.get("tests", 0))
+        failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+    if failed:
+        return f"FAILED ({failed} of {total} tests)", False
+    if total and skipped == total:
+        return f"skipped ({total} tests)", proc.returncode == 0
+    return f"passed ({total - skipped} tests)", proc.returncode == 0
+
+
+def previous_lines(path: Path) -> dict[tuple[str, str], str]:
+    """Table lines of an existing file, keyed by (library, row)."""
+    found: dict[tuple[str, str], str] = {}
+    if not path.exists():
+        return found
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 5 and cells[0] in MATRIX:
+            found[(cells[0], cells[1])] = line
+    return found
+
+
+def render(lines: dict[tuple[str, str], str], quick: bool) -> str:
+    order = {lib: i for i, lib in enumerate(MATRIX)}
+
+    def key(item: tuple[tuple[str, str], str]) -> tuple[int, int]:
+        (lib, row), _line = item
+        rows = labels(lib) if lib in MATRIX else ()
+        return order.get(lib, 99), rows.index(row) if row in rows else 99
+
+    today = datetime.date.today().isoformat()
+    python = platform.python_version()
+    scope = "oldest and newest rows" if quick else "every row"
+    body = "\n".join(line for _k, line in sorted(lines.items(), key=key))
+    return f"""# Tested library versions
+
+Each row ran the library's end-to-end tests (an unmodified app in its own venv, injected
+by environment variables only; spans checked at a real OTLP/HTTP receiver) with the
+requested versions. Generated by `uv run python scripts/version_matrix.py` ({scope}) on
+{today}, app Python {python}. CI runs the `oldest` and `newest` row of each library.
+
+| Library | Row | Requested | Installed | Result |
+|---|---|---|---|---|
+{body}
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="only the oldest and newest rows")
+    parser.add_argument("--lib", action="append", choices=sorted(LIBRARIES), help="repeatable")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    args = parser.parse_args(argv)
+
+    selected = args.lib or list(LIBRARIES)
+    plan = [
+        (name, label, MATRIX[name][label])
+        for name in selected
+        for label in labels(name)
+        if not args.quick or label in ("oldest", "newest")
+    ]
+    if args.list:
+        for name, label, reqs in plan:
+            print(f"{name:9} {label:7} {' '.join(reqs)}")
+        return 0
+
+    lines = previous_lines(args.output)
+    all_ok = True
+    for name, label, reqs in plan:
+        lib = LIBRARIES[name]
+        print(f"== {name} {label}: {' '.join(reqs)}", flush=True)
+        result, ok = run_tests(name, reqs, lib)
+        outcome = Outcome(name, label, " ".join(reqs), installed_versions(reqs, lib), result, ok)
+        print(f"   {outcome.installed}: {outcome.result}", flush=True)
+        lines[(name, label)] = outcome.line()
+        all_ok = all_ok and ok
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(render(lines, args.quick))
+    print(f"wrote {args.output}")
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
