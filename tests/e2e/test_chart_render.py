@@ -741,3 +741,40 @@ def test_bad_values_fail_with_a_clear_message(helm: Helm, sets: list[str], messa
     proc = helm.template_raw(sets=sets)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# documentation and schema stay in step with values.yaml
+# ------------------------------------------------------------------------------------------
+
+
+def _schema_leaves(node: Mapping[str, Any], prefix: str = "") -> list[str]:
+    props = node.get("properties")
+    if not props or prefix == "resources":
+        return [prefix]
+    leaves: list[str] = []
+    for key, child in props.items():
+        leaves += _schema_leaves(child, f"{prefix}.{key}" if prefix else key)
+    return leaves
+
+
+def _value_leaves(node: Any, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict) or not node or prefix in ("resources",):
+        return [prefix]
+    leaves: list[str] = []
+    for key, child in node.items():
+        path = f"{prefix}.{key}" if prefix else key
+        free_form = path in ("podSecurityContext", "securityContext")
+        leaves += [path] if free_form else _value_leaves(child, path)
+    return leaves
+
+
+def test_every_value_is_in_the_schema_and_the_readme() -> None:
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    readme = (CHART_DIR / "README.md").read_text()
+    schema_leaves = set(_schema_leaves(schema)) - {"global"}
+    value_leaves = set(_value_leaves(values))
+    assert value_leaves == schema_leaves
+    undocumented = sorted(k for k in value_leaves if f"| `{k}` |" not in readme)
+    assert not undocumented
