@@ -118,6 +118,7 @@ def scenarios(byo_ca: str) -> dict[str, dict[str, Any]]:
             "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:x"}},
             "priorityClassName": "system-cluster-critical",
             "logFormat": "text",
+            "logLevel": "debug",
         },
     }
 
@@ -471,6 +472,7 @@ def test_container_runs_serve_with_the_contract_settings(render: Any) -> None:
     assert env["LUMIGO_INJECTOR_SECRET_NAME"]["value"] == "lumigo-credentials"
     assert env["LUMIGO_INJECTOR_SECRET_KEY"]["value"] == "token"
     assert env["LUMIGO_INJECTOR_LOG_FORMAT"]["value"] == "text"
+    assert env["LUMIGO_INJECTOR_LOG_LEVEL"]["value"] == "debug"
     assert env["LUMIGO_ENDPOINT"]["value"] == "http://otel-collector.observability:4318"
     assert "LUMIGO_ENDPOINT" not in _env(_container(render("defaults")))
 
@@ -731,6 +733,7 @@ def test_without_a_token_the_injector_still_runs_and_notes_say_so(helm: Helm, re
         (["tls.mode=secret", "tls.secret.name=x", "tls.secret.caBundle=bm90LXBlbQ=="], "caBundle"),
         (["replicaCount=0"], "/replicaCount"),
         (["logFormat=xml"], "/logFormat"),
+        (["logLevel=verbose"], "/logLevel"),
         (["lumigo.endpoint=collector:4318"], "/lumigo/endpoint"),
         (["image.tag=latest"], 'not "latest"'),
         (["initImage.tag=latest"], 'not "latest"'),
