@@ -177,6 +177,20 @@ def test_incoming_traceparent_continues_the_trace(
     assert (span.trace_id, span.parent_span_id) == (trace_id, parent_id)
 
 
+def test_outgoing_call_in_a_request_carries_the_trace(
+    flask_app: AppProcess, receiver: OtlpReceiver
+) -> None:
+    test_id, resp = call(flask_app, "GET", "/call")
+    assert resp.text == "called: hello"
+    outer = server_span(receiver, test_id)
+    in_trace = receiver.wait_for_spans(3, where=lambda s: s.trace_id == outer.trace_id)
+    client = next(s for s in in_trace if s.kind == "CLIENT")
+    inner = next(s for s in in_trace if s.kind == "SERVER" and s.span_id != outer.span_id)
+    assert client.parent_span_id == outer.span_id
+    assert inner.parent_span_id == client.span_id
+    assert inner.name == "GET /hello" and inner.attributes["http.response.body"] == "hello"
+
+
 def test_capture_fault_drops_only_the_attribute(receiver: OtlpReceiver, tmp_path: Path) -> None:
     venv = app_venv([*rows("flask", ("newest",))[0][1], "gunicorn>=22"])
     env = {"LUMIGO_TEST_FAULT": "body", "LUMIGO_DEBUG": "true"}
