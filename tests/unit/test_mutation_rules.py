@@ -82,7 +82,17 @@ def test_init_container_is_small_and_locked_down() -> None:
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert "runAsUser" not in security  # the image's own non-root user (OpenShift-friendly)
     assert_valid(out)
+
+
+def test_init_container_overrides_a_root_pod_user() -> None:
+    original = opted_in()
+    original["spec"]["securityContext"] = {"runAsUser": 0, "runAsGroup": 0}
+    (init,) = pod_spec(inject(original, SETTINGS).obj)["initContainers"]
+    assert init["securityContext"]["runAsUser"] == c.INIT_CONTAINER_USER
+    assert init["securityContext"]["runAsGroup"] == c.INIT_CONTAINER_USER
+    assert init["securityContext"]["runAsNonRoot"] is True
 
 
 def test_user_init_containers_run_first_and_are_kept() -> None:

@@ -44,8 +44,9 @@ DEFAULT_SECRET_KEY: Final = "token"
 DEFAULT_VOLUME_SIZE_LIMIT: Final = "200Mi"
 DEFAULT_LAYER_VERSION: Final = __version__
 
-#: The init container runs as this (distroless "nonroot") user; the layer files it copies
-#: are world-readable, so app containers running as any user can read them.
+#: The init image's user (the distroless "nonroot" id); set explicitly on the init container
+#: only when the pod itself runs as root. The layer files it copies are world-readable, so
+#: app containers running as any user can read them.
 INIT_CONTAINER_USER: Final = 65532
 INIT_CONTAINER_CPU_REQUEST: Final = "50m"
 INIT_CONTAINER_CPU_LIMIT: Final = "500m"

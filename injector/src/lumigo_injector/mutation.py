@@ -307,11 +307,28 @@ def merged_attributes(existing: str, ours: list[tuple[str, str]]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _init_container(settings: InjectionSettings) -> dict[str, Any]:
+def _init_container(settings: InjectionSettings, pod_security: Mapping[str, Any]) -> dict[str, Any]:
     """The init container copying the layer into the shared volume.
 
-    The init image's entrypoint copies its layer into the directory given as first argument.
+    The init image's entrypoint copies its layer into the directory given as its argument,
+    and the image runs as the numeric non-root user 65532. The container sets no user of its
+    own (so platforms that assign user ids, like OpenShift, keep working) unless the pod runs
+    as root, where it must override the pod's user to satisfy `runAsNonRoot`.
     """
+    security: dict[str, Any] = {"runAsNonRoot": True}
+    if pod_security.get("runAsUser") == 0:
+        security["runAsUser"] = c.INIT_CONTAINER_USER
+    if pod_security.get("runAsGroup") == 0:
+        security["runAsGroup"] = c.INIT_CONTAINER_USER
+    security.update(
+        {
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+    )
     return {
         "name": c.INIT_CONTAINER_NAME,
         "image": settings.init_image,
@@ -324,16 +341,7 @@ def _init_container(settings: InjectionSettings) -> dict[str, Any]:
             },
             "limits": {"cpu": c.INIT_CONTAINER_CPU_LIMIT, "memory": c.INIT_CONTAINER_MEMORY_LIMIT},
         },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": c.INIT_CONTAINER_USER,
-            "runAsGroup": c.INIT_CONTAINER_USER,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": security,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{"name": c.VOLUME_NAME, "mountPath": c.MOUNT_PATH}],
     }
@@ -363,7 +371,7 @@ def _step_init_container(
     init_containers = _ensure_list(spec, "initContainers", state["created"], "initContainers")
     if any(_as_map(ic).get("name") == c.INIT_CONTAINER_NAME for ic in init_containers):
         return
-    init_containers.append(_init_container(settings))
+    init_containers.append(_init_container(settings, _as_map(spec.get("securityContext"))))
     state["initContainer"] = True
 
 
