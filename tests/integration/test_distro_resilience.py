@@ -112,8 +112,8 @@ def test_queue_limit_bounds_memory_while_backend_is_stuck(otlp_receiver: OtlpRec
 
     names = {s.name for s in otlp_receiver.spans()}
     # one stuck batch (10) plus at most a full queue (50); the rest was dropped, not buffered
-    assert 10 < len(names) <= 60
-    assert "span-0" in names and "span-1999" in names
+    assert 10 < len(names) <= 60, sorted(names)
+    assert "span-1999" in names  # the newest spans are kept and flushed at exit
 
 
 BAD_SETTINGS = {

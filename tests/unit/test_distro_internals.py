@@ -79,21 +79,21 @@ OK, FAIL = SpanExportResult.SUCCESS, SpanExportResult.FAILURE
 
 def test_deadline_exporter_passes_everything_through_before_exit() -> None:
     inner = _Recorder([FAIL, OK, OK])
-    exporter = DeadlineExporter(inner)
+    exporter = DeadlineExporter(lambda: inner)
     assert [exporter.export([]) for _ in range(3)] == [FAIL, OK, OK]
     assert inner.calls == 3
 
 
 def test_deadline_exporter_keeps_sending_to_a_healthy_backend_at_exit() -> None:
     inner = _Recorder([OK, OK, OK])
-    exporter = DeadlineExporter(inner)
+    exporter = DeadlineExporter(lambda: inner)
     exporter.start_deadline(60)
     assert [exporter.export([]) for _ in range(3)] == [OK, OK, OK]
 
 
 def test_deadline_exporter_gives_up_after_a_failure_at_exit() -> None:
     inner = _Recorder([OK, FAIL, OK])
-    exporter = DeadlineExporter(inner)
+    exporter = DeadlineExporter(lambda: inner)
     exporter.start_deadline(60)
     assert [exporter.export([]) for _ in range(4)] == [OK, FAIL, FAIL, FAIL]
     assert inner.calls == 2
@@ -103,7 +103,7 @@ def test_deadline_exporter_gives_up_after_a_failure_at_exit() -> None:
 
 def test_deadline_exporter_drops_after_the_deadline() -> None:
     inner = _Recorder([OK])
-    exporter = DeadlineExporter(inner)
+    exporter = DeadlineExporter(lambda: inner)
     exporter.start_deadline(0)
     assert exporter.export([]) is FAIL and inner.calls == 0
 
@@ -113,7 +113,7 @@ def test_deadline_exporter_swallows_exporter_exceptions() -> None:
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             raise RuntimeError("boom")
 
-    assert DeadlineExporter(Boom([])).export([]) is FAIL
+    assert DeadlineExporter(lambda: Boom([])).export([]) is FAIL
 
 
 def test_authorization_header() -> None:
@@ -186,3 +186,29 @@ def test_disabled_provider_is_safe() -> None:
     with provider.get_tracer("x").start_as_current_span("s") as span:
         assert not span.is_recording()
     provider.shutdown()
+
+
+def test_deadline_exporter_builds_the_real_exporter_lazily_once() -> None:
+    built: list[_Recorder] = []
+
+    def factory() -> _Recorder:
+        built.append(_Recorder([OK, OK]))
+        return built[-1]
+
+    exporter = DeadlineExporter(factory)
+    assert built == []
+    assert exporter.export([]) is OK and exporter.export([]) is OK
+    assert len(built) == 1
+
+
+def test_deadline_exporter_survives_a_failing_factory() -> None:
+    calls = []
+
+    def factory() -> SpanExporter:
+        calls.append(1)
+        raise ImportError("no HTTP stack")
+
+    exporter = DeadlineExporter(factory)
+    assert exporter.export([]) is FAIL and exporter.export([]) is FAIL
+    assert calls == [1]
+    exporter.shutdown()

@@ -4,13 +4,15 @@ Every request carries `Authorization: LumigoToken <token>`. Exports run on the b
 processor's thread, never on the app's. At interpreter exit the queued spans get one
 export budget (`Config.export_timeout`); once an export fails or the budget is spent the
 rest is dropped, so a backend that is down or hangs delays exit by at most about one
-exporter timeout.
+exporter timeout. The HTTP stack is imported on the first export, not at start-up.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -32,19 +34,33 @@ def authorization_header(token: str) -> str:
 
 
 class DeadlineExporter(SpanExporter):
-    """Wraps an exporter so that the exit flush is bounded.
+    """The exporter the batch processor sees: lazy, exit-bounded, never raising.
 
-    After `start_deadline(seconds)` (called at interpreter exit) a batch is dropped when the
-    deadline has passed or when an export has failed since: a backend that is down or hangs
-    then costs at most one export timeout at exit, while a healthy one still receives
-    everything that was queued.
+    The real exporter is built by `factory` on the first export, on the batch processor's
+    thread, so importing the HTTP stack (requests, urllib3, protobuf encoders) never costs
+    the app's start-up. After `start_deadline(seconds)` (called at interpreter exit) a batch
+    is dropped when the deadline has passed or when an export has failed since: a backend
+    that is down or hangs then costs at most one export timeout at exit, while a healthy
+    one still receives everything that was queued.
     """
 
-    def __init__(self, inner: SpanExporter) -> None:
-        self.inner = inner
+    def __init__(self, factory: Callable[[], SpanExporter]) -> None:
+        self._factory: Optional[Callable[[], SpanExporter]] = factory
+        self._inner: Optional[SpanExporter] = None
+        self._lock = threading.Lock()
         self._deadline: Optional[float] = None
         self._gave_up = False
         self._dropped = 0
+
+    def _exporter(self) -> Optional[SpanExporter]:
+        with self._lock:
+            if self._inner is None and self._factory is not None:
+                factory, self._factory = self._factory, None
+                try:
+                    self._inner = factory()
+                except Exception as exc:
+                    logger.warning("cannot create the span exporter: %r", exc)
+            return self._inner
 
     def start_deadline(self, seconds: float) -> None:
         if self._deadline is None:
@@ -57,8 +73,11 @@ class DeadlineExporter(SpanExporter):
         if self._exiting() and (self._gave_up or time.monotonic() >= (self._deadline or 0.0)):
             self._dropped += len(spans)
             return SpanExportResult.FAILURE
+        inner = self._exporter()
+        if inner is None:
+            return SpanExportResult.FAILURE
         try:
-            result = self.inner.export(spans)
+            result = inner.export(spans)
         except Exception as exc:
             logger.debug("span export failed: %r", exc)
             result = SpanExportResult.FAILURE
@@ -69,22 +88,30 @@ class DeadlineExporter(SpanExporter):
     def shutdown(self) -> None:
         if self._dropped:
             logger.warning("dropped %d spans at exit: the backend did not take them", self._dropped)
-        self.inner.shutdown()
+        if self._inner is not None:
+            self._inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
 
-def build_exporter(config: Config) -> DeadlineExporter:
+def otlp_exporter(config: Config) -> SpanExporter:
+    """The OTLP/HTTP protobuf exporter to `config.endpoint` with the Lumigo token header."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    assert config.token, "the exporter needs a token"
-    inner = OTLPSpanExporter(
+    if not config.token:
+        raise ValueError("the OTLP exporter needs LUMIGO_TRACER_TOKEN")
+    exporter: SpanExporter = OTLPSpanExporter(
         endpoint=config.endpoint,
         headers={"Authorization": authorization_header(config.token)},
         timeout=config.export_timeout,
     )
-    return DeadlineExporter(inner)
+    return exporter
+
+
+def build_exporter(config: Config) -> DeadlineExporter:
+    """A lazy exporter: nothing of the HTTP stack is imported until the first export."""
+    return DeadlineExporter(functools.partial(otlp_exporter, config))
 
 
 def build_batch_processor(config: Config, exporter: SpanExporter) -> BatchSpanProcessor:
