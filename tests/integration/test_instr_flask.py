@@ -204,3 +204,14 @@ def test_capture_fault_drops_only_the_attribute(receiver: OtlpReceiver, tmp_path
     assert "http.response.body" not in span.attributes
     assert "capturing http.request.body failed; attribute dropped" in output
     assert "injected capture fault" in output
+
+
+def test_python_39_app_is_traced_with_payloads(receiver: OtlpReceiver, tmp_path: Path) -> None:
+    """The distro and its Flask capture keep working on the oldest supported Python."""
+    venv = app_venv([*rows("flask", ("newest",))[0][1], "gunicorn>=22"], python="3.9")
+    with run_app(venv, gunicorn(), receiver_url=receiver.url, log_dir=tmp_path) as app:
+        test_id, resp = call(app, "POST", "/login", json={"user": "old", "password": "p"})
+        assert resp.json()["user"] == "old"
+        span = server_span(receiver, test_id)
+    assert span.resource["process.runtime.version"].startswith("3.9.")
+    assert json.loads(span.attributes["http.request.body"]) == {"user": "old", "password": MASKED}
