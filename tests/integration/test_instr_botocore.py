@@ -80,6 +80,20 @@ def test_an_upload_from_a_file_is_not_read_by_the_capture(
     )
 
 
+def test_a_binary_upload_is_recorded_as_a_placeholder(
+    moto_server: MotoServer, receiver: OtlpReceiver
+) -> None:
+    s3 = moto_server.client("s3")
+    bucket = _name("blobs")
+    s3.create_bucket(Bucket=bucket)
+    blob = bytes(range(256)) * 4
+    s3.put_object(Bucket=bucket, Key="blob.bin", Body=blob)
+    assert s3.get_object(Bucket=bucket, Key="blob.bin")["Body"].read() == blob
+
+    put = receiver.wait_for_spans(1, where=lambda s: s.name == "S3.PutObject")[0]
+    assert put.attributes["http.request.body"] == "<binary body: 1024 bytes>"
+
+
 def test_dynamodb_bodies_are_captured_with_secrets_masked(
     moto_server: MotoServer, receiver: OtlpReceiver
 ) -> None:
