@@ -97,6 +97,9 @@ def test_corpus_every_chosen_container_gets_layer_and_init_runs_first(name: str)
     assert is_injected(td) and not is_injected(before)
     init = container(td, INIT)
     assert init["essential"] is False  # SUCCESS dependencies need a non-essential target
+    assert init["command"] == ["/lumigo-otel"]
+    assert init["user"] == "0"  # task storage is root-owned 0755 on ECS
+    assert init["readonlyRootFilesystem"] is True
     assert init["mountPoints"] == [
         {"sourceVolume": "lumigo-otel", "containerPath": "/lumigo-otel", "readOnly": False}
     ]

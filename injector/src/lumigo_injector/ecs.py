@@ -372,6 +372,9 @@ def _init_container(td: Mapping[str, Any], settings: EcsSettings) -> dict[str, A
         "image": settings.init_image,
         "essential": False,
         "command": [MOUNT_PATH],  # the entrypoint copies the layer into its first argument
+        # ECS task storage starts as a root-owned 0755 directory (unlike a Kubernetes emptyDir),
+        # so the copy runs as root; it writes nothing but the volume.
+        "user": "0",
         "readonlyRootFilesystem": True,
         "mountPoints": [
             {"sourceVolume": VOLUME_NAME, "containerPath": MOUNT_PATH, "readOnly": False}
