@@ -14,6 +14,7 @@ import pytest
 from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
 from tests.helpers.data_apps import run_data_app, venv_for, venv_params
 from tests.helpers.moto_server import MotoServer, moto_server
+from tests.helpers.versions import rows
 
 __all__ = ["moto_server"]
 
@@ -79,8 +80,9 @@ def test_aws_app_is_traced_with_payloads_and_the_sqs_scope(
 
 
 def test_disabled_botocore_instrumentation_leaves_the_app_alone(
-    venv: Path, moto_server: MotoServer, otlp_receiver: OtlpReceiver
+    moto_server: MotoServer, otlp_receiver: OtlpReceiver
 ) -> None:
+    venv = venv_for(rows("botocore", ("newest",))[0][1])
     env = {**moto_server.env(), "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "botocore"}
     run = run_data_app(venv, "aws_app.py", otlp_receiver.url, "aws-app", env)
     assert run.output["handled"] == ["job-1", "job-2"]
