@@ -17,7 +17,6 @@ import datetime
 import socketserver
 import struct
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import bson
@@ -293,9 +292,3 @@ class MongoWireServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def serve() -> Iterator[MongoWireServer]:
-    """Generator body for a pytest fixture: `yield from serve()`."""
-    with MongoWireServer() as server:
-        yield server
