@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections import Counter
 
 from lumigo_injector.receiver import OtlpReceiver
+from tests.helpers.app_venv import app_venv
 from tests.helpers.distro_apps import (
     APPS,
     DISTRO_SRC,
@@ -179,3 +181,28 @@ def test_force_flush_delivers_every_finished_span_before_returning(
             proc.kill()
         proc.communicate()
     assert len(otlp_receiver.spans()) == 25  # the exit flush sent nothing twice
+
+
+def test_python_39_with_its_newest_compatible_opentelemetry(otlp_receiver: OtlpReceiver) -> None:
+    venv = app_venv([], python="3.9")  # the distro resolved for 3.9 (cached between runs)
+    options = {
+        "spans": 2,
+        "attributes": {"lumigo.execution_tags.ids": [1, 2]},
+        "tuple_keys": ["lumigo.execution_tags.ids"],
+    }
+    env = traced_env(otlp_receiver, **NO_TIMER)
+
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), str(APPS / "emit_spans.py"), json.dumps(options)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert last_json(result.stdout)["provider"] == "TracerProvider"
+    spans = otlp_receiver.wait_for_spans(2)
+    assert {s.resource["process.runtime.version"][:4] for s in spans} == {"3.9."}
+    assert all(s.attributes["lumigo.execution_tags.ids"] == [1, 2] for s in spans)
+    assert otlp_receiver.requests()[0].headers["authorization"] == f"LumigoToken {TOKEN}"

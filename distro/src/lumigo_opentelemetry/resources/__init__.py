@@ -1,7 +1,8 @@
 """The distro's OpenTelemetry resource: SDK defaults and env, process, ECS, Kubernetes.
 
 Precedence: what the user sets (`OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SERVICE_NAME`) wins over
-what the distro detects; `telemetry.sdk.*` comes from the SDK.
+what the distro detects; `telemetry.sdk.*` comes from the SDK. Kubernetes attributes
+(`k8s.*`, set by the injector in `OTEL_RESOURCE_ATTRIBUTES`) therefore arrive unchanged.
 """
 
 from __future__ import annotations
