@@ -93,6 +93,7 @@ def test_switch_off_installs_nothing_and_starts_no_thread(otlp_receiver: OtlpRec
     assert report["threads"] == ["MainThread"]
     assert report["sdk_loaded"] is False
     assert report["flushed"] is True  # the public API stays safe to call
+    assert distro_lines(result.stderr) == []  # silent
     assert otlp_receiver.requests() == []
 
 

@@ -61,7 +61,7 @@ def _activate(config: Config) -> ProviderLike:
     for warning in config.warnings:
         logger.warning(warning)
     if config.switch_off:
-        logger.info("LUMIGO_SWITCH_OFF is set: tracing is off")
+        logger.debug("LUMIGO_SWITCH_OFF is set: tracing is off")
         return DisabledTracerProvider()
 
     from opentelemetry import trace
