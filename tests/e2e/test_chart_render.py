@@ -166,11 +166,23 @@ def test_helm_lint_strict_passes(helm: Helm, value_sets: dict[str, Any], scenari
     assert "0 chart(s) failed" in proc.stdout
 
 
+def _null_paths(node: Any, path: str = "") -> list[str]:
+    """Keys rendered without a value (`annotations:` with nothing under it)."""
+    if node is None:
+        return [path]
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _null_paths(v, f"{path}.{k}")]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _null_paths(v, f"{path}[{i}]")]
+    return []
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_rendered_object_is_valid_kubernetes(render: Any, scenario: str) -> None:
     objs = render(scenario)
     assert objs
     for obj in objs:
+        assert not _null_paths(obj), f"{obj['kind']} renders empty keys: {_null_paths(obj)}"
         labels = obj["metadata"].get("labels", {})
         assert labels.get("app.kubernetes.io/name") == "lumigo-injector", obj["kind"]
         assert labels.get("app.kubernetes.io/instance") == RELEASE
