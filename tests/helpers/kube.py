@@ -222,6 +222,10 @@ class KubeEmulator:
             "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
         )
 
+    def requested_paths(self) -> list[str]:
+        """The URL paths of every request the emulator has served so far."""
+        return [str(request.url.path) for request in list(self.handler)]
+
     def events(self, namespace: str) -> list[dict[str, Any]]:
         return self.items(f"/api/v1/namespaces/{namespace}/events")
 
@@ -490,6 +494,7 @@ def start_injector(
             "LUMIGO_INJECTOR_TLS_KEY_FILE": str(certs.key_file),
             "LUMIGO_INJECTOR_TLS_RELOAD_INTERVAL": str(tls_reload_interval),
             "LUMIGO_INJECTOR_LOG_FORMAT": "json",
+            "LUMIGO_INJECTOR_SHUTDOWN_DELAY": "0",
             "PYTHONUNBUFFERED": "1",
         }
     )

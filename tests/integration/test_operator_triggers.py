@@ -298,3 +298,5 @@ def test_two_replicas_converge_without_errors(
     for process in (injector, twin):
         errors = [r for r in process.log_records() if r["severity"] in ("error", "fatal")]
         assert errors == [], errors
+    # Standalone: no peering objects are read or written, replicas do not coordinate.
+    assert not [path for path in kube.requested_paths() if "peering" in path]

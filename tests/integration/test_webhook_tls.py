@@ -129,3 +129,13 @@ def test_no_token_means_no_mirrored_secret(setup: Setup) -> None:
 
     wait_for(lambda: kube.events("ns-tls"), what="the injection Event")
     assert kube.get(f"/api/v1/namespaces/ns-tls/secrets/{c.DEFAULT_SECRET_NAME}") is None
+
+
+def test_sigterm_stops_cleanly(setup: Setup) -> None:
+    setup.issued()
+
+    assert setup.injector.stop() == 0
+
+    messages = [r["message"] for r in setup.injector.log_records()]
+    assert "SIGTERM received: stopping" in messages
+    assert messages[-1] == "operator stopped; shutting down"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+from collections.abc import Coroutine
 from typing import Any
 
 import kopf
@@ -66,11 +68,10 @@ async def run(settings: ServeSettings) -> int:
     background: set[asyncio.Task[None]] = set()
 
     def mirror_later(namespace: str) -> None:
-        if not mirror.enabled or mirror.recently_checked(namespace):
-            return
-        task = asyncio.get_running_loop().create_task(ctx.ensure_secret(namespace))
-        background.add(task)
-        task.add_done_callback(background.discard)
+        if mirror.enabled and not mirror.recently_checked(namespace):
+            task = asyncio.get_running_loop().create_task(ctx.ensure_secret(namespace))
+            background.add(task)
+            task.add_done_callback(background.discard)
 
     admission = webhook.Admission(
         injection=settings.injection_settings(),
@@ -104,7 +105,37 @@ async def run(settings: ServeSettings) -> int:
             },
         )
         ready = asyncio.Event()
-        ready_waiter = asyncio.create_task(_mark_ready(ready, state))
+        stop = asyncio.Event()
+
+        async def shutdown(signal_name: str) -> None:
+            if stop.is_set():
+                return
+            log.info("%s received: stopping", signal_name, extra={"delay": settings.shutdown_delay})
+            state.set("operator", False)  # not ready: endpoints are removed, requests drain
+            await asyncio.sleep(settings.shutdown_delay)
+            while runners:  # stop listening before kopf stops (it waits for open connections)
+                with contextlib.suppress(Exception):
+                    await runners.pop().cleanup()
+            stop.set()
+
+        async def when_ready() -> None:
+            await ready.wait()
+            state.set("operator")
+            log.info("operator running")
+            # kopf installed its own handlers when it started; ours drain the servers first.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal, sig.name)
+
+        def on_signal(name: str) -> None:
+            background_task(shutdown(name))
+
+        def background_task(coro: Coroutine[Any, Any, None]) -> None:
+            task = asyncio.get_running_loop().create_task(coro)
+            background.add(task)
+            task.add_done_callback(background.discard)
+
+        ready_waiter = asyncio.create_task(when_ready())
         try:
             await kopf.operator(
                 registry=operator.build_registry(ctx),
@@ -112,6 +143,7 @@ async def run(settings: ServeSettings) -> int:
                 clusterwide=True,
                 standalone=True,
                 ready_flag=ready,
+                stop_flag=stop,
             )
         except Exception as exc:
             state.fail(f"operator stopped: {exc}")
@@ -131,9 +163,3 @@ async def run(settings: ServeSettings) -> int:
         for runner in reversed(runners):
             with contextlib.suppress(Exception):
                 await runner.cleanup()
-
-
-async def _mark_ready(ready: asyncio.Event, state: health.Health) -> None:
-    await ready.wait()
-    state.set("operator")
-    log.info("operator running")

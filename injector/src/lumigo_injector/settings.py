@@ -38,6 +38,7 @@ class ServeSettings:
     tls_cert_file: Path = Path("/tls/tls.crt")
     tls_key_file: Path = Path("/tls/tls.key")
     tls_reload_interval: float = 5.0
+    shutdown_delay: float = 2.0
     init_image: str = c.DEFAULT_INIT_IMAGE
     secret_name: str = c.DEFAULT_SECRET_NAME
     secret_key: str = c.DEFAULT_SECRET_KEY
@@ -86,6 +87,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
 
 
@@ -150,6 +161,13 @@ _OPTIONS = (
         "tls_reload_interval",
         _positive_float,
         "seconds between checks of the certificate files",
+    ),
+    _Option(
+        "--shutdown-delay",
+        "LUMIGO_INJECTOR_SHUTDOWN_DELAY",
+        "shutdown_delay",
+        _non_negative_float,
+        "seconds to keep answering admissions after SIGTERM (not ready meanwhile)",
     ),
     _Option(
         "--init-image",
