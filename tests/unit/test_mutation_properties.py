@@ -64,6 +64,12 @@ VOLUMES = {
 MOUNT_PATHS = ["/data", "/etc/app", "/lumigo-otel", "/lumigo-otel/x", "/var/cache"]
 
 
+def absent_or_null(draw: Any, holder: dict[str, Any], key: str) -> None:
+    """Leave `key` out, or write it as an explicit null (as YAML `env:` with nothing gives)."""
+    if draw(st.booleans()):
+        holder[key] = None
+
+
 @st.composite
 def containers(draw: Any, volume_names: list[str], init: bool) -> list[dict[str, Any]]:
     pool = ["migrate", "wait", "lumigo-otel-init"] if init else ["app", "api", "worker", "nginx"]
@@ -75,11 +81,15 @@ def containers(draw: Any, volume_names: list[str], init: bool) -> list[dict[str,
         spec: dict[str, Any] = {"name": name, "image": f"registry.local/{name}:1"}
         if draw(st.booleans()):
             spec["env"] = draw(st.lists(env_entry, max_size=6))
+        else:
+            absent_or_null(draw, spec, "env")
         if volume_names and draw(st.booleans()):
             paths = draw(st.lists(st.sampled_from(MOUNT_PATHS), unique=True, max_size=2))
             spec["volumeMounts"] = [
                 {"name": draw(st.sampled_from(volume_names)), "mountPath": p} for p in paths
             ]
+        else:
+            absent_or_null(draw, spec, "volumeMounts")
         if draw(st.booleans()):
             spec["envFrom"] = [{"configMapRef": {"name": "cfg"}}]
         if draw(st.booleans()):
@@ -113,6 +123,8 @@ def metadata(draw: Any, app_names: list[str]) -> dict[str, Any] | None:
         annotations["example.com/other"] = "kept"
     if annotations or draw(st.booleans()):
         meta["annotations"] = annotations
+    else:
+        absent_or_null(draw, meta, "annotations")
     if draw(st.booleans()):
         meta["labels"] = {"app": "web", "pod-template-hash": "7d4b9c"}
         if draw(st.booleans()):
@@ -142,14 +154,20 @@ def pods(draw: Any) -> dict[str, Any]:
     inits = draw(containers(volume_names, init=True))
     if inits or draw(st.booleans()):
         spec["initContainers"] = inits
+    else:
+        absent_or_null(draw, spec, "initContainers")
     if volumes or draw(st.booleans()):
         spec["volumes"] = volumes
+    else:
+        absent_or_null(draw, spec, "volumes")
     if draw(st.sampled_from(range(20))) == 7:  # rarely (integers() favour their bounds)
         spec["os"] = {"name": draw(st.sampled_from(["linux", "windows"]))}
     template: dict[str, Any] = {"spec": spec}
     meta = draw(metadata([a["name"] for a in apps]))
     if meta is not None:
         template["metadata"] = meta
+    else:
+        absent_or_null(draw, template, "metadata")
     return template
 
 
@@ -221,6 +239,8 @@ def test_uninject_gives_back_the_original_exactly(
 
 def _included(mine: Any, theirs: Any, env_name: str | None = None) -> bool:
     """Everything in `mine` is in `theirs`, lists in order; merged env values may grow."""
+    if mine is None and isinstance(theirs, (list, dict)):
+        return True  # an explicit null list/map that was filled: it held nothing
     if isinstance(mine, dict):
         if not isinstance(theirs, dict):
             return False
@@ -272,7 +292,7 @@ def test_injected_containers_see_the_layer_and_their_own_values(
     assert injected
     assert c.ANNOTATION_INJECTED in pod_template(result.obj)["metadata"]["annotations"]
     for ct in injected:
-        user = expand_env(before[ct["name"]].get("env", []), POD_FIELDS, {})
+        user = expand_env(before[ct["name"]].get("env") or [], POD_FIELDS, {})
         env = expand_env(ct["env"], POD_FIELDS, {"lumigo-credentials/token": "t"})
         assert env["PYTHONPATH"].split(":")[0] == c.BOOTSTRAP_PATH
         if user.get("PYTHONPATH"):
@@ -289,7 +309,7 @@ def test_injected_containers_see_the_layer_and_their_own_values(
             continue
         attributes = parse_attributes(env["OTEL_RESOURCE_ATTRIBUTES"])
         user_attributes = parse_attributes(user.get("OTEL_RESOURCE_ATTRIBUTES", ""))
-        raw_user = [e for e in before[ct["name"]].get("env", []) if e["name"] == raw_name]
+        raw_user = [e for e in before[ct["name"]].get("env") or [] if e["name"] == raw_name]
         if raw_user and has_unclosed_reference(raw_user[-1].get("value", "")):
             continue  # attributes deliberately not added (a warning says so)
         expected = {

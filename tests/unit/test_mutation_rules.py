@@ -496,3 +496,26 @@ def test_uninject_without_state_record_removes_what_is_unmistakably_ours() -> No
     names_b = [e["name"] for e in env_of(restored, "b")]
     assert not {"PYTHONPATH", "AUTOWRAPT_BOOTSTRAP", c.ENV_TRACER_TOKEN} & set(names_b)
     assert c.ANNOTATION_INJECTED not in restored["metadata"]["annotations"]
+
+
+def test_explicit_null_lists_are_filled_and_restored() -> None:
+    """Helm templates often render `env:` or `volumes:` with nothing, i.e. null."""
+    original = opted_in(app(env=None, volumeMounts=None))
+    original["spec"].update(volumes=None, initContainers=None)
+    result = inject(original, SETTINGS)
+    assert result.injected
+    assert env_dict(result.obj)["PYTHONPATH"] == "/lumigo-otel/bootstrap"
+    assert_valid(result.obj)
+    assert uninject(result.obj) == original
+
+
+def test_malformed_lists_are_not_overwritten() -> None:
+    broken = opted_in(app("odd", env="PYTHONPATH=/x"), app("fine"))
+    result = inject(broken, SETTINGS)
+    assert container(result.obj, "odd") == container(broken, "odd")
+    assert any("'odd'" in w and "env is a str" in w for w in result.warnings)
+    spec_broken = opted_in()
+    spec_broken["spec"]["volumes"] = {"name": "x"}
+    result = inject(spec_broken, SETTINGS)
+    assert not result.injected and result.obj == spec_broken
+    assert "volumes is a dict" in result.reason

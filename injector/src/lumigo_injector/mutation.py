@@ -347,18 +347,35 @@ def _init_container(settings: InjectionSettings, pod_security: Mapping[str, Any]
     }
 
 
-def _ensure_list(holder: dict[str, Any], key: str, created: list[str], tag: str) -> list[Any]:
-    """`holder[key]` as a list, created (and recorded as created) when absent."""
+def _ensure(holder: dict[str, Any], key: str, kind: type, created: list[str]) -> Any:
+    """`holder[key]`, made an empty list/dict when absent or null, recorded in `created`.
+
+    Recorded as `key` when it was absent and `key=null` when it was an explicit null, so that
+    `uninject` can put back exactly that. (Other types are refused earlier by the blockers.)
+    """
     value = holder.get(key)
-    if isinstance(value, list):
+    if isinstance(value, kind):
         return value
-    holder[key] = value = []
-    created.append(tag)
+    created.append(key if key not in holder else f"{key}=null")
+    holder[key] = value = kind()
     return value
 
 
+def _ensure_list(holder: dict[str, Any], key: str, created: list[str]) -> list[Any]:
+    value: list[Any] = _ensure(holder, key, list, created)
+    return value
+
+
+def _wrong_type(holder: Mapping[str, Any], key: str, kind: type) -> str | None:
+    """A message when `holder[key]` is present, not null and not of `kind`."""
+    value = holder.get(key)
+    if value is None or isinstance(value, kind):
+        return None
+    return f"its {key} is a {type(value).__name__}, not a {kind.__name__}"
+
+
 def _step_volume(spec: dict[str, Any], settings: InjectionSettings, state: dict[str, Any]) -> None:
-    volumes = _ensure_list(spec, "volumes", state["created"], "volumes")
+    volumes = _ensure_list(spec, "volumes", state["created"])
     if any(_as_map(v).get("name") == c.VOLUME_NAME for v in volumes):
         return
     volumes.append({"name": c.VOLUME_NAME, "emptyDir": {"sizeLimit": settings.volume_size_limit}})
@@ -368,7 +385,7 @@ def _step_volume(spec: dict[str, Any], settings: InjectionSettings, state: dict[
 def _step_init_container(
     spec: dict[str, Any], settings: InjectionSettings, state: dict[str, Any]
 ) -> None:
-    init_containers = _ensure_list(spec, "initContainers", state["created"], "initContainers")
+    init_containers = _ensure_list(spec, "initContainers", state["created"])
     if any(_as_map(ic).get("name") == c.INIT_CONTAINER_NAME for ic in init_containers):
         return
     init_containers.append(_init_container(settings, _as_map(spec.get("securityContext"))))
@@ -387,6 +404,10 @@ def _mount_conflict(container: Mapping[str, Any]) -> str | None:
 
 def _container_blocker(container: Mapping[str, Any]) -> str | None:
     """Why this container cannot be injected, or None."""
+    for key in ("env", "volumeMounts"):
+        wrong = _wrong_type(container, key, list)
+        if wrong:
+            return wrong
     env = _as_list(container.get("env"))
     for name in (c.ENV_PYTHONPATH, c.ENV_AUTOWRAPT_BOOTSTRAP):
         index = _last_index(env, name)
@@ -396,7 +417,7 @@ def _container_blocker(container: Mapping[str, Any]) -> str | None:
 
 
 def _step_mount(container: dict[str, Any], record: dict[str, Any]) -> None:
-    mounts = _ensure_list(container, "volumeMounts", record["created"], "volumeMounts")
+    mounts = _ensure_list(container, "volumeMounts", record["created"])
     if any(
         _as_map(m).get("name") == c.VOLUME_NAME
         and str(_as_map(m).get("mountPath", "")).rstrip("/") == c.MOUNT_PATH
@@ -440,7 +461,7 @@ def _step_env(
     record: dict[str, Any],
     warnings: list[str],
 ) -> None:
-    env = _ensure_list(container, "env", record["created"], "env")
+    env = _ensure_list(container, "env", record["created"])
     _set_merged(env, c.ENV_PYTHONPATH, merged_pythonpath, record, warnings)
     _set_merged(env, c.ENV_AUTOWRAPT_BOOTSTRAP, merged_autowrapt, record, warnings)
     token = {
@@ -539,7 +560,16 @@ def _select_containers(
     return selected
 
 
-def _pod_blocker(spec: Mapping[str, Any]) -> str | None:
+def _pod_blocker(holder: Mapping[str, Any]) -> str | None:
+    spec: Mapping[str, Any] = holder["spec"]
+    wrong = (
+        _wrong_type(spec, "volumes", list)
+        or _wrong_type(spec, "initContainers", list)
+        or _wrong_type(holder, "metadata", dict)
+        or _wrong_type(_as_map(holder.get("metadata")), "annotations", dict)
+    )
+    if wrong:
+        return f"the pod spec is malformed: {wrong}"
     if _as_map(spec.get("os")).get("name") == "windows":
         return "Windows pods are not supported"
     if any(_as_map(ct).get("name") == c.INIT_CONTAINER_NAME for ct in _as_list(spec["containers"])):
@@ -594,7 +624,7 @@ def _inject_site(
     out: dict[str, Any], site: _Site, annotations: Mapping[str, Any], settings: InjectionSettings
 ) -> MutationResult:
     spec: dict[str, Any] = site.holder["spec"]
-    blocker = _pod_blocker(spec)
+    blocker = _pod_blocker(site.holder)
     if blocker:
         return MutationResult(out, False, f"skipped: {blocker}", (blocker,))
     options = _options(site, annotations, settings)
@@ -604,13 +634,8 @@ def _inject_site(
         return MutationResult(out, False, "skipped: no container can be injected", tuple(warnings))
 
     state: dict[str, Any] = {"v": _STATE_VERSION, "created": [], "containers": {}}
-    if not isinstance(site.holder.get("metadata"), dict):
-        site.holder["metadata"] = {}
-        state["created"].append("metadata")
-    meta: dict[str, Any] = site.holder["metadata"]
-    if not isinstance(meta.get("annotations"), dict):
-        meta["annotations"] = {}
-        state["created"].append("annotations")
+    meta: dict[str, Any] = _ensure(site.holder, "metadata", dict, state["created"])
+    _ensure(meta, "annotations", dict, state["created"])
 
     _step_volume(spec, settings, state)
     _step_init_container(spec, settings, state)
@@ -636,8 +661,13 @@ def _remove_named(items: list[Any], name: str) -> None:
 
 
 def _drop_if_created(holder: MutableMapping[str, Any], key: str, created: list[str]) -> None:
-    if key in created and holder.get(key) == []:
+    """Undo `_ensure`: remove (or null again) a list or map `inject` created, if still empty."""
+    if holder.get(key) not in ([], {}):
+        return
+    if key in created:
         del holder[key]
+    elif f"{key}=null" in created:
+        holder[key] = None
 
 
 def _uninject_container(container: dict[str, Any], record: Mapping[str, Any]) -> None:
@@ -697,10 +727,8 @@ def uninject(obj: Mapping[str, Any]) -> dict[str, Any]:
     _drop_if_created(spec, "volumes", created)
     annotations.pop(c.ANNOTATION_INJECTED, None)
     annotations.pop(c.ANNOTATION_INJECTION_STATE, None)
-    if "annotations" in created and not annotations:
-        del meta["annotations"]
-    if "metadata" in created and not meta:
-        del site.holder["metadata"]
+    _drop_if_created(meta, "annotations", created)
+    _drop_if_created(site.holder, "metadata", created)
     return out
 
 
