@@ -273,3 +273,25 @@ def test_without_a_token_the_rendered_injector_still_injects(
     finally:
         injector.stop()
     assert kube.get("/api/v1/namespaces/tokenless/secrets/lumigo-credentials") is None
+
+
+def test_namespace_label_opt_in_is_honoured(
+    kube: KubeEmulator, chart_injector: tuple[InjectorProcess, list[dict[str, Any]]]
+) -> None:
+    """The chart's second webhook entry sends every pod of a namespace labelled
+    lumigo.io/inject=python; the injector must inject them (and respect a pod's opt-out)."""
+    injector, _ = chart_injector
+    injector.wait_ready()
+    kube.create(
+        "/api/v1/namespaces",
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "labelled", "labels": {"lumigo.io/inject": "python"}},
+        },
+    )
+    plain = injector.review(admission_review(deployment_pod("api"), namespace="labelled"))
+    assert decode_patch(plain), plain
+    opted_out = deployment_pod("batch", annotations={"lumigo.io/inject": "false"})
+    response = injector.review(admission_review(opted_out, namespace="labelled"))
+    assert response["allowed"] is True and not decode_patch(response)
