@@ -556,3 +556,38 @@ def test_unreadable_state_label_falls_back_to_removing_our_parts() -> None:
     c = container(uninject(td), "app")
     assert env(c) == {"AUTOWRAPT_BOOTSTRAP": "x", "OTEL_SERVICE_NAME": "svc"}
     assert "dockerLabels" not in c and "mountPoints" not in c
+
+
+def test_a_pythonpath_from_secrets_blocks_that_container() -> None:
+    td = minimal()
+    td["containerDefinitions"].append(
+        {
+            "name": "worker",
+            "image": "python:3.12",
+            "secrets": [{"name": "PYTHONPATH", "valueFrom": SSM_TOKEN_ARN}],
+        }
+    )
+    result = inject(td, WITH_TOKEN)
+    assert result.injected == ("app",)
+    assert "PYTHONPATH comes from a secret" in dict(result.skipped)["worker"]
+    with pytest.raises(TaskDefinitionError, match="'worker' cannot be injected"):
+        inject(td, EcsSettings(token_secret_arn=TOKEN_ARN, containers=("app", "worker")))
+
+
+def test_environment_files_warn_that_environment_wins() -> None:
+    result = inject(parsed("existing-env-secrets.json"), WITH_TOKEN)
+    assert any("'billing' reads environmentFiles" in w for w in result.warnings)
+    assert not any("'migrate' reads" in w for w in result.warnings)
+
+
+def test_the_last_of_duplicate_entries_is_the_one_merged() -> None:
+    before = minimal(
+        environment=[
+            {"name": "PYTHONPATH", "value": "/first"},
+            {"name": "PYTHONPATH", "value": "/last"},
+        ]
+    )
+    td = inject(before, WITH_TOKEN).task_definition
+    values = [e["value"] for e in container(td, "app")["environment"] if e["name"] == "PYTHONPATH"]
+    assert values == ["/first", f"{BOOT}:/last"]
+    assert uninject(td) == normalise(before)

@@ -332,12 +332,29 @@ def select_containers(
                 skipped.append((c["name"], f"{reason}; name it in --containers to inject it"))
             else:
                 selected.append(c["name"])
-    for c in containers:
-        if c["name"] in selected:
-            _check_container(c)
+    blocked = {c["name"]: r for c in containers if c["name"] in selected and (r := blocker(c))}
+    if names is not None and blocked:
+        raise TaskDefinitionError(
+            "; ".join(f"container '{n}' cannot be injected: {r}" for n, r in blocked.items())
+        )
+    skipped += [(n, f"cannot be injected: {r}") for n, r in blocked.items()]
+    selected = [n for n in selected if n not in blocked]
     if not selected:
-        raise TaskDefinitionError("no app container to inject (all are sidecars)")
+        reasons = "; ".join(f"{n}: {r}" for n, r in skipped)
+        raise TaskDefinitionError(f"no app container to inject ({reasons})")
     return selected, skipped
+
+
+def blocker(container: Mapping[str, Any]) -> str:
+    """Why an app container cannot be injected ('' when it can)."""
+    for mount in container.get("mountPoints", []):
+        path = str(mount.get("containerPath", "")).rstrip("/")
+        if path == MOUNT_PATH or path.startswith(MOUNT_PATH + "/"):
+            return f"it already mounts something at {path}"
+    for secret in container.get("secrets", []):
+        if secret.get("name") in _MERGES:
+            return f"its {secret['name']} comes from a secret and cannot be extended"
+    return ""
 
 
 def sidecar_reason(td: Mapping[str, Any], container: Mapping[str, Any]) -> str:
@@ -356,14 +373,6 @@ def sidecar_reason(td: Mapping[str, Any], container: Mapping[str, Any]) -> str:
         if marker in repository:
             return f"a known sidecar image ({marker})"
     return ""
-
-
-def _check_container(container: Mapping[str, Any]) -> None:
-    for mount in container.get("mountPoints", []):
-        if mount.get("containerPath") == MOUNT_PATH:
-            raise TaskDefinitionError(
-                f"container '{container['name']}' already mounts something at {MOUNT_PATH}"
-            )
 
 
 def _init_container(td: Mapping[str, Any], settings: EcsSettings) -> dict[str, Any]:
@@ -434,6 +443,12 @@ def _inject_container(container: dict[str, Any], family: str, settings: EcsSetti
             warnings.append(f"container '{name}' already sets {LUMIGO_ENDPOINT}={current}; kept it")
 
     warnings.extend(_inject_token(name, env, secrets, settings, record["added"]))
+    if container.get("environmentFiles"):
+        warnings.append(
+            f"container '{name}' reads environmentFiles: values set in 'environment' win over "
+            f"them, so a {PYTHONPATH} or {AUTOWRAPT_BOOTSTRAP} set only in those files is "
+            "replaced; move such a variable to 'environment' before injecting"
+        )
 
     container["environment"] = env
     if secrets:
@@ -627,8 +642,8 @@ def _volumes(td: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _index(entries: Sequence[Mapping[str, Any]], name: str) -> int | None:
-    for i, entry in enumerate(entries):
-        if entry.get("name") == name:
+    for i in range(len(entries) - 1, -1, -1):  # the last entry wins, as with `docker run -e`
+        if entries[i].get("name") == name:
             return i
     return None
 

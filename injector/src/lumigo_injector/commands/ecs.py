@@ -134,19 +134,23 @@ def _run_service(args: argparse.Namespace, settings: ecs.EcsSettings) -> int:
     current = ecs_aws.describe(client, args.cluster, args.service)
     ecs.validate(current.task_definition)
     after = _rewrite(current.task_definition, args, settings)
+    unchanged = after == current.task_definition
     if args.dry_run:
-        sys.stdout.write(
-            ecs.diff(
-                current.task_definition, after, current.arn, f"{after['family']} (new revision)"
-            )
-        )
+        new_name = f"{after['family']} (new revision)"
+        sys.stdout.write(ecs.diff(current.task_definition, after, current.arn, new_name))
+        if unchanged:
+            _err(f"{current.arn} needs no change")
         return 0
-    if after == current.task_definition:
+    if unchanged:
         _err(f"{current.arn} needs no change; nothing registered")
         print(current.arn)
         return 0
     arn = ecs_aws.register(client, after)
-    ecs_aws.point_service(client, args.cluster, args.service, arn)
+    try:
+        ecs_aws.point_service(client, args.cluster, args.service, arn)
+    except (ecs.TaskDefinitionError, ecs_aws.AwsError) as exc:
+        _err(f"error: registered {arn} but could not update service {args.service!r}: {exc}")
+        return 1
     _err(f"registered {arn} and updated service {args.service!r} in cluster {args.cluster!r}")
     print(arn)
     return 0
