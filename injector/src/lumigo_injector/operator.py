@@ -133,12 +133,12 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     """A kopf registry with this operator's handlers (nothing global)."""
     registry = kopf.OperatorRegistry()
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(registry=registry, id="login")
     def login(**kwargs: Any) -> Any:
         """In-cluster service account, else KUBECONFIG / ~/.kube/config."""
         return kopf.login_via_client(**kwargs)
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(registry=registry, id="rotate-token-secrets")
     async def rotate_secrets(**_: Any) -> None:
         """Bring every managed token Secret up to date (a new token comes with a restart)."""
         if not ctx.mirror.enabled:
