@@ -223,14 +223,17 @@ _OPTIONS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the serve flags; defaults are resolved later, together with the environment."""
+    defaults = ServeSettings()
     for option in _OPTIONS:
+        default = getattr(defaults, option.dest)
+        shown = f"; default {default}" if default is not None else ""
         parser.add_argument(
             option.flag,
             dest=option.dest,
             type=option.parse,
             default=None,
             metavar=option.dest.upper(),
-            help=f"{option.help} [env {option.env}]",
+            help=f"{option.help} [env {option.env}{shown}]",
         )
 
 
