@@ -124,3 +124,22 @@ def test_describe() -> None:
         "Pod/x/web-"
     )
     assert describe({"kind": "Pod"}) == "Pod/<unnamed>"
+
+
+def test_yaml_anchors_become_independent_copies() -> None:
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        "  - name: a\n    image: x\n    env: &env\n    - {name: A, value: '1'}\n"
+        "  - name: b\n    image: x\n    env: *env\n"
+    )
+    (pod,), _ = load_documents(text)
+    first, second = pod["spec"]["containers"]
+    assert first["env"] == second["env"] and first["env"] is not second["env"]
+    assert "&" not in dump_documents([pod], "yaml")
+
+
+def test_values_json_cannot_carry_are_an_error() -> None:
+    with pytest.raises(ManifestError, match="document 1 has a value JSON cannot represent"):
+        load_documents("apiVersion: v1\nkind: Secret\ndata: {a: !!binary aGVsbG8=}\n")
+    (doc,), _ = load_documents("apiVersion: v1\nkind: ConfigMap\ndata: {1: one}\n")
+    assert doc["data"] == {"1": "one"}

@@ -519,3 +519,13 @@ def test_malformed_lists_are_not_overwritten() -> None:
     result = inject(spec_broken, SETTINGS)
     assert not result.injected and result.obj == spec_broken
     assert "volumes is a dict" in result.reason
+
+
+def test_containers_sharing_one_env_object_are_injected_independently() -> None:
+    shared = [{"name": "A", "value": "1"}]
+    original = opted_in(app("api", env=shared), app("sidecar", env=shared))
+    original["metadata"]["annotations"][c.ANNOTATION_CONTAINER_NAMES] = "api"
+    result = inject(original, SETTINGS)
+    assert env_of(result.obj, "sidecar") == [{"name": "A", "value": "1"}]
+    assert "PYTHONPATH" in env_dict(result.obj, "api")
+    assert uninject(result.obj) == original

@@ -160,6 +160,19 @@ def _yaml_location(exc: yaml.YAMLError) -> str:
     return text
 
 
+def _as_json(document: dict[str, Any], number: int) -> dict[str, Any]:
+    """The document as plain JSON data, the way the API server sees it.
+
+    YAML anchors become independent copies, and non-string keys become strings (as kubectl's
+    YAML-to-JSON conversion does). Values JSON cannot carry (binary, NaN) are an error.
+    """
+    try:
+        plain: dict[str, Any] = json.loads(json.dumps(document, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"document {number} has a value JSON cannot represent: {exc}") from None
+    return plain
+
+
 def load_documents(text: str) -> tuple[list[dict[str, Any]], Format]:
     """Parse YAML or JSON text into its documents (empty YAML documents are dropped).
 
@@ -176,7 +189,7 @@ def load_documents(text: str) -> tuple[list[dict[str, Any]], Format]:
                 f"document {number} is not a Kubernetes object "
                 f"(expected a mapping with apiVersion and kind, got {type(document).__name__})"
             )
-        documents.append(document)
+        documents.append(_as_json(document, number))
     return documents, fmt
 
 

@@ -9,7 +9,6 @@ records what it added or changed in the annotation `lumigo.io/injection-state` s
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -83,6 +82,19 @@ def _as_map(value: Any) -> Mapping[str, Any]:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def plain_copy(value: Any) -> Any:
+    """A deep copy of JSON-like data in which no two places share an object.
+
+    (`copy.deepcopy` keeps sharing, e.g. one env list used by two containers through a YAML
+    anchor, and mutating one container would then change the other.)
+    """
+    if isinstance(value, Mapping):
+        return {key: plain_copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_copy(item) for item in value]
+    return value
 
 
 def _annotation(annotations: Mapping[str, Any], key: str) -> str | None:
@@ -444,7 +456,7 @@ def _set_merged(
         return
     new = merge(existing)
     if new != existing or "value" not in entry:
-        record["changed"][name] = copy.deepcopy(entry)
+        record["changed"][name] = plain_copy(entry)
         env[index] = {**entry, "value": new}
 
 
@@ -593,7 +605,7 @@ def inject(
     with another version is re-injected (upgrade). Never raises on odd input: the reason
     says why nothing was done.
     """
-    out: dict[str, Any] = copy.deepcopy(dict(obj))
+    out: dict[str, Any] = plain_copy(obj)
     site = _locate(out)
     if isinstance(site, str):
         return MutationResult(out, False, f"skipped: {site}")
@@ -679,7 +691,7 @@ def _uninject_container(container: dict[str, Any], record: Mapping[str, Any]) ->
         for name, original in _as_map(record.get("changed")).items():
             index = _last_index(env, name)
             if index is not None:
-                env[index] = copy.deepcopy(original)
+                env[index] = plain_copy(original)
     mounts = container.get("volumeMounts")
     if record.get("mount") and isinstance(mounts, list):
         for index in range(len(mounts) - 1, -1, -1):
@@ -697,7 +709,7 @@ def uninject(obj: Mapping[str, Any]) -> dict[str, Any]:
     Works from the `lumigo.io/injection-state` record. An object that is not injected comes
     back as an unchanged deep copy.
     """
-    out: dict[str, Any] = copy.deepcopy(dict(obj))
+    out: dict[str, Any] = plain_copy(obj)
     site = _locate(out)
     if isinstance(site, str):
         return out
