@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lumigo_injector.manifests import (
     ManifestError,
@@ -143,3 +145,26 @@ def test_values_json_cannot_carry_are_an_error() -> None:
         load_documents("apiVersion: v1\nkind: Secret\ndata: {a: !!binary aGVsbG8=}\n")
     (doc,), _ = load_documents("apiVersion: v1\nkind: ConfigMap\ndata: {1: one}\n")
     assert doc["data"] == {"1": "one"}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.sampled_from(["yes", "no", "on", "null", "~", "1.0", "0o17", "2024-01-31", "- x", "#"]),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=4), max_size=3))
+def test_yaml_and_json_output_read_back_identically(data: list[dict[str, Any]]) -> None:
+    documents = [{"apiVersion": "v1", "kind": "ConfigMap", "data": d} for d in data]
+    for fmt in ("yaml", "json"):
+        text = dump_documents(documents, fmt)  # type: ignore[arg-type]
+        assert load_documents(text)[0] == documents if documents else text == ""
