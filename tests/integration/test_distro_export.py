@@ -232,3 +232,22 @@ def test_hanging_dependency_endpoint_delays_neither_start_nor_exit(
     assert THREAD_NAME in report["threads_at_start"]
     # ...and exit did not wait for the report's timeout
     assert elapsed < baseline + REPORT_TIMEOUT_SECONDS - 1.0
+
+
+def test_forked_workers_export_and_dump_each_span_once(
+    otlp_receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    dump = tmp_path / "spans.jsonl"
+    env = traced_env(otlp_receiver, LUMIGO_DEBUG_SPANDUMP=str(dump), OTEL_BSP_SCHEDULE_DELAY="5")
+    workers, per_worker = 3, 40
+    expected = 2 + workers * per_worker
+
+    result = run_app("fork_spans.py", env, argv=[str(workers), str(per_worker)])
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    spans = otlp_receiver.wait_for_spans(expected)
+    assert len(spans) == expected
+    assert len({s.span_id for s in spans}) == expected
+    assert {s.name for s in spans} >= {"parent-before", "parent-after", "worker-2-39"}
+    dumped = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert sorted(d["name"] for d in dumped) == sorted(s.name for s in spans)

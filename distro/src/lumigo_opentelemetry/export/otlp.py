@@ -10,8 +10,10 @@ exporter timeout. The HTTP stack is imported on the first export, not at start-u
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -51,15 +53,29 @@ class DeadlineExporter(SpanExporter):
         self._deadline: Optional[float] = None
         self._gave_up = False
         self._dropped = 0
+        if hasattr(os, "register_at_fork"):
+            after_fork = weakref.WeakMethod(self._after_fork_in_child)
+
+            def _reinit() -> None:
+                method = after_fork()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_reinit)
+
+    def _after_fork_in_child(self) -> None:
+        # A fork while another thread held the lock (e.g. building the exporter) must not
+        # leave the child's lock held forever; the child builds its own exporter if needed.
+        self._lock = threading.Lock()
 
     def _exporter(self) -> Optional[SpanExporter]:
         with self._lock:
             if self._inner is None and self._factory is not None:
-                factory, self._factory = self._factory, None
                 try:
-                    self._inner = factory()
+                    self._inner = self._factory()
                 except Exception as exc:
                     logger.warning("cannot create the span exporter: %r", exc)
+                self._factory = None
             return self._inner
 
     def start_deadline(self, seconds: float) -> None:
