@@ -74,7 +74,7 @@ def test_multi_container_deployment_injects_every_app_container_only() -> None:
         "migrate",
         "lumigo-otel-init",
     ]
-    assert spec["initContainers"][:2] == pod_spec(original)["initContainers"]
+    assert spec["initContainers"][:3] == pod_spec(original)["initContainers"]
     for name in ("api", "worker", "nginx"):
         values = env(deployment, name)
         assert values["PYTHONPATH"] == "/lumigo-otel/bootstrap"

@@ -14,6 +14,13 @@ from lumigo_injector.mutation import InjectionSettings, inject, uninject
 
 PROG = "lumigo-injector inject"
 
+DESCRIPTION = f"""\
+Read Kubernetes manifests (multi-document YAML or JSON: Pods, Deployments, StatefulSets,
+DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs and Lists of them) and write
+them to stdout with the Lumigo layer injected into every pod template annotated
+{constants.ANNOTATION_INJECT}=python. Other kinds pass through unchanged.
+"""
+
 EXAMPLES = """\
 examples:
   lumigo-injector inject -f deployment.yaml | kubectl apply -f -
@@ -28,11 +35,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "inject",
         help="inject Kubernetes manifests offline (YAML or JSON, to stdout)",
-        description="Read Kubernetes manifests (multi-document YAML or JSON: Pods, Deployments, "
-        "StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs and "
-        "Lists of them) and write them to stdout with the Lumigo layer injected into every "
-        f"pod template annotated {constants.ANNOTATION_INJECT}=python. Other kinds pass "
-        "through unchanged.",
+        description=DESCRIPTION,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -57,21 +60,24 @@ def add_parser(subparsers: Any) -> None:
     defaults = InjectionSettings()
     parser.add_argument(
         "--init-image",
+        metavar="IMAGE",
         default=defaults.init_image,
         help="image of the init container that copies the layer (default: %(default)s)",
     )
     parser.add_argument(
         "--secret-name",
+        metavar="NAME",
         default=defaults.secret_name,
         help="Secret holding the Lumigo token, unless annotated otherwise (default: %(default)s)",
     )
     parser.add_argument(
         "--secret-key",
+        metavar="KEY",
         default=defaults.secret_key,
         help="key of the token in that Secret (default: %(default)s)",
     )
     parser.add_argument(
-        "--endpoint", default=None, help="OTLP endpoint URL, set as LUMIGO_ENDPOINT"
+        "--endpoint", metavar="URL", default=None, help="OTLP endpoint URL, set as LUMIGO_ENDPOINT"
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print only errors and warnings on stderr"
