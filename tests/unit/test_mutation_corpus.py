@@ -72,6 +72,7 @@ def test_multi_container_deployment_injects_every_app_container_only() -> None:
     assert [ic["name"] for ic in spec["initContainers"]] == [
         "wait-for-db",
         "migrate",
+        "log-shipper",
         "lumigo-otel-init",
     ]
     assert spec["initContainers"][:3] == pod_spec(original)["initContainers"]
