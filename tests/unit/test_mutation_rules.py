@@ -529,3 +529,22 @@ def test_containers_sharing_one_env_object_are_injected_independently() -> None:
     assert env_of(result.obj, "sidecar") == [{"name": "A", "value": "1"}]
     assert "PYTHONPATH" in env_dict(result.obj, "api")
     assert uninject(result.obj) == original
+
+
+def test_literal_values_from_annotations_and_settings_are_never_expanded() -> None:
+    original = opted_in(
+        app(env=[{"name": "HOME", "value": "/root"}]),
+        **{c.ANNOTATION_SERVICE_NAME: "$(HOME)-svc"},
+    )
+    out = inject(original, InjectionSettings(endpoint="http://$(HOME):4318")).obj
+    values = env_dict(out)
+    assert values["OTEL_SERVICE_NAME"] == "$(HOME)-svc"
+    assert values["LUMIGO_ENDPOINT"] == "http://$(HOME):4318"
+
+
+def test_unclosed_user_reference_keeps_attributes_out_with_warning() -> None:
+    user = {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": "team=$(TEAM"}
+    result = inject(opted_in(app(env=[dict(user)])), SETTINGS)
+    assert result.injected
+    assert by_name(env_of(result.obj, "app"), "OTEL_RESOURCE_ATTRIBUTES") == user
+    assert any("unclosed" in w for w in result.warnings)
