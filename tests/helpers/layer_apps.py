@@ -28,7 +28,7 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -384,3 +384,31 @@ def write_fastapi_app(folder: Path) -> Path:
     path = folder / "fastapi_app.py"
     path.write_text(FASTAPI_APP, encoding="utf-8")
     return path
+
+
+# --- one exercise of an app --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """What one run of an app answered and printed."""
+
+    bodies: list[Any]
+    facts: dict[str, Any]
+    output: AppOutput
+
+
+def exercise(
+    venv: AppVenv,
+    script: Path,
+    env: Mapping[str, str],
+    paths: Sequence[str] = ("/hello/alpha", "/hello/beta"),
+    while_running: Callable[[RunningApp], None] | None = None,
+) -> Exercise:
+    """Start the app, GET each path (JSON answers) and /facts, run `while_running`, stop."""
+    with running_app(venv, script, env) as app:
+        bodies = [app.get_json(path) for path in paths]
+        facts = app.get_json("/facts")
+        if while_running is not None:
+            while_running(app)
+    return Exercise(bodies, facts, app.stop())

@@ -46,8 +46,9 @@ from lumigo_injector.layer_sets import LayerBuildError, install_set, read_packag
 Progress = Callable[[str], None]
 
 BOOTSTRAP_SOURCE = Path(__file__).parent / "bootstrap" / "sitecustomize.py"
-# Bump when the way sets are made changes, so cached sets are rebuilt.
+# Bump when pip's part of making a set changes, so cached sets are rebuilt.
 SET_RECIPE_VERSION = "1"
+RAW_COMPLETE = ".lumigo-raw-complete"  # marks a finished pip install in the set cache
 PYCACHE_BLOCKER = "A file, not a directory, so that Python writes no bytecode into the layer.\n"
 _SOURCE_SKIP = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "dist", "build"}
 
@@ -156,18 +157,18 @@ def build_layer(
             raw_root.mkdir(parents=True, exist_ok=True)
             with (raw_root / f"{target.name}.lock").open("a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # other builds may share the set cache
-                if not (target / SET_FILE).exists():
+                if not (target / RAW_COMPLETE).exists():
                     say(f"pip: {set_name(python, plat, machine)}")
                     partial = target.parent / f"{target.name}.partial"
                     install_set(wheel, partial, python, plat, machine)
-                    pset = read_package_set(partial, python, plat, machine)
-                    text = set_requirements_text(pset)
-                    (partial / SET_FILE).write_text(text, encoding="utf-8")
+                    read_package_set(partial, python, plat, machine)  # fail before caching
+                    (partial / RAW_COMPLETE).write_text("", encoding="utf-8")
                     if target.exists():
                         shutil.rmtree(target)
                     partial.rename(target)
                 else:
                     say(f"cached: {set_name(python, plat, machine)}")
+                    os.utime(target)  # recently used: kept by the cache pruning
             return target, read_package_set(target, python, plat, machine)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -176,8 +177,14 @@ def build_layer(
         say("deduplicating files shared between sets")
         staging = tmp / "layer"
         stats = assemble(staging, {pset.name: path for path, pset in built})
-        sets = tuple(replace(pset, files=stats.set_files[pset.name], bytes=stats.set_bytes[
-            pset.name]) for _path, pset in built)  # fmt: skip
+        for _path, pset in built:
+            (staging / pset.name / SET_FILE).write_text(
+                set_requirements_text(pset), encoding="utf-8"
+            )
+        sets = tuple(
+            replace(pset, files=stats.set_files[pset.name], bytes=stats.set_bytes[pset.name])
+            for _path, pset in built
+        )
         (staging / BOOTSTRAP_DIR).mkdir()
         shutil.copy2(BOOTSTRAP_SOURCE, staging / BOOTSTRAP_DIR / "sitecustomize.py")
         # A regular file where Python would make its bytecode cache directory: no Python
@@ -249,6 +256,8 @@ def assemble(out: Path, raw_sets: dict[str, Path]) -> AssemblyStats:
         entries = listing.setdefault(name, [])
         for folder, _dirs, files in os.walk(root):
             for leaf in files:
+                if leaf == RAW_COMPLETE and folder == str(root):
+                    continue
                 source = Path(folder, leaf)
                 digest = _file_digest(source)
                 occurrences[digest] = occurrences.get(digest, 0) + 1

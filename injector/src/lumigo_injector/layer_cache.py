@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from lumigo_injector.layer_build import Progress, build_layer, default_distro_so
 from lumigo_injector.layer_manifest import MANIFEST_NAME, SUPPORTED_PYTHONS
 
 KEEP_LAYERS = 4  # older cached layers are removed, newest first kept
+SET_MAX_AGE = 24 * 3600  # cached pip installs unused for this long are removed
 
 
 def cache_root() -> Path:
@@ -70,6 +72,7 @@ def cached_layer(
                     distro=source, set_cache=root / "sets",
                 )  # fmt: skip
                 _prune(layers, keep=path)
+                _prune_sets(root / "sets")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return path
@@ -83,3 +86,11 @@ def _prune(layers: Path, keep: Path) -> None:
     )
     for old in candidates[KEEP_LAYERS - 1 :]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _prune_sets(sets: Path) -> None:
+    cutoff = time.time() - SET_MAX_AGE
+    for entry in sets.iterdir() if sets.is_dir() else ():
+        if entry.is_dir() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
+            entry.with_name(f"{entry.name}.lock").unlink(missing_ok=True)

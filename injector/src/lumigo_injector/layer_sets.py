@@ -19,6 +19,7 @@ from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PackagingRequirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from lumigo_injector.layer_manifest import (
     ROOT_DIST,
@@ -87,6 +88,29 @@ def trim_set(target: Path) -> None:
             path.unlink()
     for cache in list(target.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)
+
+
+# OpenTelemetry's own packages pin `opentelemetry-api==X.Y.Z` (they are released in
+# lockstep), and the contrib packages often trail the newest API patch release by days.
+# Libraries such as FastAPI depend on the newest `opentelemetry-api`, so an app can hold
+# api X.Y.Z+1 while the set's SDK pins X.Y.Z. API patch releases keep the API, so the layer
+# accepts the app's api from the same minor series at the pinned patch or newer.
+LOCKSTEP_RELAXED = "opentelemetry-api"
+
+
+def relax_lockstep_pin(name: str, required_by: str, spec: str) -> str:
+    """`==X.Y.Z` on opentelemetry-api from an OpenTelemetry package -> `>=X.Y.Z,==X.Y.*`."""
+    if name != LOCKSTEP_RELAXED or not required_by.startswith("opentelemetry-"):
+        return spec
+    if not spec.startswith("==") or "," in spec or "*" in spec:
+        return spec
+    try:
+        pinned = Version(spec[2:])
+    except InvalidVersion:
+        return spec
+    if pinned.is_prerelease or len(pinned.release) < 3 or pinned.local:
+        return spec
+    return f">={pinned},=={pinned.major}.{pinned.minor}.*"
 
 
 def _marker_environment(python: str, arch: str) -> dict[str, str]:
@@ -173,7 +197,8 @@ def read_package_set(target: Path, python: str, platform: str, arch: str) -> Pac
             if not _marker_applies(req.marker, env, set(extras)):
                 continue
             dep = canonicalize_name(req.name)
-            requirements.add(Requirement(dep, str(req.specifier).replace(" ", ""), current))
+            spec = relax_lockstep_pin(dep, current, str(req.specifier).replace(" ", ""))
+            requirements.add(Requirement(dep, spec, current))
             queue.append((dep, frozenset(req.extras)))
     missing = sorted({req.name for req in requirements} - set(metadata))
     if missing:
