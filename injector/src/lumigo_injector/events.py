@@ -123,13 +123,18 @@ class EventRecorder:
     async def _post(self, body: dict[str, Any]) -> None:
         namespace = body["metadata"]["namespace"]
         try:
-            await asyncio.to_thread(self._core.create_namespaced_event, namespace, body)
+            await asyncio.to_thread(self._create, namespace, body)
         except Exception as exc:
             log.warning(
                 "cannot post event: %s",
                 exc,
                 extra={"namespace": namespace, "reason": body["reason"]},
             )
+
+    def _create(self, namespace: str, body: dict[str, Any]) -> None:
+        # The answer is not needed: skip deserialising it into a model (most of the cost).
+        response = self._core.create_namespaced_event(namespace, body, _preload_content=False)
+        response.release_conn()
 
     async def drain(self, timeout: float = 2.0) -> None:
         """Wait a little for pending posts (on shutdown)."""
