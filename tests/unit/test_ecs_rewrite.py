@@ -379,6 +379,12 @@ def test_sidecars_are_skipped_by_default_and_injected_when_named() -> None:
         EcsSettings(token_secret_arn=TOKEN_ARN, containers=("app", "envoy")),
     )
     assert named.injected == ("app", "envoy")
+    bridge = inject(parsed("ec2-bridge.json"), WITH_TOKEN)
+    assert bridge.injected == ("reports",)
+    assert "non-Python server image (redis)" in dict(bridge.skipped)["cache"]
+    lookalike = minimal()
+    lookalike["containerDefinitions"][0]["image"] = "example.com/team/redis-worker:1"
+    assert inject(lookalike, WITH_TOKEN).injected == ("app",)  # a Python RQ worker, say
     firelens = inject(parsed("multi-container-firelens.json"), WITH_TOKEN)
     assert firelens.injected == ("web", "worker")
     assert "FireLens" in dict(firelens.skipped)["log_router"]

@@ -72,6 +72,13 @@ _SIDECAR_IMAGES = (
     "cloudwatch-agent",
     "datadog/agent",
 )
+# Official images of servers that are not Python apps (matched on the image's last path part).
+_SERVER_IMAGES = frozenset(
+    {
+        "redis", "valkey", "memcached", "nginx", "httpd", "haproxy", "traefik", "postgres",
+        "mysql", "mariadb", "mongo", "rabbitmq", "elasticsearch", "opensearch", "busybox",
+    }
+)  # fmt: skip
 
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-\d+"
 _PARTITION = r"aws(?:-[a-z]+)*"
@@ -372,6 +379,9 @@ def sidecar_reason(td: Mapping[str, Any], container: Mapping[str, Any]) -> str:
     for marker in _SIDECAR_IMAGES:
         if marker in repository:
             return f"a known sidecar image ({marker})"
+    last = repository.rsplit("/", 1)[-1]
+    if last in _SERVER_IMAGES:
+        return f"a known non-Python server image ({last})"
     return ""
 
 
