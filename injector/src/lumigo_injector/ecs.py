@@ -273,6 +273,7 @@ def inject(td: Mapping[str, Any], settings: EcsSettings) -> EcsResult:
     by ECS such as `cpu: 0`) are kept, so a described revision re-injects to itself.
     """
     td = normalise(td)
+    validate(td)
     if not is_injected(td) and any(v.get("name") == VOLUME_NAME for v in _volumes(td)):
         raise TaskDefinitionError(f"the task definition already has a volume named {VOLUME_NAME!r}")
     previous_init = next((c for c in _containers(td) if c.get("name") == INIT_CONTAINER_NAME), {})
@@ -446,7 +447,9 @@ def _inject_container(container: dict[str, Any], family: str, settings: EcsSetti
 
     if settings.endpoint is not None:
         current = _value(env, LUMIGO_ENDPOINT)
-        if current is None:
+        if current is None and _index(secrets, LUMIGO_ENDPOINT) is not None:
+            warnings.append(f"container '{name}' takes {LUMIGO_ENDPOINT} from a secret; kept it")
+        elif current is None:
             env.append({"name": LUMIGO_ENDPOINT, "value": settings.endpoint})
             record["added"].append(LUMIGO_ENDPOINT)
         elif current != settings.endpoint:
