@@ -56,7 +56,7 @@ def run_cli(
     base["AWS_EC2_METADATA_DISABLED"] = "true"
     base["AWS_CONFIG_FILE"] = base["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     return subprocess.run(
-        [sys.executable, "-m", "lumigo_injector.cli", "ecs", *args],
+        [str(Path(sys.executable).parent / "lumigo-injector"), "ecs", *args],
         env={**base, **(env or {})},
         input=stdin,
         capture_output=True,
