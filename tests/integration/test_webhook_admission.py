@@ -137,6 +137,24 @@ def test_namespace_annotation_injects_unless_pod_opts_out(
     assert reasons == {"api-7d4b9c5f8d": "LumigoInjected", "batch-7d4b9c5f8d": "LumigoSkipped"}
 
 
+def test_namespace_label_counts_like_the_annotation(
+    injector: InjectorProcess, kube: KubeEmulator
+) -> None:
+    kube.create(
+        "/api/v1/namespaces",
+        {"metadata": {"name": "ns-labelled", "labels": {c.ANNOTATION_INJECT: "python"}}},
+    )
+    pod = deployment_pod("labelled")
+
+    patched = apply(pod, injector.review(admission_review(pod, namespace="ns-labelled")))
+
+    assert patched["metadata"]["annotations"][c.ANNOTATION_INJECTED]
+    assert wait_for(
+        lambda: kube.get(f"/api/v1/namespaces/ns-labelled/secrets/{c.DEFAULT_SECRET_NAME}"),
+        what="Secret mirrored into the labelled namespace",
+    )
+
+
 def test_namespace_created_after_start_is_read_on_demand(
     injector: InjectorProcess, kube: KubeEmulator
 ) -> None:
