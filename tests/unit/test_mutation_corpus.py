@@ -78,7 +78,9 @@ def test_multi_container_deployment_injects_every_app_container_only() -> None:
     assert spec["initContainers"][:3] == pod_spec(original)["initContainers"]
     for name in ("api", "worker", "nginx"):
         values = env(deployment, name)
-        assert values["PYTHONPATH"] == "/lumigo-otel/bootstrap"
+        # api loads env from a ConfigMap: its PYTHONPATH, if any, is kept after ours.
+        inherit = ":$(PYTHONPATH)" if name == "api" else ""
+        assert values["PYTHONPATH"] == "/lumigo-otel/bootstrap" + inherit
         assert values["OTEL_SERVICE_NAME"] == "shop"
         assert values["LUMIGO_ENDPOINT"] == "http://otel-collector.observability:4318"
         attributes = parse_attributes(values["OTEL_RESOURCE_ATTRIBUTES"])

@@ -548,3 +548,18 @@ def test_unclosed_user_reference_keeps_attributes_out_with_warning() -> None:
     assert result.injected
     assert by_name(env_of(result.obj, "app"), "OTEL_RESOURCE_ATTRIBUTES") == user
     assert any("unclosed" in w for w in result.warnings)
+
+
+def test_pythonpath_from_env_from_is_kept_after_ours() -> None:
+    """envFrom values are visible to $(...) expansion; an explicit env entry would hide them."""
+    original = opted_in(app(envFrom=[{"configMapRef": {"name": "app-env"}}]))
+    out = inject(original, SETTINGS).obj
+    env = env_of(out, "app")
+    from_config_map = {"PYTHONPATH": "/srv/app"}  # what the kubelet loads from envFrom first
+    expanded = expand_env(
+        [{"name": k, "value": v} for k, v in from_config_map.items()] + env, POD_FIELDS, {}
+    )
+    assert expanded["PYTHONPATH"] == "/lumigo-otel/bootstrap:/srv/app"
+    without = expand_env(env, POD_FIELDS, {})["PYTHONPATH"]
+    assert without.split(":")[0] == "/lumigo-otel/bootstrap"  # the rest is an inert path entry
+    assert uninject(out) == original

@@ -474,6 +474,11 @@ def _step_env(
     warnings: list[str],
 ) -> None:
     env = _ensure_list(container, "env", record["created"])
+    if _last_index(env, c.ENV_PYTHONPATH) is None and _as_list(container.get("envFrom")):
+        # A PYTHONPATH from a ConfigMap/Secret in envFrom would be shadowed by ours; the
+        # kubelet expands $(PYTHONPATH) to it (and leaves the harmless text if there is none).
+        inherit = {"name": c.ENV_PYTHONPATH, "value": f"{c.BOOTSTRAP_PATH}:$({c.ENV_PYTHONPATH})"}
+        _append_if_absent(env, inherit, record)
     _set_merged(env, c.ENV_PYTHONPATH, merged_pythonpath, record, warnings)
     _set_merged(env, c.ENV_AUTOWRAPT_BOOTSTRAP, merged_autowrapt, record, warnings)
     token = {
