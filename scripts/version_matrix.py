@@ -112,10 +112,14 @@ def run_tests(name: str, requirements: list[str], lib: Library) -> tuple[str, bo
         failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         skipped = int(suite.get("skipped", 0))
     if failed:
-        return f"FAILED ({failed} of {total} tests)", False
+        return f"FAILED ({failed} of {_tests(total)})", False
     if total and skipped == total:
-        return f"skipped ({total} tests)", proc.returncode == 0
-    return f"passed ({total - skipped} tests)", proc.returncode == 0
+        return f"skipped ({_tests(total)})", proc.returncode == 0
+    return f"passed ({_tests(total - skipped)})", proc.returncode == 0
+
+
+def _tests(count: int) -> str:
+    return f"{count} test" if count == 1 else f"{count} tests"
 
 
 def previous_lines(path: Path) -> dict[tuple[str, str], str]:
