@@ -93,6 +93,23 @@ def test_registers_injected_revision_and_points_the_service_at_it(
         assert {"containerName": "lumigo-otel-init", "condition": "SUCCESS"} in c["dependsOn"]
     assert container(td, "lumigo-otel-init")["essential"] is False
     assert {"name": "lumigo-otel"} in td["volumes"]
+    assert f"the token secret {TOKEN_ARN} does not exist" in proc.stderr  # not created here
+
+
+def test_an_existing_token_secret_or_parameter_passes_the_check(moto_server: MotoServer) -> None:
+    svc = Service(moto_server, "fargate-awsvpc.json")
+    secret = moto_server.client("secretsmanager").create_secret(
+        Name=f"lumigo/{svc.service}", SecretString="t_0123456789abcdef"
+    )["ARN"]
+    ssm = moto_server.client("ssm")
+    ssm.put_parameter(Name=f"/lumigo/{svc.service}", Value="t_0123", Type="SecureString")
+    parameter = f"arn:aws:ssm:{moto_server.region}:123456789012:parameter/lumigo/{svc.service}"
+    for arn in (secret, parameter, parameter.replace(svc.service, "missing")):
+        proc = svc.run("--token-secret-arn", arn, "--dry-run")
+        assert proc.returncode == 0, proc.stderr
+        assert f'+          "valueFrom": "{arn}"' in proc.stdout.splitlines()
+        assert ("does not exist" in proc.stderr) is arn.endswith("missing"), proc.stderr
+    assert svc.revisions() == [svc.first_arn]
 
 
 def test_dry_run_prints_the_diff_and_registers_nothing(moto_server: MotoServer) -> None:

@@ -71,6 +71,40 @@ def point_service(ecs_client: Any, cluster: str, service: str, arn: str) -> None
     _call(ecs_client.update_service, cluster=cluster, service=service, taskDefinition=arn)
 
 
+def secret_warning(arn: str) -> str | None:
+    """Check that the token's secret or parameter exists (metadata only, never its value).
+
+    ECS reads it when a task starts and the task fails to start when it cannot, so a typo
+    is worth a warning before the new revision goes live.
+    """
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parts = arn.split(":")
+    service, region = parts[2], parts[3]
+    try:
+        if service == "secretsmanager":
+            client = boto3.client("secretsmanager", region_name=region)
+            client.describe_secret(SecretId=":".join(parts[:7]))
+        else:
+            name = arn.split(":parameter", 1)[1]
+            name = name[1:] if name.count("/") == 1 else name
+            client = boto3.client("ssm", region_name=region)
+            found = client.describe_parameters(
+                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+            )
+            if not found.get("Parameters"):
+                return f"the token parameter {arn} does not exist; tasks would fail to start"
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            return f"the token secret {arn} does not exist; tasks would fail to start"
+        return f"could not check the token secret {arn} ({code or exc})"
+    except BotoCoreError as exc:
+        return f"could not check the token secret {arn} ({exc})"
+    return None
+
+
 _NOT_FOUND = frozenset(
     {"ClusterNotFoundException", "ServiceNotFoundException", "ServiceNotActiveException"}
 )

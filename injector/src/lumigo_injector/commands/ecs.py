@@ -135,6 +135,10 @@ def _run_service(args: argparse.Namespace, settings: ecs.EcsSettings) -> int:
     ecs.validate(current.task_definition)
     after = _rewrite(current.task_definition, args, settings)
     unchanged = after == current.task_definition
+    if args.token_secret_arn and not args.uninject:
+        problem = ecs_aws.secret_warning(args.token_secret_arn)
+        if problem:
+            _err(f"warning: {problem}")
     if args.dry_run:
         new_name = f"{after['family']} (new revision)"
         sys.stdout.write(ecs.diff(current.task_definition, after, current.arn, new_name))
