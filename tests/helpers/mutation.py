@@ -177,7 +177,7 @@ def expand_env(
             else:
                 result[name] = f"<{name} from {next(iter(source))}>"
             continue
-        result[name] = kubelet_expand(entry.get("value", ""), result)
+        result[name] = kubelet_expand(entry.get("value") or "", result)
     return result
 
 

@@ -139,7 +139,6 @@ class _Site:
     kind: str
     holder: dict[str, Any]
     outer_meta: Mapping[str, Any]
-    missing_path: tuple[str, ...] = ()
 
 
 def _locate(obj: dict[str, Any]) -> _Site | str:
@@ -252,10 +251,12 @@ def _last_index(env: list[Any], name: str) -> int | None:
 
 
 def _literal(entry: Mapping[str, Any]) -> str | None:
-    """The literal value of an env entry; None when it comes from `valueFrom`."""
-    if "valueFrom" in entry:
+    """The literal value of an env entry (a missing or null value is ""); None for `valueFrom`."""
+    if entry.get("valueFrom") is not None:
         return None
-    value = entry.get("value", "")
+    value = entry.get("value")
+    if value is None:
+        return ""
     return value if isinstance(value, str) else None
 
 
