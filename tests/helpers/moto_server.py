@@ -7,7 +7,7 @@ credentials, region and `AWS_ENDPOINT_URL`, so no request can reach AWS).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import atexit
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,15 +45,28 @@ class MotoServer:
         )
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    """A moto server for the whole session; tests use unique resource names."""
-    from moto.server import ThreadedMotoServer
+_shared: MotoServer | None = None
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield MotoServer(url=f"http://{host}:{port}")
-    finally:
-        server.stop()
+
+def shared_server() -> MotoServer:
+    """The process's one moto server, started on first use, stopped at exit.
+
+    Test modules import the fixture below; pytest would make one session fixture per
+    importing module, so the server itself is kept here, once.
+    """
+    global _shared
+    if _shared is None:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        atexit.register(server.stop)
+        host, port = server.get_host_and_port()
+        _shared = MotoServer(url=f"http://{host}:{port}")
+    return _shared
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> MotoServer:
+    """A moto server for the whole session; tests use unique resource names."""
+    return shared_server()
