@@ -77,7 +77,9 @@ def test_one_server_span_one_export_path_and_trace_continued(
     fastapi_app: AppProcess, receiver: OtlpReceiver, second_receiver: OtlpReceiver
 ) -> None:
     header, trace_id, parent_id = traceparent()
-    test_id, resp = call(fastapi_app, "GET", "/hello", headers={"traceparent": header})
+    test_id, resp = call(
+        fastapi_app, "GET", "/hello?api_key=k-123&q=1", headers={"traceparent": header}
+    )
     assert resp.json() == {"hello": "world"}
     span = server_span(receiver, test_id)
     assert span.name == "GET /hello"
@@ -87,6 +89,9 @@ def test_one_server_span_one_export_path_and_trace_continued(
     assert json.loads(span.attributes["http.response.headers"])["content-type"] == (
         "application/json"
     )
+    assert "k-123" not in str(span.attributes)
+    urls = [v for v in span.attributes.values() if isinstance(v, str) and "/hello?" in v]
+    assert urls and all(v.endswith(f"/hello?api_key={MASKED}&q=1") for v in urls)
 
     # a later request's span arrives after anything else the first one produced
     later_id, _ = call(fastapi_app, "GET", "/sync")

@@ -46,7 +46,9 @@ def flask_app(
 
 
 def test_server_span_with_headers_and_route(flask_app: AppProcess, receiver: OtlpReceiver) -> None:
-    test_id, resp = call(flask_app, "GET", "/hello", headers={"X-Api-Key": "k-123"})
+    test_id, resp = call(
+        flask_app, "GET", "/hello?password=hunter2&q=1", headers={"X-Api-Key": "k-123"}
+    )
     assert resp.status_code == 200 and resp.text == "hello"
     span = server_span(receiver, test_id)
     assert span.name == "GET /hello"
@@ -60,6 +62,9 @@ def test_server_span_with_headers_and_route(flask_app: AppProcess, receiver: Otl
     )
     assert span.attributes["http.response.body"] == "hello"
     assert "http.request.body" not in span.attributes
+    # secret query parameters are masked in the URL attributes
+    assert "hunter2" not in str(span.attributes)
+    assert f"/hello?password={MASKED}&q=1" in span.attributes.values()
 
 
 def test_json_bodies_masked_and_app_gets_its_body(

@@ -13,6 +13,7 @@ from lumigo_opentelemetry.instrumentations.payloads import (
     body_attribute,
     header_value,
     headers_attribute,
+    masked_url_attributes,
     wsgi_request_headers,
 )
 from lumigo_opentelemetry.masking import MASKED
@@ -152,3 +153,33 @@ def test_any_json_secret_is_masked(data: dict[str, str]) -> None:
     data = {**data, "password": "hunter2-value"}
     out = body_attribute(json.dumps(data), CONFIG, "application/json")
     assert out is not None and "hunter2-value" not in out
+
+
+def test_multipart_secret_fields_masked() -> None:
+    body = (
+        "--XyZ\r\n"
+        'Content-Disposition: form-data; name="user"\r\n\r\n'
+        "ann\r\n"
+        "--XyZ\r\n"
+        'Content-Disposition: form-data; name="password"\r\n\r\n'
+        "hunter2\r\n"
+        "--XyZ--\r\n"
+    )
+    out = body_attribute(body.encode(), CONFIG, "multipart/form-data; boundary=XyZ")
+    assert out is not None
+    assert "hunter2" not in out
+    assert "ann" in out and f'name="password"\r\n\r\n{MASKED}\r\n--XyZ--' in out
+
+
+def test_secret_query_parameters_masked_in_url_attributes() -> None:
+    attributes = {
+        "http.target": "/p?user=a&password=hunter2#frag",
+        "url.query": "api_key=k&x=1",
+        "http.url": "http://h/p",
+        "http.method": "GET",
+    }
+    assert masked_url_attributes(attributes, CONFIG) == {
+        "http.target": f"/p?user=a&password={MASKED}#frag",
+        "url.query": f"api_key={MASKED}&x=1",
+    }
+    assert masked_url_attributes({"http.target": "/p?x=1"}, CONFIG) == {}

@@ -1,4 +1,5 @@
-"""An ASGI middleware that records HTTP payloads on the current server span.
+"""An ASGI middleware that records HTTP payloads on the current server span
+(and masks secret query parameters in its URL attributes).
 
 It sits just inside the upstream `OpenTelemetryMiddleware` (so the server span is the
 current span) and wraps `receive` and `send`: each message goes through unchanged and
@@ -71,6 +72,7 @@ class _RequestCapture:
         payloads.set_captured(
             span, payloads.REQUEST_HEADERS, lambda: payloads.headers_attribute(headers, config)
         )
+        payloads.mask_span_urls(span, config)
 
     def _stop(self) -> None:
         self.active = False

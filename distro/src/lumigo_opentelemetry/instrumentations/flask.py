@@ -3,6 +3,7 @@
 On top of the upstream instrumentor (request/response hooks, no fork):
 
 - `http.request.headers` (request hook) and `http.response.headers` (response hook);
+- secret query parameters masked in the URL attributes (response hook);
 - `http.request.body`: what the application itself read from `wsgi.input`, recorded
   by a pass-through wrapper (bounded by the attribute length limit); a body the
   application never reads is not read by us either;
@@ -60,6 +61,8 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
             payloads.set_captured(
                 span, payloads.RESPONSE_HEADERS, lambda: payloads.headers_attribute(headers, config)
             )
+            # the URL attributes are final by now (the request hook runs before they are set)
+            payloads.mask_span_urls(span, config)
 
     instrumentor().instrument(
         tracer_provider=tracer_provider, request_hook=request_hook, response_hook=response_hook

@@ -12,7 +12,18 @@ import codecs
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
 from urllib.parse import unquote_plus
 
 from lumigo_opentelemetry.masking import MASKED, MaskingRules
@@ -52,6 +63,8 @@ _BINARY_SUBTYPES = frozenset(
 )
 # "key": "value" / "key": 123 pairs in text that is not (complete) JSON; the value
 # may be cut short by truncation, so its closing quote is optional.
+_PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECASE)
+URL_ATTRIBUTES = ("http.target", "http.url", "url.query", "url.full")
 _JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
 
 HeaderSource = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
@@ -66,6 +79,17 @@ def set_captured(span: Span, key: str, compute: Callable[[], Optional[str]]) -> 
             span.set_attribute(key, value)
     except Exception:
         logger.debug("capturing %s failed; attribute dropped", key, exc_info=True)
+
+
+def mask_span_urls(span: Span, config: Config) -> None:
+    """Mask secret query parameters in the span's URL attributes; never raises."""
+    try:
+        attributes = getattr(span, "attributes", None)
+        if attributes:
+            for key, value in masked_url_attributes(attributes, config).items():
+                span.set_attribute(key, value)
+    except Exception:
+        logger.debug("masking URL attributes failed", exc_info=True)
 
 
 def _text(value: Union[str, bytes]) -> str:
@@ -182,14 +206,63 @@ def _mask_form(text: str, masking: MaskingRules) -> str:
     return "&".join(fields)
 
 
+def _mask_multipart(text: str, masking: MaskingRules) -> str:
+    """Mask the values of multipart/form-data fields whose name is secret."""
+    out: List[str] = []
+    state = "body"  # body -> headers (after a boundary) -> secret value / body
+    secret = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("--"):
+            state, secret = "headers", False
+            out.append(line)
+        elif state == "headers":
+            match = _PART_NAME.search(line)
+            if match and masking.is_secret(match.group(1)):
+                secret = True
+            if not line.strip():
+                state = "value"
+                if secret:
+                    out.append(line)
+                    out.append(MASKED + "\r\n")
+                    continue
+            out.append(line)
+        elif not (state == "value" and secret):
+            out.append(line)
+    return "".join(out)
+
+
 def mask_body_text(text: str, masking: MaskingRules, media_type: str = "") -> str:
-    """Mask secrets in a JSON or form-encoded body given as text; other text unchanged."""
+    """Mask secrets in a JSON, form-encoded or multipart body given as text; other
+    text unchanged."""
     stripped = text.lstrip()
     if "json" in media_type or stripped.startswith(("{", "[")):
         return _mask_json(text, masking)
     if media_type == "application/x-www-form-urlencoded":
         return _mask_form(text, masking)
+    if media_type == "multipart/form-data":
+        return _mask_multipart(text, masking)
     return text
+
+
+def masked_url_attributes(attributes: Mapping[str, Any], config: Config) -> Dict[str, str]:
+    """New values for the URL attributes (`http.target`, `http.url`, `url.query`,
+    `url.full`) whose query string has secret parameters; empty when none has."""
+    changed: Dict[str, str] = {}
+    for key in URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if not isinstance(value, str):
+            continue
+        if key == "url.query":
+            new = _mask_form(value, config.masking)
+        else:
+            base, sep, rest = value.partition("?")
+            if not sep:
+                continue
+            query, hash_sep, fragment = rest.partition("#")
+            new = f"{base}?{_mask_form(query, config.masking)}{hash_sep}{fragment}"
+        if new != value:
+            changed[key] = new
+    return changed
 
 
 def body_attribute(
