@@ -4,6 +4,7 @@ target, and the settings of `serve`."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from lumigo_injector import constants as c
 from lumigo_injector.events import involved_object
+from lumigo_injector.namespaces import NamespaceDirectory, opt_in_view
 from lumigo_injector.propagation import ANNOTATION_TEMPLATE_PREVIOUS, plan
 from lumigo_injector.secrets_mirror import encode, plan_secret
 from lumigo_injector.settings import add_arguments, from_args
@@ -170,3 +172,39 @@ def test_bad_settings_name_the_culprit(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         parse(["--log-format", "xml"], {})
     assert "--log-format" in capsys.readouterr().err
+
+
+def test_namespace_directory_prefers_the_watch_and_falls_back_to_one_read() -> None:
+    reads: list[str] = []
+
+    def fetch(name: str) -> dict[str, str] | None:
+        reads.append(name)
+        if name == "broken":
+            raise RuntimeError("API down")
+        return None if name == "missing" else {c.ANNOTATION_INJECT: "python"}
+
+    async def scenario() -> None:
+        directory = NamespaceDirectory(fetch)
+        directory.update("watched", {c.ANNOTATION_INJECT: "false", "other": 1})  # type: ignore[dict-item]
+        assert await directory.get("watched") == {c.ANNOTATION_INJECT: "false"}
+        assert await directory.get("fresh") == {c.ANNOTATION_INJECT: "python"}
+        assert await directory.get("fresh") == {c.ANNOTATION_INJECT: "python"}  # cached
+        assert await directory.get("broken") == {} and await directory.get("broken") == {}
+        assert await directory.get("missing") == {}
+        directory.forget("watched")
+        assert await directory.get("watched") == {c.ANNOTATION_INJECT: "python"}
+
+    asyncio.run(scenario())
+    assert reads == ["fresh", "broken", "missing", "watched"]  # failures are not retried at once
+
+
+def test_namespace_label_counts_unless_an_annotation_says_otherwise() -> None:
+    labelled = {"labels": {c.ANNOTATION_INJECT: "python"}}
+    both = {
+        "labels": {c.ANNOTATION_INJECT: "python"},
+        "annotations": {c.ANNOTATION_INJECT: "false"},
+    }
+
+    assert opt_in_view(labelled) == {c.ANNOTATION_INJECT: "python"}
+    assert opt_in_view(both) == {c.ANNOTATION_INJECT: "false"}
+    assert opt_in_view({}) == {}

@@ -21,6 +21,7 @@ import logging
 import socket
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger("lumigo_injector.events")
@@ -104,9 +105,11 @@ def event_body(
 class EventRecorder:
     """Posts Events in the background with a bounded backlog (drops, with a log, when full)."""
 
-    def __init__(self, core: Any, *, max_pending: int = 200) -> None:
+    def __init__(self, core: Any, *, max_pending: int = 200, workers: int = 2) -> None:
         self._core = core
         self._max_pending = max_pending
+        # Own threads: a burst of Events never delays a namespace read in the admission path.
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="events")
         self._tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0
 
@@ -123,7 +126,8 @@ class EventRecorder:
     async def _post(self, body: dict[str, Any]) -> None:
         namespace = body["metadata"]["namespace"]
         try:
-            await asyncio.to_thread(self._create, namespace, body)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._create, namespace, body)
         except Exception as exc:
             log.warning(
                 "cannot post event: %s",
@@ -140,3 +144,4 @@ class EventRecorder:
         """Wait a little for pending posts (on shutdown)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
+        self._executor.shutdown(wait=False, cancel_futures=True)

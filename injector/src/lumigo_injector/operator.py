@@ -102,6 +102,8 @@ def _concerns_us(kind: str) -> Callable[..., bool]:
 
 
 def _workload_handler(kind: str, ctx: OperatorContext) -> Callable[..., Any]:
+    warned: set[tuple[str | None, str | None, str]] = set()
+
     async def on_workload(
         type: str | None,
         body: Mapping[str, Any],
@@ -112,6 +114,19 @@ def _workload_handler(kind: str, ctx: OperatorContext) -> Callable[..., Any]:
     ) -> None:
         if type == "DELETED":
             return
+        value = propagation.workload_value(body)
+        unknown = value is not None and value not in propagation.PROPAGATED_VALUES
+        if unknown and (namespace, name, value) not in warned:  # once, not on every update
+            warned.add((namespace, name, str(value)))
+            log.warning(
+                "%s %s/%s: unknown %s value %r, treated as absent (use python or false)",
+                kind,
+                namespace,
+                name,
+                c.ANNOTATION_INJECT,
+                value,
+                extra={"kind": kind, "namespace": namespace, "workload": name},
+            )
         change = propagation.plan(body, kind)
         if change is not None:
             merge_into(patch, change.patch)
