@@ -60,6 +60,12 @@ def report_in_background(config: Config, resource_attributes: Mapping[str, Any])
     """Start the daemon thread that sends the report; returns immediately."""
     if not config.should_report_dependencies or not config.token:
         return
+    # Import here, on the calling thread: an import running on a background thread when the
+    # app forks would leave the child holding that module's import lock forever.
+    import email.parser  # noqa: F401  (used by importlib.metadata)
+    import importlib.metadata  # noqa: F401
+    import urllib.request  # noqa: F401
+
     token = config.token
     url = config.dependencies_endpoint
     attributes = dict(resource_attributes)

@@ -31,6 +31,12 @@ BSP_DEFAULT_MAX_BATCH = 512
 BSP_DEFAULT_EXPORT_TIMEOUT_MS = 30000
 
 
+def _call(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
+    method = ref()
+    if method is not None:
+        method()
+
+
 def authorization_header(token: str) -> str:
     return f"LumigoToken {token}"
 
@@ -54,28 +60,39 @@ class DeadlineExporter(SpanExporter):
         self._gave_up = False
         self._dropped = 0
         if hasattr(os, "register_at_fork"):
-            after_fork = weakref.WeakMethod(self._after_fork_in_child)
+            before = weakref.WeakMethod(self._before_fork)
+            parent = weakref.WeakMethod(self._after_fork_in_parent)
+            child = weakref.WeakMethod(self._after_fork_in_child)
+            os.register_at_fork(
+                before=lambda: _call(before),
+                after_in_parent=lambda: _call(parent),
+                after_in_child=lambda: _call(child),
+            )
 
-            def _reinit() -> None:
-                method = after_fork()
-                if method is not None:
-                    method()
+    # Fork safety: a fork must never happen while the batch processor's thread is building
+    # the exporter (importing the HTTP stack): the child would inherit held import locks and
+    # hang on its next import of those modules. So the forking thread builds it first.
+    def _before_fork(self) -> None:
+        self._lock.acquire()
+        self._build_locked()
 
-            os.register_at_fork(after_in_child=_reinit)
+    def _after_fork_in_parent(self) -> None:
+        self._lock.release()
 
     def _after_fork_in_child(self) -> None:
-        # A fork while another thread held the lock (e.g. building the exporter) must not
-        # leave the child's lock held forever; the child builds its own exporter if needed.
         self._lock = threading.Lock()
+
+    def _build_locked(self) -> None:
+        if self._inner is None and self._factory is not None:
+            try:
+                self._inner = self._factory()
+            except Exception as exc:
+                logger.warning("cannot create the span exporter: %r", exc)
+            self._factory = None
 
     def _exporter(self) -> Optional[SpanExporter]:
         with self._lock:
-            if self._inner is None and self._factory is not None:
-                try:
-                    self._inner = self._factory()
-                except Exception as exc:
-                    logger.warning("cannot create the span exporter: %r", exc)
-                self._factory = None
+            self._build_locked()
             return self._inner
 
     def start_deadline(self, seconds: float) -> None:
@@ -113,6 +130,10 @@ class DeadlineExporter(SpanExporter):
 
 def otlp_exporter(config: Config) -> SpanExporter:
     """The OTLP/HTTP protobuf exporter to `config.endpoint` with the Lumigo token header."""
+    # requests imports `netrc` lazily on its first request; importing it now keeps the export
+    # path free of imports, so a fork during an export cannot inherit a held import lock.
+    import netrc  # noqa: F401
+
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     if not config.token:

@@ -85,6 +85,8 @@ def ecs_attributes(
     base = (environ.get(ENV_VAR) or "").strip().rstrip("/")
     if not base:
         return {}
+    import urllib.request  # noqa: F401  (on this thread: see dependencies.report_in_background)
+
     result: List[Dict[str, str]] = []
     errors: List[Exception] = []
 
