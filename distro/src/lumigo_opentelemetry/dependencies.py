@@ -63,6 +63,7 @@ def report_in_background(config: Config, resource_attributes: Mapping[str, Any])
     # Import here, on the calling thread: an import running on a background thread when the
     # app forks would leave the child holding that module's import lock forever.
     import email.parser  # noqa: F401  (used by importlib.metadata)
+    import encodings.idna  # noqa: F401  (used when resolving the host name)
     import importlib.metadata  # noqa: F401
     import urllib.request  # noqa: F401
 

@@ -85,7 +85,9 @@ def ecs_attributes(
     base = (environ.get(ENV_VAR) or "").strip().rstrip("/")
     if not base:
         return {}
-    import urllib.request  # noqa: F401  (on this thread: see dependencies.report_in_background)
+    # imported on this thread: see dependencies.report_in_background
+    import encodings.idna  # noqa: F401
+    import urllib.request  # noqa: F401
 
     result: List[Dict[str, str]] = []
     errors: List[Exception] = []
