@@ -240,6 +240,25 @@ def test_user_template_value_is_restored_on_removal(
     )
 
 
+def test_unknown_workload_value_is_reported_and_not_propagated(
+    injector: InjectorProcess, kube: KubeEmulator
+) -> None:
+    kube.create_namespace("typo")
+    collection = PLURALS["DaemonSet"].format(ns="typo")
+    kube.create(
+        collection, workload("DaemonSet", "agent", annotations={c.ANNOTATION_INJECT: "pyhton"})
+    )
+
+    warning = wait_for(
+        lambda: [r for r in injector.log_records() if r.get("workload") == "agent"],
+        what="a warning about the unknown value",
+    )
+
+    assert warning[0]["severity"] == "warn" and "'pyhton'" in warning[0]["message"]
+    agent = kube.get(f"{collection}/agent")
+    assert agent and template_annotations(agent, "DaemonSet") == {}
+
+
 def test_secret_mirroring_never_touches_a_user_secret(
     injector: InjectorProcess, kube: KubeEmulator
 ) -> None:
