@@ -183,3 +183,11 @@ def test_secret_query_parameters_masked_in_url_attributes() -> None:
         "url.query": f"api_key={MASKED}&x=1",
     }
     assert masked_url_attributes({"http.target": "/p?x=1"}, CONFIG) == {}
+
+
+def test_bounded_body_takes_memoryviews_and_bytearrays() -> None:
+    rec = BoundedBody(4)
+    rec.add(memoryview(bytearray(b"abc")))
+    rec.add(bytearray(b"defg"))
+    rec.add(memoryview(b"\x00\x01\x02\x03").cast("H"))  # 2 two-byte items = 4 bytes
+    assert (rec.data, rec.total) == (b"abcd", 11)

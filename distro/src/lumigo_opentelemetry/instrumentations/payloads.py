@@ -313,11 +313,14 @@ class BoundedBody:
     def add(self, chunk: Union[bytes, bytearray, memoryview, str, None]) -> None:
         if not chunk:
             return
-        data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+        data = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+        if isinstance(data, memoryview):
+            data = data.cast("B")
         self.total += len(data)
         room = self.limit - self._kept
         if room > 0:
-            piece = data[:room]
+            # copy only what is kept: the rest of a large chunk is just counted
+            piece = bytes(data[:room])
             self._chunks.append(piece)
             self._kept += len(piece)
 
