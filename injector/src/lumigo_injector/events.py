@@ -117,7 +117,11 @@ class EventRecorder:
         """Schedule posting of one Event (call from the event loop)."""
         if len(self._tasks) >= self._max_pending:
             self.dropped += 1
-            log.warning("event backlog full; event dropped", extra={"reason": body["reason"]})
+            if self.dropped == 1 or self.dropped % 100 == 0:  # a trickle of lines, not a flood
+                log.warning(
+                    "event backlog full; events dropped",
+                    extra={"reason": body["reason"], "dropped_total": self.dropped},
+                )
             return
         task = asyncio.get_running_loop().create_task(self._post(body))
         self._tasks.add(task)
