@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,16 @@ def run(args: argparse.Namespace) -> int:
     for note in outcome.notes:
         if not args.quiet or note.startswith("warning:"):
             print(f"{PROG}: {note}", file=sys.stderr)
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    return _write(text)
+
+
+def _write(text: str) -> int:
+    """Write the result as UTF-8, whatever the locale; a closed pipe (`| head`) is not a crash."""
+    try:
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would complain again when flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
