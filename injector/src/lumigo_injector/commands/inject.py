@@ -28,7 +28,7 @@ examples:
   kubectl get deploy web -o yaml | lumigo-injector inject -f - --all
   lumigo-injector inject -f injected.yaml --uninject > original.yaml
 
-exit status: 0 done, 2 invalid input (nothing is written to stdout)
+exit status: 0 done, 1 stdout closed early, 2 invalid input (nothing is written to stdout)
 """
 
 
