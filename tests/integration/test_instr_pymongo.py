@@ -11,7 +11,7 @@ from pymongo.errors import OperationFailure
 
 from lumigo_injector.receiver import OtlpReceiver
 from lumigo_opentelemetry.instrumentations import pymongo as pymongo_instrumentation
-from tests.helpers.data_tracing import instrumented, one, receiver, tracing
+from tests.helpers.data_tracing import CONFIG, instrumented, one, receiver, tracing
 from tests.helpers.mongo_server import MongoWireServer
 
 __all__ = ["receiver"]
@@ -101,3 +101,21 @@ def test_a_failing_capture_drops_only_that_attribute(
     insert = one(spans, "shop.insert")
     assert insert.attributes["db.statement"] == "insert"  # upstream's bare command name
     assert "db.response.body" not in insert.attributes
+
+
+def test_big_batches_are_trimmed_before_serialising_with_the_same_result() -> None:
+    from bson import json_util
+
+    reply = {
+        "cursor": {
+            "firstBatch": [{"i": i, "password": "p", "note": "n" * 50} for i in range(5000)],
+            "id": 0,
+            "ns": "shop.users",
+        },
+        "ok": 1.0,
+        "big": "z" * 100_000,
+    }
+    full = json_util.dumps(CONFIG.masking.mask(reply), json_options=json_util.RELAXED_JSON_OPTIONS)
+    text = pymongo_instrumentation.document_text(reply, CONFIG)
+    assert text == full[: CONFIG.attribute_length_limit]
+    assert '"password": "****"' in text and '"p"' not in text

@@ -12,6 +12,7 @@ the library is imported, which is how the post-import hook runs it.
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 if TYPE_CHECKING:
@@ -57,10 +58,27 @@ def document_text(document: Mapping[str, Any], config: Config) -> str:
     """A command or reply as masked, truncated relaxed Extended JSON."""
     from bson import json_util
 
-    plain = {k: v for k, v in document.items() if k not in BOOKKEEPING_FIELDS}
+    limit = config.attribute_length_limit
+    plain = {k: _trim(v, limit) for k, v in document.items() if k not in BOOKKEEPING_FIELDS}
     masked = config.masking.mask(plain)
     text: str = json_util.dumps(masked, json_options=json_util.RELAXED_JSON_OPTIONS)
-    return text[: config.attribute_length_limit]
+    return text[:limit]
+
+
+def _trim(value: Any, limit: int) -> Any:
+    """Drop what cannot show within `limit` characters, so big batches cost little.
+
+    Each list item takes at least 3 characters of JSON, each key/value pair at least 6
+    and each string character at least 1: the trimmed value's JSON starts with the
+    same `limit` characters as the full value's (masking works per key, so it agrees).
+    """
+    if isinstance(value, Mapping):
+        return {k: _trim(v, limit) for k, v in islice(value.items(), limit // 6 + 1)}
+    if isinstance(value, (list, tuple)):
+        return [_trim(v, limit) for v in value[: limit // 3 + 1]]
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit]
+    return value
 
 
 class _Hooks:
