@@ -16,6 +16,9 @@ from tests.helpers.app_venv import request as http_request
 WEB = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "web"
 #: not imported from the distro: importing lumigo_opentelemetry activates it in pytest
 MASKED = "****"
+PAYLOAD_KEYS = frozenset(
+    {"http.request.headers", "http.request.body", "http.response.headers", "http.response.body"}
+)
 
 
 def call(app: AppProcess, method: str, path: str, **kwargs: Any) -> tuple[str, httpx.Response]:

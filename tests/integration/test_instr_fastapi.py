@@ -18,7 +18,15 @@ from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
 from tests.helpers.app_venv import AppProcess, app_venv, run_app, untraced
 from tests.helpers.app_venv import request as http_request
 from tests.helpers.versions import rows
-from tests.helpers.web_apps import MASKED, WEB, call, server_span, status_code, traceparent
+from tests.helpers.web_apps import (
+    MASKED,
+    PAYLOAD_KEYS,
+    WEB,
+    call,
+    server_span,
+    status_code,
+    traceparent,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -199,6 +207,28 @@ def test_capture_fault_drops_only_the_attribute(receiver: OtlpReceiver, tmp_path
     assert "http.response.body" not in span.attributes
     assert "capturing http.request.body failed; attribute dropped" in output
     assert "injected capture fault" in output
+
+
+def test_every_capture_step_failing_leaves_requests_and_spans_intact(
+    receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    venv = venv_for(rows("fastapi", ("newest",))[0][1])
+    env = {"LUMIGO_TEST_FAULT": "all"}
+    with run_app(venv, uvicorn(), receiver_url=receiver.url, log_dir=tmp_path, env=env) as app:
+        header, trace_id, _ = traceparent()
+        resp = http_request(
+            app,
+            "POST",
+            "/echo?password=hunter2",
+            content=b"x" * 100_000,
+            headers={"traceparent": header, "content-type": "text/plain"},
+        )
+        assert resp.content == b"x" * 100_000
+        span = receiver.wait_for_spans(1, where=lambda s: s.trace_id == trace_id)[0]
+    assert span.kind == "SERVER" and status_code(span) == 200
+    assert not PAYLOAD_KEYS & set(span.attributes)
+    # URL masking failed too: the query strings are dropped rather than sent in clear
+    assert "hunter2" not in str(span.attributes)
 
 
 def test_without_the_distro_instrumentation_native_export_would_double(

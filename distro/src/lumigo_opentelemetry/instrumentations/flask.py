@@ -48,21 +48,32 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     import flask
     import wrapt
 
+    # the upstream calls these hooks unguarded, inside the request: never let them raise
     def request_hook(span: Span, environ: Mapping[str, Any]) -> None:
-        if _is_server_span(span):
-            payloads.set_captured(
-                span,
-                payloads.REQUEST_HEADERS,
-                lambda: payloads.headers_attribute(payloads.wsgi_request_headers(environ), config),
-            )
+        try:
+            if _is_server_span(span):
+                payloads.set_captured(
+                    span,
+                    payloads.REQUEST_HEADERS,
+                    lambda: payloads.headers_attribute(
+                        payloads.wsgi_request_headers(environ), config
+                    ),
+                )
+        except Exception:
+            logger.debug("flask request hook failed", exc_info=True)
 
     def response_hook(span: Span, _status: str, headers: Any) -> None:
-        if _is_server_span(span):
-            payloads.set_captured(
-                span, payloads.RESPONSE_HEADERS, lambda: payloads.headers_attribute(headers, config)
-            )
-            # the URL attributes are final by now (the request hook runs before they are set)
-            payloads.mask_span_urls(span, config)
+        try:
+            if _is_server_span(span):
+                payloads.set_captured(
+                    span,
+                    payloads.RESPONSE_HEADERS,
+                    lambda: payloads.headers_attribute(headers, config),
+                )
+                # the URL attributes are final by now (the request hook runs before they are set)
+                payloads.mask_span_urls(span, config)
+        except Exception:
+            logger.debug("flask response hook failed", exc_info=True)
 
     instrumentor().instrument(
         tracer_provider=tracer_provider, request_hook=request_hook, response_hook=response_hook

@@ -82,14 +82,23 @@ def set_captured(span: Span, key: str, compute: Callable[[], Optional[str]]) -> 
 
 
 def mask_span_urls(span: Span, config: Config) -> None:
-    """Mask secret query parameters in the span's URL attributes; never raises."""
+    """Mask secret query parameters in the span's URL attributes; never raises.
+    If masking fails, the query strings are replaced by `****` as a whole."""
     try:
         attributes = getattr(span, "attributes", None)
         if attributes:
             for key, value in masked_url_attributes(attributes, config).items():
                 span.set_attribute(key, value)
     except Exception:
-        logger.debug("masking URL attributes failed", exc_info=True)
+        logger.debug("masking URL attributes failed; query strings dropped", exc_info=True)
+        try:
+            for key in URL_ATTRIBUTES:
+                value = span.attributes.get(key)  # type: ignore[attr-defined]
+                if isinstance(value, str) and (key == "url.query" or "?" in value):
+                    kept = "" if key == "url.query" else value.partition("?")[0] + "?"
+                    span.set_attribute(key, kept + MASKED)
+        except Exception:
+            logger.debug("dropping query strings failed", exc_info=True)
 
 
 def _text(value: Union[str, bytes]) -> str:
