@@ -65,9 +65,10 @@ def test_dead_backend_slows_neither_requests_nor_exit(
             env = traced_env(None, LUMIGO_ENDPOINT=hanging.url(), **settings)
             app = HttpApp(env)
             try:
+                app.get("/1")
+                # the exporter is now stuck on the backend; the loop runs while it stays stuck
+                assert hanging.accepted.wait(15)
                 loop = app.request_loop(REQUESTS)
-                # the exporter was stuck on the backend while the loop ran
-                assert hanging.accepted.is_set()
                 exit_seconds = app.quit()
                 assert app.proc.returncode == 0, app.stderr()
             finally:
