@@ -45,11 +45,12 @@ class DeadlineExporter(SpanExporter):
     """The exporter the batch processor sees: lazy, exit-bounded, never raising.
 
     The real exporter is built by `factory` on the first export, on the batch processor's
-    thread, so importing the HTTP stack (requests, urllib3, protobuf encoders) never costs
-    the app's start-up. After `start_deadline(seconds)` (called at interpreter exit) a batch
-    is dropped when the deadline has passed or when an export has failed since: a backend
-    that is down or hangs then costs at most one export timeout at exit, while a healthy
-    one still receives everything that was queued.
+    thread (or just before a fork, on the forking thread), so importing the HTTP stack
+    (requests, urllib3, protobuf encoders) never costs the app's start-up. After
+    `start_deadline(seconds)` (called at interpreter exit) a batch is dropped when the
+    deadline has passed or when an export has failed since: a backend that is down or
+    hangs then costs at most one export timeout at exit, while a healthy one still
+    receives everything that was queued.
     """
 
     def __init__(self, factory: Callable[[], SpanExporter]) -> None:
