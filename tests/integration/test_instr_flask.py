@@ -88,6 +88,20 @@ def test_json_bodies_masked_and_app_gets_its_body(
     assert "hunter2" not in str(span.attributes) and "s3cr3t" not in str(span.attributes)
 
 
+def test_form_bodies_masked(flask_app: AppProcess, receiver: OtlpReceiver) -> None:
+    test_id, resp = call(flask_app, "POST", "/form", data={"user": "ann", "password": "hunter2"})
+    assert resp.json() == {"fields": ["password", "user"], "user": "ann"}
+    body = server_span(receiver, test_id).attributes["http.request.body"]
+    assert body == f"user=ann&password={MASKED}"
+
+    test_id, resp = call(
+        flask_app, "POST", "/form", data={"user": "bo"}, files={"api_key": ("k.txt", b"K-99")}
+    )
+    assert resp.json() == {"fields": ["user"], "user": "bo"}
+    body = server_span(receiver, test_id).attributes["http.request.body"]
+    assert 'name="user"' in body and "K-99" not in body
+
+
 def test_body_read_as_a_stream_is_recorded_and_intact(
     flask_app: AppProcess, receiver: OtlpReceiver
 ) -> None:
