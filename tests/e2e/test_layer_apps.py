@@ -18,6 +18,7 @@ from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
 from tests.helpers.layer_apps import (
     Exercise,
     RunningApp,
+    added_entries,
     copy_like_init,
     exercise,
     injected_env,
@@ -26,9 +27,9 @@ from tests.helpers.layer_apps import (
     make_venv,
     make_writable,
     plain_env,
+    tree_entries,
     write_fastapi_app,
     write_flask_app,
-    written_bytecode,
 )
 
 pytestmark = pytest.mark.slow
@@ -82,7 +83,7 @@ def _assert_abstained(baseline: Exercise, injected: Exercise, *needles: str) -> 
 
 @pytest.mark.parametrize("minor", ["3.9", "3.10", "3.11", "3.12", "3.13"])
 def test_flask_app_traced_on_each_python(
-    minor: str, layer_copy: Path, otlp_receiver: OtlpReceiver, tmp_path: Path
+    minor: str, layer: Path, layer_copy: Path, otlp_receiver: OtlpReceiver, tmp_path: Path
 ) -> None:
     venv = make_venv(minor, ["flask"])
     script = write_flask_app(tmp_path)
@@ -100,7 +101,7 @@ def test_flask_app_traced_on_each_python(
     )
     spans = [s for s in otlp_receiver.spans() if _hello_server_spans(service)(s)]
     assert {s.attributes.get("http.route") for s in spans} <= {"/hello/<name>", None}
-    assert written_bytecode(layer_copy) == []
+    assert added_entries(layer_copy, tree_entries(layer)) == []
 
 
 def test_app_pinning_old_protobuf_runs_untouched(
@@ -201,7 +202,7 @@ def test_read_only_layer_copy(layer: Path, otlp_receiver: OtlpReceiver, tmp_path
         )  # fmt: skip
         _assert_same_app_behaviour(baseline, injected)
         _assert_traced_cleanly(injected)
-        assert written_bytecode(copy) == []
+        assert added_entries(copy, tree_entries(layer)) == []
     finally:
         make_writable(copy)
         shutil.rmtree(copy)

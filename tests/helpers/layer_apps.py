@@ -87,13 +87,18 @@ def make_writable(root: Path) -> None:
                 os.chmod(path, os.stat(path).st_mode | stat.S_IWUSR)
 
 
-def written_bytecode(root: Path) -> list[str]:
-    """Bytecode files or `__pycache__` directories that Python created under `root`."""
-    found = []
+def tree_entries(root: Path) -> set[str]:
+    """Relative paths of every file and directory under `root`."""
+    found = set()
     for folder, dirs, files in os.walk(root):
-        found += [os.path.join(folder, d) for d in dirs if d == "__pycache__"]
-        found += [os.path.join(folder, f) for f in files if f.endswith((".pyc", ".tmp"))]
-    return sorted(found)
+        for name in dirs + files:
+            found.add(os.path.relpath(os.path.join(folder, name), root))
+    return found
+
+
+def added_entries(root: Path, before: set[str]) -> list[str]:
+    """What appeared under `root` since `before` (e.g. bytecode Python wrote)."""
+    return sorted(tree_entries(root) - before)
 
 
 # --- venvs -------------------------------------------------------------------------------

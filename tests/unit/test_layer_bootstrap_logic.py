@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from lumigo_injector.bootstrap import sitecustomize as boot
+from lumigo_injector.bootstrap import lumigo_bootstrap as boot
 from lumigo_injector.layer_manifest import PackageSet, Requirement, set_requirements_text
 
 VERSIONS = [

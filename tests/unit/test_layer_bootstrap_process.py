@@ -14,9 +14,15 @@ from typing import Any
 
 import pytest
 
-from lumigo_injector.bootstrap import sitecustomize as boot
-from lumigo_injector.layer_build import BOOTSTRAP_SOURCE, PYCACHE_BLOCKER, host_arch
-from tests.helpers.layer_apps import WARNING_PREFIX, make_venv, plain_env, written_bytecode
+from lumigo_injector.bootstrap import lumigo_bootstrap as boot
+from lumigo_injector.layer_build import host_arch, install_bootstrap
+from tests.helpers.layer_apps import (
+    WARNING_PREFIX,
+    added_entries,
+    make_venv,
+    plain_env,
+    tree_entries,
+)
 
 APP = """\
 import json, os, sys
@@ -48,14 +54,13 @@ def register_bootstrap_functions():
 class Scene:
     """A synthetic layer, an app directory and a venv to run them with."""
 
-    def __init__(self, root: Path, minor: str) -> None:
+    def __init__(self, root: Path, minor: str, compiled: bool = True) -> None:
         self.minor = minor
         self.venv = make_venv(minor, [])
         self.layer = root / "layer"
         self.app = root / "app"
-        (self.layer / "bootstrap").mkdir(parents=True)
-        shutil.copy(BOOTSTRAP_SOURCE, self.layer / "bootstrap" / "sitecustomize.py")
-        (self.layer / "bootstrap" / "__pycache__").write_text(PYCACHE_BLOCKER)
+        self.layer.mkdir()
+        install_bootstrap(self.layer, [minor] if compiled else [])
         libc = boot.detect_libc()[0] or "glibc"
         self.set_dir = self.layer / f"py{minor}-{libc}-{host_arch()}"
         (self.set_dir / "autowrapt").mkdir(parents=True)
@@ -67,6 +72,7 @@ class Scene:
         self.app.mkdir()
         (self.app / "app.py").write_text(APP)
         (self.app / "appmod.py").write_text("X = 1\n")
+        self.shipped = tree_entries(self.layer)
 
     def write_set_file(self, text: str) -> None:
         (self.set_dir / "lumigo-set.txt").write_text("# synthetic\n" + text)
@@ -87,9 +93,11 @@ class Scene:
         return facts, result.stderr, result.returncode
 
 
-@pytest.fixture(params=["3.9", "3.13"])
+@pytest.fixture(params=[("3.9", True), ("3.13", True), ("3.11", False)], ids=str)
 def scene(request: pytest.FixtureRequest, tmp_path: Path) -> Scene:
-    return Scene(tmp_path, request.param)
+    """The bootstrap precompiled for 3.9 and 3.13, and compiled at start-up on 3.11."""
+    minor, compiled = request.param
+    return Scene(tmp_path, minor, compiled)
 
 
 @pytest.fixture
@@ -109,7 +117,8 @@ def test_activates_set_after_app_paths_and_registers_hooks(scene: Scene) -> None
     assert facts["layerpkg"] == 42
     # the app's own directory got bytecode (so writes were possible), the layer none
     assert (scene.app / "__pycache__").is_dir()
-    assert written_bytecode(scene.layer) == []
+    assert added_entries(scene.layer, scene.shipped) == []
+    assert (scene.layer / "bootstrap" / "__pycache__").is_file()
 
 
 def test_abstains_with_one_line_when_no_set_fits(scene: Scene) -> None:

@@ -52,7 +52,7 @@ def test_manifest_of_another_format_is_refused() -> None:
 def test_summary_table_has_one_row_per_set_and_totals() -> None:
     lines = _manifest().summary_table().splitlines()
     assert lines[0].split()[:2] == ["set", "lumigo_opentelemetry"]
-    assert lines[2].split() == ["py3.9-musl-arm64", "0.1.0", "1.41.1", "-", "10", "2.5"]
+    assert lines[2].split() == ["py3.9-musl-arm64", "0.1.0", "1.41.1", "-", "no", "10", "2.5"]
     assert lines[-1] == "shared: 3 files, 1.0 MB; on disk: 2.0 MB (without sharing: 2.5 MB)"
 
 

@@ -28,6 +28,7 @@ from lumigo_injector.layer_copy import COPY_SCRIPT_TEXT
 from lumigo_injector.layer_manifest import (
     ARCHES,
     BOOTSTRAP_DIR,
+    BOOTSTRAP_IMPL_DIR,
     COPY_SCRIPT,
     MANIFEST_NAME,
     PLATFORMS,
@@ -46,6 +47,7 @@ from lumigo_injector.layer_sets import LayerBuildError, install_set, read_packag
 Progress = Callable[[str], None]
 
 BOOTSTRAP_SOURCE = Path(__file__).parent / "bootstrap" / "sitecustomize.py"
+BOOTSTRAP_IMPL_SOURCE = Path(__file__).parent / "bootstrap" / "lumigo_bootstrap.py"
 # Bump when pip's part of making a set changes, so cached sets are rebuilt.
 SET_RECIPE_VERSION = "1"
 RAW_COMPLETE = ".lumigo-raw-complete"  # marks a finished pip install in the set cache
@@ -120,12 +122,15 @@ def build_layer(
     distro: Path | None = None,
     set_cache: Path | None = None,
     jobs: int = 4,
+    bytecode: bool = True,
 ) -> LayerManifest:
     """Build the layer into `out` (replaced if it holds a layer; must not hold anything else).
 
     `platform` and `arch` take one value or several (one set per combination).
     `set_cache`: a directory keeping pip's output per set, keyed on the distro source hash,
     so that a rebuild with unchanged sources only re-assembles the layer.
+    `bytecode`: precompile each set with a matching local interpreter where one is found
+    (see `find_interpreter`); sets without one ship sources only and start slower.
     """
     say = progress or (lambda _message: None)
     versions = tuple(validate_python(v) for v in pythons)
@@ -176,27 +181,30 @@ def build_layer(
 
         say("deduplicating files shared between sets")
         staging = tmp / "layer"
-        stats = assemble(staging, {pset.name: path for path, pset in built})
+        assemble(staging, {pset.name: path for path, pset in built})
+        sets = []
         for _path, pset in built:
             (staging / pset.name / SET_FILE).write_text(
                 set_requirements_text(pset), encoding="utf-8"
             )
-        sets = tuple(
-            replace(pset, files=stats.set_files[pset.name], bytes=stats.set_bytes[pset.name])
-            for _path, pset in built
-        )
-        (staging / BOOTSTRAP_DIR).mkdir()
-        shutil.copy2(BOOTSTRAP_SOURCE, staging / BOOTSTRAP_DIR / "sitecustomize.py")
-        # A regular file where Python would make its bytecode cache directory: no Python
-        # ever writes a .pyc next to the bootstrap, even as root on a writable volume.
-        (staging / BOOTSTRAP_DIR / "__pycache__").write_text(PYCACHE_BLOCKER, encoding="utf-8")
+            compiled = False
+            if bytecode:
+                compiled = compile_set(staging / pset.name, pset.python, say)
+            sets.append(replace(pset, bytecode=compiled))
+        share_duplicates(staging, [pset.name for pset in sets])
+        stats = measure(staging, [pset.name for pset in sets])
+        compiled_for = [p.python for p in sets if p.bytecode] if bytecode else []
+        install_bootstrap(staging, sorted(set(compiled_for)))
         (staging / COPY_SCRIPT).write_text(COPY_SCRIPT_TEXT, encoding="utf-8")
         (staging / COPY_SCRIPT).chmod(0o755)
         manifest = LayerManifest(
             layer_version=__version__,
             distro_version=sets[0].dists.get(ROOT_DIST, "?"),
             distro_source_hash=digest,
-            sets=sets,
+            sets=tuple(
+                replace(p, files=stats.set_files[p.name], bytes=stats.set_bytes[p.name])
+                for p in sets
+            ),
             shared_files=stats.shared_files,
             shared_bytes=stats.shared_bytes,
             disk_bytes=stats.disk_bytes,
@@ -243,13 +251,12 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def assemble(out: Path, raw_sets: dict[str, Path]) -> AssemblyStats:
+def assemble(out: Path, raw_sets: dict[str, Path]) -> None:
     """Copy each raw set into `out/<name>/`, storing files found in 2+ places only once.
 
     A file seen more than once (in any set) lives in `shared/<hash>` and is hard-linked
     into every set that has it, so sets stay ordinary directories for the import system.
     """
-    stats = AssemblyStats()
     occurrences: dict[str, int] = {}
     listing: dict[str, list[tuple[Path, Path, str]]] = {}
     for name, root in raw_sets.items():
@@ -262,30 +269,131 @@ def assemble(out: Path, raw_sets: dict[str, Path]) -> AssemblyStats:
                 digest = _file_digest(source)
                 occurrences[digest] = occurrences.get(digest, 0) + 1
                 entries.append((source, source.relative_to(root), digest))
-    shared = out / SHARED_DIR
-    shared.mkdir(parents=True)
+    (out / SHARED_DIR).mkdir(parents=True)
     for name, entries in listing.items():
-        stats.set_files[name] = len(entries)
-        stats.set_bytes[name] = 0
         for source, relative, digest in entries:
             dest = out / name / relative
             dest.parent.mkdir(parents=True, exist_ok=True)
-            size = source.stat().st_size
-            stats.set_bytes[name] += size
-            stats.naive_bytes += size
             if occurrences[digest] > 1:
-                stored = shared / digest[:2] / digest[2:]
-                if not stored.exists():
-                    stored.parent.mkdir(exist_ok=True)
-                    shutil.copy2(source, stored)
-                    stats.shared_files += 1
-                    stats.shared_bytes += size
-                    stats.disk_bytes += size
-                os.link(stored, dest)
+                os.link(_store(out, digest, source), dest)
             else:
                 shutil.copy2(source, dest)
-                stats.disk_bytes += size
+
+
+def _store(out: Path, digest: str, source: Path) -> Path:
+    """The shared copy of `source` (content `digest`), made on first use."""
+    stored = out / SHARED_DIR / digest[:2] / digest[2:]
+    if not stored.exists():
+        stored.parent.mkdir(exist_ok=True)
+        shutil.copy2(source, stored)
+    return stored
+
+
+def share_duplicates(out: Path, set_names: Sequence[str]) -> None:
+    """Store once the files made after assembly (bytecode) that are alike across sets."""
+    by_digest: dict[str, list[Path]] = {}
+    for name in set_names:
+        for path in _walk_files(out / name):
+            if path.stat().st_nlink == 1:
+                by_digest.setdefault(_file_digest(path), []).append(path)
+    for digest, paths in by_digest.items():
+        if len(paths) < 2:
+            continue
+        stored = _store(out, digest, paths[0])
+        for path in paths:
+            path.unlink()
+            os.link(stored, path)
+
+
+def measure(out: Path, set_names: Sequence[str]) -> AssemblyStats:
+    """Sizes per set, of the shared store, and on disk (each hard-linked file once)."""
+    stats = AssemblyStats()
+    inodes: dict[tuple[int, int], int] = {}
+    for name in set_names:
+        stats.set_files[name] = stats.set_bytes[name] = 0
+        for path in _walk_files(out / name):
+            info = path.stat()
+            stats.set_files[name] += 1
+            stats.set_bytes[name] += info.st_size
+            inodes[(info.st_dev, info.st_ino)] = info.st_size
+    for path in _walk_files(out / SHARED_DIR):
+        stats.shared_files += 1
+        stats.shared_bytes += path.stat().st_size
+    stats.naive_bytes = sum(stats.set_bytes.values())
+    stats.disk_bytes = sum(inodes.values())
     return stats
+
+
+def _walk_files(root: Path) -> Iterator[Path]:
+    for folder, _dirs, files in os.walk(root):
+        for leaf in files:
+            yield Path(folder, leaf)
+
+
+def install_bootstrap(layer: Path, compile_for: Sequence[str] = ()) -> None:
+    """Write `bootstrap/` (the start-up hook) and `bootstrap-impl/` (its logic) into `layer`.
+
+    The logic is precompiled (unchecked-hash .pyc) with a local interpreter for each
+    version in `compile_for`; other versions compile it in memory at start-up.
+    """
+    (layer / BOOTSTRAP_DIR).mkdir()
+    shutil.copy2(BOOTSTRAP_SOURCE, layer / BOOTSTRAP_DIR / "sitecustomize.py")
+    # A regular file where Python would make its bytecode cache directory: no Python
+    # ever writes a .pyc next to the hook, even as root on a writable volume.
+    (layer / BOOTSTRAP_DIR / "__pycache__").write_text(PYCACHE_BLOCKER, encoding="utf-8")
+    impl = layer / BOOTSTRAP_IMPL_DIR
+    impl.mkdir()
+    shutil.copy2(BOOTSTRAP_IMPL_SOURCE, impl / BOOTSTRAP_IMPL_SOURCE.name)
+    for python in compile_for:
+        interpreter = find_interpreter(python)
+        if interpreter is None:
+            continue
+        command = [
+            interpreter, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+            "-s", str(impl), "-p", "", str(impl),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise LayerBuildError(f"the bootstrap does not compile on {python}:\n{result.stdout}")
+
+
+def find_interpreter(python: str) -> str | None:
+    """A local CPython `python` (3.X): `python3.X` on PATH, else pyenv's newest 3.X."""
+    candidates = [shutil.which(f"python{python}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    for version_dir in sorted(pyenv_root.glob(f"versions/{python}.*"), reverse=True):
+        candidates.append(str(version_dir / "bin" / f"python{python}"))
+    probe = "import sys; print(sys.implementation.name, '%d.%d' % sys.version_info[:2], "
+    probe += "'t' in getattr(sys, 'abiflags', ''))"
+    for candidate in candidates:
+        if not candidate or not Path(candidate).exists():
+            continue
+        result = subprocess.run(
+            [candidate, "-S", "-c", probe], capture_output=True, text=True, check=False
+        )
+        if result.returncode == 0 and result.stdout.split() == ["cpython", python, "False"]:
+            return candidate
+    return None
+
+
+def compile_set(set_dir: Path, python: str, say: Progress) -> bool:
+    """Precompile a set's modules (unchecked-hash .pyc: never re-validated, never rewritten).
+
+    Paths inside the bytecode are made relative to the set, so glibc and musl sets of one
+    Python share their .pyc files; the import system fixes `co_filename` on load.
+    """
+    interpreter = find_interpreter(python)
+    if interpreter is None:
+        say(f"no local CPython {python}: {set_dir.name} ships without bytecode")
+        return False
+    command = [
+        interpreter, "-m", "compileall", "-q", "-j", "0",
+        "--invalidation-mode", "unchecked-hash", "-s", str(set_dir), "-p", "", str(set_dir),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        say(f"{set_dir.name}: some modules did not compile (they stay source-only)")
+    return True
 
 
 def _make_readable(root: Path) -> None:

@@ -41,6 +41,7 @@ def layer_key(
     for module in (layer_build, layer_copy, layer_manifest, layer_sets):
         digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(layer_build.BOOTSTRAP_SOURCE.read_bytes())
+    digest.update(layer_build.BOOTSTRAP_IMPL_SOURCE.read_bytes())
     digest.update(repr((tuple(pythons), tuple(platforms), tuple(arches))).encode())
     return digest.hexdigest()[:20]
 

@@ -21,6 +21,7 @@ MANIFEST_NAME = "manifest.json"
 SET_FILE = "lumigo-set.txt"  # inside each set directory; read by the bootstrap
 SHARED_DIR = "shared"
 BOOTSTRAP_DIR = "bootstrap"
+BOOTSTRAP_IMPL_DIR = "bootstrap-impl"
 COPY_SCRIPT = "copy-layer.sh"
 ROOT_DIST = "lumigo-opentelemetry"
 
@@ -78,6 +79,7 @@ class PackageSet:
     requires: tuple[Requirement, ...]
     min_glibc: str | None = None
     pth_files: tuple[str, ...] = ()
+    bytecode: bool = False  # precompiled .pyc shipped for this set's Python
     files: int = 0
     bytes: int = 0
 
@@ -119,7 +121,9 @@ class LayerManifest:
 
     def summary_table(self) -> str:
         """A plain-text table: one row per set, then the totals."""
-        rows = [("set", "lumigo_opentelemetry", "opentelemetry-sdk", "protobuf", "files", "MB")]
+        rows = [
+            ("set", "lumigo_opentelemetry", "opentelemetry-sdk", "protobuf", "pyc", "files", "MB")
+        ]
         for pset in self.sets:
             rows.append(
                 (
@@ -127,6 +131,7 @@ class LayerManifest:
                     pset.dists.get(ROOT_DIST, "?"),
                     pset.dists.get("opentelemetry-sdk", "-"),
                     pset.dists.get("protobuf", "-"),
+                    "yes" if pset.bytecode else "no",
                     str(pset.files),
                     _mb(pset.bytes),
                 )
