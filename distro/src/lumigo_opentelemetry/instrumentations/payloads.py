@@ -61,10 +61,12 @@ _BINARY_SUBTYPES = frozenset(
         "wasm",
     }
 )
+#: span attributes that may hold a query string
+URL_ATTRIBUTES = ("http.target", "http.url", "url.query", "url.full")
+# the field name in a multipart part's headers
+_PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECASE)
 # "key": "value" / "key": 123 pairs in text that is not (complete) JSON; the value
 # may be cut short by truncation, so its closing quote is optional.
-_PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECASE)
-URL_ATTRIBUTES = ("http.target", "http.url", "url.query", "url.full")
 _JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
 
 HeaderSource = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
