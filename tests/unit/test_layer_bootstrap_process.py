@@ -228,3 +228,21 @@ def test_too_old_glibc_abstains(scene311: Scene) -> None:
     [warning] = _warnings(stderr)
     assert "older than the 99.0 the layer needs" in warning
     assert facts["layerpkg"] is None
+
+
+def test_pth_files_the_set_lists_are_processed(scene311: Scene) -> None:
+    extra = scene311.set_dir / "extra_dir"
+    extra.mkdir()
+    (extra / "pthmod.py").write_text("VALUE = 'from a .pth path'\n")
+    (scene311.set_dir / "extra.pth").write_text("extra_dir\n")
+    scene311.write_set_file("pth extra.pth\n")
+    (scene311.app / "app.py").write_text(
+        "import sys\nimport pthmod\nprint(pthmod.VALUE, sys.path[-1])\n"
+    )
+    result = subprocess.run(
+        [str(scene311.venv.python), str(scene311.app / "app.py")],
+        env=plain_env(PYTHONPATH=str(scene311.layer / "bootstrap")),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.stderr == ""
+    assert result.stdout.strip() == f"from a .pth path {extra}"

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -152,8 +153,17 @@ def build_layer(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".layer-build-", dir=out.parent) as tmp_name:
         tmp = Path(tmp_name)
-        say(f"building the {ROOT_DIST} wheel from {source}")
-        wheel = build_distro_wheel(source, tmp / "wheel")
+        wheel_lock = threading.Lock()
+        wheels: list[Path] = []
+
+        def distro_wheel() -> Path:
+            """Built on first need: a rebuild from cached sets needs no wheel at all."""
+            with wheel_lock:
+                if not wheels:
+                    say(f"building the {ROOT_DIST} wheel from {source}")
+                    wheels.append(build_distro_wheel(source, tmp / "wheel"))
+                return wheels[0]
+
         raw_root = set_cache if set_cache is not None else tmp / "raw"
 
         def make(combo: tuple[str, str, str]) -> tuple[Path, PackageSet]:
@@ -165,7 +175,7 @@ def build_layer(
                 if not (target / RAW_COMPLETE).exists():
                     say(f"pip: {set_name(python, plat, machine)}")
                     partial = target.parent / f"{target.name}.partial"
-                    install_set(wheel, partial, python, plat, machine)
+                    install_set(distro_wheel(), partial, python, plat, machine)
                     read_package_set(partial, python, plat, machine)  # fail before caching
                     (partial / RAW_COMPLETE).write_text("", encoding="utf-8")
                     if target.exists():
