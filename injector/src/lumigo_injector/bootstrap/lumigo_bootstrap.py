@@ -163,7 +163,7 @@ def installed_distributions(paths: list[str]) -> dict[str, tuple[str, str]]:
     for entry in paths:
         try:
             names = os.listdir(entry or ".")
-        except OSError:
+        except (OSError, TypeError, ValueError):  # missing dirs, zip files, odd entries
             continue
         for item in names:
             if item.endswith(".dist-info"):
