@@ -8,7 +8,7 @@ one record per line, fields separated by spaces.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -169,11 +169,3 @@ def set_requirements_text(pset: PackageSet) -> str:
         lines.append(f"req {req.name} {spec} {req.required_by}")
     lines.extend(f"pth {name}" for name in pset.pth_files)
     return "\n".join(lines) + "\n"
-
-
-def merge_requirements(requirements: Sequence[Requirement]) -> dict[str, list[Requirement]]:
-    """Group requirements by the distribution they constrain."""
-    grouped: dict[str, list[Requirement]] = {}
-    for req in requirements:
-        grouped.setdefault(req.name, []).append(req)
-    return grouped
