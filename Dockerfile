@@ -7,9 +7,34 @@
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
+# Interpreters used only to precompile each set's bytecode (bytecode does not depend on the
+# architecture). The official images link python3.X with rpath $ORIGIN/../lib, so binary,
+# libpython and stdlib copied side by side run in the builder; a set whose interpreter is
+# missing or does not run ships sources only (build-layer checks each one).
+FROM --platform=$BUILDPLATFORM python:3.9-slim-bookworm AS python3.9
+FROM --platform=$BUILDPLATFORM python:3.10-slim-bookworm AS python3.10
+FROM --platform=$BUILDPLATFORM python:3.11-slim-bookworm AS python3.11
+FROM --platform=$BUILDPLATFORM python:3.13-slim-bookworm AS python3.13
+FROM --platform=$BUILDPLATFORM python:3.14-slim-bookworm AS python3.14
+
 # The layer is made with pip's cross-target installs, so the builder runs natively on the
 # build machine whatever the target architecture is.
 FROM --platform=$BUILDPLATFORM ${PYTHON_IMAGE} AS layer-builder
+COPY --from=python3.9 /usr/local/bin/python3.9 /usr/local/bin/
+COPY --from=python3.9 /usr/local/lib/libpython3.9.so.1.0 /usr/local/lib/
+COPY --from=python3.9 /usr/local/lib/python3.9 /usr/local/lib/python3.9
+COPY --from=python3.10 /usr/local/bin/python3.10 /usr/local/bin/
+COPY --from=python3.10 /usr/local/lib/libpython3.10.so.1.0 /usr/local/lib/
+COPY --from=python3.10 /usr/local/lib/python3.10 /usr/local/lib/python3.10
+COPY --from=python3.11 /usr/local/bin/python3.11 /usr/local/bin/
+COPY --from=python3.11 /usr/local/lib/libpython3.11.so.1.0 /usr/local/lib/
+COPY --from=python3.11 /usr/local/lib/python3.11 /usr/local/lib/python3.11
+COPY --from=python3.13 /usr/local/bin/python3.13 /usr/local/bin/
+COPY --from=python3.13 /usr/local/lib/libpython3.13.so.1.0 /usr/local/lib/
+COPY --from=python3.13 /usr/local/lib/python3.13 /usr/local/lib/python3.13
+COPY --from=python3.14 /usr/local/bin/python3.14 /usr/local/bin/
+COPY --from=python3.14 /usr/local/lib/libpython3.14.so.1.0 /usr/local/lib/
+COPY --from=python3.14 /usr/local/lib/python3.14 /usr/local/lib/python3.14
 WORKDIR /src
 COPY distro/ distro/
 COPY injector/ injector/
