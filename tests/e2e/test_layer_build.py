@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from lumigo_injector.layer import SUPPORTED_PYTHONS, LayerManifest, copy_layer, set_name
+from lumigo_injector.layer import (
+    SUPPORTED_PYTHONS,
+    LayerManifest,
+    build_layer,
+    cache_root,
+    copy_layer,
+    set_name,
+)
 from lumigo_injector.layer_build import host_arch
 from tests.helpers.layer_apps import LAYER_PLATFORMS, layer_for_tests
 from tests.helpers.need import executable
@@ -103,6 +110,22 @@ def test_glibc_sets_share_files_and_fit_the_size_target(
     unique_sources = sum({(p.lstat().st_ino): p.lstat().st_size for p in sources}.values())
     assert unique_sources < naive_sources / 2.5
     assert manifest.disk_bytes == _unique_bytes([layer / s.name for s in manifest.sets])
+
+
+def test_builds_arm64_sets_on_any_machine(tmp_path: Path) -> None:
+    """pip's cross-target install: an arm64 layer from this (amd64) machine, no emulation."""
+    out = tmp_path / "arm64-layer"
+    manifest = build_layer(
+        out, ["3.12"], ["glibc", "musl"], "arm64",
+        set_cache=cache_root() / "sets", bytecode=False,
+    )  # fmt: skip
+    assert [s.name for s in manifest.sets] == ["py3.12-glibc-arm64", "py3.12-musl-arm64"]
+    for pset, libc in zip(manifest.sets, ("gnu", "musl")):
+        [extension] = (out / pset.name / "wrapt").glob("_wrappers.*.so")
+        assert extension.name == f"_wrappers.cpython-312-aarch64-linux-{libc}.so"
+        header = extension.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF"
+        assert int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64
 
 
 def test_copy_script_and_python_copy_agree_and_keep_hard_links(layer: Path, tmp_path: Path) -> None:
