@@ -1,15 +1,24 @@
 """Admission latency and throughput of `lumigo-injector serve` over loopback TLS, next to
 the floor (a bare aiohttp TLS server answering a fixed AdmissionReview response).
 
-The injector runs for real against a kmock Kubernetes emulator (the test harness in
-tests/helpers/kube.py); requests are AdmissionReview v1 bodies for a pod created by a
-Deployment (no name, no namespace in its metadata), as the API server sends them.
+The injector runs for real against a kmock Kubernetes emulator (tests/helpers/kube.py) in a
+process of its own, so neither the emulator nor the load generator shares a GIL with anything
+measured. Requests are AdmissionReview v1 bodies for a pod created by a Deployment (no name,
+no namespace in its metadata), as the API server sends them; every one is injected and counted
+for an Event. Load comes from `wrk` (C, keep-alive connections, so TLS handshakes happen once
+per connection, as with the API server's client); without `wrk`, from an aiohttp client.
+Runs are interleaved (injector, floor, injector, floor, ...) and reported as medians with the
+spread of p99, plus the injector's ratio to the floor measured in the same rounds.
+
+    uv run python benchmarks/webhook_bench.py [--quick]
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import socket
 import ssl
 import statistics
 import subprocess
@@ -19,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for entry in (ROOT, Path(__file__).resolve().parent):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+from load import parse_wrk  # noqa: E402
 
 from tests.helpers.kube import (  # noqa: E402
-    KubeEmulator,
+    KubeEmulatorProcess,
     TestCertificates,
     admission_review,
     deployment_pod,
@@ -32,108 +44,184 @@ from tests.helpers.kube import (  # noqa: E402
     wait_for,
 )
 
+INJECTOR = "lumigo-injector"
+FLOOR = "floor (bare aiohttp)"
 
-async def _load(url: str, body: bytes, ca: Path, concurrency: int, total: int) -> dict[str, float]:
+
+def _wrk_script(body: bytes, path: Path) -> Path:
+    text = body.decode()
+    if "]==]" in text:
+        raise ValueError("request body cannot be embedded in the wrk script")
+    path.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = [==[{text}]==]\n"
+    )
+    return path
+
+
+def _wrk(url: str, script: Path, concurrency: int, seconds: float) -> dict[str, float]:
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = parse_wrk(done.stdout)
+    if result.errors:
+        raise RuntimeError(f"{result.errors} failed requests to {url}:\n{done.stdout}")
+    return {"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "rps": result.rps}
+
+
+async def _aiohttp_load(
+    url: str, body: bytes, ca: Path, concurrency: int, seconds: float
+) -> dict[str, float]:
     import aiohttp
 
     context = ssl.create_default_context(cafile=str(ca))
     latencies: list[float] = []
-    remaining = total
     connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
+        async def worker(until: float, keep: bool) -> None:
+            while time.perf_counter() < until:
                 started = time.perf_counter()
                 async with session.post(url, data=body, headers=headers) as resp:
                     await resp.read()
                     if resp.status != 200:
                         raise RuntimeError(f"HTTP {resp.status} from {url}")
-                latencies.append(time.perf_counter() - started)
+                if keep:
+                    latencies.append(time.perf_counter() - started)
 
-        # warm up the connections, then measure
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        latencies.clear()
-        remaining = total
+        warm = time.perf_counter() + 0.5
+        await asyncio.gather(*(worker(warm, False) for _ in range(concurrency)))
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(started + seconds, True) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     latencies.sort()
     return {
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-        "rps": total / elapsed,
+        "rps": len(latencies) / elapsed,
     }
 
 
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
-    total = 300 if quick else 3000
+    seconds = 2.0 if quick else 5.0
     rounds = 1 if quick else 3
     pod = deployment_pod("web", annotations={"lumigo.io/inject": "python"})
     body = json.dumps(admission_review(pod, namespace="shop")).encode()
     work = work / "webhook"
+    work.mkdir(parents=True, exist_ok=True)
+    client = "wrk" if shutil.which("wrk") else "aiohttp"
+    script = _wrk_script(body, work / "post.lua")
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
-    with KubeEmulator() as kube:
+    with KubeEmulatorProcess() as kube:
         kube.create_namespace("shop")
         certs = TestCertificates(work / "certs")
         kubeconfig = kube.write_kubeconfig(work / "kubeconfig")
         floor_port = free_port()
         floor = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("webhook_floor.py")), str(floor_port),
-             str(certs.cert_file), str(certs.key_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                str(Path(__file__).with_name("webhook_floor.py")),
+                str(floor_port),
+                str(certs.cert_file),
+                str(certs.key_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             with running_injector(kubeconfig, certs, work) as injector:
                 floor_url = f"https://localhost:{floor_port}/mutate-pods"
-
-                def floor_up() -> bool:
-                    import socket
-
-                    try:
-                        socket.create_connection(("127.0.0.1", floor_port), 0.2).close()
-                        return True
-                    except OSError:
-                        return False
-
-                wait_for(floor_up, timeout=30, what="webhook floor server")
+                wait_for(lambda: _port_open(floor_port), timeout=30, what="webhook floor server")
                 # The answer must be a real injection, or we'd be timing the wrong thing.
                 answer = injector.review(json.loads(body))
                 if "patch" not in answer:
                     raise RuntimeError(f"the benchmark pod was not injected: {answer}")
+                targets = ((INJECTOR, injector.webhook_url), (FLOOR, floor_url))
                 for _ in range(rounds):
                     for concurrency in (1, 16):
-                        for name, url in (("lumigo-injector", injector.webhook_url),
-                                          ("floor (bare aiohttp)", floor_url)):
-                            figures = asyncio.run(
-                                _load(url, body, certs.ca_file, concurrency, total)
-                            )
+                        for name, url in targets:
+                            if client == "wrk":
+                                figures = _wrk(url, script, concurrency, seconds)
+                            else:
+                                figures = asyncio.run(
+                                    _aiohttp_load(url, body, certs.ca_file, concurrency, seconds)
+                                )
                             results.setdefault((name, concurrency), []).append(figures)
+                events = kube.events("shop")
         finally:
             floor.terminate()
             floor.wait(10)
     rows = []
     for (name, concurrency), runs in results.items():
-        rows.append(
-            {
-                "server": name,
-                "concurrency": concurrency,
-                "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-                "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-                "rps": statistics.median(r["rps"] for r in runs),
-                "requests_per_run": total,
-                "rounds": len(runs),
-            }
+        row: dict[str, Any] = {
+            "server": name,
+            "concurrency": concurrency,
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "p99_ms_min": min(r["p99_ms"] for r in runs),
+            "p99_ms_max": max(r["p99_ms"] for r in runs),
+            "rps": statistics.median(r["rps"] for r in runs),
+            "seconds_per_run": seconds,
+            "rounds": len(runs),
+            "client": client,
+        }
+        if name == INJECTOR:
+            floors = results[(FLOOR, concurrency)]
+            row["p99_ratio_to_floor"] = statistics.median(
+                r["p99_ms"] / f["p99_ms"] for r, f in zip(runs, floors)
+            )
+            row["p50_ratio_to_floor"] = statistics.median(
+                r["p50_ms"] / f["p50_ms"] for r, f in zip(runs, floors)
+            )
+        rows.append(row)
+    rows.sort(key=lambda r: (r["concurrency"], r["server"] != INJECTOR))
+    aggregated = [
+        {"reason": e.get("reason"), "count": e.get("count"), "object": e["involvedObject"]["name"]}
+        for e in events
+    ]
+    return {"rows": rows, "events": aggregated}
+
+
+def format_rows(result: dict[str, Any]) -> str:
+    lines = []
+    for row in result["rows"]:
+        ratio = row.get("p99_ratio_to_floor")
+        lines.append(
+            f"{row['server']:<22} c={row['concurrency']:<3} p50 {row['p50_ms']:6.2f} ms  "
+            f"p99 {row['p99_ms']:6.2f} ms ({row['p99_ms_min']:.2f}-{row['p99_ms_max']:.2f})  "
+            f"{row['rps']:7.0f} req/s" + (f"  p99 x{ratio:.2f} of floor" if ratio else "")
         )
-    rows.sort(key=lambda r: (r["concurrency"], r["server"] != "lumigo-injector"))
-    return {"rows": rows}
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run_webhook_bench(Path(tmp), quick="--quick" in sys.argv), indent=2))
+        outcome = run_webhook_bench(Path(tmp), quick="--quick" in sys.argv)
+        print(json.dumps(outcome, indent=2))
+        print(format_rows(outcome), file=sys.stderr)

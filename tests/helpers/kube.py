@@ -13,11 +13,13 @@ one a Helm chart renders); the harness only adds the ports, TLS files and KUBECO
 the documented environment variables, so flags in `command` still win.
 
 The emulator is kmock's in-memory `KubernetesEmulator` served on 127.0.0.1 from a background
-thread. Two of its gaps are filled here, as a real API server would behave:
-`/api/v1/namespaces[/NAME]` (cluster-scoped Namespace objects: kmock's URL parser reads
-`namespaces/` as a namespace prefix) is routed to a private plural; and `create()` fills in
-`metadata.namespace` from a namespaced URL, as the API server does (kmock stores the object
-as posted). Everything else (merge patches, JSON patches, watch streams, 404/409) is kmock's own.
+thread (`KubeEmulator`), or from a process of its own (`KubeEmulatorProcess`, REST client only:
+for benchmarks, so that it never competes with the measuring process for the GIL). Two of its
+gaps are filled here, as a real API server would behave: `/api/v1/namespaces[/NAME]`
+(cluster-scoped Namespace objects: kmock's URL parser reads `namespaces/` as a namespace
+prefix) is routed to a private plural; and `create()` fills in `metadata.namespace` from a
+namespaced URL, as the API server does (kmock stores the object as posted). Everything else
+(merge patches, JSON patches, watch streams, 404/409) is kmock's own.
 """
 
 from __future__ import annotations
@@ -101,69 +103,12 @@ def _emulator_class() -> Any:
     return Emulator
 
 
-class KubeEmulator:
-    """kmock's Kubernetes emulator on 127.0.0.1 (a background thread), with a REST client."""
+class KubeRest:
+    """A minimal REST client (plain dicts) for an emulator at `self.url`."""
 
     def __init__(self) -> None:
         self.url = ""
-        self.handler: Any = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
         self.http = requests.Session()
-
-    def start(self) -> KubeEmulator:
-        import kmock
-
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        async def serve() -> None:
-            self._stop = asyncio.Event()
-            async with _emulator_class()() as handler, kmock.Server(handler) as server:
-                for path, kind, namespaced in RESOURCES:
-                    info = kmock.ResourceInfo(kind=kind, namespaced=namespaced, verbs=VERBS)
-                    handler.resources[path] = info
-                    if path == "v1/namespaces":
-                        handler.resources[f"v1/{_NAMESPACE_PLURAL}"] = kmock.ResourceInfo(
-                            kind=kind, namespaced=False, verbs=VERBS
-                        )
-                self.handler = handler
-                self.url = str(server.url).rstrip("/")
-                started.set()
-                await self._stop.wait()
-
-        def thread_main() -> None:
-            self._loop = asyncio.new_event_loop()
-            try:
-                self._loop.run_until_complete(serve())
-            except BaseException as exc:  # surfaced to start()
-                failure.append(exc)
-                started.set()
-            finally:
-                self._loop.close()
-
-        self._thread = threading.Thread(target=thread_main, name="kmock", daemon=True)
-        self._thread.start()
-        started.wait(30)
-        if failure:
-            raise failure[0]
-        if not self.url:
-            raise RuntimeError("kmock emulator did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
-        self.http.close()
-
-    def __enter__(self) -> KubeEmulator:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig whose current context points at the emulator (plain HTTP)."""
@@ -222,12 +167,120 @@ class KubeEmulator:
             "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
         )
 
+    def events(self, namespace: str) -> list[dict[str, Any]]:
+        return self.items(f"/api/v1/namespaces/{namespace}/events")
+
+
+class KubeEmulator(KubeRest):
+    """kmock's Kubernetes emulator on 127.0.0.1 (a background thread), with a REST client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handler: Any = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    def start(self) -> KubeEmulator:
+        import kmock
+
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            self._stop = asyncio.Event()
+            async with _emulator_class()() as handler, kmock.Server(handler) as server:
+                for path, kind, namespaced in RESOURCES:
+                    info = kmock.ResourceInfo(kind=kind, namespaced=namespaced, verbs=VERBS)
+                    handler.resources[path] = info
+                    if path == "v1/namespaces":
+                        handler.resources[f"v1/{_NAMESPACE_PLURAL}"] = kmock.ResourceInfo(
+                            kind=kind, namespaced=False, verbs=VERBS
+                        )
+                self.handler = handler
+                self.url = str(server.url).rstrip("/")
+                started.set()
+                await self._stop.wait()
+
+        def thread_main() -> None:
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(serve())
+            except BaseException as exc:  # surfaced to start()
+                failure.append(exc)
+                started.set()
+            finally:
+                self._loop.close()
+
+        self._thread = threading.Thread(target=thread_main, name="kmock", daemon=True)
+        self._thread.start()
+        started.wait(30)
+        if failure:
+            raise failure[0]
+        if not self.url:
+            raise RuntimeError("kmock emulator did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+        self.http.close()
+
+    def __enter__(self) -> KubeEmulator:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def requested_paths(self) -> list[str]:
         """The URL paths of every request the emulator has served so far."""
         return [str(request.url.path) for request in list(self.handler)]
 
-    def events(self, namespace: str) -> list[dict[str, Any]]:
-        return self.items(f"/api/v1/namespaces/{namespace}/events")
+
+class KubeEmulatorProcess(KubeRest):
+    """The same emulator in a process of its own (`python tests/helpers/kube.py`).
+
+    For benchmarks: the emulator's event loop then never competes for the GIL with the
+    process that measures. Only the REST client is available (no `handler`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> KubeEmulatorProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if not line.startswith("http"):
+            self.stop()
+            raise RuntimeError(f"kmock emulator process did not start (said {line!r})")
+        self.url = line
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()  # the process stops when its stdin closes
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.http.close()
+
+    def __enter__(self) -> KubeEmulatorProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 # --- TLS material -----------------------------------------------------------------------------
@@ -613,3 +666,14 @@ def deployment_pod(
             "serviceAccountName": "default",
         },
     }
+
+
+def _serve_until_stdin_closes() -> None:
+    """`python tests/helpers/kube.py`: print the emulator's URL, serve until stdin closes."""
+    with KubeEmulator() as kube:
+        print(kube.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    _serve_until_stdin_closes()

@@ -10,19 +10,28 @@ such a pod would point at nothing. So the Event goes to:
    `generateName`;
 3. else the namespace itself.
 
-Posting happens in the background after the admission answer; failures are logged only.
+Admission only *counts* an Event (`EventRecorder.record`: a dict update, no I/O, never
+waits). Identical Events (same object, reason, type and message; e.g. every pod of one
+ReplicaSet) are aggregated the way Kubernetes' own recorders do it: a flusher on the event loop
+posts one Event per group about once a second and, for later repeats, patches that Event's
+`count` and `lastTimestamp` (`kubectl describe` shows "x42 over 3m"). The number of groups
+waiting for the next flush is bounded; beyond it Events are dropped with a rate-limited
+warning. Posting failures are logged (rate-limited) and never reach the admission answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import socket
+import time
 import uuid
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 log = logging.getLogger("lumigo_injector.events")
 
@@ -71,6 +80,12 @@ def involved_object(pod: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "name": namespace}
 
 
+def _stamp(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
 def event_body(
     involved: Mapping[str, Any],
     namespace: str,
@@ -78,12 +93,13 @@ def event_body(
     reason: str,
     message: str,
     warning: bool = False,
-    now: datetime.datetime | None = None,
+    first: float | None = None,
+    last: float | None = None,
+    count: int = 1,
     instance: str | None = None,
 ) -> dict[str, Any]:
-    """A core/v1 Event; it carries its own unique name (no reliance on generateName)."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A core/v1 Event (times in epoch seconds); it carries its own unique name."""
+    first = time.time() if first is None else first
     base = str(involved.get("name") or "pod")[:200]
     return {
         "apiVersion": "v1",
@@ -96,56 +112,242 @@ def event_body(
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
         "reportingInstance": instance or socket.gethostname(),
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
+        "firstTimestamp": _stamp(first),
+        "lastTimestamp": _stamp(first if last is None else last),
+        "count": count,
     }
 
 
-class EventRecorder:
-    """Posts Events in the background with a bounded backlog (drops, with a log, when full)."""
+class EventApi(Protocol):
+    """Where Events go: the API server (`kube_http.KubeHttp`) or a test double."""
 
-    def __init__(self, core: Any, *, max_pending: int = 200, workers: int = 2) -> None:
-        self._core = core
-        self._max_pending = max_pending
-        # Own threads: a burst of Events never delays a namespace read in the admission path.
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="events")
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.dropped = 0
+    async def auth_headers(self) -> Mapping[str, str]: ...
 
-    def record(self, body: dict[str, Any]) -> None:
-        """Schedule posting of one Event (call from the event loop)."""
-        if len(self._tasks) >= self._max_pending:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 100 == 0:  # a trickle of lines, not a flood
-                log.warning(
-                    "event backlog full; events dropped",
-                    extra={"reason": body["reason"], "dropped_total": self.dropped},
-                )
+    async def create(
+        self, namespace: str, plural: str, body: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> None: ...
+
+    async def merge_patch(
+        self,
+        namespace: str,
+        plural: str,
+        name: str,
+        patch: Mapping[str, Any],
+        headers: Mapping[str, str],
+    ) -> None: ...
+
+
+Key = tuple[str, tuple[tuple[str, Any], ...], str, bool, str]
+
+
+@dataclass
+class _Pending:
+    """Occurrences of one Event since the last flush."""
+
+    involved: Mapping[str, Any]
+    count: int
+    first: float
+    last: float
+
+
+@dataclass
+class _Series:
+    """An Event already in the API, patched on repeats."""
+
+    name: str
+    count: int
+    first: float
+    updated: float  # monotonic
+
+
+class RateLimitedWarning:
+    """At most one warning line per `interval` seconds, saying how many were suppressed."""
+
+    def __init__(
+        self, message: str, interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._message = message
+        self._interval = interval
+        self._clock = clock
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def __call__(self, detail: str = "", **extra: Any) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            self._suppressed += 1
             return
-        task = asyncio.get_running_loop().create_task(self._post(body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        extra["suppressed"] = self._suppressed
+        log.warning("%s%s", self._message, f": {detail}" if detail else "", extra=extra)
+        self._last = now
+        self._suppressed = 0
 
-    async def _post(self, body: dict[str, Any]) -> None:
-        namespace = body["metadata"]["namespace"]
+
+class EventRecorder:
+    """Aggregates admission Events and posts them from one background task.
+
+    `record()` is O(1) and does no I/O. `max_pending` bounds the distinct Events waiting for
+    the next flush (repeats of a waiting Event only raise its count). A repeat of an Event
+    posted less than `series_window` seconds ago patches it (`count`, `lastTimestamp`);
+    `max_series` such Events are remembered (least recently updated forgotten first).
+    """
+
+    def __init__(
+        self,
+        api: EventApi,
+        *,
+        interval: float = 1.0,
+        max_pending: int = 1000,
+        series_window: float = 600.0,
+        max_series: int = 4096,
+        concurrency: int = 4,
+        warn_interval: float = 60.0,
+        instance: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api = api
+        self._interval = interval
+        self._max_pending = max_pending
+        self._series_window = series_window
+        self._max_series = max_series
+        self._concurrency = concurrency
+        self._instance = instance or socket.gethostname()
+        self._clock = clock
+        self._pending: dict[Key, _Pending] = {}
+        self._series: OrderedDict[Key, _Series] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+        self._patch_allowed = True
+        self._warn_dropped = RateLimitedWarning(
+            "event backlog full; events dropped", warn_interval, clock
+        )
+        self._warn_failed = RateLimitedWarning("cannot post event", warn_interval, clock)
+        self.dropped = 0
+        self.posted = 0
+        self.patched = 0
+        self.failed = 0
+
+    @property
+    def pending(self) -> int:
+        """Distinct Events waiting for the next flush."""
+        return len(self._pending)
+
+    def record(
+        self,
+        involved: Mapping[str, Any],
+        namespace: str,
+        *,
+        reason: str,
+        message: str,
+        warning: bool = False,
+    ) -> None:
+        """Count one occurrence (call on the event loop). Never blocks, never raises."""
+        message = message[:MAX_MESSAGE]
+        key: Key = (namespace, tuple(sorted(involved.items())), reason, warning, message)
+        now = time.time()
+        entry = self._pending.get(key)
+        if entry is not None:
+            entry.count += 1
+            entry.last = now
+            return
+        if len(self._pending) >= self._max_pending:
+            self.dropped += 1
+            self._warn_dropped(reason=reason, dropped_total=self.dropped)
+            return
+        self._pending[key] = _Pending(dict(involved), 1, now, now)
+        if self._task is None:
+            self.start()
+
+    def start(self) -> None:
+        """Start the flusher on the running loop (done by the first `record` otherwise)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="events")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:  # a bug here must not stop later flushes
+                log.exception("event flush failed")
+
+    async def flush(self) -> None:
+        """Post (or patch) everything recorded so far."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, {}
         try:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._create, namespace, body)
+            headers = await self._api.auth_headers()
         except Exception as exc:
-            log.warning(
-                "cannot post event: %s",
-                exc,
-                extra={"namespace": namespace, "reason": body["reason"]},
+            self.failed += len(batch)
+            self._warn_failed(f"no credentials: {exc}", events=len(batch))
+            return
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(key: Key, entry: _Pending) -> None:
+            async with gate:
+                await self._post(key, entry, headers)
+
+        await asyncio.gather(*(one(key, entry) for key, entry in batch.items()))
+
+    async def _post(self, key: Key, entry: _Pending, headers: Mapping[str, str]) -> None:
+        namespace, _, reason, warning, message = key
+        series = self._series.get(key)
+        try:
+            if (
+                series is not None
+                and self._patch_allowed
+                and self._clock() - series.updated < self._series_window
+            ):
+                total = series.count + entry.count
+                patch = {"count": total, "lastTimestamp": _stamp(entry.last)}
+                try:
+                    await self._api.merge_patch(namespace, "events", series.name, patch, headers)
+                except Exception as exc:
+                    status = getattr(exc, "status", None)
+                    if status not in (403, 404):
+                        raise
+                    if status == 403:  # RBAC without `patch` on events: one Event per flush
+                        self._patch_allowed = False
+                        log.warning("not allowed to patch events; repeats are posted anew")
+                else:
+                    series.count, series.updated = total, self._clock()
+                    self._series.move_to_end(key)
+                    self.patched += 1
+                    return
+            body = event_body(
+                entry.involved,
+                namespace,
+                reason=reason,
+                message=message,
+                warning=warning,
+                first=entry.first,
+                last=entry.last,
+                count=entry.count,
+                instance=self._instance,
             )
+            await self._api.create(namespace, "events", body, headers)
+        except Exception as exc:
+            self.failed += 1
+            self._warn_failed(
+                str(exc) or exc.__class__.__name__, namespace=namespace, reason=reason
+            )
+            return
+        self.posted += 1
+        self._series[key] = _Series(
+            body["metadata"]["name"], entry.count, entry.first, self._clock()
+        )
+        self._series.move_to_end(key)
+        while len(self._series) > self._max_series:
+            self._series.popitem(last=False)
 
-    def _create(self, namespace: str, body: dict[str, Any]) -> None:
-        # The answer is not needed: skip deserialising it into a model (most of the cost).
-        response = self._core.create_namespaced_event(namespace, body, _preload_content=False)
-        response.release_conn()
-
-    async def drain(self, timeout: float = 2.0) -> None:
-        """Wait a little for pending posts (on shutdown)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop the flusher and post what is left, waiting at most `timeout` seconds."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except Exception as exc:
+            log.warning("events not posted at shutdown: %s", exc.__class__.__name__)

@@ -18,6 +18,7 @@ import kopf
 from aiohttp import web
 
 from lumigo_injector import events, health, operator, tls, webhook
+from lumigo_injector.kube_http import KubeHttp
 from lumigo_injector.namespaces import NamespaceDirectory, api_fetcher
 from lumigo_injector.secrets_mirror import SecretMirror
 from lumigo_injector.settings import ServeSettings
@@ -64,7 +65,8 @@ async def run(settings: ServeSettings) -> int:
         core, token=settings.token, name=settings.secret_name, key=settings.secret_key
     )
     ctx = operator.OperatorContext(directory, mirror, settings.never_injected)
-    recorder = events.EventRecorder(core)
+    api = KubeHttp.from_configuration(core.api_client.configuration)
+    recorder = events.EventRecorder(api)
     background: set[asyncio.Task[None]] = set()
 
     def mirror_later(namespace: str) -> None:
@@ -159,7 +161,8 @@ async def run(settings: ServeSettings) -> int:
     finally:
         state.set("operator", False)
         watcher.cancel()
-        await recorder.drain()
+        await recorder.close()
+        await api.close()
         for runner in reversed(runners):
             with contextlib.suppress(Exception):
                 await runner.cleanup()

@@ -267,14 +267,13 @@ class Admission:
         message = f"pod {label}: {decision.reason}"
         if decision.warnings and not decision.failed:
             message += " (" + "; ".join(decision.warnings) + ")"
-        body = events.event_body(
+        self._recorder.record(
             events.involved_object(pod, namespace),
             namespace,
             reason=reason,
             message=message,
             warning=decision.failed or bool(decision.warnings),
         )
-        self._recorder.record(body)
 
 
 def build_app(admission: Admission) -> web.Application:
