@@ -246,3 +246,27 @@ def test_pth_files_the_set_lists_are_processed(scene311: Scene) -> None:
     )  # fmt: skip
     assert result.stderr == ""
     assert result.stdout.strip() == f"from a .pth path {extra}"
+
+
+def test_a_second_layer_copy_on_the_path_is_not_run_as_the_app_sitecustomize(
+    scene311: Scene, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-layer"
+    other.mkdir()
+    install_bootstrap(other)
+    (scene311.app / "sitecustomize.py").write_text(
+        "import os\n"
+        "os.environ['APP_SITECUSTOMIZE'] = os.environ.get('APP_SITECUSTOMIZE', '') + 'x'\n"
+    )
+    result = subprocess.run(
+        [str(scene311.venv.python), str(scene311.app / "app.py")],
+        env=plain_env(
+            PYTHONPATH=f"{scene311.layer / 'bootstrap'}:{other / 'bootstrap'}:{scene311.app}",
+            AUTOWRAPT_BOOTSTRAP="lumigo_opentelemetry",
+        ),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.stderr == ""
+    facts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert facts["app_sitecustomize"] == "x"
+    assert facts["layerpkg"] == 42

@@ -445,15 +445,32 @@ def activate(set_dir: str, layer: str, needs: SetRequirements) -> None:
 # Step 2: the app's own sitecustomize.
 
 
-def run_app_sitecustomize(own_dir: str) -> Optional[ModuleType]:
-    """Find and execute the next `sitecustomize` on sys.path after this one, as site would."""
-    frozen = _frozen("_frozen_importlib")
+def find_app_sitecustomize(own_dir: str) -> Any:
+    """The spec of the next `sitecustomize` on sys.path that is not a Lumigo layer's hook."""
     external = _frozen("_frozen_importlib_external")
     search = [entry for entry in sys.path if _real(entry) != own_dir]
-    spec = external.PathFinder.find_spec("sitecustomize", search)
-    if spec is None or spec.loader is None:
+    while True:
+        spec = external.PathFinder.find_spec("sitecustomize", search)
+        if spec is None or spec.loader is None or not spec.origin:
+            return None
+        found_dir = _real(os.path.dirname(spec.origin))
+        impl = os.path.join(os.path.dirname(found_dir), "bootstrap-impl", "lumigo_bootstrap.py")
+        if not os.path.exists(impl):
+            return spec
+        # another copy of the layer on PYTHONPATH: skip it (it would run this all again)
+        search = [entry for entry in search if _real(entry) != found_dir]
+
+
+def run_app_sitecustomize(own_dir: str) -> Optional[ModuleType]:
+    """Find and execute the app's own `sitecustomize`, as site would have."""
+    try:
+        spec = find_app_sitecustomize(own_dir)
+        if spec is None:
+            return None
+        module = _frozen("_frozen_importlib").module_from_spec(spec)
+    except Exception as exc:
+        _warn(f"could not look for the app's sitecustomize ({type(exc).__name__}: {exc})")
         return None
-    module = frozen.module_from_spec(spec)
     ours = sys.modules.get("sitecustomize")
     sys.modules["sitecustomize"] = module
     try:
