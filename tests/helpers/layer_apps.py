@@ -13,6 +13,8 @@ Reusable by the layer, ECS and demo tests:
   collect its output as `AppOutput`.
 - `write_flask_app(dir)` / `write_fastapi_app(dir)`: small apps whose stdout does not
   depend on whether the layer is active, plus a `/facts` route for assertions.
+- `exercise(venv, script, env)`: one full run (start, GET paths and /facts, stop) as data.
+- `tree_entries(root)` / `added_entries(root, before)`: what a run wrote into a layer copy.
 """
 
 from __future__ import annotations
