@@ -20,13 +20,14 @@ COPY_SCRIPT_TEXT = """\
 #!/bin/sh
 # Copy this Lumigo OpenTelemetry layer into the shared volume, then exit 0.
 # The init container's only step. Usage: copy-layer.sh [DEST]  (default $LUMIGO_LAYER_DEST,
-# else /lumigo-otel). DEST's previous contents are replaced; hard links are kept (tar).
+# else /lumigo-otel). DEST's previous contents are replaced; hard links are kept (tar);
+# -o: files belong to whoever runs this (GNU tar and busybox tar alike).
 set -eu
 src=$(cd "$(dirname "$0")" && pwd)
 dest=${1:-${LUMIGO_LAYER_DEST:-/lumigo-otel}}
 mkdir -p "$dest"
 find "$dest" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
-(cd "$src" && tar -cf - .) | (cd "$dest" && tar -xf -)
+(cd "$src" && tar -cf - .) | (cd "$dest" && tar -x -o -f -)
 test -f "$dest/bootstrap/sitecustomize.py"
 echo "lumigo-otel layer copied to $dest"
 """
