@@ -131,3 +131,62 @@ def test_compatible_app_packages_are_no_conflict(tmp_path: Path) -> None:
 def test_app_with_its_own_distro_is_a_conflict(tmp_path: Path) -> None:
     message = boot.find_conflict(_needs(tmp_path), {"lumigo-opentelemetry": ("0.0.9", "/app")})
     assert message is not None and "its own lumigo-opentelemetry 0.0.9" in message
+
+
+def _os_with(monkeypatch: pytest.MonkeyPatch, confstr: object, lib: list[str]) -> None:
+    def fake_confstr(name: str) -> object:
+        if isinstance(confstr, Exception):
+            raise confstr
+        return confstr
+
+    monkeypatch.setattr(boot.os, "confstr", fake_confstr)
+    monkeypatch.setattr(boot.os, "listdir", lambda path: lib if path == "/lib" else [])
+
+
+def test_libc_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    _os_with(monkeypatch, "glibc 2.31", [])
+    assert boot.detect_libc() == ("glibc", (2, 31))
+    _os_with(monkeypatch, ValueError("unrecognized configuration name"), ["ld-musl-x86_64.so.1"])
+    assert boot.detect_libc() == ("musl", ())
+    _os_with(monkeypatch, None, ["libc.so.6"])
+    assert boot.detect_libc() == ("", ())
+
+
+@pytest.fixture
+def fake_layer(tmp_path: Path) -> Path:
+    libc = boot.detect_libc()[0]
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}[boot.os.uname().machine]
+    minor = (boot.sys.version_info[0], boot.sys.version_info[1])
+    (tmp_path / boot.set_name_for(minor, libc, machine)).mkdir()
+    return tmp_path
+
+
+def test_pick_set_finds_this_interpreters_set(fake_layer: Path) -> None:
+    found, why = boot.pick_set(str(fake_layer))
+    assert found is not None and Path(found).parent == fake_layer and why == ""
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "reason"),
+    [
+        ("implementation", type("Impl", (), {"name": "pypy"})(), "no package set for pypy"),
+        ("abiflags", "t", "free-threaded"),
+        ("platform", "darwin", "no package set for darwin (Linux only)"),
+    ],
+)
+def test_pick_set_abstains_on_other_runtimes(
+    fake_layer: Path, monkeypatch: pytest.MonkeyPatch, attribute: str, value: object, reason: str
+) -> None:
+    monkeypatch.setattr(boot.sys, attribute, value, raising=False)
+    found, why = boot.pick_set(str(fake_layer))
+    assert found is None and reason in why
+
+
+def test_pick_set_abstains_on_unknown_machines(
+    fake_layer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = boot.os.uname()
+    fake = type("Uname", (), {"machine": "riscv64", "sysname": real.sysname})()
+    monkeypatch.setattr(boot.os, "uname", lambda: fake)
+    found, why = boot.pick_set(str(fake_layer))
+    assert found is None and "'riscv64'" in why
