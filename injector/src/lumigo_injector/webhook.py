@@ -12,7 +12,6 @@ requests, so any number of replicas can serve side by side.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,7 +22,8 @@ import jsonpatch
 from aiohttp import web
 
 from lumigo_injector import constants as c
-from lumigo_injector import events
+from lumigo_injector import events, fastjson
+from lumigo_injector.decision_log import DecisionLog
 from lumigo_injector.mutation import InjectionSettings, MutationResult, inject
 
 log = logging.getLogger("lumigo_injector.webhook")
@@ -68,7 +68,7 @@ def _map(value: Any) -> Mapping[str, Any]:
 def parse_review(body: bytes) -> AdmissionRequest:
     """Parse an AdmissionReview v1 body; raise `MalformedReview` saying what is wrong."""
     try:
-        review = json.loads(body)
+        review = fastjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedReview(f"body is not valid JSON: {exc}") from None
     if not isinstance(review, dict):
@@ -112,7 +112,7 @@ def review_response(uid: str, decision: Decision) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     if decision.patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(decision.patch).encode()).decode()
+        response["patch"] = base64.b64encode(fastjson.dumps(decision.patch)).decode()
     if decision.warnings:
         response["warnings"] = [w[:MAX_WARNING] for w in decision.warnings]
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
@@ -136,17 +136,16 @@ def json_patch(src: Any, dst: Any, prefix: str = "") -> list[dict[str, Any]]:
     Equal subtrees are skipped (a C-speed `==`), dicts are diffed key by key, and a list that
     kept or grew its length is diffed item by item with the new items appended: that covers
     everything the mutation does (it appends and edits in place, never removes or reorders)
-    at a tiny fraction of `jsonpatch.make_patch`'s cost, which stays in charge of every other
-    change (shrinking lists, a value changing type).
+    at a tiny fraction of `jsonpatch.make_patch`'s cost, which stays in charge of lists that
+    shrank. Any other change is a `replace` of the value.
     """
-    if isinstance(src, Mapping) and isinstance(dst, Mapping):
+    if isinstance(src, dict) and isinstance(dst, dict):  # parsed JSON: plain dicts
         ops: list[dict[str, Any]] = []
         for key, value in dst.items():
-            path = f"{prefix}/{escape(key)}"
             if key not in src:
-                ops.append({"op": "add", "path": path, "value": value})
+                ops.append({"op": "add", "path": f"{prefix}/{escape(key)}", "value": value})
             elif src[key] != value:
-                ops.extend(json_patch(src[key], value, path))
+                ops.extend(json_patch(src[key], value, f"{prefix}/{escape(key)}"))
         ops.extend({"op": "remove", "path": f"{prefix}/{escape(k)}"} for k in src if k not in dst)
         return ops
     if isinstance(src, list) and isinstance(dst, list) and len(src) <= len(dst):
@@ -159,7 +158,9 @@ def json_patch(src: Any, dst: Any, prefix: str = "") -> list[dict[str, Any]]:
             for index in range(len(src), len(dst))
         )
         return ops
-    ops = []
+    if not (isinstance(src, list) and isinstance(dst, list)):  # a value or its type changed
+        return [{"op": "replace", "path": prefix, "value": dst}]
+    ops = []  # a list that shrank
     for op in jsonpatch.make_patch(src, dst).patch:
         op = dict(op, path=prefix + op["path"])
         if "from" in op:
@@ -196,6 +197,7 @@ class Admission:
         self._recorder = recorder
         self._on_injected = on_injected
         self._fault_label = fault_label
+        self.decisions = DecisionLog()
 
     async def decide(self, request: AdmissionRequest) -> Decision:
         """Mutate a pod CREATE; let everything else through untouched. Never raises."""
@@ -250,12 +252,7 @@ class Admission:
             return
         label = events.pod_label(pod)
         if not decision.failed:
-            log.info(
-                "pod %s: %s",
-                "injected" if decision.injected else "not injected",
-                decision.reason,
-                extra={"namespace": namespace, "pod": label, "injected": decision.injected},
-            )
+            self.decisions(namespace, label, decision.injected, decision.reason)
         if dry_run or self._recorder is None or not namespace:
             return
         if decision.failed:
@@ -280,7 +277,8 @@ def build_app(admission: Admission) -> web.Application:
     """The aiohttp application serving `POST /mutate-pods`."""
 
     async def mutate(http_request: web.Request) -> web.Response:
-        started = time.perf_counter()
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if debug else 0.0
         try:
             body = await http_request.read()
             request = parse_review(body)
@@ -296,15 +294,19 @@ def build_app(admission: Admission) -> web.Application:
                 reason=f"internal error: {exc}",
                 failed=True,
             )
-        log.debug(
-            "admission answered",
-            extra={
-                "uid": request.uid,
-                "patched": bool(decision.patch),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            },
+        if debug:
+            log.debug(
+                "admission answered",
+                extra={
+                    "uid": request.uid,
+                    "patched": bool(decision.patch),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+            )
+        return web.Response(
+            body=fastjson.dumps(review_response(request.uid, decision)),
+            content_type="application/json",
         )
-        return web.json_response(review_response(request.uid, decision))
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(PATH, mutate)
