@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kopf
@@ -46,6 +47,28 @@ async def _start_site(
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, shutdown_timeout=5)
     await site.start()
     return runner
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (as `kopf run` does), else asyncio's own.
+
+    Its transports and TLS layer are compiled, which roughly halves the admission answer's
+    cost outside the handler. `LUMIGO_INJECTOR_EVENT_LOOP=asyncio` opts out.
+    """
+    if os.environ.get("LUMIGO_INJECTOR_EVENT_LOOP", "").lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def main(settings: ServeSettings) -> int:
+    """Run `serve` on a fresh event loop; return the process exit code."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(run(settings))
 
 
 async def run(settings: ServeSettings) -> int:

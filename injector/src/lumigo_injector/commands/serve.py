@@ -24,8 +24,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
     from lumigo_injector import logs, service
     from lumigo_injector.settings import from_args
 
@@ -35,4 +33,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"lumigo-injector serve: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level)
-    return asyncio.run(service.run(settings))
+    return service.main(settings)
