@@ -5,10 +5,12 @@ The injector runs for real against a kmock Kubernetes emulator (tests/helpers/ku
 process of its own, so neither the emulator nor the load generator shares a GIL with anything
 measured. Requests are AdmissionReview v1 bodies for a pod created by a Deployment (no name,
 no namespace in its metadata), as the API server sends them; every one is injected and counted
-for an Event. Load comes from `wrk` (C, keep-alive connections, so TLS handshakes happen once
-per connection, as with the API server's client); without `wrk`, from an aiohttp client.
-Runs are interleaved (injector, floor, injector, floor, ...) and reported as medians with the
-spread of p99, plus the injector's ratio to the floor measured in the same rounds.
+for an Event. Two streams: distinct pods (each request carries its own numbered annotation)
+and replicas of one Deployment (identical pod objects, as a scale-up sends them). Load comes
+from `wrk` (C, keep-alive connections, so TLS handshakes happen once per connection, as with
+the API server's client); without `wrk`, from an aiohttp client. Runs are interleaved
+(injector, floor, injector replicas, ...) and reported as medians with the spread of p99,
+plus each injector figure's ratio to the floor measured in the same round.
 
     uv run python benchmarks/webhook_bench.py [--quick]
 """
@@ -45,39 +47,40 @@ from tests.helpers.kube import (  # noqa: E402
 )
 
 INJECTOR = "lumigo-injector"
+REPLICAS = "lumigo-injector, replicas"
 FLOOR = "floor (bare aiohttp)"
+SEQ = "SEQ-PLACEHOLDER"
 
 
 def _wrk_script(body: bytes, path: Path) -> Path:
+    """POST `body`; when it holds SEQ, every request puts a number of its own there."""
     text = body.decode()
     if "]==]" in text:
         raise ValueError("request body cannot be embedded in the wrk script")
-    path.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{text}]==]\n"
-    )
+    lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"']
+    if SEQ in text:
+        pre, post = text.split(SEQ, 1)
+        lines += [
+            f"local pre = [==[{pre}]==]",
+            f"local post = [==[{post}]==]",
+            "local n = 0",
+            "function init(args) n = tonumber(args[1]) or 0 end",
+            "function request() n = n + 1 return wrk.format(nil, nil, nil, pre .. n .. post) end",
+        ]
+    else:
+        lines.append(f"wrk.body = [==[{text}]==]")
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
+_RUNS = iter(range(1, 1_000_000))
+
+
 def _wrk(url: str, script: Path, concurrency: int, seconds: float) -> dict[str, float]:
-    done = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{concurrency}",
-            f"-d{max(1, round(seconds))}s",
-            "--latency",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    start = next(_RUNS) * 10_000_000  # request numbers never repeat across runs
+    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency"]
+    argv += ["--timeout", "10s", "-s", str(script), url, "--", str(start)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
     result = parse_wrk(done.stdout)
     if result.errors:
         raise RuntimeError(f"{result.errors} failed requests to {url}:\n{done.stdout}")
@@ -93,12 +96,15 @@ async def _aiohttp_load(
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
     headers = {"Content-Type": "application/json"}
+    pre, _, post = body.partition(SEQ.encode())
+    numbers = iter(range(next(_RUNS) * 10_000_000, 1 << 62))
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker(until: float, keep: bool) -> None:
             while time.perf_counter() < until:
                 started = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as resp:
+                data = pre + str(next(numbers)).encode() + post if post else body
+                async with session.post(url, data=data, headers=headers) as resp:
                     await resp.read()
                     if resp.status != 200:
                         raise RuntimeError(f"HTTP {resp.status} from {url}")
@@ -129,12 +135,22 @@ def _port_open(port: int) -> bool:
 def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
     seconds = 2.0 if quick else 5.0
     rounds = 1 if quick else 3
-    pod = deployment_pod("web", annotations={"lumigo.io/inject": "python"})
-    body = json.dumps(admission_review(pod, namespace="shop")).encode()
+    # Distinct pods (every request differs: a numbered annotation), and replicas of one
+    # Deployment (identical pod objects, as a scale-up sends them).
+    distinct = deployment_pod("web", annotations={"lumigo.io/inject": "python", "seq": SEQ})
+    replica = deployment_pod("web", annotations={"lumigo.io/inject": "python"})
+    bodies = {
+        INJECTOR: json.dumps(admission_review(distinct, namespace="shop")).encode(),
+        REPLICAS: json.dumps(admission_review(replica, namespace="shop")).encode(),
+    }
+    bodies[FLOOR] = bodies[INJECTOR]
     work = work / "webhook"
     work.mkdir(parents=True, exist_ok=True)
     client = "wrk" if shutil.which("wrk") else "aiohttp"
-    script = _wrk_script(body, work / "post.lua")
+    scripts = {
+        name: _wrk_script(body, work / f"post{n}.lua")
+        for n, (name, body) in enumerate(bodies.items())
+    }
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     with KubeEmulatorProcess() as kube:
         kube.create_namespace("shop")
@@ -157,20 +173,28 @@ def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
                 floor_url = f"https://localhost:{floor_port}/mutate-pods"
                 wait_for(lambda: _port_open(floor_port), timeout=30, what="webhook floor server")
                 # The answer must be a real injection, or we'd be timing the wrong thing.
-                answer = injector.review(json.loads(body))
-                if "patch" not in answer:
-                    raise RuntimeError(f"the benchmark pod was not injected: {answer}")
-                targets = ((INJECTOR, injector.webhook_url), (FLOOR, floor_url))
+                for body in bodies.values():
+                    answer = injector.review(json.loads(body.replace(SEQ.encode(), b"0")))
+                    if "patch" not in answer:
+                        raise RuntimeError(f"the benchmark pod was not injected: {answer}")
+                targets = (
+                    (INJECTOR, injector.webhook_url),
+                    (FLOOR, floor_url),
+                    (REPLICAS, injector.webhook_url),
+                )
                 for _ in range(rounds):
                     for concurrency in (1, 16):
                         for name, url in targets:
                             if client == "wrk":
-                                figures = _wrk(url, script, concurrency, seconds)
+                                figures = _wrk(url, scripts[name], concurrency, seconds)
                             else:
                                 figures = asyncio.run(
-                                    _aiohttp_load(url, body, certs.ca_file, concurrency, seconds)
+                                    _aiohttp_load(
+                                        url, bodies[name], certs.ca_file, concurrency, seconds
+                                    )
                                 )
                             results.setdefault((name, concurrency), []).append(figures)
+                time.sleep(1.5)  # one more Event flush
                 events = kube.events("shop")
         finally:
             floor.terminate()
@@ -189,7 +213,7 @@ def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
             "rounds": len(runs),
             "client": client,
         }
-        if name == INJECTOR:
+        if name != FLOOR:
             floors = results[(FLOOR, concurrency)]
             row["p99_ratio_to_floor"] = statistics.median(
                 r["p99_ms"] / f["p99_ms"] for r, f in zip(runs, floors)
@@ -198,7 +222,8 @@ def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
                 r["p50_ms"] / f["p50_ms"] for r, f in zip(runs, floors)
             )
         rows.append(row)
-    rows.sort(key=lambda r: (r["concurrency"], r["server"] != INJECTOR))
+    order = (INJECTOR, REPLICAS, FLOOR)
+    rows.sort(key=lambda r: (r["concurrency"], order.index(r["server"])))
     aggregated = [
         {"reason": e.get("reason"), "count": e.get("count"), "object": e["involvedObject"]["name"]}
         for e in events
@@ -211,7 +236,7 @@ def format_rows(result: dict[str, Any]) -> str:
     for row in result["rows"]:
         ratio = row.get("p99_ratio_to_floor")
         lines.append(
-            f"{row['server']:<22} c={row['concurrency']:<3} p50 {row['p50_ms']:6.2f} ms  "
+            f"{row['server']:<26} c={row['concurrency']:<3} p50 {row['p50_ms']:6.2f} ms  "
             f"p99 {row['p99_ms']:6.2f} ms ({row['p99_ms_min']:.2f}-{row['p99_ms_max']:.2f})  "
             f"{row['rps']:7.0f} req/s" + (f"  p99 x{ratio:.2f} of floor" if ratio else "")
         )
