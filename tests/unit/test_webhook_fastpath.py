@@ -78,3 +78,30 @@ def test_decision_lines_cost_nothing_above_info(caplog: pytest.LogCaptureFixture
     decisions("shop", "web-*", True, "ok")  # no running loop needed: nothing is scheduled
     decisions.close()
     assert caplog.records == []
+
+
+def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does() -> None:
+    from lumigo_injector import constants as c
+    from lumigo_injector.mutation import InjectionSettings
+    from lumigo_injector.webhook import Admission, AdmissionRequest, Decision
+
+    namespaces: dict[str, dict[str, str]] = {"shop": {}}
+
+    async def lookup(name: str) -> dict[str, str]:
+        return namespaces[name]
+
+    admission = Admission(injection=InjectionSettings(), namespaces=lookup)
+    asking = deployment_pod("web", annotations={c.ANNOTATION_INJECT: "python"})
+    silent = deployment_pod("web")
+
+    def decide(pod: dict[str, object]) -> Decision:
+        request = AdmissionRequest("u", "Pod", "CREATE", "shop", pod)
+        return asyncio.run(admission.decide(request))
+
+    first, second = decide(asking), decide(json.loads(json.dumps(asking)))
+    assert admission.cache.hits == 1 and second == first and first.patch
+    assert not decide(silent).patch
+    # the namespace opts in: the same pod object is decided anew, and injected
+    namespaces["shop"] = {c.ANNOTATION_INJECT: "python"}
+    assert decide(silent).patch
+    assert admission.cache.hits == 1

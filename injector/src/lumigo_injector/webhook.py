@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +177,48 @@ def has_intent(pod: Mapping[str, Any], namespace_annotations: Mapping[str, str])
 
 
 NamespaceLookup = Callable[[str], Awaitable[Mapping[str, str]]]
+CacheKey = tuple[bytes, tuple[tuple[str, str], ...]]
+
+
+class DecisionCache:
+    """Recent decisions by pod object: the replicas of one workload arrive identical.
+
+    The mutation is a pure function of the pod, the namespace's annotations and the (fixed)
+    settings, so an identical pod in an identically annotated namespace gets the stored
+    decision (patch, warnings, reason) without running the mutation and the diff again.
+    Keyed by the pod's serialised JSON; pods above `max_pod_bytes` are not stored, and at
+    most `size` decisions are kept (least recently used dropped first).
+    """
+
+    def __init__(self, size: int = 256, max_pod_bytes: int = 64 * 1024) -> None:
+        self._size = size
+        self._max_pod_bytes = max_pod_bytes
+        self._entries: OrderedDict[CacheKey, Decision] = OrderedDict()
+        self.hits = 0
+
+    def key(self, pod: Mapping[str, Any], namespace: Mapping[str, str]) -> CacheKey | None:
+        if self._size <= 0:
+            return None
+        serialised = fastjson.dumps(pod)
+        if len(serialised) > self._max_pod_bytes:
+            return None
+        return serialised, tuple(namespace.items())
+
+    def get(self, key: CacheKey | None) -> Decision | None:
+        if key is None:
+            return None
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return found
+
+    def put(self, key: CacheKey | None, decision: Decision) -> None:
+        if key is None:
+            return
+        self._entries[key] = decision
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
 
 
 class Admission:
@@ -198,6 +241,7 @@ class Admission:
         self._on_injected = on_injected
         self._fault_label = fault_label
         self.decisions = DecisionLog()
+        self.cache = DecisionCache()
 
     async def decide(self, request: AdmissionRequest) -> Decision:
         """Mutate a pod CREATE; let everything else through untouched. Never raises."""
@@ -212,8 +256,14 @@ class Admission:
             if namespace:
                 namespace_annotations = await self._namespaces(namespace)
             self._test_fault(pod)
-            result = inject(pod, self._injection, namespace_annotations)
-            patch = pod_patch(pod, result)
+            key = self.cache.key(pod, namespace_annotations)
+            decision = self.cache.get(key)
+            if decision is None:
+                result = inject(pod, self._injection, namespace_annotations)
+                warnings = tuple(f"lumigo-injector: {w}" for w in result.warnings)
+                patch = pod_patch(pod, result)
+                decision = Decision(patch, warnings, result.injected, result.reason)
+                self.cache.put(key, decision)
         except Exception as exc:
             log.exception(
                 "injection failed; pod admitted unchanged",
@@ -226,11 +276,9 @@ class Admission:
             )
             self._report(pod, namespace, decision, request.dry_run, intent=True)
             return decision
-        warnings = tuple(f"lumigo-injector: {w}" for w in result.warnings)
-        decision = Decision(patch, warnings, result.injected, result.reason)
         intent = has_intent(pod, namespace_annotations)
         self._report(pod, namespace, decision, request.dry_run, intent=intent)
-        if patch and namespace and not request.dry_run and self._on_injected is not None:
+        if decision.patch and namespace and not request.dry_run and self._on_injected is not None:
             self._on_injected(namespace)
         return decision
 
