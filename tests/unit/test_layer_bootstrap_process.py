@@ -1,7 +1,8 @@
 """The bootstrap at real interpreter start-up, against a small synthetic layer.
 
-The synthetic set holds a stand-in `autowrapt` that records the registration call, so
-these tests check the bootstrap's own decisions without the (slow to build) real layer.
+The synthetic set holds a stand-in distro (`lumigo_opentelemetry._autoload`) and a stand-in
+`autowrapt`, both recording their calls, so these tests check the bootstrap's own decisions
+without the (slow to build) real layer.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ custom = sys.modules.get("sitecustomize")
 print(json.dumps({
     "last_path": sys.path[-1],
     "hooks": os.environ.get("FAKE_HOOKS_REGISTERED"),
+    "distro": os.environ.get("FAKE_DISTRO_STARTED"),
+    "autowrapt_bootstrap": os.environ.get("AUTOWRAPT_BOOTSTRAP"),
     "layerpkg": value,
     "sitecustomize": getattr(custom, "__file__", None),
     "app_sitecustomize": os.environ.get("APP_SITECUSTOMIZE"),
@@ -48,6 +51,14 @@ def register_bootstrap_functions():
     if os.environ.get("FAKE_HOOKS_FAIL"):
         raise RuntimeError("hook registration exploded")
     os.environ["FAKE_HOOKS_REGISTERED"] = os.environ.get("AUTOWRAPT_BOOTSTRAP", "")
+"""
+
+FAKE_DISTRO_AUTOLOAD = """\
+import os
+if os.environ.get("FAKE_HOOKS_FAIL"):
+    raise RuntimeError("distro import exploded")
+def on_string_import(module):
+    os.environ["FAKE_DISTRO_STARTED"] = os.environ.get("FAKE_DISTRO_STARTED", "") + module.__name__
 """
 
 
@@ -66,6 +77,9 @@ class Scene:
         (self.set_dir / "autowrapt").mkdir(parents=True)
         (self.set_dir / "autowrapt" / "__init__.py").write_text("")
         (self.set_dir / "autowrapt" / "bootstrap.py").write_text(FAKE_AUTOWRAPT)
+        (self.set_dir / "lumigo_opentelemetry").mkdir()
+        (self.set_dir / "lumigo_opentelemetry" / "__init__.py").write_text("")
+        (self.set_dir / "lumigo_opentelemetry" / "_autoload.py").write_text(FAKE_DISTRO_AUTOLOAD)
         (self.set_dir / "layerpkg").mkdir()
         (self.set_dir / "layerpkg" / "__init__.py").write_text("VALUE = 42\n")
         self.write_set_file("dist protobuf 6.33.6\nreq protobuf >=5.0,<7.0 opentelemetry-proto\n")
@@ -81,8 +95,7 @@ class Scene:
         path = [str(self.layer / "bootstrap")] if injected else []
         full_env = plain_env(
             PYTHONPATH=":".join([*path, str(self.app)]),
-            AUTOWRAPT_BOOTSTRAP="lumigo_opentelemetry",
-            **env,
+            **{"AUTOWRAPT_BOOTSTRAP": "lumigo_opentelemetry", **env},
         )
         result = subprocess.run(
             [str(self.venv.python), str(self.app / "app.py")],
@@ -113,7 +126,9 @@ def test_activates_set_after_app_paths_and_registers_hooks(scene: Scene) -> None
     facts, stderr, code = scene.run()
     assert code == 0 and stderr == ""
     assert facts["last_path"] == str(scene.set_dir)
-    assert facts["hooks"] == "lumigo_opentelemetry"
+    # the distro's entry point is called directly with `string`; autowrapt is not needed
+    assert facts["distro"] == "string"
+    assert facts["hooks"] is None
     assert facts["layerpkg"] == 42
     # the app's own directory got bytecode (so writes were possible), the layer none
     assert (scene.app / "__pycache__").is_dir()
@@ -132,7 +147,7 @@ def test_abstains_with_one_line_when_no_set_fits(scene: Scene) -> None:
         "the app runs without Lumigo tracing"
     ]
     assert stderr.splitlines()[1:] == base_err.splitlines()
-    assert facts["layerpkg"] is None and facts["hooks"] is None
+    assert facts["layerpkg"] is None and facts["hooks"] is None and facts["distro"] is None
     assert facts["last_path"] == baseline["last_path"]
 
 
@@ -144,7 +159,7 @@ def test_abstains_naming_the_conflicting_app_package(scene311: Scene) -> None:
         f"{WARNING_PREFIX} the app has protobuf 3.20.3 but opentelemetry-proto needs "
         "protobuf>=5.0,<7.0; the app runs without Lumigo tracing"
     ]
-    assert facts["hooks"] is None and facts["layerpkg"] is None
+    assert facts["distro"] is None and facts["layerpkg"] is None
     assert str(scene311.set_dir) not in facts["last_path"]
 
 
@@ -152,7 +167,7 @@ def test_app_copy_that_satisfies_the_set_is_fine(scene311: Scene) -> None:
     (scene311.app / "protobuf-5.29.1.dist-info").mkdir()
     facts, stderr, _ = scene311.run()
     assert stderr == ""
-    assert facts["hooks"] == "lumigo_opentelemetry"
+    assert facts["distro"] == "string"
 
 
 def test_app_with_its_own_distro_keeps_it(scene311: Scene) -> None:
@@ -204,12 +219,41 @@ def test_broken_layer_means_untraced_app(scene311: Scene) -> None:
     assert "failed to start" in warning and "lumigo-set.txt" in warning
 
 
-def test_hook_registration_failure_leaves_path_untouched(scene311: Scene) -> None:
-    facts, stderr, code = scene311.run(FAKE_HOOKS_FAIL="1")
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [("lumigo_opentelemetry", "distro import exploded"), ("other", "hook registration exploded")],
+)
+def test_hook_registration_failure_leaves_path_untouched(
+    scene311: Scene, groups: str, message: str
+) -> None:
+    facts, stderr, code = scene311.run(FAKE_HOOKS_FAIL="1", AUTOWRAPT_BOOTSTRAP=groups)
     assert code == 0
     [warning] = _warnings(stderr)
-    assert "hook registration exploded" in warning
+    assert message in warning
     assert facts["layerpkg"] is None and facts["last_path"] != str(scene311.set_dir)
+
+
+@pytest.mark.parametrize(
+    ("groups", "distro", "autowrapt"),
+    [
+        ("lumigo_opentelemetry", "string", None),
+        (" other , lumigo_opentelemetry,third", "string", "other,third"),
+        ("other", None, "other"),
+        ("lumigo_opentelemetry,lumigo_opentelemetry", "stringstring", None),
+        ("", None, None),
+    ],
+)
+def test_other_groups_go_through_autowrapt(
+    scene311: Scene, groups: str, distro: str | None, autowrapt: str | None
+) -> None:
+    """The distro's group is started directly; autowrapt registers only the other groups,
+    and the app still sees AUTOWRAPT_BOOTSTRAP as it was set."""
+    facts, stderr, code = scene311.run(AUTOWRAPT_BOOTSTRAP=groups)
+    assert code == 0 and stderr == ""
+    assert facts["distro"] == distro
+    assert facts["hooks"] == autowrapt
+    assert facts["autowrapt_bootstrap"] == groups
+    assert facts["layerpkg"] == 42
 
 
 def test_disabled_by_environment(scene311: Scene) -> None:

@@ -1,11 +1,12 @@
 """The instrumentation registry: one lazy post-import hook per supported library.
 
-`install_hooks()` registers, for every enabled name in `KNOWN`, a wrapt post-import
-hook on the library's top module. Nothing of the library or of its instrumentation is
-imported until the application imports the library itself. Then the hook imports
-`lumigo_opentelemetry.instrumentations.<name>`, checks the installed library version
-against the range the upstream instrumentor declares (out of range: one info line,
-the library is left alone) and calls its `instrument(config, tracer_provider)`.
+`install_hooks()` registers, for every enabled name in `KNOWN`, a post-import hook
+(`_post_import.when_imported`) on the library's top module. Nothing of the library, of
+its instrumentation or of wrapt is imported until the application imports the library.
+Then the hook imports `lumigo_opentelemetry.instrumentations.<name>`, checks the
+installed library version against the range the upstream instrumentor declares (out of
+range: one info line, the library is left alone) and calls its
+`instrument(config, tracer_provider)`.
 
 Each instrumentation module defines:
 
@@ -22,6 +23,8 @@ import importlib
 import logging
 import threading
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Set
+
+from lumigo_opentelemetry.instrumentations._post_import import when_imported
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -96,16 +99,11 @@ def install_hooks(config: Config, tracer_provider: TracerProvider) -> None:
 
     A library imported before this call is instrumented at once.
     """
-    try:
-        import wrapt
-    except Exception as exc:
-        logger.warning("instrumentations are off: wrapt is unavailable (%s)", exc)
-        return
     for name, hook_module in HOOK_MODULES.items():
         if not config.instrumentation_enabled(name):
             logger.debug("%s is disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", name)
             continue
         try:
-            wrapt.register_post_import_hook(_hook(name, config, tracer_provider), hook_module)
+            when_imported(hook_module, _hook(name, config, tracer_provider))
         except Exception as exc:
             logger.warning("%s is not instrumented: its import hook failed (%s)", name, exc)

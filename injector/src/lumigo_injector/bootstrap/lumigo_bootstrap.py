@@ -9,8 +9,9 @@ calls `main()`, which:
 3. checks the app's installed distributions against the set's requirements and abstains
    with one warning line on a conflict;
 4. otherwise appends the set after the app's paths (the app's packages win), makes sure
-   nothing writes bytecode into the layer, and registers the autowrapt hooks named in
-   ``AUTOWRAPT_BOOTSTRAP``.
+   nothing writes bytecode into the layer, and starts what ``AUTOWRAPT_BOOTSTRAP`` names:
+   the distro's own group directly (its one entry point is known, so neither wrapt nor
+   importlib.metadata is imported at start-up), any other group through autowrapt.
 
 Nothing here may break the app: every failure ends as one warning line on stderr.
 Written for Python 3.9+, standard library only, and imports next to nothing, so that
@@ -420,7 +421,7 @@ def install_no_bytecode_writes(root: str) -> None:
 
 
 def activate(set_dir: str, layer: str, needs: SetRequirements) -> None:
-    """Append the set after the app's paths and register the autowrapt hooks."""
+    """Append the set after the app's paths and start what AUTOWRAPT_BOOTSTRAP names."""
     install_no_bytecode_writes(layer)
     sys.path.append(set_dir)
     if needs.pth_files:
@@ -429,16 +430,77 @@ def activate(set_dir: str, layer: str, needs: SetRequirements) -> None:
         known: set[str] = set()
         for name in needs.pth_files:
             site.addpackage(set_dir, name, known)
-    # autowrapt 2 defers hook registration to site.execsitecustomize, which is the very
-    # call running this module: register now, or the hooks never fire.
     try:
-        from autowrapt.bootstrap import register_bootstrap_functions
-
-        register_bootstrap_functions()
+        start_bootstrap_groups(os.environ.get("AUTOWRAPT_BOOTSTRAP", ""))
     except BaseException:
         if set_dir in sys.path:  # leave the app's path as it found it
             sys.path.remove(set_dir)
         raise
+
+
+#: the distro's autowrapt entry point group and its only entry point (distro/pyproject.toml:
+#: `[project.entry-points.lumigo_opentelemetry] string = "lumigo_opentelemetry._autoload:..."`)
+DISTRO_GROUP = "lumigo_opentelemetry"
+DISTRO_HOOK_MODULE = "string"
+DISTRO_HOOK = "lumigo_opentelemetry._autoload:on_string_import"
+
+
+def start_bootstrap_groups(value: str) -> None:
+    """Start the entry point groups of `value` (AUTOWRAPT_BOOTSTRAP's comma list), in order.
+
+    The distro's group is started directly, as autowrapt would (its hook module `string`
+    is imported at start-up anyway, so its hook fires at once): no entry point discovery,
+    so neither wrapt nor importlib.metadata is imported. Other groups go through autowrapt.
+    """
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    others = [name for name in names if name != DISTRO_GROUP]
+    if not others:
+        _autowrapt_registered()
+    for name in names:
+        if name == DISTRO_GROUP:
+            start_distro()
+        elif others:
+            register_with_autowrapt(others)
+            others = []
+
+
+def start_distro() -> None:
+    """Call the distro's entry point with the `string` module, as its post-import hook."""
+    module_name, function = DISTRO_HOOK.split(":")
+    hook = getattr(__import__(module_name, fromlist=[function]), function)
+    target = sys.modules.get(DISTRO_HOOK_MODULE) or __import__(DISTRO_HOOK_MODULE)
+    hook(target)
+
+
+def register_with_autowrapt(groups: list[str]) -> None:
+    """autowrapt's registration, for `groups` only (the distro's is started directly).
+
+    autowrapt 2 defers registration to site.execsitecustomize, which is the very call
+    running this module: register now, or the hooks never fire. It reads the groups from
+    AUTOWRAPT_BOOTSTRAP, so the variable names only `groups` during the call.
+    """
+    from autowrapt.bootstrap import register_bootstrap_functions
+
+    saved = os.environ.get("AUTOWRAPT_BOOTSTRAP")
+    os.environ["AUTOWRAPT_BOOTSTRAP"] = ",".join(groups)
+    try:
+        register_bootstrap_functions()
+    finally:
+        if saved is None:
+            os.environ.pop("AUTOWRAPT_BOOTSTRAP", None)
+        else:
+            os.environ["AUTOWRAPT_BOOTSTRAP"] = saved
+
+
+def _autowrapt_registered() -> None:
+    """Tell an autowrapt the app loaded itself (its `.pth`) that registration is done.
+
+    Otherwise it would run its own discovery once this sitecustomize returns, importing
+    wrapt and importlib.metadata only to find the distro already started.
+    """
+    loaded = sys.modules.get("autowrapt.bootstrap")
+    if loaded is not None and getattr(loaded, "_registered", None) is False:
+        loaded.__dict__["_registered"] = True
 
 
 # ---------------------------------------------------------------------------------------

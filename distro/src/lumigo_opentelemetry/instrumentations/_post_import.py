@@ -1,0 +1,181 @@
+"""Post-import hooks: call back right after a module is imported, without importing wrapt.
+
+`when_imported(name, callback)` calls `callback(module)` once, right after the module
+`name` has been executed by its first import, or at once when it is already imported.
+A finder at the front of `sys.meta_path` sees imports of names that have a pending
+callback, lets the other finders find the module, and wraps the found loader so that
+the callbacks run once `exec_module` returns. Imports of every other name pass through
+at the cost of one dict lookup.
+
+wrapt's equivalent imports wrapt, asyncio and importlib.metadata: tens of milliseconds
+at every start-up, for an app that may never import an instrumented library. A module
+whose loader predates `exec_module` (load_module only, e.g. zipimport on Python 3.9) is
+handed to wrapt's hook, which supports such loaders.
+
+A callback that raises is logged; the exception never reaches the import.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+Callback = Callable[["ModuleType"], None]
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+_lock = threading.RLock()
+_pending: Dict[str, List[Callback]] = {}
+_finder: Optional[PostImportFinder] = None
+_LEGACY = object()  # marks a find_module-only finder
+
+
+def when_imported(name: str, callback: Callback) -> None:
+    """Call `callback(module)` once `name` is imported (now, if it already is)."""
+    with _lock:
+        module = sys.modules.get(name)
+        if module is None:
+            _pending.setdefault(name, []).append(callback)
+            _install_finder()
+            return
+    _call(callback, module, name)
+
+
+def pending() -> Dict[str, int]:
+    """{module name: number of callbacks still waiting} (for tests and debugging)."""
+    with _lock:
+        return {name: len(callbacks) for name, callbacks in _pending.items()}
+
+
+def _install_finder() -> None:
+    global _finder
+    if _finder is None or _finder not in sys.meta_path:
+        _finder = PostImportFinder()
+        sys.meta_path.insert(0, _finder)
+
+
+def _call(callback: Callback, module: ModuleType, name: str) -> None:
+    try:
+        callback(module)
+    except Exception as exc:
+        logger.warning("post-import hook for %s failed: %r", name, exc)
+        logger.debug("post-import hook for %s failed", name, exc_info=True)
+
+
+def _notify(name: str, module: ModuleType) -> None:
+    """Run (and forget) the callbacks waiting for `name`."""
+    with _lock:
+        callbacks = _pending.pop(name, [])
+    for callback in callbacks:
+        _call(callback, module, name)
+
+
+class PostImportFinder:
+    """A `sys.meta_path` finder that only ever wraps the loader other finders found."""
+
+    def __init__(self) -> None:
+        self._searching = threading.local()
+
+    def find_spec(
+        self, fullname: str, path: Optional[Sequence[str]] = None, target: Any = None
+    ) -> Any:  # Optional[ModuleSpec]
+        if fullname not in _pending:  # the fast path for every other import
+            return None
+        searching: Set[str] = self._searching.__dict__.setdefault("names", set())
+        if fullname in searching:  # another finder asked the whole meta path again
+            return None
+        searching.add(fullname)
+        try:
+            spec = self._find_after_self(fullname, path, target)
+            if spec is _LEGACY:
+                return _hand_to_wrapt(fullname, path, target)
+            if spec is None or spec.loader is None or isinstance(spec.loader, _NotifyingLoader):
+                return spec
+            if hasattr(spec.loader, "exec_module") and hasattr(spec.loader, "create_module"):
+                spec.loader = _NotifyingLoader(spec.loader, fullname)
+                return spec
+            return _hand_to_wrapt(fullname, path, target) or spec
+        finally:
+            searching.discard(fullname)
+
+    def _find_after_self(self, fullname: str, path: Optional[Sequence[str]], target: Any) -> Any:
+        """What the finders after this one find, as the import system would ask them.
+
+        `_LEGACY` when a finder with only `find_module` (Python < 3.12) comes first.
+        """
+        finders = list(sys.meta_path)
+        start = finders.index(self) + 1 if self in finders else 0
+        for finder in finders[start:]:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                if getattr(finder, "find_module", None) is not None:
+                    return _LEGACY
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
+
+    def invalidate_caches(self) -> None:
+        return None
+
+
+class _NotifyingLoader:
+    """Wraps a loader: the module is executed by it, then the callbacks run.
+
+    The module keeps the real loader (`__loader__`, `__spec__.loader`); anything else
+    asked of this wrapper during the import is answered by the real loader.
+    """
+
+    def __init__(self, loader: Any, name: str) -> None:
+        self._lumigo_loader = loader
+        self._lumigo_name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._lumigo_loader, attribute)
+
+    def create_module(self, spec: ModuleSpec) -> Optional[ModuleType]:
+        module: Optional[ModuleType] = self._lumigo_loader.create_module(spec)
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        if getattr(module, "__loader__", None) is self:
+            module.__loader__ = self._lumigo_loader
+        module_spec = getattr(module, "__spec__", None)
+        if module_spec is not None and module_spec.loader is self:
+            module_spec.loader = self._lumigo_loader
+        self._lumigo_loader.exec_module(module)
+        _notify(self._lumigo_name, sys.modules.get(self._lumigo_name, module))
+
+
+def _hand_to_wrapt(fullname: str, path: Optional[Sequence[str]], target: Any) -> Any:
+    """For a loader without exec_module: let wrapt's hook (it wraps load_module) run ours."""
+    with _lock:
+        callbacks = _pending.pop(fullname, [])
+    if not callbacks:
+        return None
+    try:
+        import wrapt
+        from wrapt.importer import ImportHookFinder
+
+        for callback in callbacks:
+            wrapt.register_post_import_hook(_guarded(callback, fullname), fullname)
+        for finder in sys.meta_path:
+            if isinstance(finder, ImportHookFinder):
+                return finder.find_spec(fullname, path, target)
+    except Exception as exc:
+        logger.warning("post-import hook for %s unavailable: %r", fullname, exc)
+    return None
+
+
+def _guarded(callback: Callback, name: str) -> Callback:
+    def run(module: ModuleType) -> None:
+        _call(callback, module, name)
+
+    return run
