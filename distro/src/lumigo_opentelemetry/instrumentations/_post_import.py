@@ -38,13 +38,42 @@ _LEGACY = object()  # marks a find_module-only finder
 
 def when_imported(name: str, callback: Callback) -> None:
     """Call `callback(module)` once `name` is imported (now, if it already is)."""
-    with _lock:
+    with _ImportLock(name), _lock:
         module = sys.modules.get(name)
         if module is None:
             _pending.setdefault(name, []).append(callback)
             _install_finder()
             return
     _call(callback, module, name)
+
+
+class _ImportLock:
+    """The import system's own lock for one module name, held while registering.
+
+    An import of `name` already under way on another thread (past the finders, before
+    the module is in `sys.modules`) would otherwise miss a callback registered meanwhile:
+    with the lock, it either finishes first (the callback then runs at once) or waits
+    until the callback is pending (the finder then sees it). Without the lock (an
+    interpreter without `_ModuleLockManager`, or a would-be deadlock), registration goes
+    ahead unlocked.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._manager: Any = None
+        factory = getattr(sys.modules.get("_frozen_importlib"), "_ModuleLockManager", None)
+        if factory is not None:
+            self._manager = factory(name)
+
+    def __enter__(self) -> None:
+        if self._manager is not None:
+            try:
+                self._manager.__enter__()
+            except Exception:  # e.g. importlib's _DeadlockError
+                self._manager = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._manager is not None:
+            self._manager.__exit__(*exc_info)
 
 
 def pending() -> Dict[str, int]:
