@@ -161,8 +161,12 @@ class Bench:
                         self.work / f"{c.name}-{app}.log")
         return server, f"http://127.0.0.1:{port}"
 
+    def _exported(self) -> int:
+        return len(self.receiver.requests()) + self.agent.hits
+
     def web_round(self, app: str, seconds: float) -> None:
         for c in self.all:
+            exported_before = self._exported()
             server, base = self.serve(c, app)
             try:
                 startup = server.wait_ready(base + "/hello")
@@ -189,6 +193,10 @@ class Bench:
                     self.samples.add("flask.requests_served", c.name, served)
             finally:
                 server.stop()
+            # A tracer that exported nothing was not tracing: its figures would flatter it.
+            exported = self._exported() - exported_before
+            if c.name != "baseline" and exported == 0:
+                self.notes.append(f"{c.name} exported nothing under {app}: it was not tracing")
 
     def blackhole_round(self, seconds: float) -> None:
         hole = BlackHole()
@@ -389,6 +397,48 @@ def build_report(bench: Bench, layer: dict[str, Any], webhook: dict[str, Any]) -
     }
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """BENCHMARKS.md: the table, the machine and every contender's versions."""
+    names = [k for k in report["table"][0] if k != "figure"] if report["table"] else []
+    out = [
+        "# Benchmarks",
+        "",
+        f"Run {report['date']} with `uv run python benchmarks/run.py"
+        f"{' --quick' if report['mode'] == 'quick' else ''}` ({report['mode']} mode, "
+        f"{report['rounds']} interleaved rounds). Machine: {report['machine']['cores']} cores, "
+        f"{report['machine']['memory_gib']} GiB, {report['machine']['platform']}, "
+        f"Python {report['machine']['python']}. The machine is shared, so read ratios, not "
+        "absolute figures; a cell is the median over rounds, `[min-max]` its spread.",
+        "",
+        "| figure | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for row in report["table"]:
+        out.append(f"| {row['figure']} | " + " | ".join(row[n] for n in names) + " |")
+    layer = report.get("layer") or {}
+    if layer:
+        out += ["", f"Layer: {len(layer['sets'])} package sets ({', '.join(layer['sets'])}), "
+                f"{layer['size_mib']:.1f} MiB on disk (hard links counted once), copied in "
+                f"{layer['copy_s'] * 1000:.0f} ms."]
+    webhook = report.get("webhook") or {}
+    if webhook.get("rows"):
+        keys = [k for k in webhook["rows"][0] if isinstance(webhook["rows"][0][k], (int, float))]
+        out += ["", "Webhook admission over loopback TLS (`lumigo-injector serve` against a "
+                "kmock API server, next to a bare aiohttp TLS server returning a fixed "
+                "AdmissionReview):", "",
+                "| server | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for row in webhook["rows"]:
+            cells = [f"{row[k]:.2f}" if isinstance(row[k], float) else str(row[k]) for k in keys]
+            out.append(f"| {row.get('server', '?')} | " + " | ".join(cells) + " |")
+    out += ["", "Versions per contender:", ""]
+    for name, versions in report["versions"].items():
+        pinned = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+        out.append(f"- **{name}**: {pinned}")
+    if report["notes"]:
+        out += ["", "Notes from the run:", ""] + [f"- {n}" for n in report["notes"]]
+    return "\n".join(out) + "\n"
+
+
 def _mem_gib() -> float:
     try:
         kib = int(Path("/proc/meminfo").read_text().split()[1])
@@ -404,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
     parser.add_argument("--seconds", type=float, default=None, help="wrk duration per figure")
     parser.add_argument("--only", nargs="*", help="contenders to run (baseline always runs)")
+    parser.add_argument("--markdown", type=Path, help="write the table as Markdown (BENCHMARKS.md)")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
     seconds = args.seconds or (1.0 if args.quick else 5.0)
@@ -432,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
         print(f"\nJSON: {args.json}")
+    if args.markdown:
+        args.markdown.write_text(markdown(report))
+        print(f"Markdown: {args.markdown}")
     return 0
 
 

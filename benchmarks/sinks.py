@@ -15,6 +15,7 @@ class _AgentHandler(BaseHTTPRequestHandler):
         return
 
     def _answer(self) -> None:
+        self.server.hits += 1  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
@@ -36,11 +37,16 @@ class AgentSink:
     def __init__(self) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _AgentHandler)
         self.server.daemon_threads = True
+        self.server.hits = 0  # type: ignore[attr-defined]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def hits(self) -> int:
+        return int(self.server.hits)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self.server.shutdown()
