@@ -145,14 +145,18 @@ def test_full_backlog_drops_events_with_a_rate_limited_warning(
 
 
 @asynccontextmanager
-async def fake_api(behaviour: dict[str, int | None]) -> AsyncIterator[tuple[str, list[Any]]]:
+async def fake_api(
+    behaviour: dict[str, int | None],
+) -> AsyncIterator[tuple[str, list[Any], list[dict[str, str]]]]:
     """An API server answering Event writes with the status in `behaviour[method]`
     (None: never answer)."""
     seen: list[Any] = []
+    headers: list[dict[str, str]] = []
     release = asyncio.Event()
 
     async def handle(request: web.Request) -> web.Response:
         seen.append((request.method, request.path, await request.json()))
+        headers.append(dict(request.headers))
         status = behaviour.get(request.method, 201)
         if status is None:
             await release.wait()  # hang until the test is over
@@ -166,7 +170,7 @@ async def fake_api(behaviour: dict[str, int | None]) -> AsyncIterator[tuple[str,
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield f"http://127.0.0.1:{port}", seen
+        yield f"http://127.0.0.1:{port}", seen, headers
     finally:
         release.set()
         await runner.cleanup()
@@ -176,7 +180,7 @@ def test_without_patch_permission_repeats_are_posted_as_new_events(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def scenario() -> list[Any]:
-        async with fake_api({"POST": 201, "PATCH": 403}) as (url, seen):
+        async with fake_api({"POST": 201, "PATCH": 403}) as (url, seen, _):
             api = KubeHttp(url)
             recorder = events.EventRecorder(api, interval=3600)
             for _ in range(3):
@@ -194,7 +198,7 @@ def test_without_patch_permission_repeats_are_posted_as_new_events(
 
 def test_admission_answers_while_the_api_hangs_on_an_event() -> None:
     async def scenario() -> tuple[list[dict[str, Any]], list[Any], int]:
-        async with fake_api({"POST": None}) as (url, seen):
+        async with fake_api({"POST": None}) as (url, seen, _):
             api = KubeHttp(url, timeout=60)
             recorder = events.EventRecorder(api, interval=0.01)
 
@@ -235,3 +239,25 @@ def test_admission_answers_while_the_api_hangs_on_an_event() -> None:
     answers, seen, in_flight = asyncio.run(scenario())
     assert len(answers) == 20 and all("patch" in a for a in answers)
     assert in_flight >= 1 and seen[0][0] == "POST"  # the API never answered that POST
+
+
+def test_events_are_posted_with_the_kubernetes_client_credentials() -> None:
+    from kubernetes import client
+
+    async def scenario() -> list[dict[str, str]]:
+        async with fake_api({"POST": 201}) as (url, _, headers):
+            configuration = client.Configuration(host=url)
+            configuration.api_key = {"authorization": "sa-token-1"}
+            configuration.api_key_prefix = {"authorization": "Bearer"}
+            api = KubeHttp.from_configuration(configuration)
+            recorder = events.EventRecorder(api, interval=3600)
+            recorder.record(REPLICASET, "shop", reason="LumigoInjected", message="m")
+            await recorder.flush()
+            configuration.api_key = {"authorization": "sa-token-2"}  # a rotated token
+            recorder.record(REPLICASET, "other", reason="LumigoInjected", message="m")
+            await recorder.flush()
+            await api.close()
+            return headers
+
+    headers = asyncio.run(scenario())
+    assert [h["Authorization"] for h in headers] == ["Bearer sa-token-1", "Bearer sa-token-2"]
