@@ -2,12 +2,14 @@
 
 Sent once, only with a token, the default endpoint and `LUMIGO_REPORT_DEPENDENCIES` not
 false, on a daemon thread with a short timeout: it never delays start-up, and a daemon
-thread never delays interpreter exit.
+thread never delays interpreter exit. Even the imports it needs (importlib.metadata, the
+HTTP client) happen on that thread, not during the app's start-up.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from typing import Any, Dict, List, Mapping
 
@@ -43,9 +45,12 @@ def report_payload(resource_attributes: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def send_report(url: str, token: str, resource_attributes: Mapping[str, Any]) -> None:
+    _post(url, token, json.dumps(report_payload(resource_attributes)).encode("utf-8"))
+
+
+def _post(url: str, token: str, body: bytes) -> None:
     from urllib.request import Request, urlopen
 
-    body = json.dumps(report_payload(resource_attributes)).encode("utf-8")
     request = Request(
         url,
         data=body,
@@ -56,24 +61,59 @@ def send_report(url: str, token: str, resource_attributes: Mapping[str, Any]) ->
         response.read()
 
 
+class _ForkGuard:
+    """Keeps a fork from happening while the report thread imports modules.
+
+    A child forked while another thread holds an import lock would hang on its next
+    import of that module. The report thread holds this guard while it imports and reads
+    package metadata; `os.fork()` (via register_at_fork) waits for it first.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(
+                before=self._before_fork,
+                after_in_parent=self._after_fork_in_parent,
+                after_in_child=self._after_fork_in_child,
+            )
+
+    def _before_fork(self) -> None:
+        self._lock.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
 def report_in_background(config: Config, resource_attributes: Mapping[str, Any]) -> None:
     """Start the daemon thread that sends the report; returns immediately."""
     if not config.should_report_dependencies or not config.token:
         return
-    # Import here, on the calling thread: an import running on a background thread when the
-    # app forks would leave the child holding that module's import lock forever.
-    import email.parser  # noqa: F401  (used by importlib.metadata)
-    import encodings.idna  # noqa: F401  (used when resolving the host name)
-    import importlib.metadata  # noqa: F401
-    import urllib.request  # noqa: F401
-
     token = config.token
     url = config.dependencies_endpoint
     attributes = dict(resource_attributes)
+    guard = _ForkGuard()
 
     def run() -> None:
         try:
-            send_report(url, token, attributes)
+            with guard:
+                # everything the report imports, imported while no fork can happen
+                import email.parser  # noqa: F401  (used by importlib.metadata)
+                import encodings.idna  # noqa: F401  (used when resolving the host name)
+                import importlib.metadata  # noqa: F401
+                import urllib.request  # noqa: F401
+
+                body = json.dumps(report_payload(attributes)).encode("utf-8")
+            _post(url, token, body)
             logger.debug("dependency report sent to %s", url)
         except Exception as exc:
             logger.debug("dependency report to %s failed: %s", url, exc)
