@@ -169,7 +169,11 @@ class Bench:
             exported_before = self._exported()
             server, base = self.serve(c, app)
             try:
-                startup = server.wait_ready(base + "/hello")
+                try:
+                    startup = server.wait_ready(base + "/hello")
+                except RuntimeError as exc:
+                    self.notes.append(f"{c.name} {app}: {exc}")
+                    continue
                 self.samples.add(f"{app}.startup_s", c.name, startup)
                 rss_start = server.rss_mib()
                 served = 0
@@ -205,7 +209,14 @@ class Bench:
             for c in [c for c in self.all if c.name in names]:
                 server, base = self.serve(c, "flask", endpoint=hole.url + "/v1/traces")
                 try:
-                    server.wait_ready(base + "/hello")
+                    try:
+                        server.wait_ready(base + "/hello", timeout=30)
+                    except RuntimeError:
+                        self.notes.append(
+                            f"{c.name}: with the receiver black-holed, its Flask app did not "
+                            "answer within 30 s (it blocks on the hung backend)"
+                        )
+                        continue
                     run_wrk(base + "/hello", 1)
                     rss_start = server.rss_mib()
                     result = run_wrk(base + "/hello", seconds)
