@@ -273,7 +273,9 @@ class Bench:
             copies.append(time.perf_counter() - started)
             shutil.rmtree(dest, ignore_errors=True)
         sets = sorted(p.name for p in built.iterdir() if p.is_dir() and p.name.startswith("py3"))
-        return {"path": str(built), "size_mib": size, "copy_s": statistics.median(copies),
+        return {"path": str(built), "size_mib": size,
+                "apparent_mib": disk_usage_mib(built, apparent=True),
+                "copy_s": statistics.median(copies),
                 "sets": sets}
 
     def webhook_figures(self) -> dict[str, Any]:
@@ -293,7 +295,8 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def disk_usage_mib(path: Path) -> float:
+def disk_usage_mib(path: Path, apparent: bool = False) -> float:
+    """Size of a tree with hard links counted once: blocks used, or bytes (`apparent`)."""
     seen: set[tuple[int, int]] = set()
     total = 0
     for p in path.rglob("*"):
@@ -301,7 +304,7 @@ def disk_usage_mib(path: Path) -> float:
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
-        total += st.st_blocks * 512
+        total += st.st_size if apparent else st.st_blocks * 512
     return total / 2**20
 
 
@@ -429,7 +432,8 @@ def markdown(report: dict[str, Any]) -> str:
     layer = report.get("layer") or {}
     if layer:
         out += ["", f"Layer: {len(layer['sets'])} package sets ({', '.join(layer['sets'])}), "
-                f"{layer['size_mib']:.1f} MiB on disk (hard links counted once), copied in "
+                f"{layer.get('apparent_mib', 0):.1f} MiB of files, "
+                f"{layer['size_mib']:.1f} MiB of disk blocks (hard links counted once), copied in "
                 f"{layer['copy_s'] * 1000:.0f} ms."]
     webhook = report.get("webhook") or {}
     if webhook.get("rows"):
