@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Optional, Pattern, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Pattern, Sequence, Tuple
 
 MASKED = "****"
 DEFAULT_REGEXES: Tuple[str, ...] = (
@@ -20,6 +20,8 @@ DEFAULT_REGEXES: Tuple[str, ...] = (
     ".*credential.*",
     ".*passphrase.*",
 )
+#: bound on the per-rules cache of `is_secret` answers (keys can come from request data)
+_CACHE_SIZE = 2048
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ class MaskingRules:
     """Compiled masking regexes."""
 
     patterns: Tuple[Pattern[str], ...]
+    # answers of `is_secret` by key: header names and JSON keys repeat on every request
+    _answers: Dict[str, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def from_regexes(cls, regexes: Sequence[str]) -> MaskingRules:
@@ -52,7 +58,14 @@ class MaskingRules:
             )
 
     def is_secret(self, key: str) -> bool:
-        return any(p.fullmatch(key) for p in self.patterns)
+        answers = self._answers
+        answer = answers.get(key)
+        if answer is None:
+            answer = any(p.fullmatch(key) for p in self.patterns)
+            if len(answers) >= _CACHE_SIZE:
+                answers.clear()
+            answers[key] = answer
+        return answer
 
     def mask(self, value: Any) -> Any:
         """Return a copy of a JSON-like value with secret keys' values masked, at any depth."""

@@ -48,16 +48,14 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     import flask
     import wrapt
 
+    _load_span_kind()
+
     # the upstream calls these hooks unguarded, inside the request: never let them raise
     def request_hook(span: Span, environ: Mapping[str, Any]) -> None:
         try:
             if _is_server_span(span):
                 payloads.set_captured(
-                    span,
-                    payloads.REQUEST_HEADERS,
-                    lambda: payloads.headers_attribute(
-                        payloads.wsgi_request_headers(environ), config
-                    ),
+                    span, payloads.REQUEST_HEADERS, _request_headers_attribute, environ, config
                 )
         except Exception:
             logger.debug("flask request hook failed", exc_info=True)
@@ -66,9 +64,7 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
         try:
             if _is_server_span(span):
                 payloads.set_captured(
-                    span,
-                    payloads.RESPONSE_HEADERS,
-                    lambda: payloads.headers_attribute(headers, config),
+                    span, payloads.RESPONSE_HEADERS, payloads.headers_attribute, headers, config
                 )
                 # the URL attributes are final by now (the request hook runs before they are set)
                 payloads.mask_span_urls(span, config)
@@ -92,14 +88,30 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     wrapt.wrap_function_wrapper(flask, "Flask.__init__", after_init)
 
 
+_SERVER_KIND: Any = None
+
+
+def _load_span_kind() -> Any:
+    global _SERVER_KIND
+    if _SERVER_KIND is None:
+        from opentelemetry.trace import SpanKind
+
+        _SERVER_KIND = SpanKind.SERVER
+    return _SERVER_KIND
+
+
 def _is_server_span(span: Any) -> bool:
     """Payloads go on server spans only (not on the INTERNAL span of a Flask app
     running inside another traced WSGI app)."""
-    from opentelemetry.trace import SpanKind
-
     return (
-        span is not None and span.is_recording() and getattr(span, "kind", None) == SpanKind.SERVER
+        span is not None
+        and span.is_recording()
+        and getattr(span, "kind", None) == (_SERVER_KIND or _load_span_kind())
     )
+
+
+def _request_headers_attribute(environ: Mapping[str, Any], config: Config) -> str:
+    return payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
 
 
 def _recording_wsgi_app(wsgi_app: Any, config: Config) -> Callable[..., Any]:
@@ -131,18 +143,16 @@ def _capture_bodies(config: Config) -> Callable[[Any], Any]:
                 return response
             recording = environ.get(_INPUT_KEY)
             recorder = getattr(recording, "recorder", None)
-            if recorder is not None:
-                content_type = environ.get("CONTENT_TYPE")
+            # nothing read (e.g. a GET): no attribute, as body_attribute gives for no body
+            if recorder is not None and recorder.total:
                 payloads.set_captured(
                     span,
                     payloads.REQUEST_BODY,
-                    lambda: payloads.body_attribute(
-                        recorder.data, config, content_type, total_size=recorder.total
-                    ),
+                    recorder.attribute,
+                    config,
+                    environ.get("CONTENT_TYPE"),
                 )
-            payloads.set_captured(
-                span, payloads.RESPONSE_BODY, lambda: _response_body(response, config)
-            )
+            payloads.set_captured(span, payloads.RESPONSE_BODY, _response_body, response, config)
         except Exception:
             logger.debug("flask body capture failed", exc_info=True)
         return response
@@ -156,9 +166,14 @@ def _response_body(response: Any, config: Config) -> Optional[str]:
         response, "is_sequence", False
     ):
         return None
+    content_type = response.headers.get("Content-Type")
+    items = response.response
+    if len(items) == 1 and type(items[0]) is bytes:
+        # the usual single-chunk body: no copy, no re-encoding
+        body = items[0]
+        limit = max(0, config.attribute_length_limit)
+        return payloads.body_attribute(body[:limit], config, content_type, total_size=len(body))
     recorder = payloads.BoundedBody(config.attribute_length_limit)
-    for item in response.response:
+    for item in items:
         recorder.add(item)
-    return payloads.body_attribute(
-        recorder.data, config, response.headers.get("Content-Type"), total_size=recorder.total
-    )
+    return payloads.body_attribute(recorder.data, config, content_type, total_size=recorder.total)

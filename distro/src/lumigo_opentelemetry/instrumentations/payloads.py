@@ -9,6 +9,7 @@ for streams; none of them reads from a stream the application owns.
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import logging
 import re
@@ -69,14 +70,25 @@ _PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECA
 # may be cut short by truncation, so its closing quote is optional.
 _JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
 
+# `"json" in media_type or text.lstrip().startswith(("{", "["))`, without copying text
+_UTF8_NAMES = frozenset({None, "utf-8", "utf8"})
+_JSON_START = re.compile(r"\s*[{\[]")
+# compact JSON, built once (json.dumps with options makes a new encoder on every call)
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+#: WSGI environ keys already turned into header names (bounded: keys come from requests)
+_ENVIRON_HEADER_NAMES: Dict[str, str] = {}
+_ENVIRON_CACHE_SIZE = 512
+
 HeaderSource = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
 
 
-def set_captured(span: Span, key: str, compute: Callable[[], Optional[str]]) -> None:
-    """Set attribute `key` to `compute()` (None: not set); on any error in `compute`
-    the attribute is dropped and the error logged at debug, never raised."""
+def set_captured(
+    span: Span, key: str, compute: Callable[..., Optional[str]], *args: Any, **kwargs: Any
+) -> None:
+    """Set attribute `key` to `compute(*args, **kwargs)` (None: not set); on any error in
+    `compute` the attribute is dropped and the error logged at debug, never raised."""
     try:
-        value = compute()
+        value = compute(*args, **kwargs)
         if value is not None:
             span.set_attribute(key, value)
     except Exception:
@@ -116,27 +128,34 @@ def headers_attribute(headers: HeaderSource, config: Config) -> str:
     """Headers as a JSON object (lower-case names, repeated names joined with ", "),
     secret values masked, truncated to the attribute length limit."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
+    is_secret = config.masking.is_secret
     merged: Dict[str, str] = {}
     for raw_name, raw_value in pairs:
-        name = _text(raw_name).strip().lower()
-        value = _text(raw_value)
-        merged[name] = f"{merged[name]}, {value}" if name in merged else value
-    masked = {
-        name: MASKED if name in ALWAYS_MASKED_HEADERS or config.masking.is_secret(name) else value
-        for name, value in merged.items()
-    }
-    text = json.dumps(masked, separators=(",", ":"), ensure_ascii=False)
-    return truncate(text, config.attribute_length_limit)
+        name = (raw_name if type(raw_name) is str else _text(raw_name)).strip().lower()
+        if name in ALWAYS_MASKED_HEADERS or is_secret(name):
+            merged[name] = MASKED
+        elif name in merged:
+            merged[name] = f"{merged[name]}, {_text(raw_value)}"
+        else:
+            merged[name] = raw_value if type(raw_value) is str else _text(raw_value)
+    return truncate(_JSON_ENCODER.encode(merged), config.attribute_length_limit)
 
 
 def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]:
     """The request headers of a WSGI environ, as (name, value) pairs."""
+    names = _ENVIRON_HEADER_NAMES
     pairs: List[Tuple[str, str]] = []
     for key, value in environ.items():
         if not isinstance(value, str):
             continue
         if key.startswith("HTTP_"):
-            pairs.append((key[5:].replace("_", "-").lower(), value))
+            name = names.get(key)
+            if name is None:
+                name = key[5:].replace("_", "-").lower()
+                if len(names) >= _ENVIRON_CACHE_SIZE:
+                    names.clear()
+                names[key] = name
+            pairs.append((name, value))
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             pairs.append((key.replace("_", "-").lower(), value))
     return pairs
@@ -152,6 +171,7 @@ def header_value(headers: HeaderSource, name: str) -> Optional[str]:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def _media_type(content_type: Optional[str]) -> Tuple[str, Optional[str]]:
     """(lower-case media type, charset or None) of a Content-Type value."""
     if not content_type:
@@ -175,6 +195,13 @@ def _is_binary_type(media_type: str) -> bool:
 def _decode(body: bytes, charset: Optional[str]) -> Optional[str]:
     """Decode body text; a multi-byte character cut at the end is dropped.
     None when the bytes are not text in that charset."""
+    if charset in _UTF8_NAMES:
+        # the common case, a complete UTF-8 body: the same text the incremental decoder gives
+        try:
+            whole = body.decode("utf-8")
+            return None if "\x00" in whole else whole
+        except UnicodeDecodeError:
+            pass  # maybe a character cut at the end: the incremental decoder drops it
     try:
         decoder = codecs.getincrementaldecoder(charset or "utf-8")(errors="strict")
     except LookupError:
@@ -203,7 +230,7 @@ def _mask_json(text: str, masking: MaskingRules) -> str:
     try:
         parsed = json.loads(text)
         if isinstance(parsed, (dict, list)):
-            return json.dumps(masking.mask(parsed), separators=(",", ":"), ensure_ascii=False)
+            return _JSON_ENCODER.encode(masking.mask(parsed))
         return text
     except (ValueError, RecursionError):
         return _mask_json_pairs(text, masking)
@@ -245,8 +272,7 @@ def _mask_multipart(text: str, masking: MaskingRules) -> str:
 def mask_body_text(text: str, masking: MaskingRules, media_type: str = "") -> str:
     """Mask secrets in a JSON, form-encoded or multipart body given as text; other
     text unchanged."""
-    stripped = text.lstrip()
-    if "json" in media_type or stripped.startswith(("{", "[")):
+    if "json" in media_type or _JSON_START.match(text):
         return _mask_json(text, masking)
     if media_type == "application/x-www-form-urlencoded":
         return _mask_form(text, masking)
