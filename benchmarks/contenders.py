@@ -10,6 +10,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lumigo_injector.layer_build import source_hash
+from lumigo_injector.layer_cache import cache_root
+
 ROOT = Path(__file__).resolve().parents[1]
 APP_PACKAGES = ["flask>=3,<4", "gunicorn>=22", "fastapi", "uvicorn>=0.29", "pymysql>=1.1"]
 OTEL_INSTRUMENTATIONS = [
@@ -97,17 +100,7 @@ def exporter_env(contender: Contender, receiver_url: str, agent_url: str) -> dic
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LUMIGO_INJECTOR_CACHE") or Path.home() / ".cache" / "lumigo-injector"
-    return Path(root) / "bench"
-
-
-def _distro_hash() -> str:
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "distro").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(ROOT)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    return cache_root() / "bench"
 
 
 def venv_for(contender: Contender) -> Path:
@@ -115,7 +108,7 @@ def venv_for(contender: Contender) -> Path:
     requirements = [*APP_PACKAGES, *contender.extra]
     key_source = "\n".join([sys.version, *requirements])
     if contender.name == "ours":
-        key_source += _distro_hash()
+        key_source += source_hash(ROOT / "distro")
     key = hashlib.sha256(key_source.encode()).hexdigest()[:12]
     venv = cache_dir() / "venvs" / f"{contender.name}-{key}"
     if (venv / ".complete").exists():

@@ -39,6 +39,7 @@ from contenders import (  # noqa: E402
 from load import Server, run_wrk, timed_run  # noqa: E402
 from sinks import AgentSink, BlackHole  # noqa: E402
 
+from lumigo_injector.demo.apps import free_port  # noqa: E402
 from lumigo_injector.receiver import OtlpReceiver  # noqa: E402
 
 APPS = HERE / "apps"
@@ -152,11 +153,7 @@ class Bench:
     # --- measurements -----------------------------------------------------------------
 
     def serve(self, c: Contender, app: str, endpoint: str | None = None) -> tuple[Server, str]:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         server = Server(self.argv(c, app, port), self.env_for(c, endpoint), APPS,
                         self.work / f"{c.name}-{app}.log")
         return server, f"http://127.0.0.1:{port}"

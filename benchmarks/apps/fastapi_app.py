@@ -1,9 +1,8 @@
 """Benchmark app: FastAPI, a trivial JSON endpoint and a pymysql query endpoint."""
 
-import os
 import threading
 
-import pymysql
+import bench_db
 from fastapi import FastAPI
 
 app = FastAPI()
@@ -13,14 +12,7 @@ _local = threading.local()
 def _db():
     conn = getattr(_local, "conn", None)
     if conn is None:
-        conn = _local.conn = pymysql.connect(
-            host=os.environ.get("BENCH_DB_HOST", "127.0.0.1"),
-            port=int(os.environ.get("BENCH_DB_PORT", "3306")),
-            user=os.environ.get("BENCH_DB_USER", "root"),
-            password=os.environ.get("BENCH_DB_PASSWORD", ""),
-            database=os.environ.get("BENCH_DB_NAME", "test"),
-            autocommit=True,
-        )
+        conn = _local.conn = bench_db.connect()
     return conn
 
 

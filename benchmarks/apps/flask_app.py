@@ -1,8 +1,6 @@
 """Benchmark app: Flask, a trivial JSON endpoint and a pymysql query endpoint."""
 
-import os
-
-import pymysql
+import bench_db
 from flask import Flask, jsonify
 
 app = Flask(__name__)
@@ -12,14 +10,7 @@ _conn = None
 def _db():
     global _conn
     if _conn is None:
-        _conn = pymysql.connect(
-            host=os.environ.get("BENCH_DB_HOST", "127.0.0.1"),
-            port=int(os.environ.get("BENCH_DB_PORT", "3306")),
-            user=os.environ.get("BENCH_DB_USER", "root"),
-            password=os.environ.get("BENCH_DB_PASSWORD", ""),
-            database=os.environ.get("BENCH_DB_NAME", "test"),
-            autocommit=True,
-        )
+        _conn = bench_db.connect()
     return _conn
 
 

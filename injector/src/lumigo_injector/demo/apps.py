@@ -14,15 +14,11 @@ import time
 from pathlib import Path
 
 from lumigo_injector.demo.pods import LocalProcess
+from lumigo_injector.layer_cache import cache_root
 
 
 class DemoError(RuntimeError):
     """A step failed; the message says what and what to do."""
-
-
-def cache_root() -> Path:
-    root = os.environ.get("LUMIGO_INJECTOR_CACHE") or Path.home() / ".cache" / "lumigo-injector"
-    return Path(root)
 
 
 def app_venv(requirements: str) -> Path:
@@ -103,27 +99,14 @@ class RunningApp:
         raise DemoError(f"{self.workload} did not listen on port {port} in {timeout:.0f} s")
 
     def stop(self, grace: float = 8.0) -> None:
-        """SIGINT first (the app exits normally and its spans are flushed), then SIGKILL."""
-        pgid = self.popen.pid
-        for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, sig)
-            try:
-                self.popen.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
-            if not _group_alive(pgid):
-                break
+        """SIGINT first (the app exits normally and its spans are flushed), then SIGKILL
+        for whatever of its process group is left."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+            os.killpg(self.popen.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5.0)
         self._log.close()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
