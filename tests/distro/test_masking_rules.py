@@ -310,3 +310,15 @@ def test_without_the_regex_engine_a_catastrophic_pattern_fails_closed(
     plain = Rules(["x-.*", "[a-c]+_id"])
     assert plain.is_secret("X-Tenant") and plain.is_secret("abc_id")
     assert not plain.is_secret("y")
+
+
+def test_a_failing_masking_step_masks_the_whole_attribute() -> None:
+    def broken(_value: object) -> str:
+        raise RuntimeError("encoder fault")
+
+    assert DEFAULT.apply(Site.ENVIRONMENT, {"HOME": "/root"}, encode=broken) == MASKED
+    assert DEFAULT.apply(Site.DB, {"value": object()}) == MASKED  # not JSON-encodable
+    deep = current = {}  # nesting deeper than the interpreter's recursion limit
+    for _ in range(sys.getrecursionlimit() + 10):
+        current["n"] = current = {}
+    assert DEFAULT.apply(Site.HTTP_REQUEST_BODIES, deep) == MASKED
