@@ -27,7 +27,6 @@ import logging
 import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import unquote_plus
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -485,6 +484,8 @@ def _mask_pairs(
 
 
 def _mask_form(text: str, rules: Rules, budget: _Budget) -> str:
+    from urllib.parse import unquote_plus  # not at start-up: only when a query is masked
+
     fields = []
     for part in text.split("&"):
         key, sep, _value = part.partition("=")
