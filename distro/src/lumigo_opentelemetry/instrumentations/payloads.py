@@ -25,9 +25,8 @@ from typing import (
     Union,
 )
 
-from lumigo_opentelemetry.masking import ALWAYS_MASKED_HEADERS, MASKED, Site
-
-__all__ = ["ALWAYS_MASKED_HEADERS", "MASKED", "Site"]
+from lumigo_opentelemetry.masking import MASKED
+from lumigo_opentelemetry.masking import Site as Site  # re-exported for the capture sites
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
