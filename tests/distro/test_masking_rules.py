@@ -322,3 +322,19 @@ def test_a_failing_masking_step_masks_the_whole_attribute() -> None:
     for _ in range(sys.getrecursionlimit() + 10):
         current["n"] = current = {}
     assert DEFAULT.apply(Site.HTTP_REQUEST_BODIES, deep) == MASKED
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("u:pw@127.0.0.1:8000", f"{MASKED}@127.0.0.1:8000"),
+        ("u:p@ss@host/path?q=1", f"{MASKED}@host/path?q=1"),
+        ("127.0.0.1:8000", "127.0.0.1:8000"),
+        ("/p?mail=a@b", "/p?mail=a@b"),
+    ],
+)
+def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str) -> None:
+    """A client may send `Host: user:pw@host`: it lands in `http.host` and the like."""
+    assert DEFAULT.apply(Site.HTTP_QUERY_PARAMS, text) == expected
+    headers = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, {"host": text}))
+    assert headers == {"host": expected}

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.slow
 
 NONCE = uuid.uuid4().hex[:10]
 URL_ATTRIBUTES = ("http.target", "http.url", "url.query", "url.full")
+HOST_ATTRIBUTES = ("http.host", "net.host.name", "http.server_name", "server.address", "http.url")
 ENVIRON = "process.environ"
 CONFIG = Config.from_environ({"LUMIGO_TRACER_TOKEN": TEST_TOKEN})
 
@@ -73,6 +74,7 @@ WEB_SECRETS = {
         "h-authz",
         "h-cookie",
         "h-userinfo",
+        "host-userinfo",
         "b-token",
         "b-access",
         "b-refresh",
@@ -108,6 +110,8 @@ def echo_request(app: AppProcess) -> tuple[str, dict[str, str]]:
         "Cookie": f"sid={s['h-cookie']}",
         "X-Note": f"v {TEST_TOKEN}",
         "X-Origin": f"https://u:{s['h-userinfo']}@example.invalid/",
+        # userinfo in the incoming URL's authority: it lands in `http.host` and the like
+        "Host": f"u:{s['host-userinfo']}@127.0.0.1:{app.port}",
     }
     body = {
         "token": s["b-token"],
@@ -388,6 +392,7 @@ class Row:
 
 
 URL = "<url>"
+HOST = "<host>"
 SERVER_ROWS = [
     Row("query token", URL, f"token={MASKED}&", "q-token"),
     Row("query access_token", URL, f"access_token={MASKED}&", "q-access"),
@@ -411,6 +416,13 @@ SERVER_ROWS = [
         f"https://{MASKED}@example.invalid/",
         "h-userinfo",
     ),
+    Row(
+        "Host header userinfo",
+        "http.request.headers",
+        f'"host":"{MASKED}@127.0.0.1:',
+        "host-userinfo",
+    ),
+    Row("incoming URL authority userinfo", HOST, f"{MASKED}@127.0.0.1:", "host-userinfo"),
     Row("body token", "http.request.body", f'"token":"{MASKED}"', "b-token"),
     Row("body access_token", "http.request.body", f'"access_token":"{MASKED}"', "b-access"),
     Row("body refresh_token", "http.request.body", f'"refresh_token":"{MASKED}"', "b-refresh"),
@@ -518,13 +530,15 @@ def test_each_secret_is_masked_where_it_was_captured(
     request: pytest.FixtureRequest, site: str, row: Row
 ) -> None:
     captured = SCENARIOS[site](request)
-    keys = URL_ATTRIBUTES if row.attribute == URL else (row.attribute,)
+    keys = {URL: URL_ATTRIBUTES, HOST: HOST_ATTRIBUTES}.get(row.attribute, (row.attribute,))
     values = [
         value
         for key in keys
         if isinstance(value := captured.attributes.get(key), str)
-        # a URL row looks at the URL attributes that carry the query
+        # a URL row looks at the URL attributes that carry the query, a HOST row at the
+        # host attributes that carried the userinfo
         and (row.attribute != URL or key == "url.query" or "?" in value)
+        and (row.attribute != HOST or "@" in value)
     ]
     assert values, f"{site} has no {row.attribute}: {sorted(captured.attributes)}"
     hidden = captured.secrets[row.secret]

@@ -10,8 +10,8 @@ What is masked (values become `****`):
   `DEFAULT_REGEXES`; `LUMIGO_SECRET_MASKING_REGEX` (a JSON list, or `all`) replaces
   them, and `LUMIGO_SECRET_MASKING_REGEX_<SITE>` replaces that for one site;
 - whatever the rules say: the credential headers `ALWAYS_MASKED_HEADERS`, the userinfo
-  of every URL (`scheme://user:pw@host` -> `scheme://****@host`) and the value of
-  `LUMIGO_TRACER_TOKEN` wherever it appears.
+  of every URL (`scheme://user:pw@host` -> `scheme://****@host`, also in a `Host` header
+  and the host attributes) and the value of `LUMIGO_TRACER_TOKEN` wherever it appears.
 
 It fails closed. User regexes run on the `regex` engine with a time bound per attribute
 (`TIME_BOUND_SECONDS`, the GIL released while they run): a pattern that takes longer
@@ -430,6 +430,8 @@ class Masking:
                     (names and key.lower() in names) or rules.is_secret(key, budget)
                 ):
                     out[key] = MASKED
+                elif names and isinstance(item, str) and key.lower() == "host":
+                    out[key] = self._scrub(mask_authority(item))
                 else:
                     out[key] = self._structure(item, rules, budget, names)
             return out
@@ -444,7 +446,7 @@ class Masking:
 
     def _text(self, site: Site, text: str, rules: Rules, budget: _Budget, media_type: str) -> str:
         if site is Site.HTTP_QUERY_PARAMS:
-            text = _mask_url_query(text, rules, budget)
+            text = _mask_url_query(mask_authority(text), rules, budget)
         elif site in _BODY_SITES:
             if "json" in media_type or _JSON_START.match(text):
                 text = self._json_text(text, rules, budget)
@@ -481,6 +483,18 @@ def _mask_pairs(
         return match.group(0)
 
     return pattern.sub(replace, text)
+
+
+def mask_authority(text: str) -> str:
+    """`user:pw@host:port` (a Host header, `http.host`) -> `****@host:port`; a URL with a
+    scheme is left to the userinfo scrub, paths and query strings are left alone."""
+    if "@" not in text or "://" in text or text.startswith(("/", "?")):
+        return text
+    authority, sep, rest = text.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or "?" in userinfo:
+        return text
+    return f"{MASKED}@{host}{sep}{rest}"
 
 
 def _mask_form(text: str, rules: Rules, budget: _Budget) -> str:

@@ -58,8 +58,18 @@ _BINARY_SUBTYPES = frozenset(
         "wasm",
     }
 )
-#: span attributes that may hold a query string
-URL_ATTRIBUTES = ("http.target", "http.url", "url.query", "url.full")
+#: span attributes that may hold a query string or a host with userinfo (a client can
+#: send `Host: user:pw@host`)
+URL_ATTRIBUTES = (
+    "http.target",
+    "http.url",
+    "url.query",
+    "url.full",
+    "http.host",
+    "net.host.name",
+    "http.server_name",
+    "server.address",
+)
 _UTF8_NAMES = frozenset({None, "utf-8", "utf8"})
 #: WSGI environ keys already turned into header names (bounded: keys come from requests)
 _ENVIRON_HEADER_NAMES: Dict[str, str] = {}
