@@ -26,6 +26,7 @@ import json
 import logging
 import re
 import time
+from collections import abc
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 logger = logging.getLogger("lumigo-opentelemetry")
@@ -91,6 +92,7 @@ _HEADER_SITES = frozenset({Site.HTTP_REQUEST_HEADERS, Site.HTTP_RESPONSE_HEADERS
 _BODY_SITES = frozenset({Site.HTTP_REQUEST_BODIES, Site.HTTP_RESPONSE_BODIES})
 _NO_NAMES: frozenset[str] = frozenset()
 _UNKNOWN: Any = object()
+_SCALARS = frozenset({int, float, bool})
 
 
 class _OutOfTime(Exception):
@@ -314,6 +316,10 @@ class Masking:
         self.general = general or Rules(DEFAULT_REGEXES)
         self.sites: Dict[Site, Rules] = dict(sites or {})
         self.token = token or None
+        # beginnings of the token a recording limit may leave at the end of a text
+        self._token_heads = tuple(
+            (token or "")[:size] for size in range(len(token or "") - 1, _TOKEN_TAIL_MIN - 1, -1)
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Masking) and (self.general, self.sites, self.token) == (
@@ -386,6 +392,14 @@ class Masking:
         `encode`. When the user's regexes run out of time, or anything fails, the result
         is `****` as a whole.
         """
+        if (
+            site is Site.HTTP_QUERY_PARAMS
+            and type(value) is str
+            and "?" not in value
+            and "@" not in value
+            and not (self.token and self.token in value)
+        ):
+            return value  # a URL without query or userinfo: nothing to mask
         rules = self.rules(site)
         budget = _Budget(rules.time_bound)
         try:
@@ -407,40 +421,63 @@ class Masking:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _scrub(self, text: str) -> str:
-        """Mask what no rule needs to name: URL userinfo and the tracer token."""
+    def _scrub(self, text: str, cut: bool = False) -> str:
+        """Mask what no rule needs to name: URL userinfo and the tracer token (also its
+        beginning at the end of a text that a recording limit may have `cut`)."""
         if "://" in text and "@" in text:
             text = _USERINFO.sub("://" + MASKED + "@", text)
         token = self.token
         if token:
             if token in text:
                 text = text.replace(token, MASKED)
-            # a token cut by a recording or truncation limit
-            for size in range(min(len(token) - 1, len(text)), _TOKEN_TAIL_MIN - 1, -1):
-                if text.endswith(token[:size]):
-                    text = text[:-size] + MASKED
-                    break
+            heads = self._token_heads
+            if cut and text.endswith(heads):
+                size = next(len(head) for head in heads if text.endswith(head))
+                text = text[:-size] + MASKED
         return text
 
     def _structure(self, value: Any, rules: Rules, budget: _Budget, names: frozenset[str]) -> Any:
-        if isinstance(value, Mapping):
+        # exact-type checks first and leaves handled in the loop: most values are str,
+        # ABC checks and a call per leaf are what masking a body costs
+        kind = type(value)
+        if kind is str:
+            return self._leaf(value, rules, budget)
+        if kind is dict or isinstance(value, (dict, abc.Mapping)):
             out = {}
+            is_secret = rules.is_secret
             for key, item in value.items():
-                if isinstance(key, str) and (
-                    (names and key.lower() in names) or rules.is_secret(key, budget)
-                ):
-                    out[key] = MASKED
-                elif names and isinstance(item, str) and key.lower() == "host":
-                    out[key] = self._scrub(mask_authority(item))
+                if type(key) is str:
+                    if names:
+                        lowered = key.lower()
+                        if lowered in names or is_secret(key, budget):
+                            out[key] = MASKED
+                            continue
+                        if lowered == "host" and type(item) is str:
+                            item = mask_authority(item)
+                    elif is_secret(key, budget):
+                        out[key] = MASKED
+                        continue
+                item_kind = type(item)
+                if item_kind is str:
+                    out[key] = self._leaf(item, rules, budget)
+                elif item is None or item_kind in _SCALARS:
+                    out[key] = item
                 else:
                     out[key] = self._structure(item, rules, budget, names)
             return out
-        if isinstance(value, (list, tuple)):
+        if kind is list or kind is tuple or isinstance(value, (list, tuple)):
             return [self._structure(item, rules, budget, names) for item in value]
         if isinstance(value, str):
-            if _JSON_START.match(value):
-                # JSON inside a string (a message body, a parameter): masked as JSON
-                return self._scrub(self._json_text(value, rules, budget, pairs=False))
+            return self._leaf(value, rules, budget)
+        return value
+
+    def _leaf(self, value: str, rules: Rules, budget: _Budget) -> str:
+        first = value[:1]
+        if first and (first in "{[" or (first.isspace() and _JSON_START.match(value))):
+            # JSON inside a string (a message body, a parameter): masked as JSON
+            return self._scrub(self._json_text(value, rules, budget, pairs=False))
+        token = self.token
+        if ("://" in value and "@" in value) or (token and token in value):
             return self._scrub(value)
         return value
 
@@ -459,7 +496,7 @@ class Masking:
                 text = self._json_text(text, rules, budget)
             else:
                 text = _mask_pairs(_SQL_PAIR, text, rules, budget, "'" + MASKED + "'")
-        return self._scrub(text)
+        return self._scrub(text, cut=True)
 
     def _json_text(self, text: str, rules: Rules, budget: _Budget, pairs: bool = True) -> str:
         try:
