@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lumigo_injector import constants
-from lumigo_injector.manifests import ManifestError, describe, dump_documents, load_documents
-from lumigo_injector.manifests import transform as transform_documents
-from lumigo_injector.mutation import InjectionSettings, inject, uninject
+from lumigo_injector.k8s.manifests import ManifestError, describe, dump_documents, load_documents
+from lumigo_injector.k8s.manifests import transform as transform_documents
+from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
+from lumigo_injector.spec import names as constants
 
 PROG = "lumigo-injector inject"
 
