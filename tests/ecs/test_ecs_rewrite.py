@@ -11,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumigo_injector.ecs.rewrite import (
-    LABEL_STATE,
     EcsSettings,
     TaskDefinitionError,
+    has_init_container,
     inject,
-    is_injected,
     normalise,
     parse_task_definition,
     read_only_fields,
@@ -94,7 +93,7 @@ def test_corpus_every_chosen_container_gets_layer_and_init_runs_first(name: str)
     result = inject(before, WITH_TOKEN)
     td = result.task_definition
     assert result.injected
-    assert is_injected(td) and not is_injected(before)
+    assert has_init_container(td) and not has_init_container(before)
     init = container(td, INIT)
     assert init["essential"] is False  # SUCCESS dependencies need a non-essential target
     assert init["command"] == ["/lumigo-otel"]
@@ -469,7 +468,7 @@ def test_uninject_without_our_labels_still_removes_the_layer() -> None:
     ).task_definition
     del container(td, "app")["dockerLabels"]
     out = uninject(td)
-    assert not is_injected(out)
+    assert not has_init_container(out)
     c = container(out, "app")
     assert env(c)["PYTHONPATH"] == "/app"
     assert "mountPoints" not in c and "dependsOn" not in c
@@ -480,7 +479,7 @@ def test_labels_record_what_was_added_and_merged() -> None:
     td = inject(parsed("existing-env-secrets.json"), WITH_TOKEN).task_definition
     labels = container(td, "billing")["dockerLabels"]
     assert labels["lumigo.io/injected"] == constants.DEFAULT_LAYER_VERSION
-    assert json.loads(labels[LABEL_STATE]) == {
+    assert json.loads(labels[constants.ANNOTATION_INJECTION_STATE]) == {
         "added": ["LUMIGO_TRACER_TOKEN"],
         "changed": {
             "PYTHONPATH": "/srv/billing/src:/srv/billing/vendor",
@@ -558,7 +557,7 @@ def test_unreadable_state_label_falls_back_to_removing_our_parts() -> None:
     td = inject(
         minimal(environment=[{"name": "AUTOWRAPT_BOOTSTRAP", "value": "x"}]), WITH_TOKEN
     ).task_definition
-    container(td, "app")["dockerLabels"][LABEL_STATE] = "{not json"
+    container(td, "app")["dockerLabels"][constants.ANNOTATION_INJECTION_STATE] = "{not json"
     c = container(uninject(td), "app")
     assert env(c) == {"AUTOWRAPT_BOOTSTRAP": "x", "OTEL_SERVICE_NAME": "svc"}
     assert "dockerLabels" not in c and "mountPoints" not in c

@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from lumigo_injector.k8s.mutation import InjectionSettings, has_unclosed_reference, inject, uninject
+from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.env import has_unclosed_reference
 from tests.helpers.mutation import (
     assert_valid,
     expand_env,

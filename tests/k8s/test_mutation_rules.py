@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject, wants_injection
+from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.inject import wants_injection
 from tests.helpers.mutation import (
     assert_valid,
     container,

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lumigo_injector.k8s.mutation import wants_injection
+from lumigo_injector.spec.inject import wants_injection
 from tests.helpers.helm import CHART_DIR, Helm, HelmCluster, find, helm_binary, kinds
 
 NAMESPACE = "lumigo-system"

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from lumigo_injector.k8s.propagation import ANNOTATION_TEMPLATE_PREVIOUS, plan
+from lumigo_injector.k8s.propagation import plan
 from lumigo_injector.serve.events import involved_object
 from lumigo_injector.serve.namespaces import NamespaceDirectory, opt_in_view
 from lumigo_injector.serve.secrets_mirror import encode, plan_secret
 from lumigo_injector.serve.settings import add_arguments, from_args
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.names import ANNOTATION_TEMPLATE_PREVIOUS
 
 
 def merge(target: Any, patch: Any) -> Any:

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from lumigo_injector.k8s.propagation import ANNOTATION_TEMPLATE_PREVIOUS, TEMPLATE_PATHS
+from lumigo_injector.k8s.propagation import TEMPLATE_PATHS
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.names import ANNOTATION_TEMPLATE_PREVIOUS
 from tests.helpers.kube import (
     InjectorProcess,
     KubeEmulator,

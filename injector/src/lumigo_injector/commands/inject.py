@@ -125,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
         result = inject(document, settings)
         notes = [f"warning: {name}: {warning}" for warning in result.warnings]
         if not result.injected:
-            missing = f"no {constants.ANNOTATION_INJECT} annotation" in result.reason
-            hint = " (use --all to inject anyway)" if missing else ""
+            hint = " (use --all to inject anyway)" if result.unannotated else ""
             notes.append(f"{name}: {result.reason}{hint}")
         return result.obj, notes
 

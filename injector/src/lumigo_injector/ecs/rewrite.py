@@ -26,35 +26,35 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lumigo_injector.k8s import mutation
-from lumigo_injector.spec import names as constants
+from lumigo_injector.spec.env import (
+    EXTENDED_VARIABLES,
+    MERGES,
+    UNMERGES,
+    last_index,
+    mount_conflict,
+)
+from lumigo_injector.spec.names import (
+    ANNOTATION_INJECTED,
+    ANNOTATION_INJECTION_STATE,
+    DEFAULT_INIT_IMAGE,
+    DEFAULT_LAYER_VERSION,
+    ENV_AUTOWRAPT_BOOTSTRAP,
+    ENV_ENDPOINT,
+    ENV_PYTHONPATH,
+    ENV_SERVICE_NAME,
+    ENV_TRACER_TOKEN,
+    INIT_CONTAINER_NAME,
+    MOUNT_PATH,
+    VOLUME_NAME,
+)
 
-VOLUME_NAME = constants.VOLUME_NAME
-INIT_CONTAINER_NAME = constants.INIT_CONTAINER_NAME
-MOUNT_PATH = constants.MOUNT_PATH
-BOOTSTRAP_DIR = constants.BOOTSTRAP_PATH
-AUTOWRAPT_ENTRY = constants.AUTOWRAPT_ENTRY_POINT
-
-PYTHONPATH = constants.ENV_PYTHONPATH
-AUTOWRAPT_BOOTSTRAP = constants.ENV_AUTOWRAPT_BOOTSTRAP
-OTEL_SERVICE_NAME = constants.ENV_SERVICE_NAME
-LUMIGO_ENDPOINT = constants.ENV_ENDPOINT
-LUMIGO_TRACER_TOKEN = constants.ENV_TRACER_TOKEN
-
-# Variables whose existing value we keep, merged exactly as the Kubernetes mutation does:
-# our bootstrap directory first on PYTHONPATH, our entry point last in AUTOWRAPT_BOOTSTRAP.
-_MERGES: dict[str, Callable[[str], str]] = {
-    PYTHONPATH: mutation.merged_pythonpath,
-    AUTOWRAPT_BOOTSTRAP: mutation.merged_autowrapt,
-}
-
-LABEL_INJECTED = constants.ANNOTATION_INJECTED  # value: the layer version
-#: JSON record of the variables we added and the original values of those we changed.
-LABEL_STATE = constants.ANNOTATION_INJECTION_STATE
+# The two docker labels on an injected container carry the annotation keys of Kubernetes:
+# `lumigo.io/injected` (the layer version) and `lumigo.io/injection-state` (JSON record of the
+# variables we added and the original values of those we changed).
 
 MAX_CONTAINERS = 10  # ECS limit of container definitions per task definition
 INIT_MEMORY_RESERVATION_MIB = 64  # only set when the task has no task-level memory (EC2)
@@ -100,11 +100,11 @@ class TaskDefinitionError(ValueError):
 class EcsSettings:
     """Options of one rewrite."""
 
-    init_image: str = constants.DEFAULT_INIT_IMAGE
+    init_image: str = DEFAULT_INIT_IMAGE
     token_secret_arn: str | None = None
     endpoint: str | None = None
     containers: tuple[str, ...] | None = None  # None: every app container
-    layer_version: str = constants.DEFAULT_LAYER_VERSION
+    layer_version: str = DEFAULT_LAYER_VERSION
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ def image_registry(image: str) -> str:
 # --------------------------------------------------------------------------- inject
 
 
-def is_injected(td: Mapping[str, Any]) -> bool:
+def has_init_container(td: Mapping[str, Any]) -> bool:
     """True when the task definition carries our init container."""
     return any(c.get("name") == INIT_CONTAINER_NAME for c in _containers(td))
 
@@ -275,7 +275,7 @@ def inject(td: Mapping[str, Any], settings: EcsSettings) -> EcsResult:
     """
     td = normalise(td)
     validate(td)
-    if not is_injected(td) and any(v.get("name") == VOLUME_NAME for v in _volumes(td)):
+    if not has_init_container(td) and any(v.get("name") == VOLUME_NAME for v in _volumes(td)):
         raise TaskDefinitionError(f"the task definition already has a volume named {VOLUME_NAME!r}")
     previous_init = next((c for c in _containers(td) if c.get("name") == INIT_CONTAINER_NAME), {})
     base = uninject(td)
@@ -357,11 +357,11 @@ def select_containers(
 def blocker(container: Mapping[str, Any]) -> str:
     """Why an app container cannot be injected ('' when it can)."""
     for mount in container.get("mountPoints", []):
-        path = str(mount.get("containerPath", "")).rstrip("/")
-        if path == MOUNT_PATH or path.startswith(MOUNT_PATH + "/"):
-            return f"it already mounts something at {path}"
+        conflict = mount_conflict(str(mount.get("containerPath", "")))
+        if conflict:
+            return conflict
     for secret in container.get("secrets", []):
-        if secret.get("name") in _MERGES:
+        if secret.get("name") in EXTENDED_VARIABLES:
             return f"its {secret['name']} comes from a secret and cannot be extended"
     return ""
 
@@ -433,7 +433,7 @@ def _inject_container(container: dict[str, Any], family: str, settings: EcsSetti
     secrets: list[dict[str, Any]] = list(container.get("secrets", []))
     record: dict[str, Any] = {"added": [], "changed": {}}
 
-    for var, merge in _MERGES.items():
+    for var, merge in MERGES.items():
         current = _value(env, var)
         if current is None:
             env.append({"name": var, "value": merge("")})
@@ -442,25 +442,25 @@ def _inject_container(container: dict[str, Any], family: str, settings: EcsSetti
             _set(env, var, merge(current))
             record["changed"][var] = current
 
-    if _value(env, OTEL_SERVICE_NAME) is None and _index(secrets, OTEL_SERVICE_NAME) is None:
-        env.append({"name": OTEL_SERVICE_NAME, "value": family})
-        record["added"].append(OTEL_SERVICE_NAME)
+    if _value(env, ENV_SERVICE_NAME) is None and last_index(secrets, ENV_SERVICE_NAME) is None:
+        env.append({"name": ENV_SERVICE_NAME, "value": family})
+        record["added"].append(ENV_SERVICE_NAME)
 
     if settings.endpoint is not None:
-        current = _value(env, LUMIGO_ENDPOINT)
-        if current is None and _index(secrets, LUMIGO_ENDPOINT) is not None:
-            warnings.append(f"container '{name}' takes {LUMIGO_ENDPOINT} from a secret; kept it")
+        current = _value(env, ENV_ENDPOINT)
+        if current is None and last_index(secrets, ENV_ENDPOINT) is not None:
+            warnings.append(f"container '{name}' takes {ENV_ENDPOINT} from a secret; kept it")
         elif current is None:
-            env.append({"name": LUMIGO_ENDPOINT, "value": settings.endpoint})
-            record["added"].append(LUMIGO_ENDPOINT)
+            env.append({"name": ENV_ENDPOINT, "value": settings.endpoint})
+            record["added"].append(ENV_ENDPOINT)
         elif current != settings.endpoint:
-            warnings.append(f"container '{name}' already sets {LUMIGO_ENDPOINT}={current}; kept it")
+            warnings.append(f"container '{name}' already sets {ENV_ENDPOINT}={current}; kept it")
 
     warnings.extend(_inject_token(name, env, secrets, settings, record["added"]))
     if container.get("environmentFiles"):
         warnings.append(
             f"container '{name}' reads environmentFiles: values set in 'environment' win over "
-            f"them, so a {PYTHONPATH} or {AUTOWRAPT_BOOTSTRAP} set only in those files is "
+            f"them, so a {ENV_PYTHONPATH} or {ENV_AUTOWRAPT_BOOTSTRAP} set only in those files is "
             "replaced; move such a variable to 'environment' before injecting"
         )
 
@@ -468,8 +468,8 @@ def _inject_container(container: dict[str, Any], family: str, settings: EcsSetti
     if secrets:
         container["secrets"] = secrets
     labels = dict(container.get("dockerLabels", {}))
-    labels[LABEL_INJECTED] = settings.layer_version
-    labels[LABEL_STATE] = json.dumps(record, separators=(",", ":"))
+    labels[ANNOTATION_INJECTED] = settings.layer_version
+    labels[ANNOTATION_INJECTION_STATE] = json.dumps(record, separators=(",", ":"))
     container["dockerLabels"] = labels
     return warnings
 
@@ -481,27 +481,27 @@ def _inject_token(
     settings: EcsSettings,
     added: list[str],
 ) -> list[str]:
-    plain = _value(env, LUMIGO_TRACER_TOKEN) is not None
-    index = _index(secrets, LUMIGO_TRACER_TOKEN)
+    plain = _value(env, ENV_TRACER_TOKEN) is not None
+    index = last_index(secrets, ENV_TRACER_TOKEN)
     if plain:
         return [
-            f"container '{name}' has {LUMIGO_TRACER_TOKEN} as a plain environment value; "
+            f"container '{name}' has {ENV_TRACER_TOKEN} as a plain environment value; "
             "move it to 'secrets' (for example with --token-secret-arn)"
         ]
     if index is not None:
         existing = secrets[index].get("valueFrom")
         if settings.token_secret_arn and existing != settings.token_secret_arn:
             return [
-                f"container '{name}' already takes {LUMIGO_TRACER_TOKEN} from {existing}; kept it"
+                f"container '{name}' already takes {ENV_TRACER_TOKEN} from {existing}; kept it"
             ]
         return []
     if settings.token_secret_arn is None:
         return [
-            f"container '{name}' gets no {LUMIGO_TRACER_TOKEN}: pass --token-secret-arn, "
+            f"container '{name}' gets no {ENV_TRACER_TOKEN}: pass --token-secret-arn, "
             "or spans are sent without a Lumigo token"
         ]
-    secrets.append({"name": LUMIGO_TRACER_TOKEN, "valueFrom": settings.token_secret_arn})
-    added.append(LUMIGO_TRACER_TOKEN)
+    secrets.append({"name": ENV_TRACER_TOKEN, "valueFrom": settings.token_secret_arn})
+    added.append(ENV_TRACER_TOKEN)
     return []
 
 
@@ -513,7 +513,7 @@ def _task_warnings(
     if uses_secrets and not td.get("executionRoleArn"):
         warnings.append(
             "the task definition has no executionRoleArn, so ECS cannot fetch its secrets "
-            f"(such as {LUMIGO_TRACER_TOKEN}); add an execution role that may read them"
+            f"(such as {ENV_TRACER_TOKEN}); add an execution role that may read them"
         )
     init_registry = image_registry(settings.init_image)
     chosen = set(selected)
@@ -554,8 +554,8 @@ def _uninject_container(container: Mapping[str, Any]) -> dict[str, Any]:
         d for d in out.get("dependsOn", []) if d.get("containerName") != INIT_CONTAINER_NAME
     ]
     labels = dict(out.get("dockerLabels", {}))
-    labels.pop(LABEL_INJECTED, None)
-    state = labels.pop(LABEL_STATE, None)
+    labels.pop(ANNOTATION_INJECTED, None)
+    state = labels.pop(ANNOTATION_INJECTION_STATE, None)
     out["dockerLabels"] = labels
     env = list(out.get("environment", []))
     secrets = list(out.get("secrets", []))
@@ -563,26 +563,26 @@ def _uninject_container(container: Mapping[str, Any]) -> dict[str, Any]:
     record = _parse_state(state)
     if record is None and mounted:
         # Our mount without a readable record (hand-edited): undo only the unambiguous parts.
-        for var in _MERGES:
+        for var in MERGES:
             current = _value(env, var)
             if current is not None:
-                stripped = _strip_ours(var, current)
+                stripped = UNMERGES[var](current)
                 if stripped is None:
                     env = [e for e in env if e.get("name") != var]
                 else:
                     _set(env, var, stripped)
     for var in (record or {}).get("added", []):
-        if var == LUMIGO_TRACER_TOKEN:
+        if var == ENV_TRACER_TOKEN:
             secrets = [s for s in secrets if s.get("name") != var]
         else:
             env = [e for e in env if e.get("name") != var]
     for var, original in (record or {}).get("changed", {}).items():
         current = _value(env, var)
-        if current is not None and var in _MERGES:
-            if current == _MERGES[var](original):
+        if current is not None and var in MERGES:
+            if current == MERGES[var](original):
                 _set(env, var, original)
             else:  # edited after injection: keep the edit, drop our part
-                _set(env, var, _strip_ours(var, current) or "")
+                _set(env, var, UNMERGES[var](current) or "")
     out["environment"] = env
     out["secrets"] = secrets
     return _drop_empty(out, _members("ContainerDefinition"))
@@ -605,19 +605,6 @@ def _parse_state(label: str | None) -> dict[str, Any] | None:
         else {}
     )
     return {"added": added, "changed": changed}
-
-
-def _strip_ours(var: str, value: str) -> str | None:
-    """`value` without our entry; None when nothing else is left."""
-    if var == PYTHONPATH:
-        if value == BOOTSTRAP_DIR:
-            return None
-        prefix = BOOTSTRAP_DIR + ":"
-        return value[len(prefix) :] if value.startswith(prefix) else value
-    if value.strip() == AUTOWRAPT_ENTRY:
-        return None
-    suffix = "," + AUTOWRAPT_ENTRY
-    return value[: -len(suffix)] if value.endswith(suffix) else value
 
 
 # --------------------------------------------------------------------------- output
@@ -655,19 +642,12 @@ def _volumes(td: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [v for v in volumes if isinstance(v, dict)] if isinstance(volumes, list) else []
 
 
-def _index(entries: Sequence[Mapping[str, Any]], name: str) -> int | None:
-    for i in range(len(entries) - 1, -1, -1):  # the last entry wins, as with `docker run -e`
-        if entries[i].get("name") == name:
-            return i
-    return None
-
-
 def _value(env: Sequence[Mapping[str, Any]], name: str) -> str | None:
-    i = _index(env, name)
+    i = last_index(env, name)
     return None if i is None else str(env[i].get("value", ""))
 
 
 def _set(env: list[dict[str, Any]], name: str, value: str) -> None:
-    i = _index(env, name)
+    i = last_index(env, name)
     assert i is not None
     env[i] = {**env[i], "value": value}

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
-from lumigo_injector.k8s.mutation import POD_TEMPLATE_KINDS
+from lumigo_injector.spec.workloads import POD_TEMPLATE_KINDS
 
 Format = Literal["yaml", "json"]
 

@@ -19,20 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.inject import PROPAGATED_VALUES, asks_for_python, inject_value
+from lumigo_injector.spec.names import ANNOTATION_TEMPLATE_PREVIOUS
+from lumigo_injector.spec.plain import annotations_of, as_map
+from lumigo_injector.spec.workloads import PROPAGATED_KINDS
 
-#: Workload annotation set by the operator: the template's inject value before propagation.
-ANNOTATION_TEMPLATE_PREVIOUS = "lumigo.io/inject-template-previous"
-
-#: Where each supported workload kind keeps its pod template.
-TEMPLATE_PATHS: Mapping[str, tuple[str, ...]] = {
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-}
-
-#: Workload annotation values that are propagated (after trimming and lower-casing).
-PROPAGATED_VALUES = (c.INJECT_PYTHON, c.INJECT_FALSE)
+#: Where each workload kind whose annotation is propagated keeps its pod template.
+TEMPLATE_PATHS: Mapping[str, tuple[str, ...]] = {w.kind: w.template_path for w in PROPAGATED_KINDS}
 
 
 @dataclass(frozen=True)
@@ -43,28 +36,17 @@ class TemplateChange:
     description: str
 
 
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _annotations(holder: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _map(_map(holder.get("metadata")).get("annotations"))
-
-
 def template_of(workload: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     """The pod template of a workload (empty when absent or malformed)."""
     node: Mapping[str, Any] = workload
     for key in TEMPLATE_PATHS[kind]:
-        node = _map(node.get(key))
+        node = as_map(node.get(key))
     return node
 
 
 def workload_value(workload: Mapping[str, Any]) -> str | None:
     """The workload's own inject annotation, normalised; `None` when absent or empty."""
-    value = _annotations(workload).get(c.ANNOTATION_INJECT)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return value.strip().lower()
+    return inject_value(annotations_of(workload)) or None
 
 
 def _template_patch(kind: str, annotations: dict[str, Any]) -> dict[str, Any]:
@@ -89,8 +71,8 @@ def plan(workload: Mapping[str, Any], kind: str) -> TemplateChange | None:
     wanted = workload_value(workload)
     if wanted is not None and wanted not in PROPAGATED_VALUES:
         wanted = None  # an unknown value means "not asked", like on a pod
-    workload_annotations = _annotations(workload)
-    template_annotations = _annotations(template_of(workload, kind))
+    workload_annotations = annotations_of(workload)
+    template_annotations = annotations_of(template_of(workload, kind))
     current = template_annotations.get(c.ANNOTATION_INJECT)
     current = current if isinstance(current, str) else None
     previous = workload_annotations.get(ANNOTATION_TEMPLATE_PREVIOUS)
@@ -123,7 +105,6 @@ def plan(workload: Mapping[str, Any], kind: str) -> TemplateChange | None:
 
 def injects_in_namespace(workload: Mapping[str, Any], kind: str) -> bool:
     """Whether this workload's pods ask for injection (so its namespace needs the Secret)."""
-    if workload_value(workload) == c.INJECT_PYTHON:
-        return True
-    value = _annotations(template_of(workload, kind)).get(c.ANNOTATION_INJECT)
-    return isinstance(value, str) and value.strip().lower() == c.INJECT_PYTHON
+    return asks_for_python(annotations_of(workload)) or asks_for_python(
+        annotations_of(template_of(workload, kind))
+    )

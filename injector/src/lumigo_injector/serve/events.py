@@ -33,6 +33,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lumigo_injector.spec.naming import controller_reference
+from lumigo_injector.spec.plain import as_list, as_map
+
 log = logging.getLogger("lumigo_injector.events")
 
 COMPONENT = "lumigo-injector"
@@ -42,13 +45,9 @@ REASON_FAILED = "LumigoInjectionFailed"
 MAX_MESSAGE = 1024
 
 
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def pod_label(pod: Mapping[str, Any]) -> str:
     """How to call the pod in a message: its name, else `generateName*`, else `<unnamed>`."""
-    meta = _map(pod.get("metadata"))
+    meta = as_map(pod.get("metadata"))
     name = meta.get("name")
     if isinstance(name, str) and name:
         return name
@@ -60,14 +59,17 @@ def pod_label(pod: Mapping[str, Any]) -> str:
 
 def involved_object(pod: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     """The object an Event about this admitted pod attaches to (see module docstring)."""
-    meta = _map(pod.get("metadata"))
+    meta = as_map(pod.get("metadata"))
     name = meta.get("name")
     if isinstance(name, str) and name:
         return {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": namespace}
-    owners = [_map(ref) for ref in meta.get("ownerReferences") or () if isinstance(ref, Mapping)]
-    owners = [ref for ref in owners if ref.get("kind") and ref.get("name")]
-    if owners:
-        owner = next((ref for ref in owners if ref.get("controller")), owners[0])
+    named = [
+        ref
+        for ref in as_list(meta.get("ownerReferences"))
+        if as_map(ref).get("kind") and as_map(ref).get("name")
+    ]
+    owner = controller_reference({"ownerReferences": named})
+    if owner is not None:
         involved = {
             "apiVersion": owner.get("apiVersion"),
             "kind": owner["kind"],

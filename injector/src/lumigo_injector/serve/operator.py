@@ -26,16 +26,11 @@ from lumigo_injector.k8s import propagation
 from lumigo_injector.serve.namespaces import NamespaceDirectory, opt_in_view
 from lumigo_injector.serve.secrets_mirror import SecretMirror
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.inject import PROPAGATED_VALUES, asks_for_python
+from lumigo_injector.spec.workloads import PROPAGATED_KINDS
 
 log = logging.getLogger("lumigo_injector.operator")
 
-#: (group, version, plural, kind) of the workloads whose annotation is propagated.
-WORKLOADS = (
-    ("apps", "v1", "deployments", "Deployment"),
-    ("apps", "v1", "statefulsets", "StatefulSet"),
-    ("apps", "v1", "daemonsets", "DaemonSet"),
-    ("batch", "v1", "cronjobs", "CronJob"),
-)
 
 
 @dataclass
@@ -94,7 +89,7 @@ def _concerns_us(kind: str) -> Callable[..., bool]:
         annotations = (body.get("metadata") or {}).get("annotations") or {}
         if c.ANNOTATION_INJECT in annotations:
             return True
-        if propagation.ANNOTATION_TEMPLATE_PREVIOUS in annotations:
+        if c.ANNOTATION_TEMPLATE_PREVIOUS in annotations:
             return True
         return propagation.injects_in_namespace(body, kind)
 
@@ -115,7 +110,7 @@ def _workload_handler(kind: str, ctx: OperatorContext) -> Callable[..., Any]:
         if type == "DELETED":
             return
         value = propagation.workload_value(body)
-        unknown = value is not None and value not in propagation.PROPAGATED_VALUES
+        unknown = value is not None and value not in PROPAGATED_VALUES
         if unknown and (namespace, name, value) not in warned:  # once, not on every update
             warned.add((namespace, name, str(value)))
             log.warning(
@@ -176,17 +171,16 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
             return
         annotations = opt_in_view(body.get("metadata") or {})  # the label counts too
         ctx.namespaces.update(name, annotations)
-        value = annotations.get(c.ANNOTATION_INJECT)
-        if isinstance(value, str) and value.strip().lower() == c.INJECT_PYTHON:
+        if asks_for_python(annotations):
             await ctx.ensure_secret(name)
 
-    for group, version, plural, kind in WORKLOADS:
+    for workload in PROPAGATED_KINDS:
         kopf.on.event(
-            group,
-            version,
-            plural,
+            workload.group,
+            workload.version,
+            workload.resource,
             registry=registry,
-            id=f"propagate-{plural}",
-            when=_concerns_us(kind),
-        )(_workload_handler(kind, ctx))
+            id=f"propagate-{workload.resource}",
+            when=_concerns_us(workload.kind),
+        )(_workload_handler(workload.kind, ctx))
     return registry

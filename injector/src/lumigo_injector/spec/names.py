@@ -1,7 +1,10 @@
-"""Names shared by the mutation, the operator, the CLI and the Helm chart.
+"""Names and paths shared by the Kubernetes mutation, ECS, the operator and the CLI.
 
-Every annotation, volume, container and environment variable name the injector reads or
-writes is defined here once; other modules import them instead of spelling them out.
+Every annotation, label, volume, container, path and environment variable name that the
+injector writes into workloads is defined here once. Two kinds of names live elsewhere, on
+purpose: the layer's own folder names and default destination (`layer/`, which stands alone;
+tests/spec/test_spec_core.py checks they agree with `MOUNT_PATH` and `BOOTSTRAP_PATH`), and
+the Helm chart's, which are YAML.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ ANNOTATION_SERVICE_NAME: Final = "lumigo.io/service-name"
 ANNOTATION_INJECTED: Final = "lumigo.io/injected"
 #: Set by the injector: JSON record of what it added or changed, so `uninject` is exact.
 ANNOTATION_INJECTION_STATE: Final = "lumigo.io/injection-state"
+#: Set by the operator on a workload: its template's inject value before propagation.
+ANNOTATION_TEMPLATE_PREVIOUS: Final = "lumigo.io/inject-template-previous"
 
 INJECT_PYTHON: Final = "python"
 INJECT_FALSE: Final = "false"

@@ -13,18 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lumigo_injector.spec.names import ANNOTATION_SERVICE_NAME
-
-#: Resource attribute (OpenTelemetry semantic conventions) naming each workload kind.
-WORKLOAD_ATTRIBUTES: Mapping[str, str] = {
-    "Deployment": "k8s.deployment.name",
-    "ReplicaSet": "k8s.replicaset.name",
-    "StatefulSet": "k8s.statefulset.name",
-    "DaemonSet": "k8s.daemonset.name",
-    "Job": "k8s.job.name",
-    "CronJob": "k8s.cronjob.name",
-}
-#: Owner kinds whose name is a sensible service name (ReplicationController has no attribute).
-SERVICE_OWNER_KINDS = frozenset(WORKLOAD_ATTRIBUTES) | {"ReplicationController"}
+from lumigo_injector.spec.plain import as_map, text
+from lumigo_injector.spec.workloads import SERVICE_OWNER_KINDS, WORKLOAD_ATTRIBUTES
 
 LABEL_APP_NAME = "app.kubernetes.io/name"
 LABEL_POD_TEMPLATE_HASH = "pod-template-hash"
@@ -45,14 +35,6 @@ class Workload:
         return WORKLOAD_ATTRIBUTES.get(self.kind)
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def controller_reference(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The owner reference marked `controller: true`, else the first one, else None."""
     refs = meta.get("ownerReferences")
@@ -68,9 +50,9 @@ def controller_reference(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def _owner_chain(kind: str, name: str, meta: Mapping[str, Any]) -> list[Workload]:
     """A workload and the parent its controller's naming convention reveals."""
     chain = [Workload(kind, name)]
-    labels = _mapping(meta.get("labels"))
+    labels = as_map(meta.get("labels"))
     if kind == "ReplicaSet":
-        template_hash = _str(labels.get(LABEL_POD_TEMPLATE_HASH))
+        template_hash = text(labels.get(LABEL_POD_TEMPLATE_HASH))
         if template_hash and name.endswith("-" + template_hash):
             chain.append(Workload("Deployment", name[: -len(template_hash) - 1]))
     elif kind == "Job":
@@ -87,20 +69,20 @@ def workload_chain(kind: str | None, meta: Mapping[str, Any]) -> tuple[Workload,
     ``web-7d4b9c`` (pod label ``pod-template-hash=7d4b9c``) then Deployment ``web``.
     For a workload object: the object itself, then its controller owner if any.
     """
-    meta = _mapping(meta)
+    meta = as_map(meta)
     if kind and kind != "Pod":
-        own_name = _str(meta.get("name"))
+        own_name = text(meta.get("name"))
         chain: list[Workload] = [Workload(kind, own_name)] if own_name else []
         ref = controller_reference(meta)
         if ref is not None:
-            owner_kind, owner_name = _str(ref.get("kind")), _str(ref.get("name"))
+            owner_kind, owner_name = text(ref.get("kind")), text(ref.get("name"))
             if owner_kind in SERVICE_OWNER_KINDS and owner_name:
                 chain.append(Workload(owner_kind, owner_name))
         return tuple(chain)
     ref = controller_reference(meta)
     if ref is None:
         return ()
-    owner_kind, owner_name = _str(ref.get("kind")), _str(ref.get("name"))
+    owner_kind, owner_name = text(ref.get("kind")), text(ref.get("name"))
     if owner_kind not in SERVICE_OWNER_KINDS or not owner_name:
         return ()
     # A pod carries the ReplicaSet's pod-template-hash label itself.
@@ -114,18 +96,18 @@ def service_name(
     pod_meta: Mapping[str, Any],
 ) -> str | None:
     """The service name: annotation, app label, outermost workload, then the pod's own name."""
-    explicit = _str(annotations.get(ANNOTATION_SERVICE_NAME))
+    explicit = text(annotations.get(ANNOTATION_SERVICE_NAME))
     if explicit and explicit.strip():
         return explicit.strip()
-    app = _str(labels.get(LABEL_APP_NAME))
+    app = text(labels.get(LABEL_APP_NAME))
     if app:
         return app
     if chain:
         return chain[-1].name
-    name = _str(pod_meta.get("name"))
+    name = text(pod_meta.get("name"))
     if name:
         return name
-    generate_name = _str(pod_meta.get("generateName"))
+    generate_name = text(pod_meta.get("generateName"))
     if generate_name and generate_name.rstrip("-"):
         return generate_name.rstrip("-")
     return None
