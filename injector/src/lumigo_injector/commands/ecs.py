@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lumigo_injector.commands import options
 from lumigo_injector.ecs import aws as ecs_aws
 from lumigo_injector.ecs import rewrite as ecs
-from lumigo_injector.spec import names as constants
+from lumigo_injector.spec.names import DEFAULT_INIT_IMAGE
 
 PROG = "lumigo-injector ecs"
 
@@ -54,17 +55,13 @@ def add_parser(subparsers: Any) -> None:
         help="Secrets Manager secret or SSM parameter ARN holding the Lumigo token; "
         "becomes LUMIGO_TRACER_TOKEN through the container's `secrets`",
     )
-    opts.add_argument("--endpoint", help="OTLP endpoint URL, set as LUMIGO_ENDPOINT")
+    options.add(opts, options.ENDPOINT, None, "URL")
     opts.add_argument(
         "--containers",
         metavar="A,B",
         help="comma list of containers to inject (default: every container but known sidecars)",
     )
-    opts.add_argument(
-        "--init-image",
-        default=constants.DEFAULT_INIT_IMAGE,
-        help="image of the init container that copies the layer (default: %(default)s)",
-    )
+    options.add(opts, options.INIT_IMAGE, DEFAULT_INIT_IMAGE, "IMAGE")
     opts.add_argument("--uninject", action="store_true", help="remove the injection instead")
     opts.add_argument(
         "--dry-run",
@@ -98,10 +95,10 @@ def _settings(args: argparse.Namespace) -> ecs.EcsSettings:
             raise ecs.TaskDefinitionError("--containers names no container")
     if args.token_secret_arn is not None:
         ecs.validate_secret_arn(args.token_secret_arn)
+    injection = options.collect(args, (options.INIT_IMAGE, options.ENDPOINT), {})
     return ecs.EcsSettings(
-        init_image=args.init_image,
+        **injection.get("injection", {}),
         token_secret_arn=args.token_secret_arn,
-        endpoint=args.endpoint or None,
         containers=containers,
     )
 
