@@ -1,1 +1,1 @@
-"""Amazon ECS: the task-definition rewrite and the few AWS calls around it."""
+"""Amazon ECS: the task-definition rewrite (`rewrite`, pure, on `spec/`) and its AWS calls (`aws`)."""

@@ -5,7 +5,7 @@ either the `RegisterTaskDefinition` request shape or a `DescribeTaskDefinition` 
 output is always the `RegisterTaskDefinition` request shape, checked against botocore's own
 ECS service model.
 
-What `inject` adds, mirroring the Kubernetes mutation:
+What `inject` adds, by the rules of `spec/` that the Kubernetes mutation follows too:
 
 - a task-storage volume `lumigo-otel` (a bind mount without a host path, so it works on Fargate)
   and a non-essential container `lumigo-otel-init` that copies the layer into it and exits;
