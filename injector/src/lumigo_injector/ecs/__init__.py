@@ -1,1 +1,1 @@
-"""Amazon ECS: the task-definition rewrite (`rewrite`, pure, on `spec/`) and its AWS calls (`aws`)."""
+"""Amazon ECS: the task-definition rewrite (`rewrite`, pure, on `spec/`) and AWS calls (`aws`)."""
