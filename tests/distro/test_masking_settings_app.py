@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
+from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from tests.helpers.app_venv import AppProcess, app_venv, run_app
 from tests.helpers.versions import rows
 from tests.helpers.web_apps import MASKED, WEB, call

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
+from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from lumigo_opentelemetry.config import Config
 from tests.helpers.app_venv import TEST_TOKEN, AppProcess, app_venv, run_app
 from tests.helpers.data_tracing import instrumented, tracing
