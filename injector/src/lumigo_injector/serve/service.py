@@ -105,10 +105,7 @@ async def run(settings: ServeSettings) -> int:
         never_injected=settings.never_injected,
         recorder=recorder,
         on_injected=mirror_later,
-        fault_label=settings.test_fault_label,
     )
-    if settings.test_fault_label:
-        log.warning("test fault injection is ON for pods labelled %s", settings.test_fault_label)
 
     runners: list[web.AppRunner] = []
     watcher = asyncio.create_task(certificates.watch(settings.tls_reload_interval))
@@ -117,9 +114,7 @@ async def run(settings: ServeSettings) -> int:
             await _start_site(health.build_app(state), settings.host, settings.health_port)
         )
         runners.append(
-            await _start_site(
-                webhook.build_app(admission), settings.host, settings.port, certificates.front
-            )
+            await webhook.start(admission, settings.host, settings.port, certificates.front)
         )
         state.set("webhook")
         log.info(
