@@ -84,7 +84,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
     try:
         review = fastjson.loads(body)
     except RecursionError:
-        raise MalformedReview(f"body nests deeper than {MAX_DEPTH} levels") from None
+        raise MalformedReview("body nests too deep to parse") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedReview(f"body is not valid JSON: {str(exc)[:MAX_WARNING]}") from None
     if not isinstance(review, dict):
