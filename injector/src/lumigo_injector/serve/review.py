@@ -19,7 +19,8 @@ from lumigo_injector.serve import fastjson
 
 API_VERSION = "admission.k8s.io/v1"
 MAX_NAME = 253  # DNS subdomain: the longest name Kubernetes accepts for any object
-MAX_DEPTH = 64  # a pod nests ~12 levels; far deeper is not a pod the API server would send
+#: Containers (objects and lists) nested in the pod: a pod nests ~12; orjson writes up to 254.
+MAX_DEPTH = 254
 MAX_WARNING = 256
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 
@@ -49,10 +50,27 @@ def _short(what: str, value: Any) -> None:
         raise MalformedReview(f"{what} is {len(value)} characters long (at most {MAX_NAME})")
 
 
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether `value` (parsed JSON) nests containers more than `limit` levels deep."""
+def too_deep(value: Any) -> bool:
+    """Whether `value` (parsed JSON) nests containers more than `MAX_DEPTH` levels deep.
+
+    orjson's serialiser refuses anything deeper, so a successful `orjson.dumps` (a few µs)
+    settles it; otherwise the levels are counted.
+    """
+    if fastjson.orjson is not None:
+        try:
+            fastjson.orjson.dumps(value)
+            return False
+        except TypeError:  # too deep, or an integer beyond 64 bits: count
+            pass
+    return nests_deeper(value, MAX_DEPTH)
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether `value` holds more than `limit` levels of nested containers."""
+    if not isinstance(value, (dict, list)):
+        return False
     level: list[Any] = [value]
-    for _ in range(limit + 1):
+    for _ in range(limit):
         below: list[Any] = []
         for item in level:
             if isinstance(item, dict):
