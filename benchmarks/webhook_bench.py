@@ -91,7 +91,8 @@ def _wrk(url: str, script: Path, concurrency: int, seconds: float) -> dict[str, 
     result = parse_wrk(done.stdout)
     if result.errors:
         raise RuntimeError(f"{result.errors} failed requests to {url}:\n{done.stdout}")
-    return {"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "rps": result.rps}
+    requests = result.rps * max(1, round(seconds))
+    return {"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "rps": result.rps, "n": requests}
 
 
 async def _aiohttp_load(
@@ -101,6 +102,7 @@ async def _aiohttp_load(
 
     context = ssl.create_default_context(cafile=str(ca))
     latencies: list[float] = []
+    sent = [0]
     connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
     headers = {"Content-Type": "application/json"}
     pre, _, post = body.partition(SEQ.encode())
@@ -111,6 +113,7 @@ async def _aiohttp_load(
             while time.perf_counter() < until:
                 started = time.perf_counter()
                 data = pre + str(next(numbers)).encode() + post if post else body
+                sent[0] += 1
                 async with session.post(url, data=data, headers=headers) as resp:
                     await resp.read()
                     if resp.status != 200:
@@ -128,7 +131,14 @@ async def _aiohttp_load(
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "rps": len(latencies) / elapsed,
+        "n": sent[0],
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _port_open(port: int) -> bool:
@@ -200,6 +210,9 @@ def run_webhook_bench(work: Path, quick: bool = False, kopf: bool = False) -> di
                     answer = injector.review(json.loads(body.replace(SEQ.encode(), b"0")))
                     if "patch" not in answer:
                         raise RuntimeError(f"the benchmark pod was not injected: {answer}")
+                assert injector.process is not None
+                pids = {INJECTOR: injector.process.pid, FLOOR: floor.pid}
+                pids[REPLICAS] = pids[INJECTOR]
                 targets = [
                     (INJECTOR, injector.webhook_url),
                     (FLOOR, floor_url),
@@ -213,9 +226,12 @@ def run_webhook_bench(work: Path, quick: bool = False, kopf: bool = False) -> di
                         if "patch" not in _review_via(kopf_url, body, certs.ca_file):
                             raise RuntimeError("kopf's server did not inject the benchmark pod")
                         targets.append((name, kopf_url))
+                        assert kopf_server is not None
+                        pids[name] = kopf_server.pid
                 for _ in range(rounds):
                     for concurrency in (1, 16):
                         for name, url in targets:
+                            cpu = _cpu_seconds(pids[name])
                             if client == "wrk":
                                 figures = _wrk(url, scripts[name], concurrency, seconds)
                             else:
@@ -224,6 +240,8 @@ def run_webhook_bench(work: Path, quick: bool = False, kopf: bool = False) -> di
                                         url, bodies[name], certs.ca_file, concurrency, seconds
                                     )
                                 )
+                            cpu = _cpu_seconds(pids[name]) - cpu
+                            figures["cpu_ms_per_request"] = cpu * 1000 / max(1, figures["n"])
                             results.setdefault((name, concurrency), []).append(figures)
                 time.sleep(1.5)  # one more Event flush
                 events = kube.events("shop")
@@ -242,6 +260,7 @@ def run_webhook_bench(work: Path, quick: bool = False, kopf: bool = False) -> di
             "p99_ms_min": min(r["p99_ms"] for r in runs),
             "p99_ms_max": max(r["p99_ms"] for r in runs),
             "rps": statistics.median(r["rps"] for r in runs),
+            "cpu_ms_per_request": statistics.median(r["cpu_ms_per_request"] for r in runs),
             "seconds_per_run": seconds,
             "rounds": len(runs),
             "client": client,
@@ -271,7 +290,7 @@ def format_rows(result: dict[str, Any]) -> str:
         lines.append(
             f"{row['server']:<26} c={row['concurrency']:<3} p50 {row['p50_ms']:6.2f} ms  "
             f"p99 {row['p99_ms']:6.2f} ms ({row['p99_ms_min']:.2f}-{row['p99_ms_max']:.2f})  "
-            f"{row['rps']:7.0f} req/s"
+            f"{row['rps']:7.0f} req/s  {row['cpu_ms_per_request']:.2f} ms CPU/req"
             + (f"  p99 x{ratio:.2f} of floor" if row["server"] != FLOOR else "")
         )
     return "\n".join(lines)
