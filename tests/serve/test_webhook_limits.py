@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lumigo_injector.serve.mirror_later import MirrorLater
 from lumigo_injector.serve.namespaces import NamespaceDirectory
 from lumigo_injector.spec import names as c
 from tests.helpers.kube import (
@@ -196,3 +197,30 @@ def test_failed_namespace_lookups_are_remembered_within_a_bound() -> None:
 
     assert asyncio.run(look_up_many()) == [{}] * 500
     assert directory.failed_count == 100
+
+
+def test_secret_checks_started_by_admissions_are_one_per_namespace_and_bounded() -> None:
+    async def scenario() -> tuple[list[str], int]:
+        release = asyncio.Event()
+        started: list[str] = []
+
+        async def ensure(namespace: str) -> None:
+            started.append(namespace)
+            await release.wait()
+
+        later = MirrorLater(ensure, wanted=lambda _: True, limit=10)
+        for n in range(5000):  # 5,000 injected pods in 1,000 namespaces at once
+            later(f"ns-{n % 1000}")
+        await asyncio.sleep(0)
+        in_flight = later.in_flight
+        release.set()
+        while later.in_flight:
+            await asyncio.sleep(0.01)
+        later("ns-999")  # room again: a later pod of another namespace gets its check
+        while later.in_flight:
+            await asyncio.sleep(0.01)
+        return started, in_flight
+
+    started, in_flight = asyncio.run(scenario())
+    assert in_flight == 10
+    assert started == [f"ns-{n}" for n in range(10)] + ["ns-999"]

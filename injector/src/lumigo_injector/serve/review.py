@@ -56,13 +56,7 @@ def too_deep(value: Any) -> bool:
     orjson's serialiser refuses anything deeper, so a successful `orjson.dumps` (a few µs)
     settles it; otherwise the levels are counted.
     """
-    if fastjson.orjson is not None:
-        try:
-            fastjson.orjson.dumps(value)
-            return False
-        except TypeError:  # too deep, or an integer beyond 64 bits: count
-            pass
-    return nests_deeper(value, MAX_DEPTH)
+    return not fastjson.writable_by_orjson(value) and nests_deeper(value, MAX_DEPTH)
 
 
 def nests_deeper(value: Any, limit: int) -> bool:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from lumigo_injector.serve import events, health, operator, tls, webhook
 from lumigo_injector.serve.kube_http import KubeHttp
+from lumigo_injector.serve.mirror_later import MirrorLater
 from lumigo_injector.serve.namespaces import NamespaceDirectory, api_fetcher
 from lumigo_injector.serve.secrets_mirror import SecretMirror
 from lumigo_injector.serve.settings import ServeSettings
@@ -93,12 +94,10 @@ async def run(settings: ServeSettings) -> int:
     recorder = events.EventRecorder(api)
     background: set[asyncio.Task[None]] = set()
 
-    def mirror_later(namespace: str) -> None:
-        if mirror.enabled and not mirror.recently_checked(namespace):
-            task = asyncio.get_running_loop().create_task(ctx.ensure_secret(namespace))
-            background.add(task)
-            task.add_done_callback(background.discard)
-
+    mirror_later = MirrorLater(
+        ctx.ensure_secret,
+        wanted=lambda namespace: mirror.enabled and not mirror.recently_checked(namespace),
+    )
     admission = webhook.Admission(
         injection=settings.injection_settings(),
         namespaces=directory.get,
@@ -186,6 +185,7 @@ async def run(settings: ServeSettings) -> int:
     finally:
         state.set("operator", False)
         watcher.cancel()
+        mirror_later.cancel()
         admission.decisions.close()
         await recorder.close()
         await api.close()
