@@ -109,7 +109,11 @@ def within_annotation_limit(
     make the pod's annotations pass the API server's limit (`ANNOTATIONS_LIMIT`)."""
     if not result.injected:
         return result
-    size = annotations_size(as_map(as_map(site.holder.get("metadata")).get("annotations")))
+    annotations = as_map(as_map(site.holder.get("metadata")).get("annotations"))
+    characters = sum(len(k) + len(str(v)) for k, v in annotations.items())
+    if characters * 4 <= ANNOTATIONS_LIMIT:  # UTF-8 takes at most 4 bytes a character
+        return result
+    size = annotations_size(annotations)
     if size <= ANNOTATIONS_LIMIT:
         return result
     why = (
