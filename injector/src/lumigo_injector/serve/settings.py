@@ -17,9 +17,6 @@ LogFormat = Literal["json", "text"]
 #: Namespaces whose pods are never injected, besides the injector's own.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
-#: Test-only: pods carrying this label make the admission handler raise (to prove fail-open).
-ENV_TEST_FAULT_LABEL = "LUMIGO_INJECTOR_TEST_FAULT_LABEL"
-
 
 @dataclass(frozen=True)
 class ListenSettings:
@@ -74,4 +71,3 @@ class ServeSettings:
     injection: InjectionSettings = field(default_factory=InjectionSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     logs: LogSettings = field(default_factory=LogSettings)
-    test_fault_label: str | None = None
