@@ -98,3 +98,30 @@ def test_semconv_opt_in_uses_the_contrib_instrumentor() -> None:
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         )
         assert done.stdout.strip() == expected, (value, done.stderr)
+
+
+def test_request_attribute_memo_gives_fresh_copies_and_follows_the_environ() -> None:
+    from opentelemetry.instrumentation.wsgi import collect_request_attributes
+
+    from lumigo_opentelemetry.instrumentations._flask_server import _memoized
+
+    collect = _memoized(collect_request_attributes)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "SERVER_NAME": "h",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "PATH_INFO": "/a",
+        "QUERY_STRING": "x=1",
+        "REMOTE_ADDR": "10.0.0.1",
+        "REMOTE_PORT": "5000",
+        "HTTP_USER_AGENT": "ua",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+    first = collect(dict(environ))
+    assert first == collect_request_attributes(environ)
+    first["http.route"] = "/changed"  # the caller's copy, not the memo's
+    assert collect(dict(environ)) == collect_request_attributes(environ)
+    other = {**environ, "PATH_INFO": "/b", "REMOTE_PORT": "5001"}
+    assert collect(other) == collect_request_attributes(other)
+    assert collect(other)["http.url"].endswith("/b?x=1")

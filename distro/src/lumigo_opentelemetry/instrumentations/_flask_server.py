@@ -3,14 +3,16 @@
 Per request, on the default (old) HTTP semantic conventions:
 
 - one WSGI wrapper records the start time and (for the payload capture) wraps
-  `wsgi.input`; a `before_request` step, registered first, starts the span once
-  routing is known: the request attributes are collected once (with contrib's own
-  `collect_request_attributes`), URL secrets masked, the request headers captured, and
-  all of them given to `start_span` in one call (a sampler sees them);
+  `wsgi.input`; the span starts once the request is routed (the app's own
+  `preprocess_request`, wrapped on the instance): the request attributes are collected
+  once (with contrib's own `collect_request_attributes`), URL secrets masked, the
+  request headers captured, and all of them given to `start_span` in one call (a
+  sampler sees them);
 - the context (extracted parent plus the span) is attached once and detached once;
-- the status code, the response headers and the bodies are set together when the
-  request ends (`teardown_request`), with the exception recorded and the status set
-  the way `trace.use_span` does it.
+- the response body is taken after the last `after_request` step; the status code,
+  response headers and bodies are set together when the request ends (after the last
+  teardown function), with the exception recorded and the status set the way
+  `trace.use_span` does it.
 
 Propagation from incoming headers, `OTEL_PYTHON_FLASK_EXCLUDED_URLS`, INTERNAL spans for
 apps nested in another traced WSGI app, streamed responses (never read) and requests
@@ -22,6 +24,7 @@ not export, and the SQL commenter context are not produced.
 from __future__ import annotations
 
 import logging
+import sys
 from time import time_ns
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("lumigo-opentelemetry")
 
 _STATE_KEY = "lumigo.flask_request"
+_UNSET = object()
 _SCOPE = "opentelemetry.instrumentation.flask"
 
 
@@ -100,7 +104,7 @@ class FlaskServerSpans:
         self._trace = trace
         self._extract = extract
         self._getter = wsgi_getter
-        self._collect = collect_request_attributes
+        self._collect = _memoized(collect_request_attributes)
         self._status_of = http_status_to_status_code
         self._server = SpanKind.SERVER
         self._internal = SpanKind.INTERNAL
@@ -113,10 +117,38 @@ class FlaskServerSpans:
     # --- installation -----------------------------------------------------------------
 
     def install(self, app: Any) -> None:
-        """Called right after `Flask.__init__`: ours are the first hooks of the app."""
+        """Called right after `Flask.__init__`. The span starts when the request is
+        routed (before every `before_request` function), ends after every teardown
+        function, and the response body is taken after every `after_request` function:
+        the app's own methods are wrapped on the instance (no hook functions, which
+        Flask would check for coroutines on every request)."""
         app.wsgi_app = self._middleware(app.wsgi_app)
-        app.before_request_funcs.setdefault(None, []).insert(0, self._before_request)
-        app.teardown_request_funcs.setdefault(None, []).insert(0, self._teardown_request)
+        preprocess = app.preprocess_request
+        process_response = app.process_response
+        teardown = app.do_teardown_request
+        start, end, capture = self._before_request, self._teardown_request, self._response
+
+        def preprocess_request() -> Any:
+            start()
+            return preprocess()
+
+        def process_response_then_capture(response: Any) -> Any:
+            response = process_response(response)
+            capture(response)
+            return response
+
+        def do_teardown_request(*args: Any, **kwargs: Any) -> None:
+            exc = args[0] if args else kwargs.get("exc", _UNSET)
+            try:
+                teardown(*args, **kwargs)
+            finally:
+                if exc is not None and not isinstance(exc, BaseException):
+                    exc = sys.exc_info()[1]  # Flask's own default
+                end(exc)
+
+        app.preprocess_request = preprocess_request
+        app.process_response = process_response_then_capture
+        app.do_teardown_request = do_teardown_request
 
     def _middleware(self, wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
         from lumigo_opentelemetry.instrumentations._wsgi_capture import RecordingInput
@@ -271,6 +303,71 @@ class FlaskServerSpans:
                 flask.request.environ.get("CONTENT_TYPE"),
             )
 
+    def _response(self, response: Any) -> None:
+        """The final response's body, kept for the server span's end."""
+        try:
+            import flask
+
+            state: Any = flask.request.environ.get(_STATE_KEY)
+            span = getattr(state, "span", None)
+            if span is not None and span.kind is self._server and span.is_recording():
+                from lumigo_opentelemetry.instrumentations.flask import _response_body
+
+                payloads.set_captured(
+                    state.late,
+                    payloads.RESPONSE_BODY,
+                    _response_body,
+                    response,
+                    self.config,
+                )
+        except Exception:
+            logger.debug("flask body capture failed", exc_info=True)
+
+
+#: every environ key contrib's `collect_request_attributes` reads
+_REQUEST_KEYS = (
+    "REQUEST_METHOD",
+    "SERVER_NAME",
+    "wsgi.url_scheme",
+    "HTTP_HOST",
+    "SERVER_PORT",
+    "RAW_URI",
+    "REQUEST_URI",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "SCRIPT_NAME",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "REMOTE_HOST",
+    "HTTP_USER_AGENT",
+    "SERVER_PROTOCOL",
+    "HTTPS",  # and two that other contrib releases may read
+    "HTTP_X_FORWARDED_FOR",
+)
+_MEMO_SIZE = 256
+
+
+def _memoized(collect: Callable[..., Dict[str, Any]]) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+    """contrib's request attributes are a pure function of a few environ values: a
+    keep-alive connection asking for the same URL gets them from a bounded memo (a copy)."""
+    memo: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
+
+    def collect_request_attributes(environ: Dict[str, Any]) -> Dict[str, Any]:
+        get = environ.get
+        key = tuple([get(name) for name in _REQUEST_KEYS])
+        try:
+            known = memo.get(key)
+        except TypeError:  # an unhashable value: no memo
+            return collect(environ)
+        if known is None:
+            known = collect(environ)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[key] = known
+        return dict(known)
+
+    return collect_request_attributes
+
 
 def _span_name(environ: Dict[str, Any], rule: Any) -> str:
     """contrib's `get_default_span_name`: `METHOD route`, else `METHOD path`."""
@@ -321,29 +418,3 @@ def _request_context_getter() -> Callable[[], Any]:
         return current._get_current_object  # type: ignore[no-any-return]
     stack = flask._request_ctx_stack  # type: ignore[attr-defined]
     return lambda: stack.top
-
-
-def response_body_capture(config: Config) -> Callable[[Any], Any]:
-    """An `after_request` step (registered first, so Flask runs it last) that keeps the
-    final response's body for the server span's end."""
-    from lumigo_opentelemetry.instrumentations.flask import _response_body
-
-    def capture(response: Any) -> Any:
-        try:
-            import flask
-
-            state: Any = flask.request.environ.get(_STATE_KEY)
-            span = getattr(state, "span", None)
-            if span is not None and span.is_recording() and span.kind.value == 1:
-                payloads.set_captured(
-                    state.late,
-                    payloads.RESPONSE_BODY,
-                    _response_body,
-                    response,
-                    config,
-                )
-        except Exception:
-            logger.debug("flask body capture failed", exc_info=True)
-        return response
-
-    return capture

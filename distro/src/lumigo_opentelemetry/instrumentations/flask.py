@@ -77,20 +77,14 @@ def _instrument_lean(config: Config, tracer_provider: TracerProvider) -> None:
     import flask
     import wrapt
 
-    from lumigo_opentelemetry.instrumentations._flask_server import (
-        FlaskServerSpans,
-        response_body_capture,
-    )
+    from lumigo_opentelemetry.instrumentations._flask_server import FlaskServerSpans
 
     spans = FlaskServerSpans(config, tracer_provider)
-    capture = response_body_capture(config)
 
     def after_init(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Any) -> None:
         wrapped(*args, **kwargs)
         try:
             spans.install(instance)
-            # registered first, so Flask runs it last: it sees the final response
-            instance.after_request_funcs.setdefault(None, []).insert(0, capture)
         except Exception:
             logger.debug("flask server spans not installed on %r", instance, exc_info=True)
 
