@@ -24,7 +24,7 @@ logger = logging.getLogger("lumigo-opentelemetry")
 class LumigoSpanExporter(OTLPSpanExporter):
     """`OTLPSpanExporter` that sends what `SpanEncoder` writes.
 
-    SDK releases whose exporter has no separate transport client (before 1.40) get
+    Older SDK releases, whose exporter has no separate transport client (`_client`), get
     the SDK's own `export` unchanged: same wire format, reference encoder.
     """
 
