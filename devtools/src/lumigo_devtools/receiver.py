@@ -163,7 +163,7 @@ def _make_handler(
                     return
                 with state.cond:
                     state.spans.extend(spans)
-                    state.requests.append(ReceivedRequest(path, headers, len(spans)))
+                    state.requests.append(ReceivedRequest(path, headers, len(spans), body))
                     state.cond.notify_all()
                 if on_spans is not None and spans:
                     on_spans(spans)
