@@ -61,6 +61,11 @@ _provider: ProviderLike = DisabledTracerProvider()
 _logger_provider: LoggerProviderLike = DisabledLoggerProvider()
 
 
+def current_tracer_provider() -> ProviderLike:
+    """The tracer provider `activate()` set up (a disabled one when tracing is off)."""
+    return _provider
+
+
 def current_logger_provider() -> LoggerProviderLike:
     """The logger provider `activate()` set up (a disabled one when logs are off)."""
     return _logger_provider

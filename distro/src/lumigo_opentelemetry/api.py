@@ -6,16 +6,18 @@
 - `create_programmatic_error(message, error_type)`: a span event named `message` with
   attribute `lumigo.type=error_type` on the current span (Lumigo's programmatic error).
 - `add_execution_tags(tags, only_current_span=False)`: see `execution_tags`.
+
+Importing this module imports nothing of the OpenTelemetry SDK (the package imports it at
+start-up, also when tracing is switched off); each helper imports what it needs when called.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, Callable, Mapping, TypeVar, cast
 
 from lumigo_opentelemetry._logging import logger
-from lumigo_opentelemetry.execution_tags import add_execution_tags
 
 __all__ = ["add_execution_tags", "create_programmatic_error", "lumigo_wrapped"]
 
@@ -64,6 +66,21 @@ def lumigo_wrapped(func: Callable[..., T]) -> Callable[..., T]:
             return result
 
     return cast(Callable[..., T], wrapper)
+
+
+def add_execution_tags(tags: Mapping[str, Any], only_current_span: bool = False) -> None:
+    """Add execution tags to the current span and, by default, to the spans started after
+    it in this context; does nothing while the distro is not tracing. Never raises."""
+    try:
+        from lumigo_opentelemetry import _activation
+
+        if isinstance(_activation.current_tracer_provider(), _activation.DisabledTracerProvider):
+            return
+        from lumigo_opentelemetry import execution_tags
+
+        execution_tags.add_execution_tags(tags, only_current_span)
+    except Exception as exc:
+        logger.warning("execution tags not added: %r", exc)
 
 
 def create_programmatic_error(error_message: str, error_type: str) -> None:
