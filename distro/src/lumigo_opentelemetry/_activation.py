@@ -96,7 +96,6 @@ def _activate(config: Config) -> ProviderLike:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 
-    from lumigo_opentelemetry.execution_tags import ExecutionTagProcessor
     from lumigo_opentelemetry.export.skip import SkipExportFilter
     from lumigo_opentelemetry.resources import build_resource
     from lumigo_opentelemetry.sampling import LumigoSampler
@@ -112,7 +111,6 @@ def _activate(config: Config) -> ProviderLike:
         sampler=LumigoSampler(config),
         shutdown_on_exit=False,
     )
-    provider.add_span_processor(ExecutionTagProcessor())
 
     exporter: Optional[DeadlineExporter] = None
     if not config.enable_traces:

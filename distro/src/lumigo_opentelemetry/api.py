@@ -74,11 +74,12 @@ def add_execution_tags(tags: Mapping[str, Any], only_current_span: bool = False)
     try:
         from lumigo_opentelemetry import _activation
 
-        if isinstance(_activation.current_tracer_provider(), _activation.DisabledTracerProvider):
+        provider = _activation.current_tracer_provider()
+        if isinstance(provider, _activation.DisabledTracerProvider):
             return
         from lumigo_opentelemetry import execution_tags
 
-        execution_tags.add_execution_tags(tags, only_current_span)
+        execution_tags.add_execution_tags(tags, only_current_span, provider)
     except Exception as exc:
         logger.warning("execution tags not added: %r", exc)
 

@@ -2,7 +2,8 @@
 
 `add_execution_tags({"tenant": "acme"})` sets the tags on the current span and carries
 them in the OpenTelemetry context, so every span started later in the same context (the
-rest of the request, its outgoing calls) gets them too (`ExecutionTagProcessor`).
+rest of the request, its outgoing calls) gets them too (`ExecutionTagProcessor`, added to
+the tracer provider on the first call, so apps without execution tags pay nothing per span).
 `only_current_span=True` sets them on the current span only.
 
 Limits (Lumigo's, from upstream's README): a key is a non-empty string without `.` of at
@@ -13,6 +14,7 @@ one warning; nothing raises into the app.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from opentelemetry import context as otel_context
@@ -23,7 +25,7 @@ from lumigo_opentelemetry._logging import logger
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
-    from opentelemetry.sdk.trace import ReadableSpan, Span
+    from opentelemetry.sdk.trace import ReadableSpan, Span, TracerProvider
 
 PREFIX = "lumigo.execution_tags."
 MAX_KEYS = 50
@@ -87,10 +89,30 @@ def context_tags(context: Optional[Context] = None) -> Dict[str, Union[str, List
     return dict(value) if isinstance(value, dict) else {}
 
 
-def add_execution_tags(tags: Mapping[str, TagValue], only_current_span: bool = False) -> None:
-    """Add execution tags to the current span and (by default) to every span started after
-    it in this context. Never raises."""
+_installed_on: Optional[int] = None
+_install_lock = threading.Lock()
+
+
+def ensure_processor(provider: TracerProvider) -> None:
+    """Add `ExecutionTagProcessor` to `provider` once: only apps that use execution tags
+    pay for the per-span context lookup."""
+    global _installed_on
+    with _install_lock:
+        if _installed_on != id(provider):
+            provider.add_span_processor(ExecutionTagProcessor())
+            _installed_on = id(provider)
+
+
+def add_execution_tags(
+    tags: Mapping[str, TagValue],
+    only_current_span: bool = False,
+    provider: Optional[TracerProvider] = None,
+) -> None:
+    """Add execution tags to the current span and (by default) to every span `provider`
+    starts after it in this context. Never raises."""
     try:
+        if provider is not None and not only_current_span:
+            ensure_processor(provider)
         current = context_tags()
         new = valid_tags(tags, already=0 if only_current_span else len(current))
         if not new:
