@@ -11,7 +11,6 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Mapping, Optional, Pattern, Tuple
-from urllib.parse import urlsplit, urlunsplit
 
 from lumigo_opentelemetry.masking import MaskingRules
 
@@ -67,6 +66,8 @@ def authorization_header(token: str) -> str:
 def signal_url(raw: str, path: str) -> str:
     """An OTLP/HTTP URL for one signal: a base URL (no path, or `/`) gets `path` appended,
     the way OTEL_EXPORTER_OTLP_ENDPOINT does; a URL with a path is used as given."""
+    from urllib.parse import urlsplit, urlunsplit  # only for a URL the user gave
+
     parts = urlsplit(raw)
     if parts.path in ("", "/"):
         return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
@@ -190,7 +191,8 @@ class Config:
         if not endpoint.startswith(("http://", "https://")):
             warnings.append(f"LUMIGO_ENDPOINT={endpoint!r} is not an http(s) URL; using default")
             endpoint = DEFAULT_ENDPOINT
-        endpoint = signal_url(endpoint, TRACES_PATH)
+        if endpoint != DEFAULT_ENDPOINT:
+            endpoint = signal_url(endpoint, TRACES_PATH)
 
         logs_endpoint = (env.get("LUMIGO_LOGS_ENDPOINT") or "").strip()
         if logs_endpoint and not logs_endpoint.startswith(("http://", "https://")):

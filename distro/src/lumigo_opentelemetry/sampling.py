@@ -18,7 +18,6 @@ URL is only known later (botocore).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Pattern, Sequence, Tuple
-from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -66,6 +65,8 @@ def server_endpoint(attributes: Mapping[str, Any]) -> Optional[str]:
     for key in ("http.url", "url.full"):
         url = attributes.get(key)
         if isinstance(url, str) and url:
+            from urllib.parse import urlsplit
+
             parts = urlsplit(url)
             return parts.path + (f"?{parts.query}" if parts.query else "")
     return None
