@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from lumigo_opentelemetry._activation import DisabledTracerProvider
-from lumigo_opentelemetry.dependencies import installed_distributions, report_payload
 from lumigo_opentelemetry.config import authorization_header
+from lumigo_opentelemetry.dependencies import installed_distributions, report_payload
 from lumigo_opentelemetry.export.otlp import DeadlineExporter
 from lumigo_opentelemetry.export.spandump import SpanDumpProcessor, append_line
 from lumigo_opentelemetry.masking import MaskingRules
