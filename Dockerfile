@@ -3,7 +3,7 @@
 #       -t public.ecr.aws/lumigo/lumigo-otel-python-init:VERSION .
 #   docker buildx build --target injector -t public.ecr.aws/lumigo/lumigo-injector:VERSION .
 # Every RUN/ENTRYPOINT runs a project command that the test suite also runs
-# (tests/e2e/test_layer_build.py); this file only moves files between stages.
+# (tests/layer/test_layer_build.py); this file only moves files between stages.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
@@ -49,12 +49,12 @@ USER 65532:65532
 ENTRYPOINT ["/bin/sh", "/lumigo-layer/copy-layer.sh"]
 CMD ["/lumigo-otel"]
 
-# injector: the operator (mutating webhook, namespace/Secret handling, CLI).
+# injector: the operator (mutating webhook, namespace/Secret handling, CLI). Only the injector
+# project: the distro travels in the init image, the development tools (devtools/) nowhere.
 FROM ${PYTHON_IMAGE} AS injector
 WORKDIR /src
-COPY distro/ distro/
 COPY injector/ injector/
-RUN pip install --no-cache-dir ./distro ./injector
+RUN pip install --no-cache-dir ./injector
 USER 65532:65532
 EXPOSE 9443 8080
 ENTRYPOINT ["lumigo-injector", "serve"]

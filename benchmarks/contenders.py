@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lumigo_injector.layer_build import source_hash
-from lumigo_injector.layer_cache import cache_root
+from lumigo_injector.layer.build import source_hash
+from lumigo_injector.layer.cache import cache_root
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_PACKAGES = ["flask>=3,<4", "gunicorn>=22", "fastapi", "uvicorn>=0.29", "pymysql>=1.1"]

@@ -39,8 +39,8 @@ from contenders import (  # noqa: E402
 from load import Server, run_wrk, timed_run  # noqa: E402
 from sinks import AgentSink, BlackHole  # noqa: E402
 
-from lumigo_injector.demo.apps import free_port  # noqa: E402
-from lumigo_injector.receiver import OtlpReceiver  # noqa: E402
+from lumigo_devtools.demo.apps import free_port  # noqa: E402
+from lumigo_devtools.receiver import OtlpReceiver  # noqa: E402
 
 APPS = HERE / "apps"
 VERSIONED = ["flask", "fastapi", "gunicorn", "uvicorn", "pymysql", "opentelemetry-sdk",

@@ -41,14 +41,14 @@ class Library:
 
 LIBRARIES: dict[str, Library] = {
     "flask": Library(
-        ("tests/integration/test_instr_flask.py",), ("Flask", "Werkzeug"), ("gunicorn>=22",)
+        ("tests/distro/test_instr_flask.py",), ("Flask", "Werkzeug"), ("gunicorn>=22",)
     ),
     "fastapi": Library(
-        ("tests/integration/test_instr_fastapi.py",), ("fastapi", "starlette", "uvicorn")
+        ("tests/distro/test_instr_fastapi.py",), ("fastapi", "starlette", "uvicorn")
     ),
-    "botocore": Library(("tests/integration/test_instr_botocore_app.py",), ("boto3", "botocore")),
-    "pymongo": Library(("tests/integration/test_instr_pymongo_app.py",), ("pymongo",)),
-    "pymysql": Library(("tests/integration/test_instr_pymysql_app.py",), ("PyMySQL",)),
+    "botocore": Library(("tests/distro/test_instr_botocore_app.py",), ("boto3", "botocore")),
+    "pymongo": Library(("tests/distro/test_instr_pymongo_app.py",), ("pymongo",)),
+    "pymysql": Library(("tests/distro/test_instr_pymysql_app.py",), ("PyMySQL",)),
 }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lumigo_injector.receiver import OtlpReceiver
+from lumigo_devtools.receiver import OtlpReceiver
 
 
 @pytest.fixture

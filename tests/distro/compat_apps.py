@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lumigo_injector.receiver import OtlpReceiver
+from lumigo_devtools.receiver import OtlpReceiver
 from tests.helpers.distro_apps import last_json, run_app, traced_env
 
 GET_HEALTH = ["GET", "/health", None, None]

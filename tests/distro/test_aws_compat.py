@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
+from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from tests.distro.compat_apps import dumped_spans
 from tests.helpers.distro_apps import last_json, run_app, traced_env
 from tests.helpers.moto_server import MotoServer, moto_server  # noqa: F401  (fixture)

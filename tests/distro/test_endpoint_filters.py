@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
+from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from tests.distro.compat_apps import GET_HEALTH, GET_HELLO, dumped_spans, run_web
 
 

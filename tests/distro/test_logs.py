@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lumigo_injector.receiver import OtlpReceiver, ReceivedLog
+from lumigo_devtools.receiver import OtlpReceiver, ReceivedLog
 from tests.distro.compat_apps import GET_HELLO, run_web
 from tests.helpers.distro_apps import TOKEN
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
+from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from tests.distro.compat_apps import dumped_spans, run_web
 from tests.helpers.need import tcp_service
 

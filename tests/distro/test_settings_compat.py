@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lumigo_injector.receiver import OtlpReceiver
+from lumigo_devtools.receiver import OtlpReceiver
 from tests.distro.compat_apps import GET_HELLO, run_web
 from tests.helpers.distro_apps import TOKEN, last_json, run_app, traced_env
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 
-from lumigo_injector.layer_build import source_hash
-from lumigo_injector.layer_cache import cache_root as injector_cache_root
+from lumigo_injector.layer.build import source_hash
+from lumigo_injector.layer.cache import cache_root as injector_cache_root
 from tests.helpers.need import missing, pyenv_python
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
+from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from lumigo_opentelemetry.config import Config
 
 CONFIG = Config.from_environ({})

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from lumigo_injector.receiver import OtlpReceiver
+from lumigo_devtools.receiver import OtlpReceiver
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = REPO / "tests" / "fixtures" / "apps" / "distro"

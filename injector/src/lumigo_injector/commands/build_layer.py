@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lumigo_injector.layer_build import build_layer, host_arch
-from lumigo_injector.layer_cache import cache_root
-from lumigo_injector.layer_copy import DEFAULT_DESTINATION, LayerCopyError, copy_layer
-from lumigo_injector.layer_manifest import ARCHES, PLATFORMS, SUPPORTED_PYTHONS
-from lumigo_injector.layer_sets import LayerBuildError
+from lumigo_injector.layer.build import build_layer, host_arch
+from lumigo_injector.layer.cache import cache_root
+from lumigo_injector.layer.copy import DEFAULT_DESTINATION, LayerCopyError, copy_layer
+from lumigo_injector.layer.manifest import ARCHES, PLATFORMS, SUPPORTED_PYTHONS
+from lumigo_injector.layer.sets import LayerBuildError
 
 
 def add_parser(subparsers: Any) -> None:

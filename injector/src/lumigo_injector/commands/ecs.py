@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lumigo_injector import constants, ecs, ecs_aws
+from lumigo_injector.ecs import aws as ecs_aws
+from lumigo_injector.ecs import rewrite as ecs
+from lumigo_injector.spec import names as constants
 
 PROG = "lumigo-injector ecs"
 

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lumigo_injector import constants
-from lumigo_injector.manifests import ManifestError, describe, dump_documents, load_documents
-from lumigo_injector.manifests import transform as transform_documents
-from lumigo_injector.mutation import InjectionSettings, inject, uninject
+from lumigo_injector.k8s.manifests import ManifestError, describe, dump_documents, load_documents
+from lumigo_injector.k8s.manifests import transform as transform_documents
+from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
+from lumigo_injector.spec import names as constants
 
 PROG = "lumigo-injector inject"
 
@@ -125,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
         result = inject(document, settings)
         notes = [f"warning: {name}: {warning}" for warning in result.warnings]
         if not result.injected:
-            missing = f"no {constants.ANNOTATION_INJECT} annotation" in result.reason
-            hint = " (use --all to inject anyway)" if missing else ""
+            hint = " (use --all to inject anyway)" if result.unannotated else ""
             notes.append(f"{name}: {result.reason}{hint}")
         return result.obj, notes
 

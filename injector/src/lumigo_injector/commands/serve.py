@@ -8,7 +8,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from lumigo_injector.settings import add_arguments
+    from lumigo_injector.serve.settings import add_arguments
 
     parser = sub.add_parser(
         "serve",
@@ -24,8 +24,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lumigo_injector import logs, service
-    from lumigo_injector.settings import from_args
+    from lumigo_injector.serve import logs, service
+    from lumigo_injector.serve.settings import from_args
 
     try:
         settings = from_args(args)

@@ -1,0 +1,1 @@
+"""Amazon ECS: the task-definition rewrite and the few AWS calls around it."""

@@ -1,0 +1,1 @@
+"""Kubernetes: the pod mutation, workload-template propagation, manifest files."""

@@ -1,0 +1,125 @@
+"""The injection mutation: a pod (or a workload's pod template) in, the injected one out.
+
+Pure: no I/O, no clock, no API calls. The webhook, `lumigo-injector inject -f` and the demo
+call `inject`; ECS applies the same rules (from `spec/`) to task definitions in `ecs/`.
+The mutation locates the pod (`site`), reads its annotations once (`options`), then runs small
+steps (`steps`: volume, init container, per-container mount and environment), each of which
+leaves what is already there alone and records what it added or changed in the annotation
+`lumigo.io/injection-state`, so that `uninject` (`undo`) gives back the original exactly.
+
+A pod injected with the current layer version comes back unchanged; one injected with another
+version is uninjected and injected again (the upgrade path).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lumigo_injector.k8s.options import InjectionSettings, pod_options
+from lumigo_injector.k8s.site import PodSite, effective_annotations, is_injected, locate
+from lumigo_injector.k8s.steps import (
+    add_init_container,
+    add_mount,
+    add_volume,
+    ensure,
+    pod_blocker,
+    select_containers,
+    set_env,
+)
+from lumigo_injector.k8s.undo import uninject
+from lumigo_injector.spec import names as c
+from lumigo_injector.spec.inject import raw_value, skip_reason, wants_injection
+from lumigo_injector.spec.plain import as_map, plain_copy
+
+__all__ = [
+    "InjectionSettings",
+    "MutationResult",
+    "inject",
+    "is_injected",
+    "uninject",
+]
+
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MutationResult:
+    """The outcome of `inject`: always a deep copy, mutated only when `injected`."""
+
+    obj: dict[str, Any]
+    injected: bool
+    reason: str
+    warnings: tuple[str, ...] = ()
+    #: Skipped because neither the pod nor its namespace carries `lumigo.io/inject`.
+    unannotated: bool = False
+
+
+def inject(
+    obj: Mapping[str, Any],
+    settings: InjectionSettings,
+    namespace_annotations: Mapping[str, str] | None = None,
+) -> MutationResult:
+    """Inject the Lumigo layer into a Pod or a workload's pod template.
+
+    Returns a deep copy of `obj`, mutated only when the pod asks for injection (see
+    `wants_injection`), is not injected yet, and has at least one injectable container.
+    An object already injected with the same layer version comes back unchanged; one injected
+    with another version is re-injected (upgrade). Never raises on odd input: the reason
+    says why nothing was done.
+    """
+    out: dict[str, Any] = plain_copy(obj)
+    site = locate(out)
+    if isinstance(site, str):
+        return MutationResult(out, False, f"skipped: {site}")
+    annotations = effective_annotations(site)
+    pod_meta = as_map(site.holder.get("metadata"))
+    if not wants_injection(
+        {"annotations": annotations}, namespace_annotations, settings.inject_all
+    ):
+        why = skip_reason(annotations, namespace_annotations)
+        unasked = raw_value(annotations) is None and raw_value(namespace_annotations) is None
+        return MutationResult(out, False, f"skipped: {why}", unannotated=unasked)
+    if is_injected(pod_meta):
+        version = as_map(pod_meta.get("annotations")).get(c.ANNOTATION_INJECTED)
+        if version == settings.layer_version:
+            return MutationResult(out, True, f"already injected (layer {version})")
+        out = uninject(out)
+        site = locate(out)
+        assert not isinstance(site, str)
+    return _inject_site(out, site, annotations, settings)
+
+
+def _inject_site(
+    out: dict[str, Any], site: PodSite, annotations: Mapping[str, Any], settings: InjectionSettings
+) -> MutationResult:
+    spec: dict[str, Any] = site.holder["spec"]
+    blocker = pod_blocker(site.holder)
+    if blocker:
+        return MutationResult(out, False, f"skipped: {blocker}", (blocker,))
+    options = pod_options(site, annotations, settings)
+    warnings = options.warnings
+    targets = select_containers(spec["containers"], options, warnings)
+    if not targets:
+        return MutationResult(out, False, "skipped: no container can be injected", tuple(warnings))
+
+    state: dict[str, Any] = {"v": _STATE_VERSION, "created": [], "containers": {}}
+    meta: dict[str, Any] = ensure(site.holder, "metadata", dict, state["created"])
+    ensure(meta, "annotations", dict, state["created"])
+
+    add_volume(spec, settings, state)
+    add_init_container(spec, settings, state)
+    for container in targets:
+        record: dict[str, Any] = {"created": [], "added": [], "changed": {}}
+        add_mount(container, record)
+        set_env(container, options, settings, record, warnings)
+        state["containers"][container["name"]] = {k: v for k, v in record.items() if v}
+
+    meta["annotations"][c.ANNOTATION_INJECTED] = settings.layer_version
+    meta["annotations"][c.ANNOTATION_INJECTION_STATE] = json.dumps(
+        state, separators=(",", ":"), sort_keys=True
+    )
+    names = ", ".join(str(ct["name"]) for ct in targets)
+    return MutationResult(out, True, f"injected containers: {names}", tuple(warnings))

@@ -1,0 +1,102 @@
+"""What to inject with: operator-wide settings, and the per-pod options read from annotations.
+
+Annotations are parsed here, once: a bad Secret name or key becomes a warning and the
+operator's default, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lumigo_injector.k8s.site import PodSite
+from lumigo_injector.spec import names as c
+from lumigo_injector.spec.naming import Workload, service_name, workload_chain
+from lumigo_injector.spec.plain import as_map
+
+
+@dataclass(frozen=True)
+class InjectionSettings:
+    """Operator-wide settings; annotations on a pod may override the secret name and key."""
+
+    init_image: str = c.DEFAULT_INIT_IMAGE
+    secret_name: str = c.DEFAULT_SECRET_NAME
+    secret_key: str = c.DEFAULT_SECRET_KEY
+    endpoint: str | None = None
+    layer_version: str = c.DEFAULT_LAYER_VERSION
+    volume_size_limit: str = c.DEFAULT_VOLUME_SIZE_LIMIT
+    inject_all: bool = False
+
+
+@dataclass
+class PodOptions:
+    """What the annotations of one pod ask for, parsed once."""
+
+    secret_name: str
+    secret_key: str
+    service_name: str | None
+    container_names: tuple[str, ...] | None
+    workloads: tuple[Workload, ...]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _annotation(annotations: Mapping[str, Any], key: str) -> str | None:
+    value = annotations.get(key)
+    return value.strip() if isinstance(value, str) else None
+
+
+def _is_dns_subdomain(value: str) -> bool:
+    if not 0 < len(value) <= 253:
+        return False
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
+    return set(value) <= allowed and value[0].isalnum() and value[-1].isalnum()
+
+
+def _is_secret_key(value: str) -> bool:
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+    return 0 < len(value) <= 253 and set(value) <= allowed and value not in (".", "..")
+
+
+def pod_options(
+    site: PodSite, annotations: Mapping[str, Any], settings: InjectionSettings
+) -> PodOptions:
+    """Secret, service name, containers and workloads for this pod, with warnings."""
+    warnings: list[str] = []
+    secret_name = settings.secret_name
+    value = _annotation(annotations, c.ANNOTATION_SECRET_NAME)
+    if value is not None:
+        if _is_dns_subdomain(value):
+            secret_name = value
+        else:
+            warnings.append(
+                f"{c.ANNOTATION_SECRET_NAME}={value!r} is not a valid Secret name; "
+                f"using {secret_name!r}"
+            )
+    secret_key = settings.secret_key
+    value = _annotation(annotations, c.ANNOTATION_SECRET_KEY)
+    if value is not None:
+        if _is_secret_key(value):
+            secret_key = value
+        else:
+            warnings.append(
+                f"{c.ANNOTATION_SECRET_KEY}={value!r} is not a valid Secret key; "
+                f"using {secret_key!r}"
+            )
+    container_names: tuple[str, ...] | None = None
+    value = _annotation(annotations, c.ANNOTATION_CONTAINER_NAMES)
+    if value is not None:
+        names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+        if names:
+            container_names = names
+        else:
+            warnings.append(f"{c.ANNOTATION_CONTAINER_NAMES} is empty; injecting every container")
+    pod_meta = as_map(site.holder.get("metadata"))
+    if site.kind == "Pod":
+        chain = workload_chain("Pod", pod_meta)
+    else:
+        chain = workload_chain(site.kind, site.outer_meta)
+    labels = dict(as_map(site.outer_meta.get("labels"))) if site.kind != "Pod" else {}
+    labels.update(as_map(pod_meta.get("labels")))
+    name = service_name(annotations, labels, chain, pod_meta)
+    return PodOptions(secret_name, secret_key, name, container_names, chain, warnings)

@@ -1,0 +1,313 @@
+"""The steps of the mutation, each small and idempotent: what they add is added once.
+
+`pod_blocker` and `container_blocker` say why a pod or a container cannot be injected at all;
+`add_volume`, `add_init_container`, `add_mount`, `set_env` and `set_resource_attributes` then
+change the pod in place and record what they added or changed (for `undo.uninject`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lumigo_injector.k8s.options import InjectionSettings, PodOptions
+from lumigo_injector.spec import names as c
+from lumigo_injector.spec.env import (
+    EXTENDED_VARIABLES,
+    attribute_keys,
+    escape_reference,
+    has_unclosed_reference,
+    last_index,
+    merged_attributes,
+    merged_autowrapt,
+    merged_pythonpath,
+    mount_conflict,
+)
+from lumigo_injector.spec.naming import workload_attributes
+from lumigo_injector.spec.plain import as_list, as_map, plain_copy
+
+DOWNWARD_FIELDS = (
+    ("k8s.namespace.name", c.ENV_K8S_NAMESPACE_NAME, "metadata.namespace"),
+    ("k8s.pod.name", c.ENV_K8S_POD_NAME, "metadata.name"),
+    ("k8s.pod.uid", c.ENV_K8S_POD_UID, "metadata.uid"),
+    ("k8s.node.name", c.ENV_K8S_NODE_NAME, "spec.nodeName"),
+)
+
+
+def literal_value(entry: Mapping[str, Any]) -> str | None:
+    """The literal value of an env entry (a missing or null value is ""); None for `valueFrom`."""
+    if entry.get("valueFrom") is not None:
+        return None
+    value = entry.get("value")
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else None
+
+
+def init_container(settings: InjectionSettings, pod_security: Mapping[str, Any]) -> dict[str, Any]:
+    """The init container copying the layer into the shared volume.
+
+    The init image's entrypoint copies its layer into the directory given as its argument,
+    and the image runs as the numeric non-root user 65532. The container sets no user of its
+    own (so platforms that assign user ids, like OpenShift, keep working) unless the pod runs
+    as root, where it must override the pod's user to satisfy `runAsNonRoot`.
+    """
+    security: dict[str, Any] = {"runAsNonRoot": True}
+    if pod_security.get("runAsUser") == 0:
+        security["runAsUser"] = c.INIT_CONTAINER_USER
+    if pod_security.get("runAsGroup") == 0:
+        security["runAsGroup"] = c.INIT_CONTAINER_USER
+    security.update(
+        {
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+    )
+    return {
+        "name": c.INIT_CONTAINER_NAME,
+        "image": settings.init_image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [c.MOUNT_PATH],
+        "resources": {
+            "requests": {
+                "cpu": c.INIT_CONTAINER_CPU_REQUEST,
+                "memory": c.INIT_CONTAINER_MEMORY_REQUEST,
+            },
+            "limits": {"cpu": c.INIT_CONTAINER_CPU_LIMIT, "memory": c.INIT_CONTAINER_MEMORY_LIMIT},
+        },
+        "securityContext": security,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": c.VOLUME_NAME, "mountPath": c.MOUNT_PATH}],
+    }
+
+
+def ensure(holder: dict[str, Any], key: str, kind: type, created: list[str]) -> Any:
+    """`holder[key]`, made an empty list/dict when absent or null, recorded in `created`.
+
+    Recorded as `key` when it was absent and `key=null` when it was an explicit null, so that
+    `uninject` can put back exactly that. (Other types are refused earlier by the blockers.)
+    """
+    value = holder.get(key)
+    if isinstance(value, kind):
+        return value
+    created.append(key if key not in holder else f"{key}=null")
+    holder[key] = value = kind()
+    return value
+
+
+def ensure_list(holder: dict[str, Any], key: str, created: list[str]) -> list[Any]:
+    value: list[Any] = ensure(holder, key, list, created)
+    return value
+
+
+def wrong_type(holder: Mapping[str, Any], key: str, kind: type) -> str | None:
+    """A message when `holder[key]` is present, not null and not of `kind`."""
+    value = holder.get(key)
+    if value is None or isinstance(value, kind):
+        return None
+    return f"its {key} is a {type(value).__name__}, not a {kind.__name__}"
+
+
+def pod_blocker(holder: Mapping[str, Any]) -> str | None:
+    spec: Mapping[str, Any] = holder["spec"]
+    wrong = (
+        wrong_type(spec, "volumes", list)
+        or wrong_type(spec, "initContainers", list)
+        or wrong_type(holder, "metadata", dict)
+        or wrong_type(as_map(holder.get("metadata")), "annotations", dict)
+    )
+    if wrong:
+        return f"the pod spec is malformed: {wrong}"
+    if as_map(spec.get("os")).get("name") == "windows":
+        return "Windows pods are not supported"
+    if any(as_map(ct).get("name") == c.INIT_CONTAINER_NAME for ct in as_list(spec["containers"])):
+        return f"an app container is named {c.INIT_CONTAINER_NAME!r}"
+    for volume in as_list(spec.get("volumes")):
+        if as_map(volume).get("name") == c.VOLUME_NAME and "emptyDir" not in as_map(volume):
+            return f"a volume named {c.VOLUME_NAME!r} already exists and is not an emptyDir"
+    return None
+
+
+def _mount_conflict(container: Mapping[str, Any]) -> str | None:
+    for mount in as_list(container.get("volumeMounts")):
+        path = str(as_map(mount).get("mountPath", "")).rstrip("/")
+        if path == c.MOUNT_PATH and as_map(mount).get("name") == c.VOLUME_NAME:
+            continue  # ours, from an earlier injection
+        conflict = mount_conflict(path)
+        if conflict:
+            return conflict
+    return None
+
+
+def container_blocker(container: Mapping[str, Any]) -> str | None:
+    """Why this container cannot be injected, or None."""
+    for key in ("env", "volumeMounts"):
+        wrong = wrong_type(container, key, list)
+        if wrong:
+            return wrong
+    env = as_list(container.get("env"))
+    for name in EXTENDED_VARIABLES:
+        index = last_index(env, name)
+        if index is not None and literal_value(env[index]) is None:
+            return f"its {name} comes from valueFrom and cannot be extended"
+    return _mount_conflict(container)
+
+
+def select_containers(
+    containers: list[Any], options: PodOptions, warnings: list[str]
+) -> list[dict[str, Any]]:
+    by_name = {
+        str(ct.get("name")): ct
+        for ct in containers
+        if isinstance(ct, dict) and isinstance(ct.get("name"), str)
+    }
+    if options.container_names is None:
+        wanted = list(by_name)
+    else:
+        wanted = [name for name in options.container_names if name in by_name]
+        for name in options.container_names:
+            if name not in by_name:
+                warnings.append(f"{c.ANNOTATION_CONTAINER_NAMES}: no container named {name!r}")
+    selected = []
+    for name in wanted:
+        blocker = container_blocker(by_name[name])
+        if blocker:
+            warnings.append(f"container {name!r} not injected: {blocker}")
+        else:
+            selected.append(by_name[name])
+    return selected
+
+
+def add_volume(spec: dict[str, Any], settings: InjectionSettings, state: dict[str, Any]) -> None:
+    volumes = ensure_list(spec, "volumes", state["created"])
+    if any(as_map(v).get("name") == c.VOLUME_NAME for v in volumes):
+        return
+    volumes.append({"name": c.VOLUME_NAME, "emptyDir": {"sizeLimit": settings.volume_size_limit}})
+    state["volume"] = True
+
+
+def add_init_container(
+    spec: dict[str, Any], settings: InjectionSettings, state: dict[str, Any]
+) -> None:
+    init_containers = ensure_list(spec, "initContainers", state["created"])
+    if any(as_map(ic).get("name") == c.INIT_CONTAINER_NAME for ic in init_containers):
+        return
+    init_containers.append(init_container(settings, as_map(spec.get("securityContext"))))
+    state["initContainer"] = True
+
+
+def add_mount(container: dict[str, Any], record: dict[str, Any]) -> None:
+    mounts = ensure_list(container, "volumeMounts", record["created"])
+    if any(
+        as_map(m).get("name") == c.VOLUME_NAME
+        and str(as_map(m).get("mountPath", "")).rstrip("/") == c.MOUNT_PATH
+        for m in mounts
+    ):
+        return
+    mounts.append({"name": c.VOLUME_NAME, "mountPath": c.MOUNT_PATH, "readOnly": True})
+    record["mount"] = True
+
+
+def _set_merged(
+    env: list[Any], name: str, merge: Any, record: dict[str, Any], warnings: list[str]
+) -> None:
+    """Set `name` to merge(existing literal) in place, or append it if absent."""
+    index = last_index(env, name)
+    if index is None:
+        env.append({"name": name, "value": merge("")})
+        record["added"].append(name)
+        return
+    entry = env[index]
+    existing = literal_value(entry)
+    if existing is None:  # guarded by container_blocker for the variables that matter
+        warnings.append(f"{name} comes from valueFrom; left unchanged")
+        return
+    new = merge(existing)
+    if new != existing or "value" not in entry:
+        record["changed"][name] = plain_copy(entry)
+        env[index] = {**entry, "value": new}
+
+
+def _append_if_absent(env: list[Any], entry: dict[str, Any], record: dict[str, Any]) -> None:
+    if last_index(env, entry["name"]) is None:
+        env.append(entry)
+        record["added"].append(entry["name"])
+
+
+def set_env(
+    container: dict[str, Any],
+    options: PodOptions,
+    settings: InjectionSettings,
+    record: dict[str, Any],
+    warnings: list[str],
+) -> None:
+    env = ensure_list(container, "env", record["created"])
+    if last_index(env, c.ENV_PYTHONPATH) is None and as_list(container.get("envFrom")):
+        # A PYTHONPATH from a ConfigMap/Secret in envFrom would be shadowed by ours; the
+        # kubelet expands $(PYTHONPATH) to it (and leaves the harmless text if there is none).
+        inherit = {"name": c.ENV_PYTHONPATH, "value": f"{c.BOOTSTRAP_PATH}:$({c.ENV_PYTHONPATH})"}
+        _append_if_absent(env, inherit, record)
+    _set_merged(env, c.ENV_PYTHONPATH, merged_pythonpath, record, warnings)
+    _set_merged(env, c.ENV_AUTOWRAPT_BOOTSTRAP, merged_autowrapt, record, warnings)
+    token = {
+        "name": c.ENV_TRACER_TOKEN,
+        "valueFrom": {
+            "secretKeyRef": {
+                "name": options.secret_name,
+                "key": options.secret_key,
+                "optional": True,
+            }
+        },
+    }
+    _append_if_absent(env, token, record)
+    if options.service_name:
+        service = {"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)}
+        _append_if_absent(env, service, record)
+    if settings.endpoint:
+        endpoint = {"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)}
+        _append_if_absent(env, endpoint, record)
+    set_resource_attributes(container, env, options, record, warnings)
+
+
+def set_resource_attributes(
+    container: Mapping[str, Any],
+    env: list[Any],
+    options: PodOptions,
+    record: dict[str, Any],
+    warnings: list[str],
+) -> None:
+    ours = [(key, f"$({var})") for key, var, _ in DOWNWARD_FIELDS]
+    ours.append(("k8s.container.name", str(container.get("name", ""))))
+    ours.extend(workload_attributes(options.workloads))
+    index = last_index(env, c.ENV_RESOURCE_ATTRIBUTES)
+    existing = ""
+    if index is not None:
+        literal = literal_value(env[index])
+        if literal is None:
+            warnings.append(
+                f"container {container.get('name')!r}: {c.ENV_RESOURCE_ATTRIBUTES} comes from "
+                "valueFrom; Kubernetes attributes not added"
+            )
+            return
+        existing = literal
+        if has_unclosed_reference(existing):
+            warnings.append(
+                f"container {container.get('name')!r}: {c.ENV_RESOURCE_ATTRIBUTES} has an "
+                "unclosed $( reference; Kubernetes attributes not added"
+            )
+            return
+    user_keys = attribute_keys(existing)
+    needed = [(key, var, path) for key, var, path in DOWNWARD_FIELDS if key not in user_keys]
+    # Downward-API variables must be defined before the variable that references them.
+    position = len(env) if index is None else index
+    for _, var, path in needed:
+        if last_index(env, var) is None:
+            env.insert(position, {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+            record["added"].append(var)
+            position += 1
+    _set_merged(
+        env, c.ENV_RESOURCE_ATTRIBUTES, lambda old: merged_attributes(old, ours), record, warnings
+    )

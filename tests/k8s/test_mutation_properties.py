@@ -1,0 +1,325 @@
+"""Property-based tests of the mutation over generated, schema-valid pods and workloads."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
+from lumigo_injector.spec import names as c
+from lumigo_injector.spec.env import has_unclosed_reference
+from tests.helpers.mutation import (
+    assert_valid,
+    expand_env,
+    parse_attributes,
+    pod_spec,
+    pod_template,
+)
+
+PROPERTIES = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+MERGED = {c.ENV_PYTHONPATH, c.ENV_AUTOWRAPT_BOOTSTRAP, c.ENV_RESOURCE_ATTRIBUTES}
+ENV_NAMES = [
+    "PYTHONPATH",
+    "AUTOWRAPT_BOOTSTRAP",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SERVICE_NAME",
+    "LUMIGO_TRACER_TOKEN",
+    "LUMIGO_ENDPOINT",
+    "LUMIGO_K8S_POD_NAME",
+    "APP_HOME",
+    "DEBUG",
+]
+POD_FIELDS = {
+    "metadata.namespace": "ns",
+    "metadata.name": "pod-1",
+    "metadata.uid": "uid-1",
+    "spec.nodeName": "node-1",
+}
+
+text = st.text(alphabet="ab/:,=$() .-_k8s", max_size=16)
+literal = st.builds(lambda n, v: {"name": n, "value": v}, st.sampled_from(ENV_NAMES), text)
+bare = st.builds(lambda n: {"name": n}, st.sampled_from(ENV_NAMES))
+nulled = st.builds(lambda n: {"name": n, "value": None}, st.sampled_from(ENV_NAMES))
+from_config = st.builds(
+    lambda n: {"name": n, "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}},
+    st.sampled_from(ENV_NAMES),
+)
+from_field = st.builds(
+    lambda n: {"name": n, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    st.sampled_from(ENV_NAMES),
+)
+env_entry = st.one_of(literal, literal, literal, bare, nulled, from_config, from_field)
+VOLUMES = {
+    "data": {"name": "data", "emptyDir": {}},
+    "config": {"name": "config", "configMap": {"name": "cfg"}},
+    "lumigo-otel": {"name": "lumigo-otel", "emptyDir": {}},
+    "lumigo-otel-cm": {"name": "lumigo-otel", "configMap": {"name": "x"}},
+}
+MOUNT_PATHS = ["/data", "/etc/app", "/lumigo-otel", "/lumigo-otel/x", "/var/cache"]
+
+
+def absent_or_null(draw: Any, holder: dict[str, Any], key: str) -> None:
+    """Leave `key` out, or write it as an explicit null (as YAML `env:` with nothing gives)."""
+    if draw(st.booleans()):
+        holder[key] = None
+
+
+@st.composite
+def containers(draw: Any, volume_names: list[str], init: bool) -> list[dict[str, Any]]:
+    pool = ["migrate", "wait", "lumigo-otel-init"] if init else ["app", "api", "worker", "nginx"]
+    names = draw(
+        st.lists(st.sampled_from(pool), unique=True, min_size=0 if init else 1, max_size=3)
+    )
+    result = []
+    for name in names:
+        spec: dict[str, Any] = {"name": name, "image": f"registry.local/{name}:1"}
+        if draw(st.booleans()):
+            spec["env"] = draw(st.lists(env_entry, max_size=6))
+        else:
+            absent_or_null(draw, spec, "env")
+        if volume_names and draw(st.booleans()):
+            paths = draw(st.lists(st.sampled_from(MOUNT_PATHS), unique=True, max_size=2))
+            spec["volumeMounts"] = [
+                {"name": draw(st.sampled_from(volume_names)), "mountPath": p} for p in paths
+            ]
+        else:
+            absent_or_null(draw, spec, "volumeMounts")
+        if draw(st.booleans()):
+            spec["envFrom"] = [{"configMapRef": {"name": "cfg"}}]
+        if draw(st.booleans()):
+            spec["securityContext"] = {"runAsNonRoot": True, "readOnlyRootFilesystem": True}
+        result.append(spec)
+    return result
+
+
+@st.composite
+def metadata(draw: Any, app_names: list[str]) -> dict[str, Any] | None:
+    if draw(st.sampled_from(range(20))) == 7:  # rarely (integers() favour their bounds)
+        return None
+    meta: dict[str, Any] = {}
+    if draw(st.booleans()):
+        meta["name"] = "web-0"
+    else:
+        meta["generateName"] = "web-7d4b9c-"
+    annotations: dict[str, str] = {}
+    inject_value = draw(st.sampled_from(["python"] * 6 + ["false", "Java", None]))
+    if inject_value is not None:
+        annotations[c.ANNOTATION_INJECT] = inject_value
+    if draw(st.booleans()):
+        annotations[c.ANNOTATION_CONTAINER_NAMES] = ",".join(
+            draw(st.lists(st.sampled_from([*app_names, "ghost"]), max_size=3))
+        )
+    if draw(st.booleans()):
+        annotations[c.ANNOTATION_SERVICE_NAME] = draw(text)
+    if draw(st.booleans()):
+        annotations[c.ANNOTATION_SECRET_NAME] = draw(st.sampled_from(["team-token", "Bad Name"]))
+    if draw(st.booleans()):
+        annotations["example.com/other"] = "kept"
+    if annotations or draw(st.booleans()):
+        meta["annotations"] = annotations
+    else:
+        absent_or_null(draw, meta, "annotations")
+    if draw(st.booleans()):
+        meta["labels"] = {"app": "web", "pod-template-hash": "7d4b9c"}
+        if draw(st.booleans()):
+            meta["labels"]["app.kubernetes.io/name"] = "shop"
+    if draw(st.booleans()):
+        kind, name = draw(
+            st.sampled_from(
+                [("ReplicaSet", "web-7d4b9c"), ("Job", "report-28976540"), ("StatefulSet", "db")]
+            )
+        )
+        meta["ownerReferences"] = [
+            {"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": True}
+        ]
+    return meta
+
+
+@st.composite
+def pods(draw: Any) -> dict[str, Any]:
+    """A pod template: metadata (maybe absent) and a spec."""
+    volume_keys = draw(st.lists(st.sampled_from(sorted(VOLUMES)), unique=True, max_size=2))
+    volumes = [VOLUMES[k] for k in volume_keys]
+    if len({v["name"] for v in volumes}) != len(volumes):
+        volumes = volumes[:1]
+    volume_names = [v["name"] for v in volumes]
+    apps = draw(containers(volume_names, init=False))
+    spec: dict[str, Any] = {"containers": apps}
+    inits = draw(containers(volume_names, init=True))
+    if inits or draw(st.booleans()):
+        spec["initContainers"] = inits
+    else:
+        absent_or_null(draw, spec, "initContainers")
+    if volumes or draw(st.booleans()):
+        spec["volumes"] = volumes
+    else:
+        absent_or_null(draw, spec, "volumes")
+    if draw(st.sampled_from(range(20))) == 7:  # rarely (integers() favour their bounds)
+        spec["os"] = {"name": draw(st.sampled_from(["linux", "windows"]))}
+    template: dict[str, Any] = {"spec": spec}
+    meta = draw(metadata([a["name"] for a in apps]))
+    if meta is not None:
+        template["metadata"] = meta
+    else:
+        absent_or_null(draw, template, "metadata")
+    return template
+
+
+def wrap(kind: str, template: dict[str, Any]) -> dict[str, Any]:
+    selector = {"matchLabels": {"app": "web"}}
+    if kind == "Pod":
+        return {"apiVersion": "v1", "kind": "Pod", **template}
+    if kind == "CronJob":
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": {"name": "nightly"},
+            "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": template}}},
+        }
+    if kind == "Job":
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "once"},
+            "spec": {"template": template},
+        }
+    spec: dict[str, Any] = {"selector": selector, "template": template}
+    if kind == "StatefulSet":
+        spec["serviceName"] = "web"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": "web", "annotations": {"note": "x"}},
+        "spec": spec,
+    }
+
+
+objects = st.builds(
+    wrap,
+    st.sampled_from(
+        ["Pod", "Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"]
+    ),
+    pods(),
+)
+all_settings = st.builds(
+    InjectionSettings,
+    endpoint=st.sampled_from([None, "http://collector:4318", "http://$(HOST):4318"]),
+    inject_all=st.booleans(),
+    layer_version=st.sampled_from(["1.0.0", "2.0.0"]),
+)
+
+
+@PROPERTIES
+@given(objects, all_settings)
+def test_injecting_twice_equals_injecting_once(obj: dict[str, Any], s: InjectionSettings) -> None:
+    once = inject(obj, s)
+    twice = inject(once.obj, s)
+    assert twice.obj == once.obj
+    assert twice.injected == once.injected
+
+
+@PROPERTIES
+@given(objects, all_settings)
+def test_uninject_gives_back_the_original_exactly(
+    obj: dict[str, Any], s: InjectionSettings
+) -> None:
+    original = copy.deepcopy(obj)
+    result = inject(obj, s)
+    assert obj == original
+    assert uninject(result.obj) == original
+    if not result.injected:
+        assert result.obj == original
+
+
+def _included(mine: Any, theirs: Any, env_name: str | None = None) -> bool:
+    """Everything in `mine` is in `theirs`, lists in order; merged env values may grow."""
+    if mine is None and (isinstance(theirs, (list, dict)) or env_name in MERGED):
+        return True  # an explicit null (list, map or merged value) that was filled
+    if isinstance(mine, dict):
+        if not isinstance(theirs, dict):
+            return False
+        name = mine.get("name") if isinstance(mine.get("name"), str) else None
+        return all(k in theirs and _included(v, theirs[k], name) for k, v in mine.items())
+    if isinstance(mine, list):
+        if not isinstance(theirs, list):
+            return False
+        position = 0
+        for item in mine:
+            while position < len(theirs) and not _included(item, theirs[position], env_name):
+                position += 1
+            if position == len(theirs):
+                return False
+            position += 1
+        return True
+    if isinstance(mine, str) and isinstance(theirs, str) and env_name in MERGED:
+        return mine.strip() in theirs  # whitespace alone carries nothing
+    return bool(mine == theirs)
+
+
+@PROPERTIES
+@given(objects, all_settings)
+def test_nothing_of_the_input_is_lost_or_reordered(
+    obj: dict[str, Any], s: InjectionSettings
+) -> None:
+    assert _included(obj, inject(obj, s).obj)
+
+
+@PROPERTIES
+@given(objects, all_settings)
+def test_every_output_is_valid_kubernetes(obj: dict[str, Any], s: InjectionSettings) -> None:
+    assert_valid(obj)  # the generator only makes valid input
+    result = inject(obj, s)
+    event(result.reason if not result.injected else "injected")
+    assert_valid(result.obj)
+
+
+@PROPERTIES
+@given(objects, all_settings)
+def test_injected_containers_see_the_layer_and_their_own_values(
+    obj: dict[str, Any], s: InjectionSettings
+) -> None:
+    result = inject(obj, s)
+    if not result.injected:
+        return
+    before = {ct["name"]: ct for ct in pod_spec(obj)["containers"]}
+    injected = [ct for ct in pod_spec(result.obj)["containers"] if ct != before[ct["name"]]]
+    assert injected
+    assert c.ANNOTATION_INJECTED in pod_template(result.obj)["metadata"]["annotations"]
+    for ct in injected:
+        user = expand_env(before[ct["name"]].get("env") or [], POD_FIELDS, {})
+        env = expand_env(ct["env"], POD_FIELDS, {"lumigo-credentials/token": "t"})
+        assert env["PYTHONPATH"].split(":")[0] == c.BOOTSTRAP_PATH
+        if user.get("PYTHONPATH"):
+            assert env["PYTHONPATH"].endswith(user["PYTHONPATH"])
+        assert c.AUTOWRAPT_ENTRY_POINT in [p.strip() for p in env["AUTOWRAPT_BOOTSTRAP"].split(",")]
+        for name in ("OTEL_SERVICE_NAME", "LUMIGO_ENDPOINT", "LUMIGO_TRACER_TOKEN"):
+            if name in user:
+                assert env[name] == user[name], name  # the user's value wins
+        if s.endpoint and "LUMIGO_ENDPOINT" not in user:
+            assert env["LUMIGO_ENDPOINT"] == s.endpoint
+        raw_name = "OTEL_RESOURCE_ATTRIBUTES"
+        raw_attributes = [e for e in ct["env"] if e["name"] == raw_name]
+        if "valueFrom" in raw_attributes[-1] or "LUMIGO_K8S_POD_NAME" in user:
+            continue
+        attributes = parse_attributes(env["OTEL_RESOURCE_ATTRIBUTES"])
+        user_attributes = parse_attributes(user.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+        raw_user = [e for e in before[ct["name"]].get("env") or [] if e["name"] == raw_name]
+        if raw_user and has_unclosed_reference(raw_user[-1].get("value") or ""):
+            continue  # attributes deliberately not added (a warning says so)
+        expected = {
+            "k8s.namespace.name": "ns",
+            "k8s.pod.name": "pod-1",
+            "k8s.pod.uid": "uid-1",
+            "k8s.node.name": "node-1",
+            "k8s.container.name": ct["name"],
+        }
+        for key, value in expected.items():
+            assert attributes[key] == user_attributes.get(key, value), key

@@ -1,0 +1,107 @@
+"""The admission path's cheap parts: JSON with or without orjson, and aggregated decision logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+
+import pytest
+
+from lumigo_injector.serve import fastjson
+from lumigo_injector.serve.decision_log import DecisionLog
+from lumigo_injector.serve.webhook import MalformedReview, parse_review
+from tests.helpers.kube import admission_review, deployment_pod
+
+REVIEW = admission_review(deployment_pod("web", annotations={"x": "é ✓"}), namespace="shop")
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def json_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "stdlib":
+        monkeypatch.setattr(fastjson, "orjson", None)
+    elif fastjson.orjson is None:
+        pytest.skip("orjson is not installed")
+    return str(request.param)
+
+
+def test_both_json_paths_read_and_write_the_same_documents(json_impl: str) -> None:
+    body = json.dumps(REVIEW).encode()
+    assert fastjson.loads(body) == REVIEW
+    assert json.loads(fastjson.dumps(REVIEW)) == REVIEW
+    assert fastjson.dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
+
+
+def test_what_orjson_refuses_is_decided_by_the_standard_library(json_impl: str) -> None:
+    assert math.isnan(fastjson.loads(b'{"v": NaN}')["v"])
+    assert fastjson.dumps({"big": 2**70}) == b'{"big":1180591620717411303424}'
+    with pytest.raises(ValueError):
+        fastjson.loads(b"{not json")
+    with pytest.raises(MalformedReview, match="not valid JSON"):
+        parse_review(b"\xff\xfe")
+
+
+def test_decisions_are_logged_once_then_summed_up(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="lumigo_injector.webhook")
+
+    async def scenario() -> None:
+        decisions = DecisionLog(interval=0.05)
+        for _ in range(30):
+            decisions("shop", "web-7d4b9c5f8d-*", True, "injected into 1 container")
+        decisions("shop", "batch-*", False, "opted out")
+        # the first of each kind is logged at once, repeats only counted
+        assert [r.getMessage() for r in caplog.records] == [
+            "pod web-7d4b9c5f8d-*: injected: injected into 1 container",
+            "pod batch-*: not injected: opted out",
+        ]
+        while len(caplog.records) < 3:  # the window closes on the loop's timer
+            await asyncio.sleep(0.01)
+        decisions("shop", "web-7d4b9c5f8d-*", True, "injected into 1 container")
+        decisions.close()
+
+    asyncio.run(scenario())
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        messages[2]
+        == "pod web-7d4b9c5f8d-*: injected: injected into 1 container (29 more in the last 0.05s)"
+    )
+    assert getattr(caplog.records[2], "repeats", None) == 29
+    assert getattr(caplog.records[2], "namespace", None) == "shop"
+    # a new window starts with a line of its own; the batch pod never repeated: no summary
+    assert messages[3:] == ["pod web-7d4b9c5f8d-*: injected: injected into 1 container"]
+
+
+def test_decision_lines_cost_nothing_above_info(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="lumigo_injector.webhook")
+    decisions = DecisionLog()
+    decisions("shop", "web-*", True, "ok")  # no running loop needed: nothing is scheduled
+    decisions.close()
+    assert caplog.records == []
+
+
+def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does() -> None:
+    from lumigo_injector.k8s.mutation import InjectionSettings
+    from lumigo_injector.serve.webhook import Admission, AdmissionRequest, Decision
+    from lumigo_injector.spec import names as c
+
+    namespaces: dict[str, dict[str, str]] = {"shop": {}}
+
+    async def lookup(name: str) -> dict[str, str]:
+        return namespaces[name]
+
+    admission = Admission(injection=InjectionSettings(), namespaces=lookup)
+    asking = deployment_pod("web", annotations={c.ANNOTATION_INJECT: "python"})
+    silent = deployment_pod("web")
+
+    def decide(pod: dict[str, object]) -> Decision:
+        request = AdmissionRequest("u", "Pod", "CREATE", "shop", pod)
+        return asyncio.run(admission.decide(request))
+
+    first, second = decide(asking), decide(json.loads(json.dumps(asking)))
+    assert admission.cache.hits == 1 and second == first and first.patch
+    assert not decide(silent).patch
+    # the namespace opts in: the same pod object is decided anew, and injected
+    namespaces["shop"] = {c.ANNOTATION_INJECT: "python"}
+    assert decide(silent).patch
+    assert admission.cache.hits == 1
