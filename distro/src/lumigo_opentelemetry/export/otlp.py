@@ -19,26 +19,36 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from lumigo_opentelemetry._logging import logger
-from lumigo_opentelemetry.config import Config
+from lumigo_opentelemetry.config import (
+    BSP_DEFAULT_EXPORT_TIMEOUT_MS,
+    BSP_DEFAULT_MAX_BATCH,
+    BSP_DEFAULT_MAX_QUEUE_SIZE,
+    BSP_DEFAULT_SCHEDULE_DELAY_MS,
+    Config,
+    authorization_header,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 
-BSP_DEFAULT_MAX_QUEUE_SIZE = 2048
-BSP_DEFAULT_SCHEDULE_DELAY_MS = 5000
-BSP_DEFAULT_MAX_BATCH = 512
-BSP_DEFAULT_EXPORT_TIMEOUT_MS = 30000
+__all__ = [
+    "BSP_DEFAULT_EXPORT_TIMEOUT_MS",
+    "BSP_DEFAULT_MAX_BATCH",
+    "BSP_DEFAULT_MAX_QUEUE_SIZE",
+    "BSP_DEFAULT_SCHEDULE_DELAY_MS",
+    "DeadlineExporter",
+    "authorization_header",
+    "build_batch_processor",
+    "build_exporter",
+    "otlp_exporter",
+]
 
 
 def _call(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
     method = ref()
     if method is not None:
         method()
-
-
-def authorization_header(token: str) -> str:
-    return f"LumigoToken {token}"
 
 
 class DeadlineExporter(SpanExporter):

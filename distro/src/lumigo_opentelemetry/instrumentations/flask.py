@@ -39,7 +39,6 @@ HOOK_MODULE = "flask"
 logger = logging.getLogger("lumigo-opentelemetry")
 
 _INPUT_KEY = "lumigo.request_input"
-_UPSTREAM_SPAN_KEY = "opentelemetry-flask.span_key"
 
 
 def instrumentor() -> BaseInstrumentor:
@@ -186,11 +185,14 @@ def _recording_wsgi_app(wsgi_app: Any, config: Config) -> Callable[..., Any]:
 def _capture_bodies(config: Config) -> Callable[[Any], Any]:
     import flask
     from opentelemetry import trace
+    from opentelemetry.instrumentation.flask import (  # the key contrib stores its span under
+        _ENVIRON_SPAN_KEY as upstream_span_key,
+    )
 
     def capture(response: Any) -> Any:
         try:
             environ = flask.request.environ
-            span = environ.get(_UPSTREAM_SPAN_KEY) or trace.get_current_span()
+            span = environ.get(upstream_span_key) or trace.get_current_span()
             if not _is_server_span(span):
                 return response
             recording = environ.get(_INPUT_KEY)
