@@ -177,3 +177,10 @@ def _response_body(response: Any, config: Config) -> Optional[str]:
     for item in items:
         recorder.add(item)
     return payloads.body_attribute(recorder.data, config, content_type, total_size=recorder.total)
+
+
+def uninstrument() -> None:
+    """Undo `instrument()` (used by tests): the library's own class is restored."""
+    upstream = instrumentor()
+    if upstream.is_instrumented_by_opentelemetry:
+        upstream.uninstrument()

@@ -30,3 +30,10 @@ def instrumentor() -> BaseInstrumentor:
 
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     instrumentor().instrument(tracer_provider=tracer_provider)
+
+
+def uninstrument() -> None:
+    """Undo `instrument()` (used by tests)."""
+    upstream = instrumentor()
+    if upstream.is_instrumented_by_opentelemetry:
+        upstream.uninstrument()
