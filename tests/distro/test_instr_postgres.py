@@ -98,13 +98,16 @@ def test_psycopg3_sync_statements_are_client_spans(psycopg_traced: None, receive
 
     table = f"users_{uuid.uuid4().hex[:8]}"
     create, insert, select = _statements(table)
-    with tracing().tracer.start_as_current_span("request"), psycopg.connect(DSN) as conn:
-        with conn.cursor() as cursor:
-            cursor.execute(create)
-            cursor.execute(insert, (1, "Ada", "hunter2"))
-            cursor.execute(select, (1,))
-            assert cursor.fetchall() == [("Ada",)]
-            cursor.execute(f"DROP TABLE {table}")
+    with (
+        tracing().tracer.start_as_current_span("request"),
+        psycopg.connect(DSN) as conn,
+        conn.cursor() as cursor,
+    ):
+        cursor.execute(create)
+        cursor.execute(insert, (1, "Ada", "hunter2"))
+        cursor.execute(select, (1,))
+        assert cursor.fetchall() == [("Ada",)]
+        cursor.execute(f"DROP TABLE {table}")
     spans = receiver.wait_for_spans(5)
     _assert_sql_spans(spans, one(spans, "request"), [create, insert, select, f"DROP TABLE {table}"])
 
@@ -118,13 +121,12 @@ def test_psycopg3_async_statements_are_client_spans(psycopg_traced: None, receiv
     async def work() -> list[Any]:
         with tracing().tracer.start_as_current_span("request"):
             conn = await psycopg.AsyncConnection.connect(DSN)
-            async with conn:
-                async with conn.cursor() as cursor:
-                    await cursor.execute(create)
-                    await cursor.execute(insert, (1, "Ada", "hunter2"))
-                    await cursor.execute(select, (1,))
-                    rows = await cursor.fetchall()
-                    await cursor.execute(f"DROP TABLE {table}")
+            async with conn, conn.cursor() as cursor:
+                await cursor.execute(create)
+                await cursor.execute(insert, (1, "Ada", "hunter2"))
+                await cursor.execute(select, (1,))
+                rows = await cursor.fetchall()
+                await cursor.execute(f"DROP TABLE {table}")
         return rows
 
     assert asyncio.run(work()) == [("Ada",)]

@@ -45,6 +45,8 @@ class Config:
     bsp_max_queue_size: Optional[int] = None
     bsp_max_export_batch_size: Optional[int] = None
     bsp_export_timeout_ms: Optional[int] = None
+    #: LUMIGO_INSTRUMENT_GRPC_PAYLOADS: gRPC request/response messages on the spans
+    grpc_payloads: bool = True
 
     @property
     def endpoint_is_default(self) -> bool:
@@ -165,6 +167,7 @@ class Config:
             bsp_max_queue_size=max_queue,
             bsp_max_export_batch_size=max_batch,
             bsp_export_timeout_ms=bsp_export_timeout,
+            grpc_payloads=flag("LUMIGO_INSTRUMENT_GRPC_PAYLOADS", True),
             warnings=tuple(warnings),
         )
 

@@ -54,6 +54,7 @@ class Instrumentation(Protocol):
     def uninstrument(self) -> None:
         """Undo `instrument()` as far as the library allows (tests use it)."""
 
+
 logger = logging.getLogger("lumigo-opentelemetry")
 
 #: instrumentation name -> the module whose import activates it

@@ -80,7 +80,11 @@ class _Hooks:
             headers = response[1]
             if headers is not None:
                 payloads.set_captured(
-                    span, payloads.RESPONSE_HEADERS, payloads.headers_attribute, headers, self.config
+                    span,
+                    payloads.RESPONSE_HEADERS,
+                    payloads.headers_attribute,
+                    headers,
+                    self.config,
                 )
             payloads.mask_span_urls(span, self.config)
         except Exception:

@@ -55,7 +55,9 @@ class _Hooks:
             if isinstance(body, str):
                 body = body.encode("utf-8")
             content_type = getattr(properties, "content_type", None)
-            payloads.set_captured(span, key, payloads.body_attribute, body, self.config, content_type)
+            payloads.set_captured(
+                span, key, payloads.body_attribute, body, self.config, content_type
+            )
         except Exception:
             _LOG.debug("pika %s capture failed; attribute dropped", key, exc_info=True)
 
