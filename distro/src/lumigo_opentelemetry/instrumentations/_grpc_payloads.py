@@ -78,10 +78,10 @@ def _recorder(key: str, config: Config) -> Optional[_Recorder]:
 
 
 class ClientPayloads(
-    grpc.UnaryUnaryClientInterceptor,
-    grpc.UnaryStreamClientInterceptor,
-    grpc.StreamUnaryClientInterceptor,
-    grpc.StreamStreamClientInterceptor,
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
 ):
     """Records client calls' messages on the current (upstream client) span."""
 
@@ -203,7 +203,7 @@ class _StreamingCall(grpc.Call, grpc.Future):  # type: ignore[misc]
         return self._call.add_done_callback(fn)
 
 
-class ServerPayloads(grpc.ServerInterceptor):
+class ServerPayloads(grpc.ServerInterceptor):  # type: ignore[misc]
     """Records served calls' messages on the current (upstream server) span."""
 
     def __init__(self, config: Config) -> None:

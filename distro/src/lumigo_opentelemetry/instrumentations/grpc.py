@@ -36,7 +36,7 @@ _CHANNELS = ("insecure_channel", "secure_channel")
 def instrumentor() -> BaseInstrumentor:
     from opentelemetry.instrumentation.grpc import GrpcInstrumentorServer
 
-    return GrpcInstrumentorServer()
+    return GrpcInstrumentorServer()  # type: ignore[no-untyped-call]
 
 
 class _State:
@@ -71,7 +71,7 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     state.server.instrument(tracer_provider=tracer_provider, skip_dep_check=True)
     upstream_server = grpc.server
     state.upstream_server = upstream_server
-    filter_ = getattr(GrpcInstrumentorClient(), "_filter", None)
+    filter_ = getattr(GrpcInstrumentorClient(), "_filter", None)  # type: ignore[no-untyped-call]
 
     def server(*args: Any, **kwargs: Any) -> Any:
         if config.grpc_payloads:
@@ -94,8 +94,10 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
                 from lumigo_opentelemetry.instrumentations._grpc_payloads import ClientPayloads
 
                 inner = grpc.intercept_channel(made, ClientPayloads(config))
-            traced = client_interceptor(tracer_provider=tracer_provider, filter_=filter_)
-            return intercept_channel(inner, traced)
+            traced = client_interceptor(  # type: ignore[no-untyped-call]
+                tracer_provider=tracer_provider, filter_=filter_
+            )
+            return intercept_channel(inner, traced)  # type: ignore[no-untyped-call]
         except Exception:
             _LOG.debug("grpc channel left untraced", exc_info=True)
             return made
