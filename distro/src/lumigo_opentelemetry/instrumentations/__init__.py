@@ -65,8 +65,7 @@ HOOK_MODULES: Dict[str, str] = {
     "pymongo": "pymongo",
     "pymysql": "pymysql",
     "requests": "requests",
-    # the module that builds Django's request handlers: settings are final by then
-    "django": "django.core.handlers.base",
+    "django": "django",
     "psycopg2": "psycopg2",
     "psycopg": "psycopg",
     "redis": "redis",

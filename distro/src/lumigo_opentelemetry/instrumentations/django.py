@@ -4,9 +4,10 @@ Built on opentelemetry-instrumentation-django (its middleware, first in
 `settings.MIDDLEWARE`: span `<METHOD> <route>`, `http.route`, status, client and server
 address; the caller's trace context is honoured). The upstream instrumentor reads the
 settings when it instruments, so it runs at the first `BaseHandler.load_middleware()`,
-when the app's settings are final: the post-import hook is on
-`django.core.handlers.base`, and nothing configures Django's settings on the app's
-behalf. On top of it, as for Flask:
+when the app's settings are final; the post-import hook (on the `django` package, so
+that the upstream module, which imports Django's request handlers, never meets a
+half-imported handler module) only wraps that method. Nothing configures Django's
+settings on the app's behalf. On top of it, as for Flask:
 
 - `http.request.headers` and `http.response.headers`, secret ones masked;
 - `http.request.body`: the body the view read (`request.body`, or `request.POST` of a
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from lumigo_opentelemetry.config import Config
 
 NAME = "django"
-HOOK_MODULE = "django.core.handlers.base"
+HOOK_MODULE = "django"
 
 _LOG = logging.getLogger("lumigo-opentelemetry.django")
 
