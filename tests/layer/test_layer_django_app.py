@@ -20,7 +20,7 @@ from tests.helpers.layer_apps import (
 )
 from tests.helpers.need import tcp_service
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 DJANGO_APP = '''"""A plain Django app: PostgreSQL through the ORM connection, Redis as the cache."""
 import os
