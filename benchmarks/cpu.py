@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from contenders import Contender, contenders, exporter_env, venv_for  # noqa: E402
 
-from lumigo_injector.receiver import OtlpReceiver  # noqa: E402
+from lumigo_devtools.receiver import OtlpReceiver  # noqa: E402
 
 DRIVER = HERE / "cpu_driver.py"
 APPS = ("flask", "fastapi")

@@ -56,14 +56,18 @@ def test_logs_follow_a_custom_traces_endpoint_unless_set() -> None:
 def test_disable_instrumentation_aliases() -> None:
     config = Config.from_environ(
         {
-            "LUMIGO_DISABLE_INSTRUMENTATION": "fast-api, boto3,grpc,kafka-python",
+            "LUMIGO_DISABLE_INSTRUMENTATION": "fast-api, boto3,grpcio,kafka-python",
             "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "pymysql",
         }
     )
-    for name in ("fastapi", "botocore", "pymysql"):
+    for name in ("fastapi", "botocore", "pymysql", "grpc"):
         assert not config.instrumentation_enabled(name)
     assert config.instrumentation_enabled("flask")
-    assert {"grpcio", "kafka"} <= config.disabled_instrumentations
+    assert "kafka" in config.disabled_instrumentations
+    # the README's library name and upstream's id name the same instrumentation here
+    assert not Config.from_environ(
+        {"LUMIGO_DISABLE_INSTRUMENTATION": "grpc"}
+    ).instrumentation_enabled("grpc")
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from lumigo_injector.receiver import OtlpReceiver
+from lumigo_devtools.receiver import OtlpReceiver
 from lumigo_opentelemetry.config import Config
 from lumigo_opentelemetry.export.encoder import SpanEncoder
 from lumigo_opentelemetry.export.otlp import otlp_exporter

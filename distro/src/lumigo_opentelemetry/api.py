@@ -29,13 +29,11 @@ PROGRAMMATIC_ERROR_ATTRIBUTE = "lumigo.type"
 
 def _dump(value: Any) -> str:
     from lumigo_opentelemetry.config import get_config
+    from lumigo_opentelemetry.masking import Site
 
     config = get_config()
     try:
-        text = json.dumps(
-            config.masking.mask(json.loads(json.dumps(value, default=str))),
-            ensure_ascii=False,
-        )
+        text = config.masking.apply(Site.DB, json.loads(json.dumps(value, default=str)))
     except Exception:
         text = repr(value)
     return text[: config.attribute_length_limit]

@@ -52,7 +52,9 @@ INSTRUMENTATION_ALIASES: Dict[str, str] = {
     "flask": "flask",
     "fastapi": "fastapi",
     "botocore": "botocore",
-    "grpc": "grpcio",
+    "grpcio": "grpc",
+    "psycopg3": "psycopg",
+    "redis-py": "redis",
     "kafka-python": "kafka",
     "kafka_python": "kafka",
 }
@@ -123,6 +125,8 @@ class Config:
     #: OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG
     sampler: str = DEFAULT_SAMPLER
     sampler_ratio: float = 1.0
+    #: LUMIGO_INSTRUMENT_GRPC_PAYLOADS: gRPC request/response messages on the spans
+    grpc_payloads: bool = True
 
     @property
     def endpoint_is_default(self) -> bool:
@@ -321,6 +325,7 @@ class Config:
             filter_client_endpoints=regexes("LUMIGO_FILTER_HTTP_ENDPOINTS_REGEX_CLIENT"),
             sampler=sampler,
             sampler_ratio=sampler_ratio,
+            grpc_payloads=flag("LUMIGO_INSTRUMENT_GRPC_PAYLOADS", True),
             warnings=tuple(warnings),
         )
 

@@ -23,6 +23,7 @@ from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler, LogRecordPro
 from lumigo_opentelemetry._logging import LOGGER_NAME, logger
 from lumigo_opentelemetry.config import Config, authorization_header
 from lumigo_opentelemetry.export.spandump import append_line
+from lumigo_opentelemetry.masking import Site
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -49,9 +50,9 @@ class MaskingProcessor(LogRecordProcessor):
             body = record.body
             if isinstance(body, str):
                 if body.lstrip().startswith(("{", "[")):
-                    record.body = self._masking.mask_json_text(body)
+                    record.body = self._masking.apply(Site.DB, body, "application/json")
             elif isinstance(body, (dict, list)):
-                record.body = self._masking.mask(body)
+                record.body = json.loads(self._masking.apply(Site.DB, body))
         except Exception:
             logger.debug("log body masking failed; body dropped", exc_info=True)
             with contextlib.suppress(Exception):

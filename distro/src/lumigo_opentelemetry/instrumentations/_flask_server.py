@@ -17,7 +17,7 @@ Per request, on the default (old) HTTP semantic conventions:
 Propagation from incoming headers, `OTEL_PYTHON_FLASK_EXCLUDED_URLS`, INTERNAL spans for
 apps nested in another traced WSGI app, streamed responses (never read) and requests
 that never reach `before_request` behave as with the contrib instrumentor, which stays
-the reference (tests/integration/test_flask_golden.py). Metrics, which the distro does
+the reference (tests/distro/test_flask_golden.py). Metrics, which the distro does
 not export, and the SQL commenter context are not produced.
 """
 

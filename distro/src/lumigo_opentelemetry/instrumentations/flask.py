@@ -243,3 +243,10 @@ def _response_body(response: Any, config: Config) -> Optional[str]:
         total_size=recorder.total,
         site=payloads.Site.HTTP_RESPONSE_BODIES,
     )
+
+
+def uninstrument() -> None:
+    """Undo `instrument()` (used by tests): the library's own class is restored."""
+    upstream = instrumentor()
+    if upstream.is_instrumented_by_opentelemetry:
+        upstream.uninstrument()
