@@ -18,6 +18,7 @@ PROG = "lumigo-injector ecs"
 EXAMPLES = """\
 examples:
   lumigo-injector ecs -f taskdef.json --token-secret-arn ARN > injected.json
+  lumigo-injector ecs -f taskdef.json --token-secret-arn ARN --enable-logs > injected.json
   aws ecs describe-task-definition --task-definition web | lumigo-injector ecs -f -
   lumigo-injector ecs --cluster prod --service web --token-secret-arn ARN --dry-run
   lumigo-injector ecs --cluster prod --service web --uninject
@@ -63,6 +64,7 @@ def add_parser(subparsers: Any) -> None:
         help="comma list of containers to inject (default: every container but known sidecars)",
     )
     options.add(opts, options.INIT_IMAGE, DEFAULT_INIT_IMAGE, "IMAGE")
+    options.add_flag(opts, options.ENABLE_LOGS)
     opts.add_argument("--uninject", action="store_true", help="remove the injection instead")
     opts.add_argument(
         "--dry-run",
@@ -101,6 +103,7 @@ def _settings(args: argparse.Namespace) -> ecs.EcsSettings:
         **injection.get("injection", {}),
         token_secret_arn=args.token_secret_arn,
         containers=containers,
+        enable_logs=args.enable_logs,
     )
 
 

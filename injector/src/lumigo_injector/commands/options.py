@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lumigo_injector.spec.names import ENV_ENDPOINT
+from lumigo_injector.spec.names import ENV_ENABLE_LOGS, ENV_ENDPOINT
 
 Parser = Callable[[str], Any]
 
@@ -120,6 +120,23 @@ ENDPOINT = Option(
 #: The injection options every command takes.
 SHARED = (INIT_IMAGE, SECRET_NAME, SECRET_KEY, ENDPOINT)
 
+
+@dataclass(frozen=True)
+class Switch:
+    """An on/off flag without a value (off unless given)."""
+
+    flag: str
+    dest: str
+    help: str
+
+
+# --- ecs (Kubernetes asks with the annotation lumigo.io/enable-logs) -----------------------
+ENABLE_LOGS = Switch(
+    "--enable-logs", "enable_logs",
+    f"set {ENV_ENABLE_LOGS}=true in injected containers (logging records over OTLP), "
+    "unless a container sets it itself",
+)  # fmt: skip
+
 # --- serve only ----------------------------------------------------------------------------
 SERVE = (
     Option("--host", "LUMIGO_INJECTOR_HOST", "listen", "host", non_empty, "address to listen on"),
@@ -185,6 +202,13 @@ def add(
         default=default,
         metavar=metavar or option.flag.lstrip("-").replace("-", "_").upper(),
         help=help_text.replace("%", "%%"),
+    )
+
+
+def add_flag(parser: argparse.ArgumentParser | Any, switch: Switch) -> None:
+    """Add an on/off `switch` to a parser (or argument group)."""
+    parser.add_argument(
+        switch.flag, dest=switch.dest, action="store_true", help=switch.help.replace("%", "%%")
     )
 
 

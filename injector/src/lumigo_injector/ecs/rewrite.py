@@ -10,8 +10,10 @@ What `inject` adds, by the rules of `spec/` that the Kubernetes mutation follows
   and a non-essential container `lumigo-otel-init` that copies the layer into it and exits;
 - in each chosen app container: the volume mounted read-only, `dependsOn` the init container
   with condition `SUCCESS`, `PYTHONPATH` and `AUTOWRAPT_BOOTSTRAP` merged with existing values,
-  `OTEL_SERVICE_NAME` (the family, unless set), `LUMIGO_ENDPOINT` (when given) and the token
-  `LUMIGO_TRACER_TOKEN` through `secrets` (never a plain value).
+  `OTEL_SERVICE_NAME` (the family, unless set), `LUMIGO_ENDPOINT` (when given),
+  `LUMIGO_CONTAINER_NAME` (the container's name) and `LUMIGO_ENABLE_LOGS=true` (with
+  `enable_logs`), each unless set, and the token `LUMIGO_TRACER_TOKEN` through `secrets` (never
+  a plain value).
 
 Two docker labels on each injected container record the layer version (`lumigo.io/injected`)
 and, as JSON, the variables we added and the original values of those we changed
@@ -41,6 +43,7 @@ from lumigo_injector.ecs.taskdef import (
 from lumigo_injector.spec.env import (
     MERGES,
     UNMERGES,
+    container_variables,
     last_index,
 )
 from lumigo_injector.spec.names import (
@@ -74,6 +77,7 @@ class EcsSettings:
     endpoint: str | None = None
     containers: tuple[str, ...] | None = None  # None: every app container
     layer_version: str = DEFAULT_LAYER_VERSION
+    enable_logs: bool = False  # LUMIGO_ENABLE_LOGS=true in the injected containers
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,11 @@ def _inject_container(container: dict[str, Any], family: str, settings: EcsSetti
             record["added"].append(ENV_ENDPOINT)
         elif current != settings.endpoint:
             warnings.append(f"container '{name}' already sets {ENV_ENDPOINT}={current}; kept it")
+
+    for var, value in container_variables(name, settings.enable_logs):
+        if _value(env, var) is None and last_index(secrets, var) is None:
+            env.append({"name": var, "value": value})
+            record["added"].append(var)
 
     warnings.extend(_inject_token(name, env, secrets, settings, record["added"]))
     if container.get("environmentFiles"):

@@ -93,7 +93,7 @@ def inject(
         out = uninject(out)
         site = locate(out)
         assert not isinstance(site, str)
-    result = _inject_site(out, site, annotations, settings)
+    result = _inject_site(out, site, annotations, settings, namespace_annotations)
     return within_annotation_limit(obj, site, result)
 
 
@@ -124,13 +124,17 @@ def within_annotation_limit(
 
 
 def _inject_site(
-    out: dict[str, Any], site: PodSite, annotations: Mapping[str, Any], settings: InjectionSettings
+    out: dict[str, Any],
+    site: PodSite,
+    annotations: Mapping[str, Any],
+    settings: InjectionSettings,
+    namespace_annotations: Mapping[str, Any] | None,
 ) -> MutationResult:
     spec: dict[str, Any] = site.holder["spec"]
     blocker = pod_blocker(site.holder)
     if blocker:
         return MutationResult(out, False, f"skipped: {blocker}", (blocker,))
-    options = pod_options(site, annotations, settings)
+    options = pod_options(site, annotations, settings, namespace_annotations)
     warnings = options.warnings
     targets = select_containers(spec["containers"], options, warnings)
     if not targets:

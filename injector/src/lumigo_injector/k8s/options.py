@@ -12,6 +12,7 @@ from typing import Any
 
 from lumigo_injector.k8s.site import PodSite
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.logs import logs_enabled
 from lumigo_injector.spec.naming import Workload, service_name, workload_chain
 from lumigo_injector.spec.plain import as_map
 
@@ -39,6 +40,8 @@ class PodOptions:
     container_names: tuple[str, ...] | None
     workloads: tuple[Workload, ...]
     warnings: list[str] = field(default_factory=list)
+    #: `lumigo.io/enable-logs` on the pod, else on its namespace (see `spec.logs`).
+    enable_logs: bool = False
 
 
 def _annotation(annotations: Mapping[str, Any], key: str) -> str | None:
@@ -77,9 +80,12 @@ def _override(
 
 
 def pod_options(
-    site: PodSite, annotations: Mapping[str, Any], settings: InjectionSettings
+    site: PodSite,
+    annotations: Mapping[str, Any],
+    settings: InjectionSettings,
+    namespace_annotations: Mapping[str, Any] | None = None,
 ) -> PodOptions:
-    """Secret, service name, containers and workloads for this pod, with warnings."""
+    """Secret, service name, containers, workloads and logs for this pod, with warnings."""
     warnings: list[str] = []
     secret_name = _override(
         annotations, c.ANNOTATION_SECRET_NAME, _is_dns_subdomain, "Secret name",
@@ -105,4 +111,6 @@ def pod_options(
     labels = dict(as_map(site.outer_meta.get("labels"))) if site.kind != "Pod" else {}
     labels.update(as_map(pod_meta.get("labels")))
     name = service_name(annotations, labels, chain, pod_meta)
-    return PodOptions(secret_name, secret_key, name, container_names, chain, warnings)
+    enable_logs, logs_warnings = logs_enabled(annotations, namespace_annotations)
+    warnings.extend(logs_warnings)
+    return PodOptions(secret_name, secret_key, name, container_names, chain, warnings, enable_logs)

@@ -15,6 +15,7 @@ from lumigo_injector.spec import names as c
 from lumigo_injector.spec.env import (
     EXTENDED_VARIABLES,
     attribute_keys,
+    container_variables,
     escape_reference,
     has_unclosed_reference,
     last_index,
@@ -269,6 +270,8 @@ def set_env(
     if settings.endpoint:
         endpoint = {"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)}
         _append_if_absent(env, endpoint, record)
+    for name, value in container_variables(str(container["name"]), options.enable_logs):
+        _append_if_absent(env, {"name": name, "value": escape_reference(value)}, record)
     set_resource_attributes(container, env, options, record, warnings)
 
 

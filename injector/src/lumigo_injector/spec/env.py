@@ -15,6 +15,8 @@ from lumigo_injector.spec.names import (
     AUTOWRAPT_ENTRY_POINT,
     BOOTSTRAP_PATH,
     ENV_AUTOWRAPT_BOOTSTRAP,
+    ENV_CONTAINER_NAME,
+    ENV_ENABLE_LOGS,
     ENV_PYTHONPATH,
     MOUNT_PATH,
 )
@@ -75,6 +77,15 @@ UNMERGES = {
     ENV_PYTHONPATH: pythonpath_without_ours,
     ENV_AUTOWRAPT_BOOTSTRAP: autowrapt_without_ours,
 }
+
+
+def container_variables(container_name: str, enable_logs: bool) -> list[tuple[str, str]]:
+    """Variables each injected container gets unless it sets them itself (then its own value
+    stays): its name as `LUMIGO_CONTAINER_NAME`, and `LUMIGO_ENABLE_LOGS=true` when asked."""
+    variables = [(ENV_CONTAINER_NAME, container_name)]
+    if enable_logs:
+        variables.append((ENV_ENABLE_LOGS, "true"))
+    return variables
 
 
 def escape_reference(value: str) -> str:

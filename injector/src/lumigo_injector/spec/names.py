@@ -24,12 +24,17 @@ ANNOTATION_SECRET_NAME: Final = "lumigo.io/secret-name"
 ANNOTATION_SECRET_KEY: Final = "lumigo.io/secret-key"
 #: Explicit OTEL_SERVICE_NAME for the pod's containers.
 ANNOTATION_SERVICE_NAME: Final = "lumigo.io/service-name"
+#: "true" sets LUMIGO_ENABLE_LOGS=true in the injected containers ("false" opts a pod out of
+#: a namespace's "true").
+ANNOTATION_ENABLE_LOGS: Final = "lumigo.io/enable-logs"
 #: Set by the injector: the layer version that was injected.
 ANNOTATION_INJECTED: Final = "lumigo.io/injected"
 #: Set by the injector: JSON record of what it added or changed, so `uninject` is exact.
 ANNOTATION_INJECTION_STATE: Final = "lumigo.io/injection-state"
 #: Set by the operator on a workload: its template's inject value before propagation.
 ANNOTATION_TEMPLATE_PREVIOUS: Final = "lumigo.io/inject-template-previous"
+#: Set by the operator on a workload: its template's enable-logs value before propagation.
+ANNOTATION_ENABLE_LOGS_TEMPLATE_PREVIOUS: Final = "lumigo.io/enable-logs-template-previous"
 
 INJECT_PYTHON: Final = "python"
 INJECT_FALSE: Final = "false"
@@ -65,6 +70,10 @@ ENV_TRACER_TOKEN: Final = "LUMIGO_TRACER_TOKEN"
 ENV_SERVICE_NAME: Final = "OTEL_SERVICE_NAME"
 ENV_RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
 ENV_ENDPOINT: Final = "LUMIGO_ENDPOINT"
+#: Set to "true" when logs are asked for (annotation `lumigo.io/enable-logs`, `ecs --enable-logs`).
+ENV_ENABLE_LOGS: Final = "LUMIGO_ENABLE_LOGS"
+#: The injected container's own name (the distro's resource attribute `k8s.container.name`).
+ENV_CONTAINER_NAME: Final = "LUMIGO_CONTAINER_NAME"
 #: Downward-API variables, referenced as $(NAME) from OTEL_RESOURCE_ATTRIBUTES.
 ENV_K8S_NAMESPACE_NAME: Final = "LUMIGO_K8S_NAMESPACE_NAME"
 ENV_K8S_POD_NAME: Final = "LUMIGO_K8S_POD_NAME"
