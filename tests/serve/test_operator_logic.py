@@ -89,6 +89,38 @@ def test_workload_opt_out_and_unknown_values() -> None:
     assert plan(deployment({c.ANNOTATION_INJECT: "java"}), "Deployment") is None
 
 
+def test_enable_logs_propagates_with_inject_and_each_comes_back_on_its_own() -> None:
+    logs, inject_ = c.ANNOTATION_ENABLE_LOGS, c.ANNOTATION_INJECT
+    original = deployment({"team": "shop"}, {logs: "false"})
+    annotated = merge(
+        original, {"metadata": {"annotations": {inject_: "python", logs: " TRUE "}}}
+    )
+
+    both = converge(annotated)
+    assert both["spec"]["template"]["metadata"]["annotations"] == {inject_: "python", logs: "true"}
+    assert plan(both, "Deployment") is None
+
+    # Taking logs away gives the template the user's "false" back; injection stays.
+    no_logs = converge(merge(both, {"metadata": {"annotations": {logs: None}}}))
+    assert no_logs["spec"]["template"]["metadata"]["annotations"] == {
+        inject_: "python",
+        logs: "false",
+    }
+    assert c.ANNOTATION_ENABLE_LOGS_TEMPLATE_PREVIOUS not in no_logs["metadata"]["annotations"]
+    back = converge(merge(no_logs, {"metadata": {"annotations": {inject_: None}}}))
+    assert back == original
+
+
+def test_enable_logs_alone_propagates_and_leaves_no_trace_when_removed() -> None:
+    original = deployment()
+    annotated = merge(original, {"metadata": {"annotations": {c.ANNOTATION_ENABLE_LOGS: "true"}}})
+    on = converge(annotated)
+    assert on["spec"]["template"]["metadata"]["annotations"] == {c.ANNOTATION_ENABLE_LOGS: "true"}
+    off = merge(on, {"metadata": {"annotations": {c.ANNOTATION_ENABLE_LOGS: None}}})
+    assert converge(off) == original
+    assert plan(deployment({c.ANNOTATION_ENABLE_LOGS: "yes please"}), "Deployment") is None
+
+
 def test_cronjob_template_is_inside_the_job_template() -> None:
     cronjob = {
         "metadata": {"name": "nightly", "annotations": {c.ANNOTATION_INJECT: "python"}},

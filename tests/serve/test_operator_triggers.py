@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 
 from lumigo_injector.k8s.propagation import TEMPLATE_PATHS
@@ -320,3 +321,43 @@ def test_two_replicas_converge_without_errors(
         assert errors == [], errors
     # Standalone: no peering objects are read or written, replicas do not coordinate.
     assert not [path for path in kube.requested_paths() if "peering" in path]
+
+
+def test_enable_logs_on_a_workload_reaches_the_template_and_the_pods_env(
+    injector: InjectorProcess, kube: KubeEmulator
+) -> None:
+    kube.create_namespace("logs")
+    collection = PLURALS["Deployment"].format(ns="logs")
+    original = kube.create(collection, workload("Deployment", "talker"))
+    path = f"{collection}/talker"
+
+    kube.patch(path, {"metadata": {"annotations": {c.ANNOTATION_ENABLE_LOGS: "true"}}})
+    annotated = wait_for(
+        lambda: (
+            (d := kube.get(path))
+            and template_annotations(d, "Deployment").get(c.ANNOTATION_ENABLE_LOGS)
+            and d
+        ),
+        what="the enable-logs template annotation",
+    )
+    # A pod of that template, asking for injection, gets the variables from the webhook.
+    pod = copy.deepcopy(template(annotated, "Deployment"))
+    pod.update(apiVersion="v1", kind="Pod")
+    pod["metadata"]["annotations"][c.ANNOTATION_INJECT] = "python"
+    response = injector.review(admission_review(pod, namespace="logs"))
+    injected = jsonpatch.apply_patch(pod, decode_patch(response), in_place=False)
+    env = {e["name"]: e.get("value") for e in injected["spec"]["containers"][0]["env"]}
+    assert env[c.ENV_ENABLE_LOGS] == "true"
+    assert env[c.ENV_CONTAINER_NAME] == "talker"
+
+    kube.patch(path, {"metadata": {"annotations": {c.ANNOTATION_ENABLE_LOGS: None}}})
+    rolled_back = wait_for(
+        lambda: (
+            (d := kube.get(path))
+            and c.ANNOTATION_ENABLE_LOGS_TEMPLATE_PREVIOUS
+            not in d["metadata"].get("annotations", {})
+            and d
+        ),
+        what="the enable-logs template annotation to be taken back",
+    )
+    assert template(rolled_back, "Deployment") == template(original, "Deployment")

@@ -1,8 +1,8 @@
 """The kopf side of `serve`: thin handlers that move data between the cluster and pure code.
 
-- Workloads (Deployment, StatefulSet, DaemonSet, CronJob): the workload annotation
-  `lumigo.io/inject` is copied onto the pod template, and taken back when removed
-  (`lumigo_injector.k8s.propagation` decides).
+- Workloads (Deployment, StatefulSet, DaemonSet, CronJob): the workload annotations
+  `lumigo.io/inject` and `lumigo.io/enable-logs` are copied onto the pod template, and taken
+  back when removed (`lumigo_injector.k8s.propagation` decides).
 - Namespaces: their annotations feed the webhook's `NamespaceDirectory`.
 - The token Secret is kept in namespaces that inject (`lumigo_injector.serve.secrets_mirror`).
 
@@ -87,9 +87,7 @@ def _concerns_us(kind: str) -> Callable[..., bool]:
 
     def when(body: Mapping[str, Any], **_: Any) -> bool:
         annotations = (body.get("metadata") or {}).get("annotations") or {}
-        if c.ANNOTATION_INJECT in annotations:
-            return True
-        if c.ANNOTATION_TEMPLATE_PREVIOUS in annotations:
+        if propagation.concerns_us(annotations):
             return True
         return propagation.injects_in_namespace(body, kind)
 
