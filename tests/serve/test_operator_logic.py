@@ -92,9 +92,7 @@ def test_workload_opt_out_and_unknown_values() -> None:
 def test_enable_logs_propagates_with_inject_and_each_comes_back_on_its_own() -> None:
     logs, inject_ = c.ANNOTATION_ENABLE_LOGS, c.ANNOTATION_INJECT
     original = deployment({"team": "shop"}, {logs: "false"})
-    annotated = merge(
-        original, {"metadata": {"annotations": {inject_: "python", logs: " TRUE "}}}
-    )
+    annotated = merge(original, {"metadata": {"annotations": {inject_: "python", logs: " TRUE "}}})
 
     both = converge(annotated)
     assert both["spec"]["template"]["metadata"]["annotations"] == {inject_: "python", logs: "true"}
