@@ -11,6 +11,7 @@ import pytest
 from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
 from lumigo_injector.spec import names as c
 from lumigo_injector.spec.inject import wants_injection
+from lumigo_injector.spec.logs import logs_enabled
 from tests.helpers.mutation import (
     assert_valid,
     container,
@@ -487,8 +488,10 @@ def test_uninject_without_state_record_removes_what_is_unmistakably_ours() -> No
     spec = pod_spec(restored)
     assert spec.get("initContainers", []) == [] and spec.get("volumes", []) == []
     assert container(restored, "a")["volumeMounts"] == []
-    # OTEL_SERVICE_NAME could be the user's: without the record it stays.
-    kept = [e for e in env_of(restored, "a") if e["name"] != "OTEL_SERVICE_NAME"]
+    # OTEL_SERVICE_NAME and LUMIGO_CONTAINER_NAME could be the user's: without the record
+    # they stay.
+    maybe_users = {"OTEL_SERVICE_NAME", c.ENV_CONTAINER_NAME}
+    kept = [e for e in env_of(restored, "a") if e["name"] not in maybe_users]
     assert [e["name"] for e in kept] == [e["name"] for e in user_env]
     assert expand_env(kept, POD_FIELDS, {})["PYTHONPATH"] == "/srv"
     assert expand_env(kept, POD_FIELDS, {})["AUTOWRAPT_BOOTSTRAP"] == "mine"
@@ -564,3 +567,97 @@ def test_pythonpath_from_env_from_is_kept_after_ours() -> None:
     without = expand_env(env, POD_FIELDS, {})["PYTHONPATH"]
     assert without.split(":")[0] == "/lumigo-otel/bootstrap"  # the rest is an inert path entry
     assert uninject(out) == original
+
+
+# --- logs and the container name ------------------------------------------------------------
+
+
+def test_every_injected_container_gets_its_own_name() -> None:
+    out = inject(opted_in(app("api"), app("worker")), SETTINGS).obj
+    assert env_dict(out, "api")[c.ENV_CONTAINER_NAME] == "api"
+    assert env_dict(out, "worker")[c.ENV_CONTAINER_NAME] == "worker"
+    assert c.ENV_ENABLE_LOGS not in env_dict(out, "api")  # logs only when asked
+
+
+def test_containers_left_out_get_neither_variable() -> None:
+    obj = opted_in(
+        app("api"),
+        app("sidecar"),
+        **{c.ANNOTATION_CONTAINER_NAMES: "api", c.ANNOTATION_ENABLE_LOGS: "true"},
+    )
+    out = inject(obj, SETTINGS).obj
+    assert container(out, "sidecar") == app("sidecar")
+    assert env_dict(out, "api")[c.ENV_ENABLE_LOGS] == "true"
+
+
+@pytest.mark.parametrize(
+    ("pod_value", "namespace_value", "expected"),
+    [
+        ("true", None, True),
+        (" TRUE ", None, True),
+        (None, "true", True),
+        ("false", "true", False),  # the pod beats its namespace
+        ("true", "false", True),
+        (None, None, False),
+        (None, "false", False),
+        ("yes please", "true", True),  # not true/false: ignored (warning), the namespace decides
+        ("yes please", None, False),
+    ],
+)
+def test_enable_logs_annotation_pod_beats_namespace(
+    pod_value: str | None, namespace_value: str | None, expected: bool
+) -> None:
+    annotations = {c.ANNOTATION_ENABLE_LOGS: pod_value} if pod_value is not None else {}
+    namespace = {c.ANNOTATION_ENABLE_LOGS: namespace_value} if namespace_value is not None else None
+    result = inject(opted_in(**annotations), SETTINGS, namespace_annotations=namespace)
+    assert result.injected
+    env = env_dict(result.obj)
+    assert (env.get(c.ENV_ENABLE_LOGS) == "true") is expected
+    assert logs_enabled(annotations, namespace)[0] is expected
+    if pod_value == "yes please":
+        assert any("'yes please' is not true or false" in w for w in result.warnings)
+
+
+def test_enable_logs_on_a_workload_reaches_its_template_for_inject_f() -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "annotations": {c.ANNOTATION_ENABLE_LOGS: "true"}},
+        "spec": {"template": opted_in(app())},
+    }
+    out = inject(deployment, SETTINGS).obj
+    assert env_dict(out)[c.ENV_ENABLE_LOGS] == "true"
+    # the template's own value wins over the workload's
+    deployment["spec"]["template"]["metadata"]["annotations"][c.ANNOTATION_ENABLE_LOGS] = "false"
+    assert c.ENV_ENABLE_LOGS not in env_dict(inject(deployment, SETTINGS).obj)
+
+
+def test_users_own_logs_and_container_name_values_are_kept_and_restored() -> None:
+    user_env = [
+        {"name": c.ENV_ENABLE_LOGS, "value": "false"},
+        {"name": c.ENV_CONTAINER_NAME, "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+    ]
+    original = opted_in(app(env=copy.deepcopy(user_env)), **{c.ANNOTATION_ENABLE_LOGS: "true"})
+    out = inject(original, SETTINGS).obj
+    env = env_of(out, "app")
+    for entry in user_env:
+        assert by_name(env, entry["name"]) == entry
+    assert uninject(out) == original
+
+
+def test_logs_and_container_name_are_recorded_and_taken_back_exactly() -> None:
+    original = opted_in(
+        app(env=[{"name": "DEBUG", "value": "1"}]), **{c.ANNOTATION_ENABLE_LOGS: "true"}
+    )
+    out = inject(original, SETTINGS).obj
+    state = json.loads(out["metadata"]["annotations"][c.ANNOTATION_INJECTION_STATE])
+    added = state["containers"]["app"]["added"]
+    assert c.ENV_ENABLE_LOGS in added and c.ENV_CONTAINER_NAME in added
+    assert inject(out, SETTINGS).obj == out  # idempotent
+    assert uninject(out) == original
+
+
+def test_container_name_is_never_expanded() -> None:
+    # Kubernetes names cannot hold `$`, but a manifest given to inject -f may.
+    out = inject(opted_in(app("a$(X)")), SETTINGS).obj
+    assert by_name(env_of(out, "a$(X)"), c.ENV_CONTAINER_NAME)["value"] == "a$$(X)"
