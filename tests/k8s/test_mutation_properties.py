@@ -34,6 +34,8 @@ ENV_NAMES = [
     "LUMIGO_TRACER_TOKEN",
     "LUMIGO_ENDPOINT",
     "LUMIGO_K8S_POD_NAME",
+    "LUMIGO_ENABLE_LOGS",
+    "LUMIGO_CONTAINER_NAME",
     "APP_HOME",
     "DEBUG",
 ]
@@ -117,6 +119,9 @@ def metadata(draw: Any, app_names: list[str]) -> dict[str, Any] | None:
         annotations[c.ANNOTATION_CONTAINER_NAMES] = ",".join(
             draw(st.lists(st.sampled_from([*app_names, "ghost"]), max_size=3))
         )
+    logs_value = draw(st.sampled_from(["true", " True", "false", "maybe", None, None]))
+    if logs_value is not None:
+        annotations[c.ANNOTATION_ENABLE_LOGS] = logs_value
     if draw(st.booleans()):
         annotations[c.ANNOTATION_SERVICE_NAME] = draw(text)
     if draw(st.booleans()):
@@ -209,6 +214,16 @@ objects = st.builds(
     ),
     pods(),
 )
+namespaces = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            c.ANNOTATION_INJECT: st.sampled_from(["python", "false"]),
+            c.ANNOTATION_ENABLE_LOGS: st.sampled_from(["true", "false", "on"]),
+        },
+    ),
+)
 all_settings = st.builds(
     InjectionSettings,
     endpoint=st.sampled_from([None, "http://collector:4318", "http://$(HOST):4318"]),
@@ -218,25 +233,41 @@ all_settings = st.builds(
 
 
 @PROPERTIES
-@given(objects, all_settings)
-def test_injecting_twice_equals_injecting_once(obj: dict[str, Any], s: InjectionSettings) -> None:
-    once = inject(obj, s)
-    twice = inject(once.obj, s)
+@given(objects, all_settings, namespaces)
+def test_injecting_twice_equals_injecting_once(
+    obj: dict[str, Any], s: InjectionSettings, ns: dict[str, str] | None
+) -> None:
+    once = inject(obj, s, ns)
+    twice = inject(once.obj, s, ns)
     assert twice.obj == once.obj
     assert twice.injected == once.injected
 
 
 @PROPERTIES
-@given(objects, all_settings)
+@given(objects, all_settings, namespaces)
 def test_uninject_gives_back_the_original_exactly(
-    obj: dict[str, Any], s: InjectionSettings
+    obj: dict[str, Any], s: InjectionSettings, ns: dict[str, str] | None
 ) -> None:
     original = copy.deepcopy(obj)
-    result = inject(obj, s)
+    result = inject(obj, s, ns)
     assert obj == original
     assert uninject(result.obj) == original
     if not result.injected:
         assert result.obj == original
+
+
+LOGS_VARIABLES = (c.ENV_ENABLE_LOGS, c.ENV_CONTAINER_NAME)
+
+
+def _logs_asked(obj: dict[str, Any], ns: dict[str, str] | None) -> bool:
+    """The documented rule, restated: the pod's true/false, else the namespace's."""
+    outer = (obj.get("metadata") or {}).get("annotations") or {} if obj["kind"] != "Pod" else {}
+    own = {**outer, **((pod_template(obj).get("metadata") or {}).get("annotations") or {})}
+    for level in (own, ns or {}):
+        value = str(level.get(c.ANNOTATION_ENABLE_LOGS, "")).strip().lower()
+        if value in ("true", "false"):
+            return value == "true"
+    return False
 
 
 def _included(mine: Any, theirs: Any, env_name: str | None = None) -> bool:
@@ -282,11 +313,11 @@ def test_every_output_is_valid_kubernetes(obj: dict[str, Any], s: InjectionSetti
 
 
 @PROPERTIES
-@given(objects, all_settings)
+@given(objects, all_settings, namespaces)
 def test_injected_containers_see_the_layer_and_their_own_values(
-    obj: dict[str, Any], s: InjectionSettings
+    obj: dict[str, Any], s: InjectionSettings, ns: dict[str, str] | None
 ) -> None:
-    result = inject(obj, s)
+    result = inject(obj, s, ns)
     if not result.injected:
         return
     before = {ct["name"]: ct for ct in pod_spec(obj)["containers"]}
@@ -300,11 +331,16 @@ def test_injected_containers_see_the_layer_and_their_own_values(
         if user.get("PYTHONPATH"):
             assert env["PYTHONPATH"].endswith(user["PYTHONPATH"])
         assert c.AUTOWRAPT_ENTRY_POINT in [p.strip() for p in env["AUTOWRAPT_BOOTSTRAP"].split(",")]
-        for name in ("OTEL_SERVICE_NAME", "LUMIGO_ENDPOINT", "LUMIGO_TRACER_TOKEN"):
+        own = ("OTEL_SERVICE_NAME", "LUMIGO_ENDPOINT", "LUMIGO_TRACER_TOKEN", *LOGS_VARIABLES)
+        for name in own:
             if name in user:
                 assert env[name] == user[name], name  # the user's value wins
         if s.endpoint and "LUMIGO_ENDPOINT" not in user:
             assert env["LUMIGO_ENDPOINT"] == s.endpoint
+        if c.ENV_CONTAINER_NAME not in user:
+            assert env[c.ENV_CONTAINER_NAME] == ct["name"]
+        if c.ENV_ENABLE_LOGS not in user:
+            assert (env.get(c.ENV_ENABLE_LOGS) == "true") is _logs_asked(result.obj, ns)
         raw_name = "OTEL_RESOURCE_ATTRIBUTES"
         raw_attributes = [e for e in ct["env"] if e["name"] == raw_name]
         if "valueFrom" in raw_attributes[-1] or "LUMIGO_K8S_POD_NAME" in user:
