@@ -244,6 +244,39 @@ def test_endpoint_is_set_only_when_given_and_an_existing_one_is_kept() -> None:
     assert any("LUMIGO_ENDPOINT=https://mine; kept it" in w for w in result.warnings)
 
 
+def test_every_injected_container_gets_its_name_and_enable_logs_only_when_asked() -> None:
+    td = parsed("multi-container-firelens.json")
+    plain = inject(td, WITH_TOKEN)
+    assert len(plain.injected) == 2 and plain.skipped
+    for name in plain.injected:
+        assert env(container(plain.task_definition, name))["LUMIGO_CONTAINER_NAME"] == name
+        assert "LUMIGO_ENABLE_LOGS" not in env(container(plain.task_definition, name))
+    logs = inject(td, EcsSettings(token_secret_arn=TOKEN_ARN, enable_logs=True))
+    for name in logs.injected:
+        assert env(container(logs.task_definition, name))["LUMIGO_ENABLE_LOGS"] == "true"
+    for name, _ in logs.skipped:  # sidecars get neither
+        assert not {"LUMIGO_ENABLE_LOGS", "LUMIGO_CONTAINER_NAME"} & set(
+            env(container(logs.task_definition, name))
+        )
+    assert uninject(logs.task_definition) == normalise(td)
+    # re-injecting without the flag takes it away again
+    again = inject(logs.task_definition, WITH_TOKEN).task_definition
+    assert again == plain.task_definition
+
+
+def test_users_own_logs_and_container_name_are_kept_even_from_secrets() -> None:
+    user_secret = {"name": "LUMIGO_ENABLE_LOGS", "valueFrom": SSM_TOKEN_ARN}
+    before = minimal(
+        environment=[{"name": "LUMIGO_CONTAINER_NAME", "value": "web"}], secrets=[user_secret]
+    )
+    td = inject(before, EcsSettings(enable_logs=True)).task_definition
+    app = container(td, "app")
+    assert env(app)["LUMIGO_CONTAINER_NAME"] == "web"
+    assert "LUMIGO_ENABLE_LOGS" not in env(app)
+    assert secrets(app)["LUMIGO_ENABLE_LOGS"] == SSM_TOKEN_ARN
+    assert uninject(td) == normalise(before)
+
+
 def test_token_comes_only_through_secrets_from_a_secrets_manager_or_ssm_arn() -> None:
     for arn in (TOKEN_ARN, SSM_TOKEN_ARN):
         c = container(inject(minimal(), EcsSettings(token_secret_arn=arn)).task_definition, "app")
@@ -477,7 +510,7 @@ def test_labels_record_what_was_added_and_merged() -> None:
     labels = container(td, "billing")["dockerLabels"]
     assert labels["lumigo.io/injected"] == constants.DEFAULT_LAYER_VERSION
     assert json.loads(labels[constants.ANNOTATION_INJECTION_STATE]) == {
-        "added": ["LUMIGO_TRACER_TOKEN"],
+        "added": ["LUMIGO_CONTAINER_NAME", "LUMIGO_TRACER_TOKEN"],
         "changed": {
             "PYTHONPATH": "/srv/billing/src:/srv/billing/vendor",
             "AUTOWRAPT_BOOTSTRAP": "billing_hooks",
@@ -486,7 +519,15 @@ def test_labels_record_what_was_added_and_merged() -> None:
 
 
 _NAMES = st.sampled_from(
-    ["PYTHONPATH", "AUTOWRAPT_BOOTSTRAP", "OTEL_SERVICE_NAME", "LUMIGO_ENDPOINT", "OTHER"]
+    [
+        "PYTHONPATH",
+        "AUTOWRAPT_BOOTSTRAP",
+        "OTEL_SERVICE_NAME",
+        "LUMIGO_ENDPOINT",
+        "LUMIGO_ENABLE_LOGS",
+        "LUMIGO_CONTAINER_NAME",
+        "OTHER",
+    ]
 )
 _VALUES = st.sampled_from(["", "/app", BOOT, f"{BOOT}:/x", "lumigo_opentelemetry", "a,b", "svc"])
 
@@ -500,15 +541,25 @@ _VALUES = st.sampled_from(["", "/app", BOOT, f"{BOOT}:/x", "lumigo_opentelemetry
     ),
     endpoint=st.sampled_from([None, "http://127.0.0.1:4318", "/app"]),
     token=st.booleans(),
+    logs=st.booleans(),
 )
 def test_property_uninject_inverts_inject(
-    environment: list[dict[str, str]], endpoint: str | None, token: bool
+    environment: list[dict[str, str]], endpoint: str | None, token: bool, logs: bool
 ) -> None:
     before = normalise(minimal(environment=environment))
-    opts = EcsSettings(token_secret_arn=TOKEN_ARN if token else None, endpoint=endpoint)
+    opts = EcsSettings(
+        token_secret_arn=TOKEN_ARN if token else None, endpoint=endpoint, enable_logs=logs
+    )
     once = inject(before, opts).task_definition
     assert uninject(once) == before
     assert inject(once, opts).task_definition == once
+    user = {e["name"]: e["value"] for e in environment}
+    ours = env(container(once, "app"))
+    assert ours["LUMIGO_CONTAINER_NAME"] == user.get("LUMIGO_CONTAINER_NAME", "app")
+    if "LUMIGO_ENABLE_LOGS" in user:
+        assert ours["LUMIGO_ENABLE_LOGS"] == user["LUMIGO_ENABLE_LOGS"]
+    else:
+        assert ("LUMIGO_ENABLE_LOGS" in ours) is logs
 
 
 @pytest.mark.parametrize(
@@ -556,7 +607,12 @@ def test_unreadable_state_label_falls_back_to_removing_our_parts() -> None:
     ).task_definition
     container(td, "app")["dockerLabels"][constants.ANNOTATION_INJECTION_STATE] = "{not json"
     c = container(uninject(td), "app")
-    assert env(c) == {"AUTOWRAPT_BOOTSTRAP": "x", "OTEL_SERVICE_NAME": "svc"}
+    # Without the record, values that could be the user's stay.
+    assert env(c) == {
+        "AUTOWRAPT_BOOTSTRAP": "x",
+        "OTEL_SERVICE_NAME": "svc",
+        "LUMIGO_CONTAINER_NAME": "app",
+    }
     assert "dockerLabels" not in c and "mountPoints" not in c
 
 
