@@ -108,3 +108,25 @@ def test_bad_options_exit_2(args: list[str], message: str) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert message in proc.stderr
+
+
+def test_enable_logs_flag_and_container_names_round_trip(tmp_path: Path) -> None:
+    source = FIXTURES / "multi-container-firelens.json"
+    proc = run_cli("-f", str(source), "--token-secret-arn", TOKEN_ARN, "--enable-logs")
+    assert proc.returncode == 0, proc.stderr
+    td = json.loads(proc.stdout)
+    assert_valid_register_request(td)
+    for name in ("web", "worker"):
+        assert env(container(td, name))["LUMIGO_ENABLE_LOGS"] == "true"
+        assert env(container(td, name))["LUMIGO_CONTAINER_NAME"] == name
+    assert "LUMIGO_ENABLE_LOGS" not in env(container(td, "log_router"))
+
+    path = tmp_path / "injected.json"
+    path.write_text(proc.stdout)
+    restored = run_cli("-f", str(path), "--uninject")
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout) == normalise(load("multi-container-firelens.json"))
+
+    without = run_cli("-f", str(source), "--token-secret-arn", TOKEN_ARN)
+    assert "LUMIGO_ENABLE_LOGS" not in env(container(json.loads(without.stdout), "web"))
+    assert "--enable-logs" in run_cli("--help").stdout

@@ -221,3 +221,40 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0
     assert "--uninject" in result.stdout and "--all" in result.stdout
+
+
+def test_enable_logs_annotation_and_container_names_through_the_cli() -> None:
+    manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web",
+            "annotations": {"lumigo.io/inject": "python", "lumigo.io/enable-logs": "true"},
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {"name": "api", "image": "python:3.12"},
+                        {
+                            "name": "worker",
+                            "image": "python:3.12",
+                            "env": [{"name": "LUMIGO_ENABLE_LOGS", "value": "false"}],
+                        },
+                    ]
+                },
+            },
+        },
+    }
+    text = yaml.safe_dump(manifest, sort_keys=False)
+    injected = ok("-f", "-", stdin=text).stdout
+    out = yaml.safe_load(injected)
+    api = {e["name"]: e.get("value") for e in env_of(out, "api")}
+    worker = {e["name"]: e.get("value") for e in env_of(out, "worker")}
+    assert api["LUMIGO_ENABLE_LOGS"] == "true" and api["LUMIGO_CONTAINER_NAME"] == "api"
+    assert worker["LUMIGO_ENABLE_LOGS"] == "false"  # the container's own value stays
+    assert worker["LUMIGO_CONTAINER_NAME"] == "worker"
+    assert yaml.safe_load(ok("-f", "-", stdin=injected).stdout) == out  # idempotent
+    assert yaml.safe_load(ok("-f", "-", "--uninject", stdin=injected).stdout) == manifest
