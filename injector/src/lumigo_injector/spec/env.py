@@ -3,7 +3,9 @@
 `PYTHONPATH` gets our bootstrap directory first, `AUTOWRAPT_BOOTSTRAP` gets our entry point
 last, `OTEL_RESOURCE_ATTRIBUTES` gets our attributes for keys the app does not set. Each merge
 keeps the app's value verbatim and is idempotent; each has an inverse that takes our part
-out again. Kubernetes and ECS both merge through these functions.
+out again. Kubernetes and ECS both merge through these functions, and both take the
+per-container variables (`LUMIGO_CONTAINER_NAME`, `LUMIGO_ENABLE_LOGS`) from
+`container_variables`.
 """
 
 from __future__ import annotations
