@@ -88,7 +88,9 @@ async def run(settings: ServeSettings) -> int:
     mirror = SecretMirror(
         core, token=settings.token, name=settings.secret_name, key=settings.secret_key
     )
-    ctx = operator.OperatorContext(directory, mirror, settings.never_injected)
+    ctx = operator.OperatorContext(
+        directory, mirror, settings.never_injected, propagate=settings.propagation
+    )
     api = KubeHttp.from_configuration(core.api_client.configuration)
     recorder = events.EventRecorder(api)
     background: set[asyncio.Task[None]] = set()

@@ -46,6 +46,8 @@ class ServeSettings:
     namespace: str | None = None
     log_format: LogFormat = "json"
     log_level: str = "info"
+    #: Copy workloads' lumigo.io/inject annotation onto their pod templates (False: webhook only).
+    propagation: bool = True
     #: The Lumigo token mirrored into namespaces; never logged, never in repr.
     token: str | None = field(default=None, repr=False)
     test_fault_label: str | None = None
@@ -108,6 +110,13 @@ def _non_empty(text: str) -> str:
 
 def _optional(text: str) -> str | None:
     return text.strip() or None
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
+    return value == "true"
 
 
 def _choice(choices: tuple[str, ...]) -> _Parser:
@@ -217,6 +226,14 @@ _OPTIONS = (
         "log_level",
         _choice(LOG_LEVELS),
         "debug, info (default), warning or error",
+    ),
+    _Option(
+        "--propagation",
+        "LUMIGO_INJECTOR_PROPAGATION",
+        "propagation",
+        _boolean,
+        "true: copy workloads' lumigo.io/inject annotation onto their pod templates; "
+        "false: webhook only, no workload is watched or patched",
     ),
 )
 
