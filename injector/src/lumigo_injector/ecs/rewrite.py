@@ -16,7 +16,10 @@ What `inject` adds, mirroring the Kubernetes mutation:
 
 Two docker labels on each injected container record the layer version (`lumigo.io/injected`)
 and, as JSON, the variables we added and the original values of those we changed
-(`lumigo.io/injection-state`), so `uninject` gives back exactly the original.
+(`lumigo.io/injection-state`), so `uninject` gives back exactly the original. The init container
+carries `lumigo.io/injected` too. A container named `lumigo-otel-init` or a volume named
+`lumigo-otel` in a task definition that carries none of our labels is the user's: `inject`
+refuses it (a clash, never a silent replacement) and `uninject` leaves it alone.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from lumigo_injector.spec.env import (
     last_index,
     mount_conflict,
 )
+from lumigo_injector.spec.limits import InputError, loads_json
 from lumigo_injector.spec.names import (
     ANNOTATION_INJECTED,
     ANNOTATION_INJECTION_STATE,
@@ -153,11 +157,13 @@ def model_errors(task_definition: Mapping[str, Any]) -> str:
 def parse_task_definition(text: str, source: str = "input") -> dict[str, Any]:
     """Parse JSON text into a normalised, validated RegisterTaskDefinition request."""
     try:
-        doc = json.loads(text)
+        doc = loads_json(text)
     except json.JSONDecodeError as exc:
         raise TaskDefinitionError(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except InputError as exc:
+        raise TaskDefinitionError(f"{source}: {exc}") from None
     td = normalise(doc)
     validate(td)
     return td
@@ -261,6 +267,36 @@ def image_registry(image: str) -> str:
 # --------------------------------------------------------------------------- inject
 
 
+def is_injected(td: Mapping[str, Any]) -> bool:
+    """True when a container carries our `lumigo.io/injected` label (we injected this task)."""
+    return any(
+        isinstance(c.get("dockerLabels"), Mapping) and ANNOTATION_INJECTED in c["dockerLabels"]
+        for c in _containers(td)
+    )
+
+
+def clashes(td: Mapping[str, Any]) -> list[str]:
+    """The user's objects that carry one of our names (none when we injected the task)."""
+    if is_injected(td):
+        return []
+    found = [f"a container named {INIT_CONTAINER_NAME!r}" for c in _containers(td)
+             if c.get("name") == INIT_CONTAINER_NAME]  # fmt: skip
+    found += [
+        f"a volume named {VOLUME_NAME!r}" for v in _volumes(td) if v.get("name") == VOLUME_NAME
+    ]
+    return found
+
+
+def check_no_clash(td: Mapping[str, Any]) -> None:
+    """Raise TaskDefinitionError when the user's own objects use the injector's names."""
+    found = clashes(td)
+    if found:
+        raise TaskDefinitionError(
+            f"the task definition already has {' and '.join(found)}, not made by the injector "
+            "(no lumigo.io/injected label); injecting would replace it: rename it first"
+        )
+
+
 def has_init_container(td: Mapping[str, Any]) -> bool:
     """True when the task definition carries our init container."""
     return any(c.get("name") == INIT_CONTAINER_NAME for c in _containers(td))
@@ -275,8 +311,7 @@ def inject(td: Mapping[str, Any], settings: EcsSettings) -> EcsResult:
     """
     td = normalise(td)
     validate(td)
-    if not has_init_container(td) and any(v.get("name") == VOLUME_NAME for v in _volumes(td)):
-        raise TaskDefinitionError(f"the task definition already has a volume named {VOLUME_NAME!r}")
+    check_no_clash(td)
     previous_init = next((c for c in _containers(td) if c.get("name") == INIT_CONTAINER_NAME), {})
     base = uninject(td)
     validate(base)
@@ -392,6 +427,8 @@ def _init_container(td: Mapping[str, Any], settings: EcsSettings) -> dict[str, A
         "name": INIT_CONTAINER_NAME,
         "image": settings.init_image,
         "essential": False,
+        # marks it as ours: a container of this name without the label is the user's
+        "dockerLabels": {ANNOTATION_INJECTED: settings.layer_version},
         "command": [MOUNT_PATH],  # the entrypoint copies the layer into its first argument
         # ECS task storage starts as a root-owned 0755 directory (unlike a Kubernetes emptyDir),
         # so the copy runs as root; it writes nothing but the volume.
@@ -536,8 +573,13 @@ def _task_warnings(
 
 
 def uninject(td: Mapping[str, Any]) -> dict[str, Any]:
-    """Remove everything `inject` added; the inverse of `inject` on a normalised input."""
+    """Remove everything `inject` added; the inverse of `inject` on a normalised input.
+
+    A task definition we did not inject comes back unchanged, whatever its objects are called.
+    """
     out = normalise(td)
+    if not is_injected(out):
+        return out
     containers = [c for c in _containers(out) if c.get("name") != INIT_CONTAINER_NAME]
     out["containerDefinitions"] = [_uninject_container(c) for c in containers]
     volumes = [v for v in out.get("volumes", []) if v.get("name") != VOLUME_NAME]
