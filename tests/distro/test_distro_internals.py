@@ -16,7 +16,7 @@ from lumigo_opentelemetry._activation import DisabledTracerProvider
 from lumigo_opentelemetry.dependencies import installed_distributions, report_payload
 from lumigo_opentelemetry.export.otlp import DeadlineExporter, authorization_header
 from lumigo_opentelemetry.export.spandump import SpanDumpProcessor, append_line
-from lumigo_opentelemetry.masking import MaskingRules
+from lumigo_opentelemetry.masking import Masking
 from lumigo_opentelemetry.resources.ecs import attributes_from_documents, ecs_attributes
 from lumigo_opentelemetry.resources.process import environ_attribute
 from lumigo_opentelemetry.version import __version__
@@ -176,7 +176,7 @@ def test_installed_distributions_are_sorted_pairs() -> None:
 
 
 def test_environ_attribute_masks_values_only() -> None:
-    text = environ_attribute(MaskingRules.default(), {"DB_PASSWORD": "p", "HOME": "/root"})
+    text = environ_attribute(Masking.default(), {"DB_PASSWORD": "p", "HOME": "/root"})
     assert json.loads(text) == {"DB_PASSWORD": "****", "HOME": "/root"}
 
 

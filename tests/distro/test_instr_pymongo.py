@@ -11,6 +11,7 @@ from pymongo.errors import OperationFailure
 
 from lumigo_devtools.receiver import OtlpReceiver
 from lumigo_opentelemetry.instrumentations import pymongo as pymongo_instrumentation
+from lumigo_opentelemetry.masking import Site
 from tests.helpers.data_tracing import CONFIG, instrumented, one, receiver, tracing
 from tests.helpers.mongo_server import MongoWireServer
 
@@ -115,7 +116,11 @@ def test_big_batches_are_trimmed_before_serialising_with_the_same_result() -> No
         "ok": 1.0,
         "big": "z" * 100_000,
     }
-    full = json_util.dumps(CONFIG.masking.mask(reply), json_options=json_util.RELAXED_JSON_OPTIONS)
+    full = CONFIG.masking.apply(
+        Site.DB,
+        reply,
+        encode=lambda doc: json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS),
+    )
     text = pymongo_instrumentation.document_text(reply, CONFIG)
     assert text == full[: CONFIG.attribute_length_limit]
     assert '"password": "****"' in text and '"p"' not in text

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import FrozenSet, List, Mapping, Optional, Tuple
 
-from lumigo_opentelemetry.masking import MaskingRules
+from lumigo_opentelemetry.masking import Masking
 
 DEFAULT_ENDPOINT = "https://ga-otlp.lumigo-tracer-edge.golumigo.com/v1/traces"
 DEFAULT_DEPENDENCIES_ENDPOINT = "https://ga-otlp.lumigo-tracer-edge.golumigo.com/v1/dependencies"
@@ -31,7 +31,8 @@ class Config:
     debug: bool = False
     spandump_path: Optional[str] = None
     report_dependencies: bool = True
-    masking: MaskingRules = field(default_factory=MaskingRules.default)
+    #: LUMIGO_SECRET_MASKING_REGEX, its per-site overrides and the tracer token
+    masking: Masking = field(default_factory=Masking.default)
     attribute_length_limit: int = DEFAULT_ATTRIBUTE_LENGTH_LIMIT
     disabled_instrumentations: FrozenSet[str] = frozenset()
     warnings: Tuple[str, ...] = ()
@@ -102,9 +103,8 @@ class Config:
                 warnings.append(f"{name}={raw!r} is not a positive number; ignored")
                 return None
 
-        masking, masking_warning = MaskingRules.from_setting(env.get("LUMIGO_SECRET_MASKING_REGEX"))
-        if masking_warning:
-            warnings.append(masking_warning)
+        masking, masking_warnings = Masking.from_environ(env)
+        warnings.extend(masking_warnings)
 
         limit = positive_int("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")
         if limit is None:

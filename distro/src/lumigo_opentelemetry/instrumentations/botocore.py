@@ -4,8 +4,9 @@ Built on opentelemetry-instrumentation-botocore (span `<Service>.<Operation>`, `
 `aws.*`, `cloud.region`, X-Ray propagation). On top of it, each span carries the HTTP
 request and response the call really sent and received (the last attempt when botocore
 retried): `http.request.headers`, `http.request.body`, `http.response.headers`,
-`http.response.body`; headers and JSON bodies masked, everything truncated. The signing
-headers (`Authorization`, `X-Amz-Security-Token`) are always masked. Streams are never
+`http.response.body`; headers and bodies masked (`Masking.apply`, request/response
+sites), everything truncated. The signing headers (`Authorization`,
+`X-Amz-Security-Token`) are always masked. Streams are never
 read, so the app gets them intact: an upload from a file and a streamed download (S3
 GetObject) have headers only; an upload of `bytes` is peeked at in botocore's buffer.
 
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple,
 
 from opentelemetry import trace
 
-from lumigo_opentelemetry.masking import MASKED
+from lumigo_opentelemetry.masking import Site
 
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
@@ -38,7 +39,6 @@ REQUEST_HEADERS = "http.request.headers"
 REQUEST_BODY = "http.request.body"
 RESPONSE_HEADERS = "http.response.headers"
 RESPONSE_BODY = "http.response.body"
-ALWAYS_MASKED_HEADERS = frozenset({"authorization", "x-amz-security-token"})
 
 _LOG = logging.getLogger("lumigo-opentelemetry.botocore")
 
@@ -112,10 +112,18 @@ class _Capture:
         )
 
         headers = _header_items(response.headers)
-        span.set_attribute(RESPONSE_HEADERS, headers_attribute(headers, self.config))
+        span.set_attribute(
+            RESPONSE_HEADERS,
+            headers_attribute(headers, self.config, Site.HTTP_RESPONSE_HEADERS),
+        )
         if getattr(request, "stream_output", True):
             return  # the app reads this stream: never touch it
-        text = body_attribute(response.content, self.config, _content_type(headers))
+        text = body_attribute(
+            response.content,
+            self.config,
+            _content_type(headers),
+            site=Site.HTTP_RESPONSE_BODIES,
+        )
         if text is not None:
             span.set_attribute(RESPONSE_BODY, text)
 
@@ -140,7 +148,7 @@ def _header_items(headers: Any) -> List[Tuple[str, str]]:
     for key, value in headers.items():
         name = key.decode("latin-1") if isinstance(key, bytes) else str(key)
         text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        items.append((name, MASKED if name.lower() in ALWAYS_MASKED_HEADERS else text))
+        items.append((name, text))
     return items
 
 

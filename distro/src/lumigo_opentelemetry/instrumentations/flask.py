@@ -64,7 +64,12 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
         try:
             if _is_server_span(span):
                 payloads.set_captured(
-                    span, payloads.RESPONSE_HEADERS, payloads.headers_attribute, headers, config
+                    span,
+                    payloads.RESPONSE_HEADERS,
+                    payloads.headers_attribute,
+                    headers,
+                    config,
+                    payloads.Site.HTTP_RESPONSE_HEADERS,
                 )
                 # the URL attributes are final by now (the request hook runs before they are set)
                 payloads.mask_span_urls(span, config)
@@ -172,8 +177,20 @@ def _response_body(response: Any, config: Config) -> Optional[str]:
         # the usual single-chunk body: no copy, no re-encoding
         body = items[0]
         limit = max(0, config.attribute_length_limit)
-        return payloads.body_attribute(body[:limit], config, content_type, total_size=len(body))
+        return payloads.body_attribute(
+            body[:limit],
+            config,
+            content_type,
+            total_size=len(body),
+            site=payloads.Site.HTTP_RESPONSE_BODIES,
+        )
     recorder = payloads.BoundedBody(config.attribute_length_limit)
     for item in items:
         recorder.add(item)
-    return payloads.body_attribute(recorder.data, config, content_type, total_size=recorder.total)
+    return payloads.body_attribute(
+        recorder.data,
+        config,
+        content_type,
+        total_size=recorder.total,
+        site=payloads.Site.HTTP_RESPONSE_BODIES,
+    )

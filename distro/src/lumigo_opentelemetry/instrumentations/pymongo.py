@@ -15,6 +15,8 @@ import logging
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
+from lumigo_opentelemetry.masking import Site
+
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
         BaseInstrumentor,
@@ -55,14 +57,18 @@ def instrumentor() -> BaseInstrumentor:
 
 
 def document_text(document: Mapping[str, Any], config: Config) -> str:
-    """A command or reply as masked, truncated relaxed Extended JSON."""
-    from bson import json_util
-
+    """A command or reply as masked (`Site.DB`), truncated relaxed Extended JSON."""
     limit = config.attribute_length_limit
     plain = {k: _trim(v, limit) for k, v in document.items() if k not in BOOKKEEPING_FIELDS}
-    masked = config.masking.mask(plain)
-    text: str = json_util.dumps(masked, json_options=json_util.RELAXED_JSON_OPTIONS)
+    text = config.masking.apply(Site.DB, plain, encode=_extended_json)
     return text[:limit]
+
+
+def _extended_json(document: Any) -> str:
+    from bson import json_util
+
+    text: str = json_util.dumps(document, json_options=json_util.RELAXED_JSON_OPTIONS)
+    return text
 
 
 def _trim(value: Any, limit: int) -> Any:

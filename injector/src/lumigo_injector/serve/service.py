@@ -74,7 +74,7 @@ def main(settings: ServeSettings) -> int:
 async def run(settings: ServeSettings) -> int:
     """Serve until kopf stops (signal) or fails; return the process exit code."""
     state = health.Health()
-    certificates = tls.ReloadingTLS(settings.tls_cert_file, settings.tls_key_file)
+    certificates = tls.ReloadingTLS(settings.tls.cert_file, settings.tls.key_file)
     certificates.reload()
     state.check("tls", lambda: certificates.loaded)
 
@@ -86,10 +86,16 @@ async def run(settings: ServeSettings) -> int:
 
     directory = NamespaceDirectory(api_fetcher(core))
     mirror = SecretMirror(
-        core, token=settings.token, name=settings.secret_name, key=settings.secret_key
+        core,
+        token=settings.cluster.token,
+        name=settings.injection.secret_name,
+        key=settings.injection.secret_key,
     )
     ctx = operator.OperatorContext(
-        directory, mirror, settings.never_injected, propagate=settings.propagation
+        directory,
+        mirror,
+        settings.cluster.never_injected,
+        propagate=settings.cluster.propagation,
     )
     api = KubeHttp.from_configuration(core.api_client.configuration)
     recorder = events.EventRecorder(api)
@@ -102,9 +108,9 @@ async def run(settings: ServeSettings) -> int:
             task.add_done_callback(background.discard)
 
     admission = webhook.Admission(
-        injection=settings.injection_settings(),
+        injection=settings.injection,
         namespaces=directory.get,
-        never_injected=settings.never_injected,
+        never_injected=settings.cluster.never_injected,
         recorder=recorder,
         on_injected=mirror_later,
         fault_label=settings.test_fault_label,
@@ -113,22 +119,27 @@ async def run(settings: ServeSettings) -> int:
         log.warning("test fault injection is ON for pods labelled %s", settings.test_fault_label)
 
     runners: list[web.AppRunner] = []
-    watcher = asyncio.create_task(certificates.watch(settings.tls_reload_interval))
+    watcher = asyncio.create_task(certificates.watch(settings.tls.reload_interval))
     try:
         runners.append(
-            await _start_site(health.build_app(state), settings.host, settings.health_port)
+            await _start_site(
+                health.build_app(state), settings.listen.host, settings.listen.health_port
+            )
         )
         runners.append(
             await _start_site(
-                webhook.build_app(admission), settings.host, settings.port, certificates.front
+                webhook.build_app(admission),
+                settings.listen.host,
+                settings.listen.port,
+                certificates.front,
             )
         )
         state.set("webhook")
         log.info(
             "serving",
             extra={
-                "webhook": f"https://{settings.host}:{settings.port}{webhook.PATH}",
-                "health": f"http://{settings.host}:{settings.health_port}",
+                "webhook": f"https://{settings.listen.host}:{settings.listen.port}{webhook.PATH}",
+                "health": f"http://{settings.listen.host}:{settings.listen.health_port}",
                 "token_mirroring": mirror.enabled,
             },
         )
@@ -138,9 +149,13 @@ async def run(settings: ServeSettings) -> int:
         async def shutdown(signal_name: str) -> None:
             if stop.is_set():
                 return
-            log.info("%s received: stopping", signal_name, extra={"delay": settings.shutdown_delay})
+            log.info(
+                "%s received: stopping",
+                signal_name,
+                extra={"delay": settings.listen.shutdown_delay},
+            )
             state.set("operator", False)  # not ready: endpoints are removed, requests drain
-            await asyncio.sleep(settings.shutdown_delay)
+            await asyncio.sleep(settings.listen.shutdown_delay)
             while runners:  # stop listening before kopf stops (it waits for open connections)
                 with contextlib.suppress(Exception):
                     await runners.pop().cleanup()
