@@ -223,12 +223,18 @@ def test_default_render_object_list(render: Any) -> None:
         f"Secret/{FULLNAME}-tls",
         f"Service/{FULLNAME}",
         f"ServiceAccount/{FULLNAME}",
+        f"ValidatingAdmissionPolicy/{FULLNAME}-secrets",
+        f"ValidatingAdmissionPolicy/{FULLNAME}-workloads",
+        f"ValidatingAdmissionPolicyBinding/{FULLNAME}-secrets",
+        f"ValidatingAdmissionPolicyBinding/{FULLNAME}-workloads",
     ]
     for obj in render("defaults"):
         cluster_scoped = obj["kind"] in {
             "ClusterRole",
             "ClusterRoleBinding",
             "MutatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         }
         assert ("namespace" in obj["metadata"]) is not cluster_scoped, obj["kind"]
         if not cluster_scoped:

@@ -295,3 +295,80 @@ def test_namespace_label_opt_in_is_honoured(
     opted_out = deployment_pod("batch", annotations={"lumigo.io/inject": "false"})
     response = injector.review(admission_review(opted_out, namespace="labelled"))
     assert response["allowed"] is True and not decode_patch(response)
+
+
+def test_webhook_only_mode_injects_without_touching_workloads(tmp_path: Path) -> None:
+    """`propagation.enabled: false`: the rendered injector still injects and mirrors the
+    token, watches and patches no workload, and stays within its smaller ClusterRole."""
+    helm = Helm(helm_binary(), tmp_path / "helm-home")
+    port, health_port = free_port(), free_port()
+    objs = helm.template(
+        {
+            "lumigo": {"token": TOKEN},
+            "propagation": {"enabled": False},
+            "webhook": {"port": port},
+            "healthPort": health_port,
+        },
+        namespace=NAMESPACE,
+    )
+    container = find(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    certs = TestCertificates(tmp_path / "tls")
+    env = _resolve_env(container["env"], objs, {"/tls": certs.directory, "/tmp": tmp_path})
+    with KubeEmulator() as kube:
+        kube.create_namespace(NAMESPACE)
+        kube.create_namespace("shop")
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "annotations": {"lumigo.io/inject": "python"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+                },
+            },
+        }
+        kube.create("/apis/apps/v1/namespaces/shop/deployments", deployment)
+        injector = start_injector(
+            kube.write_kubeconfig(tmp_path / "kubeconfig"),
+            certs,
+            tmp_path,
+            command=_executable([*container["command"], *container.get("args", [])]),
+            env=env,
+            port=port,
+            health_port=health_port,
+        )
+        try:
+            # The operator's watches are up once a namespace opt-in reaches the mirror.
+            _inject_and_mirror(kube, injector, "shop")
+            kube.create(
+                "/api/v1/namespaces",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": "opted", "labels": {"lumigo.io/inject": "python"}},
+                },
+            )
+            wait_for(
+                lambda: kube.get("/api/v1/namespaces/opted/secrets/lumigo-credentials"),
+                timeout=20,
+                what="token Secret mirrored on a namespace opt-in",
+            )
+        finally:
+            injector.stop()
+        calls = {
+            call
+            for request in list(kube.handler)
+            if not str(request.headers.get("User-Agent", "")).startswith("python-requests")
+            and (call := _api_call(str(request.method.value), str(request.url))) is not None
+        }
+        stored = kube.get("/apis/apps/v1/namespaces/shop/deployments/web")
+    assert ("", "namespaces", "watch", None) in calls, sorted(calls)
+    touched = sorted(c for c in calls if c[0] in ("apps", "batch"))
+    assert not touched, f"webhook-only injector touched workloads: {touched}"
+    assert stored is not None
+    assert "annotations" not in stored["spec"]["template"]["metadata"]
+    rules = find(objs, "ClusterRole")["rules"]
+    denied = sorted(c for c in calls if not _allowed(rules, c))
+    assert not denied, f"calls the chart's ClusterRole does not grant: {denied}"

@@ -69,6 +69,14 @@ def optional(text: str) -> str | None:
     return text.strip() or None
 
 
+def boolean(text: str) -> bool:
+    """`true` or `false`, any case."""
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
+    return value == "true"
+
+
 def choice(choices: tuple[str, ...]) -> Parser:
     """One of `choices`, compared lower-cased."""
 
@@ -160,6 +168,11 @@ SERVE = (
     Option(
         "--log-level", "LUMIGO_INJECTOR_LOG_LEVEL", "logs", "level", choice(LOG_LEVELS),
         "debug, info (default), warning or error",
+    ),
+    Option(
+        "--propagation", "LUMIGO_INJECTOR_PROPAGATION", "cluster", "propagation", boolean,
+        "true: copy workloads' lumigo.io/inject annotation onto their pod templates; "
+        "false: webhook only, no workload is watched or patched",
     ),
 )  # fmt: skip
 

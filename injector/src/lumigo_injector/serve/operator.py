@@ -40,6 +40,9 @@ class OperatorContext:
     namespaces: NamespaceDirectory
     mirror: SecretMirror
     never_injected: Callable[[str | None], bool]
+    #: False: webhook only; no workload is watched or patched (the chart's
+    #: `propagation.enabled: false`, whose ClusterRole grants no workload rights).
+    propagate: bool = True
 
     async def ensure_secret(self, namespace: str) -> None:
         """Mirror the token into `namespace` (no-op without a token); log, never raise."""
@@ -174,7 +177,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         if asks_for_python(annotations):
             await ctx.ensure_secret(name)
 
-    for workload in PROPAGATED_KINDS:
+    for workload in PROPAGATED_KINDS if ctx.propagate else ():
         kopf.on.event(
             workload.group,
             workload.version,

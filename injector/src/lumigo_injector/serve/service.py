@@ -92,7 +92,12 @@ async def run(settings: ServeSettings) -> int:
         name=settings.injection.secret_name,
         key=settings.injection.secret_key,
     )
-    ctx = operator.OperatorContext(directory, mirror, settings.cluster.never_injected)
+    ctx = operator.OperatorContext(
+        directory,
+        mirror,
+        settings.cluster.never_injected,
+        propagate=settings.cluster.propagation,
+    )
     api = KubeHttp.from_configuration(core.api_client.configuration)
     recorder = events.EventRecorder(api)
     background: set[asyncio.Task[None]] = set()

@@ -46,6 +46,9 @@ class ClusterSettings:
     namespace: str | None = None
     #: The Lumigo token mirrored into namespaces; never logged, never in repr.
     token: str | None = field(default=None, repr=False)
+    #: Copy workloads' lumigo.io/inject annotation onto their pod templates (False: webhook
+    #: only, no workload is watched or patched; the chart's `propagation.enabled: false`).
+    propagation: bool = True
 
     def never_injected(self, namespace: str | None) -> bool:
         """Whether pods of this namespace are left alone whatever their annotations say."""
