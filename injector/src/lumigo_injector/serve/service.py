@@ -20,6 +20,7 @@ import kopf
 from aiohttp import web
 
 from lumigo_injector.serve import events, health, operator, tls, webhook
+from lumigo_injector.serve.fleet.handlers import FleetConfig
 from lumigo_injector.serve.kube_http import KubeHttp
 from lumigo_injector.serve.namespaces import NamespaceDirectory, api_fetcher
 from lumigo_injector.serve.secrets_mirror import SecretMirror
@@ -91,7 +92,8 @@ async def run(settings: ServeSettings) -> int:
         name=settings.injection.secret_name,
         key=settings.injection.secret_key,
     )
-    ctx = operator.OperatorContext(directory, mirror, settings.cluster.never_injected)
+    fleet = FleetConfig(settings.fleet, settings.injection.layer_version)
+    ctx = operator.OperatorContext(directory, mirror, settings.cluster.never_injected, fleet)
     api = KubeHttp.from_configuration(core.api_client.configuration)
     recorder = events.EventRecorder(api)
     background: set[asyncio.Task[None]] = set()

@@ -23,7 +23,7 @@ import jsonpatch
 from aiohttp import web
 
 from lumigo_injector.k8s.mutation import InjectionSettings, MutationResult, inject
-from lumigo_injector.serve import events, fastjson
+from lumigo_injector.serve import events, fastjson, metrics
 from lumigo_injector.serve.decision_log import DecisionLog
 from lumigo_injector.spec import names as c
 
@@ -168,6 +168,13 @@ def json_patch(src: Any, dst: Any, prefix: str = "") -> list[dict[str, Any]]:
             op["from"] = prefix + op["from"]
         ops.append(op)
     return ops
+
+
+def outcome(decision: Decision) -> str:
+    """The admission's outcome for the metrics: injected, skipped or failed."""
+    if decision.failed:
+        return "failed"
+    return "injected" if decision.injected else "skipped"
 
 
 def has_intent(pod: Mapping[str, Any], namespace_annotations: Mapping[str, str]) -> bool:
@@ -326,7 +333,7 @@ def build_app(admission: Admission) -> web.Application:
 
     async def mutate(http_request: web.Request) -> web.Response:
         debug = log.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if debug else 0.0
+        started = time.perf_counter()
         try:
             body = await http_request.read()
             request = parse_review(body)
@@ -342,6 +349,8 @@ def build_app(admission: Admission) -> web.Application:
                 reason=f"internal error: {exc}",
                 failed=True,
             )
+        seconds = time.perf_counter() - started
+        metrics.observe_admission(request.namespace, outcome(decision), seconds)
         if debug:
             log.debug(
                 "admission answered",
