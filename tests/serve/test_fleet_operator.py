@@ -268,8 +268,12 @@ def test_crash_looping_injected_rollout_is_paused_and_taken_back(
         )
         assert len(decisions(injector, "rollback")) == 1
 
-    # Removing the workload annotation gives back the original template exactly.
-    kube.patch(path, {"metadata": {"annotations": {c.ANNOTATION_INJECT: None}}})
+        # Removing the workload annotation still gives back the original template exactly.
+        kube.patch(path, {"metadata": {"annotations": {c.ANNOTATION_INJECT: None}}})
+        wait_for(
+            lambda: (kube.get(path) or {})["spec"]["template"] == original["spec"]["template"],
+            what="the original template",
+        )
 
 
 def test_injector_upgrade_reports_outdated_pods_and_restarts_them_in_waves(
