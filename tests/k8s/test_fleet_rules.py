@@ -194,3 +194,14 @@ def test_restart_patch_and_rollout_completion() -> None:
     assert not rollout.rollout_complete(restarted, "Deployment", [facts(T0, ready=False)], T0)
     restarted["status"]["observedGeneration"] = 2  # the controller has not seen the change
     assert not rollout.rollout_complete(restarted, "Deployment", [facts(T0), facts(T0)], T0)
+
+
+def test_pods_started_by_our_own_restart_are_not_restarted_again() -> None:
+    """A pod the webhook saw after our restart and still skipped: restarting would loop."""
+    workload = merge(deployment(), rollout.restart_patch("Deployment", T0, "catch-up"))
+    before = fleet.PodFacts("web-old", True, None, True, False, 1.0, None)
+    after = fleet.PodFacts("web-new", True, None, True, False, 1.0, T0)
+    pods = [before, after]
+    assert rollout.helped_by_restart(workload, pods, ["web-old", "web-new"]) == ["web-old"]
+    assert rollout.helped_by_restart(workload, pods, ["web-new"]) == []
+    assert rollout.helped_by_restart(deployment(), pods, ["web-new"]) == ["web-new"]

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lumigo_injector.k8s import propagation
@@ -39,12 +39,32 @@ def restart_patch(kind: str, stamp: str, reason: str) -> dict[str, Any]:
     return template
 
 
-def last_restart(workload: Mapping[str, Any]) -> float | None:
-    """When the fleet last restarted this workload (epoch seconds), from its record."""
+def restart_stamp(workload: Mapping[str, Any]) -> str | None:
+    """The `restartedAt` stamp of the fleet's last restart of this workload, from its record."""
     record = annotations_of(workload).get(c.ANNOTATION_RESTARTED)
     if not isinstance(record, str) or not record.strip():
         return None
-    return parse_time(record.split()[-1])
+    return record.split()[-1]
+
+
+def last_restart(workload: Mapping[str, Any]) -> float | None:
+    """When the fleet last restarted this workload (epoch seconds), from its record."""
+    return parse_time(restart_stamp(workload))
+
+
+def helped_by_restart(
+    workload: Mapping[str, Any], pods: list[PodFacts], names: Iterable[str]
+) -> list[str]:
+    """Of the pods `names`, those a restart can still help: not started by our last restart.
+
+    A pod that carries the stamp of our own last restart was admitted after it, so the webhook
+    saw it and did not inject it (or injected another layer): restarting again would loop.
+    """
+    stamp = restart_stamp(workload)
+    wanted = set(names)
+    return sorted(
+        p.name for p in pods if p.name in wanted and (stamp is None or p.restarted_at != stamp)
+    )
 
 
 def pause_patch(workload: Mapping[str, Any], kind: str, reason: str) -> dict[str, Any]:

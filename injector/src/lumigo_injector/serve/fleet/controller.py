@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -273,11 +273,12 @@ class FleetController:
                 del self._in_flight[key]
         return not self._in_flight
 
-    def _may_restart(self, report: fleet.WorkloadReport) -> bool:
+    def _may_restart(self, report: fleet.WorkloadReport, pods: Iterable[str]) -> bool:
+        """Whether restarting helps `pods` of this workload and is allowed now."""
         if report.paused is not None or report.rollback is not None:
             return False
         workload = self.index.workload(report.kind, report.namespace, report.name)
-        if workload is None:
+        if workload is None or not rollout.helped_by_restart(workload, report.pods, pods):
             return False
         last = rollout.last_restart(workload)
         return last is None or self._clock() - last >= self.settings.cooldown
@@ -296,9 +297,9 @@ class FleetController:
             return
         wave: list[tuple[fleet.WorkloadReport, str]] = []
         if self.settings.catch_up_restart:
-            wave = [(r, "catch-up") for r in reports if r.missed and self._may_restart(r)][:1]
+            wave = [(r, "catch-up") for r in reports if self._may_restart(r, r.missed)][:1]
         if not wave and self.settings.upgrade_rollout == "automatic":
-            candidates = [r for r in reports if r.outdated and self._may_restart(r)]
+            candidates = [r for r in reports if self._may_restart(r, r.outdated)]
             wave = [(r, "upgrade") for r in candidates[: self.settings.wave_size]]
         if not wave:
             return

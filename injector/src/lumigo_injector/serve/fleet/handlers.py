@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from lumigo_injector.k8s.fleet import FLEET_KINDS
+from lumigo_injector.k8s.fleet import FLEET_KINDS, owner_of
 from lumigo_injector.serve import events
 from lumigo_injector.serve.fleet.controller import FleetController
 from lumigo_injector.serve.fleet.index import FleetIndex
@@ -45,7 +45,8 @@ def register(
 
     @kopf.on.event("", "v1", "pods", registry=registry, id="fleet-pods", when=not_excluded)
     def on_pod(type: str | None, body: Mapping[str, Any], **_: Any) -> None:
-        index.pod_event(type, body)
+        if type == "DELETED" or owner_of(body) is not None:  # only pods of fleet workloads
+            index.pod_event(type, body)
 
     for kind in FLEET_KINDS:
         info = KINDS[kind]
