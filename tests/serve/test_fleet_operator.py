@@ -290,6 +290,21 @@ def test_injector_upgrade_reports_outdated_pods_and_restarts_them_in_waves(
         settle(cluster, lambda: status_json(kubeconfig, "fleet", "--layer-version", "1.0.0")[0] == 0
                and len(cluster.pods("fleet")) == 2, what="pods on layer 1.0.0")  # fmt: skip
 
+    # The default, manual: outdated pods are reported, nothing is restarted. (A pass reports
+    # before it acts and the Event is posted after, so once it is visible the pass is done.)
+    manual = {**FAST, "LUMIGO_INJECTOR_LAYER_VERSION": "2.0.0"}
+    with running_injector(kubeconfig, certs, tmp_path / "v2-manual", env=manual) as v2_manual:
+        reported = wait_for(
+            lambda: events(kube, "fleet", "LumigoOutdatedPods", "a"), what="outdated Event"
+        )
+        assert "upgrade.rollout: manual" in reported[0]["message"]
+        wait_for(
+            lambda: metric(v2_manual, "lumigo_injector_pods_outdated", namespace="fleet") == 2,
+            what="the outdated gauge",
+        )
+        assert not decisions(v2_manual, "restart")
+        assert all(RESTARTED_AT not in template_annotations(kube, "fleet", n) for n in "ab")
+
     new = {
         **FAST,
         "LUMIGO_INJECTOR_LAYER_VERSION": "2.0.0",
@@ -298,9 +313,6 @@ def test_injector_upgrade_reports_outdated_pods_and_restarts_them_in_waves(
     }
     with running_injector(kubeconfig, certs, tmp_path / "v2", env=new) as v2:
         cluster.webhook = v2
-        reported = wait_for(
-            lambda: events(kube, "fleet", "LumigoOutdatedPods", "b"), what="outdated Event"
-        )
         assert "another layer than 2.0.0" in reported[0]["message"]
         code, rows = status_json(kubeconfig, "fleet", "--layer-version", "2.0.0")
         assert rows["a"]["versions"] == {"1.0.0": 1} and rows["a"]["outdated"]
