@@ -53,7 +53,6 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         if name in tls:
             tls[name] = Path(str(tls[name]))
     token = env.get(ENV_TRACER_TOKEN, "").strip() or None
-    fault = env.get(s.ENV_TEST_FAULT_LABEL, "").strip() or None
     return s.ServeSettings(
         listen=s.ListenSettings(**groups.get("listen", {})),
         tls=s.TlsSettings(**tls),
@@ -61,7 +60,6 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         cluster=s.ClusterSettings(**groups.get("cluster", {}), token=token),
         logs=s.LogSettings(**groups.get("logs", {})),
         fleet=FleetSettings(**groups.get("fleet", {})),
-        test_fault_label=fault,
     )
 
 

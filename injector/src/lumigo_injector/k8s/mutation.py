@@ -8,7 +8,9 @@ leaves what is already there alone and records what it added or changed in the a
 `lumigo.io/injection-state`, so that `uninject` (`undo`) gives back the original exactly.
 
 A pod injected with the current layer version comes back unchanged; one injected with another
-version is uninjected and injected again (the upgrade path).
+version is uninjected and injected again (the upgrade path). A pod whose annotations would pass
+the API server's 256 KiB limit with the injection record (thousands of containers) is left
+as it is, with the reason (`within_annotation_limit`, a separate last check).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ __all__ = [
 ]
 
 _STATE_VERSION = 1
+#: The API server refuses an object whose annotations (keys and values) pass this many bytes.
+ANNOTATIONS_LIMIT = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,34 @@ def inject(
         out = uninject(out)
         site = locate(out)
         assert not isinstance(site, str)
-    return _inject_site(out, site, annotations, settings)
+    result = _inject_site(out, site, annotations, settings)
+    return within_annotation_limit(obj, site, result)
+
+
+def annotations_size(annotations: Mapping[str, Any]) -> int:
+    """The bytes the API server counts for an annotation map: every key and value."""
+    return sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
+
+
+def within_annotation_limit(
+    original: Mapping[str, Any], site: PodSite, result: MutationResult
+) -> MutationResult:
+    """`result`, or the unchanged object with the reason when the injection record would
+    make the pod's annotations pass the API server's limit (`ANNOTATIONS_LIMIT`)."""
+    if not result.injected:
+        return result
+    annotations = as_map(as_map(site.holder.get("metadata")).get("annotations"))
+    characters = sum(len(k) + len(str(v)) for k, v in annotations.items())
+    if characters * 4 <= ANNOTATIONS_LIMIT:  # UTF-8 takes at most 4 bytes a character
+        return result
+    size = annotations_size(annotations)
+    if size <= ANNOTATIONS_LIMIT:
+        return result
+    why = (
+        f"the injection record would make the pod's annotations {size} bytes, over the "
+        f"API server's limit of {ANNOTATIONS_LIMIT}"
+    )
+    return MutationResult(plain_copy(original), False, f"skipped: {why}", (why,))
 
 
 def _inject_site(

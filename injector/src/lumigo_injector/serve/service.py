@@ -22,6 +22,7 @@ from aiohttp import web
 from lumigo_injector.serve import events, health, operator, tls, webhook
 from lumigo_injector.serve.fleet.handlers import FleetConfig
 from lumigo_injector.serve.kube_http import KubeHttp
+from lumigo_injector.serve.mirror_later import MirrorLater
 from lumigo_injector.serve.namespaces import NamespaceDirectory, api_fetcher
 from lumigo_injector.serve.secrets_mirror import SecretMirror
 from lumigo_injector.serve.settings import ServeSettings
@@ -98,22 +99,17 @@ async def run(settings: ServeSettings) -> int:
     recorder = events.EventRecorder(api)
     background: set[asyncio.Task[None]] = set()
 
-    def mirror_later(namespace: str) -> None:
-        if mirror.enabled and not mirror.recently_checked(namespace):
-            task = asyncio.get_running_loop().create_task(ctx.ensure_secret(namespace))
-            background.add(task)
-            task.add_done_callback(background.discard)
-
+    mirror_later = MirrorLater(
+        ctx.ensure_secret,
+        wanted=lambda namespace: mirror.enabled and not mirror.recently_checked(namespace),
+    )
     admission = webhook.Admission(
         injection=settings.injection,
         namespaces=directory.get,
         never_injected=settings.cluster.never_injected,
         recorder=recorder,
         on_injected=mirror_later,
-        fault_label=settings.test_fault_label,
     )
-    if settings.test_fault_label:
-        log.warning("test fault injection is ON for pods labelled %s", settings.test_fault_label)
 
     runners: list[web.AppRunner] = []
     watcher = asyncio.create_task(certificates.watch(settings.tls.reload_interval))
@@ -124,11 +120,8 @@ async def run(settings: ServeSettings) -> int:
             )
         )
         runners.append(
-            await _start_site(
-                webhook.build_app(admission),
-                settings.listen.host,
-                settings.listen.port,
-                certificates.front,
+            await webhook.start(
+                admission, settings.listen.host, settings.listen.port, certificates.front
             )
         )
         state.set("webhook")
@@ -205,6 +198,7 @@ async def run(settings: ServeSettings) -> int:
     finally:
         state.set("operator", False)
         watcher.cancel()
+        mirror_later.cancel()
         admission.decisions.close()
         await recorder.close()
         await api.close()

@@ -18,9 +18,6 @@ LogFormat = Literal["json", "text"]
 #: Namespaces whose pods are never injected, besides the injector's own.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
-#: Test-only: pods carrying this label make the admission handler raise (to prove fail-open).
-ENV_TEST_FAULT_LABEL = "LUMIGO_INJECTOR_TEST_FAULT_LABEL"
-
 
 @dataclass(frozen=True)
 class ListenSettings:
@@ -76,4 +73,3 @@ class ServeSettings:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     logs: LogSettings = field(default_factory=LogSettings)
     fleet: FleetSettings = field(default_factory=FleetSettings)
-    test_fault_label: str | None = None
