@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 from celpy import celtypes
 
-from lumigo_injector.k8s import propagation
+from lumigo_injector.k8s import propagation, rollout
 from lumigo_injector.serve.secrets_mirror import plan_secret
 from tests.helpers.helm import Helm, find, helm_binary, kinds
 
@@ -337,6 +337,23 @@ def test_the_operators_own_propagation_patches_pass(
     undo = propagation.plan(propagated, kind)
     assert undo is not None
     assert workloads_denials(rendered, kind, propagated, undo.patch) == []
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet"])
+def test_the_fleets_restart_and_pause_patches_pass(
+    rendered: list[dict[str, Any]], kind: str
+) -> None:
+    """Catch-up/upgrade restarts (the rollout-restart stamp) and a crash-loop pause are
+    writes the policy must let through, or the opt-in fleet actions fail in a real cluster."""
+    asked = workload(kind, {"lumigo.io/inject": "python"})
+    injected = merge_patch(asked, propagation.plan(asked, kind).patch)  # type: ignore[union-attr]
+    restart = rollout.restart_patch(kind, "2026-11-29T21:00:00Z", "missed-pods")
+    assert workloads_denials(rendered, kind, injected, restart) == []
+    pause = rollout.pause_patch(injected, kind, "crash-loop after injection")
+    assert workloads_denials(rendered, kind, injected, pause) == []
+    # the stamp is the one foreign template annotation allowed
+    other = _template_patch(kind, {"metadata": {"annotations": {"kubectl.kubernetes.io/x": "1"}}})
+    assert workloads_denials(rendered, kind, injected, other)
 
 
 def _template_patch(kind: str, template: dict[str, Any]) -> dict[str, Any]:

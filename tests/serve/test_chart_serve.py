@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.helpers import need
+from tests.helpers.controllers import Cluster, deployment
 from tests.helpers.helm import Helm, find, helm_binary
 from tests.helpers.kube import (
     InjectorProcess,
@@ -98,6 +99,10 @@ def chart_injector(
             "lumigo": {"token": TOKEN, "endpoint": "http://collector.observability:4318"},
             "webhook": {"port": port},
             "healthPort": health_port,
+            # The fleet's opt-in restarts on, and quick, so the RBAC check covers their calls.
+            "catchUp": {"restart": True},
+            "rollback": {"enabled": True},
+            "fleet": {"checkInterval": 0.3, "actionInterval": 0},
         },
         release="lumigo",
         namespace=NAMESPACE,
@@ -232,6 +237,31 @@ def test_every_api_call_is_granted_by_the_chart_rbac(
     injector, objs = chart_injector
     kube.create_namespace("billing")
     _inject_and_mirror(kube, injector, "billing")  # admission, Event, Secret create + read
+    # A Deployment whose pods started while the webhook was down: reported and restarted.
+    cluster = Cluster(kube, ["billing"])
+    kube.create(
+        "/apis/apps/v1/namespaces/billing/deployments",
+        deployment(
+            "ledger",
+            annotations={"lumigo.io/inject": "python"},
+            template_annotations={"lumigo.io/inject": "python"},
+        ),
+    )
+    cluster.step()
+    wait_for(
+        lambda: (
+            "kubectl.kubernetes.io/restartedAt"
+            in (kube.get("/apis/apps/v1/namespaces/billing/deployments/ledger") or {})["spec"][
+                "template"
+            ]["metadata"].get("annotations", {})
+        ),
+        timeout=30,
+        what="the catch-up restart",
+    )
+    wait_for(
+        lambda: [e for e in kube.events("billing") if e["reason"] == "LumigoMissedPods"],
+        what="the missed-pods Event",
+    )
     rules = find(objs, "ClusterRole")["rules"]
     made_by_injector = set()
     for request in list(kube.handler):
@@ -241,6 +271,8 @@ def test_every_api_call_is_granted_by_the_chart_rbac(
         if call is not None:
             made_by_injector.add(call)
     assert ("", "secrets", "create", None) in made_by_injector, sorted(made_by_injector)
+    assert ("", "pods", "watch", None) in made_by_injector, sorted(made_by_injector)
+    assert ("apps", "deployments", "patch", "ledger") in made_by_injector
     denied = sorted(c for c in made_by_injector if not _allowed(rules, c))
     assert not denied, f"calls the chart's ClusterRole does not grant: {denied}"
 

@@ -70,11 +70,24 @@ def optional(text: str) -> str | None:
 
 
 def boolean(text: str) -> bool:
-    """`true` or `false`, any case."""
+    """true/false (also yes/no, 1/0, on/off)."""
     value = text.strip().lower()
-    if value not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
-    return value == "true"
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean (true or false): {text!r}")
+
+
+def positive_int(text: str) -> int:
+    """A whole number greater than 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
 
 
 def choice(choices: tuple[str, ...]) -> Parser:
@@ -160,6 +173,39 @@ SERVE = (
     Option(
         "--namespace", "POD_NAMESPACE", "cluster", "namespace", optional,
         "the injector's own namespace (its pods are never injected)",
+    ),
+    Option(
+        "--layer-version", "LUMIGO_INJECTOR_LAYER_VERSION", "injection", "layer_version",
+        non_empty, "layer version the init image carries; pods with another are outdated",
+    ),
+    Option(
+        "--fleet-interval", "LUMIGO_INJECTOR_FLEET_INTERVAL", "fleet", "interval",
+        positive_float, "seconds between two checks of the running pods",
+    ),
+    Option(
+        "--catch-up-restart", "LUMIGO_INJECTOR_CATCH_UP_RESTART", "fleet", "catch_up_restart",
+        boolean, "restart workloads whose pods missed injection, one at a time",
+    ),
+    Option(
+        "--upgrade-rollout", "LUMIGO_INJECTOR_UPGRADE_ROLLOUT", "fleet", "upgrade_rollout",
+        choice(("manual", "automatic")),
+        "automatic: restart workloads on an older layer in waves; manual: report only",
+    ),
+    Option(
+        "--upgrade-wave-size", "LUMIGO_INJECTOR_UPGRADE_WAVE_SIZE", "fleet", "wave_size",
+        positive_int, "workloads restarted together in one upgrade wave",
+    ),
+    Option(
+        "--rollback", "LUMIGO_INJECTOR_ROLLBACK", "fleet", "rollback", boolean,
+        "pause injection of workloads whose injected rollout crash-loops",
+    ),
+    Option(
+        "--action-interval", "LUMIGO_INJECTOR_ACTION_INTERVAL", "fleet", "min_action_interval",
+        non_negative_float, "minimum seconds between two restarting actions",
+    ),
+    Option(
+        "--restart-cooldown", "LUMIGO_INJECTOR_RESTART_COOLDOWN", "fleet", "cooldown",
+        non_negative_float, "minimum seconds between two restarts of one workload",
     ),
     Option(
         "--log-format", "LUMIGO_INJECTOR_LOG_FORMAT", "logs", "format", choice(LOG_FORMATS),

@@ -72,6 +72,8 @@ def plan(workload: Mapping[str, Any], kind: str) -> TemplateChange | None:
     if wanted is not None and wanted not in PROPAGATED_VALUES:
         wanted = None  # an unknown value means "not asked", like on a pod
     workload_annotations = annotations_of(workload)
+    if c.ANNOTATION_INJECT_PAUSED in workload_annotations:
+        wanted = c.INJECT_FALSE  # paused by a rollback: no injection, whatever asks for it
     template_annotations = annotations_of(template_of(workload, kind))
     current = template_annotations.get(c.ANNOTATION_INJECT)
     current = current if isinstance(current, str) else None

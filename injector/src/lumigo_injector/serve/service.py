@@ -20,6 +20,7 @@ import kopf
 from aiohttp import web
 
 from lumigo_injector.serve import events, health, operator, tls, webhook
+from lumigo_injector.serve.fleet.handlers import FleetConfig
 from lumigo_injector.serve.kube_http import KubeHttp
 from lumigo_injector.serve.mirror_later import MirrorLater
 from lumigo_injector.serve.namespaces import NamespaceDirectory, api_fetcher
@@ -92,11 +93,14 @@ async def run(settings: ServeSettings) -> int:
         name=settings.injection.secret_name,
         key=settings.injection.secret_key,
     )
+    fleet = FleetConfig(settings.fleet, settings.injection.layer_version)
     ctx = operator.OperatorContext(
         directory,
         mirror,
         settings.cluster.never_injected,
         propagate=settings.cluster.propagation,
+        # webhook-only mode watches no workload and no pod: no fleet checks either
+        fleet=fleet if settings.cluster.propagation else None,
     )
     api = KubeHttp.from_configuration(core.api_client.configuration)
     recorder = events.EventRecorder(api)

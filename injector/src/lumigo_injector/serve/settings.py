@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from lumigo_injector.k8s.options import InjectionSettings
+from lumigo_injector.serve.fleet.settings import FleetSettings
 
 LogFormat = Literal["json", "text"]
 
@@ -74,3 +75,4 @@ class ServeSettings:
     injection: InjectionSettings = field(default_factory=InjectionSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     logs: LogSettings = field(default_factory=LogSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)

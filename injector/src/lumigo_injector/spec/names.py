@@ -30,6 +30,11 @@ ANNOTATION_INJECTED: Final = "lumigo.io/injected"
 ANNOTATION_INJECTION_STATE: Final = "lumigo.io/injection-state"
 #: Set by the operator on a workload: its template's inject value before propagation.
 ANNOTATION_TEMPLATE_PREVIOUS: Final = "lumigo.io/inject-template-previous"
+#: Set by the operator on a workload whose injected rollout crash-looped: the reason. While
+#: present the template is kept uninjected; removing it tries injection again.
+ANNOTATION_INJECT_PAUSED: Final = "lumigo.io/inject-paused"
+#: Set by the operator on a workload it restarted (catch-up or upgrade): "<reason> <time>".
+ANNOTATION_RESTARTED: Final = "lumigo.io/restarted"
 
 INJECT_PYTHON: Final = "python"
 INJECT_FALSE: Final = "false"
