@@ -12,6 +12,7 @@ from lumigo_injector.k8s.manifests import ManifestError, describe, dump_document
 from lumigo_injector.k8s.manifests import transform as transform_documents
 from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
 from lumigo_injector.spec import names as constants
+from lumigo_injector.spec.delivery import DELIVERIES
 
 PROG = "lumigo-injector inject"
 
@@ -26,6 +27,7 @@ EXAMPLES = """\
 examples:
   lumigo-injector inject -f deployment.yaml | kubectl apply -f -
   kubectl get deploy web -o yaml | lumigo-injector inject -f - --all
+  lumigo-injector inject -f deployment.yaml --delivery image-volume   # Kubernetes 1.35+
   lumigo-injector inject -f injected.yaml --uninject > original.yaml
 
 exit status: 0 done, 1 stdout closed early, 2 invalid input (nothing is written to stdout)
@@ -63,7 +65,19 @@ def add_parser(subparsers: Any) -> None:
         "--init-image",
         metavar="IMAGE",
         default=defaults.init_image,
-        help="image of the init container that copies the layer (default: %(default)s)",
+        help="the layer's image: the init container's, or the image volume's "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--delivery",
+        choices=DELIVERIES,
+        default=defaults.delivery,
+        help=(
+            "how pods get the layer: copied by an init container (any Kubernetes), or the init "
+            "image mounted as a read-only image volume (Kubernetes 1.35+, no copy); a "
+            f"{constants.ANNOTATION_DELIVERY} annotation on a pod template wins "
+            "(default: %(default)s)"
+        ),
     )
     parser.add_argument(
         "--secret-name",
@@ -114,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         secret_key=args.secret_key,
         endpoint=args.endpoint or None,
         inject_all=args.inject_all,
+        delivery=args.delivery,
     )
     source = "stdin" if args.file == "-" else args.file
 
