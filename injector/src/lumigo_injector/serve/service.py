@@ -19,7 +19,7 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from lumigo_injector.serve import events, health, operator, tls, webhook
+from lumigo_injector.serve import delivery, events, health, operator, tls, webhook
 from lumigo_injector.serve.kube_http import KubeHttp
 from lumigo_injector.serve.namespaces import NamespaceDirectory, api_fetcher
 from lumigo_injector.serve.secrets_mirror import SecretMirror
@@ -99,8 +99,9 @@ async def run(settings: ServeSettings) -> int:
             background.add(task)
             task.add_done_callback(background.discard)
 
+    chosen = await delivery.choose(settings.delivery, core.api_client)
     admission = webhook.Admission(
-        injection=settings.injection_settings(),
+        injection=settings.injection_settings(chosen),
         namespaces=directory.get,
         never_injected=settings.never_injected,
         recorder=recorder,

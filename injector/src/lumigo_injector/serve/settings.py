@@ -16,6 +16,7 @@ from typing import Literal
 
 from lumigo_injector.k8s.mutation import InjectionSettings
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.delivery import AUTO, CHOICES, Delivery, DeliveryChoice
 
 LogFormat = Literal["json", "text"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "text")
@@ -40,6 +41,8 @@ class ServeSettings:
     tls_reload_interval: float = 5.0
     shutdown_delay: float = 2.0
     init_image: str = c.DEFAULT_INIT_IMAGE
+    #: auto: image volume on Kubernetes 1.35+, else init container (`serve.delivery`).
+    delivery: DeliveryChoice = AUTO
     secret_name: str = c.DEFAULT_SECRET_NAME
     secret_key: str = c.DEFAULT_SECRET_KEY
     endpoint: str | None = None
@@ -50,10 +53,11 @@ class ServeSettings:
     token: str | None = field(default=None, repr=False)
     test_fault_label: str | None = None
 
-    def injection_settings(self) -> InjectionSettings:
-        """The settings the pure mutation needs."""
+    def injection_settings(self, delivery: Delivery = "init-container") -> InjectionSettings:
+        """The settings the pure mutation needs (`delivery`: `auto` already decided)."""
         return InjectionSettings(
             init_image=self.init_image,
+            delivery=delivery,
             secret_name=self.secret_name,
             secret_key=self.secret_key,
             endpoint=self.endpoint,
@@ -175,6 +179,14 @@ _OPTIONS = (
         "init_image",
         _non_empty,
         "image of the init container that copies the layer",
+    ),
+    _Option(
+        "--delivery",
+        "LUMIGO_INJECTOR_DELIVERY",
+        "delivery",
+        _choice(CHOICES),
+        "how pods get the layer: auto (image volume on Kubernetes 1.35+, else init container), "
+        "init-container or image-volume",
     ),
     _Option(
         "--secret-name",
