@@ -12,13 +12,18 @@ the API server's client); without `wrk`, from an aiohttp client. Runs are interl
 (injector, floor, injector replicas, ...) and reported as medians with the spread of p99,
 plus each injector figure's ratio to the floor measured in the same round.
 
-    uv run python benchmarks/webhook_bench.py [--quick]
+With `--kopf`, the same admission handler served by kopf's own `kopf.WebhookServer`
+(`webhook_kopf_server.py`) is measured too (distinct pods and replicas), for the comparison
+in docs/operator.md.
+
+    uv run python benchmarks/webhook_bench.py [--quick] [--kopf]
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -49,6 +54,8 @@ from tests.helpers.kube import (  # noqa: E402
 INJECTOR = "lumigo-injector"
 REPLICAS = "lumigo-injector, replicas"
 FLOOR = "floor (bare aiohttp)"
+KOPF = "kopf WebhookServer"
+KOPF_REPLICAS = "kopf WebhookServer, replicas"
 SEQ = "SEQ-PLACEHOLDER"
 
 
@@ -84,7 +91,8 @@ def _wrk(url: str, script: Path, concurrency: int, seconds: float) -> dict[str, 
     result = parse_wrk(done.stdout)
     if result.errors:
         raise RuntimeError(f"{result.errors} failed requests to {url}:\n{done.stdout}")
-    return {"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "rps": result.rps}
+    requests = result.rps * max(1, round(seconds))
+    return {"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "rps": result.rps, "n": requests}
 
 
 async def _aiohttp_load(
@@ -94,6 +102,7 @@ async def _aiohttp_load(
 
     context = ssl.create_default_context(cafile=str(ca))
     latencies: list[float] = []
+    sent = [0]
     connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
     headers = {"Content-Type": "application/json"}
     pre, _, post = body.partition(SEQ.encode())
@@ -104,6 +113,7 @@ async def _aiohttp_load(
             while time.perf_counter() < until:
                 started = time.perf_counter()
                 data = pre + str(next(numbers)).encode() + post if post else body
+                sent[0] += 1
                 async with session.post(url, data=data, headers=headers) as resp:
                     await resp.read()
                     if resp.status != 200:
@@ -121,7 +131,14 @@ async def _aiohttp_load(
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "rps": len(latencies) / elapsed,
+        "n": sent[0],
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _port_open(port: int) -> bool:
@@ -132,7 +149,25 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
+def _start_script(script: str, port: int, certs: TestCertificates) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, str(Path(__file__).with_name(script)), str(port)]
+    return subprocess.Popen(
+        [*argv, str(certs.cert_file), str(certs.key_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _review_via(url: str, body: bytes, ca: Path) -> dict[str, Any]:
+    import requests
+
+    answer = requests.post(url, data=body, verify=str(ca), timeout=10)
+    answer.raise_for_status()
+    response: dict[str, Any] = answer.json()["response"]
+    return response
+
+
+def run_webhook_bench(work: Path, quick: bool = False, kopf: bool = False) -> dict[str, Any]:
     seconds = 2.0 if quick else 5.0
     rounds = 1 if quick else 3
     # Distinct pods (every request differs: a numbered annotation), and replicas of one
@@ -144,6 +179,9 @@ def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
         REPLICAS: json.dumps(admission_review(replica, namespace="shop")).encode(),
     }
     bodies[FLOOR] = bodies[INJECTOR]
+    if kopf:
+        bodies[KOPF] = bodies[INJECTOR]
+        bodies[KOPF_REPLICAS] = bodies[REPLICAS]
     work = work / "webhook"
     work.mkdir(parents=True, exist_ok=True)
     client = "wrk" if shutil.which("wrk") else "aiohttp"
@@ -157,17 +195,12 @@ def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
         certs = TestCertificates(work / "certs")
         kubeconfig = kube.write_kubeconfig(work / "kubeconfig")
         floor_port = free_port()
-        floor = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("webhook_floor.py")),
-                str(floor_port),
-                str(certs.cert_file),
-                str(certs.key_file),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        floor = _start_script("webhook_floor.py", floor_port, certs)
+        kopf_port = free_port()
+        kopf_server = None
+        if kopf:
+            os.environ["KUBECONFIG"] = str(kubeconfig)  # the kopf contender logs in with it
+            kopf_server = _start_script("webhook_kopf_server.py", kopf_port, certs)
         try:
             with running_injector(kubeconfig, certs, work) as injector:
                 floor_url = f"https://localhost:{floor_port}/mutate-pods"
@@ -177,14 +210,28 @@ def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
                     answer = injector.review(json.loads(body.replace(SEQ.encode(), b"0")))
                     if "patch" not in answer:
                         raise RuntimeError(f"the benchmark pod was not injected: {answer}")
-                targets = (
+                assert injector.process is not None
+                pids = {INJECTOR: injector.process.pid, FLOOR: floor.pid}
+                pids[REPLICAS] = pids[INJECTOR]
+                targets = [
                     (INJECTOR, injector.webhook_url),
                     (FLOOR, floor_url),
                     (REPLICAS, injector.webhook_url),
-                )
+                ]
+                if kopf:
+                    kopf_url = f"https://localhost:{kopf_port}/mutate-pods"
+                    wait_for(lambda: _port_open(kopf_port), timeout=60, what="kopf's server")
+                    for name in (KOPF, KOPF_REPLICAS):
+                        body = bodies[name].replace(SEQ.encode(), b"0")
+                        if "patch" not in _review_via(kopf_url, body, certs.ca_file):
+                            raise RuntimeError("kopf's server did not inject the benchmark pod")
+                        targets.append((name, kopf_url))
+                        assert kopf_server is not None
+                        pids[name] = kopf_server.pid
                 for _ in range(rounds):
                     for concurrency in (1, 16):
                         for name, url in targets:
+                            cpu = _cpu_seconds(pids[name])
                             if client == "wrk":
                                 figures = _wrk(url, scripts[name], concurrency, seconds)
                             else:
@@ -193,12 +240,16 @@ def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
                                         url, bodies[name], certs.ca_file, concurrency, seconds
                                     )
                                 )
+                            cpu = _cpu_seconds(pids[name]) - cpu
+                            figures["cpu_ms_per_request"] = cpu * 1000 / max(1, figures["n"])
                             results.setdefault((name, concurrency), []).append(figures)
                 time.sleep(1.5)  # one more Event flush
                 events = kube.events("shop")
         finally:
-            floor.terminate()
-            floor.wait(10)
+            for process in (floor, kopf_server):
+                if process is not None:
+                    process.terminate()
+                    process.wait(10)
     rows = []
     for (name, concurrency), runs in results.items():
         row: dict[str, Any] = {
@@ -209,6 +260,7 @@ def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
             "p99_ms_min": min(r["p99_ms"] for r in runs),
             "p99_ms_max": max(r["p99_ms"] for r in runs),
             "rps": statistics.median(r["rps"] for r in runs),
+            "cpu_ms_per_request": statistics.median(r["cpu_ms_per_request"] for r in runs),
             "seconds_per_run": seconds,
             "rounds": len(runs),
             "client": client,
@@ -221,7 +273,7 @@ def run_webhook_bench(work: Path, quick: bool = False) -> dict[str, Any]:
             r["p50_ms"] / f["p50_ms"] for r, f in zip(runs, floors)
         )
         rows.append(row)
-    order = (INJECTOR, REPLICAS, FLOOR)
+    order = (INJECTOR, REPLICAS, KOPF, KOPF_REPLICAS, FLOOR)
     rows.sort(key=lambda r: (r["concurrency"], order.index(r["server"])))
     # Every admission is counted for an Event; aggregated, they are a handful of objects.
     event_summary = {
@@ -238,7 +290,7 @@ def format_rows(result: dict[str, Any]) -> str:
         lines.append(
             f"{row['server']:<26} c={row['concurrency']:<3} p50 {row['p50_ms']:6.2f} ms  "
             f"p99 {row['p99_ms']:6.2f} ms ({row['p99_ms_min']:.2f}-{row['p99_ms_max']:.2f})  "
-            f"{row['rps']:7.0f} req/s"
+            f"{row['rps']:7.0f} req/s  {row['cpu_ms_per_request']:.2f} ms CPU/req"
             + (f"  p99 x{ratio:.2f} of floor" if row["server"] != FLOOR else "")
         )
     return "\n".join(lines)
@@ -248,6 +300,8 @@ if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        outcome = run_webhook_bench(Path(tmp), quick="--quick" in sys.argv)
+        outcome = run_webhook_bench(
+            Path(tmp), quick="--quick" in sys.argv, kopf="--kopf" in sys.argv
+        )
         print(json.dumps(outcome, indent=2))
         print(format_rows(outcome), file=sys.stderr)

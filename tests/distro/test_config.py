@@ -12,7 +12,7 @@ from lumigo_opentelemetry.config import (
     DEFAULT_EXPORT_TIMEOUT_SECONDS,
     Config,
 )
-from lumigo_opentelemetry.masking import MaskingRules
+from lumigo_opentelemetry.masking import Rules
 
 
 def test_defaults() -> None:
@@ -187,10 +187,11 @@ def test_bad_batch_processor_values_warn_and_use_the_sdk_default(name: str, bad:
 
 def test_masking_setting_is_parsed_once() -> None:
     config = Config.from_environ({"LUMIGO_SECRET_MASKING_REGEX": '["^x$"]'})
-    assert config.masking == MaskingRules.from_regexes(["^x$"])
+    assert config.masking.general == Rules(["^x$"])
     assert config.masking.is_secret("X") and not config.masking.is_secret("password")
     bad = Config.from_environ({"LUMIGO_SECRET_MASKING_REGEX": "[oops"})
-    assert bad.masking == MaskingRules.default() and len(bad.warnings) == 1
+    # fails closed: every key is masked, with one warning
+    assert bad.masking.general.mask_all and len(bad.warnings) == 1
 
 
 def test_disabled_instrumentations() -> None:

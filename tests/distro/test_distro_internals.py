@@ -13,10 +13,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from lumigo_opentelemetry._activation import DisabledTracerProvider
+from lumigo_opentelemetry.config import authorization_header
 from lumigo_opentelemetry.dependencies import installed_distributions, report_payload
-from lumigo_opentelemetry.export.otlp import DeadlineExporter, authorization_header
+from lumigo_opentelemetry.export.otlp import DeadlineExporter
 from lumigo_opentelemetry.export.spandump import SpanDumpProcessor, append_line
-from lumigo_opentelemetry.masking import MaskingRules
+from lumigo_opentelemetry.masking import Masking
 from lumigo_opentelemetry.resources.ecs import attributes_from_documents, ecs_attributes
 from lumigo_opentelemetry.resources.process import environ_attribute
 from lumigo_opentelemetry.version import __version__
@@ -164,7 +165,7 @@ def test_unwritable_span_dump_never_raises(tmp_path: Path) -> None:
 def test_report_payload() -> None:
     payload = report_payload({"service.name": "s", "tags": ("a", "b")})
     assert payload["resourceAttributes"] == {"service.name": "s", "tags": ["a", "b"]}
-    names = [p["name"].lower() for p in payload["packages"]]
+    names = [p["name"].lower() for p in payload["dependencies"]]
     assert "opentelemetry-sdk" in names and len(names) == len(set(names))
     json.dumps(payload)  # serialisable
 
@@ -176,7 +177,7 @@ def test_installed_distributions_are_sorted_pairs() -> None:
 
 
 def test_environ_attribute_masks_values_only() -> None:
-    text = environ_attribute(MaskingRules.default(), {"DB_PASSWORD": "p", "HOME": "/root"})
+    text = environ_attribute(Masking.default(), {"DB_PASSWORD": "p", "HOME": "/root"})
     assert json.loads(text) == {"DB_PASSWORD": "****", "HOME": "/root"}
 
 

@@ -82,10 +82,13 @@ def test_service_name_from_resource_attributes_alone(otlp_receiver: OtlpReceiver
     ("setting", "masked", "visible", "warns"),
     [
         ('["plain_.*"]', ["PLAIN_SETTING"], ["DB_PASSWORD"], False),
-        ('["^db_.*", "ALSO"]', ["DB_PASSWORD", "ALSO"], ["PLAIN_SETTING", "ALSO_NOT"], False),
-        ("[not json", ["DB_PASSWORD"], ["PLAIN_SETTING"], True),
-        ('["(unclosed"]', ["DB_PASSWORD"], ["PLAIN_SETTING"], True),
-        ('{"a": 1}', ["DB_PASSWORD"], ["PLAIN_SETTING"], True),
+        # matched at the start of the key (as upstream): "ALSO" also masks "ALSO_NOT"
+        ('["^db_.*", "ALSO"]', ["DB_PASSWORD", "ALSO", "ALSO_NOT"], ["PLAIN_SETTING"], False),
+        ('["^db_.*", "ALSO$"]', ["DB_PASSWORD", "ALSO"], ["PLAIN_SETTING", "ALSO_NOT"], False),
+        # an invalid setting fails closed: every value is masked
+        ("[not json", ["DB_PASSWORD", "PLAIN_SETTING"], [], True),
+        ('["(unclosed"]', ["DB_PASSWORD", "PLAIN_SETTING"], [], True),
+        ('{"a": 1}', ["DB_PASSWORD", "PLAIN_SETTING"], [], True),
     ],
 )
 def test_masking_regex_setting(

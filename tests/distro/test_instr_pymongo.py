@@ -11,6 +11,7 @@ from pymongo.errors import OperationFailure
 
 from lumigo_devtools.receiver import OtlpReceiver
 from lumigo_opentelemetry.instrumentations import pymongo as pymongo_instrumentation
+from lumigo_opentelemetry.masking import Site
 from tests.helpers.data_tracing import CONFIG, instrumented, one, receiver, tracing
 from tests.helpers.mongo_server import MongoWireServer
 
@@ -53,12 +54,13 @@ def test_commands_are_client_spans_with_the_masked_command(
     assert insert.attributes["net.peer.name"] == "127.0.0.1"
     assert {insert.parent_span_id, find.parent_span_id} == {signup.span_id}
 
-    statement = json.loads(insert.attributes["db.statement"])
+    assert insert.attributes["db.statement"] == "insert"  # upstream: the command name
+    statement = json.loads(insert.attributes["db.request.body"])
     assert statement["insert"] == "users"
     assert statement["documents"][0]["name"] == "Ada"
     assert statement["documents"][0]["password"] == "****"
     assert "lsid" not in statement
-    assert json.loads(find.attributes["db.statement"])["filter"] == {"name": "Ada"}
+    assert json.loads(find.attributes["db.request.body"])["filter"] == {"name": "Ada"}
     reply = json.loads(find.attributes["db.response.body"])
     assert reply["cursor"]["firstBatch"][0]["password"] == "****"
     assert "hunter2" not in json.dumps([s.attributes for s in spans])
@@ -81,8 +83,8 @@ def test_huge_commands_are_truncated(
 ) -> None:
     client.shop.logs.insert_one({"line": "y" * 20_000})
     span = receiver.wait_for_spans(1, where=lambda s: s.name == "shop.insert")[0]
-    assert len(span.attributes["db.statement"]) == 2048
-    assert span.attributes["db.statement"].startswith('{"insert": "logs"')
+    assert len(span.attributes["db.request.body"]) == 2048
+    assert span.attributes["db.request.body"].startswith('{"insert": "logs"')
 
 
 def test_a_failing_capture_drops_only_that_attribute(
@@ -100,6 +102,7 @@ def test_a_failing_capture_drops_only_that_attribute(
     spans = receiver.wait_for_spans(2, where=lambda s: s.name.startswith("shop."))
     insert = one(spans, "shop.insert")
     assert insert.attributes["db.statement"] == "insert"  # upstream's bare command name
+    assert "db.request.body" not in insert.attributes
     assert "db.response.body" not in insert.attributes
 
 
@@ -115,7 +118,11 @@ def test_big_batches_are_trimmed_before_serialising_with_the_same_result() -> No
         "ok": 1.0,
         "big": "z" * 100_000,
     }
-    full = json_util.dumps(CONFIG.masking.mask(reply), json_options=json_util.RELAXED_JSON_OPTIONS)
+    full = CONFIG.masking.apply(
+        Site.DB,
+        reply,
+        encode=lambda doc: json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS),
+    )
     text = pymongo_instrumentation.document_text(reply, CONFIG)
     assert text == full[: CONFIG.attribute_length_limit]
     assert '"password": "****"' in text and '"p"' not in text

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lumigo_injector.ecs.rewrite import normalise
+from lumigo_injector.ecs.taskdef import normalise
 from tests.helpers.ecs import (
     FIXTURES,
     TOKEN_ARN,

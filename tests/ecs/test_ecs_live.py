@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lumigo_injector.ecs.rewrite import normalise
+from lumigo_injector.ecs.taskdef import normalise
 from tests.helpers.ecs import (
     TOKEN_ARN,
     assert_valid_register_request,

@@ -10,15 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumigo_injector.ecs.rewrite import (
-    EcsSettings,
+from lumigo_injector.ecs.rewrite import EcsSettings, has_init_container, inject, uninject
+from lumigo_injector.ecs.taskdef import (
     TaskDefinitionError,
-    has_init_container,
-    inject,
     normalise,
     parse_task_definition,
     read_only_fields,
-    uninject,
     validate_secret_arn,
 )
 from lumigo_injector.spec import names as constants

@@ -254,7 +254,7 @@ def test_webhook_fails_open_and_points_at_the_service(render: Any, scenario: str
     assert len(hooks) == (1 if scenario == "tuned" else 2)
     for hook in hooks:
         assert hook["failurePolicy"] == "Ignore"
-        assert hook["sideEffects"] == "None"
+        assert hook["sideEffects"] == "NoneOnDryRun"  # as docs/operator.md says
         assert hook["timeoutSeconds"] == timeout
         assert hook["reinvocationPolicy"] == "IfNeeded"
         assert hook["admissionReviewVersions"] == ["v1"]

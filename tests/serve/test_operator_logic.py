@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from lumigo_injector.commands.serve import add_arguments, from_args
 from lumigo_injector.k8s.propagation import plan
 from lumigo_injector.serve.events import involved_object
 from lumigo_injector.serve.namespaces import NamespaceDirectory, opt_in_view
 from lumigo_injector.serve.secrets_mirror import encode, plan_secret
-from lumigo_injector.serve.settings import add_arguments, from_args
 from lumigo_injector.spec import names as c
 from lumigo_injector.spec.names import ANNOTATION_TEMPLATE_PREVIOUS
 
@@ -158,13 +158,14 @@ def test_settings_flags_win_over_environment() -> None:
     }
     settings = parse(["--port", "9000", "--log-format", "TEXT"], env)
 
-    assert settings.port == 9000 and settings.log_format == "text"
-    assert settings.tls_cert_file == Path("/certs/a.crt")
-    assert settings.token == "tk-123" and "tk-123" not in repr(settings)
-    assert settings.endpoint is None
-    assert settings.never_injected("lumigo") and settings.never_injected("kube-system")
-    assert not settings.never_injected("shop")
-    assert settings.injection_settings().secret_name == c.DEFAULT_SECRET_NAME
+    assert settings.listen.port == 9000 and settings.logs.format == "text"
+    assert settings.tls.cert_file == Path("/certs/a.crt")
+    assert settings.cluster.token == "tk-123" and "tk-123" not in repr(settings)
+    assert settings.injection.endpoint is None
+    assert settings.cluster.never_injected("lumigo")
+    assert settings.cluster.never_injected("kube-system")
+    assert not settings.cluster.never_injected("shop")
+    assert settings.injection.secret_name == c.DEFAULT_SECRET_NAME
 
 
 def test_bad_settings_name_the_culprit(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,6 @@ from tests.helpers.kube import (
 )
 
 TOKEN = "t-admission"
-FAULT_LABEL = "lumigo.test/explode"
 OWN_NAMESPACE = "lumigo-system"
 
 
@@ -47,7 +46,6 @@ def injector(
     certs = TestCertificates(workdir / "tls")
     env = {
         "LUMIGO_TRACER_TOKEN": TOKEN,
-        "LUMIGO_INJECTOR_TEST_FAULT_LABEL": FAULT_LABEL,
         "POD_NAMESPACE": OWN_NAMESPACE,
     }
     kubeconfig = kube.write_kubeconfig(workdir / "kubeconfig")
@@ -189,23 +187,6 @@ def test_pod_that_never_asked_is_untouched_and_silent(
         "name": "solo",
         "namespace": "ns-quiet",
     }
-
-
-def test_handler_error_admits_pod_unchanged(injector: InjectorProcess, kube: KubeEmulator) -> None:
-    kube.create_namespace("ns-fault")
-    pod = deployment_pod(
-        "fragile", annotations={c.ANNOTATION_INJECT: "python"}, labels={FAULT_LABEL: "yes"}
-    )
-
-    response = injector.review(admission_review(pod, namespace="ns-fault"))
-
-    assert response["allowed"] is True
-    assert "patch" not in response
-    assert any("admitted without injection" in w for w in response["warnings"])
-    (event,) = events_for(kube, "ns-fault")
-    assert (event["reason"], event["type"]) == ("LumigoInjectionFailed", "Warning")
-    failures = [r for r in injector.log_records() if r["message"].startswith("injection failed")]
-    assert failures and failures[-1]["severity"] == "error" and "exc_info" in failures[-1]
 
 
 @pytest.mark.parametrize(

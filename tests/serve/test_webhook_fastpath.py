@@ -11,7 +11,7 @@ import pytest
 
 from lumigo_injector.serve import fastjson
 from lumigo_injector.serve.decision_log import DecisionLog
-from lumigo_injector.serve.webhook import MalformedReview, parse_review
+from lumigo_injector.serve.review import MalformedReview, parse_review
 from tests.helpers.kube import admission_review, deployment_pod
 
 REVIEW = admission_review(deployment_pod("web", annotations={"x": "é ✓"}), namespace="shop")
@@ -82,7 +82,8 @@ def test_decision_lines_cost_nothing_above_info(caplog: pytest.LogCaptureFixture
 
 def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does() -> None:
     from lumigo_injector.k8s.mutation import InjectionSettings
-    from lumigo_injector.serve.webhook import Admission, AdmissionRequest, Decision
+    from lumigo_injector.serve.review import AdmissionRequest
+    from lumigo_injector.serve.webhook import Admission, Decision
     from lumigo_injector.spec import names as c
 
     namespaces: dict[str, dict[str, str]] = {"shop": {}}

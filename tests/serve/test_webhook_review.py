@@ -12,13 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumigo_injector.k8s.mutation import InjectionSettings, inject
-from lumigo_injector.serve.webhook import (
-    Decision,
-    MalformedReview,
-    json_patch,
-    parse_review,
-    review_response,
-)
+from lumigo_injector.serve.patches import json_patch
+from lumigo_injector.serve.review import MalformedReview, parse_review, review_response
 from tests.helpers.mutation import corpus_files, load_file, pod_template, workloads
 
 
@@ -70,7 +65,7 @@ def test_incomplete_requests_are_malformed(request_: dict[str, Any]) -> None:
 def test_answer_carries_uid_patch_and_warnings() -> None:
     ops = [{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}]
 
-    answer = review_response("u1", Decision(patch=ops, warnings=("w" * 300,), injected=True))
+    answer = review_response("u1", ops, ("w" * 300,))
 
     response = answer["response"]
     assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
@@ -78,7 +73,7 @@ def test_answer_carries_uid_patch_and_warnings() -> None:
     assert response["patchType"] == "JSONPatch"
     assert json.loads(base64.b64decode(response["patch"])) == ops
     assert len(response["warnings"][0]) == 256
-    assert review_response("u2", Decision())["response"] == {"uid": "u2", "allowed": True}
+    assert review_response("u2", [], ())["response"] == {"uid": "u2", "allowed": True}
 
 
 json_values = st.recursive(

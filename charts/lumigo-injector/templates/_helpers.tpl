@@ -101,7 +101,8 @@ token
 {{- define "lumigo-injector.webhookCommon" -}}
 {{- $root := .ctx -}}
 admissionReviewVersions: ["v1"]
-sideEffects: None
+# The injector posts Events and copies the token Secret, never for a dry run.
+sideEffects: NoneOnDryRun
 # Fail open: when the injector is down or slow, pods start uninjected instead of failing.
 failurePolicy: Ignore
 timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}

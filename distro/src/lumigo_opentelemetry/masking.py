@@ -1,89 +1,584 @@
-"""Secret masking shared by the environment resource and payload capture.
+"""Secret masking: the one function every capture site calls, `Masking.apply`.
 
-A key is secret when one of the masking regexes matches the *whole* key,
-case-insensitively. Rules come from `LUMIGO_SECRET_MASKING_REGEX`, a JSON list of
-regexes; a broken value falls back to the defaults with one warning.
+What is masked (values become `****`):
+
+- the value of every key a rule calls secret, at any depth: JSON keys (also in JSON
+  held by a string, e.g. a message body), form and query fields, multipart fields,
+  header names, environment variables, `name = 'literal'` pairs in SQL. A key is
+  secret when one of the site's regexes matches at its start, case-insensitively
+  (Python `re.match`, as the upstream distro). The default rules are
+  `DEFAULT_REGEXES`; `LUMIGO_SECRET_MASKING_REGEX` (a JSON list, or `all`) replaces
+  them, and `LUMIGO_SECRET_MASKING_REGEX_<SITE>` replaces that for one site;
+- whatever the rules say: the credential headers `ALWAYS_MASKED_HEADERS`, the userinfo
+  of every URL (`scheme://user:pw@host` -> `scheme://****@host`, also in a `Host` header
+  and the host attributes) and the value of `LUMIGO_TRACER_TOKEN` wherever it appears.
+
+It fails closed. User regexes run on the `regex` engine with a time bound per attribute
+(`TIME_BOUND_SECONDS`, the GIL released while they run): a pattern that takes longer
+costs that attribute, which becomes `****` as a whole, never the request. Any other
+error while masking does the same. An invalid setting masks every key at its sites.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import logging
 import re
-from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Pattern, Sequence, Tuple
+import time
+from collections import abc
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+logger = logging.getLogger("lumigo-opentelemetry")
 
 MASKED = "****"
-DEFAULT_REGEXES: Tuple[str, ...] = (
+#: the upstream defaults (kept as they are) ...
+SEED_REGEXES: Tuple[str, ...] = (
     ".*pass.*",
     ".*key.*",
     ".*secret.*",
     ".*credential.*",
     ".*passphrase.*",
 )
-#: bound on the per-rules cache of `is_secret` answers (keys can come from request data)
-_CACHE_SIZE = 2048
+#: ... plus what real secrets are called
+DEFAULT_REGEXES: Tuple[str, ...] = (
+    *SEED_REGEXES,
+    ".*token.*",
+    ".*auth.*",
+    ".*jwt.*",
+    ".*session.*",
+    ".*cookie.*",
+    ".*signature.*",
+)
+#: the special setting value: every key of the site is secret (as upstream)
+MASK_ALL = "all"
+#: header names whose values are masked whatever the rules say
+ALWAYS_MASKED_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-amz-security-token",
+        "x-auth-token",
+    }
+)
+#: seconds the user's regexes may take over one attribute before it is masked as a whole
+TIME_BOUND_SECONDS = 0.02
+#: bound on the cached answers per rule set, and on the length of a key worth caching
+CACHE_SIZE = 2048
+CACHED_KEY_LENGTH = 256
+GENERAL_SETTING = "LUMIGO_SECRET_MASKING_REGEX"
 
 
-@dataclass(frozen=True)
-class MaskingRules:
-    """Compiled masking regexes."""
+class Site(enum.Enum):
+    """Where a value was captured; each HTTP/environment site has its own setting."""
 
-    patterns: Tuple[Pattern[str], ...]
-    # answers of `is_secret` by key: header names and JSON keys repeat on every request
-    _answers: Dict[str, bool] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
+    HTTP_REQUEST_BODIES = "HTTP_REQUEST_BODIES"
+    HTTP_REQUEST_HEADERS = "HTTP_REQUEST_HEADERS"
+    HTTP_RESPONSE_BODIES = "HTTP_RESPONSE_BODIES"
+    HTTP_RESPONSE_HEADERS = "HTTP_RESPONSE_HEADERS"
+    HTTP_QUERY_PARAMS = "HTTP_QUERY_PARAMS"
+    ENVIRONMENT = "ENVIRONMENT"
+    #: database statements and documents: the general setting only
+    DB = "DB"
 
-    @classmethod
-    def from_regexes(cls, regexes: Sequence[str]) -> MaskingRules:
-        return cls(tuple(re.compile(r, re.IGNORECASE) for r in regexes))
+    @property
+    def setting(self) -> Optional[str]:
+        return None if self is Site.DB else f"{GENERAL_SETTING}_{self.value}"
 
-    @classmethod
-    def default(cls) -> MaskingRules:
-        return cls.from_regexes(DEFAULT_REGEXES)
 
-    @classmethod
-    def from_setting(cls, raw: Optional[str]) -> Tuple[MaskingRules, Optional[str]]:
-        """Parse `LUMIGO_SECRET_MASKING_REGEX`; returns the rules and a warning, if any."""
-        if raw is None or not raw.strip():
-            return cls.default(), None
+_HEADER_SITES = frozenset({Site.HTTP_REQUEST_HEADERS, Site.HTTP_RESPONSE_HEADERS})
+_BODY_SITES = frozenset({Site.HTTP_REQUEST_BODIES, Site.HTTP_RESPONSE_BODIES})
+_NO_NAMES: frozenset[str] = frozenset()
+_UNKNOWN: Any = object()
+_SCALARS = frozenset({int, float, bool})
+
+
+class _OutOfTime(Exception):
+    """A user regex used up the attribute's time bound."""
+
+
+class _Budget:
+    """The time left for one attribute; the clock starts at the first uncached user regex."""
+
+    __slots__ = ("bound", "deadline")
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+        self.deadline: Optional[float] = None
+
+    def remaining(self) -> float:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.bound
+            return self.bound
+        return self.deadline - time.monotonic()
+
+
+# `.*word.*` (the defaults' shape) is a case-insensitive substring test: no regex needed
+_CONTAINS = re.compile(r"\.\*([A-Za-z0-9_-]+)\.\*")
+
+
+class _TimedPattern:
+    """A user regex on the `regex` engine: bounded in time, the GIL released meanwhile."""
+
+    __slots__ = ("_compiled",)
+
+    def __init__(self, pattern: str) -> None:
+        import regex
+
+        self._compiled = regex.compile(pattern, regex.IGNORECASE | regex.VERSION0)
+
+    def matches(self, key: str, budget: _Budget) -> bool:
+        left = budget.remaining()
+        if left <= 0:
+            raise _OutOfTime
         try:
-            value = json.loads(raw)
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError("expected a JSON list of strings")
-            return cls.from_regexes(value), None
-        except (ValueError, re.error) as exc:
-            return cls.default(), (
-                f"LUMIGO_SECRET_MASKING_REGEX is invalid ({exc}); using the default rules"
+            return self._compiled.match(key, timeout=left, concurrent=True) is not None
+        except TimeoutError:
+            raise _OutOfTime from None
+
+
+class _StdlibPattern:
+    """Fallback when `regex` cannot be imported: the stdlib cannot be interrupted, so a
+    pattern with nested repetition (the catastrophic kind) is not run: it matches
+    every key (fail closed)."""
+
+    __slots__ = ("_compiled", "_unsafe")
+
+    def __init__(self, pattern: str) -> None:
+        self._compiled = re.compile(pattern, re.IGNORECASE)
+        self._unsafe = _has_nested_repeat(pattern)
+        if self._unsafe:
+            logger.warning(
+                "masking regex %r may take exponential time and the `regex` package is"
+                " missing: every key it is applied to is masked",
+                pattern,
             )
 
-    def is_secret(self, key: str) -> bool:
-        answers = self._answers
-        answer = answers.get(key)
+    def matches(self, key: str, budget: _Budget) -> bool:
+        return self._unsafe or self._compiled.match(key) is not None
+
+
+def _has_nested_repeat(pattern: str) -> bool:
+    try:
+        import re._parser as sre_parse
+    except ImportError:  # Python < 3.11
+        import sre_parse
+
+    repeats = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
+
+    def walk(items: Any, inside_repeat: bool) -> bool:
+        for op, arg in items:
+            name = str(op)
+            if name in repeats:
+                nested = inside_repeat or walk(arg[2], True)
+            elif name in ("SUBPATTERN", "ATOMIC_GROUP"):
+                nested = walk(arg if name == "ATOMIC_GROUP" else arg[-1], inside_repeat)
+            elif name == "BRANCH":
+                nested = inside_repeat or any(walk(b, inside_repeat) for b in arg[1])
+            else:
+                nested = False
+            if nested:
+                return True
+        return False
+
+    try:
+        return walk(sre_parse.parse(pattern), False)
+    except Exception:
+        return True
+
+
+def _compile(pattern: str) -> Any:
+    try:
+        return _TimedPattern(pattern)
+    except ImportError:
+        return _StdlibPattern(pattern)
+
+
+class Rules:
+    """The key rules of one site: every key (`mask_all`), or regexes matched at the
+    start of the key, case-insensitively. Answers are cached (bounded)."""
+
+    def __init__(
+        self,
+        regexes: Sequence[str],
+        mask_all: bool = False,
+        time_bound: float = TIME_BOUND_SECONDS,
+    ) -> None:
+        self.regexes = tuple(regexes)
+        self.mask_all = mask_all
+        self.time_bound = time_bound
+        words: List[str] = []
+        patterns: List[Any] = []
+        for regex_text in self.regexes:
+            contains = _CONTAINS.fullmatch(regex_text)
+            if contains:
+                words.append(contains.group(1).lower())
+            else:
+                patterns.append(_compile(regex_text))
+        self._words = tuple(words)
+        self._patterns = tuple(patterns)
+        # key -> answer; None: the user's regexes ran out of time on this key
+        self._answers: Dict[str, Optional[bool]] = {}
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Rules)
+            and other.regexes == self.regexes
+            and other.mask_all == self.mask_all
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.regexes, self.mask_all))
+
+    def __repr__(self) -> str:
+        return f"Rules({MASK_ALL!r})" if self.mask_all else f"Rules({list(self.regexes)!r})"
+
+    @property
+    def cached_answers(self) -> int:
+        """How many answers are cached (at most `CACHE_SIZE`)."""
+        return len(self._answers)
+
+    def is_secret(self, key: str, budget: Optional[_Budget] = None) -> bool:
+        """Whether `key`'s value is masked; raises `_OutOfTime` past the budget."""
+        if self.mask_all:
+            return True
+        answer = self._answers.get(key, _UNKNOWN)
+        if answer is _UNKNOWN:
+            answer = self._decide(key, budget)
         if answer is None:
-            answer = any(p.fullmatch(key) for p in self.patterns)
-            if len(answers) >= _CACHE_SIZE:
+            raise _OutOfTime
+        return bool(answer)
+
+    def _decide(self, key: str, budget: Optional[_Budget]) -> Optional[bool]:
+        lowered = key.lower()
+        answer: Optional[bool] = any(word in lowered for word in self._words)
+        if not answer and self._patterns:
+            budget = budget or _Budget(self.time_bound)
+            try:
+                answer = any(p.matches(key, budget) for p in self._patterns)
+            except _OutOfTime:
+                answer = None
+        if len(key) <= CACHED_KEY_LENGTH:
+            answers = self._answers
+            if len(answers) >= CACHE_SIZE:
                 answers.clear()
             answers[key] = answer
         return answer
 
-    def mask(self, value: Any) -> Any:
-        """Return a copy of a JSON-like value with secret keys' values masked, at any depth."""
-        if isinstance(value, dict):
-            return {
-                k: (MASKED if isinstance(k, str) and self.is_secret(k) else self.mask(v))
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self.mask(v) for v in value]
+
+def _parse_rules(raw: str, name: str, time_bound: float) -> Tuple[Rules, Optional[str]]:
+    """A non-empty setting value as rules (or mask-all and a warning when invalid)."""
+    value = raw.strip()
+    if value.lower() == MASK_ALL:
+        return Rules((), mask_all=True, time_bound=time_bound), None
+    try:
+        regexes = json.loads(value)
+        if not isinstance(regexes, list) or not all(isinstance(r, str) for r in regexes):
+            raise ValueError("expected a JSON list of strings or `all`")
+        return Rules(regexes, time_bound=time_bound), None
+    except Exception as exc:
+        warning = f"{name} is invalid ({exc}); every key it applies to is masked"
+        return Rules((), mask_all=True, time_bound=time_bound), warning
+
+
+# userinfo of a URL: from `://` to the last `@` before the host's end
+_USERINFO = re.compile(r"://[^/?#\s\"'<>\\]+@")
+# `"key": value` pairs in text that is not (complete) JSON; the value may be cut short
+_JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
+_JSON_START = re.compile(r"\s*[{\[]")
+# `name = 'literal'` (or a number) in SQL
+_SQL_PAIR = re.compile(
+    r"([A-Za-z_][\w$]*)(\s*=\s*)('(?:[^'\\]|\\.|'')*'?|\"(?:[^\"\\]|\\.)*\"?|-?\d[\w.]*)"
+)
+_PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECASE)
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_TOKEN_TAIL_MIN = 6
+_warned: set[str] = set()
+
+
+def compact_json(value: Any) -> str:
+    """Compact JSON text (the default encoding of masked structures)."""
+    return _JSON_ENCODER.encode(value)
+
+
+class Masking:
+    """Every masking rule of the process: the general rules, per-site overrides, the
+    tracer token. Parsed once by `Config`; `apply` is the only way values are masked."""
+
+    def __init__(
+        self,
+        general: Optional[Rules] = None,
+        sites: Optional[Mapping[Site, Rules]] = None,
+        token: Optional[str] = None,
+    ) -> None:
+        self.general = general or Rules(DEFAULT_REGEXES)
+        self.sites: Dict[Site, Rules] = dict(sites or {})
+        self.token = token or None
+        # beginnings of the token a recording limit may leave at the end of a text
+        self._token_heads = tuple(
+            (token or "")[:size] for size in range(len(token or "") - 1, _TOKEN_TAIL_MIN - 1, -1)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Masking) and (self.general, self.sites, self.token) == (
+            other.general,
+            other.sites,
+            other.token,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.general, tuple(sorted(self.sites.items(), key=lambda i: i[0].value))))
+
+    def __repr__(self) -> str:
+        return f"Masking(general={self.general!r}, sites={self.sites!r})"
+
+    @classmethod
+    def default(cls) -> Masking:
+        return cls()
+
+    @classmethod
+    def from_environ(
+        cls, env: Mapping[str, str], time_bound: float = TIME_BOUND_SECONDS
+    ) -> Tuple[Masking, List[str]]:
+        """The masking settings of `env`, and one warning per invalid setting.
+
+        Unset or empty (also `[]` for a per-site setting) means: the general rules.
+        """
+        warnings: List[str] = []
+        raw = env.get(GENERAL_SETTING)
+        general = Rules(DEFAULT_REGEXES, time_bound=time_bound)
+        if raw is not None and raw.strip():
+            general, warning = _parse_rules(raw, GENERAL_SETTING, time_bound)
+            if warning:
+                warnings.append(warning)
+        sites: Dict[Site, Rules] = {}
+        for site in Site:
+            name = site.setting
+            raw = env.get(name) if name else None
+            if raw is None or not raw.strip() or raw.strip() == "[]":
+                continue
+            sites[site], warning = _parse_rules(raw, name or "", time_bound)
+            if warning:
+                warnings.append(warning)
+        token = (env.get("LUMIGO_TRACER_TOKEN") or "").strip() or None
+        return cls(general, sites, token), warnings
+
+    def rules(self, site: Site) -> Rules:
+        return self.sites.get(site, self.general)
+
+    def is_secret(self, key: str, site: Site = Site.DB) -> bool:
+        """Whether `key`'s value is masked at `site` (True when the rules run out of time)."""
+        try:
+            return self.rules(site).is_secret(key)
+        except _OutOfTime:
+            return True
+
+    # -- the one masking function -------------------------------------------------------
+
+    def apply(
+        self,
+        site: Site,
+        value: Any,
+        media_type: str = "",
+        encode: Callable[[Any], str] = compact_json,
+    ) -> str:
+        """`value` masked for `site`, as attribute text; never raises.
+
+        A `str` is masked as that site's text: a URL (`HTTP_QUERY_PARAMS`), a body
+        (JSON, form or multipart by `media_type` or shape), SQL (`DB`). A mapping or list
+        (headers, environment, documents) is masked key by key at any depth and given to
+        `encode`. When the user's regexes run out of time, or anything fails, the result
+        is `****` as a whole.
+        """
+        if (
+            site is Site.HTTP_QUERY_PARAMS
+            and type(value) is str
+            and "?" not in value
+            and "@" not in value
+            and not (self.token and self.token in value)
+        ):
+            return value  # a URL without query or userinfo: nothing to mask
+        rules = self.rules(site)
+        budget = _Budget(rules.time_bound)
+        try:
+            if isinstance(value, str):
+                return self._text(site, value, rules, budget, media_type)
+            names = ALWAYS_MASKED_HEADERS if site in _HEADER_SITES else _NO_NAMES
+            return encode(self._structure(value, rules, budget, names))
+        except _OutOfTime:
+            _warn_once(
+                f"time:{site.value}",
+                "a masking regex ran out of its time bound; the attribute was masked as a"
+                " whole (%s)",
+                site.setting or GENERAL_SETTING,
+            )
+            return MASKED
+        except Exception:
+            logger.debug("masking failed; the attribute was masked as a whole", exc_info=True)
+            return MASKED
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _scrub(self, text: str, cut: bool = False) -> str:
+        """Mask what no rule needs to name: URL userinfo and the tracer token (also its
+        beginning at the end of a text that a recording limit may have `cut`)."""
+        if "://" in text and "@" in text:
+            text = _USERINFO.sub("://" + MASKED + "@", text)
+        token = self.token
+        if token:
+            if token in text:
+                text = text.replace(token, MASKED)
+            heads = self._token_heads
+            if cut and text.endswith(heads):
+                size = next(len(head) for head in heads if text.endswith(head))
+                text = text[:-size] + MASKED
+        return text
+
+    def _structure(self, value: Any, rules: Rules, budget: _Budget, names: frozenset[str]) -> Any:
+        # exact-type checks first and leaves handled in the loop: most values are str,
+        # ABC checks and a call per leaf are what masking a body costs
+        kind = type(value)
+        if kind is str:
+            return self._leaf(value, rules, budget)
+        if kind is dict or isinstance(value, (dict, abc.Mapping)):
+            out = {}
+            is_secret = rules.is_secret
+            for key, item in value.items():
+                if type(key) is str:
+                    if names:
+                        lowered = key.lower()
+                        if lowered in names or is_secret(key, budget):
+                            out[key] = MASKED
+                            continue
+                        if lowered == "host" and type(item) is str:
+                            item = mask_authority(item)
+                    elif is_secret(key, budget):
+                        out[key] = MASKED
+                        continue
+                item_kind = type(item)
+                if item_kind is str:
+                    out[key] = self._leaf(item, rules, budget)
+                elif item is None or item_kind in _SCALARS:
+                    out[key] = item
+                else:
+                    out[key] = self._structure(item, rules, budget, names)
+            return out
+        if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+            return [self._structure(item, rules, budget, names) for item in value]
+        if isinstance(value, str):
+            return self._leaf(value, rules, budget)
         return value
 
-    def mask_json_text(self, text: str) -> str:
-        """Mask a JSON document given as text; text that is not JSON is returned unchanged."""
+    def _leaf(self, value: str, rules: Rules, budget: _Budget) -> str:
+        first = value[:1]
+        if first and (first in "{[" or (first.isspace() and _JSON_START.match(value))):
+            # JSON inside a string (a message body, a parameter): masked as JSON
+            return self._scrub(self._json_text(value, rules, budget, pairs=False))
+        token = self.token
+        if ("://" in value and "@" in value) or (token and token in value):
+            return self._scrub(value)
+        return value
+
+    def _text(self, site: Site, text: str, rules: Rules, budget: _Budget, media_type: str) -> str:
+        if site is Site.HTTP_QUERY_PARAMS:
+            text = _mask_url_query(mask_authority(text), rules, budget)
+        elif site in _BODY_SITES:
+            if "json" in media_type or _JSON_START.match(text):
+                text = self._json_text(text, rules, budget)
+            elif media_type == "application/x-www-form-urlencoded":
+                text = _mask_form(text, rules, budget)
+            elif media_type == "multipart/form-data":
+                text = _mask_multipart(text, rules, budget)
+        elif site is Site.DB:
+            if _JSON_START.match(text):
+                text = self._json_text(text, rules, budget)
+            else:
+                text = _mask_pairs(_SQL_PAIR, text, rules, budget, "'" + MASKED + "'")
+        return self._scrub(text, cut=True)
+
+    def _json_text(self, text: str, rules: Rules, budget: _Budget, pairs: bool = True) -> str:
         try:
             parsed = json.loads(text)
         except (ValueError, RecursionError):
-            return text
+            if not pairs:
+                return text
+            return _mask_pairs(_JSON_PAIR, text, rules, budget, '"' + MASKED + '"')
         if not isinstance(parsed, (dict, list)):
             return text
-        return json.dumps(self.mask(parsed), separators=(",", ":"), ensure_ascii=False)
+        return compact_json(self._structure(parsed, rules, budget, _NO_NAMES))
+
+
+def _mask_pairs(
+    pattern: re.Pattern[str], text: str, rules: Rules, budget: _Budget, masked: str
+) -> str:
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if rules.is_secret(key, budget):
+            return match.group(0)[: match.start(3) - match.start(0)] + masked
+        return match.group(0)
+
+    return pattern.sub(replace, text)
+
+
+def mask_authority(text: str) -> str:
+    """`user:pw@host:port` (a Host header, `http.host`) -> `****@host:port`; a URL with a
+    scheme is left to the userinfo scrub, paths and query strings are left alone."""
+    if "@" not in text or "://" in text or text.startswith(("/", "?")):
+        return text
+    authority, sep, rest = text.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or "?" in userinfo:
+        return text
+    return f"{MASKED}@{host}{sep}{rest}"
+
+
+def _mask_form(text: str, rules: Rules, budget: _Budget) -> str:
+    from urllib.parse import unquote_plus  # not at start-up: only when a query is masked
+
+    fields = []
+    for part in text.split("&"):
+        key, sep, _value = part.partition("=")
+        secret = sep and rules.is_secret(unquote_plus(key), budget)
+        fields.append(f"{key}={MASKED}" if secret else part)
+    return "&".join(fields)
+
+
+def _mask_url_query(url: str, rules: Rules, budget: _Budget) -> str:
+    base, sep, rest = url.partition("?")
+    if not sep:
+        return url
+    query, hash_sep, fragment = rest.partition("#")
+    return f"{base}?{_mask_form(query, rules, budget)}{hash_sep}{fragment}"
+
+
+def _mask_multipart(text: str, rules: Rules, budget: _Budget) -> str:
+    """Mask the values of multipart/form-data fields whose name is secret."""
+    out: List[str] = []
+    state = "body"  # body -> headers (after a boundary) -> secret value / body
+    secret = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("--"):
+            state, secret = "headers", False
+            out.append(line)
+        elif state == "headers":
+            match = _PART_NAME.search(line)
+            if match and rules.is_secret(match.group(1), budget):
+                secret = True
+            if not line.strip():
+                state = "value"
+                if secret:
+                    out.append(line)
+                    out.append(MASKED + "\r\n")
+                    continue
+            out.append(line)
+        elif not (state == "value" and secret):
+            out.append(line)
+    return "".join(out)
+
+
+def _warn_once(key: str, message: str, *args: Any) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message, *args)

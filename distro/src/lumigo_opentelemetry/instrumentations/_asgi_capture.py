@@ -105,7 +105,9 @@ class _RequestCapture:
             payloads.set_captured(
                 self.span,
                 payloads.RESPONSE_HEADERS,
-                lambda: payloads.headers_attribute(headers, self.config),
+                lambda: payloads.headers_attribute(
+                    headers, self.config, payloads.Site.HTTP_RESPONSE_HEADERS
+                ),
             )
         elif kind == "http.response.body":
             self.response.add(message.get("body"))
@@ -117,7 +119,11 @@ class _RequestCapture:
                     self.span,
                     payloads.RESPONSE_BODY,
                     lambda: payloads.body_attribute(
-                        recorded.data, self.config, self.response_type, total_size=recorded.total
+                        recorded.data,
+                        self.config,
+                        self.response_type,
+                        total_size=recorded.total,
+                        site=payloads.Site.HTTP_RESPONSE_BODIES,
                     ),
                 )
 

@@ -4,12 +4,20 @@ Built on opentelemetry-instrumentation-botocore (span `<Service>.<Operation>`, `
 `aws.*`, `cloud.region`, X-Ray propagation). On top of it, each span carries the HTTP
 request and response the call really sent and received (the last attempt when botocore
 retried): `http.request.headers`, `http.request.body`, `http.response.headers`,
-`http.response.body`; headers and JSON bodies masked, everything truncated. The signing
-headers (`Authorization`, `X-Amz-Security-Token`) are always masked. Streams are never
+`http.response.body`; headers and bodies masked (`Masking.apply`, request/response
+sites), everything truncated. The signing headers (`Authorization`,
+`X-Amz-Security-Token`) are always masked. Streams are never
 read, so the app gets them intact: an upload from a file and a streamed download (S3
 GetObject) have headers only; an upload of `bytes` is peeked at in botocore's buffer.
 
 SQS `ReceiveMessage` responses get the receive scope (see `sqs_scope`).
+
+Upstream's attributes come on top (see `aws_fields`): `aws.service`, `aws.region`,
+`region`, `http.method` (the operation), `http.url`, `aws.resource.name`, `messageId`; for
+SQS, SNS and Lambda `http.request.body` is the message or payload, as upstream sends it
+(other services keep the body really sent). An SQS ReceiveMessage that got no message is
+not exported (`LUMIGO_AUTO_FILTER_EMPTY_SQS`, default true), nor is a call whose `http.url`
+matches `LUMIGO_FILTER_HTTP_ENDPOINTS_REGEX[_CLIENT]`.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple,
 
 from opentelemetry import trace
 
-from lumigo_opentelemetry.masking import MASKED
+from lumigo_opentelemetry.masking import Site
 
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
@@ -38,7 +46,6 @@ REQUEST_HEADERS = "http.request.headers"
 REQUEST_BODY = "http.request.body"
 RESPONSE_HEADERS = "http.response.headers"
 RESPONSE_BODY = "http.response.body"
-ALWAYS_MASKED_HEADERS = frozenset({"authorization", "x-amz-security-token"})
 
 _LOG = logging.getLogger("lumigo-opentelemetry.botocore")
 
@@ -55,25 +62,76 @@ class _Capture:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.spans: weakref.WeakSet[trace.Span] = weakref.WeakSet()
+        # spans whose http.request.body is upstream's message/payload, not the wire body
+        self.message_bodies: weakref.WeakSet[trace.Span] = weakref.WeakSet()
 
-    def request_hook(self, span: trace.Span, *_args: Any) -> None:
+    def request_hook(
+        self,
+        span: trace.Span,
+        service_name: str = "",
+        operation_name: str = "",
+        api_params: Any = None,
+        *_args: Any,
+    ) -> None:
         try:
-            if span.is_recording():
-                self.spans.add(span)
+            if not span.is_recording():
+                return
+            self.spans.add(span)
+            self._upstream_request_attributes(span, service_name, operation_name, api_params)
         except Exception:
             _LOG.debug("botocore request hook failed", exc_info=True)
+
+    def _upstream_request_attributes(
+        self, span: trace.Span, service: str, operation: str, params: Any
+    ) -> None:
+        from lumigo_opentelemetry.instrumentations import aws_fields
+
+        attributes = getattr(span, "attributes", None) or {}
+        region = attributes.get("cloud.region") or attributes.get("aws.region")
+        values = aws_fields.request_attributes(
+            service,
+            operation,
+            params if isinstance(params, Mapping) else {},
+            region if isinstance(region, str) else None,
+            self.config,
+        )
+        span.set_attributes(values)
+        if service in aws_fields.MESSAGE_FIELDS and REQUEST_BODY in values:
+            self.message_bodies.add(span)
 
     def response_hook(
         self, span: trace.Span, service_name: str, operation_name: str, result: Any
     ) -> None:
         try:
             self.spans.discard(span)
+            self.message_bodies.discard(span)
+            self._upstream_response(span, service_name, operation_name, result)
             if service_name == "sqs" and operation_name == "ReceiveMessage":
                 from lumigo_opentelemetry.instrumentations.sqs_scope import scope_messages
 
                 scope_messages(result, span)
         except Exception:
             _LOG.debug("botocore response hook failed", exc_info=True)
+
+    def _upstream_response(
+        self, span: trace.Span, service: str, operation: str, result: Any
+    ) -> None:
+        from lumigo_opentelemetry.export.skip import mark_skip_export
+        from lumigo_opentelemetry.instrumentations import aws_fields
+        from lumigo_opentelemetry.sampling import endpoint_filtered
+
+        found = aws_fields.message_id(result)
+        if found:
+            span.set_attribute(aws_fields.MESSAGE_ID, found)
+        if self.config.auto_filter_empty_sqs and aws_fields.is_empty_sqs_poll(
+            service, operation, result
+        ):
+            _LOG.debug("empty SQS poll not exported (LUMIGO_AUTO_FILTER_EMPTY_SQS=false keeps it)")
+            mark_skip_export(span)
+        elif endpoint_filtered(
+            self.config, trace.SpanKind.CLIENT, getattr(span, "attributes", None)
+        ):
+            mark_skip_export(span)
 
     def send(
         self,
@@ -99,6 +157,8 @@ class _Capture:
 
         headers = _header_items(request.headers)
         span.set_attribute(REQUEST_HEADERS, headers_attribute(headers, self.config))
+        if span in self.message_bodies:
+            return  # upstream's message/payload body stays
         body, total = _request_body(request.body, self.config.attribute_length_limit)
         if body is not None:
             text = body_attribute(body, self.config, _content_type(headers), total_size=total)
@@ -112,10 +172,18 @@ class _Capture:
         )
 
         headers = _header_items(response.headers)
-        span.set_attribute(RESPONSE_HEADERS, headers_attribute(headers, self.config))
+        span.set_attribute(
+            RESPONSE_HEADERS,
+            headers_attribute(headers, self.config, Site.HTTP_RESPONSE_HEADERS),
+        )
         if getattr(request, "stream_output", True):
             return  # the app reads this stream: never touch it
-        text = body_attribute(response.content, self.config, _content_type(headers))
+        text = body_attribute(
+            response.content,
+            self.config,
+            _content_type(headers),
+            site=Site.HTTP_RESPONSE_BODIES,
+        )
         if text is not None:
             span.set_attribute(RESPONSE_BODY, text)
 
@@ -140,7 +208,7 @@ def _header_items(headers: Any) -> List[Tuple[str, str]]:
     for key, value in headers.items():
         name = key.decode("latin-1") if isinstance(key, bytes) else str(key)
         text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        items.append((name, MASKED if name.lower() in ALWAYS_MASKED_HEADERS else text))
+        items.append((name, text))
     return items
 
 

@@ -1,7 +1,8 @@
 """Payload capture helpers shared by the HTTP and AWS instrumentations.
 
-Turn headers and bodies into span attribute values: masked with the configured
-secret rules, decoded to text (or a placeholder for binary data) and truncated to
+Turn headers, bodies and URLs into span attribute values: masked by
+`Masking.apply` for their site (request/response headers and bodies, query
+parameters), decoded to text (or a placeholder for binary data) and truncated to
 `config.attribute_length_limit` characters. Pure functions plus a bounded recorder
 for streams; none of them reads from a stream the application owns.
 """
@@ -10,9 +11,7 @@ from __future__ import annotations
 
 import codecs
 import functools
-import json
 import logging
-import re
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -25,9 +24,9 @@ from typing import (
     Tuple,
     Union,
 )
-from urllib.parse import unquote_plus
 
-from lumigo_opentelemetry.masking import MASKED, MaskingRules
+from lumigo_opentelemetry.masking import MASKED
+from lumigo_opentelemetry.masking import Site as Site  # re-exported for the capture sites
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -40,9 +39,6 @@ REQUEST_HEADERS = "http.request.headers"
 REQUEST_BODY = "http.request.body"
 RESPONSE_HEADERS = "http.response.headers"
 RESPONSE_BODY = "http.response.body"
-
-#: headers that carry credentials whatever the masking rules say
-ALWAYS_MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 _BINARY_TYPES = ("image/", "audio/", "video/", "font/")
 _BINARY_SUBTYPES = frozenset(
@@ -62,19 +58,19 @@ _BINARY_SUBTYPES = frozenset(
         "wasm",
     }
 )
-#: span attributes that may hold a query string
-URL_ATTRIBUTES = ("http.target", "http.url", "url.query", "url.full")
-# the field name in a multipart part's headers
-_PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECASE)
-# "key": "value" / "key": 123 pairs in text that is not (complete) JSON; the value
-# may be cut short by truncation, so its closing quote is optional.
-_JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
-
-# `"json" in media_type or text.lstrip().startswith(("{", "["))`, without copying text
+#: span attributes that may hold a query string or a host with userinfo (a client can
+#: send `Host: user:pw@host`)
+URL_ATTRIBUTES = (
+    "http.target",
+    "http.url",
+    "url.query",
+    "url.full",
+    "http.host",
+    "net.host.name",
+    "http.server_name",
+    "server.address",
+)
 _UTF8_NAMES = frozenset({None, "utf-8", "utf8"})
-_JSON_START = re.compile(r"\s*[{\[]")
-# compact JSON, built once (json.dumps with options makes a new encoder on every call)
-_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 #: WSGI environ keys already turned into header names (bounded: keys come from requests)
 _ENVIRON_HEADER_NAMES: Dict[str, str] = {}
 _ENVIRON_CACHE_SIZE = 512
@@ -96,8 +92,8 @@ def set_captured(
 
 
 def mask_span_urls(span: Span, config: Config) -> None:
-    """Mask secret query parameters in the span's URL attributes; never raises.
-    If masking fails, the query strings are replaced by `****` as a whole."""
+    """Mask the span's URL attributes (secret query parameters, userinfo, the token);
+    never raises. If masking fails, the query strings are replaced by `****` as a whole."""
     try:
         attributes = getattr(span, "attributes", None)
         if attributes:
@@ -124,21 +120,21 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit]
 
 
-def headers_attribute(headers: HeaderSource, config: Config) -> str:
+def headers_attribute(
+    headers: HeaderSource, config: Config, site: Site = Site.HTTP_REQUEST_HEADERS
+) -> str:
     """Headers as a JSON object (lower-case names, repeated names joined with ", "),
-    secret values masked, truncated to the attribute length limit."""
+    masked for `site` (request or response headers), truncated to the attribute
+    length limit."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    is_secret = config.masking.is_secret
     merged: Dict[str, str] = {}
     for raw_name, raw_value in pairs:
         name = (raw_name if type(raw_name) is str else _text(raw_name)).strip().lower()
-        if name in ALWAYS_MASKED_HEADERS or is_secret(name):
-            merged[name] = MASKED
-        elif name in merged:
+        if name in merged:
             merged[name] = f"{merged[name]}, {_text(raw_value)}"
         else:
             merged[name] = raw_value if type(raw_value) is str else _text(raw_value)
-    return truncate(_JSON_ENCODER.encode(merged), config.attribute_length_limit)
+    return truncate(config.masking.apply(site, merged), config.attribute_length_limit)
 
 
 def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]:
@@ -215,88 +211,21 @@ def _decode(body: bytes, charset: Optional[str]) -> Optional[str]:
     return text
 
 
-def _mask_json_pairs(text: str, masking: MaskingRules) -> str:
-    """Mask `"secret": value` pairs in text that does not parse as JSON (e.g. truncated)."""
-
-    def replace(match: re.Match[str]) -> str:
-        if masking.is_secret(match.group(1)):
-            return f'"{match.group(1)}"{match.group(2)}"{MASKED}"'
-        return match.group(0)
-
-    return _JSON_PAIR.sub(replace, text)
-
-
-def _mask_json(text: str, masking: MaskingRules) -> str:
-    try:
-        parsed = json.loads(text)
-        if isinstance(parsed, (dict, list)):
-            return _JSON_ENCODER.encode(masking.mask(parsed))
-        return text
-    except (ValueError, RecursionError):
-        return _mask_json_pairs(text, masking)
-
-
-def _mask_form(text: str, masking: MaskingRules) -> str:
-    fields = []
-    for field in text.split("&"):
-        key, sep, _value = field.partition("=")
-        fields.append(f"{key}={MASKED}" if sep and masking.is_secret(unquote_plus(key)) else field)
-    return "&".join(fields)
-
-
-def _mask_multipart(text: str, masking: MaskingRules) -> str:
-    """Mask the values of multipart/form-data fields whose name is secret."""
-    out: List[str] = []
-    state = "body"  # body -> headers (after a boundary) -> secret value / body
-    secret = False
-    for line in text.splitlines(keepends=True):
-        if line.startswith("--"):
-            state, secret = "headers", False
-            out.append(line)
-        elif state == "headers":
-            match = _PART_NAME.search(line)
-            if match and masking.is_secret(match.group(1)):
-                secret = True
-            if not line.strip():
-                state = "value"
-                if secret:
-                    out.append(line)
-                    out.append(MASKED + "\r\n")
-                    continue
-            out.append(line)
-        elif not (state == "value" and secret):
-            out.append(line)
-    return "".join(out)
-
-
-def mask_body_text(text: str, masking: MaskingRules, media_type: str = "") -> str:
-    """Mask secrets in a JSON, form-encoded or multipart body given as text; other
-    text unchanged."""
-    if "json" in media_type or _JSON_START.match(text):
-        return _mask_json(text, masking)
-    if media_type == "application/x-www-form-urlencoded":
-        return _mask_form(text, masking)
-    if media_type == "multipart/form-data":
-        return _mask_multipart(text, masking)
-    return text
-
-
 def masked_url_attributes(attributes: Mapping[str, Any], config: Config) -> Dict[str, str]:
     """New values for the URL attributes (`http.target`, `http.url`, `url.query`,
-    `url.full`) whose query string has secret parameters; empty when none has."""
+    `url.full`) that masking changes (secret query parameters, userinfo, the token);
+    empty when it changes none."""
     changed: Dict[str, str] = {}
+    apply = config.masking.apply
     for key in URL_ATTRIBUTES:
         value = attributes.get(key)
         if not isinstance(value, str):
             continue
         if key == "url.query":
-            new = _mask_form(value, config.masking)
+            new = apply(Site.HTTP_QUERY_PARAMS, "?" + value)
+            new = new[1:] if new.startswith("?") else new
         else:
-            base, sep, rest = value.partition("?")
-            if not sep:
-                continue
-            query, hash_sep, fragment = rest.partition("#")
-            new = f"{base}?{_mask_form(query, config.masking)}{hash_sep}{fragment}"
+            new = apply(Site.HTTP_QUERY_PARAMS, value)
         if new != value:
             changed[key] = new
     return changed
@@ -308,13 +237,14 @@ def body_attribute(
     content_type: Optional[str] = None,
     *,
     total_size: Optional[int] = None,
+    site: Site = Site.HTTP_REQUEST_BODIES,
 ) -> Optional[str]:
     """A body as an attribute value, or None for no/empty body.
 
-    Text is decoded (Content-Type charset, else UTF-8) and masked when it is JSON or
-    form data; binary data becomes a placeholder `<binary body: N bytes>`; the result
-    is cut to the attribute length limit. `total_size` is the full body size when
-    `body` is only its recorded beginning.
+    Text is decoded (Content-Type charset, else UTF-8) and masked for `site` (request
+    or response bodies); binary data becomes a placeholder `<binary body: N bytes>`;
+    the result is cut to the attribute length limit. `total_size` is the full body size
+    when `body` is only its recorded beginning.
     """
     if body is None or len(body) == 0:
         return None
@@ -328,7 +258,7 @@ def body_attribute(
         if decoded is None:
             return f"<binary body: {size} bytes>"
         text = decoded
-    masked = mask_body_text(text, config.masking, media_type)
+    masked = config.masking.apply(site, text, media_type)
     return truncate(masked, config.attribute_length_limit)
 
 
@@ -369,6 +299,11 @@ class BoundedBody:
     def truncated(self) -> bool:
         return self.total > self._kept
 
-    def attribute(self, config: Config, content_type: Optional[str] = None) -> Optional[str]:
+    def attribute(
+        self,
+        config: Config,
+        content_type: Optional[str] = None,
+        site: Site = Site.HTTP_REQUEST_BODIES,
+    ) -> Optional[str]:
         """What was recorded, as `body_attribute` renders it."""
-        return body_attribute(self.data, config, content_type, total_size=self.total)
+        return body_attribute(self.data, config, content_type, total_size=self.total, site=site)

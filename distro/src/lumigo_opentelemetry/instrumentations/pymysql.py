@@ -4,8 +4,10 @@ Built on opentelemetry-instrumentation-pymysql (DB-API integration: span named a
 SQL verb and database, `db.system=mysql`, `db.name`, `db.user`, peer address). The
 statement is the query text the app passed (placeholders, not bound parameters, so
 values sent as parameters never appear); values longer than the attribute limit are cut
-by the tracer provider's span limits. Connections opened with `pymysql.connect(...)`
-are traced; `pymysql.Connect`/`pymysql.connections.Connection(...)` bypass the wrapper.
+by the tracer provider's span limits. The statement is masked (`_dbapi`: `name =
+'literal'` pairs with a secret name, URL userinfo, the tracer token). Connections opened
+with `pymysql.connect(...)` are traced; `pymysql.Connect`/
+`pymysql.connections.Connection(...)` bypass the wrapper.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def instrumentor() -> BaseInstrumentor:
 
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     """Wrap `pymysql.connect` once (a second call is a no-op)."""
+    from lumigo_opentelemetry.instrumentations import _dbapi
+
+    _dbapi.install(config)
     upstream = instrumentor()
     if not upstream.is_instrumented_by_opentelemetry:
         upstream.instrument(tracer_provider=tracer_provider)

@@ -8,7 +8,7 @@ import platform
 import sys
 from typing import Dict, Mapping, Optional
 
-from lumigo_opentelemetry.masking import MASKED, MaskingRules
+from lumigo_opentelemetry.masking import Masking, Site
 
 
 def runtime_attributes() -> Dict[str, str]:
@@ -20,15 +20,19 @@ def runtime_attributes() -> Dict[str, str]:
     }
 
 
-def environ_attribute(masking: MaskingRules, environ: Optional[Mapping[str, str]] = None) -> str:
-    """The environment as a JSON object; values of secret-looking keys become `****`."""
+def _sorted_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def environ_attribute(masking: Masking, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The environment as a JSON object, masked for `Site.ENVIRONMENT`: values of
+    secret-looking keys become `****`, URL userinfo and the tracer token too."""
     env = os.environ if environ is None else environ
-    masked = {key: (MASKED if masking.is_secret(key) else value) for key, value in env.items()}
-    return json.dumps(masked, sort_keys=True, ensure_ascii=False)
+    return masking.apply(Site.ENVIRONMENT, dict(env), encode=_sorted_json)
 
 
 def process_attributes(
-    masking: MaskingRules, environ: Optional[Mapping[str, str]] = None
+    masking: Masking, environ: Optional[Mapping[str, str]] = None
 ) -> Dict[str, object]:
     attributes: Dict[str, object] = dict(runtime_attributes())
     attributes["process.executable.path"] = sys.executable

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lumigo_injector.commands import options
 from lumigo_injector.ecs import aws as ecs_aws
 from lumigo_injector.ecs import rewrite as ecs
-from lumigo_injector.spec import names as constants
+from lumigo_injector.ecs import taskdef
+from lumigo_injector.spec.names import DEFAULT_INIT_IMAGE
 
 PROG = "lumigo-injector ecs"
 
@@ -54,17 +56,13 @@ def add_parser(subparsers: Any) -> None:
         help="Secrets Manager secret or SSM parameter ARN holding the Lumigo token; "
         "becomes LUMIGO_TRACER_TOKEN through the container's `secrets`",
     )
-    opts.add_argument("--endpoint", help="OTLP endpoint URL, set as LUMIGO_ENDPOINT")
+    options.add(opts, options.ENDPOINT, None, "URL")
     opts.add_argument(
         "--containers",
         metavar="A,B",
         help="comma list of containers to inject (default: every container but known sidecars)",
     )
-    opts.add_argument(
-        "--init-image",
-        default=constants.DEFAULT_INIT_IMAGE,
-        help="image of the init container that copies the layer (default: %(default)s)",
-    )
+    options.add(opts, options.INIT_IMAGE, DEFAULT_INIT_IMAGE, "IMAGE")
     opts.add_argument("--uninject", action="store_true", help="remove the injection instead")
     opts.add_argument(
         "--dry-run",
@@ -77,12 +75,12 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if (args.file is None) == (args.service is None):
-            raise ecs.TaskDefinitionError("give either -f/--file or --service")
+            raise taskdef.TaskDefinitionError("give either -f/--file or --service")
         settings = _settings(args)
         if args.file is not None:
             return _run_file(args, settings)
         return _run_service(args, settings)
-    except (ecs.TaskDefinitionError, OSError, UnicodeDecodeError) as exc:
+    except (taskdef.TaskDefinitionError, OSError, UnicodeDecodeError) as exc:
         _err(f"error: {exc}")
         return 2
     except ecs_aws.AwsError as exc:
@@ -95,13 +93,13 @@ def _settings(args: argparse.Namespace) -> ecs.EcsSettings:
     if args.containers is not None:
         containers = tuple(n.strip() for n in args.containers.split(",") if n.strip())
         if not containers:
-            raise ecs.TaskDefinitionError("--containers names no container")
+            raise taskdef.TaskDefinitionError("--containers names no container")
     if args.token_secret_arn is not None:
-        ecs.validate_secret_arn(args.token_secret_arn)
+        taskdef.validate_secret_arn(args.token_secret_arn)
+    injection = options.collect(args, (options.INIT_IMAGE, options.ENDPOINT), {})
     return ecs.EcsSettings(
-        init_image=args.init_image,
+        **injection.get("injection", {}),
         token_secret_arn=args.token_secret_arn,
-        endpoint=args.endpoint or None,
         containers=containers,
     )
 
@@ -122,19 +120,19 @@ def _rewrite(
 def _run_file(args: argparse.Namespace, settings: ecs.EcsSettings) -> int:
     source = "stdin" if args.file == "-" else args.file
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
-    before = ecs.parse_task_definition(text, source)
+    before = taskdef.parse_task_definition(text, source)
     after = _rewrite(before, args, settings)
     if args.dry_run:
-        sys.stdout.write(ecs.diff(before, after, source, f"{source} (rewritten)"))
+        sys.stdout.write(taskdef.diff(before, after, source, f"{source} (rewritten)"))
     else:
-        sys.stdout.write(ecs.render(after))
+        sys.stdout.write(taskdef.render(after))
     return 0
 
 
 def _run_service(args: argparse.Namespace, settings: ecs.EcsSettings) -> int:
     client = ecs_aws.client(args.region)
     current = ecs_aws.describe(client, args.cluster, args.service)
-    ecs.validate(current.task_definition)
+    taskdef.validate(current.task_definition)
     after = _rewrite(current.task_definition, args, settings)
     unchanged = after == current.task_definition
     if args.token_secret_arn and not args.uninject:
@@ -143,7 +141,7 @@ def _run_service(args: argparse.Namespace, settings: ecs.EcsSettings) -> int:
             _err(f"warning: {problem}")
     if args.dry_run:
         new_name = f"{after['family']} (new revision)"
-        sys.stdout.write(ecs.diff(current.task_definition, after, current.arn, new_name))
+        sys.stdout.write(taskdef.diff(current.task_definition, after, current.arn, new_name))
         if unchanged:
             _err(f"{current.arn} needs no change")
         return 0
@@ -154,7 +152,7 @@ def _run_service(args: argparse.Namespace, settings: ecs.EcsSettings) -> int:
     arn = ecs_aws.register(client, after)
     try:
         ecs_aws.point_service(client, args.cluster, args.service, arn)
-    except (ecs.TaskDefinitionError, ecs_aws.AwsError) as exc:
+    except (taskdef.TaskDefinitionError, ecs_aws.AwsError) as exc:
         _err(f"error: registered {arn} but could not update service {args.service!r}: {exc}")
         return 1
     _err(f"registered {arn} and updated service {args.service!r} in cluster {args.cluster!r}")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lumigo_injector.commands import options
 from lumigo_injector.k8s.manifests import ManifestError, describe, dump_documents, load_documents
 from lumigo_injector.k8s.manifests import transform as transform_documents
 from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
@@ -61,13 +62,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"inject every workload without {constants.ANNOTATION_INJECT}=false, annotated or not",
     )
     defaults = InjectionSettings()
-    parser.add_argument(
-        "--init-image",
-        metavar="IMAGE",
-        default=defaults.init_image,
-        help="the layer's image: the init container's, or the image volume's "
-        "(default: %(default)s)",
-    )
+    options.add(parser, options.INIT_IMAGE, defaults.init_image, "IMAGE")
     parser.add_argument(
         "--delivery",
         choices=DELIVERIES,
@@ -79,21 +74,9 @@ def add_parser(subparsers: Any) -> None:
             "(default: %(default)s)"
         ),
     )
-    parser.add_argument(
-        "--secret-name",
-        metavar="NAME",
-        default=defaults.secret_name,
-        help="Secret holding the Lumigo token, unless annotated otherwise (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--secret-key",
-        metavar="KEY",
-        default=defaults.secret_key,
-        help="key of the token in that Secret (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--endpoint", metavar="URL", default=None, help="OTLP endpoint URL, set as LUMIGO_ENDPOINT"
-    )
+    options.add(parser, options.SECRET_NAME, defaults.secret_name, "NAME")
+    options.add(parser, options.SECRET_KEY, defaults.secret_key, "KEY")
+    options.add(parser, options.ENDPOINT, None, "URL")
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print only errors and warnings on stderr"
     )
@@ -123,10 +106,7 @@ def _read(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Read, transform, then write everything at once: stdout stays empty on any error."""
     settings = InjectionSettings(
-        init_image=args.init_image,
-        secret_name=args.secret_name,
-        secret_key=args.secret_key,
-        endpoint=args.endpoint or None,
+        **options.collect(args, options.SHARED, {}).get("injection", {}),
         inject_all=args.inject_all,
         delivery=args.delivery,
     )

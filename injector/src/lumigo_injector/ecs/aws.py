@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lumigo_injector.ecs import rewrite as ecs
+from lumigo_injector.ecs import taskdef
 
 
 class AwsError(RuntimeError):
@@ -34,7 +34,7 @@ def client(region: str | None = None) -> Any:
     try:
         return boto3.client("ecs", region_name=region)
     except NoRegionError:
-        raise ecs.TaskDefinitionError(
+        raise taskdef.TaskDefinitionError(
             "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION, or pass --region"
         ) from None
 
@@ -44,20 +44,20 @@ def describe(ecs_client: Any, cluster: str, service: str) -> ServiceTaskDefiniti
     resp = _call(ecs_client.describe_services, cluster=cluster, services=[service])
     services = [s for s in resp.get("services", []) if s.get("status") != "INACTIVE"]
     if not services:
-        raise ecs.TaskDefinitionError(f"no active service {service!r} in cluster {cluster!r}")
+        raise taskdef.TaskDefinitionError(f"no active service {service!r} in cluster {cluster!r}")
     svc = services[0]
     controller = (svc.get("deploymentController") or {}).get("type", "ECS")
     if controller != "ECS":
-        raise ecs.TaskDefinitionError(
+        raise taskdef.TaskDefinitionError(
             f"service {service!r} uses the {controller} deployment controller; update it "
             "through that controller (use `lumigo-injector ecs -f` to get the task definition)"
         )
     arn = svc.get("taskDefinition")
     if not arn:
-        raise ecs.TaskDefinitionError(f"service {service!r} has no task definition")
+        raise taskdef.TaskDefinitionError(f"service {service!r} has no task definition")
     described = _call(ecs_client.describe_task_definition, taskDefinition=arn, include=["TAGS"])
     described.pop("ResponseMetadata", None)
-    return ServiceTaskDefinition(cluster, service, arn, ecs.normalise(described))
+    return ServiceTaskDefinition(cluster, service, arn, taskdef.normalise(described))
 
 
 def register(ecs_client: Any, task_definition: dict[str, Any]) -> str:
@@ -118,7 +118,7 @@ def _call(method: Any, **kwargs: Any) -> dict[str, Any]:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in _NOT_FOUND or code == "InvalidParameterException":
-            raise ecs.TaskDefinitionError(str(exc)) from None
+            raise taskdef.TaskDefinitionError(str(exc)) from None
         raise AwsError(str(exc)) from None
     except NoCredentialsError:
         raise AwsError(

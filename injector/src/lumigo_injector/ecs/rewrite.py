@@ -1,11 +1,10 @@
 """Rewrite an Amazon ECS task definition so its Python containers load the Lumigo layer.
 
-Pure: plain dicts in, plain dicts out, no AWS calls (those live in `ecs.aws`). The input is
-either the `RegisterTaskDefinition` request shape or a `DescribeTaskDefinition` response; the
-output is always the `RegisterTaskDefinition` request shape, checked against botocore's own
-ECS service model.
+Pure: plain dicts in, plain dicts out, no AWS calls (those live in `ecs.aws`). Input and
+output are `RegisterTaskDefinition` requests; `taskdef` parses, normalises and validates them
+against botocore's own ECS service model.
 
-What `inject` adds, mirroring the Kubernetes mutation:
+What `inject` adds, by the rules of `spec/` that the Kubernetes mutation follows too:
 
 - a task-storage volume `lumigo-otel` (a bind mount without a host path, so it works on Fargate)
   and a non-essential container `lumigo-otel-init` that copies the layer into it and exits;
@@ -22,20 +21,27 @@ and, as JSON, the variables we added and the original values of those we changed
 from __future__ import annotations
 
 import copy
-import difflib
-import functools
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lumigo_injector.ecs.containers import select_containers
+from lumigo_injector.ecs.taskdef import (
+    TaskDefinitionError,
+    containers_of,
+    image_registry,
+    model_errors,
+    normalise,
+    normalise_container,
+    validate,
+    validate_secret_arn,
+    volumes_of,
+)
 from lumigo_injector.spec.env import (
-    EXTENDED_VARIABLES,
     MERGES,
     UNMERGES,
     last_index,
-    mount_conflict,
 )
 from lumigo_injector.spec.names import (
     ANNOTATION_INJECTED,
@@ -59,43 +65,6 @@ from lumigo_injector.spec.names import (
 MAX_CONTAINERS = 10  # ECS limit of container definitions per task definition
 INIT_MEMORY_RESERVATION_MIB = 64  # only set when the task has no task-level memory (EC2)
 
-# Wrapper keys of a DescribeTaskDefinition response (boto3 adds ResponseMetadata).
-_RESPONSE_KEYS = frozenset({"taskDefinition", "tags", "ResponseMetadata"})
-
-# Images of well-known sidecars that are never Python apps (matched on the repository path).
-_SIDECAR_IMAGES = (
-    "envoy",
-    "fluent-bit",
-    "fluentd",
-    "aws-otel-collector",
-    "opentelemetry-collector",
-    "xray-daemon",
-    "cloudwatch-agent",
-    "datadog/agent",
-)
-# Official images of servers that are not Python apps (matched on the image's last path part).
-_SERVER_IMAGES = frozenset(
-    {
-        "redis", "valkey", "memcached", "nginx", "httpd", "haproxy", "traefik", "postgres",
-        "mysql", "mariadb", "mongo", "rabbitmq", "elasticsearch", "opensearch", "busybox",
-    }
-)  # fmt: skip
-
-_REGION = r"[a-z]{2}(?:-[a-z]+)+-\d+"
-_PARTITION = r"aws(?:-[a-z]+)*"
-_SECRETS_MANAGER_ARN = re.compile(
-    rf"^arn:{_PARTITION}:secretsmanager:{_REGION}:\d{{12}}:secret:[A-Za-z0-9/_+=.@-]+"
-    r"(?::[^:\s]*){0,3}$"
-)
-_SSM_PARAMETER_ARN = re.compile(
-    rf"^arn:{_PARTITION}:ssm:{_REGION}:\d{{12}}:parameter/[A-Za-z0-9/_.-]+$"
-)
-
-
-class TaskDefinitionError(ValueError):
-    """A task definition (or an option) that cannot be used; the message says why."""
-
-
 @dataclass(frozen=True)
 class EcsSettings:
     """Options of one rewrite."""
@@ -117,153 +86,12 @@ class EcsResult:
     warnings: tuple[str, ...]
 
 
-# --------------------------------------------------------------------------- service model
-
-
-@functools.cache
-def _service_model() -> Any:
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model("ecs")
-
-
-def register_input_shape() -> Any:
-    """botocore's shape of the RegisterTaskDefinition request."""
-    return _service_model().operation_model("RegisterTaskDefinition").input_shape
-
-
-@functools.cache
-def read_only_fields() -> frozenset[str]:
-    """Fields DescribeTaskDefinition returns that RegisterTaskDefinition does not accept."""
-    described = set(_service_model().shape_for("TaskDefinition").members)
-    return frozenset(described - set(register_input_shape().members))
-
-
-def model_errors(task_definition: Mapping[str, Any]) -> str:
-    """botocore's parameter-validation report for a request, or '' when it is valid."""
-    from botocore.validate import ParamValidator
-
-    report = ParamValidator().validate(dict(task_definition), register_input_shape())
-    return str(report.generate_report()) if report.has_errors() else ""
-
-
-# --------------------------------------------------------------------------- input
-
-
-def parse_task_definition(text: str, source: str = "input") -> dict[str, Any]:
-    """Parse JSON text into a normalised, validated RegisterTaskDefinition request."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TaskDefinitionError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    td = normalise(doc)
-    validate(td)
-    return td
-
-
-def normalise(doc: Any) -> dict[str, Any]:
-    """Bring either input shape to the RegisterTaskDefinition request shape.
-
-    Unwraps a DescribeTaskDefinition response (keeping its `tags`), drops read-only fields
-    (`taskDefinitionArn`, `revision`, `status`, ...) and drops null values and empty lists or
-    objects at the task and container level, which ECS treats as absent anyway.
-    """
-    if not isinstance(doc, Mapping):
-        raise TaskDefinitionError("a task definition must be a JSON object")
-    tags: Any = None
-    if isinstance(doc.get("taskDefinition"), Mapping):
-        extra = sorted(set(doc) - _RESPONSE_KEYS)
-        if extra:
-            raise TaskDefinitionError(
-                f"unknown field(s) next to 'taskDefinition': {', '.join(extra)}"
-            )
-        tags = doc.get("tags")
-        doc = doc["taskDefinition"]
-    ro = read_only_fields()
-    td = {k: copy.deepcopy(v) for k, v in doc.items() if k not in ro}
-    if tags:
-        td["tags"] = copy.deepcopy(tags)
-    td = _drop_empty(td, _members("RegisterTaskDefinitionRequest"))
-    containers = td.get("containerDefinitions")
-    if isinstance(containers, list):
-        known = _members("ContainerDefinition")
-        td["containerDefinitions"] = [
-            _drop_empty(c, known) if isinstance(c, Mapping) else c for c in containers
-        ]
-    return td
-
-
-@functools.cache
-def _members(shape: str) -> frozenset[str]:
-    return frozenset(_service_model().shape_for(shape).members)
-
-
-def normalise_container(container: Mapping[str, Any]) -> dict[str, Any]:
-    """A container definition without null values and empty lists or objects."""
-    return _drop_empty(container, _members("ContainerDefinition"))
-
-
-def _drop_empty(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
-    """Drop empty known fields; unknown ones stay, for validation to report."""
-    return {k: v for k, v in obj.items() if k not in known or not _is_empty(v)}
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, (list, dict)) and not value)
-
-
-def validate(td: Mapping[str, Any]) -> None:
-    """Raise TaskDefinitionError unless `td` is a usable RegisterTaskDefinition request."""
-    family = td.get("family")
-    if not isinstance(family, str) or not family:
-        raise TaskDefinitionError("the task definition has no 'family'")
-    containers = td.get("containerDefinitions")
-    if not isinstance(containers, list) or not containers:
-        raise TaskDefinitionError("the task definition has no containers ('containerDefinitions')")
-    names: set[str] = set()
-    for index, container in enumerate(containers):
-        if not isinstance(container, Mapping):
-            raise TaskDefinitionError(f"containerDefinitions[{index}] is not an object")
-        name = container.get("name")
-        if not isinstance(name, str) or not name:
-            raise TaskDefinitionError(f"containerDefinitions[{index}] has no 'name'")
-        if not isinstance(container.get("image"), str) or not container["image"]:
-            raise TaskDefinitionError(f"container '{name}' has no 'image'")
-        if name in names:
-            raise TaskDefinitionError(f"container name '{name}' is used twice")
-        names.add(name)
-    report = model_errors(td)
-    if report:
-        raise TaskDefinitionError(f"not a valid RegisterTaskDefinition request:\n{report}")
-
-
-def validate_secret_arn(arn: str) -> str:
-    """Return `arn` if it names a Secrets Manager secret or an SSM parameter."""
-    if _SECRETS_MANAGER_ARN.match(arn) or _SSM_PARAMETER_ARN.match(arn):
-        return arn
-    raise TaskDefinitionError(
-        "--token-secret-arn must be a Secrets Manager secret ARN "
-        "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME) or an SSM parameter ARN "
-        f"(arn:aws:ssm:REGION:ACCOUNT:parameter/NAME), got {arn!r}"
-    )
-
-
-def image_registry(image: str) -> str:
-    """The registry host of an image reference (`docker.io` when none is named)."""
-    first, sep, _ = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
-
-
 # --------------------------------------------------------------------------- inject
 
 
 def has_init_container(td: Mapping[str, Any]) -> bool:
     """True when the task definition carries our init container."""
-    return any(c.get("name") == INIT_CONTAINER_NAME for c in _containers(td))
+    return any(c.get("name") == INIT_CONTAINER_NAME for c in containers_of(td))
 
 
 def inject(td: Mapping[str, Any], settings: EcsSettings) -> EcsResult:
@@ -275,9 +103,9 @@ def inject(td: Mapping[str, Any], settings: EcsSettings) -> EcsResult:
     """
     td = normalise(td)
     validate(td)
-    if not has_init_container(td) and any(v.get("name") == VOLUME_NAME for v in _volumes(td)):
+    if not has_init_container(td) and any(v.get("name") == VOLUME_NAME for v in volumes_of(td)):
         raise TaskDefinitionError(f"the task definition already has a volume named {VOLUME_NAME!r}")
-    previous_init = next((c for c in _containers(td) if c.get("name") == INIT_CONTAINER_NAME), {})
+    previous_init = next((c for c in containers_of(td) if c.get("name") == INIT_CONTAINER_NAME), {})
     base = uninject(td)
     validate(base)
     if settings.token_secret_arn is not None:
@@ -313,80 +141,6 @@ def _check_supported(td: Mapping[str, Any]) -> None:
         )
 
 
-def select_containers(
-    td: Mapping[str, Any], names: Sequence[str] | None
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Choose the app containers to inject: `names`, or every container but known sidecars."""
-    containers = [c for c in _containers(td) if c["name"] != INIT_CONTAINER_NAME]
-    if names is not None:
-        known = {c["name"] for c in containers}
-        unknown = [n for n in names if n not in known]
-        if INIT_CONTAINER_NAME in names:
-            raise TaskDefinitionError(f"'{INIT_CONTAINER_NAME}' is the injector's own container")
-        if unknown:
-            raise TaskDefinitionError(
-                f"no container named {', '.join(map(repr, unknown))} "
-                f"(containers: {', '.join(sorted(known))})"
-            )
-        wanted = set(names)
-        selected = [c["name"] for c in containers if c["name"] in wanted]
-        skipped = [
-            (c["name"], "not named in --containers") for c in containers if c["name"] not in wanted
-        ]
-    else:
-        selected, skipped = [], []
-        for c in containers:
-            reason = sidecar_reason(td, c)
-            if reason:
-                skipped.append((c["name"], f"{reason}; name it in --containers to inject it"))
-            else:
-                selected.append(c["name"])
-    blocked = {c["name"]: r for c in containers if c["name"] in selected and (r := blocker(c))}
-    if names is not None and blocked:
-        raise TaskDefinitionError(
-            "; ".join(f"container '{n}' cannot be injected: {r}" for n, r in blocked.items())
-        )
-    skipped += [(n, f"cannot be injected: {r}") for n, r in blocked.items()]
-    selected = [n for n in selected if n not in blocked]
-    if not selected:
-        reasons = "; ".join(f"{n}: {r}" for n, r in skipped)
-        raise TaskDefinitionError(f"no app container to inject ({reasons})")
-    return selected, skipped
-
-
-def blocker(container: Mapping[str, Any]) -> str:
-    """Why an app container cannot be injected ('' when it can)."""
-    for mount in container.get("mountPoints", []):
-        conflict = mount_conflict(str(mount.get("containerPath", "")))
-        if conflict:
-            return conflict
-    for secret in container.get("secrets", []):
-        if secret.get("name") in EXTENDED_VARIABLES:
-            return f"its {secret['name']} comes from a secret and cannot be extended"
-    return ""
-
-
-def sidecar_reason(td: Mapping[str, Any], container: Mapping[str, Any]) -> str:
-    """Why a container is a sidecar rather than a Python app ('' when it looks like an app)."""
-    if container.get("firelensConfiguration"):
-        return "FireLens log router"
-    if (td.get("proxyConfiguration") or {}).get("containerName") == container["name"]:
-        return "the task's proxy (proxyConfiguration)"
-    repository = str(container["image"]).split("@")[0].lower()
-    if ":" in repository.rsplit("/", 1)[-1]:
-        repository = repository.rsplit(":", 1)[0]
-    host, _, path = repository.partition("/")
-    if path and image_registry(repository) == host:
-        repository = path
-    for marker in _SIDECAR_IMAGES:
-        if marker in repository:
-            return f"a known sidecar image ({marker})"
-    last = repository.rsplit("/", 1)[-1]
-    if last in _SERVER_IMAGES:
-        return f"a known non-Python server image ({last})"
-    return ""
-
-
 def _init_container(td: Mapping[str, Any], settings: EcsSettings) -> dict[str, Any]:
     init: dict[str, Any] = {
         "name": INIT_CONTAINER_NAME,
@@ -411,7 +165,7 @@ def _init_container(td: Mapping[str, Any], settings: EcsSettings) -> dict[str, A
 
 def _awslogs_configuration(td: Mapping[str, Any]) -> dict[str, Any] | None:
     """The first app container's awslogs configuration, so init failures show up there too."""
-    for container in _containers(td):
+    for container in containers_of(td):
         log = container.get("logConfiguration") or {}
         if log.get("logDriver") == "awslogs" and container["name"] != INIT_CONTAINER_NAME:
             return {"logDriver": "awslogs", "options": dict(log.get("options", {}))}
@@ -509,7 +263,7 @@ def _task_warnings(
     td: Mapping[str, Any], selected: Iterable[str], settings: EcsSettings
 ) -> list[str]:
     warnings: list[str] = []
-    uses_secrets = any(c.get("secrets") for c in _containers(td))
+    uses_secrets = any(c.get("secrets") for c in containers_of(td))
     if uses_secrets and not td.get("executionRoleArn"):
         warnings.append(
             "the task definition has no executionRoleArn, so ECS cannot fetch its secrets "
@@ -518,7 +272,7 @@ def _task_warnings(
     init_registry = image_registry(settings.init_image)
     chosen = set(selected)
     seen: set[str] = set()
-    for container in _containers(td):
+    for container in containers_of(td):
         if container["name"] not in chosen:
             continue
         registry = image_registry(str(container["image"]))
@@ -538,7 +292,7 @@ def _task_warnings(
 def uninject(td: Mapping[str, Any]) -> dict[str, Any]:
     """Remove everything `inject` added; the inverse of `inject` on a normalised input."""
     out = normalise(td)
-    containers = [c for c in _containers(out) if c.get("name") != INIT_CONTAINER_NAME]
+    containers = [c for c in containers_of(out) if c.get("name") != INIT_CONTAINER_NAME]
     out["containerDefinitions"] = [_uninject_container(c) for c in containers]
     volumes = [v for v in out.get("volumes", []) if v.get("name") != VOLUME_NAME]
     out["volumes"] = volumes
@@ -585,7 +339,7 @@ def _uninject_container(container: Mapping[str, Any]) -> dict[str, Any]:
                 _set(env, var, UNMERGES[var](current) or "")
     out["environment"] = env
     out["secrets"] = secrets
-    return _drop_empty(out, _members("ContainerDefinition"))
+    return normalise_container(out)
 
 
 def _parse_state(label: str | None) -> dict[str, Any] | None:
@@ -605,41 +359,6 @@ def _parse_state(label: str | None) -> dict[str, Any] | None:
         else {}
     )
     return {"added": added, "changed": changed}
-
-
-# --------------------------------------------------------------------------- output
-
-
-def render(td: Mapping[str, Any]) -> str:
-    """The JSON text of a task definition, as written to stdout."""
-    return json.dumps(td, indent=2) + "\n"
-
-
-def diff(
-    before: Mapping[str, Any], after: Mapping[str, Any], before_name: str, after_name: str
-) -> str:
-    """A unified diff of two task definitions' JSON ('' when equal)."""
-    return "".join(
-        difflib.unified_diff(
-            render(before).splitlines(keepends=True),
-            render(after).splitlines(keepends=True),
-            fromfile=before_name,
-            tofile=after_name,
-        )
-    )
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _containers(td: Mapping[str, Any]) -> list[dict[str, Any]]:
-    containers = td.get("containerDefinitions")
-    return [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
-
-
-def _volumes(td: Mapping[str, Any]) -> list[dict[str, Any]]:
-    volumes = td.get("volumes")
-    return [v for v in volumes if isinstance(v, dict)] if isinstance(volumes, list) else []
 
 
 def _value(env: Sequence[Mapping[str, Any]], name: str) -> str | None:

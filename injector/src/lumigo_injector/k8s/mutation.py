@@ -11,7 +11,10 @@ The delivery (`spec.delivery`) decides the volume: an emptyDir the init containe
 init image as a read-only image volume (no init container); the environment is the same.
 
 A pod injected with the current layer version and delivery comes back unchanged; one injected
-with another version or delivery is uninjected and injected again (upgrade, or a switch).
+with another version or delivery is uninjected and injected again (upgrade, or a switch). A pod
+whose annotations would pass the API server's 256 KiB limit with the injection record
+(thousands of containers) is left as it is, with the reason (`within_annotation_limit`, a
+separate last check).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ __all__ = [
 ]
 
 _STATE_VERSION = 1
+#: The API server refuses an object whose annotations (keys and values) pass this many bytes.
+ANNOTATIONS_LIMIT = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,34 @@ def inject(
         out = uninject(out)
         site = locate(out)
         assert not isinstance(site, str)
-    return _inject_site(out, site, annotations, namespace_annotations, settings)
+    result = _inject_site(out, site, annotations, namespace_annotations, settings)
+    return within_annotation_limit(obj, site, result)
+
+
+def annotations_size(annotations: Mapping[str, Any]) -> int:
+    """The bytes the API server counts for an annotation map: every key and value."""
+    return sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
+
+
+def within_annotation_limit(
+    original: Mapping[str, Any], site: PodSite, result: MutationResult
+) -> MutationResult:
+    """`result`, or the unchanged object with the reason when the injection record would
+    make the pod's annotations pass the API server's limit (`ANNOTATIONS_LIMIT`)."""
+    if not result.injected:
+        return result
+    annotations = as_map(as_map(site.holder.get("metadata")).get("annotations"))
+    characters = sum(len(k) + len(str(v)) for k, v in annotations.items())
+    if characters * 4 <= ANNOTATIONS_LIMIT:  # UTF-8 takes at most 4 bytes a character
+        return result
+    size = annotations_size(annotations)
+    if size <= ANNOTATIONS_LIMIT:
+        return result
+    why = (
+        f"the injection record would make the pod's annotations {size} bytes, over the "
+        f"API server's limit of {ANNOTATIONS_LIMIT}"
+    )
+    return MutationResult(plain_copy(original), False, f"skipped: {why}", (why,))
 
 
 def _choose_delivery(

@@ -6,7 +6,7 @@ operator's default, never an error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,31 +61,37 @@ def _is_secret_key(value: str) -> bool:
     return 0 < len(value) <= 253 and set(value) <= allowed and value not in (".", "..")
 
 
+def _override(
+    annotations: Mapping[str, Any],
+    key: str,
+    valid: Callable[[str], bool],
+    what: str,
+    default: str,
+    warnings: list[str],
+) -> str:
+    """The annotation's value when it is a valid `what`; else a warning and `default`."""
+    value = _annotation(annotations, key)
+    if value is None:
+        return default
+    if valid(value):
+        return value
+    warnings.append(f"{key}={value!r} is not a valid {what}; using {default!r}")
+    return default
+
+
 def pod_options(
     site: PodSite, annotations: Mapping[str, Any], settings: InjectionSettings
 ) -> PodOptions:
     """Secret, service name, containers and workloads for this pod, with warnings."""
     warnings: list[str] = []
-    secret_name = settings.secret_name
-    value = _annotation(annotations, c.ANNOTATION_SECRET_NAME)
-    if value is not None:
-        if _is_dns_subdomain(value):
-            secret_name = value
-        else:
-            warnings.append(
-                f"{c.ANNOTATION_SECRET_NAME}={value!r} is not a valid Secret name; "
-                f"using {secret_name!r}"
-            )
-    secret_key = settings.secret_key
-    value = _annotation(annotations, c.ANNOTATION_SECRET_KEY)
-    if value is not None:
-        if _is_secret_key(value):
-            secret_key = value
-        else:
-            warnings.append(
-                f"{c.ANNOTATION_SECRET_KEY}={value!r} is not a valid Secret key; "
-                f"using {secret_key!r}"
-            )
+    secret_name = _override(
+        annotations, c.ANNOTATION_SECRET_NAME, _is_dns_subdomain, "Secret name",
+        settings.secret_name, warnings,
+    )
+    secret_key = _override(
+        annotations, c.ANNOTATION_SECRET_KEY, _is_secret_key, "Secret key",
+        settings.secret_key, warnings,
+    )  # fmt: skip
     container_names: tuple[str, ...] | None = None
     value = _annotation(annotations, c.ANNOTATION_CONTAINER_NAMES)
     if value is not None:

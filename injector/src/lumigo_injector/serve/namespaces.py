@@ -4,7 +4,8 @@ The operator's namespace watcher (a kopf event handler) keeps this directory cur
 lookup at admission is a dict read. A namespace the watcher has not reported yet (created a
 moment ago, or right after start-up) is read once from the API with a short timeout and
 cached; a failed read counts as "no annotations" for a few seconds (injection of that pod
-then depends on its own annotations only) and is logged.
+then depends on its own annotations only) and is logged. The failed reads remembered are
+bounded (`max_failed`, oldest dropped first); names come bounded from the review parser.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,9 +50,11 @@ class NamespaceDirectory:
         *,
         fetch_timeout: float = 2.0,
         negative_ttl: float = 5.0,
+        max_failed: int = 1024,
     ) -> None:
         self._known: dict[str, Annotations] = {}
-        self._failed: dict[str, float] = {}
+        self._failed: OrderedDict[str, float] = OrderedDict()
+        self._max_failed = max_failed
         self._fetch = fetch
         self._fetch_timeout = fetch_timeout
         self._negative_ttl = negative_ttl
@@ -83,7 +87,7 @@ class NamespaceDirectory:
                 asyncio.to_thread(self._fetch, name), timeout=self._fetch_timeout
             )
         except Exception as exc:
-            self._failed[name] = time.monotonic()
+            self._remember_failure(name)
             log.warning(
                 "cannot read namespace %s (%s); using its pods' own annotations only",
                 name,
@@ -92,11 +96,22 @@ class NamespaceDirectory:
             )
             return {}
         if fetched is None:  # the namespace does not exist (yet)
-            self._failed[name] = time.monotonic()
+            self._remember_failure(name)
             return {}
         if name not in self._known:  # the watcher may have been faster
             self.update(name, fetched)
         return self._known[name]
+
+    def _remember_failure(self, name: str) -> None:
+        self._failed.pop(name, None)
+        self._failed[name] = time.monotonic()
+        while len(self._failed) > self._max_failed:
+            self._failed.popitem(last=False)
+
+    @property
+    def failed_count(self) -> int:
+        """How many failed lookups are remembered (bounded by `max_failed`)."""
+        return len(self._failed)
 
 
 def api_fetcher(core: Any) -> Fetcher:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from lumigo_injector.serve import delivery, events, health, operator, tls, webhook
 from lumigo_injector.serve.kube_http import KubeHttp
+from lumigo_injector.serve.mirror_later import MirrorLater
 from lumigo_injector.serve.namespaces import NamespaceDirectory, api_fetcher
 from lumigo_injector.serve.secrets_mirror import SecretMirror
 from lumigo_injector.serve.settings import ServeSettings
@@ -74,7 +76,7 @@ def main(settings: ServeSettings) -> int:
 async def run(settings: ServeSettings) -> int:
     """Serve until kopf stops (signal) or fails; return the process exit code."""
     state = health.Health()
-    certificates = tls.ReloadingTLS(settings.tls_cert_file, settings.tls_key_file)
+    certificates = tls.ReloadingTLS(settings.tls.cert_file, settings.tls.key_file)
     certificates.reload()
     state.check("tls", lambda: certificates.loaded)
 
@@ -86,48 +88,48 @@ async def run(settings: ServeSettings) -> int:
 
     directory = NamespaceDirectory(api_fetcher(core))
     mirror = SecretMirror(
-        core, token=settings.token, name=settings.secret_name, key=settings.secret_key
+        core,
+        token=settings.cluster.token,
+        name=settings.injection.secret_name,
+        key=settings.injection.secret_key,
     )
-    ctx = operator.OperatorContext(directory, mirror, settings.never_injected)
+    ctx = operator.OperatorContext(directory, mirror, settings.cluster.never_injected)
     api = KubeHttp.from_configuration(core.api_client.configuration)
     recorder = events.EventRecorder(api)
     background: set[asyncio.Task[None]] = set()
 
-    def mirror_later(namespace: str) -> None:
-        if mirror.enabled and not mirror.recently_checked(namespace):
-            task = asyncio.get_running_loop().create_task(ctx.ensure_secret(namespace))
-            background.add(task)
-            task.add_done_callback(background.discard)
-
-    chosen = await delivery.choose(settings.delivery, core.api_client)
+    mirror_later = MirrorLater(
+        ctx.ensure_secret,
+        wanted=lambda namespace: mirror.enabled and not mirror.recently_checked(namespace),
+    )
+    chosen = await delivery.choose(settings.cluster.delivery, core.api_client)
     admission = webhook.Admission(
-        injection=settings.injection_settings(chosen),
+        injection=dataclasses.replace(settings.injection, delivery=chosen),
         namespaces=directory.get,
-        never_injected=settings.never_injected,
+        never_injected=settings.cluster.never_injected,
         recorder=recorder,
         on_injected=mirror_later,
-        fault_label=settings.test_fault_label,
     )
-    if settings.test_fault_label:
-        log.warning("test fault injection is ON for pods labelled %s", settings.test_fault_label)
 
     runners: list[web.AppRunner] = []
-    watcher = asyncio.create_task(certificates.watch(settings.tls_reload_interval))
+    watcher = asyncio.create_task(certificates.watch(settings.tls.reload_interval))
     try:
         runners.append(
-            await _start_site(health.build_app(state), settings.host, settings.health_port)
+            await _start_site(
+                health.build_app(state), settings.listen.host, settings.listen.health_port
+            )
         )
         runners.append(
-            await _start_site(
-                webhook.build_app(admission), settings.host, settings.port, certificates.front
+            await webhook.start(
+                admission, settings.listen.host, settings.listen.port, certificates.front
             )
         )
         state.set("webhook")
         log.info(
             "serving",
             extra={
-                "webhook": f"https://{settings.host}:{settings.port}{webhook.PATH}",
-                "health": f"http://{settings.host}:{settings.health_port}",
+                "webhook": f"https://{settings.listen.host}:{settings.listen.port}{webhook.PATH}",
+                "health": f"http://{settings.listen.host}:{settings.listen.health_port}",
                 "token_mirroring": mirror.enabled,
             },
         )
@@ -137,9 +139,13 @@ async def run(settings: ServeSettings) -> int:
         async def shutdown(signal_name: str) -> None:
             if stop.is_set():
                 return
-            log.info("%s received: stopping", signal_name, extra={"delay": settings.shutdown_delay})
+            log.info(
+                "%s received: stopping",
+                signal_name,
+                extra={"delay": settings.listen.shutdown_delay},
+            )
             state.set("operator", False)  # not ready: endpoints are removed, requests drain
-            await asyncio.sleep(settings.shutdown_delay)
+            await asyncio.sleep(settings.listen.shutdown_delay)
             while runners:  # stop listening before kopf stops (it waits for open connections)
                 with contextlib.suppress(Exception):
                     await runners.pop().cleanup()
@@ -192,6 +198,7 @@ async def run(settings: ServeSettings) -> int:
     finally:
         state.set("operator", False)
         watcher.cancel()
+        mirror_later.cancel()
         admission.decisions.close()
         await recorder.close()
         await api.close()

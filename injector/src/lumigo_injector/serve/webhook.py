@@ -1,54 +1,55 @@
 """The mutating admission webhook: `POST /mutate-pods` over HTTPS, AdmissionReview v1.
 
-The body is parsed once, at the edge, into an `AdmissionRequest`; a body that is not an
-AdmissionReview v1 gets `400` with a message saying what is wrong. A well-formed review always
-gets `200` with `allowed: true`: with a base64 JSONPatch (RFC 6902, the difference between
-the pod and the pure mutation's output) when the pod is injected, without one otherwise. Any error
-while deciding is *fail-open*: the pod is admitted unchanged, the reason is logged, returned
-as an admission warning and posted as a Warning Event. The handler keeps no state between
-requests, so any number of replicas can serve side by side.
+The body is read with a hard size limit (a bigger one is refused with `413` and not kept) and
+parsed once, at the edge, into a bounded `AdmissionRequest` (`review.py`); a body that is not
+an AdmissionReview v1 gets `400` with a message saying what is wrong. A well-formed review
+always gets `200` with `allowed: true`: with a base64 JSONPatch when the pod is injected,
+without one otherwise.
+
+The decision is made by `Admission.mutate_pod`, a kopf mutating handler (`kopf_admission.py`
+registers it with kopf); the server here calls it with kopf's arguments. Any error while
+deciding is *fail-open*: the pod is admitted unchanged, the reason is logged, returned as an
+admission warning and posted as a Warning Event; an error outside the handler is caught by
+the server and admits the pod unchanged too. The handler keeps no state that matters for
+correctness (a bounded cache of recent decisions), so any number of replicas serve side by side.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonpatch
+import kopf
 from aiohttp import web
 
-from lumigo_injector.k8s.mutation import InjectionSettings, MutationResult, inject
-from lumigo_injector.serve import events, fastjson
+from lumigo_injector.k8s.mutation import InjectionSettings, inject
+from lumigo_injector.serve import events, fastjson, kopf_admission
 from lumigo_injector.serve.decision_log import DecisionLog
+from lumigo_injector.serve.patches import pod_patch
+from lumigo_injector.serve.review import (
+    AdmissionRequest,
+    MalformedReview,
+    parse_review,
+    review_response,
+)
 from lumigo_injector.spec import names as c
 
 log = logging.getLogger("lumigo_injector.webhook")
 
-PATH = "/mutate-pods"
-API_VERSION = "admission.k8s.io/v1"
-MAX_BODY = 8 * 1024 * 1024  # pods are capped well below this by etcd's object size limit
-MAX_WARNING = 256
-
-
-class MalformedReview(ValueError):
-    """The request body is not a usable AdmissionReview v1."""
-
-
-@dataclass(frozen=True)
-class AdmissionRequest:
-    """The parts of an AdmissionReview v1 request the webhook uses."""
-
-    uid: str
-    kind: str
-    operation: str
-    namespace: str | None
-    obj: Mapping[str, Any] | None
-    dry_run: bool = False
+PATH = "/" + kopf_admission.HANDLER_ID
+#: The API server refuses requests over 3 MiB, so no pod it admits comes in a bigger review.
+MAX_BODY = 3 * 1024 * 1024
+#: Seconds a connection may stay idle (or take to send one body) before it is closed.
+IDLE_TIMEOUT = 30.0
+BODY_TIMEOUT = 10.0
+MAX_REASON = 256
+FAILED = "lumigo-injector: pod admitted without injection: "
 
 
 @dataclass(frozen=True)
@@ -64,110 +65,6 @@ class Decision:
 
 def _map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def parse_review(body: bytes) -> AdmissionRequest:
-    """Parse an AdmissionReview v1 body; raise `MalformedReview` saying what is wrong."""
-    try:
-        review = fastjson.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedReview(f"body is not valid JSON: {exc}") from None
-    if not isinstance(review, dict):
-        raise MalformedReview("body is not a JSON object")
-    if review.get("kind") != "AdmissionReview":
-        raise MalformedReview(f"expected kind AdmissionReview, got {review.get('kind')!r}")
-    if review.get("apiVersion") != API_VERSION:
-        raise MalformedReview(
-            f"unsupported apiVersion {review.get('apiVersion')!r}; only {API_VERSION} is served"
-        )
-    request = review.get("request")
-    if not isinstance(request, dict):
-        raise MalformedReview("AdmissionReview has no request object")
-    uid = request.get("uid")
-    if not isinstance(uid, str) or not uid:
-        raise MalformedReview("request.uid is missing or not a string")
-    operation = request.get("operation")
-    if not isinstance(operation, str) or not operation:
-        raise MalformedReview("request.operation is missing or not a string")
-    obj = request.get("object")
-    if obj is not None and not isinstance(obj, dict):
-        raise MalformedReview("request.object is not a JSON object")
-    if operation == "CREATE" and obj is None:
-        raise MalformedReview("request.object is missing for a CREATE")
-    kind = _map(request.get("kind")).get("kind") or _map(obj).get("kind") or ""
-    namespace = request.get("namespace")
-    if not isinstance(namespace, str) or not namespace:
-        namespace = _map(_map(obj).get("metadata")).get("namespace")
-    return AdmissionRequest(
-        uid=uid,
-        kind=str(kind),
-        operation=operation,
-        namespace=namespace if isinstance(namespace, str) and namespace else None,
-        obj=obj,
-        dry_run=request.get("dryRun") is True,
-    )
-
-
-def review_response(uid: str, decision: Decision) -> dict[str, Any]:
-    """The AdmissionReview v1 answer: always allowed, with the patch when there is one."""
-    response: dict[str, Any] = {"uid": uid, "allowed": True}
-    if decision.patch:
-        response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(fastjson.dumps(decision.patch)).decode()
-    if decision.warnings:
-        response["warnings"] = [w[:MAX_WARNING] for w in decision.warnings]
-    return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
-
-
-def pod_patch(pod: Mapping[str, Any], result: MutationResult) -> list[dict[str, Any]]:
-    """The JSONPatch turning the admitted pod into the mutation's output."""
-    if not result.injected:
-        return []
-    return json_patch(pod, result.obj)
-
-
-def escape(key: str) -> str:
-    """A JSON Pointer reference token (RFC 6901): `~` -> `~0`, `/` -> `~1`."""
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-def json_patch(src: Any, dst: Any, prefix: str = "") -> list[dict[str, Any]]:
-    """RFC 6902 operations turning `src` into `dst`.
-
-    Equal subtrees are skipped (a C-speed `==`), dicts are diffed key by key, and a list that
-    kept or grew its length is diffed item by item with the new items appended: that covers
-    everything the mutation does (it appends and edits in place, never removes or reorders)
-    at a tiny fraction of `jsonpatch.make_patch`'s cost, which stays in charge of lists that
-    shrank. Any other change is a `replace` of the value.
-    """
-    if isinstance(src, dict) and isinstance(dst, dict):  # parsed JSON: plain dicts
-        ops: list[dict[str, Any]] = []
-        for key, value in dst.items():
-            if key not in src:
-                ops.append({"op": "add", "path": f"{prefix}/{escape(key)}", "value": value})
-            elif src[key] != value:
-                ops.extend(json_patch(src[key], value, f"{prefix}/{escape(key)}"))
-        ops.extend({"op": "remove", "path": f"{prefix}/{escape(k)}"} for k in src if k not in dst)
-        return ops
-    if isinstance(src, list) and isinstance(dst, list) and len(src) <= len(dst):
-        ops = []
-        for index, (old, new) in enumerate(zip(src, dst)):
-            if old != new:
-                ops.extend(json_patch(old, new, f"{prefix}/{index}"))
-        ops.extend(
-            {"op": "add", "path": f"{prefix}/{index}", "value": dst[index]}
-            for index in range(len(src), len(dst))
-        )
-        return ops
-    if not (isinstance(src, list) and isinstance(dst, list)):  # a value or its type changed
-        return [{"op": "replace", "path": prefix, "value": dst}]
-    ops = []  # a list that shrank
-    for op in jsonpatch.make_patch(src, dst).patch:
-        op = dict(op, path=prefix + op["path"])
-        if "from" in op:
-            op["from"] = prefix + op["from"]
-        ops.append(op)
-    return ops
 
 
 def has_intent(pod: Mapping[str, Any], namespace_annotations: Mapping[str, str]) -> bool:
@@ -187,7 +84,8 @@ class DecisionCache:
     settings, so an identical pod in an identically annotated namespace gets the stored
     decision (patch, warnings, reason) without running the mutation and the diff again.
     Keyed by the pod's serialised JSON; pods above `max_pod_bytes` are not stored, and at
-    most `size` decisions are kept (least recently used dropped first).
+    most `size` decisions are kept (least recently used dropped first): at most
+    `size * max_pod_bytes` (16 MiB) of keys.
     """
 
     def __init__(self, size: int = 256, max_pod_bytes: int = 64 * 1024) -> None:
@@ -195,6 +93,9 @@ class DecisionCache:
         self._max_pod_bytes = max_pod_bytes
         self._entries: OrderedDict[CacheKey, Decision] = OrderedDict()
         self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def key(self, pod: Mapping[str, Any], namespace: Mapping[str, str]) -> CacheKey | None:
         if self._size <= 0:
@@ -221,8 +122,14 @@ class DecisionCache:
             self._entries.popitem(last=False)
 
 
+def failure(exc: BaseException, what: str) -> Decision:
+    """The fail-open decision for an error: admitted unchanged, with the reason."""
+    text = str(exc)[:MAX_REASON] or exc.__class__.__name__
+    return Decision(warnings=(FAILED + text,), reason=f"{what}: {text}", failed=True)
+
+
 class Admission:
-    """Decides on one admission request; the aiohttp handler around it is `build_app`."""
+    """Decides on admission requests; `mutate_pod` is its kopf handler, `build_app` its server."""
 
     def __init__(
         self,
@@ -232,19 +139,46 @@ class Admission:
         never_injected: Callable[[str | None], bool] = lambda _: False,
         recorder: events.EventRecorder | None = None,
         on_injected: Callable[[str], None] | None = None,
-        fault_label: str | None = None,
     ) -> None:
         self._injection = injection
         self._namespaces = namespaces
         self._never_injected = never_injected
         self._recorder = recorder
         self._on_injected = on_injected
-        self._fault_label = fault_label
         self.decisions = DecisionLog()
         self.cache = DecisionCache()
+        self.registry = kopf_admission.register(self.mutate_pod)
+
+    async def mutate_pod(
+        self,
+        *,
+        body: Mapping[str, Any],
+        patch: kopf.Patch,
+        warnings: list[str],
+        operation: str | None = None,
+        dryrun: bool = False,
+        namespace: str | None = None,
+        **_: Any,
+    ) -> None:
+        """kopf's mutating handler for pod CREATEs: the patch and warnings go into kopf's
+        `patch` and `warnings`. Never raises: on any error the pod is admitted unchanged."""
+        try:
+            pod = body if isinstance(body, dict) else dict(body)  # kopf passes a Body view
+            request = AdmissionRequest("", "Pod", operation or "CREATE", namespace, pod, dryrun)
+            decision = await self.decide(request)
+        except Exception as exc:  # outside the guarded decision: still fail open
+            log.exception("admission handler error; pod admitted unchanged")
+            decision = failure(exc, "internal error")
+        warnings.extend(decision.warnings)
+        if decision.patch:
+            patch.fns.append(kopf_admission.PatchOps(decision.patch))
 
     async def decide(self, request: AdmissionRequest) -> Decision:
-        """Mutate a pod CREATE; let everything else through untouched. Never raises."""
+        """Mutate a pod CREATE; let everything else through untouched.
+
+        Errors while reading the namespace, mutating or diffing admit the pod unchanged and
+        are reported; errors in the reporting itself propagate (the handler catches them).
+        """
         if request.kind != "Pod" or request.operation != "CREATE" or request.obj is None:
             return Decision(reason=f"not a pod creation ({request.kind} {request.operation})")
         pod = request.obj
@@ -255,25 +189,20 @@ class Admission:
         try:
             if namespace:
                 namespace_annotations = await self._namespaces(namespace)
-            self._test_fault(pod)
             key = self.cache.key(pod, namespace_annotations)
             decision = self.cache.get(key)
             if decision is None:
                 result = inject(pod, self._injection, namespace_annotations)
                 warnings = tuple(f"lumigo-injector: {w}" for w in result.warnings)
                 patch = pod_patch(pod, result)
-                decision = Decision(patch, warnings, result.injected, result.reason)
+                decision = Decision(patch, warnings, result.injected, result.reason[:MAX_REASON])
                 self.cache.put(key, decision)
         except Exception as exc:
             log.exception(
                 "injection failed; pod admitted unchanged",
                 extra={"namespace": namespace, "pod": events.pod_label(pod)},
             )
-            decision = Decision(
-                warnings=(f"lumigo-injector: pod admitted without injection: {exc}",),
-                reason=f"injection failed: {exc}",
-                failed=True,
-            )
+            decision = failure(exc, "injection failed")
             self._report(pod, namespace, decision, request.dry_run, intent=True)
             return decision
         intent = has_intent(pod, namespace_annotations)
@@ -281,10 +210,6 @@ class Admission:
         if decision.patch and namespace and not request.dry_run and self._on_injected is not None:
             self._on_injected(namespace)
         return decision
-
-    def _test_fault(self, pod: Mapping[str, Any]) -> None:
-        if self._fault_label and self._fault_label in _map(_map(pod.get("metadata")).get("labels")):
-            raise RuntimeError(f"test fault requested by label {self._fault_label}")
 
     def _report(
         self,
@@ -316,46 +241,115 @@ class Admission:
             events.involved_object(pod, namespace),
             namespace,
             reason=reason,
-            message=message,
+            message=message[: events.MAX_MESSAGE],
             warning=decision.failed or bool(decision.warnings),
         )
 
 
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes | None:
+    """The request body, or None when it is over `limit` bytes (and then none of it is kept).
+
+    A declared `Content-Length` over the limit is refused before reading; a chunked body is
+    read piece by piece and dropped the moment it passes the limit. aiohttp then discards
+    the rest of the upload without keeping it.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            chunks.clear()
+            return None
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(
+        body=fastjson.dumps({"error": message}), status=status, content_type="application/json"
+    )
+
+
 def build_app(admission: Admission) -> web.Application:
-    """The aiohttp application serving `POST /mutate-pods`."""
+    """The aiohttp application serving `POST /mutate-pods` through `admission.mutate_pod`."""
 
     async def mutate(http_request: web.Request) -> web.Response:
         debug = log.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
         try:
-            body = await http_request.read()
+            async with asyncio.timeout(BODY_TIMEOUT):
+                body = await read_body(http_request)
+        except TimeoutError:
+            log.warning("admission request body not received within %gs", BODY_TIMEOUT)
+            response = _error(408, f"request body not received within {BODY_TIMEOUT:g}s")
+            response.force_close()
+            return response
+        if body is None:
+            log.warning("admission request over %d bytes refused", MAX_BODY)
+            return _error(413, f"request body over {MAX_BODY} bytes")
+        try:
             request = parse_review(body)
         except MalformedReview as exc:
             log.warning("malformed AdmissionReview: %s", exc)
-            return web.json_response({"error": f"malformed AdmissionReview: {exc}"}, status=400)
-        try:
-            decision = await admission.decide(request)
-        except Exception as exc:  # a bug outside the guarded part: still fail open
-            log.exception("admission handler error; pod admitted unchanged")
-            decision = Decision(
-                warnings=(f"lumigo-injector: pod admitted without injection: {exc}",),
-                reason=f"internal error: {exc}",
-                failed=True,
-            )
+            return _error(400, f"malformed AdmissionReview: {exc}")
+        del body
+        patch_ops: list[dict[str, Any]] = []
+        warnings: list[str] = []
+        if request.kind == "Pod" and request.operation == "CREATE" and request.obj is not None:
+            # kopf's registration (pods, CREATE) selects the handler the same way
+            try:
+                patch = kopf.Patch()
+                await admission.mutate_pod(
+                    body=request.obj,
+                    patch=patch,
+                    warnings=warnings,
+                    operation=request.operation,
+                    dryrun=request.dry_run,
+                    namespace=request.namespace,
+                )
+                patch_ops = kopf_admission.patch_ops(patch)
+            except Exception as exc:  # a bug outside the handler's guard: still fail open
+                log.exception("admission server error; pod admitted unchanged")
+                patch_ops, warnings = [], list(failure(exc, "internal error").warnings)
         if debug:
             log.debug(
                 "admission answered",
                 extra={
                     "uid": request.uid,
-                    "patched": bool(decision.patch),
+                    "patched": bool(patch_ops),
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
             )
         return web.Response(
-            body=fastjson.dumps(review_response(request.uid, decision)),
+            body=fastjson.dumps(review_response(request.uid, patch_ops, warnings)),
             content_type="application/json",
         )
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(PATH, mutate)
     return app
+
+
+async def start(
+    admission: Admission,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    idle_timeout: float = IDLE_TIMEOUT,
+) -> web.AppRunner:
+    """Serve the webhook on `host:port`; idle connections close after `idle_timeout` s."""
+    runner = web.AppRunner(
+        build_app(admission),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=idle_timeout,
+        shutdown_timeout=5,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    await site.start()
+    return runner

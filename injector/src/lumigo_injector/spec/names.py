@@ -3,7 +3,7 @@
 Every annotation, label, volume, container, path and environment variable name that the
 injector writes into workloads is defined here once. Two kinds of names live elsewhere, on
 purpose: the layer's own folder names and default destination (`layer/`, which stands alone;
-tests/spec/test_spec_core.py checks they agree with `MOUNT_PATH` and `BOOTSTRAP_PATH`), and
+tests/spec/test_layering.py checks they agree with `MOUNT_PATH` and `BOOTSTRAP_PATH`), and
 the Helm chart's, which are YAML.
 """
 

@@ -1,0 +1,72 @@
+"""Masking for every span of opentelemetry-instrumentation-dbapi (pymysql and the like).
+
+The DB-API integration sets `db.statement` (and `db.query.text` in the new semantic
+conventions, `db.statement.parameters` when parameter capture is on) in
+`CursorTracer._populate_span`, with no hook. A wrapper around that method masks those
+attributes right after they are set, while the span is still recording: `name = 'literal'`
+pairs with a secret name, URL userinfo and the tracer token (`Masking.apply`, `Site.DB`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
+
+from lumigo_opentelemetry.masking import Site
+
+if TYPE_CHECKING:
+    from lumigo_opentelemetry.config import Config
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+STATEMENT_ATTRIBUTES = ("db.statement", "db.query.text", "db.statement.parameters")
+_MODULE = "opentelemetry.instrumentation.dbapi"
+_METHOD = "CursorTracer._populate_span"
+
+
+class _StatementMasking:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def __call__(
+        self,
+        wrapped: Callable[..., Any],
+        _instance: Any,
+        args: Tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        result = wrapped(*args, **kwargs)
+        try:
+            span = args[0] if args else kwargs.get("span")
+            mask_statement_attributes(span, self.config)
+        except Exception:
+            logger.debug("masking the DB statement failed", exc_info=True)
+        return result
+
+
+def mask_statement_attributes(span: Any, config: Config) -> None:
+    """Mask the statement attributes of a recording span in place; never raises."""
+    attributes = getattr(span, "attributes", None)
+    if not attributes or not span.is_recording():
+        return
+    for key in STATEMENT_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str):
+            masked = config.masking.apply(Site.DB, value)
+            if masked != value:
+                span.set_attribute(key, masked)
+
+
+_installed: Optional[_StatementMasking] = None
+
+
+def install(config: Config) -> None:
+    """Wrap `CursorTracer._populate_span` once; a later call refreshes the configuration."""
+    global _installed
+    if _installed is not None:
+        _installed.config = config
+        return
+    from wrapt import wrap_function_wrapper
+
+    _installed = _StatementMasking(config)
+    wrap_function_wrapper(_MODULE, _METHOD, _installed)

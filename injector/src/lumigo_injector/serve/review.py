@@ -1,0 +1,161 @@
+"""AdmissionReview v1 in and out: the edge where a request body becomes bounded, typed data.
+
+`parse_review` turns a body into an `AdmissionRequest` or raises `MalformedReview` saying what
+is wrong (the server answers `400`). Every value that later flows into state, logs, Events or
+API calls is bounded here: the uid, kind, operation, the namespace and the pod's name,
+`generateName` and owner references must be at most `MAX_NAME` (253) characters, as
+Kubernetes names are, and the pod object may nest at most `MAX_DEPTH` levels. A review that
+breaks a bound is malformed, not a pod to decide on.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lumigo_injector.serve import fastjson
+
+API_VERSION = "admission.k8s.io/v1"
+MAX_NAME = 253  # DNS subdomain: the longest name Kubernetes accepts for any object
+#: Containers (objects and lists) nested in the pod: a pod nests ~12; orjson writes up to 254.
+MAX_DEPTH = 254
+MAX_WARNING = 256
+OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+
+
+class MalformedReview(ValueError):
+    """The request body is not a usable AdmissionReview v1."""
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    """The parts of an AdmissionReview v1 request the webhook uses."""
+
+    uid: str
+    kind: str
+    operation: str
+    namespace: str | None
+    obj: Mapping[str, Any] | None
+    dry_run: bool = False
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _short(what: str, value: Any) -> None:
+    if isinstance(value, str) and len(value) > MAX_NAME:
+        raise MalformedReview(f"{what} is {len(value)} characters long (at most {MAX_NAME})")
+
+
+def too_deep(value: Any) -> bool:
+    """Whether `value` (parsed JSON) nests containers more than `MAX_DEPTH` levels deep.
+
+    orjson's serialiser refuses anything deeper, so a successful `orjson.dumps` (a few µs)
+    settles it; otherwise the levels are counted.
+    """
+    return not fastjson.writable_by_orjson(value) and nests_deeper(value, MAX_DEPTH)
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether `value` holds more than `limit` levels of nested containers."""
+    if not isinstance(value, (dict, list)):
+        return False
+    level: list[Any] = [value]
+    for _ in range(limit):
+        below: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                below.extend(v for v in item.values() if isinstance(v, (dict, list)))
+            elif isinstance(item, list):
+                below.extend(v for v in item if isinstance(v, (dict, list)))
+        if not below:
+            return False
+        level = below
+    return True
+
+
+def _check_object(obj: Mapping[str, Any]) -> None:
+    meta = _map(obj.get("metadata"))
+    _short("metadata.name", meta.get("name"))
+    _short("metadata.generateName", meta.get("generateName"))
+    _short("metadata.namespace", meta.get("namespace"))
+    owners = meta.get("ownerReferences")
+    if isinstance(owners, list):
+        for owner in owners:
+            for key in ("apiVersion", "kind", "name", "uid"):
+                _short(f"metadata.ownerReferences[].{key}", _map(owner).get(key))
+    if too_deep(obj):
+        raise MalformedReview(f"request.object nests deeper than {MAX_DEPTH} levels")
+
+
+def parse_review(body: bytes) -> AdmissionRequest:
+    """Parse an AdmissionReview v1 body; raise `MalformedReview` saying what is wrong."""
+    try:
+        review = fastjson.loads(body)
+    except RecursionError:
+        raise MalformedReview("body nests too deep to parse") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedReview(f"body is not valid JSON: {str(exc)[:MAX_WARNING]}") from None
+    if not isinstance(review, dict):
+        raise MalformedReview("body is not a JSON object")
+    if review.get("kind") != "AdmissionReview":
+        raise MalformedReview(f"expected kind AdmissionReview, got {_quote(review.get('kind'))}")
+    if review.get("apiVersion") != API_VERSION:
+        raise MalformedReview(
+            f"unsupported apiVersion {_quote(review.get('apiVersion'))}; "
+            f"only {API_VERSION} is served"
+        )
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise MalformedReview("AdmissionReview has no request object")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise MalformedReview("request.uid is missing or not a string")
+    _short("request.uid", uid)
+    operation = request.get("operation")
+    if not isinstance(operation, str) or not operation:
+        raise MalformedReview("request.operation is missing or not a string")
+    if operation not in OPERATIONS:
+        raise MalformedReview(f"unknown request.operation {_quote(operation)}")
+    obj = request.get("object")
+    if obj is not None and not isinstance(obj, dict):
+        raise MalformedReview("request.object is not a JSON object")
+    if operation == "CREATE" and obj is None:
+        raise MalformedReview("request.object is missing for a CREATE")
+    kind = _map(request.get("kind")).get("kind") or _map(obj).get("kind") or ""
+    _short("request.kind.kind", kind)
+    namespace = request.get("namespace")
+    _short("request.namespace", namespace)
+    if obj is not None:
+        _check_object(obj)
+    if not isinstance(namespace, str) or not namespace:
+        namespace = _map(_map(obj).get("metadata")).get("namespace")
+    return AdmissionRequest(
+        uid=uid,
+        kind=str(kind),
+        operation=operation,
+        namespace=namespace if isinstance(namespace, str) and namespace else None,
+        obj=obj,
+        dry_run=request.get("dryRun") is True,
+    )
+
+
+def _quote(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 64 else text[:60] + "...'"
+
+
+def review_response(
+    uid: str, patch: list[dict[str, Any]] | None, warnings: list[str] | tuple[str, ...]
+) -> dict[str, Any]:
+    """The AdmissionReview v1 answer: always allowed, with the patch when there is one."""
+    response: dict[str, Any] = {"uid": uid, "allowed": True}
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(fastjson.dumps(patch)).decode()
+    if warnings:
+        response["warnings"] = [w[:MAX_WARNING] for w in warnings]
+    return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}

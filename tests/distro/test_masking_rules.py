@@ -1,0 +1,340 @@
+"""The masking rules (`lumigo_opentelemetry.masking`): what is secret, the settings
+(general, per site, `all`, invalid), the scrubs every value gets, the bounded cache,
+and the time bound on user regexes. End-to-end on real spans: test_masking_sites.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lumigo_opentelemetry.masking import (
+    CACHE_SIZE,
+    CACHED_KEY_LENGTH,
+    DEFAULT_REGEXES,
+    MASKED,
+    Masking,
+    Rules,
+    Site,
+)
+
+DEFAULT = Masking.default()
+TOKEN = "t_0123456789abcdef0123"
+CATASTROPHIC = "(a|aa)+$"  # exponential backtracking on "aaa...a!"
+EVIL_KEY = "a" * 64 + "!"
+
+
+def masking(**env: str) -> Masking:
+    built, warnings = Masking.from_environ(env)
+    assert warnings == []
+    return built
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        # the upstream defaults
+        "password",
+        "DB_PASSWORD",
+        "api_key",
+        "KEYRING",
+        "Client-Secret",
+        "aws_credentials",
+        "SSH_PASSPHRASE",
+        # what real secrets are called
+        "token",
+        "access_token",
+        "refresh_token",
+        "GITHUB_TOKEN",
+        "AWS_SESSION_TOKEN",
+        "LUMIGO_TRACER_TOKEN",
+        "authorization",
+        "X-Auth-Token",
+        "x-amz-security-token",
+        "jwt",
+        "session_id",
+        "cookie",
+        "Set-Cookie",
+        "signature",
+        "X-Hub-Signature-256",
+    ],
+)
+def test_default_rules_mask(key: str) -> None:
+    assert DEFAULT.is_secret(key)
+    assert all(DEFAULT.is_secret(key, site) for site in Site)
+
+
+@pytest.mark.parametrize("key", ["PATH", "HOME", "user", "PYTHONPATH", "content-type", "q"])
+def test_default_rules_leave_alone(key: str) -> None:
+    assert not DEFAULT.is_secret(key)
+
+
+def test_default_regexes_keep_the_seed_and_add_the_real_names() -> None:
+    assert DEFAULT_REGEXES == (
+        ".*pass.*",
+        ".*key.*",
+        ".*secret.*",
+        ".*credential.*",
+        ".*passphrase.*",
+        ".*token.*",
+        ".*auth.*",
+        ".*jwt.*",
+        ".*session.*",
+        ".*cookie.*",
+        ".*signature.*",
+    )
+
+
+def test_match_is_at_the_start_of_the_key_and_case_insensitive() -> None:
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX='["token", "x-api-.*"]')
+    assert rules.is_secret("TOKEN") and rules.is_secret("tokens")
+    assert rules.is_secret("X-Api-Version")
+    assert not rules.is_secret("my-token")
+    assert not rules.is_secret("password")  # the setting replaces the defaults
+
+
+def test_empty_general_list_masks_no_key_but_still_scrubs_values() -> None:
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX="[]", LUMIGO_TRACER_TOKEN=TOKEN)
+    assert not rules.is_secret("password")
+    out = json.loads(rules.apply(Site.ENVIRONMENT, {"password": "p", "U": f"x{TOKEN}"}))
+    assert out == {"password": "p", "U": f"x{MASKED}"}
+
+
+@pytest.mark.parametrize("value", ["all", "ALL", " all "])
+def test_all_masks_every_key(value: str) -> None:
+    everything = masking(LUMIGO_SECRET_MASKING_REGEX=value)
+    for site in Site:
+        assert everything.is_secret("content-type", site)
+    out = json.loads(everything.apply(Site.HTTP_REQUEST_BODIES, '{"a": 1, "b": [{"c": 2}]}'))
+    assert out == {"a": MASKED, "b": MASKED}
+
+
+@pytest.mark.parametrize(
+    ("site", "name"),
+    [
+        (Site.HTTP_REQUEST_BODIES, "LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_BODIES"),
+        (Site.HTTP_REQUEST_HEADERS, "LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS"),
+        (Site.HTTP_RESPONSE_BODIES, "LUMIGO_SECRET_MASKING_REGEX_HTTP_RESPONSE_BODIES"),
+        (Site.HTTP_RESPONSE_HEADERS, "LUMIGO_SECRET_MASKING_REGEX_HTTP_RESPONSE_HEADERS"),
+        (Site.HTTP_QUERY_PARAMS, "LUMIGO_SECRET_MASKING_REGEX_HTTP_QUERY_PARAMS"),
+        (Site.ENVIRONMENT, "LUMIGO_SECRET_MASKING_REGEX_ENVIRONMENT"),
+    ],
+)
+def test_a_per_site_setting_replaces_the_general_rules_there_only(site: Site, name: str) -> None:
+    assert site.setting == name
+    rules = masking(**{name: '["tenant"]'})
+    assert rules.is_secret("tenant", site) and not rules.is_secret("password", site)
+    for other in Site:
+        if other is not site:
+            assert rules.is_secret("password", other) and not rules.is_secret("tenant", other)
+    assert masking(**{name: "all"}).is_secret("anything", site)
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "[]"])
+def test_an_empty_per_site_setting_means_the_general_rules(raw: str) -> None:
+    rules = masking(
+        LUMIGO_SECRET_MASKING_REGEX='["tenant"]', LUMIGO_SECRET_MASKING_REGEX_ENVIRONMENT=raw
+    )
+    assert rules.is_secret("tenant", Site.ENVIRONMENT)
+    assert not rules.is_secret("password", Site.ENVIRONMENT)
+
+
+@pytest.mark.parametrize(
+    "raw", ["[not json", '"a string"', '{"a": 1}', "[1, 2]", '["(unclosed"]', '["*bad"]']
+)
+@pytest.mark.parametrize(
+    "name", ["LUMIGO_SECRET_MASKING_REGEX", "LUMIGO_SECRET_MASKING_REGEX_HTTP_QUERY_PARAMS"]
+)
+def test_an_invalid_setting_warns_once_and_fails_closed(name: str, raw: str) -> None:
+    rules, warnings = Masking.from_environ({name: raw})
+    assert len(warnings) == 1 and name in warnings[0]
+    assert rules.is_secret("q", Site.HTTP_QUERY_PARAMS)
+    assert rules.apply(Site.HTTP_QUERY_PARAMS, "/p?q=1&page=2") == f"/p?q={MASKED}&page={MASKED}"
+
+
+def test_structures_are_masked_at_any_depth_and_not_modified() -> None:
+    doc = {
+        "user": "ann",
+        "password": "p",
+        "nested": {"apiKey": {"deep": 1}, "items": [{"jwt": "s", "ok": 2}]},
+        "list": [1, "two"],
+    }
+    assert json.loads(DEFAULT.apply(Site.DB, doc)) == {
+        "user": "ann",
+        "password": MASKED,
+        "nested": {"apiKey": MASKED, "items": [{"jwt": MASKED, "ok": 2}]},
+        "list": [1, "two"],
+    }
+    assert doc["password"] == "p"
+
+
+def test_json_inside_a_string_is_masked_as_json() -> None:
+    message = json.dumps({"refresh_token": "r", "n": 1})
+    out = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_BODIES, {"MessageBody": message}))
+    assert json.loads(out["MessageBody"]) == {"refresh_token": MASKED, "n": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgres://user:pw@db:5432/app", f"postgres://{MASKED}@db:5432/app"),
+        (
+            "see https://u:p@ss@host/x and ftp://anon@h",
+            f"see https://{MASKED}@host/x and ftp://{MASKED}@h",
+        ),
+        ('{"url": "redis://:pw@cache:6379"}', '{"url":"redis://' + MASKED + '@cache:6379"}'),
+        ("http://host/path?a=b@c", "http://host/path?a=b@c"),
+        ("mailto me@example.com", "mailto me@example.com"),
+    ],
+)
+def test_url_userinfo_is_masked_in_any_text(text: str, expected: str) -> None:
+    assert DEFAULT.apply(Site.HTTP_REQUEST_BODIES, text) == expected
+
+
+def test_the_tracer_token_is_masked_wherever_it_appears() -> None:
+    rules = masking(LUMIGO_TRACER_TOKEN=TOKEN)
+    for site in Site:
+        assert TOKEN not in rules.apply(site, f"a {TOKEN} b")
+        assert TOKEN not in rules.apply(site, {"harmless": [f"<{TOKEN}>"]})
+    # a token cut short by a recording limit is masked too
+    assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:9]}") == f"xx {MASKED}"
+
+
+def test_sql_literals_of_secret_columns_are_masked() -> None:
+    sql = "UPDATE users SET password='hunter2', name = 'ann' WHERE api_key = \"k\" AND id=3"
+    assert DEFAULT.apply(Site.DB, sql) == (
+        f"UPDATE users SET password='{MASKED}', name = 'ann' WHERE api_key = '{MASKED}' AND id=3"
+    )
+
+
+def test_query_strings_keep_their_shape() -> None:
+    url = "http://h/p?token=1&access_token=2&q=3&pass%77ord=4#frag"
+    assert DEFAULT.apply(Site.HTTP_QUERY_PARAMS, url) == (
+        f"http://h/p?token={MASKED}&access_token={MASKED}&q=3&pass%77ord={MASKED}#frag"
+    )
+
+
+def test_credential_headers_are_masked_whatever_the_rules() -> None:
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX='["nothing"]')
+    headers = {
+        "authorization": "Bearer x",
+        "x-auth-token": "x",
+        "x-amz-security-token": "x",
+        "cookie": "c",
+        "accept": "*/*",
+    }
+    for site in (Site.HTTP_REQUEST_HEADERS, Site.HTTP_RESPONSE_HEADERS):
+        out = json.loads(rules.apply(site, headers))
+        assert out == {**{k: MASKED for k in headers}, "accept": "*/*"}
+
+
+def test_the_cache_of_answers_is_bounded() -> None:
+    rules = Rules(DEFAULT_REGEXES)
+    for i in range(CACHE_SIZE * 5 + 7):
+        rules.is_secret(f"header-{i}")
+    assert 0 < rules.cached_answers <= CACHE_SIZE
+    # a key too long to be worth keeping is answered but never cached
+    fresh = Rules(DEFAULT_REGEXES)
+    assert fresh.is_secret("x" * CACHED_KEY_LENGTH + "password")
+    assert fresh.cached_answers == 0
+
+
+def test_a_catastrophic_user_pattern_costs_the_attribute_only() -> None:
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS=json.dumps([CATASTROPHIC]))
+    headers = {EVIL_KEY: "v", "accept": "*/*"}
+    # the attribute is masked as a whole (fail closed), again from the cache the next time
+    assert rules.apply(Site.HTTP_REQUEST_HEADERS, headers) == MASKED
+    assert rules.apply(Site.HTTP_REQUEST_HEADERS, headers) == MASKED
+    # other attributes and other sites are untouched
+    assert json.loads(rules.apply(Site.HTTP_RESPONSE_HEADERS, headers)) == headers
+    assert json.loads(rules.apply(Site.HTTP_REQUEST_HEADERS, {"accept": "*/*"})) == {
+        "accept": "*/*"
+    }
+
+
+def test_the_issues_pattern_never_hangs() -> None:
+    # `(a+)+$` took 2.5 s per header with `re`; on a 64-character key it would never end
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX=json.dumps(["(a+)+$"]))
+    assert rules.apply(Site.HTTP_REQUEST_HEADERS, {EVIL_KEY: "v"}) in (
+        MASKED,
+        json.dumps({EVIL_KEY: "v"}, separators=(",", ":")),
+    )
+
+
+def test_a_running_user_pattern_does_not_hold_other_threads() -> None:
+    """The `regex` engine releases the GIL: while one thread is inside a slow match,
+    another thread runs Python code to completion."""
+    slow = Rules([CATASTROPHIC], time_bound=3.0)
+    matching = threading.Event()
+    outcome: list[str] = []
+
+    def worker() -> None:
+        matching.set()
+        try:
+            outcome.append(str(slow.is_secret("a" * 200 + "!")))
+        except Exception as exc:  # the time bound: _OutOfTime
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    matching.wait()
+    total = sum(i * i for i in range(200_000))  # needs the GIL throughout
+    still_matching = thread.is_alive()
+    thread.join()
+    assert total > 0
+    assert still_matching, "the main thread could only run after the match ended"
+    assert outcome == ["_OutOfTime"]
+
+
+@given(st.dictionaries(st.text(max_size=12), st.text(max_size=8), max_size=10))
+def test_exactly_the_secret_keys_are_masked(doc: dict[str, str]) -> None:
+    masked = json.loads(DEFAULT.apply(Site.DB, doc))
+    assert masked.keys() == doc.keys()
+    for key, value in doc.items():
+        if DEFAULT.is_secret(key):
+            assert masked[key] == MASKED
+        elif not value.lstrip().startswith(("{", "[")):
+            assert masked[key] == value
+
+
+def test_without_the_regex_engine_a_catastrophic_pattern_fails_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "regex", None)  # `import regex` raises ImportError
+    risky = Rules([CATASTROPHIC])
+    assert risky.is_secret("harmless") and risky.is_secret(EVIL_KEY)
+    plain = Rules(["x-.*", "[a-c]+_id"])
+    assert plain.is_secret("X-Tenant") and plain.is_secret("abc_id")
+    assert not plain.is_secret("y")
+
+
+def test_a_failing_masking_step_masks_the_whole_attribute() -> None:
+    def broken(_value: object) -> str:
+        raise RuntimeError("encoder fault")
+
+    assert DEFAULT.apply(Site.ENVIRONMENT, {"HOME": "/root"}, encode=broken) == MASKED
+    assert DEFAULT.apply(Site.DB, {"value": object()}) == MASKED  # not JSON-encodable
+    deep = current = {}  # nesting deeper than the interpreter's recursion limit
+    for _ in range(sys.getrecursionlimit() + 10):
+        current["n"] = current = {}
+    assert DEFAULT.apply(Site.HTTP_REQUEST_BODIES, deep) == MASKED
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("u:pw@127.0.0.1:8000", f"{MASKED}@127.0.0.1:8000"),
+        ("u:p@ss@host/path?q=1", f"{MASKED}@host/path?q=1"),
+        ("127.0.0.1:8000", "127.0.0.1:8000"),
+        ("/p?mail=a@b", "/p?mail=a@b"),
+    ],
+)
+def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str) -> None:
+    """A client may send `Host: user:pw@host`: it lands in `http.host` and the like."""
+    assert DEFAULT.apply(Site.HTTP_QUERY_PARAMS, text) == expected
+    headers = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, {"host": text}))
+    assert headers == {"host": expected}

@@ -1,0 +1,57 @@
+"""The injection record never takes a pod past the API server's 256 KiB annotation limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lumigo_injector.k8s.mutation import (
+    ANNOTATIONS_LIMIT,
+    InjectionSettings,
+    annotations_size,
+    inject,
+)
+from lumigo_injector.spec import names as c
+
+
+def pod(containers: int, note: str = "") -> dict[str, Any]:
+    annotations = {c.ANNOTATION_INJECT: "python"}
+    if note:
+        annotations["example.com/note"] = note
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "many", "annotations": annotations},
+        "spec": {
+            "containers": [
+                {"name": f"worker-{n:04d}", "image": "python:3.12"} for n in range(containers)
+            ]
+        },
+    }
+
+
+def test_a_pod_within_the_limit_is_injected() -> None:
+    result = inject(pod(50), InjectionSettings())
+    assert result.injected
+    annotations = result.obj["metadata"]["annotations"]
+    assert annotations_size(annotations) <= ANNOTATIONS_LIMIT
+
+
+def test_a_record_over_the_limit_leaves_the_pod_unchanged_with_the_reason() -> None:
+    original = pod(3000)
+    result = inject(original, InjectionSettings())
+    assert not result.injected
+    assert result.obj == original and result.obj is not original
+    (warning,) = result.warnings
+    assert warning.startswith("the injection record would make the pod's annotations ")
+    assert warning.endswith(f"over the API server's limit of {ANNOTATIONS_LIMIT}")
+    assert result.reason == f"skipped: {warning}"
+
+
+def test_the_limit_counts_bytes_not_characters() -> None:
+    # 100,000 two-byte characters: 200,000 bytes before the record; the record of 300
+    # containers passes the limit in bytes, while the characters alone would not
+    original = pod(300, note="é" * 100_000)
+    result = inject(original, InjectionSettings())
+    assert not result.injected and result.obj == original
+    ascii_note = inject(pod(300, note="e" * 100_000), InjectionSettings())
+    assert ascii_note.injected

@@ -1,0 +1,217 @@
+"""Fail-open over real HTTPS: the webhook server runs in this process with real TLS, so that a
+fault can be put where production code would fail (a namespace lookup, the Event recorder, the
+handler itself) without any test hook in the served code path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from lumigo_injector.k8s.mutation import InjectionSettings
+from lumigo_injector.serve import events, webhook
+from lumigo_injector.serve.kube_http import KubeHttp
+from lumigo_injector.serve.tls import ReloadingTLS
+from lumigo_injector.spec import names as c
+from tests.helpers.kube import (
+    KubeEmulator,
+    TestCertificates,
+    admission_review,
+    deployment_pod,
+)
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[KubeEmulator]:
+    with KubeEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> TestCertificates:
+    return TestCertificates(tmp_path_factory.mktemp("failopen") / "tls")
+
+
+@contextlib.asynccontextmanager
+async def served(
+    admission: webhook.Admission, certs: TestCertificates, idle_timeout: float = 30.0
+) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+    """The webhook on a free port over TLS, and a client session that trusts its CA."""
+    tls = ReloadingTLS(certs.cert_file, certs.key_file)
+    assert tls.reload()
+    runner = await webhook.start(admission, "127.0.0.1", 0, tls.front, idle_timeout=idle_timeout)
+    port = runner.addresses[0][1]
+    client_tls = ssl.create_default_context(cafile=str(certs.ca_file))
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_tls)) as client:
+            yield f"https://localhost:{port}{webhook.PATH}", client
+    finally:
+        await runner.cleanup()
+
+
+async def post_review(client: aiohttp.ClientSession, url: str, review: Any) -> dict[str, Any]:
+    async with client.post(url, data=json.dumps(review)) as answer:
+        assert answer.status == 200, await answer.text()
+        response: dict[str, Any] = (await answer.json())["response"]
+        return response
+
+
+def asking_pod(name: str) -> dict[str, Any]:
+    return deployment_pod(name, annotations={c.ANNOTATION_INJECT: "python"})
+
+
+def test_error_inside_the_decision_admits_unchanged_and_posts_a_warning_event(
+    kube: KubeEmulator, certs: TestCertificates
+) -> None:
+    kube.create_namespace("ns-broken-lookup")
+
+    async def broken_lookup(_: str) -> dict[str, str]:
+        raise RuntimeError("namespace store is broken")
+
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        api = KubeHttp(kube.url)
+        recorder = events.EventRecorder(api, interval=0.05)
+        admission = webhook.Admission(
+            injection=InjectionSettings(), namespaces=broken_lookup, recorder=recorder
+        )
+        try:
+            async with served(admission, certs) as (url, client):
+                review = admission_review(asking_pod("fragile"), namespace="ns-broken-lookup")
+                response = await post_review(client, url, review)
+                found: list[dict[str, Any]] = []
+                for _ in range(200):
+                    found = await asyncio.to_thread(kube.events, "ns-broken-lookup")
+                    if found:
+                        break
+                    await asyncio.sleep(0.05)
+                return response, found
+        finally:
+            await recorder.close()
+            await api.close()
+
+    response, found = asyncio.run(scenario())
+    assert response["allowed"] is True and "patch" not in response
+    assert response["warnings"] == [
+        "lumigo-injector: pod admitted without injection: namespace store is broken"
+    ]
+    (event,) = found
+    assert (event["reason"], event["type"]) == ("LumigoInjectionFailed", "Warning")
+    assert "namespace store is broken" in event["message"]
+
+
+class _RecorderThatFails(events.EventRecorder):
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("recorder exploded")
+
+
+async def _no_annotations(_: str) -> dict[str, str]:
+    return {}
+
+
+def _failing_recorder(admission_kwargs: dict[str, Any]) -> None:
+    admission_kwargs["recorder"] = _RecorderThatFails(KubeHttp("http://127.0.0.1:9"))
+
+
+def _failing_never_injected(admission_kwargs: dict[str, Any]) -> None:
+    def never_injected(namespace: str | None) -> bool:
+        raise RuntimeError(f"cannot tell whether {namespace} is excluded")
+
+    admission_kwargs["never_injected"] = never_injected
+
+
+@pytest.mark.parametrize("breakage", [_failing_recorder, _failing_never_injected])
+def test_error_outside_the_guarded_decision_still_admits_the_pod_unchanged(
+    breakage: Callable[[dict[str, Any]], None],
+    certs: TestCertificates,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kwargs: dict[str, Any] = {"injection": InjectionSettings(), "namespaces": _no_annotations}
+    breakage(kwargs)
+    admission = webhook.Admission(**kwargs)
+
+    async def scenario() -> dict[str, Any]:
+        async with served(admission, certs) as (url, client):
+            return await post_review(
+                client, url, admission_review(asking_pod("web"), namespace="shop")
+            )
+
+    with caplog.at_level(logging.ERROR, logger="lumigo_injector.webhook"):
+        response = asyncio.run(scenario())
+    assert response["allowed"] is True
+    assert "patch" not in response and "patchType" not in response
+    (warning,) = response["warnings"]
+    assert warning.startswith("lumigo-injector: pod admitted without injection: ")
+    assert [r.getMessage() for r in caplog.records] == [
+        "admission handler error; pod admitted unchanged"
+    ]
+
+
+def test_error_in_the_server_around_the_handler_still_admits_the_pod_unchanged(
+    certs: TestCertificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
+
+    def broken_patch_reader(_: Any) -> list[dict[str, Any]]:
+        raise ValueError("patch cannot be read back")
+
+    monkeypatch.setattr(webhook.kopf_admission, "patch_ops", broken_patch_reader)
+
+    async def scenario() -> dict[str, Any]:
+        async with served(admission, certs) as (url, client):
+            return await post_review(
+                client, url, admission_review(asking_pod("web"), namespace="shop")
+            )
+
+    response = asyncio.run(scenario())
+    assert response["allowed"] is True and "patch" not in response
+    assert response["warnings"] == [
+        "lumigo-injector: pod admitted without injection: patch cannot be read back"
+    ]
+
+
+def test_idle_connections_are_closed_after_the_timeout(certs: TestCertificates) -> None:
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
+
+    async def scenario() -> tuple[bytes, bytes]:
+        async with served(admission, certs, idle_timeout=0.3) as (url, _):
+            port = int(url.split(":")[2].split("/")[0])
+            context = ssl.create_default_context(cafile=str(certs.ca_file))
+            silent = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=context, server_hostname="localhost"
+            )
+            used = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=context, server_hostname="localhost"
+            )
+            body = json.dumps(admission_review(asking_pod("web"), namespace="shop")).encode()
+            used[1].write(
+                b"POST " + webhook.PATH.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+            answer = await asyncio.wait_for(used[0].readuntil(b"\r\n\r\n"), 10)
+            # neither connection sends anything more: the server closes both (EOF)
+            left_silent = await asyncio.wait_for(silent[0].read(), 20)
+            left_after = await asyncio.wait_for(_read_rest(used[0]), 20)
+            for _, writer in (silent, used):
+                writer.close()
+            return answer + left_after, left_silent
+
+    used_bytes, silent_bytes = asyncio.run(scenario())
+    assert used_bytes.startswith(b"HTTP/1.1 200")
+    assert silent_bytes == b""
+
+
+async def _read_rest(reader: asyncio.StreamReader) -> bytes:
+    chunks = []
+    while chunk := await reader.read(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
