@@ -110,3 +110,17 @@ def test_bad_delivery_value_is_a_usage_error(tmp_path: Path) -> None:
         assert injector.process is not None
         assert injector.process.wait(60) == 2
         assert "LUMIGO_INJECTOR_DELIVERY: invalid choice 'copy'" in injector.logs()
+
+
+def test_delivery_setting_from_flag_or_environment() -> None:
+    import argparse
+
+    from lumigo_injector.commands.serve import add_arguments, from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert from_args(parser.parse_args([]), {}).cluster.delivery == "auto"
+    env = {"LUMIGO_INJECTOR_DELIVERY": " Image-Volume "}
+    assert from_args(parser.parse_args([]), env).cluster.delivery == "image-volume"
+    flag = parser.parse_args(["--delivery", "init-container"])
+    assert from_args(flag, env).cluster.delivery == "init-container"  # the flag wins
