@@ -119,6 +119,7 @@ def scenarios(byo_ca: str) -> dict[str, dict[str, Any]]:
             "priorityClassName": "system-cluster-critical",
             "logFormat": "text",
             "logLevel": "debug",
+            "delivery": "image-volume",
         },
     }
 
@@ -492,7 +493,9 @@ def test_container_runs_serve_with_the_contract_settings(render: Any) -> None:
     assert env["LUMIGO_INJECTOR_LOG_FORMAT"]["value"] == "text"
     assert env["LUMIGO_INJECTOR_LOG_LEVEL"]["value"] == "debug"
     assert env["LUMIGO_ENDPOINT"]["value"] == "http://otel-collector.observability:4318"
+    assert env["LUMIGO_INJECTOR_DELIVERY"]["value"] == "image-volume"
     assert "LUMIGO_ENDPOINT" not in _env(_container(render("defaults")))
+    assert _env(_container(render("defaults")))["LUMIGO_INJECTOR_DELIVERY"]["value"] == "auto"
 
 
 # ------------------------------------------------------------------------------------------
@@ -756,6 +759,7 @@ def test_without_a_token_the_injector_still_runs_and_notes_say_so(helm: Helm, re
         (["replicaCount=0"], "/replicaCount"),
         (["logFormat=xml"], "/logFormat"),
         (["logLevel=verbose"], "/logLevel"),
+        (["delivery=copy"], "/delivery"),
         (["lumigo.endpoint=collector:4318"], "/lumigo/endpoint"),
         (["image.tag=latest"], 'not "latest"'),
         (["initImage.tag=latest"], 'not "latest"'),

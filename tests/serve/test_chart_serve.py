@@ -173,6 +173,9 @@ def test_rendered_settings_reach_the_injected_pod(
     assert init_image in dumped, "the chart's initImage is what injected pods run"
     assert "http://collector.observability:4318" in dumped, "lumigo.endpoint reaches the app"
     assert TOKEN not in dumped, "the token never appears in a pod spec"
+    # `delivery: auto` against kmock's Kubernetes 1.26: the init container copies the layer
+    added = [op["value"] for op in patch if op["op"] == "add"]
+    assert any("lumigo-otel-init" in repr(value) for value in added), "init container on 1.26"
 
     # the token from the chart's Secret is mirrored into the app namespace
     secret = kube.get(f"/api/v1/namespaces/{APP_NAMESPACE}/secrets/lumigo-credentials")

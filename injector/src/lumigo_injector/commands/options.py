@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lumigo_injector.spec.delivery import CHOICES as DELIVERY_CHOICES
 from lumigo_injector.spec.names import ENV_ENDPOINT
 
 Parser = Callable[[str], Any]
@@ -123,7 +124,7 @@ class Option:
 # --- shared by inject, ecs and serve -------------------------------------------------------
 INIT_IMAGE = Option(
     "--init-image", "LUMIGO_INJECTOR_INIT_IMAGE", "injection", "init_image", non_empty,
-    "image of the init container that copies the layer",
+    "the layer's image: the init container's, or the image volume's",
 )
 SECRET_NAME = Option(
     "--secret-name", "LUMIGO_INJECTOR_SECRET_NAME", "injection", "secret_name", non_empty,
@@ -170,6 +171,12 @@ SERVE = (
     SECRET_NAME,
     SECRET_KEY,
     ENDPOINT,
+    Option(
+        "--delivery", "LUMIGO_INJECTOR_DELIVERY", "cluster", "delivery",
+        choice(DELIVERY_CHOICES),
+        "how pods get the layer: auto (image volume when the API server is 1.35+, else init "
+        "container), init-container or image-volume",
+    ),
     Option(
         "--namespace", "POD_NAMESPACE", "cluster", "namespace", optional,
         "the injector's own namespace (its pods are never injected)",

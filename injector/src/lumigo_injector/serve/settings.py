@@ -12,6 +12,7 @@ from typing import Literal
 
 from lumigo_injector.k8s.options import InjectionSettings
 from lumigo_injector.serve.fleet.settings import FleetSettings
+from lumigo_injector.spec.delivery import AUTO, DeliveryChoice
 
 LogFormat = Literal["json", "text"]
 
@@ -45,6 +46,9 @@ class ClusterSettings:
 
     #: The injector's own namespace (its pods are never injected).
     namespace: str | None = None
+    #: How pods get the layer: auto (image volume on Kubernetes 1.35+, read from the API
+    #: server at start-up by `serve.delivery`), init-container or image-volume.
+    delivery: DeliveryChoice = AUTO
     #: The Lumigo token mirrored into namespaces; never logged, never in repr.
     token: str | None = field(default=None, repr=False)
     #: Copy workloads' lumigo.io/inject annotation onto their pod templates (False: webhook

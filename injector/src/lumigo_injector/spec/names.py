@@ -24,6 +24,9 @@ ANNOTATION_SECRET_NAME: Final = "lumigo.io/secret-name"
 ANNOTATION_SECRET_KEY: Final = "lumigo.io/secret-key"
 #: Explicit OTEL_SERVICE_NAME for the pod's containers.
 ANNOTATION_SERVICE_NAME: Final = "lumigo.io/service-name"
+#: How the layer reaches the pod: "init-container", "image-volume" or "auto" (the operator's
+#: choice). On a pod (template) or a namespace; the pod's wins.
+ANNOTATION_DELIVERY: Final = "lumigo.io/delivery"
 #: Set by the injector: the layer version that was injected.
 ANNOTATION_INJECTED: Final = "lumigo.io/injected"
 #: Set by the injector: JSON record of what it added or changed, so `uninject` is exact.
@@ -45,6 +48,9 @@ INIT_CONTAINER_NAME: Final = "lumigo-otel-init"
 MOUNT_PATH: Final = "/lumigo-otel"
 #: The only directory put on PYTHONPATH: it holds the layer's sitecustomize.py.
 BOOTSTRAP_PATH: Final = MOUNT_PATH + "/bootstrap"
+#: Where the layer lies inside the init image (Dockerfile: `COPY ... /lumigo-layer`): the
+#: init container copies it from there, and an image volume mounts it with this subPath.
+LAYER_IMAGE_SUBPATH: Final = "lumigo-layer"
 #: The autowrapt entry point name of the distro.
 AUTOWRAPT_ENTRY_POINT: Final = "lumigo_opentelemetry"
 
