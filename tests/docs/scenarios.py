@@ -133,4 +133,3 @@ def known(name: str) -> bool:
 
 def run_scenario(block: DocBlock, ws: Workspace, request: pytest.FixtureRequest) -> None:
     SCENARIOS[block.argument](block, ws, request)
-
