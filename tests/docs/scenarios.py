@@ -4,14 +4,16 @@ A block runs as written (bash, `set -euo pipefail`) in a fresh directory that lo
 checkout (every top-level entry of the repository linked in), with the environment stripped
 of Python, Lumigo and OTel settings and `UV_PROJECT` pointing at the repository, so `uv run`
 works as it does from the checkout. Placeholders such as `<token>` are the only text
-replaced, each by a test value.
+replaced, each by a test value; an optional flag written `[--flag]` is used.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,13 +21,16 @@ import pytest
 
 from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from tests.docs.doc_blocks import ROOT, DocBlock
+from tests.helpers.ecs import FIXTURES, container, env, load, secrets
 from tests.helpers.layer_apps import plain_env
+from tests.helpers.moto_server import MotoServer, shared_server
 from tests.helpers.need import executable, pyenv_python
 
 TOKEN = "t_docs0123456789abcdef"
 #: what a reader types for each placeholder the docs use
 PLACEHOLDERS = {"<token>": TOKEN}
 _PLACEHOLDER = re.compile(r"<[a-zA-Z][^<>|]*>")
+_OPTIONAL_FLAG = re.compile(r"\[(--[\w-]+)\]")
 
 #: an app that needs nothing but the OpenTelemetry API the distro brings
 APP = """\
@@ -52,10 +57,12 @@ class Workspace:
     def write(self, name: str, text: str) -> None:
         (self.dir / name).write_text(text)
 
-    def run(self, block: DocBlock) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, block: DocBlock, values: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run the block as written (placeholders filled in); fail the test if it fails."""
-        script = block.text
-        for placeholder, value in PLACEHOLDERS.items():
+        script = _OPTIONAL_FLAG.sub(r"\1", block.text)
+        for placeholder, value in {**PLACEHOLDERS, **(values or {})}.items():
             script = script.replace(placeholder, value)
         left = _PLACEHOLDER.findall(script)
         assert not left, f"{block.where}: no test value for placeholders {left}"
@@ -125,6 +132,36 @@ def layer_only(block: DocBlock, ws: Workspace, request: pytest.FixtureRequest) -
     assert len(debug) == 1 and debug[0].startswith(f"lumigo-otel layer: activated py{minor[1]}-")
     assert debug[0].endswith(", started lumigo_opentelemetry"), debug
     _exported_work(receiver, "web")
+
+
+@scenario("ecs-moto")
+def ecs_moto(block: DocBlock, ws: Workspace, request: pytest.FixtureRequest) -> None:
+    """README: rewrite a task definition file, then dry-run the live form against moto:
+    the file gets the layer and the token reference, the dry run prints a diff and
+    registers nothing."""
+    server: MotoServer = shared_server()
+    ws.env.update(server.env())
+    arn = server.client("secretsmanager").create_secret(
+        Name=f"lumigo/docs-{uuid.uuid4().hex[:8]}", SecretString=TOKEN
+    )["ARN"]
+    ecs = server.client("ecs")
+    ecs.create_cluster(clusterName="prod")
+    if not ecs.describe_services(cluster="prod", services=["web"])["services"]:
+        running = ecs.register_task_definition(**load("fargate-awsvpc.json"))["taskDefinition"]
+        ecs.create_service(
+            cluster="prod", serviceName="web", taskDefinition=running["taskDefinitionArn"]
+        )
+    before = ecs.describe_services(cluster="prod", services=["web"])["services"][0]
+    ws.write("taskdef.json", (FIXTURES / "fargate-awsvpc.json").read_text())
+    result = ws.run(block, {"<Secrets Manager or SSM ARN>": arn, "<ARN>": arn})
+    injected = json.loads((ws.dir / "injected.json").read_text())
+    app = container(injected, "api")
+    assert secrets(app)["LUMIGO_TRACER_TOKEN"] == arn
+    assert env(app)["PYTHONPATH"].endswith("/bootstrap")
+    assert result.stdout.startswith("--- ") and "\n+" in result.stdout, result.stdout
+    assert arn not in result.stderr, result.stderr  # the token secret was found
+    after = ecs.describe_services(cluster="prod", services=["web"])["services"][0]
+    assert after["taskDefinition"] == before["taskDefinition"]
 
 
 def known(name: str) -> bool:
