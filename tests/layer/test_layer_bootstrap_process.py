@@ -221,7 +221,10 @@ def test_broken_layer_means_untraced_app(scene311: Scene) -> None:
 
 @pytest.mark.parametrize(
     ("groups", "message"),
-    [("lumigo_opentelemetry", "distro import exploded"), ("other", "hook registration exploded")],
+    [
+        ("lumigo_opentelemetry", "distro import exploded"),
+        ("other,lumigo_opentelemetry", "hook registration exploded"),
+    ],
 )
 def test_hook_registration_failure_leaves_path_untouched(
     scene311: Scene, groups: str, message: str
