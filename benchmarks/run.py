@@ -36,6 +36,8 @@ from contenders import (  # noqa: E402
     installed_versions,
     venv_for,
 )
+from cpu import run_cpu  # noqa: E402
+from cpu import table as cpu_table  # noqa: E402
 from load import Server, run_wrk, timed_run  # noqa: E402
 from sinks import AgentSink, BlackHole  # noqa: E402
 
@@ -43,6 +45,8 @@ from lumigo_devtools.demo.apps import free_port  # noqa: E402
 from lumigo_devtools.receiver import OtlpReceiver  # noqa: E402
 
 APPS = HERE / "apps"
+CPU_NAMES = ("baseline", "ours", "ours-layer", "vanilla")
+CPU_QUICK_NAMES = ("baseline", "ours")
 VERSIONED = ["flask", "fastapi", "gunicorn", "uvicorn", "pymysql", "opentelemetry-sdk",
              "lumigo_opentelemetry", "ddtrace", "opentelemetry-distro"]
 
@@ -316,7 +320,9 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{value:.2f}{unit}"
 
 
-def build_report(bench: Bench, layer: dict[str, Any], webhook: dict[str, Any]) -> dict[str, Any]:
+def build_report(
+    bench: Bench, layer: dict[str, Any], webhook: dict[str, Any], cpu: dict[str, Any] | None = None
+) -> dict[str, Any]:
     s = bench.samples
     names = [c.name for c in bench.all]
     rows: list[tuple[str, Callable[[str], str]]] = []
@@ -380,6 +386,9 @@ def build_report(bench: Bench, layer: dict[str, Any], webhook: dict[str, Any]) -
         lines.append("")
         lines.append(f"layer: {len(layer['sets'])} sets {', '.join(layer['sets'])}: "
                      f"{layer['size_mib']:.1f} MiB on disk, copy {layer['copy_s'] * 1000:.0f} ms")
+    if cpu and cpu.get("rows"):
+        lines.append("")
+        lines.append(cpu_table(cpu))
     if webhook:
         lines.append("")
         lines.append("webhook admission (loopback TLS):")
@@ -403,6 +412,7 @@ def build_report(bench: Bench, layer: dict[str, Any], webhook: dict[str, Any]) -
         "raw": {m: dict(v) for m, v in s.data.items()},
         "layer": layer,
         "webhook": webhook,
+        "cpu": cpu or {},
         "notes": bench.notes,
         "text": "\n".join(lines),
     }
@@ -432,6 +442,21 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{layer.get('apparent_mib', 0):.1f} MiB of files, "
                 f"{layer['size_mib']:.1f} MiB of disk blocks (hard links counted once), copied in "
                 f"{layer['copy_s'] * 1000:.0f} ms."]
+    cpu = report.get("cpu") or {}
+    if cpu.get("rows"):
+        low, high = cpu["counts"]
+        out += ["", "Instructions per request under callgrind (`benchmarks/cpu.py`: the app's "
+                "WSGI/ASGI callable called in-process, `GET /hello`; marginal between "
+                f"{low} and {high} requests, all threads, export to a local OTLP receiver "
+                "included; does not move with the machine's load):", "",
+                "| contender | app | instructions/request | untraced/this | spans/request |",
+                "|---|---|---|---|---|"]
+        for row in cpu["rows"]:
+            ratio = row["ratio_untraced_to_this"]
+            out.append(f"| {row['contender']} | {row['app']} | "
+                       f"{row['instructions_per_request'] / 1e6:.3f} M | "
+                       f"{'-' if ratio is None else f'{ratio:.2f}'} | "
+                       f"{row['spans_per_request']:.2f} |")
     webhook = report.get("webhook") or {}
     if webhook.get("rows"):
         keys = [k for k in webhook["rows"][0] if isinstance(webhook["rows"][0][k], (int, float))]
@@ -467,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="wrk duration per figure")
     parser.add_argument("--only", nargs="*", help="contenders to run (baseline always runs)")
     parser.add_argument("--markdown", type=Path, help="write the table as Markdown (BENCHMARKS.md)")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the callgrind CPU figure")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
     seconds = args.seconds or (1.0 if args.quick else 5.0)
@@ -487,7 +513,13 @@ def main(argv: list[str] | None = None) -> int:
         bench.exporter_throughput()
         layer = bench.layer_figures()
         webhook = bench.webhook_figures()
-        report = build_report(bench, layer, webhook)
+        cpu = None
+        if not args.no_cpu:
+            print("instructions per request under callgrind", flush=True)
+            names = tuple(c.name for c in bench.all if c.name in CPU_NAMES)
+            cpu = run_cpu(CPU_QUICK_NAMES if bench.quick else names, quick=bench.quick,
+                          work=bench.work)
+        report = build_report(bench, layer, webhook, cpu)
     finally:
         bench.close()
     print()

@@ -37,6 +37,7 @@ class Library:
     tests: tuple[str, ...]  # the end-to-end test files that read the library's rows
     report: tuple[str, ...]  # distributions whose installed version goes in the table
     extra: tuple[str, ...] = ()  # what those tests add to the row's requirements
+    select: str = ""  # a pytest `-k` expression when the files hold other libraries' cases
 
 
 LIBRARIES: dict[str, Library] = {
@@ -50,6 +51,20 @@ LIBRARIES: dict[str, Library] = {
     "pymongo": Library(("tests/distro/test_instr_pymongo_app.py",), ("pymongo",)),
     "pymysql": Library(("tests/distro/test_instr_pymysql_app.py",), ("PyMySQL",)),
 }
+# the issue-14 libraries share one end-to-end file; `select` picks the library's cases
+_NEW_APPS = "tests/distro/test_instr_new_apps.py"
+LIBRARIES.update(
+    {
+        "django": Library((_NEW_APPS,), ("Django", "psycopg"), select="django"),
+        "psycopg2": Library((_NEW_APPS,), ("psycopg2-binary",), select="psycopg2"),
+        "psycopg": Library((_NEW_APPS,), ("psycopg",), select="psycopg and not psycopg2"),
+        "redis": Library((_NEW_APPS,), ("redis",), select="redis"),
+        "pika": Library((_NEW_APPS,), ("pika",), select="pika"),
+        "grpc": Library((_NEW_APPS,), ("grpcio",), select="grpc"),
+        "httpx": Library((_NEW_APPS,), ("httpx",), select="httpx"),
+        "langchain": Library((_NEW_APPS,), ("langchain-core",), select="langchain"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,7 @@ def run_tests(name: str, requirements: list[str], lib: Library) -> tuple[str, bo
         junit = Path(tmp) / "junit.xml"
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         proc = subprocess.run(
-            [*argv, f"--junitxml={junit}", *lib.tests],
+            [*argv, f"--junitxml={junit}", *lib.tests, *(("-k", lib.select) if lib.select else ())],
             cwd=REPO,
             env=env,
             capture_output=True,

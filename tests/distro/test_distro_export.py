@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from lumigo_devtools.receiver import OtlpReceiver
-from lumigo_opentelemetry.dependencies import REPORT_TIMEOUT_SECONDS, THREAD_NAME
+from lumigo_opentelemetry.config import DEFAULT_CONNECTION_TIMEOUT_SECONDS
+from lumigo_opentelemetry.dependencies import THREAD_NAME
 from tests.helpers.distro_apps import (
     APPS,
     PYTHON,
@@ -163,7 +164,7 @@ def test_dependency_report_is_sent_once(otlp_receiver: OtlpReceiver) -> None:
     report = reports[0]
     assert report["resourceAttributes"]["service.name"] == "distro-test-app"
     assert report["resourceAttributes"]["telemetry.sdk.language"] == "python"
-    packages = {p["name"].lower(): p["version"] for p in report["packages"]}
+    packages = {p["name"].lower(): p["version"] for p in report["dependencies"]}
     assert packages["opentelemetry-sdk"] == version("opentelemetry-sdk")
     assert packages["lumigo_opentelemetry"] == version("lumigo_opentelemetry")
     (request,) = [r for r in otlp_receiver.requests() if r.path.endswith("/v1/dependencies")]
@@ -231,7 +232,7 @@ def test_hanging_dependency_endpoint_delays_neither_start_nor_exit(
     # main started while the report was still pending (the server never answers)...
     assert THREAD_NAME in report["threads_at_start"]
     # ...and exit did not wait for the report's timeout
-    assert elapsed < baseline + REPORT_TIMEOUT_SECONDS - 1.0
+    assert elapsed < baseline + DEFAULT_CONNECTION_TIMEOUT_SECONDS - 1.0
 
 
 def test_forked_workers_export_and_dump_each_span_once(

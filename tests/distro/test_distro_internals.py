@@ -13,8 +13,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from lumigo_opentelemetry._activation import DisabledTracerProvider
+from lumigo_opentelemetry.config import authorization_header
 from lumigo_opentelemetry.dependencies import installed_distributions, report_payload
-from lumigo_opentelemetry.export.otlp import DeadlineExporter, authorization_header
+from lumigo_opentelemetry.export.otlp import DeadlineExporter
 from lumigo_opentelemetry.export.spandump import SpanDumpProcessor, append_line
 from lumigo_opentelemetry.masking import Masking
 from lumigo_opentelemetry.resources.ecs import attributes_from_documents, ecs_attributes
@@ -164,7 +165,7 @@ def test_unwritable_span_dump_never_raises(tmp_path: Path) -> None:
 def test_report_payload() -> None:
     payload = report_payload({"service.name": "s", "tags": ("a", "b")})
     assert payload["resourceAttributes"] == {"service.name": "s", "tags": ["a", "b"]}
-    names = [p["name"].lower() for p in payload["packages"]]
+    names = [p["name"].lower() for p in payload["dependencies"]]
     assert "opentelemetry-sdk" in names and len(names) == len(set(names))
     json.dumps(payload)  # serialisable
 

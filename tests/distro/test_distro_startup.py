@@ -64,4 +64,4 @@ def test_forks_during_the_dependency_report_leave_children_able_to_import(
     assert result.returncode == 0, result.stderr
     assert last_json(result.stdout)["children"] == ["0"] * 12
     [report] = otlp_receiver.wait_for_dependencies()
-    assert any(p["name"].lower() == "opentelemetry-sdk" for p in report["packages"])
+    assert any(p["name"].lower() == "opentelemetry-sdk" for p in report["dependencies"])

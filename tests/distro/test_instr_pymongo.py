@@ -54,12 +54,13 @@ def test_commands_are_client_spans_with_the_masked_command(
     assert insert.attributes["net.peer.name"] == "127.0.0.1"
     assert {insert.parent_span_id, find.parent_span_id} == {signup.span_id}
 
-    statement = json.loads(insert.attributes["db.statement"])
+    assert insert.attributes["db.statement"] == "insert"  # upstream: the command name
+    statement = json.loads(insert.attributes["db.request.body"])
     assert statement["insert"] == "users"
     assert statement["documents"][0]["name"] == "Ada"
     assert statement["documents"][0]["password"] == "****"
     assert "lsid" not in statement
-    assert json.loads(find.attributes["db.statement"])["filter"] == {"name": "Ada"}
+    assert json.loads(find.attributes["db.request.body"])["filter"] == {"name": "Ada"}
     reply = json.loads(find.attributes["db.response.body"])
     assert reply["cursor"]["firstBatch"][0]["password"] == "****"
     assert "hunter2" not in json.dumps([s.attributes for s in spans])
@@ -82,8 +83,8 @@ def test_huge_commands_are_truncated(
 ) -> None:
     client.shop.logs.insert_one({"line": "y" * 20_000})
     span = receiver.wait_for_spans(1, where=lambda s: s.name == "shop.insert")[0]
-    assert len(span.attributes["db.statement"]) == 2048
-    assert span.attributes["db.statement"].startswith('{"insert": "logs"')
+    assert len(span.attributes["db.request.body"]) == 2048
+    assert span.attributes["db.request.body"].startswith('{"insert": "logs"')
 
 
 def test_a_failing_capture_drops_only_that_attribute(
@@ -101,6 +102,7 @@ def test_a_failing_capture_drops_only_that_attribute(
     spans = receiver.wait_for_spans(2, where=lambda s: s.name.startswith("shop."))
     insert = one(spans, "shop.insert")
     assert insert.attributes["db.statement"] == "insert"  # upstream's bare command name
+    assert "db.request.body" not in insert.attributes
     assert "db.response.body" not in insert.attributes
 
 

@@ -48,9 +48,10 @@ def test_mongo_app_is_traced_with_masked_commands(
         assert span.attributes["db.system"] == "mongodb"
         assert span.attributes["db.name"] == "shop"
         assert span.attributes["net.peer.port"] == mongo.port
-    statement = json.loads(insert.attributes["db.statement"])
+    assert insert.attributes["db.statement"] == "insert"  # upstream: the command name
+    statement = json.loads(insert.attributes["db.request.body"])
     assert statement["insert"] == "users"
     assert statement["documents"][0]["password"] == "****"
     assert statement["documents"][0]["plan"] == "pro"
-    assert json.loads(find.attributes["db.statement"])["filter"] == {"name": "Ada"}
+    assert json.loads(find.attributes["db.request.body"])["filter"] == {"name": "Ada"}
     assert "hunter2" not in json.dumps([s.attributes for s in otlp_receiver.spans()])

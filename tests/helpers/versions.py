@@ -45,6 +45,18 @@ MATRIX: dict[str, dict[str, list[str]]] = {
         "1.1": ["pymysql==1.1.*"],
         "newest": ["pymysql"],
     },
+    # the libraries of issue 14 (tests/distro/test_instr_new_apps.py)
+    "django": {
+        "oldest": ["django==4.2.*", "psycopg[binary]==3.1.*"],
+        "newest": ["django", "psycopg[binary]"],
+    },
+    "psycopg2": {"oldest": ["psycopg2-binary==2.9.5"], "newest": ["psycopg2-binary"]},
+    "psycopg": {"oldest": ["psycopg[binary]==3.1.*"], "newest": ["psycopg[binary]"]},
+    "redis": {"oldest": ["redis==4.6.*"], "newest": ["redis"]},
+    "pika": {"oldest": ["pika==1.2.*"], "newest": ["pika"]},
+    "grpc": {"oldest": ["grpcio==1.51.*"], "newest": ["grpcio"]},
+    "httpx": {"oldest": ["httpx==0.23.*"], "newest": ["httpx"]},
+    "langchain": {"oldest": ["langchain-core==0.3.*"], "newest": ["langchain-core"]},
 }
 
 

@@ -2,7 +2,8 @@
 
 Used by `lumigo-injector demo` to show traces without a Lumigo account, by the
 tests as the real receiving end of the exporter, and by the benchmarks. It also
-accepts the distro's dependency report (`POST /v1/dependencies`, JSON).
+accepts the distro's dependency report (`POST /v1/dependencies`, JSON) and OTLP/HTTP
+log records (`POST /v1/logs`, `ExportLogsServiceRequest`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -77,6 +82,44 @@ class ReceivedRequest:
     body: bytes = b""
 
 
+@dataclass(frozen=True)
+class ReceivedLog:
+    """One log record as it arrived, decoded to plain Python values."""
+
+    body: Any
+    severity_text: str
+    severity_number: int
+    trace_id: str
+    span_id: str
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    scope: str
+
+
+def decode_logs_request(payload: bytes) -> list[ReceivedLog]:
+    """Decode an OTLP `ExportLogsServiceRequest` protobuf into log records."""
+    request = ExportLogsServiceRequest()
+    request.ParseFromString(payload)
+    records: list[ReceivedLog] = []
+    for resource_logs in request.resource_logs:
+        resource = _attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                records.append(
+                    ReceivedLog(
+                        body=_any_value(record.body),
+                        severity_text=record.severity_text,
+                        severity_number=int(record.severity_number),
+                        trace_id=record.trace_id.hex(),
+                        span_id=record.span_id.hex(),
+                        attributes=_attributes(record.attributes),
+                        resource=resource,
+                        scope=scope_logs.scope.name,
+                    )
+                )
+    return records
+
+
 def decode_export_request(payload: bytes) -> list[ReceivedSpan]:
     """Decode an OTLP `ExportTraceServiceRequest` protobuf into spans."""
     request = ExportTraceServiceRequest()
@@ -109,6 +152,7 @@ class _State:
     spans: list[ReceivedSpan] = field(default_factory=list)
     requests: list[ReceivedRequest] = field(default_factory=list)
     dependencies: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[ReceivedLog] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -163,7 +207,7 @@ def _make_handler(
                     return
                 with state.cond:
                     state.spans.extend(spans)
-                    state.requests.append(ReceivedRequest(path, headers, len(spans)))
+                    state.requests.append(ReceivedRequest(path, headers, len(spans), body))
                     state.cond.notify_all()
                 if on_spans is not None and spans:
                     on_spans(spans)
@@ -171,6 +215,22 @@ def _make_handler(
                     200,
                     ExportTraceServiceResponse().SerializeToString(),
                     "application/x-protobuf",
+                )
+                return
+            if path.endswith("/v1/logs"):
+                try:
+                    records = decode_logs_request(body)
+                except Exception as exc:  # a protobuf DecodeError, or worse
+                    with state.cond:
+                        state.errors.append(f"bad ExportLogsServiceRequest: {exc}")
+                    self._reply(400, b"bad ExportLogsServiceRequest", "text/plain")
+                    return
+                with state.cond:
+                    state.logs.extend(records)
+                    state.requests.append(ReceivedRequest(path, headers, 0, body))
+                    state.cond.notify_all()
+                self._reply(
+                    200, ExportLogsServiceResponse().SerializeToString(), "application/x-protobuf"
                 )
                 return
             if path.endswith("/v1/dependencies"):
@@ -257,6 +317,28 @@ class OtlpReceiver:
         with self._state.cond:
             return list(self._state.dependencies)
 
+    def logs(self) -> list[ReceivedLog]:
+        with self._state.cond:
+            return list(self._state.logs)
+
+    def wait_for_logs(
+        self,
+        count: int = 1,
+        timeout: float = 15.0,
+        where: Callable[[ReceivedLog], bool] | None = None,
+    ) -> list[ReceivedLog]:
+        """Wait until at least `count` log records (matching `where`) arrived; return those."""
+        match = where or (lambda _r: True)
+        deadline = time.monotonic() + timeout
+        with self._state.cond:
+            while sum(1 for r in self._state.logs if match(r)) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    bodies = [r.body for r in self._state.logs]
+                    raise TimeoutError(f"log records never matched within {timeout}s; got {bodies}")
+                self._state.cond.wait(remaining)
+            return [r for r in self._state.logs if match(r)]
+
     def errors(self) -> list[str]:
         with self._state.cond:
             return list(self._state.errors)
@@ -266,6 +348,7 @@ class OtlpReceiver:
             self._state.spans.clear()
             self._state.requests.clear()
             self._state.dependencies.clear()
+            self._state.logs.clear()
 
     def wait_for(
         self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 15.0

@@ -1,7 +1,9 @@
 """Lumigo's OpenTelemetry distribution for Python.
 
 Activated by `AUTOWRAPT_BOOTSTRAP=lumigo_opentelemetry` or by `import lumigo_opentelemetry`
-(both at once initialise once). Public API: `tracer_provider`, `init()`, `logger`.
+(both at once initialise once). Public API: `tracer_provider`, `logger_provider`, `init()`,
+`logger`, and the helpers upstream documents: `lumigo_wrapped`, `create_programmatic_error`,
+`add_execution_tags`.
 
 This file must stay parseable and importable by old interpreters: the version guard comes
 before anything that needs Python 3.9.
@@ -9,7 +11,15 @@ before anything that needs Python 3.9.
 
 import sys
 
-__all__ = ["init", "logger", "tracer_provider"]
+__all__ = [
+    "add_execution_tags",
+    "create_programmatic_error",
+    "init",
+    "logger",
+    "logger_provider",
+    "lumigo_wrapped",
+    "tracer_provider",
+]
 
 if sys.version_info < (3, 9):  # noqa: UP036 - the guard is the point
     sys.stderr.write(
@@ -21,21 +31,48 @@ if sys.version_info < (3, 9):  # noqa: UP036 - the guard is the point
 
     logger = logging.getLogger("lumigo-opentelemetry")
     tracer_provider = None
+    logger_provider = None
 
     def init():  # type: ignore[no-untyped-def]
         """Does nothing on an unsupported Python."""
         return None
 
+    def lumigo_wrapped(func):  # type: ignore[no-untyped-def]
+        """Returns `func` unchanged on an unsupported Python."""
+        return func
+
+    def create_programmatic_error(error_message, error_type):  # type: ignore[no-untyped-def]
+        """Does nothing on an unsupported Python."""
+        return None
+
+    def add_execution_tags(tags, only_current_span=False):  # type: ignore[no-untyped-def]
+        """Does nothing on an unsupported Python."""
+        return None
+
 else:
-    from lumigo_opentelemetry._activation import DisabledTracerProvider, ProviderLike, activate
+    from lumigo_opentelemetry._activation import (
+        DisabledLoggerProvider,
+        DisabledTracerProvider,
+        LoggerProviderLike,
+        ProviderLike,
+        activate,
+        current_logger_provider,
+    )
     from lumigo_opentelemetry._logging import logger
+    from lumigo_opentelemetry.api import (
+        add_execution_tags,
+        create_programmatic_error,
+        lumigo_wrapped,
+    )
     from lumigo_opentelemetry.version import __version__ as __version__
 
     tracer_provider: ProviderLike = DisabledTracerProvider()
+    logger_provider: LoggerProviderLike = DisabledLoggerProvider()
 
     def init() -> None:
         """Initialise tracing (once per process; later calls do nothing)."""
-        global tracer_provider
+        global tracer_provider, logger_provider
         tracer_provider = activate()
+        logger_provider = current_logger_provider()
 
     init()

@@ -6,16 +6,75 @@ logged by `init()`) and the documented default.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
-from typing import FrozenSet, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Optional, Pattern, Tuple
 
 from lumigo_opentelemetry.masking import Masking
 
-DEFAULT_ENDPOINT = "https://ga-otlp.lumigo-tracer-edge.golumigo.com/v1/traces"
-DEFAULT_DEPENDENCIES_ENDPOINT = "https://ga-otlp.lumigo-tracer-edge.golumigo.com/v1/dependencies"
+_LUMIGO_BASE_URL = "https://ga-otlp.lumigo-tracer-edge.golumigo.com"
+DEFAULT_ENDPOINT = f"{_LUMIGO_BASE_URL}/v1/traces"
+DEFAULT_LOGS_ENDPOINT = f"{_LUMIGO_BASE_URL}/v1/logs"
+DEFAULT_DEPENDENCIES_ENDPOINT = f"{_LUMIGO_BASE_URL}/v1/dependencies"
 DEFAULT_ATTRIBUTE_LENGTH_LIMIT = 2048
 DEFAULT_EXPORT_TIMEOUT_SECONDS = 5.0
+DEFAULT_CONNECTION_TIMEOUT_SECONDS = 3.0
+TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
+
+#: the batch span processor defaults (the SDK's), used when OTEL_BSP_* is unset
+BSP_DEFAULT_MAX_QUEUE_SIZE = 2048
+BSP_DEFAULT_SCHEDULE_DELAY_MS = 5000
+BSP_DEFAULT_MAX_BATCH = 512
+BSP_DEFAULT_EXPORT_TIMEOUT_MS = 30000
+
+#: OTEL_TRACES_SAMPLER values the distro understands (the SDK's built-in samplers)
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+DEFAULT_SAMPLER = "parentbased_always_on"
+
+#: instrumentation names as upstream's README and its internal ids spell them -> ours
+INSTRUMENTATION_ALIASES: Dict[str, str] = {
+    "fast-api": "fastapi",
+    "boto3": "botocore",
+    "boto": "botocore",
+    "pymongo": "pymongo",
+    "pymysql": "pymysql",
+    "requests": "requests",
+    "flask": "flask",
+    "fastapi": "fastapi",
+    "botocore": "botocore",
+    "grpcio": "grpc",
+    "psycopg3": "psycopg",
+    "redis-py": "redis",
+    "kafka-python": "kafka",
+    "kafka_python": "kafka",
+}
+
+
+def authorization_header(token: str) -> str:
+    """The `Authorization` header value every request to Lumigo carries."""
+    return f"LumigoToken {token}"
+
+
+def signal_url(raw: str, path: str) -> str:
+    """An OTLP/HTTP URL for one signal: a base URL (no path, or `/`) gets `path` appended,
+    the way OTEL_EXPORTER_OTLP_ENDPOINT does; a URL with a path is used as given."""
+    from urllib.parse import urlsplit, urlunsplit  # only for a URL the user gave
+
+    parts = urlsplit(raw)
+    if parts.path in ("", "/"):
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+    return raw
+
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
@@ -46,6 +105,28 @@ class Config:
     bsp_max_queue_size: Optional[int] = None
     bsp_max_export_batch_size: Optional[int] = None
     bsp_export_timeout_ms: Optional[int] = None
+    #: LUMIGO_ENABLE_TRACES=false: no instrumentation, no span export
+    enable_traces: bool = True
+    #: LUMIGO_ENABLE_LOGS / LUMIGO_LOGS_ENDPOINT / LUMIGO_DEBUG_LOGDUMP
+    enable_logs: bool = False
+    logs_endpoint: str = DEFAULT_LOGS_ENDPOINT
+    logdump_path: Optional[str] = None
+    #: LUMIGO_TAG (resource `lumigo.tag`) and LUMIGO_CONTAINER_NAME (`k8s.container.name`)
+    tag: Optional[str] = None
+    container_name: Optional[str] = None
+    #: LUMIGO_CONNECTION_TIMEOUT: seconds for the distro's own HTTP calls (dependency report)
+    connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT_SECONDS
+    #: LUMIGO_AUTO_FILTER_EMPTY_SQS: drop SQS ReceiveMessage spans that got no message
+    auto_filter_empty_sqs: bool = True
+    #: LUMIGO_FILTER_HTTP_ENDPOINTS_REGEX[_SERVER|_CLIENT], compiled
+    filter_endpoints: Tuple[Pattern[str], ...] = ()
+    filter_server_endpoints: Tuple[Pattern[str], ...] = ()
+    filter_client_endpoints: Tuple[Pattern[str], ...] = ()
+    #: OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG
+    sampler: str = DEFAULT_SAMPLER
+    sampler_ratio: float = 1.0
+    #: LUMIGO_INSTRUMENT_GRPC_PAYLOADS: gRPC request/response messages on the spans
+    grpc_payloads: bool = True
 
     @property
     def endpoint_is_default(self) -> bool:
@@ -114,6 +195,68 @@ class Config:
         if not endpoint.startswith(("http://", "https://")):
             warnings.append(f"LUMIGO_ENDPOINT={endpoint!r} is not an http(s) URL; using default")
             endpoint = DEFAULT_ENDPOINT
+        if endpoint != DEFAULT_ENDPOINT:
+            endpoint = signal_url(endpoint, TRACES_PATH)
+
+        logs_endpoint = (env.get("LUMIGO_LOGS_ENDPOINT") or "").strip()
+        if logs_endpoint and not logs_endpoint.startswith(("http://", "https://")):
+            warnings.append(
+                f"LUMIGO_LOGS_ENDPOINT={logs_endpoint!r} is not an http(s) URL; using default"
+            )
+            logs_endpoint = ""
+        if logs_endpoint:
+            logs_endpoint = signal_url(logs_endpoint, LOGS_PATH)
+        elif endpoint != DEFAULT_ENDPOINT and endpoint.endswith(TRACES_PATH):
+            # logs go where the traces go (e.g. the same collector)
+            logs_endpoint = endpoint[: -len(TRACES_PATH)] + LOGS_PATH
+        else:
+            logs_endpoint = DEFAULT_LOGS_ENDPOINT
+
+        def regexes(name: str) -> Tuple[Pattern[str], ...]:
+            raw = env.get(name)
+            if raw is None or not raw.strip():
+                return ()
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = None
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                warnings.append(f"{name}={raw!r} is not a JSON list of strings; ignored")
+                return ()
+            compiled = []
+            for item in value:
+                try:
+                    compiled.append(re.compile(item))
+                except re.error as exc:
+                    warnings.append(f"{name}: regex {item!r} is invalid ({exc}); skipped")
+            return tuple(compiled)
+
+        sampler = (env.get("OTEL_TRACES_SAMPLER") or "").strip().lower() or DEFAULT_SAMPLER
+        if sampler not in SAMPLERS:
+            warnings.append(
+                f"OTEL_TRACES_SAMPLER={sampler!r} is not one of {', '.join(SAMPLERS)};"
+                f" using {DEFAULT_SAMPLER}"
+            )
+            sampler = DEFAULT_SAMPLER
+        sampler_ratio = 1.0
+        raw_ratio = (env.get("OTEL_TRACES_SAMPLER_ARG") or "").strip()
+        if raw_ratio and sampler.endswith("traceidratio"):
+            try:
+                sampler_ratio = float(raw_ratio)
+                if not 0.0 <= sampler_ratio <= 1.0:
+                    raise ValueError
+            except ValueError:
+                warnings.append(
+                    f"OTEL_TRACES_SAMPLER_ARG={raw_ratio!r} is not a ratio in [0, 1]; using 1.0"
+                )
+                sampler_ratio = 1.0
+
+        tag = (env.get("LUMIGO_TAG") or "").strip() or None
+        if tag is not None and ";" in tag:
+            warnings.append(f"LUMIGO_TAG={tag!r} contains ';', which is not allowed; ignored")
+            tag = None
+
+        connection_timeout = positive_float("LUMIGO_CONNECTION_TIMEOUT")
 
         dependencies_endpoint = (
             env.get("LUMIGO_DEPENDENCIES_ENDPOINT") or ""
@@ -133,19 +276,23 @@ class Config:
         bsp_export_timeout = positive_int("OTEL_BSP_EXPORT_TIMEOUT")
         max_queue = positive_int("OTEL_BSP_MAX_QUEUE_SIZE")
         max_batch = positive_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
-        effective_queue = max_queue or 2048
+        effective_queue = max_queue or BSP_DEFAULT_MAX_QUEUE_SIZE
         if max_batch is not None and max_batch > effective_queue:
             warnings.append(
                 f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE={max_batch} exceeds the queue size"
                 f" {effective_queue}; using {effective_queue}"
             )
             max_batch = effective_queue
-        if max_batch is None and effective_queue < 512:
+        if max_batch is None and effective_queue < BSP_DEFAULT_MAX_BATCH:
             max_batch = effective_queue
 
         disabled = frozenset(
             part.strip().lower()
             for part in env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")
+            if part.strip()
+        ) | frozenset(
+            INSTRUMENTATION_ALIASES.get(part.strip().lower(), part.strip().lower())
+            for part in env.get("LUMIGO_DISABLE_INSTRUMENTATION", "").split(",")
             if part.strip()
         )
 
@@ -165,6 +312,20 @@ class Config:
             bsp_max_queue_size=max_queue,
             bsp_max_export_batch_size=max_batch,
             bsp_export_timeout_ms=bsp_export_timeout,
+            enable_traces=flag("LUMIGO_ENABLE_TRACES", True),
+            enable_logs=flag("LUMIGO_ENABLE_LOGS", False),
+            logs_endpoint=logs_endpoint,
+            logdump_path=(env.get("LUMIGO_DEBUG_LOGDUMP") or "").strip() or None,
+            tag=tag,
+            container_name=(env.get("LUMIGO_CONTAINER_NAME") or "").strip() or None,
+            connection_timeout=connection_timeout or DEFAULT_CONNECTION_TIMEOUT_SECONDS,
+            auto_filter_empty_sqs=flag("LUMIGO_AUTO_FILTER_EMPTY_SQS", True),
+            filter_endpoints=regexes("LUMIGO_FILTER_HTTP_ENDPOINTS_REGEX"),
+            filter_server_endpoints=regexes("LUMIGO_FILTER_HTTP_ENDPOINTS_REGEX_SERVER"),
+            filter_client_endpoints=regexes("LUMIGO_FILTER_HTTP_ENDPOINTS_REGEX_CLIENT"),
+            sampler=sampler,
+            sampler_ratio=sampler_ratio,
+            grpc_payloads=flag("LUMIGO_INSTRUMENT_GRPC_PAYLOADS", True),
             warnings=tuple(warnings),
         )
 

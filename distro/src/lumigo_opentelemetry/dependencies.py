@@ -1,9 +1,12 @@
 """The start-up dependency report: resource attributes and installed distributions.
 
-Sent once, only with a token, the default endpoint and `LUMIGO_REPORT_DEPENDENCIES` not
-false, on a daemon thread with a short timeout: it never delays start-up, and a daemon
-thread never delays interpreter exit. Even the imports it needs (importlib.metadata, the
-HTTP client) happen on that thread, not during the app's start-up.
+The body is `{"resourceAttributes": {...}, "dependencies": [{"name", "version"}, ...]}`,
+the contract of Lumigo's backend; the resource's `process.environ` is left out (the
+environment has no business there). Sent once, only with a token, the default endpoint
+and `LUMIGO_REPORT_DEPENDENCIES` not false, on a daemon thread with a short timeout
+(`LUMIGO_CONNECTION_TIMEOUT`, 3 s): it never delays start-up, and a daemon thread never
+delays interpreter exit. Even the imports it needs (importlib.metadata, the HTTP client)
+happen on that thread, not during the app's start-up.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import threading
 from typing import Any, Dict, List, Mapping
 
 from lumigo_opentelemetry._logging import logger
-from lumigo_opentelemetry.config import Config
+from lumigo_opentelemetry.config import Config, authorization_header
 
-REPORT_TIMEOUT_SECONDS = 3.0
+#: resource attributes that never go into the report
+EXCLUDED_ATTRIBUTES = frozenset({"process.environ"})
 THREAD_NAME = "lumigo-dependency-report"
 
 
@@ -39,25 +43,24 @@ def installed_distributions() -> List[Dict[str, str]]:
 
 def report_payload(resource_attributes: Mapping[str, Any]) -> Dict[str, Any]:
     attributes = {
-        k: (list(v) if isinstance(v, tuple) else v) for k, v in resource_attributes.items()
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in resource_attributes.items()
+        if k not in EXCLUDED_ATTRIBUTES
     }
-    return {"resourceAttributes": attributes, "packages": installed_distributions()}
+    return {"resourceAttributes": attributes, "dependencies": installed_distributions()}
 
 
-def send_report(url: str, token: str, resource_attributes: Mapping[str, Any]) -> None:
-    _post(url, token, json.dumps(report_payload(resource_attributes)).encode("utf-8"))
-
-
-def _post(url: str, token: str, body: bytes) -> None:
+def post_report(url: str, token: str, body: bytes, timeout: float) -> None:
+    """POST the report body (JSON) with the Lumigo token; raises on failure."""
     from urllib.request import Request, urlopen
 
     request = Request(
         url,
         data=body,
         method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"LumigoToken {token}"},
+        headers={"Content-Type": "application/json", "Authorization": authorization_header(token)},
     )
-    with urlopen(request, timeout=REPORT_TIMEOUT_SECONDS) as response:
+    with urlopen(request, timeout=timeout) as response:
         response.read()
 
 
@@ -100,6 +103,7 @@ def report_in_background(config: Config, resource_attributes: Mapping[str, Any])
         return
     token = config.token
     url = config.dependencies_endpoint
+    timeout = config.connection_timeout
     attributes = dict(resource_attributes)
     guard = _ForkGuard()
 
@@ -113,7 +117,7 @@ def report_in_background(config: Config, resource_attributes: Mapping[str, Any])
                 import urllib.request  # noqa: F401
 
                 body = json.dumps(report_payload(attributes)).encode("utf-8")
-            _post(url, token, body)
+            post_report(url, token, body, timeout)
             logger.debug("dependency report sent to %s", url)
         except Exception as exc:
             logger.debug("dependency report to %s failed: %s", url, exc)

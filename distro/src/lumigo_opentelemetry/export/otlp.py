@@ -19,26 +19,36 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from lumigo_opentelemetry._logging import logger
-from lumigo_opentelemetry.config import Config
+from lumigo_opentelemetry.config import (
+    BSP_DEFAULT_EXPORT_TIMEOUT_MS,
+    BSP_DEFAULT_MAX_BATCH,
+    BSP_DEFAULT_MAX_QUEUE_SIZE,
+    BSP_DEFAULT_SCHEDULE_DELAY_MS,
+    Config,
+    authorization_header,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 
-BSP_DEFAULT_MAX_QUEUE_SIZE = 2048
-BSP_DEFAULT_SCHEDULE_DELAY_MS = 5000
-BSP_DEFAULT_MAX_BATCH = 512
-BSP_DEFAULT_EXPORT_TIMEOUT_MS = 30000
+__all__ = [
+    "BSP_DEFAULT_EXPORT_TIMEOUT_MS",
+    "BSP_DEFAULT_MAX_BATCH",
+    "BSP_DEFAULT_MAX_QUEUE_SIZE",
+    "BSP_DEFAULT_SCHEDULE_DELAY_MS",
+    "DeadlineExporter",
+    "authorization_header",
+    "build_batch_processor",
+    "build_exporter",
+    "otlp_exporter",
+]
 
 
 def _call(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
     method = ref()
     if method is not None:
         method()
-
-
-def authorization_header(token: str) -> str:
-    return f"LumigoToken {token}"
 
 
 class DeadlineExporter(SpanExporter):
@@ -109,6 +119,8 @@ class DeadlineExporter(SpanExporter):
             return SpanExportResult.FAILURE
         inner = self._exporter()
         if inner is None:
+            if self._exiting():
+                self._dropped += len(spans)
             return SpanExportResult.FAILURE
         try:
             result = inner.export(spans)
@@ -116,6 +128,8 @@ class DeadlineExporter(SpanExporter):
             logger.debug("span export failed: %r", exc)
             result = SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS and self._exiting():
+            # the batch that failed is lost too: count it with those dropped after it
+            self._dropped += len(spans)
             self._gave_up = True
         return result
 
@@ -130,16 +144,17 @@ class DeadlineExporter(SpanExporter):
 
 
 def otlp_exporter(config: Config) -> SpanExporter:
-    """The OTLP/HTTP protobuf exporter to `config.endpoint` with the Lumigo token header."""
+    """The OTLP/HTTP protobuf exporter to `config.endpoint` with the Lumigo token header
+    (our encoder, the SDK's transport: see `http_exporter`)."""
     # requests imports `netrc` lazily on its first request; importing it now keeps the export
     # path free of imports, so a fork during an export cannot inherit a held import lock.
     import netrc  # noqa: F401
 
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from lumigo_opentelemetry.export.http_exporter import LumigoSpanExporter
 
     if not config.token:
         raise ValueError("the OTLP exporter needs LUMIGO_TRACER_TOKEN")
-    exporter: SpanExporter = OTLPSpanExporter(
+    exporter: SpanExporter = LumigoSpanExporter(
         endpoint=config.endpoint,
         headers={"Authorization": authorization_header(config.token)},
         timeout=config.export_timeout,

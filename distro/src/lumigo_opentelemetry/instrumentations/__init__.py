@@ -1,18 +1,17 @@
 """The instrumentation registry: one lazy post-import hook per supported library.
 
 `install_hooks()` registers, for every enabled name in `KNOWN`, a post-import hook
-(`_post_import.when_imported`) on the library's top module. Nothing of the library, of
-its instrumentation or of wrapt is imported until the application imports the library.
-Then the hook imports `lumigo_opentelemetry.instrumentations.<name>`, checks the
-installed library version against the range the upstream instrumentor declares (out of
-range: one info line, the library is left alone) and calls its
+(`_post_import.when_imported`) on the library's module `HOOK_MODULES[name]`. Nothing of
+the library, of its instrumentation or of wrapt is imported until the application
+imports that module. Then the hook imports `lumigo_opentelemetry.instrumentations.<name>`,
+checks the installed library version against the range the upstream instrumentor
+declares (out of range: one info line, the library is left alone) and calls its
 `instrument(config, tracer_provider)`.
 
-Each instrumentation module defines:
-
-- `NAME: str` and `HOOK_MODULE: str` (equal to this registry's `HOOK_MODULES[NAME]`),
-- `instrumentor() -> BaseInstrumentor`: the upstream instrumentor (for the version gate),
-- `instrument(config, tracer_provider) -> None`.
+Every instrumentation module satisfies the `Instrumentation` protocol (mypy checks each
+module against it below; a test checks it at run time and that `HOOK_MODULES` is exactly
+what the modules declare). The table is spelled out here rather than read from the
+modules because reading it would import every instrumentation module at start-up.
 
 Every step is guarded: a failure is logged and the application runs untraced.
 """
@@ -22,16 +21,39 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Set
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Protocol, Set, Tuple, runtime_checkable
 
 from lumigo_opentelemetry.instrumentations._post_import import when_imported
 
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+        BaseInstrumentor,
+    )
     from opentelemetry.sdk.trace import TracerProvider
 
     from lumigo_opentelemetry.config import Config
+
+
+@runtime_checkable
+class Instrumentation(Protocol):
+    """The contract of every module `lumigo_opentelemetry.instrumentations.<NAME>`."""
+
+    #: the name in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS and in `HOOK_MODULES`
+    NAME: str
+    #: the library module whose import activates the instrumentation
+    HOOK_MODULE: str
+
+    def instrumentor(self) -> BaseInstrumentor:
+        """The upstream instrumentor: its declared dependencies are the version gate."""
+
+    def instrument(self, config: Config, tracer_provider: TracerProvider) -> None:
+        """Instrument the library; a second call must not instrument it twice."""
+
+    def uninstrument(self) -> None:
+        """Undo `instrument()` as far as the library allows (tests use it)."""
+
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -43,8 +65,40 @@ HOOK_MODULES: Dict[str, str] = {
     "pymongo": "pymongo",
     "pymysql": "pymysql",
     "requests": "requests",
+    "django": "django",
+    "psycopg2": "psycopg2",
+    "psycopg": "psycopg",
+    "redis": "redis",
+    "pika": "pika",
+    "grpc": "grpc",
+    "httpx": "httpx",
+    "langchain": "langchain_core",
 }
-KNOWN = tuple(HOOK_MODULES)
+KNOWN: Tuple[str, ...] = tuple(HOOK_MODULES)
+
+if TYPE_CHECKING:
+    # mypy checks every module against the protocol here
+    from lumigo_opentelemetry.instrumentations import (
+        botocore,
+        django,
+        fastapi,
+        flask,
+        grpc,
+        httpx,
+        langchain,
+        pika,
+        psycopg,
+        psycopg2,
+        pymongo,
+        pymysql,
+        redis,
+        requests,
+    )
+
+    _CHECKED: Tuple[Instrumentation, ...] = (
+        botocore, django, fastapi, flask, grpc, httpx, langchain,
+        pika, psycopg, psycopg2, pymongo, pymysql, redis, requests,
+    )  # fmt: skip
 
 _lock = threading.RLock()
 _activated: Set[str] = set()

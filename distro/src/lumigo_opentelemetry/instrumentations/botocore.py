@@ -11,6 +11,13 @@ read, so the app gets them intact: an upload from a file and a streamed download
 GetObject) have headers only; an upload of `bytes` is peeked at in botocore's buffer.
 
 SQS `ReceiveMessage` responses get the receive scope (see `sqs_scope`).
+
+Upstream's attributes come on top (see `aws_fields`): `aws.service`, `aws.region`,
+`region`, `http.method` (the operation), `http.url`, `aws.resource.name`, `messageId`; for
+SQS, SNS and Lambda `http.request.body` is the message or payload, as upstream sends it
+(other services keep the body really sent). An SQS ReceiveMessage that got no message is
+not exported (`LUMIGO_AUTO_FILTER_EMPTY_SQS`, default true), nor is a call whose `http.url`
+matches `LUMIGO_FILTER_HTTP_ENDPOINTS_REGEX[_CLIENT]`.
 """
 
 from __future__ import annotations
@@ -55,25 +62,76 @@ class _Capture:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.spans: weakref.WeakSet[trace.Span] = weakref.WeakSet()
+        # spans whose http.request.body is upstream's message/payload, not the wire body
+        self.message_bodies: weakref.WeakSet[trace.Span] = weakref.WeakSet()
 
-    def request_hook(self, span: trace.Span, *_args: Any) -> None:
+    def request_hook(
+        self,
+        span: trace.Span,
+        service_name: str = "",
+        operation_name: str = "",
+        api_params: Any = None,
+        *_args: Any,
+    ) -> None:
         try:
-            if span.is_recording():
-                self.spans.add(span)
+            if not span.is_recording():
+                return
+            self.spans.add(span)
+            self._upstream_request_attributes(span, service_name, operation_name, api_params)
         except Exception:
             _LOG.debug("botocore request hook failed", exc_info=True)
+
+    def _upstream_request_attributes(
+        self, span: trace.Span, service: str, operation: str, params: Any
+    ) -> None:
+        from lumigo_opentelemetry.instrumentations import aws_fields
+
+        attributes = getattr(span, "attributes", None) or {}
+        region = attributes.get("cloud.region") or attributes.get("aws.region")
+        values = aws_fields.request_attributes(
+            service,
+            operation,
+            params if isinstance(params, Mapping) else {},
+            region if isinstance(region, str) else None,
+            self.config,
+        )
+        span.set_attributes(values)
+        if service in aws_fields.MESSAGE_FIELDS and REQUEST_BODY in values:
+            self.message_bodies.add(span)
 
     def response_hook(
         self, span: trace.Span, service_name: str, operation_name: str, result: Any
     ) -> None:
         try:
             self.spans.discard(span)
+            self.message_bodies.discard(span)
+            self._upstream_response(span, service_name, operation_name, result)
             if service_name == "sqs" and operation_name == "ReceiveMessage":
                 from lumigo_opentelemetry.instrumentations.sqs_scope import scope_messages
 
                 scope_messages(result, span)
         except Exception:
             _LOG.debug("botocore response hook failed", exc_info=True)
+
+    def _upstream_response(
+        self, span: trace.Span, service: str, operation: str, result: Any
+    ) -> None:
+        from lumigo_opentelemetry.export.skip import mark_skip_export
+        from lumigo_opentelemetry.instrumentations import aws_fields
+        from lumigo_opentelemetry.sampling import endpoint_filtered
+
+        found = aws_fields.message_id(result)
+        if found:
+            span.set_attribute(aws_fields.MESSAGE_ID, found)
+        if self.config.auto_filter_empty_sqs and aws_fields.is_empty_sqs_poll(
+            service, operation, result
+        ):
+            _LOG.debug("empty SQS poll not exported (LUMIGO_AUTO_FILTER_EMPTY_SQS=false keeps it)")
+            mark_skip_export(span)
+        elif endpoint_filtered(
+            self.config, trace.SpanKind.CLIENT, getattr(span, "attributes", None)
+        ):
+            mark_skip_export(span)
 
     def send(
         self,
@@ -99,6 +157,8 @@ class _Capture:
 
         headers = _header_items(request.headers)
         span.set_attribute(REQUEST_HEADERS, headers_attribute(headers, self.config))
+        if span in self.message_bodies:
+            return  # upstream's message/payload body stays
         body, total = _request_body(request.body, self.config.attribute_length_limit)
         if body is not None:
             text = body_attribute(body, self.config, _content_type(headers), total_size=total)

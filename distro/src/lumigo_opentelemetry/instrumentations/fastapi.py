@@ -104,3 +104,10 @@ def _insert_capture(stack: Any, config: Config) -> None:
             return
         node = getattr(node, "app", None)
     logger.debug("fastapi payload capture: no OpenTelemetryMiddleware in the stack")
+
+
+def uninstrument() -> None:
+    """Undo `instrument()` (used by tests): the library's own class is restored."""
+    upstream = instrumentor()
+    if upstream.is_instrumented_by_opentelemetry:
+        upstream.uninstrument()

@@ -1,6 +1,10 @@
-"""Flask: server spans from opentelemetry-instrumentation-flask, plus payloads.
+"""Flask: server spans, plus payloads.
 
-On top of the upstream instrumentor (request/response hooks, no fork):
+On the default HTTP semantic conventions the server spans come from our lean path
+(`_flask_server`: the same spans as opentelemetry-instrumentation-flask, for a fraction
+of the CPU); with `OTEL_SEMCONV_STABILITY_OPT_IN` set to `http` or `http/dup` they come
+from the upstream instrumentor. The payloads are the same either way; with the upstream
+instrumentor they are added through its request/response hooks (no fork):
 
 - `http.request.headers` (request hook) and `http.response.headers` (response hook);
 - secret query parameters masked in the URL attributes (response hook);
@@ -35,7 +39,6 @@ HOOK_MODULE = "flask"
 logger = logging.getLogger("lumigo-opentelemetry")
 
 _INPUT_KEY = "lumigo.request_input"
-_UPSTREAM_SPAN_KEY = "opentelemetry-flask.span_key"
 
 
 def instrumentor() -> BaseInstrumentor:
@@ -45,6 +48,49 @@ def instrumentor() -> BaseInstrumentor:
 
 
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
+    if lean_path_applies():
+        _instrument_lean(config, tracer_provider)
+    else:
+        _instrument_with_contrib(config, tracer_provider)
+
+
+def lean_path_applies() -> bool:
+    """Our own server spans on the default HTTP semantic conventions; the contrib
+    instrumentor for `OTEL_SEMCONV_STABILITY_OPT_IN=http` / `http/dup`."""
+    from opentelemetry.instrumentation._semconv import (
+        _OpenTelemetrySemanticConventionStability as Stability,
+    )
+    from opentelemetry.instrumentation._semconv import (
+        _OpenTelemetryStabilitySignalType,
+        _StabilityMode,
+    )
+
+    Stability._initialize()  # type: ignore[no-untyped-call]
+    mode = Stability._get_opentelemetry_stability_opt_in_mode(
+        _OpenTelemetryStabilitySignalType.HTTP
+    )
+    return bool(mode == _StabilityMode.DEFAULT)
+
+
+def _instrument_lean(config: Config, tracer_provider: TracerProvider) -> None:
+    import flask
+    import wrapt
+
+    from lumigo_opentelemetry.instrumentations._flask_server import FlaskServerSpans
+
+    spans = FlaskServerSpans(config, tracer_provider)
+
+    def after_init(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Any) -> None:
+        wrapped(*args, **kwargs)
+        try:
+            spans.install(instance)
+        except Exception:
+            logger.debug("flask server spans not installed on %r", instance, exc_info=True)
+
+    wrapt.wrap_function_wrapper(flask, "Flask.__init__", after_init)
+
+
+def _instrument_with_contrib(config: Config, tracer_provider: TracerProvider) -> None:
     import flask
     import wrapt
 
@@ -139,11 +185,14 @@ def _recording_wsgi_app(wsgi_app: Any, config: Config) -> Callable[..., Any]:
 def _capture_bodies(config: Config) -> Callable[[Any], Any]:
     import flask
     from opentelemetry import trace
+    from opentelemetry.instrumentation.flask import (  # the key contrib stores its span under
+        _ENVIRON_SPAN_KEY as upstream_span_key,
+    )
 
     def capture(response: Any) -> Any:
         try:
             environ = flask.request.environ
-            span = environ.get(_UPSTREAM_SPAN_KEY) or trace.get_current_span()
+            span = environ.get(upstream_span_key) or trace.get_current_span()
             if not _is_server_span(span):
                 return response
             recording = environ.get(_INPUT_KEY)
@@ -194,3 +243,10 @@ def _response_body(response: Any, config: Config) -> Optional[str]:
         total_size=recorder.total,
         site=payloads.Site.HTTP_RESPONSE_BODIES,
     )
+
+
+def uninstrument() -> None:
+    """Undo `instrument()` (used by tests): the library's own class is restored."""
+    upstream = instrumentor()
+    if upstream.is_instrumented_by_opentelemetry:
+        upstream.uninstrument()

@@ -1,12 +1,13 @@
-"""pymongo: one CLIENT span per MongoDB command, carrying the command as `db.statement`.
+"""pymongo: one CLIENT span per MongoDB command, with the command document and the reply.
 
 Built on opentelemetry-instrumentation-pymongo (command monitoring: span
-`<db>.<command>`, `db.system`, `db.name`, `db.mongodb.collection`, peer address). Our
-request hook replaces the bare command name in `db.statement` with the command
-document as relaxed Extended JSON, secret keys masked (a `password` field never leaves
-in clear) and truncated; session/cluster bookkeeping fields are left out. The reply
-goes to `db.response.body` the same way. Monitoring applies to clients created after
-the library is imported, which is how the post-import hook runs it.
+`<db>.<command>`, `db.system`, `db.name`, `db.mongodb.collection`, peer address, and the
+command name in `db.statement`, e.g. `insert`, as upstream's distro sends it). Our request
+hook puts the command document in `db.request.body` as relaxed Extended JSON, secret keys
+masked (a `password` field never leaves in clear) and truncated; session/cluster
+bookkeeping fields are left out. The reply goes to `db.response.body` the same way.
+Monitoring applies to clients created after the library is imported, which is how the
+post-import hook runs it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 NAME = "pymongo"
 HOOK_MODULE = "pymongo"
 
-STATEMENT = "db.statement"
+REQUEST_BODY = "db.request.body"
 RESPONSE_BODY = "db.response.body"
 # Fields pymongo adds for sessions, clustering and transactions: noise, and `lsid` is binary.
 BOOKKEEPING_FIELDS = frozenset(
@@ -99,7 +100,7 @@ class _Hooks:
             _LOG.debug("pymongo %s capture failed; attribute dropped", key, exc_info=True)
 
     def request(self, span: Span, event: Any) -> None:
-        self._set(span, STATEMENT, getattr(event, "command", None))
+        self._set(span, REQUEST_BODY, getattr(event, "command", None))
 
     def response(self, span: Span, event: Any) -> None:
         self._set(span, RESPONSE_BODY, getattr(event, "reply", None))

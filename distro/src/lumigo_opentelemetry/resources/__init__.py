@@ -19,14 +19,21 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
 
 DISTRO_VERSION_ATTRIBUTE = "lumigo.distro.version"
+TAG_ATTRIBUTE = "lumigo.tag"
+CONTAINER_NAME_ATTRIBUTE = "k8s.container.name"
 
 
 def detected_attributes(
     config: Config, environ: Optional[Mapping[str, str]] = None
 ) -> Dict[str, object]:
-    """Everything the distro detects itself (process, ECS, its own version)."""
+    """Everything the distro detects itself (process, ECS, its own version) and the
+    LUMIGO_TAG / LUMIGO_CONTAINER_NAME settings."""
     env = os.environ if environ is None else environ
     attributes: Dict[str, object] = {DISTRO_VERSION_ATTRIBUTE: __version__}
+    if config.tag:
+        attributes[TAG_ATTRIBUTE] = config.tag
+    if config.container_name:
+        attributes[CONTAINER_NAME_ATTRIBUTE] = config.container_name
     attributes.update(process_attributes(config.masking, env))
     attributes.update(ecs_attributes(env))
     return attributes

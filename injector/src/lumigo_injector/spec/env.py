@@ -31,7 +31,7 @@ def last_index(entries: Sequence[Any], name: str) -> int | None:
     """
     for index in range(len(entries) - 1, -1, -1):
         entry = entries[index]
-        if isinstance(entry, Mapping) and entry.get("name") == name:
+        if (type(entry) is dict or isinstance(entry, Mapping)) and entry.get("name") == name:
             return index
     return None
 

@@ -37,8 +37,11 @@ def plain_copy(value: Any) -> Any:
     (`copy.deepcopy` keeps sharing, e.g. one env list used by two containers through a YAML
     anchor, and mutating one container would then change the other.)
     """
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value  # the common leaves first: no ABC check
+    if kind is dict or isinstance(value, Mapping):
         return {key: plain_copy(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if kind is list or isinstance(value, list | tuple):
         return [plain_copy(item) for item in value]
     return value

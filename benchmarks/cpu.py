@@ -1,0 +1,240 @@
+"""Instructions per request under callgrind: the CPU figure that does not move with load.
+
+    uv run python benchmarks/cpu.py [--quick] [--only NAME ...] [--json out.json]
+
+For each contender and app (Flask, FastAPI) `cpu_driver.py` serves N in-process requests
+(no HTTP server, no load generator) and then flushes the tracer, so the export of every
+span to a local OTLP receiver happens inside the measured process. Each run is counted
+by `valgrind --tool=callgrind` (all threads together). The figure is the marginal cost
+`(Ir(N2) - Ir(N1)) / (N2 - N1)`: start-up, imports and warm-up cancel out. Instruction
+counts do not depend on the machine's load, so two runs give the same figure to within
+a fraction of a percent; they are the figure to optimise against (issue 13).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from contenders import Contender, contenders, exporter_env, venv_for  # noqa: E402
+
+from lumigo_devtools.receiver import OtlpReceiver  # noqa: E402
+
+DRIVER = HERE / "cpu_driver.py"
+APPS = ("flask", "fastapi")
+#: the contenders of the CPU figure: untraced, ours (pip and layer) and vanilla OTel
+NAMES = ("baseline", "ours", "ours-layer", "vanilla")
+COUNTS = {"full": (200, 1200), "quick": (10, 60)}
+_TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class CpuFigure:
+    contender: str
+    app: str
+    instructions_per_request: float
+    spans_per_request: float  # spans that reached the receiver, per marginal request
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "contender": self.contender,
+            "app": self.app,
+            "instructions_per_request": round(self.instructions_per_request),
+            "spans_per_request": round(self.spans_per_request, 2),
+        }
+
+
+def valgrind() -> str:
+    found = shutil.which("valgrind")
+    if not found:
+        raise RuntimeError("valgrind is not on PATH (apt-get install valgrind)")
+    return found
+
+
+def auto_instrumentation_dir(python: Path) -> str:
+    """What `opentelemetry-instrument` puts on PYTHONPATH before exec'ing the program."""
+    code = (
+        "import os, opentelemetry.instrumentation.auto_instrumentation as m;"
+        "print(os.path.dirname(os.path.abspath(m.__file__)))"
+    )
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def contender_env(
+    c: Contender, venv: Path, receiver_url: str, layer: Path | None, work: Path
+) -> dict[str, str]:
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(work),
+        "LANG": "C.UTF-8",
+        "OTEL_SERVICE_NAME": f"cpu-{c.name}",
+        **c.env,
+        **exporter_env(c, receiver_url, receiver_url),
+    }
+    if c.uses_layer:
+        if layer is None:
+            raise RuntimeError("the layer contender needs a layer")
+        env["PYTHONPATH"] = str(layer / "bootstrap")
+    if c.wrapper and c.wrapper[0] == "opentelemetry-instrument":
+        # what the wrapper does, without an exec that callgrind would have to follow
+        env["PYTHONPATH"] = auto_instrumentation_dir(venv / "bin" / "python")
+    return env
+
+
+def count_instructions(
+    python: Path, app: str, requests: int, env: dict[str, str], work: Path
+) -> int:
+    out = work / f"callgrind.{app}.{requests}.{os.getpid()}.out"
+    argv = [
+        valgrind(),
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        "--dump-instr=no",
+        "--compress-strings=no",
+        str(python),
+        str(DRIVER),
+        app,
+        str(requests),
+    ]
+    done = subprocess.run(argv, env=env, cwd=str(work), capture_output=True, text=True)
+    if done.returncode != 0 or f"requests={requests}" not in done.stdout:
+        raise RuntimeError(f"{app} x{requests} failed: {done.stderr.strip()[-600:]}")
+    match = _TOTALS.search(out.read_bytes())
+    out.unlink()
+    if not match:
+        raise RuntimeError(f"no instruction total in callgrind output for {app} x{requests}")
+    return int(match.group(1))
+
+
+def measure(
+    c: Contender, venv: Path, app: str, counts: tuple[int, int], layer: Path | None, work: Path
+) -> CpuFigure:
+    low, high = counts
+    with OtlpReceiver() as receiver:
+        env = contender_env(c, venv, receiver.url, layer, work)
+        python = venv / "bin" / "python"
+        # once without valgrind: byte-compiles every module, so neither count includes that
+        subprocess.run(
+            [str(python), str(DRIVER), app, "1"],
+            env=env,
+            cwd=str(work),
+            capture_output=True,
+            check=False,
+        )
+        receiver.clear()
+        first = count_instructions(python, app, low, env, work)
+        spans_low = len(receiver.spans())
+        second = count_instructions(python, app, high, env, work)
+        spans_high = len(receiver.spans()) - spans_low
+    return CpuFigure(
+        c.name, app, (second - first) / (high - low), (spans_high - spans_low) / (high - low)
+    )
+
+
+def prepare(names: tuple[str, ...], work: Path) -> tuple[dict[str, Path], Path | None]:
+    chosen = [c for c in contenders() if c.name in names]
+    venvs: dict[str, Path] = {}
+    for c in chosen:
+        if not c.venv_of:
+            venvs[c.name] = venv_for(c)
+    for c in chosen:
+        if c.venv_of:
+            venvs[c.name] = venvs.get(c.venv_of) or venv_for(
+                next(o for o in contenders() if o.name == c.venv_of)
+            )
+    layer = None
+    if any(c.uses_layer for c in chosen):
+        from lumigo_injector.layer import cached_layer, copy_layer
+
+        py = f"{sys.version_info.major}.{sys.version_info.minor}"
+        layer = work / "lumigo-otel"
+        copy_layer(cached_layer(pythons=[py]), layer)
+    return venvs, layer
+
+
+def run_cpu(
+    names: tuple[str, ...] = NAMES,
+    quick: bool = False,
+    apps: tuple[str, ...] = APPS,
+    work: Path | None = None,
+) -> dict[str, Any]:
+    """Measure every (contender, app); returns {"counts", "rows", "notes"}."""
+    own_work = work is None
+    work = work or Path(tempfile.mkdtemp(prefix="lumigo-cpu-"))
+    counts = COUNTS["quick" if quick else "full"]
+    notes: list[str] = []
+    rows: list[dict[str, Any]] = []
+    try:
+        venvs, layer = prepare(names, work)
+        for c in [c for c in contenders() if c.name in names]:
+            for app in apps:
+                print(f"  callgrind: {c.name} {app} ...", flush=True)
+                try:
+                    figure = measure(c, venvs[c.name], app, counts, layer, work)
+                except RuntimeError as exc:
+                    notes.append(f"cpu {c.name} {app}: {exc}")
+                    continue
+                rows.append(figure.row())
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+    for row in rows:
+        base = next(
+            (r for r in rows if r["contender"] == "baseline" and r["app"] == row["app"]), None
+        )
+        row["ratio_untraced_to_this"] = (
+            round(base["instructions_per_request"] / row["instructions_per_request"], 3)
+            if base and row["instructions_per_request"]
+            else None
+        )
+    return {"counts": list(counts), "rows": rows, "notes": notes}
+
+
+def table(result: dict[str, Any]) -> str:
+    low, high = result["counts"]
+    lines = [
+        f"instructions per in-process request under callgrind (marginal {low}->{high} "
+        "requests, all threads, export to a local receiver included)",
+        f"{'contender':<12}{'app':<9}{'instr/request':>15}{'untraced/this':>15}{'spans/req':>11}",
+    ]
+    for row in result["rows"]:
+        ratio = row["ratio_untraced_to_this"]
+        lines.append(
+            f"{row['contender']:<12}{row['app']:<9}"
+            f"{row['instructions_per_request'] / 1e6:>13.3f} M"
+            f"{'' if ratio is None else f'{ratio:.2f}':>15}"
+            f"{row['spans_per_request']:>11.2f}"
+        )
+    lines += [f"note: {n}" for n in result["notes"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few requests (CI smoke run)")
+    parser.add_argument("--only", nargs="*", choices=NAMES, help="contenders to measure")
+    parser.add_argument("--app", nargs="*", choices=APPS, help="apps to measure")
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args(argv)
+    result = run_cpu(tuple(args.only or NAMES), args.quick, tuple(args.app or APPS))
+    print(table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 1 if not result["rows"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Serve N in-process requests to a benchmark app, then flush the tracer (runs in a venv).
+
+    python cpu_driver.py flask|fastapi N
+
+No HTTP server and no load generator: the app's WSGI/ASGI callable is called directly
+with a request like the one wrk sends (`GET /hello`, a few headers), N times, on one
+thread (FastAPI runs its sync endpoint in its thread pool, as under uvicorn). Afterwards
+the active tracer provider, if any, is flushed, so the export of every span (to the
+receiver the environment names) happens inside the measured process. Prints
+`requests=N` and the tracer provider's class name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
+
+HEADERS = [("host", "127.0.0.1:8000"), ("user-agent", "wrk/4.2"), ("accept", "*/*")]
+WARMUP = 5
+
+
+def flask_requests(count: int) -> None:
+    from flask_app import app
+
+    base = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/hello",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "40000",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for name, value in HEADERS:
+        base["HTTP_" + name.upper().replace("-", "_")] = value
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list, exc_info: object = None) -> None:
+        statuses.append(status)
+
+    for _ in range(count):
+        environ = dict(base)
+        environ["wsgi.input"] = io.BytesIO(b"")
+        result = app(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if not body:
+            raise SystemExit("empty response")
+    if any(not s.startswith("200") for s in statuses):
+        raise SystemExit(f"unexpected status: {set(statuses)}")
+
+
+def fastapi_requests(count: int) -> None:
+    from fastapi_app import app
+
+    raw_headers = [(k.encode(), v.encode()) for k, v in HEADERS]
+    statuses: list[int] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def serve() -> None:
+        for _ in range(count):
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0", "spec_version": "2.3"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": "/hello",
+                "raw_path": b"/hello",
+                "query_string": b"",
+                "root_path": "",
+                "headers": list(raw_headers),
+                "client": ("127.0.0.1", 40000),
+                "server": ("127.0.0.1", 8000),
+                "state": {},
+            }
+            await app(scope, receive, send)
+
+    asyncio.run(serve())
+    if any(s != 200 for s in statuses):
+        raise SystemExit(f"unexpected status: {set(statuses)}")
+
+
+def flush() -> str:
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return "none"
+    provider = trace.get_tracer_provider()
+    flush_all = getattr(provider, "force_flush", None)
+    if flush_all is not None:
+        flush_all()
+    return type(provider).__name__
+
+
+def main() -> None:
+    app, count = sys.argv[1], int(sys.argv[2])
+    serve = flask_requests if app == "flask" else fastapi_requests
+    serve(WARMUP + count)
+    print(f"requests={count} provider={flush()}")
+
+
+if __name__ == "__main__":
+    main()

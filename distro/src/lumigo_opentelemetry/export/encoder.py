@@ -1,0 +1,318 @@
+"""OTLP trace protobuf (`ExportTraceServiceRequest`), written directly as bytes.
+
+What the reference encoder (`opentelemetry.exporter.otlp.proto.common.trace_encoder`)
+produces, decoded, is what this produces, decoded: same messages, same field values,
+same grouping (resource, then instrumentation scope, in first-seen order). It is
+cheaper per span because what repeats is encoded once:
+
+- a resource and an instrumentation scope are encoded once per exporter and reused
+  (grouped by identity, no hashing of their attributes);
+- an attribute `key: value` pair with a short string, bool or int value is kept
+  encoded in a bounded cache (keys such as `http.method` and values such as `GET`
+  repeat on every span); span names likewise;
+- no intermediate message objects: each span becomes one bytes object.
+
+Spans are encoded in slices; between slices the encoding thread yields the GIL
+(`time.sleep(0)`), so a large batch never holds the application's threads back
+for the whole of its encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+#: spans encoded between two GIL yields
+SLICE = 64
+_CACHE_LIMIT = 4096
+_CACHED_VALUE_LENGTH = 64
+
+_SMALL_VARINTS = [bytes([n]) for n in range(128)]
+_DOUBLE = struct.Struct("<d")
+_TIMES = struct.Struct("<BQBQ")  # start and end time, fields 7 and 8 (fixed64)
+_EVENT_TIME = struct.Struct("<BQ")
+_FLAGS = struct.Struct("<I")
+_FLAGS_TAG = b"\x85\x01"  # field 16, fixed32
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+
+
+def varint(value: int) -> bytes:
+    """Protobuf base-128 varint; negative numbers as 64-bit two's complement."""
+    if 0 <= value < 128:
+        return _SMALL_VARINTS[value]
+    if value < 0:
+        value += 1 << 64
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _int64(value: int) -> bytes:
+    """An `int_value` field: the reference encoder rejects what int64 cannot hold."""
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError(f"{value} does not fit in int64")
+    return b"\x18" + varint(value)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: tag, length, payload."""
+    size = len(payload)
+    return tag + (_SMALL_VARINTS[size] if size < 128 else varint(size)) + payload
+
+
+def _text(tag: bytes, text: str) -> bytes:
+    return _field(tag, text.encode("utf-8"))
+
+
+def any_value(value: Any) -> bytes:
+    """The body of an `AnyValue` message for an attribute value."""
+    if value is None:
+        return b""
+    kind = type(value)
+    if kind is str:
+        return _text(b"\x0a", value)
+    if kind is bool:
+        return b"\x10\x01" if value else b"\x10\x00"
+    if kind is int:
+        return _int64(value)
+    if kind is float:
+        return b"\x21" + _DOUBLE.pack(value)
+    # subclasses and containers, in the reference encoder's order of checks
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, str):
+        return _text(b"\x0a", value)
+    if isinstance(value, int):
+        return _int64(value)
+    if isinstance(value, float):
+        return b"\x21" + _DOUBLE.pack(value)
+    if isinstance(value, bytes):
+        return _field(b"\x3a", value)
+    if isinstance(value, Sequence):
+        return _field(b"\x2a", b"".join(_field(b"\x0a", any_value(v)) for v in value))
+    if isinstance(value, Mapping):
+        pairs = b"".join(_field(b"\x0a", key_value(str(k), v)) for k, v in value.items())
+        return _field(b"\x32", pairs)
+    raise TypeError(f"invalid attribute value type {type(value)}")
+
+
+def key_value(key: str, value: Any) -> bytes:
+    """The body of a `KeyValue` message."""
+    return _text(b"\x0a", key) + _field(b"\x12", any_value(value))
+
+
+class SpanEncoder:
+    """Encodes batches of SDK spans; keeps what repeats across spans and batches."""
+
+    def __init__(self, slice_size: int = SLICE) -> None:
+        self.slice_size = max(1, slice_size)
+        self._pairs: Dict[Tuple[str, type, Any], bytes] = {}
+        self._names: Dict[str, bytes] = {}
+        # id -> (object kept alive so the id stays its own, encoded bytes)
+        self._resources: Dict[int, Tuple[Any, bytes]] = {}
+        self._scopes: Dict[int, Tuple[Any, bytes]] = {}
+
+    # --- attributes -------------------------------------------------------------------
+
+    def _attribute(self, key: str, value: Any) -> bytes:
+        """One attribute as an embedded `KeyValue` (without the field tag)."""
+        kind = type(value)
+        if kind is str:
+            if len(value) > _CACHED_VALUE_LENGTH:
+                return key_value(key, value)
+        elif kind is not bool and kind is not int:
+            return key_value(key, value)
+        cache_key = (key, kind, value)
+        encoded = self._pairs.get(cache_key)
+        if encoded is None:
+            encoded = key_value(key, value)
+            if len(self._pairs) >= _CACHE_LIMIT:
+                self._pairs.clear()
+            self._pairs[cache_key] = encoded
+        return encoded
+
+    def attributes(self, tag: bytes, attributes: Optional[Mapping[str, Any]]) -> List[bytes]:
+        """Each attribute as a `KeyValue` field with `tag`; a value that cannot be
+        encoded is left out and logged, as the reference encoder does."""
+        if not attributes:
+            return []
+        out = []
+        for key, value in attributes.items():
+            try:
+                out.append(_field(tag, self._attribute(key, value)))
+            except Exception as exc:
+                logger.debug("attribute %s not encoded: %r", key, exc)
+        return out
+
+    # --- resource and scope -----------------------------------------------------------
+
+    def _resource(self, resource: Any) -> bytes:
+        known = self._resources.get(id(resource))
+        if known is not None and known[0] is resource:
+            return known[1]
+        body = b"".join(self.attributes(b"\x0a", resource.attributes))
+        encoded = _field(b"\x0a", body)
+        if len(self._resources) >= 64:
+            self._resources.clear()
+        self._resources[id(resource)] = (resource, encoded)
+        return encoded
+
+    def _scope(self, scope: Any) -> bytes:
+        known = self._scopes.get(id(scope))
+        if known is not None and known[0] is scope:
+            return known[1]
+        if scope is None:
+            encoded = b"\x0a\x00"
+        else:
+            parts = []
+            if scope.name:
+                parts.append(_text(b"\x0a", scope.name))
+            if scope.version:
+                parts.append(_text(b"\x12", scope.version))
+            parts += self.attributes(b"\x1a", getattr(scope, "attributes", None))
+            encoded = _field(b"\x0a", b"".join(parts))
+            schema_url = getattr(scope, "schema_url", None)
+            if schema_url:
+                encoded += _text(b"\x1a", schema_url)  # ScopeSpans.schema_url, after spans
+        if len(self._scopes) >= 256:
+            self._scopes.clear()
+        self._scopes[id(scope)] = (scope, encoded)
+        return encoded
+
+    # --- spans ------------------------------------------------------------------------
+
+    def span(self, span: ReadableSpan) -> bytes:
+        """One span as the body of a `Span` message."""
+        context: Any = span.get_span_context()
+        parts = [
+            b"\x0a\x10",
+            context.trace_id.to_bytes(16, "big"),
+            b"\x12\x08",
+            context.span_id.to_bytes(8, "big"),
+        ]
+        trace_state = context.trace_state
+        if trace_state:
+            parts.append(_text(b"\x1a", ",".join(f"{k}={v}" for k, v in trace_state.items())))
+        parent = span.parent
+        if parent:
+            parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        name = span.name
+        encoded_name = self._names.get(name)
+        if encoded_name is None:
+            encoded_name = _text(b"\x2a", name) if name else b""
+            if len(self._names) >= _CACHE_LIMIT:
+                self._names.clear()
+            self._names[name] = encoded_name
+        parts.append(encoded_name)
+        parts.append(_KIND[span.kind.value])
+        parts.append(_TIMES.pack(0x39, span.start_time or 0, 0x41, span.end_time or 0))
+        parts += self.attributes(b"\x4a", span.attributes)
+        if span.dropped_attributes:
+            parts.append(b"\x50" + varint(span.dropped_attributes))
+        for event in span.events:
+            parts.append(_field(b"\x5a", self._event(event)))
+        if span.dropped_events:
+            parts.append(b"\x60" + varint(span.dropped_events))
+        for link in span.links:
+            parts.append(_field(b"\x6a", self._link(link)))
+        if span.dropped_links:
+            parts.append(b"\x70" + varint(span.dropped_links))
+        if span.status is not None:
+            parts.append(_field(b"\x7a", _status(span.status)))
+        flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
+        parts.append(_FLAGS_TAG + _FLAGS.pack(flags))
+        return b"".join(parts)
+
+    def _event(self, event: Any) -> bytes:
+        parts = [_EVENT_TIME.pack(0x09, event.timestamp or 0)]
+        if event.name:
+            parts.append(_text(b"\x12", event.name))
+        parts += self.attributes(b"\x1a", event.attributes)
+        dropped = getattr(event, "dropped_attributes", 0)
+        if dropped:
+            parts.append(b"\x20" + varint(dropped))
+        return b"".join(parts)
+
+    def _link(self, link: Any) -> bytes:
+        context = link.context
+        parts = [
+            b"\x0a\x10",
+            context.trace_id.to_bytes(16, "big"),
+            b"\x12\x08",
+            context.span_id.to_bytes(8, "big"),
+        ]
+        parts += self.attributes(b"\x22", link.attributes)
+        dropped = getattr(link, "dropped_attributes", 0)
+        if dropped:
+            parts.append(b"\x28" + varint(dropped))
+        flags = _HAS_IS_REMOTE | (_IS_REMOTE if context.is_remote else 0)
+        parts.append(b"\x35" + _FLAGS.pack(flags))
+        return b"".join(parts)
+
+    # --- the request ------------------------------------------------------------------
+
+    def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+        """An `ExportTraceServiceRequest` holding `spans`, serialized."""
+        # resource id -> (resource, scope id -> (scope, encoded spans))
+        groups: Dict[int, Tuple[Any, Dict[int, Tuple[Any, List[bytes]]]]] = {}
+        step = self.slice_size
+        for start in range(0, len(spans), step):
+            if start:
+                time.sleep(0)  # let the application's threads run between slices
+            for span in spans[start : start + step]:
+                resource = span.resource
+                scope = getattr(span, "instrumentation_scope", None) or None
+                by_scope = groups.get(id(resource))
+                if by_scope is None:
+                    by_scope = groups[id(resource)] = (resource, {})
+                bucket = by_scope[1].get(id(scope))
+                if bucket is None:
+                    bucket = by_scope[1][id(scope)] = (scope, [])
+                bucket[1].append(_field(b"\x12", self.span(span)))
+        out = []
+        for resource, scopes in groups.values():
+            parts = [self._resource(resource)]
+            for scope, encoded in scopes.values():
+                parts.append(_field(b"\x12", self._scope_spans(scope, encoded)))
+            schema_url = getattr(resource, "schema_url", None)
+            if schema_url:
+                parts.append(_text(b"\x1a", schema_url))
+            out.append(_field(b"\x0a", b"".join(parts)))
+        return b"".join(out)
+
+    def _scope_spans(self, scope: Any, spans: List[bytes]) -> bytes:
+        head = self._scope(scope)
+        # the scope's schema_url (field 3) rides with its encoding; field order is free
+        return head + b"".join(spans)
+
+
+_KIND = {
+    0: b"\x30\x01",  # SpanKind.INTERNAL -> SPAN_KIND_INTERNAL
+    1: b"\x30\x02",  # SERVER
+    2: b"\x30\x03",  # CLIENT
+    3: b"\x30\x04",  # PRODUCER
+    4: b"\x30\x05",  # CONSUMER
+}
+
+
+def _status(status: Any) -> bytes:
+    parts = []
+    description = status.description
+    if description:
+        parts.append(_text(b"\x12", description))
+    code = status.status_code.value
+    if code:
+        parts.append(b"\x18" + varint(code))
+    return b"".join(parts)

@@ -1,0 +1,420 @@
+"""Lean Flask server spans: what opentelemetry-instrumentation-flask records, for less CPU.
+
+Per request, on the default (old) HTTP semantic conventions:
+
+- one WSGI wrapper records the start time and (for the payload capture) wraps
+  `wsgi.input`; the span starts once the request is routed (the app's own
+  `preprocess_request`, wrapped on the instance): the request attributes are collected
+  once (with contrib's own `collect_request_attributes`), URL secrets masked, the
+  request headers captured, and all of them given to `start_span` in one call (a
+  sampler sees them);
+- the context (extracted parent plus the span) is attached once and detached once;
+- the response body is taken after the last `after_request` step; the status code,
+  response headers and bodies are set together when the request ends (after the last
+  teardown function), with the exception recorded and the status set the way
+  `trace.use_span` does it.
+
+Propagation from incoming headers, `OTEL_PYTHON_FLASK_EXCLUDED_URLS`, INTERNAL spans for
+apps nested in another traced WSGI app, streamed responses (never read) and requests
+that never reach `before_request` behave as with the contrib instrumentor, which stays
+the reference (tests/distro/test_flask_golden.py). Metrics, which the distro does
+not export, and the SQL commenter context are not produced.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from time import time_ns
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+
+from lumigo_opentelemetry.instrumentations import payloads
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from lumigo_opentelemetry.config import Config
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+_STATE_KEY = "lumigo.flask_request"
+_UNSET = object()
+_SCOPE = "opentelemetry.instrumentation.flask"
+
+
+class Attributes(Dict[str, Any]):
+    """Attributes gathered before a span exists, filled by the same capture helpers
+    that set attributes on spans (`set_attribute`, `attributes`)."""
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    @property
+    def attributes(self) -> Dict[str, Any]:
+        return self
+
+
+class _Request:
+    """One request's tracing state, kept in its WSGI environ."""
+
+    __slots__ = (
+        "context",
+        "late",
+        "recording",
+        "response_headers",
+        "span",
+        "start",
+        "status",
+        "token",
+    )
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.span: Any = None
+        self.token: Any = None
+        self.context: Any = None  # the Flask request context that started the span
+        self.recording: Any = None  # RecordingInput of a server span
+        self.status: Optional[str] = None
+        self.response_headers: Any = None
+        self.late = Attributes()  # attributes set at the end, in one call
+
+
+class FlaskServerSpans:
+    """Installs the lean server-span path on Flask apps."""
+
+    def __init__(self, config: Config, tracer_provider: TracerProvider) -> None:
+        from opentelemetry import context, trace
+        from opentelemetry.instrumentation.flask.version import __version__
+        from opentelemetry.instrumentation.utils import http_status_to_status_code
+        from opentelemetry.instrumentation.wsgi import collect_request_attributes, wsgi_getter
+        from opentelemetry.propagate import extract
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+        from opentelemetry.util.http import get_excluded_urls
+
+        self.config = config
+        self.tracer = trace.get_tracer(
+            _SCOPE,
+            __version__,
+            tracer_provider,
+            schema_url="https://opentelemetry.io/schemas/1.11.0",
+        )
+        self.excluded = get_excluded_urls("FLASK")
+        self.has_exclusions = bool(getattr(self.excluded, "_excluded_urls", True))
+        self._context = context
+        self._trace = trace
+        self._extract = extract
+        self._getter = wsgi_getter
+        self._collect = _memoized(collect_request_attributes)
+        self._status_of = http_status_to_status_code
+        self._server = SpanKind.SERVER
+        self._internal = SpanKind.INTERNAL
+        self._status = Status
+        self._error = StatusCode.ERROR
+        self._invalid = trace.INVALID_SPAN
+        self._custom_request, self._custom_response = _custom_header_collectors()
+        self._current_context = _request_context_getter()
+
+    # --- installation -----------------------------------------------------------------
+
+    def install(self, app: Any) -> None:
+        """Called right after `Flask.__init__`. The span starts when the request is
+        routed (before every `before_request` function), ends after every teardown
+        function, and the response body is taken after every `after_request` function:
+        the app's own methods are wrapped on the instance (no hook functions, which
+        Flask would check for coroutines on every request)."""
+        app.wsgi_app = self._middleware(app.wsgi_app)
+        preprocess = app.preprocess_request
+        process_response = app.process_response
+        teardown = app.do_teardown_request
+        start, end, capture = self._before_request, self._teardown_request, self._response
+
+        def preprocess_request() -> Any:
+            start()
+            return preprocess()
+
+        def process_response_then_capture(response: Any) -> Any:
+            response = process_response(response)
+            capture(response)
+            return response
+
+        def do_teardown_request(*args: Any, **kwargs: Any) -> None:
+            exc = args[0] if args else kwargs.get("exc", _UNSET)
+            try:
+                teardown(*args, **kwargs)
+            finally:
+                if exc is not None and not isinstance(exc, BaseException):
+                    exc = sys.exc_info()[1]  # Flask's own default
+                end(exc)
+
+        app.preprocess_request = preprocess_request
+        app.process_response = process_response_then_capture
+        app.do_teardown_request = do_teardown_request
+
+    def _middleware(self, wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
+        from lumigo_opentelemetry.instrumentations._wsgi_capture import RecordingInput
+
+        limit = self.config.attribute_length_limit
+
+        def traced_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            state = _Request(time_ns())
+            outer = environ.get(_STATE_KEY)  # a Flask app nested in another one
+            try:
+                stream = environ.get("wsgi.input")
+                if stream is not None and not isinstance(stream, RecordingInput):
+                    state.recording = environ["wsgi.input"] = RecordingInput(stream, limit)
+                environ[_STATE_KEY] = state
+            except Exception:
+                logger.debug("flask request state not installed", exc_info=True)
+
+            def recording_start_response(status: str, headers: Any, *args: Any) -> Any:
+                state.status = status
+                state.response_headers = headers
+                return start_response(status, headers, *args)
+
+            try:
+                return wsgi_app(environ, recording_start_response)
+            finally:
+                if outer is not None:
+                    environ[_STATE_KEY] = outer
+
+        return traced_app
+
+    # --- span start -------------------------------------------------------------------
+
+    def _before_request(self) -> None:
+        try:
+            self._start()
+        except Exception:
+            logger.debug("flask server span not started", exc_info=True)
+
+    def _start(self) -> None:
+        import flask
+
+        request = flask.request._get_current_object()  # type: ignore[attr-defined]
+        environ = request.environ
+        state = environ.get(_STATE_KEY)
+        if state is None or state.span is not None:
+            return
+        if self.has_exclusions and self.excluded.url_disabled(request.url):
+            return
+        rule = request.url_rule
+        attributes = Attributes(self._collect(environ))
+        if rule is not None:
+            attributes["http.route"] = rule.rule
+        name = _span_name(environ, rule)
+        trace = self._trace
+        if trace.get_current_span() is self._invalid:
+            parent = self._extract(environ, getter=self._getter)
+            kind = self._server
+        else:
+            parent = self._context.get_current()
+            kind = self._internal
+        if kind is self._server:
+            config = self.config
+            payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
+            payloads.set_captured(
+                attributes,  # type: ignore[arg-type]
+                payloads.REQUEST_HEADERS,
+                _request_headers,
+                environ,
+                config,
+            )
+            if self._custom_request is not None:
+                attributes.update(self._custom_request(environ))
+        span = self.tracer.start_span(
+            name, context=parent, kind=kind, start_time=state.start, attributes=attributes
+        )
+        state.span = span
+        state.context = self._current_context()
+        state.token = self._context.attach(trace.set_span_in_context(span, parent))
+
+    # --- span end ---------------------------------------------------------------------
+
+    def _teardown_request(self, exc: Optional[BaseException]) -> None:
+        try:
+            import flask
+
+            state = flask.request.environ.get(_STATE_KEY)
+            if state is None or state.span is None or state.token is None:
+                return
+            if state.context is not self._current_context():
+                return  # a copied request context ends, not the one that started the span
+            token, state.token = state.token, None
+            try:
+                self._end(state, exc)
+            finally:
+                self._context.detach(token)
+        except Exception:
+            logger.debug("flask server span not ended", exc_info=True)
+
+    def _end(self, state: _Request, exc: Optional[BaseException]) -> None:
+        span = state.span
+        if not span.is_recording():
+            span.end()
+            return
+        late = state.late
+        status = state.status
+        code = -1
+        code_text = ""
+        if status is not None:
+            code_text = status.split(" ", 1)[0]
+            try:
+                code = int(code_text)
+            except ValueError:
+                code = -1
+            if code >= 0:
+                late["http.status_code"] = code
+        if span.kind is self._server:
+            self._capture(state, late)
+        if late:
+            span.set_attributes(late)
+        if status is not None:
+            if code < 0:
+                span.set_status(self._status(self._error, "Non-integer HTTP status: " + code_text))
+            else:
+                span.set_status(self._status(self._status_of(code, server_span=True)))
+        if exc is not None and isinstance(exc, Exception):
+            span.record_exception(exc)
+            span.set_status(self._status(self._error, f"{type(exc).__name__}: {exc}"))
+        span.end()
+
+    def _capture(self, state: _Request, late: Dict[str, Any]) -> None:
+        config = self.config
+        headers = state.response_headers
+        if headers is not None:
+            payloads.set_captured(
+                late,  # type: ignore[arg-type]
+                payloads.RESPONSE_HEADERS,
+                payloads.headers_attribute,
+                headers,
+                config,
+            )
+            if self._custom_response is not None:
+                late.update(self._custom_response(headers))
+        recorder = getattr(state.recording, "recorder", None)
+        if recorder is not None and recorder.total:
+            import flask
+
+            payloads.set_captured(
+                late,  # type: ignore[arg-type]
+                payloads.REQUEST_BODY,
+                recorder.attribute,
+                config,
+                flask.request.environ.get("CONTENT_TYPE"),
+            )
+
+    def _response(self, response: Any) -> None:
+        """The final response's body, kept for the server span's end."""
+        try:
+            import flask
+
+            state: Any = flask.request.environ.get(_STATE_KEY)
+            span = getattr(state, "span", None)
+            if span is not None and span.kind is self._server and span.is_recording():
+                from lumigo_opentelemetry.instrumentations.flask import _response_body
+
+                payloads.set_captured(
+                    state.late,
+                    payloads.RESPONSE_BODY,
+                    _response_body,
+                    response,
+                    self.config,
+                )
+        except Exception:
+            logger.debug("flask body capture failed", exc_info=True)
+
+
+#: every environ key contrib's `collect_request_attributes` reads
+_REQUEST_KEYS = (
+    "REQUEST_METHOD",
+    "SERVER_NAME",
+    "wsgi.url_scheme",
+    "HTTP_HOST",
+    "SERVER_PORT",
+    "RAW_URI",
+    "REQUEST_URI",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "SCRIPT_NAME",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "REMOTE_HOST",
+    "HTTP_USER_AGENT",
+    "SERVER_PROTOCOL",
+    "HTTPS",  # and two that other contrib releases may read
+    "HTTP_X_FORWARDED_FOR",
+)
+_MEMO_SIZE = 256
+
+
+def _memoized(collect: Callable[..., Dict[str, Any]]) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+    """contrib's request attributes are a pure function of a few environ values: a
+    keep-alive connection asking for the same URL gets them from a bounded memo (a copy)."""
+    memo: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
+
+    def collect_request_attributes(environ: Dict[str, Any]) -> Dict[str, Any]:
+        get = environ.get
+        key = tuple([get(name) for name in _REQUEST_KEYS])
+        try:
+            known = memo.get(key)
+        except TypeError:  # an unhashable value: no memo
+            return collect(environ)
+        if known is None:
+            known = collect(environ)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[key] = known
+        return dict(known)
+
+    return collect_request_attributes
+
+
+def _span_name(environ: Dict[str, Any], rule: Any) -> str:
+    """contrib's `get_default_span_name`: `METHOD route`, else `METHOD path`."""
+    from opentelemetry.util.http import sanitize_method
+
+    method = sanitize_method(environ.get("REQUEST_METHOD", "").strip())
+    if rule is not None:
+        return f"{'HTTP' if method == '_OTHER' else method} {rule.rule}"
+    if method == "_OTHER":
+        return "HTTP"
+    path = str(environ.get("PATH_INFO", "")).strip()
+    return f"{method} {path}" if method and path else str(method)
+
+
+def _request_headers(environ: Dict[str, Any], config: Config) -> str:
+    return payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
+
+
+_Collector = Optional[Callable[..., Any]]
+
+
+def _custom_header_collectors() -> Tuple[_Collector, _Collector]:
+    """contrib's custom request/response header attributes, when configured at all."""
+    from opentelemetry.instrumentation.wsgi import (
+        collect_custom_request_headers_attributes,
+        collect_custom_response_headers_attributes,
+    )
+    from opentelemetry.util.http import (
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
+        get_custom_headers,
+    )
+
+    request = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST)
+    response = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE)
+    return (
+        collect_custom_request_headers_attributes if request else None,
+        collect_custom_response_headers_attributes if response else None,
+    )
+
+
+def _request_context_getter() -> Callable[[], Any]:
+    """The current Flask request context object (Flask >= 2.2, and before)."""
+    import flask
+
+    current = getattr(flask.globals, "request_ctx", None)
+    if current is not None:
+        return current._get_current_object  # type: ignore[no-any-return]
+    stack = flask._request_ctx_stack  # type: ignore[attr-defined]
+    return lambda: stack.top

@@ -1,0 +1,153 @@
+"""Django (WSGI and ASGI): a SERVER span per request with its route, plus payloads.
+
+Built on opentelemetry-instrumentation-django (its middleware, first in
+`settings.MIDDLEWARE`: span `<METHOD> <route>`, `http.route`, status, client and server
+address; the caller's trace context is honoured). The upstream instrumentor reads the
+settings when it instruments, so it runs at the first `BaseHandler.load_middleware()`,
+when the app's settings are final; the post-import hook (on the `django` package, so
+that the upstream module, which imports Django's request handlers, never meets a
+half-imported handler module) only wraps that method. Nothing configures Django's
+settings on the app's behalf. On top of it, as for Flask:
+
+- `http.request.headers` and `http.response.headers`, secret ones masked;
+- `http.request.body`: the body the view read (`request.body`, or `request.POST` of a
+  non-multipart form); a body the app never read is not read by us either;
+- `http.response.body` of non-streaming responses (`StreamingHttpResponse`,
+  `FileResponse` are left alone);
+- secret query parameters masked in the URL attributes; everything truncated.
+
+Hooks are guarded: a capture failure drops that attribute; the request is untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+
+from lumigo_opentelemetry.instrumentations import payloads
+
+if TYPE_CHECKING:
+    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+        BaseInstrumentor,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span
+
+    from lumigo_opentelemetry.config import Config
+
+NAME = "django"
+HOOK_MODULE = "django"
+
+_LOG = logging.getLogger("lumigo-opentelemetry.django")
+
+
+def instrumentor() -> BaseInstrumentor:
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    return DjangoInstrumentor()
+
+
+def response_body(response: Any, config: Config) -> Optional[str]:
+    """The body of a non-streaming response, bounded, as `body_attribute` renders it."""
+    if getattr(response, "streaming", True):
+        return None
+    content = response.content
+    limit = max(0, config.attribute_length_limit)
+    return payloads.body_attribute(
+        content[: 4 * limit], config, response.get("Content-Type"), total_size=len(content)
+    )
+
+
+def request_body(request: Any, config: Config) -> Optional[str]:
+    """The body the app already read (Django keeps it as `request._body`), else None."""
+    body = request.__dict__.get("_body")
+    if not body:
+        return None
+    limit = max(0, config.attribute_length_limit)
+    content_type = request.META.get("CONTENT_TYPE")
+    return payloads.body_attribute(body[: 4 * limit], config, content_type, total_size=len(body))
+
+
+class _Hooks:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def request(self, span: Span, request: Any) -> None:
+        try:
+            if span.is_recording():
+                payloads.set_captured(
+                    span,
+                    payloads.REQUEST_HEADERS,
+                    payloads.headers_attribute,
+                    dict(request.headers),
+                    self.config,
+                )
+        except Exception:
+            _LOG.debug("django request hook failed", exc_info=True)
+
+    def response(self, span: Span, request: Any, response: Any) -> None:
+        try:
+            if not span.is_recording():
+                return
+            config = self.config
+            payloads.set_captured(
+                span,
+                payloads.RESPONSE_HEADERS,
+                payloads.headers_attribute,
+                list(response.items()),
+                config,
+            )
+            payloads.set_captured(span, payloads.REQUEST_BODY, request_body, request, config)
+            payloads.set_captured(span, payloads.RESPONSE_BODY, response_body, response, config)
+            payloads.mask_span_urls(span, config)
+        except Exception:
+            _LOG.debug("django response hook failed", exc_info=True)
+
+
+_hooks: Optional[_Hooks] = None
+_provider: Optional[TracerProvider] = None
+
+
+def _instrument_before_middleware(
+    wrapped: Callable[..., Any], _instance: Any, args: Tuple[Any, ...], kwargs: Any
+) -> Any:
+    """`BaseHandler.load_middleware`: put the upstream middleware in, then load."""
+    try:
+        upstream = instrumentor()
+        if _hooks is not None and not upstream.is_instrumented_by_opentelemetry:
+            upstream.instrument(
+                tracer_provider=_provider,
+                request_hook=_hooks.request,
+                response_hook=_hooks.response,
+                skip_dep_check=True,
+            )
+    except Exception:
+        _LOG.warning("django is not instrumented: its middleware could not be added")
+        _LOG.debug("django instrumentation failed", exc_info=True)
+    return wrapped(*args, **kwargs)
+
+
+def instrument(config: Config, tracer_provider: TracerProvider) -> None:
+    """Arrange for the upstream middleware to be added when Django loads its middleware."""
+    global _hooks, _provider
+    from django.core.handlers.base import BaseHandler
+    from wrapt import ObjectProxy, wrap_function_wrapper
+
+    _provider = tracer_provider
+    if _hooks is None:
+        _hooks = _Hooks(config)
+    else:
+        _hooks.config = config
+    if not isinstance(BaseHandler.__dict__.get("load_middleware"), ObjectProxy):
+        wrap_function_wrapper(BaseHandler, "load_middleware", _instrument_before_middleware)
+
+
+def uninstrument() -> None:
+    """Undo `instrument()` (used by tests): the middleware leaves the settings."""
+    from django.core.handlers.base import BaseHandler
+    from opentelemetry.instrumentation.utils import unwrap
+
+    unwrap(BaseHandler, "load_middleware")
+    upstream = instrumentor()
+    if upstream.is_instrumented_by_opentelemetry:
+        upstream.uninstrument()
