@@ -42,7 +42,11 @@ RUN pip install --no-cache-dir ./distro ./injector
 ARG TARGETARCH
 RUN lumigo-injector build-layer --out /lumigo-layer --platform glibc musl --arch "${TARGETARCH}" --distro /src/distro
 
-# init: the layer on busybox (sh, tar, find); copies itself into the shared volume, exits 0.
+# init: the layer on busybox (sh, tar, find). Two ways to reach a pod from one layout:
+# - init container: the entrypoint copies /lumigo-layer into the emptyDir it is given, exits 0;
+# - image volume (Kubernetes 1.35+): the kubelet mounts this image read-only and app containers
+#   mount its `lumigo-layer` folder (subPath) at /lumigo-otel; nothing runs, nothing is copied.
+# The path is spec/names.py LAYER_IMAGE_SUBPATH (tests/layer/test_init_image.py checks both).
 FROM busybox:1.37 AS init
 COPY --from=layer-builder /lumigo-layer /lumigo-layer
 USER 65532:65532

@@ -40,7 +40,14 @@ def test_demo_shows_a_trace_across_both_services_and_leaves_nothing_running(
     # The injection diff is shown, then the traces.
     added = [line for line in out.splitlines() if line.startswith("+")]
     assert any("name: PYTHONPATH" in line for line in added), out
-    assert "lumigo-otel-init" in out
+    # Both deliveries: frontend's init container copies the layer; orders asks for an image
+    # volume, run against the built layer directory itself (no copy).
+    assert any("name: lumigo-otel-init" in line for line in added), out
+    assert any("subPath: lumigo-layer" in line for line in added), out
+    assert "frontend:" in out and "layer by init container copy" in out
+    assert "orders:" in out and "layer by image volume (the layer read-only, no copy)" in out
+    assert not (workdir / "orders" / "volumes" / "lumigo-otel").exists()
+    assert (workdir / "frontend" / "volumes" / "lumigo-otel" / "bootstrap").is_dir()
     trace_headers = [line for line in out.splitlines() if line.startswith("trace ")]
     assert any("frontend, orders" in line for line in trace_headers), out
     assert "lumigo.execution_tags.order_id" in out

@@ -246,6 +246,20 @@ CHART_RESOURCES = (
         "MutatingWebhookConfiguration",
         False,
     ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicies",
+        "ValidatingAdmissionPolicy",
+        False,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicybindings",
+        "ValidatingAdmissionPolicyBinding",
+        False,
+    ),
 )
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 

@@ -18,8 +18,10 @@ for benchmarks, so that it never competes with the measuring process for the GIL
 gaps are filled here, as a real API server would behave: `/api/v1/namespaces[/NAME]`
 (cluster-scoped Namespace objects: kmock's URL parser reads `namespaces/` as a namespace
 prefix) is routed to a private plural; and `create()` fills in `metadata.namespace` from a
-namespaced URL, as the API server does (kmock stores the object as posted). Everything else
-(merge patches, JSON patches, watch streams, 404/409) is kmock's own.
+namespaced URL, as the API server does (kmock stores the object as posted). `/version`
+answers the Kubernetes version given as `KubeEmulator(server_version="1.35.0")` (kmock's own
+answer, 1.26, without it). Everything else (merge patches, JSON patches, watch streams,
+404/409) is kmock's own.
 """
 
 from __future__ import annotations
@@ -87,12 +89,35 @@ def wait_for(
         time.sleep(interval)
 
 
-def _emulator_class() -> Any:
+def version_info(version: str) -> dict[str, str]:
+    """A `/version` answer as a real API server gives it, for "1.35.0"."""
+    major, minor, *_ = version.split(".")
+    return {
+        "major": major,
+        "minor": minor,
+        "gitVersion": f"v{version}",
+        "gitCommit": "0" * 40,
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.25.5",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }
+
+
+def _emulator_class(server_version: str | None = None) -> Any:
     import aiohttp.web
     import kmock
 
     class Emulator(kmock.KubernetesEmulator):
+        async def _serve_server_version(self, request: Any) -> Any:
+            if server_version is None:
+                return await super()._serve_server_version(request)
+            return version_info(server_version)
+
         async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+            if raw.path == "/version/":  # the kubernetes client's path; the API server's too
+                raw = raw.clone(rel_url=raw.rel_url.with_path("/version"))
             match = _NAMESPACE_PATH.match(raw.path)
             if match:
                 path = f"/api/v1/{_NAMESPACE_PLURAL}{match.group(1) or ''}"
@@ -174,8 +199,9 @@ class KubeRest:
 class KubeEmulator(KubeRest):
     """kmock's Kubernetes emulator on 127.0.0.1 (a background thread), with a REST client."""
 
-    def __init__(self) -> None:
+    def __init__(self, server_version: str | None = None) -> None:
         super().__init__()
+        self.server_version = server_version
         self.handler: Any = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -189,7 +215,8 @@ class KubeEmulator(KubeRest):
 
         async def serve() -> None:
             self._stop = asyncio.Event()
-            async with _emulator_class()() as handler, kmock.Server(handler) as server:
+            emulator = _emulator_class(self.server_version)
+            async with emulator() as handler, kmock.Server(handler) as server:
                 for path, kind, namespaced in RESOURCES:
                     info = kmock.ResourceInfo(kind=kind, namespaced=namespaced, verbs=VERBS)
                     handler.resources[path] = info

@@ -10,7 +10,8 @@ Reusable by the layer, ECS and demo tests:
   optionally read-only, optionally without some sets.
 - `injected_env(copy, receiver_url)` / `plain_env()`: only environment variables.
 - `running_app(venv, script, env)`: start the app, wait for its port, stop it (SIGTERM) and
-  collect its output as `AppOutput`.
+  collect its output as `AppOutput`; `wrapper` prefixes the command line (e.g. a read-only
+  mount of the layer, `tests.helpers.init_image.read_only_mount`).
 - `write_flask_app(dir)` / `write_fastapi_app(dir)`: small apps whose stdout does not
   depend on whether the layer is active, plus a `/facts` route for assertions.
 - `exercise(venv, script, env)`: one full run (start, GET paths and /facts, stop) as data.
@@ -252,11 +253,12 @@ def running_app(
     *,
     port: int | None = None,
     timeout: float = 60,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[RunningApp]:
     """Start `venv`'s python on `script` (env PORT set), wait for the port, stop on exit."""
     port = port or free_port()
     process = subprocess.Popen(
-        [str(venv.python), str(script)],
+        [*wrapper, str(venv.python), str(script)],
         env={**env, "PORT": str(port)},
         cwd=str(script.parent),
         stdout=subprocess.PIPE,
@@ -411,9 +413,10 @@ def exercise(
     env: Mapping[str, str],
     paths: Sequence[str] = ("/hello/alpha", "/hello/beta"),
     while_running: Callable[[RunningApp], None] | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Exercise:
     """Start the app, GET each path (JSON answers) and /facts, run `while_running`, stop."""
-    with running_app(venv, script, env) as app:
+    with running_app(venv, script, env, wrapper=wrapper) as app:
         bodies = [app.get_json(path) for path in paths]
         facts = app.get_json("/facts")
         if while_running is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,22 @@ def pyenv_python(minor: str) -> str:
         return found
     missing(f"CPython {minor} not found (pyenv root {root})")
     raise AssertionError  # unreachable
+
+
+def debian_package(package: str, path: str) -> str:
+    """Require the file `path` of a Debian package, installing `package` with apt-get when it
+    is missing and this is a Debian system run as root (e.g. `busybox-static`'s
+    /bin/busybox). Returns `path`; skips locally / fails on CI when it cannot be had."""
+    if Path(path).exists():
+        return path
+    apt = shutil.which("apt-get")
+    if apt and os.geteuid() == 0:
+        install = [apt, "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", package]
+        quiet = {"capture_output": True, "check": False, "timeout": 600}
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(install, env=env, **quiet).returncode != 0:  # type: ignore[call-overload]
+            subprocess.run([apt, "update", "-q"], env=env, **quiet)  # type: ignore[call-overload]
+            subprocess.run(install, env=env, **quiet)  # type: ignore[call-overload]
+    if not Path(path).exists():
+        missing(f"{path} not found (Debian package {package}; `apt-get install {package}`)")
+    return path

@@ -258,3 +258,24 @@ def test_enable_logs_annotation_and_container_names_through_the_cli() -> None:
     assert worker["LUMIGO_CONTAINER_NAME"] == "worker"
     assert yaml.safe_load(ok("-f", "-", stdin=injected).stdout) == out  # idempotent
     assert yaml.safe_load(ok("-f", "-", "--uninject", stdin=injected).stdout) == manifest
+
+
+def test_delivery_flag_switches_injected_output_and_uninjects_exactly() -> None:
+    """`--delivery image-volume` over output injected by the init container: a clean switch."""
+    text = yaml_corpus()
+    by_copy = ok("-f", "-", stdin=text).stdout
+    by_volume = ok("-f", "-", "--delivery", "image-volume", stdin=text).stdout
+    assert ok("-f", "-", "--delivery", "image-volume", stdin=by_copy).stdout == by_volume
+    assert ok("-f", "-", stdin=by_volume).stdout == by_copy
+    for workload in workloads(load_documents(by_volume)[0]):
+        if not is_injected(workload):
+            continue
+        spec = pod_template(workload)["spec"]
+        [volume] = [v for v in spec["volumes"] if v["name"] == "lumigo-otel"]
+        assert volume["image"]["pullPolicy"] == "IfNotPresent"
+        assert "lumigo-otel-init" not in [i["name"] for i in spec.get("initContainers") or []]
+        assert_valid(workload)  # against the 1.35 and 1.37 schemas
+    restored = ok("-f", "-", "--uninject", stdin=by_volume).stdout
+    assert load_documents(restored) == load_documents(text)
+    bad = run("-f", "-", "--delivery", "copy", stdin=text)
+    assert bad.returncode == 2 and "invalid choice: 'copy'" in bad.stderr

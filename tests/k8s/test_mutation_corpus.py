@@ -10,16 +10,18 @@ import pytest
 
 from lumigo_injector.k8s.manifests import transform
 from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
+from lumigo_injector.spec.delivery import DELIVERIES, Delivery
 from tests.helpers.mutation import (
     FIXTURES,
     container,
     corpus_files,
     env_of,
     expand_env,
-    k8s_versions,
+    has_image_volume,
     load_file,
     parse_attributes,
     pod_spec,
+    versions_for,
     workloads,
 )
 
@@ -53,14 +55,21 @@ def env(obj: dict[str, Any], name: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
 @pytest.mark.parametrize("inject_all", [False, True], ids=["annotated", "all"])
-def test_corpus_output_is_valid_idempotent_and_reversible(path: Path, inject_all: bool) -> None:
+@pytest.mark.parametrize("delivery", DELIVERIES)
+def test_corpus_output_is_valid_idempotent_and_reversible(
+    path: Path, inject_all: bool, delivery: Delivery
+) -> None:
+    """kubernetes-validate's own `validate`: image-volume pods against 1.35 and 1.37, init
+    container pods against 1.28, 1.30 and the newest."""
     documents = load_file(path)
-    settings = InjectionSettings(inject_all=inject_all)
+    settings = InjectionSettings(inject_all=inject_all, delivery=delivery)
     out, _ = injected(documents, settings)
     again, _ = injected(out, settings)
     assert again == out
     for before, after in zip(workloads(documents), workloads(out), strict=True):
-        for version in k8s_versions():
+        if after != before:
+            assert has_image_volume(after) is (delivery == "image-volume")
+        for version in versions_for(after):
             kubernetes_validate.validate(after, version, strict=True)
         assert uninject(after) == before
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.delivery import CHOICES, DELIVERIES
 from lumigo_injector.spec.env import has_unclosed_reference
 from tests.helpers.mutation import (
     assert_valid,
@@ -64,6 +66,7 @@ VOLUMES = {
     "config": {"name": "config", "configMap": {"name": "cfg"}},
     "lumigo-otel": {"name": "lumigo-otel", "emptyDir": {}},
     "lumigo-otel-cm": {"name": "lumigo-otel", "configMap": {"name": "x"}},
+    "lumigo-otel-image": {"name": "lumigo-otel", "image": {"reference": "registry.local/l:1"}},
 }
 MOUNT_PATHS = ["/data", "/etc/app", "/lumigo-otel", "/lumigo-otel/x", "/var/cache"]
 
@@ -126,6 +129,8 @@ def metadata(draw: Any, app_names: list[str]) -> dict[str, Any] | None:
         annotations[c.ANNOTATION_SERVICE_NAME] = draw(text)
     if draw(st.booleans()):
         annotations[c.ANNOTATION_SECRET_NAME] = draw(st.sampled_from(["team-token", "Bad Name"]))
+    if draw(st.booleans()):
+        annotations[c.ANNOTATION_DELIVERY] = draw(st.sampled_from([*CHOICES, " Image-Volume", "x"]))
     if draw(st.booleans()):
         annotations["example.com/other"] = "kept"
     if annotations or draw(st.booleans()):
@@ -229,6 +234,10 @@ all_settings = st.builds(
     endpoint=st.sampled_from([None, "http://collector:4318", "http://$(HOST):4318"]),
     inject_all=st.booleans(),
     layer_version=st.sampled_from(["1.0.0", "2.0.0"]),
+    delivery=st.sampled_from(DELIVERIES),
+)
+namespace_annotations = st.one_of(
+    st.none(), st.builds(lambda d: {c.ANNOTATION_DELIVERY: d}, st.sampled_from(CHOICES))
 )
 
 
@@ -241,6 +250,46 @@ def test_injecting_twice_equals_injecting_once(
     twice = inject(once.obj, s, ns)
     assert twice.obj == once.obj
     assert twice.injected == once.injected
+
+
+def _delivery(obj: dict[str, Any]) -> str:
+    """Which delivery an injected object got, read from its `lumigo-otel` volume."""
+    [volume] = [v for v in pod_spec(obj)["volumes"] if v["name"] == c.VOLUME_NAME]
+    return "image-volume" if "image" in volume else "init-container"
+
+
+@PROPERTIES
+@given(objects, all_settings, namespace_annotations)
+def test_switching_delivery_equals_injecting_the_original_with_it(
+    obj: dict[str, Any], s: InjectionSettings, ns: Any
+) -> None:
+    original = copy.deepcopy(obj)
+    other = replace(s, delivery=next(d for d in DELIVERIES if d != s.delivery))
+    once = inject(obj, s, ns)
+    switched = inject(once.obj, other, ns)
+    assert switched.obj == inject(original, other, ns).obj
+    if once.injected:
+        event(f"{_delivery(once.obj)} -> {_delivery(switched.obj)}")
+    assert uninject(switched.obj) == original
+
+
+@PROPERTIES
+@given(objects, all_settings, all_settings, namespace_annotations)
+def test_reinjecting_with_other_settings_equals_injecting_the_original(
+    obj: dict[str, Any], first: InjectionSettings, then: InjectionSettings, ns: Any
+) -> None:
+    """A switch of delivery (or an upgrade) on re-injection leaves no trace of the first."""
+    original = copy.deepcopy(obj)
+    once = inject(obj, first, ns)
+    switched = inject(once.obj, then, ns)
+    direct = inject(original, then, ns)
+    if once.injected and direct.injected and _delivery(once.obj) != _delivery(direct.obj):
+        event("delivery switched")
+        assert not switched.reason.startswith("already")
+    if direct.injected and not switched.reason.startswith("already"):
+        assert switched.obj == direct.obj
+    assert uninject(switched.obj) == original
+    assert inject(switched.obj, then, ns).obj == switched.obj
 
 
 @PROPERTIES
@@ -304,12 +353,32 @@ def test_nothing_of_the_input_is_lost_or_reordered(
 
 
 @PROPERTIES
-@given(objects, all_settings)
-def test_every_output_is_valid_kubernetes(obj: dict[str, Any], s: InjectionSettings) -> None:
+@given(objects, all_settings, namespace_annotations)
+def test_every_output_is_valid_kubernetes(
+    obj: dict[str, Any], s: InjectionSettings, ns: Any
+) -> None:
+    """Valid for 1.35 and 1.37 with an image volume, for 1.28, 1.30 and the newest without."""
     assert_valid(obj)  # the generator only makes valid input
-    result = inject(obj, s)
+    result = inject(obj, s, ns)
     event(result.reason if not result.injected else "injected")
     assert_valid(result.obj)
+    if result.injected:
+        spec = pod_spec(result.obj)
+        [volume] = [v for v in spec["volumes"] if v["name"] == c.VOLUME_NAME]
+        inits = [i["name"] for i in spec.get("initContainers") or []]
+        if "image" in volume:
+            event("image volume")
+            mounts = [
+                m
+                for ct in spec["containers"]
+                for m in ct.get("volumeMounts") or []
+                if m["name"] == c.VOLUME_NAME
+            ]
+            assert all(
+                m.get("subPath", c.LAYER_IMAGE_SUBPATH) == c.LAYER_IMAGE_SUBPATH for m in mounts
+            )
+        else:
+            assert c.INIT_CONTAINER_NAME in inits
 
 
 @PROPERTIES

@@ -15,6 +15,7 @@ import pytest
 from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from lumigo_injector.layer import set_name
 from lumigo_injector.layer.build import host_arch
+from tests.helpers.init_image import read_only_mount
 from tests.helpers.layer_apps import (
     Exercise,
     RunningApp,
@@ -206,3 +207,26 @@ def test_read_only_layer_copy(layer: Path, otlp_receiver: OtlpReceiver, tmp_path
     finally:
         make_writable(copy)
         shutil.rmtree(copy)
+
+
+def test_image_volume_pod_runs_on_the_layer_itself_read_only(
+    layer: Path, otlp_receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    """No copy: the built layer directory, mounted read-only where the pod mounts it."""
+    target = tmp_path / "lumigo-otel"
+    target.mkdir()
+    before = tree_entries(layer)
+    venv = make_venv("3.12", ["flask"])
+    script = write_flask_app(tmp_path / "app")
+    baseline = exercise(venv, script, plain_env(), HELLO_PATHS)
+    injected = exercise(
+        venv, script, injected_env(target, otlp_receiver.url, "image-volume"), HELLO_PATHS,
+        while_running=_wait_for_hello_spans(otlp_receiver, "image-volume"),
+        wrapper=read_only_mount(layer, target),
+    )  # fmt: skip
+    _assert_same_app_behaviour(baseline, injected)
+    _assert_traced_cleanly(injected)
+    expected_set = target / set_name("3.12", "glibc", host_arch())
+    assert injected.facts["modules"]["lumigo_opentelemetry"].startswith(str(expected_set))
+    assert tree_entries(layer) == before
+    assert list(target.iterdir()) == []  # the mount was the app's alone

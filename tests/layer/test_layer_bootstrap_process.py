@@ -221,7 +221,10 @@ def test_broken_layer_means_untraced_app(scene311: Scene) -> None:
 
 @pytest.mark.parametrize(
     ("groups", "message"),
-    [("lumigo_opentelemetry", "distro import exploded"), ("other", "hook registration exploded")],
+    [
+        ("lumigo_opentelemetry", "distro import exploded"),
+        ("other,lumigo_opentelemetry", "hook registration exploded"),
+    ],
 )
 def test_hook_registration_failure_leaves_path_untouched(
     scene311: Scene, groups: str, message: str
@@ -238,9 +241,9 @@ def test_hook_registration_failure_leaves_path_untouched(
     [
         ("lumigo_opentelemetry", "string", None),
         (" other , lumigo_opentelemetry,third", "string", "other,third"),
-        ("other", None, "other"),
+        ("other", "string", "other"),
         ("lumigo_opentelemetry,lumigo_opentelemetry", "stringstring", None),
-        ("", None, None),
+        ("", "string", None),
     ],
 )
 def test_other_groups_go_through_autowrapt(
@@ -254,6 +257,16 @@ def test_other_groups_go_through_autowrapt(
     assert facts["hooks"] == autowrapt
     assert facts["autowrapt_bootstrap"] == groups
     assert facts["layerpkg"] == 42
+
+
+def test_debug_line_names_what_started(scene311: Scene) -> None:
+    """LUMIGO_DEBUG's `activated` line says which groups really started."""
+    facts, stderr, code = scene311.run(AUTOWRAPT_BOOTSTRAP="other", LUMIGO_DEBUG="true")
+    assert code == 0 and facts["distro"] == "string"
+    set_name = scene311.set_dir.name
+    assert _warnings(stderr) == [
+        f"{WARNING_PREFIX} activated {set_name}, started lumigo_opentelemetry, other"
+    ]
 
 
 def test_disabled_by_environment(scene311: Scene) -> None:

@@ -36,15 +36,19 @@ class _Recorder:
         ("lumigo_opentelemetry", ["distro"]),
         ("a,lumigo_opentelemetry,b", ["a,b", "distro"]),
         ("lumigo_opentelemetry, a", ["distro", "a"]),
-        (" , ", []),
+        ("a", ["distro", "a"]),
+        (" , ", ["distro"]),
+        ("", ["distro"]),
     ],
 )
 def test_groups_are_started_in_order(
     monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]
 ) -> None:
+    """The distro always starts (PYTHONPATH alone activates the layer), first unless placed."""
     recorder = _Recorder(monkeypatch)
-    boot.start_bootstrap_groups(value)
+    started = boot.start_bootstrap_groups(value)
     assert recorder.calls == expected
+    assert boot.DISTRO_GROUP in started
 
 
 def _fake_autowrapt(monkeypatch: pytest.MonkeyPatch) -> ModuleType:

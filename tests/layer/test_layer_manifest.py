@@ -56,12 +56,14 @@ def test_summary_table_has_one_row_per_set_and_totals() -> None:
     assert lines[-1] == "shared: 3 files, 1.0 MB; on disk: 2.0 MB (without sharing: 2.5 MB)"
 
 
-def test_pip_command_is_a_cross_target_binary_only_install() -> None:
-    command = pip_install_command(Path("d.whl"), Path("/t"), "3.10", "musl", "arm64")
+def test_pip_command_is_a_cross_target_binary_only_hashed_install() -> None:
+    command = pip_install_command(
+        [Path("lock.txt"), Path("distro.txt")], Path("/t"), "3.10", "musl", "arm64"
+    )
     joined = " ".join(command)
     assert "--target /t --python-version 3.10 --implementation cp --only-binary=:all:" in joined
-    assert "--no-compile" in command
-    assert command[-1] == "d.whl"
+    assert {"--no-compile", "--no-deps", "--require-hashes"} <= set(command)
+    assert joined.endswith("-r lock.txt -r distro.txt")
     platforms = [command[i + 1] for i, arg in enumerate(command) if arg == "--platform"]
     assert platforms == ["musllinux_1_2_aarch64", "musllinux_1_1_aarch64"]
     assert pip_platform_tags("glibc", "amd64")[0] == "manylinux_2_17_x86_64"

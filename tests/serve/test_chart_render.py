@@ -119,6 +119,7 @@ def scenarios(byo_ca: str) -> dict[str, dict[str, Any]]:
             "priorityClassName": "system-cluster-critical",
             "logFormat": "text",
             "logLevel": "debug",
+            "delivery": "image-volume",
         },
     }
 
@@ -223,12 +224,18 @@ def test_default_render_object_list(render: Any) -> None:
         f"Secret/{FULLNAME}-tls",
         f"Service/{FULLNAME}",
         f"ServiceAccount/{FULLNAME}",
+        f"ValidatingAdmissionPolicy/{FULLNAME}-secrets",
+        f"ValidatingAdmissionPolicy/{FULLNAME}-workloads",
+        f"ValidatingAdmissionPolicyBinding/{FULLNAME}-secrets",
+        f"ValidatingAdmissionPolicyBinding/{FULLNAME}-workloads",
     ]
     for obj in render("defaults"):
         cluster_scoped = obj["kind"] in {
             "ClusterRole",
             "ClusterRoleBinding",
             "MutatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         }
         assert ("namespace" in obj["metadata"]) is not cluster_scoped, obj["kind"]
         if not cluster_scoped:
@@ -486,7 +493,9 @@ def test_container_runs_serve_with_the_contract_settings(render: Any) -> None:
     assert env["LUMIGO_INJECTOR_LOG_FORMAT"]["value"] == "text"
     assert env["LUMIGO_INJECTOR_LOG_LEVEL"]["value"] == "debug"
     assert env["LUMIGO_ENDPOINT"]["value"] == "http://otel-collector.observability:4318"
+    assert env["LUMIGO_INJECTOR_DELIVERY"]["value"] == "image-volume"
     assert "LUMIGO_ENDPOINT" not in _env(_container(render("defaults")))
+    assert _env(_container(render("defaults")))["LUMIGO_INJECTOR_DELIVERY"]["value"] == "auto"
 
 
 # ------------------------------------------------------------------------------------------
@@ -516,9 +525,11 @@ def test_rbac_has_no_wildcards_and_no_secret_reads(render: Any, scenario: str) -
         for field in ("apiGroups", "resources", "verbs", "resourceNames"):
             assert "*" not in rule.get(field, []), rule
         assert not dangerous & set(rule["verbs"]), rule
-        assert not {"pods", "pods/exec", "configmaps", "serviceaccounts/token"} & set(
+        assert not {"pods/exec", "configmaps", "serviceaccounts/token"} & set(
             rule["resources"]
         ), rule
+        if "pods" in rule["resources"]:  # the fleet checks read pods, never change them
+            assert rule["resources"] == ["pods"] and rule["verbs"] == ["list", "watch"], rule
         assert "admissionregistration.k8s.io" not in rule["apiGroups"], rule
         if "secrets" in rule["resources"]:
             assert rule["resources"] == ["secrets"]
@@ -546,6 +557,8 @@ def test_rbac_covers_what_the_operator_does(render: Any) -> None:
         ("", "secrets", "create"),
         ("", "secrets", "get"),
         ("", "secrets", "patch"),
+        ("", "pods", "list"),
+        ("", "pods", "watch"),
     }
     for group, resource in (
         ("apps", "deployments"),
@@ -746,6 +759,7 @@ def test_without_a_token_the_injector_still_runs_and_notes_say_so(helm: Helm, re
         (["replicaCount=0"], "/replicaCount"),
         (["logFormat=xml"], "/logFormat"),
         (["logLevel=verbose"], "/logLevel"),
+        (["delivery=copy"], "/delivery"),
         (["lumigo.endpoint=collector:4318"], "/lumigo/endpoint"),
         (["image.tag=latest"], 'not "latest"'),
         (["initImage.tag=latest"], 'not "latest"'),

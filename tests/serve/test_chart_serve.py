@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.helpers import need
+from tests.helpers.controllers import Cluster, deployment
 from tests.helpers.helm import Helm, find, helm_binary
 from tests.helpers.kube import (
     InjectorProcess,
@@ -98,6 +99,10 @@ def chart_injector(
             "lumigo": {"token": TOKEN, "endpoint": "http://collector.observability:4318"},
             "webhook": {"port": port},
             "healthPort": health_port,
+            # The fleet's opt-in restarts on, and quick, so the RBAC check covers their calls.
+            "catchUp": {"restart": True},
+            "rollback": {"enabled": True},
+            "fleet": {"checkInterval": 0.3, "actionInterval": 0},
         },
         release="lumigo",
         namespace=NAMESPACE,
@@ -168,6 +173,9 @@ def test_rendered_settings_reach_the_injected_pod(
     assert init_image in dumped, "the chart's initImage is what injected pods run"
     assert "http://collector.observability:4318" in dumped, "lumigo.endpoint reaches the app"
     assert TOKEN not in dumped, "the token never appears in a pod spec"
+    # `delivery: auto` against kmock's Kubernetes 1.26: the init container copies the layer
+    added = [op["value"] for op in patch if op["op"] == "add"]
+    assert any("lumigo-otel-init" in repr(value) for value in added), "init container on 1.26"
 
     # the token from the chart's Secret is mirrored into the app namespace
     secret = kube.get(f"/api/v1/namespaces/{APP_NAMESPACE}/secrets/lumigo-credentials")
@@ -232,6 +240,31 @@ def test_every_api_call_is_granted_by_the_chart_rbac(
     injector, objs = chart_injector
     kube.create_namespace("billing")
     _inject_and_mirror(kube, injector, "billing")  # admission, Event, Secret create + read
+    # A Deployment whose pods started while the webhook was down: reported and restarted.
+    cluster = Cluster(kube, ["billing"])
+    kube.create(
+        "/apis/apps/v1/namespaces/billing/deployments",
+        deployment(
+            "ledger",
+            annotations={"lumigo.io/inject": "python"},
+            template_annotations={"lumigo.io/inject": "python"},
+        ),
+    )
+    cluster.step()
+    wait_for(
+        lambda: (
+            "kubectl.kubernetes.io/restartedAt"
+            in (kube.get("/apis/apps/v1/namespaces/billing/deployments/ledger") or {})["spec"][
+                "template"
+            ]["metadata"].get("annotations", {})
+        ),
+        timeout=30,
+        what="the catch-up restart",
+    )
+    wait_for(
+        lambda: [e for e in kube.events("billing") if e["reason"] == "LumigoMissedPods"],
+        what="the missed-pods Event",
+    )
     rules = find(objs, "ClusterRole")["rules"]
     made_by_injector = set()
     for request in list(kube.handler):
@@ -241,6 +274,8 @@ def test_every_api_call_is_granted_by_the_chart_rbac(
         if call is not None:
             made_by_injector.add(call)
     assert ("", "secrets", "create", None) in made_by_injector, sorted(made_by_injector)
+    assert ("", "pods", "watch", None) in made_by_injector, sorted(made_by_injector)
+    assert ("apps", "deployments", "patch", "ledger") in made_by_injector
     denied = sorted(c for c in made_by_injector if not _allowed(rules, c))
     assert not denied, f"calls the chart's ClusterRole does not grant: {denied}"
 
@@ -295,3 +330,80 @@ def test_namespace_label_opt_in_is_honoured(
     opted_out = deployment_pod("batch", annotations={"lumigo.io/inject": "false"})
     response = injector.review(admission_review(opted_out, namespace="labelled"))
     assert response["allowed"] is True and not decode_patch(response)
+
+
+def test_webhook_only_mode_injects_without_touching_workloads(tmp_path: Path) -> None:
+    """`propagation.enabled: false`: the rendered injector still injects and mirrors the
+    token, watches and patches no workload, and stays within its smaller ClusterRole."""
+    helm = Helm(helm_binary(), tmp_path / "helm-home")
+    port, health_port = free_port(), free_port()
+    objs = helm.template(
+        {
+            "lumigo": {"token": TOKEN},
+            "propagation": {"enabled": False},
+            "webhook": {"port": port},
+            "healthPort": health_port,
+        },
+        namespace=NAMESPACE,
+    )
+    container = find(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    certs = TestCertificates(tmp_path / "tls")
+    env = _resolve_env(container["env"], objs, {"/tls": certs.directory, "/tmp": tmp_path})
+    with KubeEmulator() as kube:
+        kube.create_namespace(NAMESPACE)
+        kube.create_namespace("shop")
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "annotations": {"lumigo.io/inject": "python"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+                },
+            },
+        }
+        kube.create("/apis/apps/v1/namespaces/shop/deployments", deployment)
+        injector = start_injector(
+            kube.write_kubeconfig(tmp_path / "kubeconfig"),
+            certs,
+            tmp_path,
+            command=_executable([*container["command"], *container.get("args", [])]),
+            env=env,
+            port=port,
+            health_port=health_port,
+        )
+        try:
+            # The operator's watches are up once a namespace opt-in reaches the mirror.
+            _inject_and_mirror(kube, injector, "shop")
+            kube.create(
+                "/api/v1/namespaces",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": "opted", "labels": {"lumigo.io/inject": "python"}},
+                },
+            )
+            wait_for(
+                lambda: kube.get("/api/v1/namespaces/opted/secrets/lumigo-credentials"),
+                timeout=20,
+                what="token Secret mirrored on a namespace opt-in",
+            )
+        finally:
+            injector.stop()
+        calls = {
+            call
+            for request in list(kube.handler)
+            if not str(request.headers.get("User-Agent", "")).startswith("python-requests")
+            and (call := _api_call(str(request.method.value), str(request.url))) is not None
+        }
+        stored = kube.get("/apis/apps/v1/namespaces/shop/deployments/web")
+    assert ("", "namespaces", "watch", None) in calls, sorted(calls)
+    touched = sorted(c for c in calls if c[0] in ("apps", "batch"))
+    assert not touched, f"webhook-only injector touched workloads: {touched}"
+    assert stored is not None
+    assert "annotations" not in stored["spec"]["template"]["metadata"]
+    rules = find(objs, "ClusterRole")["rules"]
+    denied = sorted(c for c in calls if not _allowed(rules, c))
+    assert not denied, f"calls the chart's ClusterRole does not grant: {denied}"

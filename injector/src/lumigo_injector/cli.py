@@ -18,7 +18,7 @@ from types import ModuleType
 from lumigo_injector import __version__
 
 # Subcommands, in the order `--help` shows them.
-COMMANDS = ("demo", "inject", "serve", "ecs", "build_layer")
+COMMANDS = ("demo", "inject", "serve", "status", "ecs", "build_layer")
 PLUGIN_GROUP = "lumigo_injector.commands"
 
 

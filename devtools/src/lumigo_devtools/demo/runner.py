@@ -137,15 +137,25 @@ def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
 
 def _prepare_volumes(
     work: _Workload, config_maps: dict[str, Mapping[str, str]], root: Path, layer: Path
-) -> tuple[dict[str, str], str]:
-    """Local directories for the pod's volumes; returns (mounts, app requirements)."""
+) -> tuple[dict[str, str], str, str]:
+    """Local directories for the pod's volumes; returns (mounts, app requirements, delivery).
+
+    An emptyDir is a fresh directory (the init container's copy of the layer goes there); an
+    image volume of the layer's image is the built layer directory itself, used as it is:
+    no copy, as the kubelet mounts the image read-only.
+    """
     from lumigo_injector.layer import copy_layer
+    from lumigo_injector.spec.names import LAYER_IMAGE_SUBPATH
 
     spec = work.template["spec"]
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     local: dict[str, Path] = {}
+    images: dict[str, Path] = {}
     requirements = ""
     for name, volume in volumes.items():
+        if "image" in volume:
+            images[name] = layer
+            continue
         path = root / work.name / "volumes" / name
         path.mkdir(parents=True)
         if "configMap" in volume:
@@ -156,14 +166,25 @@ def _prepare_volumes(
                 (path / key).write_text(text)
             requirements += data.get("requirements.txt", "")
         elif "emptyDir" not in volume:
-            raise DemoError(f"{work.name}: volume {name} is neither a ConfigMap nor an emptyDir")
+            raise DemoError(
+                f"{work.name}: volume {name} is neither a ConfigMap, an emptyDir nor an image"
+            )
         local[name] = path
     # The init containers' step: the layer image copies the layer into the shared volume.
     for init in spec.get("initContainers", []):
         for mount in init.get("volumeMounts", []):
             copy_layer(layer, local[mount["name"]])
-    mounts = {m["mountPath"]: str(local[m["name"]]) for m in work.container.get("volumeMounts", [])}
-    return mounts, requirements
+    mounts: dict[str, str] = {}
+    for mount in work.container.get("volumeMounts", []):
+        name = mount["name"]
+        if name in images:
+            if mount.get("subPath") != LAYER_IMAGE_SUBPATH:
+                raise DemoError(f"{work.name}: image volume {name} without the layer's subPath")
+            mounts[mount["mountPath"]] = str(images[name])
+        else:
+            mounts[mount["mountPath"]] = str(local[name])
+    delivery = "image volume (the layer read-only, no copy)" if images else "init container copy"
+    return mounts, requirements, delivery
 
 
 def _stand_ins(
@@ -268,9 +289,9 @@ def run(options: DemoOptions, out: TextIO) -> int:
         running: list[RunningApp] = []
         stack.callback(_stop_all, running)
 
-        with progress.step("Run each container as its pod would (init copy, env, own venv)"):
+        with progress.step("Run each container as its pod would (layer, env, own venv)"):
             for work in workloads:
-                mounts, requirements = _prepare_volumes(work, config_maps, root, layer)
+                mounts, requirements, delivery = _prepare_volumes(work, config_maps, root, layer)
                 venv = app_venv(requirements)
                 stand_ins = _stand_ins(work, mounts, rewrites, options.namespace, receiver)
                 base_env = {
@@ -286,7 +307,7 @@ def run(options: DemoOptions, out: TextIO) -> int:
                 running.append(app)
                 progress.note(
                     f"{work.name}: pid {app.popen.pid}, 127.0.0.1:{work.local_port}, "
-                    f"service {process.env.get('OTEL_SERVICE_NAME', '?')}"
+                    f"service {process.env.get('OTEL_SERVICE_NAME', '?')}, layer by {delivery}"
                 )
             for work, app in zip(workloads, running):
                 app.wait_listening(work.local_port)

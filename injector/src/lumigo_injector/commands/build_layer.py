@@ -47,6 +47,22 @@ def add_parser(subparsers: Any) -> None:
     )  # fmt: skip
     build.set_defaults(func=run_build)
 
+    lock = subparsers.add_parser(
+        "lock-layer",
+        help="regenerate the package-set locks build-layer installs from (uv pip compile)",
+        description="Resolve the distro's declared dependencies for every package set "
+        "(CPython 3.9-3.14, glibc and musl, amd64 and arm64) with `uv pip compile "
+        "--generate-hashes` and write the locks kept in the repository "
+        "(injector/src/lumigo_injector/layer/locks/). Run after changing the distro's "
+        "dependencies; a build refuses a stale lock.",
+    )
+    lock.add_argument(
+        "--distro", type=Path, default=None,
+        help="the lumigo_opentelemetry source directory or wheel (default: the workspace's)",
+    )  # fmt: skip
+    lock.add_argument("--jobs", type=int, default=4, help="resolutions run at once")
+    lock.set_defaults(func=run_lock)
+
     copy = subparsers.add_parser(
         "copy-layer",
         help="copy a built layer into a (volume) directory, as the init container does",
@@ -77,6 +93,22 @@ def run_build(args: argparse.Namespace) -> int:
         return 1
     print(manifest.summary_table())
     print(f"built in {time.monotonic() - started:.1f}s: {args.out}")
+    return 0
+
+
+def run_lock(args: argparse.Namespace) -> int:
+    from lumigo_injector.layer.build import default_distro_source
+    from lumigo_injector.layer.locks import LockError, compile_locks
+
+    started = time.monotonic()
+    try:
+        paths = compile_locks(args.distro or default_distro_source(), jobs=args.jobs)
+    except LockError as exc:
+        print(f"lock-layer: {exc}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(path)
+    print(f"{len(paths)} locks written in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0
 
 

@@ -13,6 +13,7 @@ from lumigo_injector.k8s.manifests import ManifestError, describe, dump_document
 from lumigo_injector.k8s.manifests import transform as transform_documents
 from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
 from lumigo_injector.spec import names as constants
+from lumigo_injector.spec.delivery import DELIVERIES
 
 PROG = "lumigo-injector inject"
 
@@ -27,6 +28,7 @@ EXAMPLES = """\
 examples:
   lumigo-injector inject -f deployment.yaml | kubectl apply -f -
   kubectl get deploy web -o yaml | lumigo-injector inject -f - --all
+  lumigo-injector inject -f deployment.yaml --delivery image-volume   # Kubernetes 1.35+
   lumigo-injector inject -f injected.yaml --uninject > original.yaml
 
 exit status: 0 done, 1 stdout closed early, 2 invalid input (nothing is written to stdout)
@@ -61,6 +63,17 @@ def add_parser(subparsers: Any) -> None:
     )
     defaults = InjectionSettings()
     options.add(parser, options.INIT_IMAGE, defaults.init_image, "IMAGE")
+    parser.add_argument(
+        "--delivery",
+        choices=DELIVERIES,
+        default=defaults.delivery,
+        help=(
+            "how pods get the layer: copied by an init container (any Kubernetes), or the init "
+            "image mounted as a read-only image volume (Kubernetes 1.35+, no copy); a "
+            f"{constants.ANNOTATION_DELIVERY} annotation on a pod template wins "
+            "(default: %(default)s)"
+        ),
+    )
     options.add(parser, options.SECRET_NAME, defaults.secret_name, "NAME")
     options.add(parser, options.SECRET_KEY, defaults.secret_key, "KEY")
     options.add(parser, options.ENDPOINT, None, "URL")
@@ -95,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     settings = InjectionSettings(
         **options.collect(args, options.SHARED, {}).get("injection", {}),
         inject_all=args.inject_all,
+        delivery=args.delivery,
     )
     source = "stdin" if args.file == "-" else args.file
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lumigo_injector.spec.delivery import CHOICES as DELIVERY_CHOICES
 from lumigo_injector.spec.names import ENV_ENABLE_LOGS, ENV_ENDPOINT
 
 Parser = Callable[[str], Any]
@@ -69,6 +70,27 @@ def optional(text: str) -> str | None:
     return text.strip() or None
 
 
+def boolean(text: str) -> bool:
+    """true/false (also yes/no, 1/0, on/off)."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean (true or false): {text!r}")
+
+
+def positive_int(text: str) -> int:
+    """A whole number greater than 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
 def choice(choices: tuple[str, ...]) -> Parser:
     """One of `choices`, compared lower-cased."""
 
@@ -102,7 +124,7 @@ class Option:
 # --- shared by inject, ecs and serve -------------------------------------------------------
 INIT_IMAGE = Option(
     "--init-image", "LUMIGO_INJECTOR_INIT_IMAGE", "injection", "init_image", non_empty,
-    "image of the init container that copies the layer",
+    "the layer's image: the init container's, or the image volume's",
 )
 SECRET_NAME = Option(
     "--secret-name", "LUMIGO_INJECTOR_SECRET_NAME", "injection", "secret_name", non_empty,
@@ -167,8 +189,47 @@ SERVE = (
     SECRET_KEY,
     ENDPOINT,
     Option(
+        "--delivery", "LUMIGO_INJECTOR_DELIVERY", "cluster", "delivery",
+        choice(DELIVERY_CHOICES),
+        "how pods get the layer: auto (image volume when the API server is 1.35+, else init "
+        "container), init-container or image-volume",
+    ),
+    Option(
         "--namespace", "POD_NAMESPACE", "cluster", "namespace", optional,
         "the injector's own namespace (its pods are never injected)",
+    ),
+    Option(
+        "--layer-version", "LUMIGO_INJECTOR_LAYER_VERSION", "injection", "layer_version",
+        non_empty, "layer version the init image carries; pods with another are outdated",
+    ),
+    Option(
+        "--fleet-interval", "LUMIGO_INJECTOR_FLEET_INTERVAL", "fleet", "interval",
+        positive_float, "seconds between two checks of the running pods",
+    ),
+    Option(
+        "--catch-up-restart", "LUMIGO_INJECTOR_CATCH_UP_RESTART", "fleet", "catch_up_restart",
+        boolean, "restart workloads whose pods missed injection, one at a time",
+    ),
+    Option(
+        "--upgrade-rollout", "LUMIGO_INJECTOR_UPGRADE_ROLLOUT", "fleet", "upgrade_rollout",
+        choice(("manual", "automatic")),
+        "automatic: restart workloads on an older layer in waves; manual: report only",
+    ),
+    Option(
+        "--upgrade-wave-size", "LUMIGO_INJECTOR_UPGRADE_WAVE_SIZE", "fleet", "wave_size",
+        positive_int, "workloads restarted together in one upgrade wave",
+    ),
+    Option(
+        "--rollback", "LUMIGO_INJECTOR_ROLLBACK", "fleet", "rollback", boolean,
+        "pause injection of workloads whose injected rollout crash-loops",
+    ),
+    Option(
+        "--action-interval", "LUMIGO_INJECTOR_ACTION_INTERVAL", "fleet", "min_action_interval",
+        non_negative_float, "minimum seconds between two restarting actions",
+    ),
+    Option(
+        "--restart-cooldown", "LUMIGO_INJECTOR_RESTART_COOLDOWN", "fleet", "cooldown",
+        non_negative_float, "minimum seconds between two restarts of one workload",
     ),
     Option(
         "--log-format", "LUMIGO_INJECTOR_LOG_FORMAT", "logs", "format", choice(LOG_FORMATS),
@@ -177,6 +238,11 @@ SERVE = (
     Option(
         "--log-level", "LUMIGO_INJECTOR_LOG_LEVEL", "logs", "level", choice(LOG_LEVELS),
         "debug, info (default), warning or error",
+    ),
+    Option(
+        "--propagation", "LUMIGO_INJECTOR_PROPAGATION", "cluster", "propagation", boolean,
+        "true: copy workloads' lumigo.io/inject annotation onto their pod templates; "
+        "false: webhook only, no workload is watched or patched",
     ),
 )  # fmt: skip
 

@@ -44,6 +44,7 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     """Combine parsed flags with the environment; raise `ValueError` naming a bad variable."""
     from lumigo_injector.k8s.options import InjectionSettings
     from lumigo_injector.serve import settings as s
+    from lumigo_injector.serve.fleet.settings import FleetSettings
 
     env = os.environ if environ is None else environ
     groups = options.collect(args, options.SERVE, env)
@@ -58,6 +59,7 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         injection=InjectionSettings(**groups.get("injection", {})),
         cluster=s.ClusterSettings(**groups.get("cluster", {}), token=token),
         logs=s.LogSettings(**groups.get("logs", {})),
+        fleet=FleetSettings(**groups.get("fleet", {})),
     )
 
 

@@ -6,6 +6,7 @@ instance or task role; `AWS_ENDPOINT_URL_ECS` / `AWS_ENDPOINT_URL` for a local e
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,15 @@ class ServiceTaskDefinition:
 
 
 def client(region: str | None = None) -> Any:
-    """An ECS client from the standard credential chain."""
+    """An ECS client from the standard credential chain.
+
+    The region: `region` (--region), else AWS_REGION (as the AWS CLI and SDKs read it;
+    botocore alone does not), else AWS_DEFAULT_REGION or the profile's region.
+    """
     import boto3
     from botocore.exceptions import NoRegionError
 
+    region = region or os.environ.get("AWS_REGION", "").strip() or None
     try:
         return boto3.client("ecs", region_name=region)
     except NoRegionError:

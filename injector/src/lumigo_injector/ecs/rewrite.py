@@ -17,7 +17,10 @@ What `inject` adds, by the rules of `spec/` that the Kubernetes mutation follows
 
 Two docker labels on each injected container record the layer version (`lumigo.io/injected`)
 and, as JSON, the variables we added and the original values of those we changed
-(`lumigo.io/injection-state`), so `uninject` gives back exactly the original.
+(`lumigo.io/injection-state`), so `uninject` gives back exactly the original. The init container
+carries `lumigo.io/injected` too. A container named `lumigo-otel-init` or a volume named
+`lumigo-otel` in a task definition that carries none of our labels is the user's: `inject`
+refuses it (a clash, never a silent replacement) and `uninject` leaves it alone.
 """
 
 from __future__ import annotations
@@ -93,6 +96,35 @@ class EcsResult:
 # --------------------------------------------------------------------------- inject
 
 
+def is_injected(td: Mapping[str, Any]) -> bool:
+    """True when a container carries our `lumigo.io/injected` label (we injected this task)."""
+    return any(
+        isinstance(c.get("dockerLabels"), Mapping) and ANNOTATION_INJECTED in c["dockerLabels"]
+        for c in containers_of(td)
+    )
+
+
+def clashes(td: Mapping[str, Any]) -> list[str]:
+    """The user's objects that carry one of our names (none when we injected the task)."""
+    if is_injected(td):
+        return []
+    found = [f"a container named {INIT_CONTAINER_NAME!r}" for c in containers_of(td)
+             if c.get("name") == INIT_CONTAINER_NAME]  # fmt: skip
+    found += [f"a volume named {VOLUME_NAME!r}" for v in volumes_of(td)
+              if v.get("name") == VOLUME_NAME]  # fmt: skip
+    return found
+
+
+def check_no_clash(td: Mapping[str, Any]) -> None:
+    """Raise TaskDefinitionError when the user's own objects use the injector's names."""
+    found = clashes(td)
+    if found:
+        raise TaskDefinitionError(
+            f"the task definition already has {' and '.join(found)}, not made by the injector "
+            "(no lumigo.io/injected label); injecting would replace it: rename it first"
+        )
+
+
 def has_init_container(td: Mapping[str, Any]) -> bool:
     """True when the task definition carries our init container."""
     return any(c.get("name") == INIT_CONTAINER_NAME for c in containers_of(td))
@@ -107,8 +139,7 @@ def inject(td: Mapping[str, Any], settings: EcsSettings) -> EcsResult:
     """
     td = normalise(td)
     validate(td)
-    if not has_init_container(td) and any(v.get("name") == VOLUME_NAME for v in volumes_of(td)):
-        raise TaskDefinitionError(f"the task definition already has a volume named {VOLUME_NAME!r}")
+    check_no_clash(td)
     previous_init = next((c for c in containers_of(td) if c.get("name") == INIT_CONTAINER_NAME), {})
     base = uninject(td)
     validate(base)
@@ -150,6 +181,8 @@ def _init_container(td: Mapping[str, Any], settings: EcsSettings) -> dict[str, A
         "name": INIT_CONTAINER_NAME,
         "image": settings.init_image,
         "essential": False,
+        # marks it as ours: a container of this name without the label is the user's
+        "dockerLabels": {ANNOTATION_INJECTED: settings.layer_version},
         "command": [MOUNT_PATH],  # the entrypoint copies the layer into its first argument
         # ECS task storage starts as a root-owned 0755 directory (unlike a Kubernetes emptyDir),
         # so the copy runs as root; it writes nothing but the volume.
@@ -299,8 +332,13 @@ def _task_warnings(
 
 
 def uninject(td: Mapping[str, Any]) -> dict[str, Any]:
-    """Remove everything `inject` added; the inverse of `inject` on a normalised input."""
+    """Remove everything `inject` added; the inverse of `inject` on a normalised input.
+
+    A task definition we did not inject comes back unchanged, whatever its objects are called.
+    """
     out = normalise(td)
+    if not is_injected(out):
+        return out
     containers = [c for c in containers_of(out) if c.get("name") != INIT_CONTAINER_NAME]
     out["containerDefinitions"] = [_uninject_container(c) for c in containers]
     volumes = [v for v in out.get("volumes", []) if v.get("name") != VOLUME_NAME]

@@ -15,6 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from lumigo_injector.spec.limits import InputError, loads_json
+
 __all__ = [
     "TaskDefinitionError",
     "containers_of",
@@ -86,11 +88,13 @@ def model_errors(task_definition: Mapping[str, Any]) -> str:
 def parse_task_definition(text: str, source: str = "input") -> dict[str, Any]:
     """Parse JSON text into a normalised, validated RegisterTaskDefinition request."""
     try:
-        doc = json.loads(text)
+        doc = loads_json(text)
     except json.JSONDecodeError as exc:
         raise TaskDefinitionError(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except InputError as exc:  # nested beyond the bound, or a string that is not text
+        raise TaskDefinitionError(f"{source}: {exc}") from None
     td = normalise(doc)
     validate(td)
     return td

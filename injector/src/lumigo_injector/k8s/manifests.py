@@ -1,22 +1,24 @@
 """Reading and writing Kubernetes manifests: multi-document YAML, JSON, Lists and kinds.
 
-Pure functions over text and plain data; the `inject` command does the file I/O. YAML is
-read the way Kubernetes reads it (dates stay strings) and written back block-style with the
-keys in their original order. JSON in gives JSON out.
+Pure functions over text and plain data; the `inject` command does the file I/O. Text in
+and out is `manifest_io`: YAML is read the way Kubernetes reads it (dates stay strings) and
+written back block-style with the keys in their original order. JSON in gives JSON out.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
+from lumigo_injector.k8s.manifest_io import (
+    Format,
+    ManifestError,
+    detect_format,
+    dump_documents,
+    load_documents,
+)
 from lumigo_injector.spec.workloads import POD_TEMPLATE_KINDS
-
-Format = Literal["yaml", "json"]
 
 #: Kinds of the built-in API groups ("" is the core group of apiVersion "v1").
 #: A kind in one of these groups that is not listed here is a typo or unknown: an error.
@@ -93,120 +95,8 @@ BUILTIN_KINDS: Mapping[str, frozenset[str]] = {
 }
 
 
-class ManifestError(ValueError):
-    """Input that cannot be processed; the message is meant for the user as is."""
-
-
-# --------------------------------------------------------------------------------------------
-# Parsing and printing
-# --------------------------------------------------------------------------------------------
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-
-
-class _KubernetesLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """Safe YAML loading with timestamps kept as strings, as Kubernetes does."""
-
-
-_KubernetesLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def detect_format(text: str) -> Format:
-    """JSON when the first meaningful character opens a JSON object or array."""
-    stripped = text.lstrip(" \t\r\n\ufeff")
-    return "json" if stripped[:1] in ("{", "[") else "yaml"
-
-
-def _load_json(text: str) -> list[Any]:
-    decoder = json.JSONDecoder()
-    documents: list[Any] = []
-    position = 0
-    text = text.lstrip("\ufeff")
-    while True:
-        while position < len(text) and text[position] in " \t\r\n":
-            position += 1
-        if position >= len(text):
-            return documents
-        try:
-            document, position = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(
-                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            ) from None
-        documents.append(document)
-
-
-def _load_yaml(text: str) -> list[Any]:
-    try:
-        return list(yaml.load_all(text, Loader=_KubernetesLoader))
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"invalid YAML{_yaml_location(exc)}") from None
-
-
-def _yaml_location(exc: yaml.YAMLError) -> str:
-    """` at line L, column C: problem (context started at line ...)` from a YAML error."""
-    mark = getattr(exc, "problem_mark", None)
-    text = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    text += f": {getattr(exc, 'problem', None) or exc}"
-    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if context and context_mark:
-        line, column = context_mark.line + 1, context_mark.column + 1
-        text += f" ({context} started at line {line}, column {column})"
-    return text
-
-
-def _as_json(document: dict[str, Any], number: int) -> dict[str, Any]:
-    """The document as plain JSON data, the way the API server sees it.
-
-    YAML anchors become independent copies, and non-string keys become strings (as kubectl's
-    YAML-to-JSON conversion does). Values JSON cannot carry (binary, NaN) are an error.
-    """
-    try:
-        plain: dict[str, Any] = json.loads(json.dumps(document, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ManifestError(f"document {number} has a value JSON cannot represent: {exc}") from None
-    return plain
-
-
-def load_documents(text: str) -> tuple[list[dict[str, Any]], Format]:
-    """Parse YAML or JSON text into its documents (empty YAML documents are dropped).
-
-    Raises ManifestError for a syntax error or a document that is not an object.
-    """
-    fmt = detect_format(text)
-    raw = _load_json(text) if fmt == "json" else _load_yaml(text)
-    documents: list[dict[str, Any]] = []
-    for number, document in enumerate(raw, start=1):
-        if document is None:
-            continue
-        if not isinstance(document, dict) or not all(isinstance(k, str) for k in document):
-            raise ManifestError(
-                f"document {number} is not a Kubernetes object "
-                f"(expected a mapping with apiVersion and kind, got {type(document).__name__})"
-            )
-        documents.append(_as_json(document, number))
-    return documents, fmt
-
-
-def dump_documents(documents: list[dict[str, Any]], fmt: Format) -> str:
-    """Serialize documents: YAML separated by `---`, or one indented JSON value each."""
-    if not documents:
-        return ""
-    if fmt == "json":
-        return "".join(json.dumps(doc, indent=2, ensure_ascii=False) + "\n" for doc in documents)
-    return yaml.dump_all(
-        documents,
-        Dumper=_BaseDumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1 << 30,
-    )
+# Parsing and printing live in `manifest_io` (bounded reading, type-keeping writing).
+__all__ = ["Format", "ManifestError", "detect_format", "dump_documents", "load_documents"]
 
 
 # --------------------------------------------------------------------------------------------

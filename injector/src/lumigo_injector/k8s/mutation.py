@@ -7,10 +7,14 @@ steps (`steps`: volume, init container, per-container mount and environment), ea
 leaves what is already there alone and records what it added or changed in the annotation
 `lumigo.io/injection-state`, so that `uninject` (`undo`) gives back the original exactly.
 
-A pod injected with the current layer version comes back unchanged; one injected with another
-version is uninjected and injected again (the upgrade path). A pod whose annotations would pass
-the API server's 256 KiB limit with the injection record (thousands of containers) is left
-as it is, with the reason (`within_annotation_limit`, a separate last check).
+The delivery (`spec.delivery`) decides the volume: an emptyDir the init container fills, or the
+init image as a read-only image volume (no init container); the environment is the same.
+
+A pod injected with the current layer version and delivery comes back unchanged; one injected
+with another version or delivery is uninjected and injected again (upgrade, or a switch). A pod
+whose annotations would pass the API server's 256 KiB limit with the injection record
+(thousands of containers) is left as it is, with the reason (`within_annotation_limit`, a
+separate last check).
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ from lumigo_injector.k8s.steps import (
     add_mount,
     add_volume,
     ensure,
+    existing_delivery,
     pod_blocker,
     select_containers,
     set_env,
 )
 from lumigo_injector.k8s.undo import uninject
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.delivery import INIT_CONTAINER, Delivery, pod_delivery
 from lumigo_injector.spec.inject import raw_value, skip_reason, wants_injection
 from lumigo_injector.spec.plain import as_map, plain_copy
 
@@ -70,9 +76,9 @@ def inject(
 
     Returns a deep copy of `obj`, mutated only when the pod asks for injection (see
     `wants_injection`), is not injected yet, and has at least one injectable container.
-    An object already injected with the same layer version comes back unchanged; one injected
-    with another version is re-injected (upgrade). Never raises on odd input: the reason
-    says why nothing was done.
+    An object already injected with the same layer version and delivery comes back unchanged;
+    one injected with another version or delivery is re-injected (upgrade, switch). Never
+    raises on odd input: the reason says why nothing was done.
     """
     out: dict[str, Any] = plain_copy(obj)
     site = locate(out)
@@ -88,12 +94,14 @@ def inject(
         return MutationResult(out, False, f"skipped: {why}", unannotated=unasked)
     if is_injected(pod_meta):
         version = as_map(pod_meta.get("annotations")).get(c.ANNOTATION_INJECTED)
-        if version == settings.layer_version:
-            return MutationResult(out, True, f"already injected (layer {version})")
+        wanted = pod_delivery(annotations, namespace_annotations, settings.delivery, [])
+        current = existing_delivery(site.holder["spec"]) or INIT_CONTAINER
+        if version == settings.layer_version and current == wanted:
+            return MutationResult(out, True, f"already injected (layer {version}, {current})")
         out = uninject(out)
         site = locate(out)
         assert not isinstance(site, str)
-    result = _inject_site(out, site, annotations, settings, namespace_annotations)
+    result = _inject_site(out, site, annotations, namespace_annotations, settings)
     return within_annotation_limit(obj, site, result)
 
 
@@ -123,12 +131,31 @@ def within_annotation_limit(
     return MutationResult(plain_copy(original), False, f"skipped: {why}", (why,))
 
 
+def _choose_delivery(
+    spec: Mapping[str, Any],
+    annotations: Mapping[str, Any],
+    namespace_annotations: Mapping[str, str] | None,
+    settings: InjectionSettings,
+    warnings: list[str],
+) -> Delivery:
+    """The pod's delivery; a `lumigo-otel` volume the pod already has decides it (kept)."""
+    delivery = pod_delivery(annotations, namespace_annotations, settings.delivery, warnings)
+    existing = existing_delivery(spec)
+    if existing is not None and existing != delivery:
+        warnings.append(
+            f"the pod already has a {c.VOLUME_NAME!r} volume for {existing} delivery; "
+            f"using it instead of {delivery}"
+        )
+        return existing
+    return delivery
+
+
 def _inject_site(
     out: dict[str, Any],
     site: PodSite,
     annotations: Mapping[str, Any],
+    namespace_annotations: Mapping[str, str] | None,
     settings: InjectionSettings,
-    namespace_annotations: Mapping[str, Any] | None,
 ) -> MutationResult:
     spec: dict[str, Any] = site.holder["spec"]
     blocker = pod_blocker(site.holder)
@@ -140,15 +167,19 @@ def _inject_site(
     if not targets:
         return MutationResult(out, False, "skipped: no container can be injected", tuple(warnings))
 
+    delivery = _choose_delivery(spec, annotations, namespace_annotations, settings, warnings)
+
     state: dict[str, Any] = {"v": _STATE_VERSION, "created": [], "containers": {}}
+    state["delivery"] = delivery
     meta: dict[str, Any] = ensure(site.holder, "metadata", dict, state["created"])
     ensure(meta, "annotations", dict, state["created"])
 
-    add_volume(spec, settings, state)
-    add_init_container(spec, settings, state)
+    add_volume(spec, settings, state, delivery)
+    if delivery == INIT_CONTAINER:
+        add_init_container(spec, settings, state)
     for container in targets:
         record: dict[str, Any] = {"created": [], "added": [], "changed": {}}
-        add_mount(container, record)
+        add_mount(container, record, delivery)
         set_env(container, options, settings, record, warnings)
         state["containers"][container["name"]] = {k: v for k, v in record.items() if v}
 
@@ -157,4 +188,6 @@ def _inject_site(
         state, separators=(",", ":"), sort_keys=True
     )
     names = ", ".join(str(ct["name"]) for ct in targets)
-    return MutationResult(out, True, f"injected containers: {names}", tuple(warnings))
+    return MutationResult(
+        out, True, f"injected containers: {names} ({delivery})", tuple(warnings)
+    )

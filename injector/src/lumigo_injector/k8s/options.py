@@ -12,6 +12,7 @@ from typing import Any
 
 from lumigo_injector.k8s.site import PodSite
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.delivery import INIT_CONTAINER, Delivery
 from lumigo_injector.spec.logs import logs_enabled
 from lumigo_injector.spec.naming import Workload, service_name, workload_chain
 from lumigo_injector.spec.plain import as_map
@@ -28,6 +29,8 @@ class InjectionSettings:
     layer_version: str = c.DEFAULT_LAYER_VERSION
     volume_size_limit: str = c.DEFAULT_VOLUME_SIZE_LIMIT
     inject_all: bool = False
+    #: How the layer reaches pods that do not say otherwise (`lumigo.io/delivery`).
+    delivery: Delivery = INIT_CONTAINER
 
 
 @dataclass

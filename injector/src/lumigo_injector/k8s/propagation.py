@@ -106,6 +106,9 @@ def _plan_one(
     wanted = p.read(workload_annotations) or None
     if wanted is not None and wanted not in p.values:
         wanted = None  # an unknown value means "not asked", like on a pod
+    paused = c.ANNOTATION_INJECT_PAUSED in workload_annotations
+    if p.annotation == c.ANNOTATION_INJECT and paused:
+        wanted = c.INJECT_FALSE  # paused by a rollback: no injection, whatever asks for it
     current = template_annotations.get(p.annotation)
     current = current if isinstance(current, str) else None
     previous = workload_annotations.get(p.previous)

@@ -3,6 +3,8 @@
 `pod_blocker` and `container_blocker` say why a pod or a container cannot be injected at all;
 `add_volume`, `add_init_container`, `add_mount`, `set_env` and `set_resource_attributes` then
 change the pod in place and record what they added or changed (for `undo.uninject`).
+The volume and the mount depend on the delivery (`spec.delivery`): an emptyDir filled by the
+init container, or the init image itself as a read-only image volume (no init container).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from lumigo_injector.k8s.options import InjectionSettings, PodOptions
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.delivery import IMAGE_VOLUME, INIT_CONTAINER, Delivery
 from lumigo_injector.spec.env import (
     EXTENDED_VARIABLES,
     attribute_keys,
@@ -127,8 +130,29 @@ def pod_blocker(holder: Mapping[str, Any]) -> str | None:
     if any(as_map(ct).get("name") == c.INIT_CONTAINER_NAME for ct in as_list(spec["containers"])):
         return f"an app container is named {c.INIT_CONTAINER_NAME!r}"
     for volume in as_list(spec.get("volumes")):
-        if as_map(volume).get("name") == c.VOLUME_NAME and "emptyDir" not in as_map(volume):
-            return f"a volume named {c.VOLUME_NAME!r} already exists and is not an emptyDir"
+        if as_map(volume).get("name") == c.VOLUME_NAME and volume_delivery(volume) is None:
+            return (
+                f"a volume named {c.VOLUME_NAME!r} already exists and is neither an emptyDir "
+                "nor an image volume"
+            )
+    return None
+
+
+def volume_delivery(volume: Any) -> Delivery | None:
+    """The delivery a volume serves: emptyDir (init container), image, or None."""
+    volume = as_map(volume)
+    if "emptyDir" in volume:
+        return INIT_CONTAINER
+    if "image" in volume:
+        return IMAGE_VOLUME
+    return None
+
+
+def existing_delivery(spec: Mapping[str, Any]) -> Delivery | None:
+    """The delivery a `lumigo-otel` volume already in the pod dictates (it is kept as is)."""
+    for volume in as_list(spec.get("volumes")):
+        if as_map(volume).get("name") == c.VOLUME_NAME:
+            return volume_delivery(volume)
     return None
 
 
@@ -182,11 +206,33 @@ def select_containers(
     return selected
 
 
-def add_volume(spec: dict[str, Any], settings: InjectionSettings, state: dict[str, Any]) -> None:
+def layer_volume(settings: InjectionSettings, delivery: Delivery) -> dict[str, Any]:
+    """The `lumigo-otel` volume: an emptyDir to copy into, or the init image mounted as is."""
+    if delivery == IMAGE_VOLUME:
+        image = {"reference": settings.init_image, "pullPolicy": "IfNotPresent"}
+        return {"name": c.VOLUME_NAME, "image": image}
+    return {"name": c.VOLUME_NAME, "emptyDir": {"sizeLimit": settings.volume_size_limit}}
+
+
+def layer_mount(delivery: Delivery) -> dict[str, Any]:
+    """The app containers' read-only mount of the layer at `/lumigo-otel`.
+
+    An image volume holds the whole image: the subPath picks the layer's folder in it, so
+    the app sees the same tree at the same path as with the init container's copy.
+    """
+    mount: dict[str, Any] = {"name": c.VOLUME_NAME, "mountPath": c.MOUNT_PATH, "readOnly": True}
+    if delivery == IMAGE_VOLUME:
+        mount["subPath"] = c.LAYER_IMAGE_SUBPATH
+    return mount
+
+
+def add_volume(
+    spec: dict[str, Any], settings: InjectionSettings, state: dict[str, Any], delivery: Delivery
+) -> None:
     volumes = ensure_list(spec, "volumes", state["created"])
     if any(as_map(v).get("name") == c.VOLUME_NAME for v in volumes):
         return
-    volumes.append({"name": c.VOLUME_NAME, "emptyDir": {"sizeLimit": settings.volume_size_limit}})
+    volumes.append(layer_volume(settings, delivery))
     state["volume"] = True
 
 
@@ -200,7 +246,7 @@ def add_init_container(
     state["initContainer"] = True
 
 
-def add_mount(container: dict[str, Any], record: dict[str, Any]) -> None:
+def add_mount(container: dict[str, Any], record: dict[str, Any], delivery: Delivery) -> None:
     mounts = ensure_list(container, "volumeMounts", record["created"])
     if any(
         as_map(m).get("name") == c.VOLUME_NAME
@@ -208,7 +254,7 @@ def add_mount(container: dict[str, Any], record: dict[str, Any]) -> None:
         for m in mounts
     ):
         return
-    mounts.append({"name": c.VOLUME_NAME, "mountPath": c.MOUNT_PATH, "readOnly": True})
+    mounts.append(layer_mount(delivery))
     record["mount"] = True
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from lumigo_injector import __version__
 from lumigo_injector.layer.copy import COPY_SCRIPT_TEXT
+from lumigo_injector.layer.locks import LOCK_DIR, LockError, check_lock, declared_requirements
 from lumigo_injector.layer.manifest import (
     ARCHES,
     BOOTSTRAP_DIR,
@@ -43,14 +44,22 @@ from lumigo_injector.layer.manifest import (
     set_requirements_text,
     validate_python,
 )
-from lumigo_injector.layer.sets import LayerBuildError, install_set, read_package_set
+from lumigo_injector.layer.sbom import SBOM_NAME, layer_sbom
+from lumigo_injector.layer.sets import (
+    INSTALLED_FILE,
+    LayerBuildError,
+    install_set,
+    marker_environment,
+    read_installed,
+    read_package_set,
+)
 
 Progress = Callable[[str], None]
 
 BOOTSTRAP_SOURCE = Path(__file__).parent / "bootstrap" / "sitecustomize.py"
 BOOTSTRAP_IMPL_SOURCE = Path(__file__).parent / "bootstrap" / "lumigo_bootstrap.py"
 # Bump when pip's part of making a set changes, so cached sets are rebuilt.
-SET_RECIPE_VERSION = "1"
+SET_RECIPE_VERSION = "2"
 RAW_COMPLETE = ".lumigo-raw-complete"  # marks a finished pip install in the set cache
 PYCACHE_BLOCKER = "A file, not a directory, so that Python writes no bytecode into the layer.\n"
 _SOURCE_SKIP = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "dist", "build"}
@@ -124,6 +133,7 @@ def build_layer(
     set_cache: Path | None = None,
     jobs: int = 4,
     bytecode: bool = True,
+    lock_dir: Path = LOCK_DIR,
 ) -> LayerManifest:
     """Build the layer into `out` (replaced if it holds a layer; must not hold anything else).
 
@@ -132,6 +142,9 @@ def build_layer(
     so that a rebuild with unchanged sources only re-assembles the layer.
     `bytecode`: precompile each set with a matching local interpreter where one is found
     (see `find_interpreter`); sets without one ship sources only and start slower.
+    Each set is installed from its lock in `lock_dir` (hashes required, nothing resolved);
+    a missing or stale lock is a LayerBuildError. The layer gets `manifest.json` and a
+    CycloneDX SBOM `sbom.cdx.json`; two builds of one commit give identical trees.
     """
     say = progress or (lambda _message: None)
     versions = tuple(validate_python(v) for v in pythons)
@@ -149,6 +162,14 @@ def build_layer(
         raise LayerBuildError(f"distro source {source} not found (use --distro)")
     digest = source_hash(source)
     combos = [(v, p, a) for p in platforms for a in arches for v in versions]
+    declared = declared_requirements(source)
+    try:
+        locks = {
+            (v, p, a): check_lock(v, p, a, declared, marker_environment(v, a), lock_dir)
+            for v, p, a in combos
+        }
+    except LockError as exc:
+        raise LayerBuildError(str(exc)) from None
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".layer-build-", dir=out.parent) as tmp_name:
@@ -168,14 +189,16 @@ def build_layer(
 
         def make(combo: tuple[str, str, str]) -> tuple[Path, PackageSet]:
             python, plat, machine = combo
-            target = raw_root / f"{set_name(python, plat, machine)}-{_set_key(digest, combo)}"
+            set_lock = locks[combo]
+            key = _set_key(f"{digest}|{set_lock.sha256}", combo)
+            target = raw_root / f"{set_name(python, plat, machine)}-{key}"
             raw_root.mkdir(parents=True, exist_ok=True)
             with (raw_root / f"{target.name}.lock").open("a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # other builds may share the set cache
                 if not (target / RAW_COMPLETE).exists():
                     say(f"pip: {set_name(python, plat, machine)}")
                     partial = target.parent / f"{target.name}.partial"
-                    install_set(distro_wheel(), partial, python, plat, machine)
+                    install_set(distro_wheel(), partial, python, plat, machine, set_lock.path)
                     read_package_set(partial, python, plat, machine)  # fail before caching
                     (partial / RAW_COMPLETE).write_text("", encoding="utf-8")
                     if target.exists():
@@ -221,7 +244,12 @@ def build_layer(
             naive_bytes=stats.naive_bytes,
         )
         (staging / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        installed = {pset.name: read_installed(path) for path, pset in built}
+        set_locks = {p.name: locks[(p.python, p.platform, p.arch)] for p in sets}
+        sbom = layer_sbom(manifest, installed, set_locks)
+        (staging / SBOM_NAME).write_text(sbom, encoding="utf-8")
         _make_readable(staging)
+        _fix_mtimes(staging)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -273,7 +301,7 @@ def assemble(out: Path, raw_sets: dict[str, Path]) -> None:
         entries = listing.setdefault(name, [])
         for folder, _dirs, files in os.walk(root):
             for leaf in files:
-                if leaf == RAW_COMPLETE and folder == str(root):
+                if leaf in (RAW_COMPLETE, INSTALLED_FILE) and folder == str(root):
                     continue
                 source = Path(folder, leaf)
                 digest = _file_digest(source)
@@ -404,6 +432,16 @@ def compile_set(set_dir: Path, python: str, say: Progress) -> bool:
     if result.returncode != 0:
         say(f"{set_dir.name}: some modules did not compile (they stay source-only)")
     return True
+
+
+def _fix_mtimes(root: Path) -> None:
+    """One modification time for every path (SOURCE_DATE_EPOCH, else 1980-01-01), so an
+    image or archive of the layer is byte-identical across builds."""
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or 315532800)
+    for folder, dirs, files in os.walk(root):
+        for name in (*files, *dirs):
+            os.utime(os.path.join(folder, name), (epoch, epoch), follow_symlinks=False)
+    os.utime(root, (epoch, epoch))
 
 
 def _make_readable(root: Path) -> None:

@@ -2,18 +2,26 @@
 
 pip installs `lumigo_opentelemetry` and its dependencies for a Python version and
 platform other than the one running pip (`--target --python-version --platform
---only-binary=:all:`), so one build machine makes every set.
+--only-binary=:all:`), so one build machine makes every set. The dependencies come from the
+set's lock (`layer.locks`), installed with hashes required and nothing resolved.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement
@@ -33,6 +41,8 @@ from lumigo_injector.layer.manifest import (
 # Files pip leaves that a set must not carry: console scripts (their shebang points at the
 # build machine) and autowrapt's start-up hook (the bootstrap registers the hooks itself).
 _DROP_TOP_LEVEL = ("bin", "autowrapt-init.pth", "autowrapt-init.start")
+#: What pip installed into a set (name, version, wheel file, sha256), for the SBOM.
+INSTALLED_FILE = ".lumigo-installed.json"
 
 
 class LayerBuildError(RuntimeError):
@@ -40,15 +50,27 @@ class LayerBuildError(RuntimeError):
 
 
 def pip_install_command(
-    wheel: Path, target: Path, python: str, platform: str, arch: str
+    requirements: Sequence[Path],
+    target: Path,
+    python: str,
+    platform: str,
+    arch: str,
+    report: Path | None = None,
 ) -> list[str]:
-    """The pip command line that fills `target` with the set for (python, platform, arch)."""
+    """The pip command line that fills `target` with the set for (python, platform, arch).
+
+    Nothing is resolved: every distribution comes pinned, with its hashes, from the
+    requirement files (the set's lock and the distro wheel), and pip refuses any file
+    whose hash is not listed.
+    """
     command = [
         sys.executable, "-m", "pip", "install",
         "--target", str(target),
         "--python-version", python,
         "--implementation", "cp",
         "--only-binary=:all:",
+        "--no-deps",
+        "--require-hashes",
         "--no-compile",
         "--no-warn-script-location",
         "--disable-pip-version-check",
@@ -56,26 +78,96 @@ def pip_install_command(
     ]  # fmt: skip
     for tag in pip_platform_tags(platform, arch):
         command += ["--platform", tag]
-    command.append(str(wheel))
+    if report is not None:
+        command += ["--report", str(report)]
+    for path in requirements:
+        command += ["-r", str(path)]
     return command
 
 
-def install_set(wheel: Path, target: Path, python: str, platform: str, arch: str) -> None:
-    """Run pip into `target` (created fresh) and trim what apps never need."""
+def wheel_requirement(wheel: Path) -> str:
+    """A hash-pinned requirement line for a local wheel."""
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    return f"{ROOT_DIST} @ {wheel.resolve().as_uri()} --hash=sha256:{digest}"
+
+
+def install_set(
+    wheel: Path, target: Path, python: str, platform: str, arch: str, lock: Path
+) -> None:
+    """Install the locked set into `target` (created fresh), trim it, record what came in."""
     if target.exists():
         shutil.rmtree(target)
-    command = pip_install_command(wheel, target, python, platform, arch)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        errors = [
-            line
-            for line in (result.stderr + result.stdout).splitlines()
-            if "is ignored: it is neither a file nor a directory" not in line
-        ]
-        raise LayerBuildError(
-            f"pip could not build {set_name(python, platform, arch)}:\n" + "\n".join(errors[-30:])
-        )
+    with tempfile.TemporaryDirectory(prefix="lumigo-set-") as tmp:
+        distro = Path(tmp, "distro.txt")
+        distro.write_text(wheel_requirement(wheel) + "\n", encoding="utf-8")
+        report = Path(tmp, "report.json")
+        command = pip_install_command([lock, distro], target, python, platform, arch, report)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            errors = [
+                line
+                for line in (result.stderr + result.stdout).splitlines()
+                if "is ignored: it is neither a file nor a directory" not in line
+                and not line.strip().startswith("Expected     or")  # one per listed hash
+            ]
+            raise LayerBuildError(
+                f"pip could not build {set_name(python, platform, arch)}:\n"
+                + "\n".join(errors[-30:])
+            )
+        installed = installed_from_report(json.loads(report.read_text(encoding="utf-8")))
     trim_set(target)
+    (target / INSTALLED_FILE).write_text(
+        json.dumps([d.to_json() for d in installed], indent=1, sort_keys=True) + "\n",
+        encoding="utf-8",
+    )
+
+
+@dataclass(frozen=True)
+class InstalledDist:
+    """One distribution pip installed into a set, and the file it came from."""
+
+    name: str
+    version: str
+    file: str  # wheel file name
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "file": self.file,
+            "sha256": self.sha256,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> InstalledDist:
+        return cls(data["name"], data["version"], data["file"], data["sha256"])
+
+
+def installed_from_report(report: dict[str, Any]) -> list[InstalledDist]:
+    """The distributions of a `pip install --report` (sorted by name), without local paths."""
+    found = []
+    for item in report.get("install", []):
+        info = item.get("download_info") or {}
+        hashes = (info.get("archive_info") or {}).get("hashes") or {}
+        digest = hashes.get("sha256") or ""
+        if not digest:
+            raise LayerBuildError(f"pip reported no sha256 for {info.get('url')}")
+        found.append(
+            InstalledDist(
+                name=canonicalize_name(item["metadata"]["name"]),
+                version=str(item["metadata"]["version"]),
+                file=unquote(urlsplit(str(info.get("url", ""))).path.rsplit("/", 1)[-1]),
+                sha256=digest,
+            )
+        )
+    return sorted(found, key=lambda d: d.name)
+
+
+def read_installed(target: Path) -> list[InstalledDist]:
+    """What `install_set` recorded for a set."""
+    data = json.loads((target / INSTALLED_FILE).read_text(encoding="utf-8"))
+    return [InstalledDist.from_json(item) for item in data]
 
 
 def trim_set(target: Path) -> None:
@@ -88,6 +180,18 @@ def trim_set(target: Path) -> None:
             path.unlink()
     for cache in list(target.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)
+    # pip records where a local wheel came from (a temporary path): not part of the set.
+    for direct_url in target.glob("*.dist-info/direct_url.json"):
+        direct_url.unlink()
+        record = direct_url.parent / "RECORD"
+        if record.exists():
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [
+                line
+                for line in lines
+                if not line.startswith(f"{direct_url.parent.name}/direct_url.json,")
+            ]
+            record.write_text("".join(kept), encoding="utf-8")
 
 
 # OpenTelemetry's own packages pin `opentelemetry-api==X.Y.Z` (they are released in
@@ -113,7 +217,7 @@ def relax_lockstep_pin(name: str, required_by: str, spec: str) -> str:
     return f">={pinned},=={pinned.major}.{pinned.minor}.*"
 
 
-def _marker_environment(python: str, arch: str) -> dict[str, str]:
+def marker_environment(python: str, arch: str) -> dict[str, str]:
     return {
         "implementation_name": "cpython",
         "implementation_version": f"{python}.0",
@@ -180,7 +284,7 @@ def read_package_set(target: Path, python: str, platform: str, arch: str) -> Pac
             glibc.append(wheel_glibc)
     if ROOT_DIST not in metadata:
         raise LayerBuildError(f"{target}: {ROOT_DIST} is not installed")
-    env = _marker_environment(python, arch)
+    env = marker_environment(python, arch)
     requirements: set[Requirement] = set()
     queue: deque[tuple[str, frozenset[str]]] = deque([(ROOT_DIST, frozenset())])
     seen: set[tuple[str, frozenset[str]]] = set()

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from lumigo_injector.serve import metrics
+
 CONDITIONS = ("tls", "webhook", "operator")
 
 
@@ -65,4 +67,5 @@ def build_app(health: Health) -> web.Application:
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics.handler)
     return app

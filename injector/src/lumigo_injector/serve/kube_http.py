@@ -129,6 +129,12 @@ class KubeHttp:
         url = self._url(namespace, plural, name)
         await self._send("PATCH", url, patch, headers, "application/merge-patch+json")
 
+    async def merge_patch_path(
+        self, path: str, patch: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> None:
+        """Apply a JSON merge patch to the object at an API path (e.g. `/apis/apps/v1/...`)."""
+        await self._send("PATCH", self.host + path, patch, headers, "application/merge-patch+json")
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -23,6 +23,8 @@ from typing import Any
 import kopf
 
 from lumigo_injector.k8s import propagation
+from lumigo_injector.serve.fleet.handlers import FleetConfig
+from lumigo_injector.serve.fleet.handlers import register as register_fleet
 from lumigo_injector.serve.namespaces import NamespaceDirectory, opt_in_view
 from lumigo_injector.serve.secrets_mirror import SecretMirror
 from lumigo_injector.spec import names as c
@@ -40,6 +42,11 @@ class OperatorContext:
     namespaces: NamespaceDirectory
     mirror: SecretMirror
     never_injected: Callable[[str | None], bool]
+    #: False: webhook only; no workload is watched or patched (the chart's
+    #: `propagation.enabled: false`, whose ClusterRole grants no workload rights).
+    propagate: bool = True
+    #: The fleet checks (missed pods, upgrades, rollback); None: not run.
+    fleet: FleetConfig | None = None
 
     async def ensure_secret(self, namespace: str) -> None:
         """Mirror the token into `namespace` (no-op without a token); log, never raise."""
@@ -88,6 +95,8 @@ def _concerns_us(kind: str) -> Callable[..., bool]:
     def when(body: Mapping[str, Any], **_: Any) -> bool:
         annotations = (body.get("metadata") or {}).get("annotations") or {}
         if propagation.concerns_us(annotations):
+            return True
+        if c.ANNOTATION_INJECT_PAUSED in annotations:  # a rollback: the template is taken back
             return True
         return propagation.injects_in_namespace(body, kind)
 
@@ -172,7 +181,9 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         if asks_for_python(annotations):
             await ctx.ensure_secret(name)
 
-    for workload in PROPAGATED_KINDS:
+    if ctx.fleet is not None:
+        register_fleet(registry, ctx.fleet, ctx.namespaces.cached, ctx.never_injected)
+    for workload in PROPAGATED_KINDS if ctx.propagate else ():
         kopf.on.event(
             workload.group,
             workload.version,

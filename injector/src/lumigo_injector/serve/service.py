@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -19,7 +20,8 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from lumigo_injector.serve import events, health, operator, tls, webhook
+from lumigo_injector.serve import delivery, events, health, operator, tls, webhook
+from lumigo_injector.serve.fleet.handlers import FleetConfig
 from lumigo_injector.serve.kube_http import KubeHttp
 from lumigo_injector.serve.mirror_later import MirrorLater
 from lumigo_injector.serve.namespaces import NamespaceDirectory, api_fetcher
@@ -92,7 +94,15 @@ async def run(settings: ServeSettings) -> int:
         name=settings.injection.secret_name,
         key=settings.injection.secret_key,
     )
-    ctx = operator.OperatorContext(directory, mirror, settings.cluster.never_injected)
+    fleet = FleetConfig(settings.fleet, settings.injection.layer_version)
+    ctx = operator.OperatorContext(
+        directory,
+        mirror,
+        settings.cluster.never_injected,
+        propagate=settings.cluster.propagation,
+        # webhook-only mode watches no workload and no pod: no fleet checks either
+        fleet=fleet if settings.cluster.propagation else None,
+    )
     api = KubeHttp.from_configuration(core.api_client.configuration)
     recorder = events.EventRecorder(api)
     background: set[asyncio.Task[None]] = set()
@@ -101,8 +111,9 @@ async def run(settings: ServeSettings) -> int:
         ctx.ensure_secret,
         wanted=lambda namespace: mirror.enabled and not mirror.recently_checked(namespace),
     )
+    chosen = await delivery.choose(settings.cluster.delivery, core.api_client)
     admission = webhook.Admission(
-        injection=settings.injection,
+        injection=dataclasses.replace(settings.injection, delivery=chosen),
         namespaces=directory.get,
         never_injected=settings.cluster.never_injected,
         recorder=recorder,

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 from lumigo_injector.k8s.options import InjectionSettings
+from lumigo_injector.serve.fleet.settings import FleetSettings
+from lumigo_injector.spec.delivery import AUTO, DeliveryChoice
 
 LogFormat = Literal["json", "text"]
 
@@ -44,8 +46,14 @@ class ClusterSettings:
 
     #: The injector's own namespace (its pods are never injected).
     namespace: str | None = None
+    #: How pods get the layer: auto (image volume on Kubernetes 1.35+, read from the API
+    #: server at start-up by `serve.delivery`), init-container or image-volume.
+    delivery: DeliveryChoice = AUTO
     #: The Lumigo token mirrored into namespaces; never logged, never in repr.
     token: str | None = field(default=None, repr=False)
+    #: Copy workloads' lumigo.io/inject annotation onto their pod templates (False: webhook
+    #: only, no workload is watched or patched; the chart's `propagation.enabled: false`).
+    propagation: bool = True
 
     def never_injected(self, namespace: str | None) -> bool:
         """Whether pods of this namespace are left alone whatever their annotations say."""
@@ -71,3 +79,4 @@ class ServeSettings:
     injection: InjectionSettings = field(default_factory=InjectionSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     logs: LogSettings = field(default_factory=LogSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)

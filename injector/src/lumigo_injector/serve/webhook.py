@@ -29,7 +29,7 @@ import kopf
 from aiohttp import web
 
 from lumigo_injector.k8s.mutation import InjectionSettings, inject
-from lumigo_injector.serve import events, fastjson, kopf_admission
+from lumigo_injector.serve import events, fastjson, kopf_admission, metrics
 from lumigo_injector.serve.decision_log import DecisionLog
 from lumigo_injector.serve.patches import pod_patch
 from lumigo_injector.serve.review import (
@@ -65,6 +65,13 @@ class Decision:
 
 def _map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def outcome(decision: Decision) -> str:
+    """The admission's outcome for the metrics: injected, skipped or failed."""
+    if decision.failed:
+        return "failed"
+    return "injected" if decision.injected else "skipped"
 
 
 def has_intent(pod: Mapping[str, Any], namespace_annotations: Mapping[str, str]) -> bool:
@@ -162,6 +169,7 @@ class Admission:
     ) -> None:
         """kopf's mutating handler for pod CREATEs: the patch and warnings go into kopf's
         `patch` and `warnings`. Never raises: on any error the pod is admitted unchanged."""
+        started = time.perf_counter()
         try:
             pod = body if isinstance(body, dict) else dict(body)  # kopf passes a Body view
             request = AdmissionRequest("", "Pod", operation or "CREATE", namespace, pod, dryrun)
@@ -169,6 +177,7 @@ class Admission:
         except Exception as exc:  # outside the guarded decision: still fail open
             log.exception("admission handler error; pod admitted unchanged")
             decision = failure(exc, "internal error")
+        metrics.observe_admission(namespace, outcome(decision), time.perf_counter() - started)
         warnings.extend(decision.warnings)
         if decision.patch:
             patch.fns.append(kopf_admission.PatchOps(decision.patch))

@@ -27,6 +27,9 @@ ANNOTATION_SERVICE_NAME: Final = "lumigo.io/service-name"
 #: "true" sets LUMIGO_ENABLE_LOGS=true in the injected containers ("false" opts a pod out of
 #: a namespace's "true").
 ANNOTATION_ENABLE_LOGS: Final = "lumigo.io/enable-logs"
+#: How the layer reaches the pod: "init-container", "image-volume" or "auto" (the operator's
+#: choice). On a pod (template) or a namespace; the pod's wins.
+ANNOTATION_DELIVERY: Final = "lumigo.io/delivery"
 #: Set by the injector: the layer version that was injected.
 ANNOTATION_INJECTED: Final = "lumigo.io/injected"
 #: Set by the injector: JSON record of what it added or changed, so `uninject` is exact.
@@ -35,6 +38,11 @@ ANNOTATION_INJECTION_STATE: Final = "lumigo.io/injection-state"
 ANNOTATION_TEMPLATE_PREVIOUS: Final = "lumigo.io/inject-template-previous"
 #: Set by the operator on a workload: its template's enable-logs value before propagation.
 ANNOTATION_ENABLE_LOGS_TEMPLATE_PREVIOUS: Final = "lumigo.io/enable-logs-template-previous"
+#: Set by the operator on a workload whose injected rollout crash-looped: the reason. While
+#: present the template is kept uninjected; removing it tries injection again.
+ANNOTATION_INJECT_PAUSED: Final = "lumigo.io/inject-paused"
+#: Set by the operator on a workload it restarted (catch-up or upgrade): "<reason> <time>".
+ANNOTATION_RESTARTED: Final = "lumigo.io/restarted"
 
 INJECT_PYTHON: Final = "python"
 INJECT_FALSE: Final = "false"
@@ -45,6 +53,9 @@ INIT_CONTAINER_NAME: Final = "lumigo-otel-init"
 MOUNT_PATH: Final = "/lumigo-otel"
 #: The only directory put on PYTHONPATH: it holds the layer's sitecustomize.py.
 BOOTSTRAP_PATH: Final = MOUNT_PATH + "/bootstrap"
+#: Where the layer lies inside the init image (Dockerfile: `COPY ... /lumigo-layer`): the
+#: init container copies it from there, and an image volume mounts it with this subPath.
+LAYER_IMAGE_SUBPATH: Final = "lumigo-layer"
 #: The autowrapt entry point name of the distro.
 AUTOWRAPT_ENTRY_POINT: Final = "lumigo_opentelemetry"
 

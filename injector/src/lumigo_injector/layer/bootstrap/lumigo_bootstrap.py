@@ -9,9 +9,10 @@ calls `main()`, which:
 3. checks the app's installed distributions against the set's requirements and abstains
    with one warning line on a conflict;
 4. otherwise appends the set after the app's paths (the app's packages win), makes sure
-   nothing writes bytecode into the layer, and starts what ``AUTOWRAPT_BOOTSTRAP`` names:
-   the distro's own group directly (its one entry point is known, so neither wrapt nor
-   importlib.metadata is imported at start-up), any other group through autowrapt.
+   nothing writes bytecode into the layer, and starts the distro (the layer on PYTHONPATH
+   is the opt-in) plus any other group ``AUTOWRAPT_BOOTSTRAP`` names: the distro's own
+   group directly (its one entry point is known, so neither wrapt nor importlib.metadata
+   is imported at start-up), any other group through autowrapt.
 
 Nothing here may break the app: every failure ends as one warning line on stderr.
 Written for Python 3.9+, standard library only, and imports next to nothing, so that
@@ -420,8 +421,9 @@ def install_no_bytecode_writes(root: str) -> None:
         del sys.path_importer_cache[cached]
 
 
-def activate(set_dir: str, layer: str, needs: SetRequirements) -> None:
-    """Append the set after the app's paths and start what AUTOWRAPT_BOOTSTRAP names."""
+def activate(set_dir: str, layer: str, needs: SetRequirements) -> list[str]:
+    """Append the set after the app's paths, start the distro and AUTOWRAPT_BOOTSTRAP's
+    other groups; return the groups started, in order."""
     install_no_bytecode_writes(layer)
     sys.path.append(set_dir)
     if needs.pth_files:
@@ -431,7 +433,7 @@ def activate(set_dir: str, layer: str, needs: SetRequirements) -> None:
         for name in needs.pth_files:
             site.addpackage(set_dir, name, known)
     try:
-        start_bootstrap_groups(os.environ.get("AUTOWRAPT_BOOTSTRAP", ""))
+        return start_bootstrap_groups(os.environ.get("AUTOWRAPT_BOOTSTRAP", ""))
     except BaseException:
         if set_dir in sys.path:  # leave the app's path as it found it
             sys.path.remove(set_dir)
@@ -445,14 +447,18 @@ DISTRO_HOOK_MODULE = "string"
 DISTRO_HOOK = "lumigo_opentelemetry._autoload:on_string_import"
 
 
-def start_bootstrap_groups(value: str) -> None:
-    """Start the entry point groups of `value` (AUTOWRAPT_BOOTSTRAP's comma list), in order.
+def start_bootstrap_groups(value: str) -> list[str]:
+    """Start the distro and the groups of `value` (AUTOWRAPT_BOOTSTRAP's comma list), in order.
 
-    The distro's group is started directly, as autowrapt would (its hook module `string`
-    is imported at start-up anyway, so its hook fires at once): no entry point discovery,
-    so neither wrapt nor importlib.metadata is imported. Other groups go through autowrapt.
+    The layer exists to trace, so its distro starts whether or not `value` names it (first,
+    unless `value` places it): `PYTHONPATH` alone is enough. The distro's group is started
+    directly, as autowrapt would (its hook module `string` is imported at start-up anyway,
+    so its hook fires at once): no entry point discovery, so neither wrapt nor
+    importlib.metadata is imported. Other groups go through autowrapt. Returns the groups.
     """
     names = [name.strip() for name in value.split(",") if name.strip()]
+    if DISTRO_GROUP not in names:
+        names.insert(0, DISTRO_GROUP)
     others = [name for name in names if name != DISTRO_GROUP]
     if not others:
         _autowrapt_registered()
@@ -462,6 +468,7 @@ def start_bootstrap_groups(value: str) -> None:
         elif others:
             register_with_autowrapt(others)
             others = []
+    return names
 
 
 def start_distro() -> None:
@@ -596,7 +603,7 @@ def main(bootstrap_dir: str) -> None:
         if conflict:
             _warn(f"{conflict}; the app runs without Lumigo tracing")
             return
-        activate(set_dir, layer, needs)
-        _debug(f"activated {os.path.basename(set_dir)}")
+        started = activate(set_dir, layer, needs)
+        _debug(f"activated {os.path.basename(set_dir)}, started {', '.join(started)}")
     except Exception as exc:
         _warn(f"failed to start ({type(exc).__name__}: {exc}); the app runs without Lumigo tracing")
