@@ -1,0 +1,68 @@
+"""The exporter's exit deadline: only failures *at exit* make it drop the remaining batches.
+
+A backend that failed once while the app was running must still receive the spans flushed at
+exit; after a failure at exit the rest is dropped (and counted in one warning).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from lumigo_opentelemetry.export.otlp import DeadlineExporter
+
+OK, FAIL = SpanExportResult.SUCCESS, SpanExportResult.FAILURE
+
+
+class _Backend(SpanExporter):
+    """Answers each batch with the next scripted result and keeps what it accepted."""
+
+    def __init__(self, results: Sequence[SpanExportResult]) -> None:
+        self.results = list(results)
+        self.accepted: list[str] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self.results.pop(0)
+        if result is OK:
+            self.accepted += [span.name for span in spans]
+        return result
+
+
+def _spans(*names: str) -> list[ReadableSpan]:
+    return [ReadableSpan(name=name) for name in names]
+
+
+def test_a_failure_while_running_does_not_drop_the_batches_at_exit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = _Backend([FAIL, OK, OK, OK])
+    exporter = DeadlineExporter(lambda: backend)
+    assert exporter.export(_spans("lost-while-running")) is FAIL
+    assert exporter.export(_spans("running")) is OK
+    exporter.start_deadline(60)
+    assert exporter.export(_spans("exit-1")) is OK
+    assert exporter.export(_spans("exit-2")) is OK
+    with caplog.at_level(logging.WARNING, logger="lumigo_opentelemetry"):
+        exporter.shutdown()
+    assert backend.accepted == ["running", "exit-1", "exit-2"]
+    assert "dropped" not in caplog.text
+
+
+def test_after_a_failure_at_exit_the_rest_is_dropped_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = _Backend([OK, FAIL])
+    exporter = DeadlineExporter(lambda: backend)
+    exporter.start_deadline(60)
+    assert exporter.export(_spans("a")) is OK
+    assert exporter.export(_spans("b")) is FAIL
+    assert exporter.export(_spans("c", "d")) is FAIL
+    assert exporter.export(_spans("e")) is FAIL
+    with caplog.at_level(logging.WARNING, logger="lumigo_opentelemetry"):
+        exporter.shutdown()
+    assert backend.accepted == ["a"]
+    assert "dropped 3 spans at exit" in caplog.text
