@@ -7,6 +7,9 @@ exit; after a failure at exit the rest is dropped (and counted in one warning).
 from __future__ import annotations
 
 import logging
+import os
+import select
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -66,3 +69,36 @@ def test_after_a_failure_at_exit_the_rest_is_dropped_and_counted(
         exporter.shutdown()
     assert backend.accepted == ["a"]
     assert "dropped 3 spans at exit" in caplog.text
+
+
+def test_a_fork_builds_the_exporter_first_and_both_sides_keep_exporting() -> None:
+    """gunicorn-style pre-fork: the exporter is built before the fork (never inside a child
+    that inherited a half-done import) and neither side hangs on the exporter's lock."""
+    built: list[int] = []
+
+    def factory() -> _Backend:
+        built.append(os.getpid())
+        return _Backend([OK] * 4)
+
+    exporter = DeadlineExporter(factory)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: export once, report, leave without pytest's cleanup
+        try:
+            answer = b"1" if exporter.export(_spans("child")) is OK else b"0"
+            os.write(write_end, answer)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        assert built == [os.getpid()]  # built by the forking process, before the fork
+        results: list[SpanExportResult] = []
+        worker = threading.Thread(target=lambda: results.append(exporter.export(_spans("p"))))
+        worker.start()
+        worker.join(60)
+        assert results == [OK], "the parent hangs on the exporter after a fork"
+        ready, _, _ = select.select([read_end], [], [], 60)
+        assert ready and os.read(read_end, 1) == b"1", "the child hangs on the exporter"
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
