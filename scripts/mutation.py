@@ -79,7 +79,7 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "propagation",
         (f"{INJ}/k8s/propagation.py",),
-        ("tests/serve/test_operator_logic.py", "tests/serve/test_propagation_rules.py"),
+        ("tests/serve/test_operator_logic.py",),
     ),
     Target(
         "namespaces",
