@@ -13,10 +13,12 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from lumigo_opentelemetry.export.otlp import DeadlineExporter
+from lumigo_devtools.receiver import OtlpReceiver
+from lumigo_opentelemetry.config import Config
+from lumigo_opentelemetry.export.otlp import DeadlineExporter, build_exporter
 
 OK, FAIL = SpanExportResult.SUCCESS, SpanExportResult.FAILURE
 
@@ -102,3 +104,44 @@ def test_a_fork_builds_the_exporter_first_and_both_sides_keep_exporting() -> Non
     finally:
         os.close(read_end)
         os.waitpid(pid, 0)
+
+
+def _real_span(name: str) -> ReadableSpan:
+    provider = TracerProvider()
+    recorded: list[ReadableSpan] = []
+
+    class Keep(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            recorded.extend(spans)
+            return OK
+
+    provider.add_span_processor(SimpleSpanProcessor(Keep()))
+    provider.get_tracer("test").start_span(name).end()
+    return recorded[0]
+
+
+def test_the_built_exporter_sends_to_the_endpoint_with_the_token(
+    otlp_receiver: OtlpReceiver,
+) -> None:
+    config = Config.from_environ(
+        {"LUMIGO_TRACER_TOKEN": "t_abc", "LUMIGO_ENDPOINT": otlp_receiver.url}
+    )
+    exporter = build_exporter(config)
+    assert exporter.export([_real_span("sent")]) is OK
+    exporter.shutdown()
+    assert [span.name for span in otlp_receiver.spans()] == ["sent"]
+    (request,) = otlp_receiver.requests()
+    assert request.headers["authorization"] == "LumigoToken t_abc"
+
+
+def test_without_a_token_nothing_is_sent_and_the_app_is_told_once(
+    otlp_receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = Config.from_environ({"LUMIGO_ENDPOINT": otlp_receiver.url})
+    with caplog.at_level(logging.WARNING, logger="lumigo_opentelemetry"):
+        exporter = build_exporter(config)
+        assert exporter.export([_real_span("a")]) is FAIL
+        assert exporter.export([_real_span("b")]) is FAIL
+    assert otlp_receiver.requests() == []
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "LUMIGO_TRACER_TOKEN" in warnings[0]
