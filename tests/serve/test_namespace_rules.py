@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
-from lumigo_injector.serve.namespaces import NamespaceDirectory, opt_in_view
+from lumigo_injector.serve.namespaces import NamespaceDirectory, api_fetcher, opt_in_view
 from lumigo_injector.spec import names as c
+from tests.helpers.kube import KubeEmulator
 
 OPTED_IN = {"labels": {c.ANNOTATION_INJECT: "python"}}
 OPTED_OUT = {
@@ -58,3 +60,58 @@ def test_a_deleted_and_recreated_namespace_is_read_again() -> None:
 
     assert asyncio.run(scenario()) == ({c.ANNOTATION_INJECT: "python"}, {})
     assert reads == ["tmp", "tmp"]
+
+
+def test_a_watch_update_during_a_slow_read_wins_over_the_older_read() -> None:
+    reading = threading.Event()
+    release = threading.Event()
+
+    def slow_fetch(name: str) -> dict[str, str]:
+        reading.set()
+        release.wait(30)
+        return opt_in_view(OPTED_IN)  # what the namespace said when the read started
+
+    async def scenario() -> dict[str, str]:
+        directory = NamespaceDirectory(slow_fetch, fetch_timeout=30)
+        pending = asyncio.ensure_future(directory.get("shop"))
+        await asyncio.to_thread(reading.wait, 30)
+        directory.update("shop", opt_in_view(OPTED_OUT))  # the watcher, meanwhile
+        release.set()
+        return dict(await pending)
+
+    assert asyncio.run(scenario()) == {c.ANNOTATION_INJECT: "false"}
+
+
+def test_a_namespace_read_that_hangs_counts_as_no_opt_in() -> None:
+    release = threading.Event()
+
+    def hanging_fetch(name: str) -> dict[str, str]:
+        release.wait(30)
+        return opt_in_view(OPTED_IN)
+
+    async def scenario() -> dict[str, str]:
+        directory = NamespaceDirectory(hanging_fetch, fetch_timeout=0.05)
+        try:
+            return dict(await directory.get("shop"))
+        finally:
+            release.set()
+
+    assert asyncio.run(scenario()) == {}
+
+
+def test_reading_namespaces_from_the_api_server() -> None:
+    from kubernetes import client
+
+    with KubeEmulator() as kube:
+        kube.create_namespace("annotated", {c.ANNOTATION_INJECT: "python"})
+        kube.create(
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace",
+             "metadata": {"name": "labelled", "labels": {c.ANNOTATION_INJECT: "python"}}},
+        )  # fmt: skip
+        kube.create_namespace("plain")
+        fetch = api_fetcher(client.CoreV1Api(client.ApiClient(client.Configuration(kube.url))))
+        assert fetch("annotated") == {c.ANNOTATION_INJECT: "python"}
+        assert fetch("labelled") == {c.ANNOTATION_INJECT: "python"}
+        assert fetch("plain") == {}
+        assert fetch("missing") is None  # 404: not there (yet)
