@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 
 from lumigo_devtools.receiver import OtlpReceiver
 from lumigo_opentelemetry.config import Config
-from lumigo_opentelemetry.export.otlp import DeadlineExporter, build_exporter
+from lumigo_opentelemetry.export.otlp import DeadlineExporter, build_batch_processor, build_exporter
 
 OK, FAIL = SpanExportResult.SUCCESS, SpanExportResult.FAILURE
 
@@ -145,3 +145,27 @@ def test_without_a_token_nothing_is_sent_and_the_app_is_told_once(
     assert otlp_receiver.requests() == []
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "LUMIGO_TRACER_TOKEN" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("environ", "spans", "largest"),
+    [({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2"}, 5, 2), ({}, 600, 512)],
+)
+def test_batches_follow_the_batch_size_setting_or_its_default(
+    environ: dict[str, str], spans: int, largest: int
+) -> None:
+    sizes: list[int] = []
+
+    class Sizes(SpanExporter):
+        def export(self, batch: Sequence[ReadableSpan]) -> SpanExportResult:
+            sizes.append(len(batch))
+            return OK
+
+    processor = build_batch_processor(Config.from_environ(environ), Sizes())
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    for n in range(spans):
+        tracer.start_span(f"s{n}").end()
+    provider.shutdown()  # flushes what is queued
+    assert sum(sizes) == spans and max(sizes) == largest
