@@ -116,6 +116,7 @@ EQUIVALENT: dict[str, str] = {
     ),
 }
 
+DATACLASS_FLAGS = frozenset({"frozen", "slots", "eq", "order", "repr", "kw_only"})
 LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical"})
 SWAPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq,
@@ -203,6 +204,12 @@ def _skipped_nodes(tree: ast.AST) -> set[int]:
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
                 drop(body[0])
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:  # @dataclass(frozen=True, slots=True)
+                if isinstance(decorator, ast.Call):
+                    for kw in decorator.keywords:
+                        if kw.arg in DATACLASS_FLAGS:
+                            drop(kw)
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             drop(node)
         if isinstance(node, ast.Assign) and any(
