@@ -56,7 +56,7 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "masking",
         (f"{DISTRO}/masking.py",),
-        ("tests/distro/test_masking_rules.py",),
+        ("tests/distro/test_masking_rules.py", "tests/distro/test_masking_multipart.py"),
     ),
     Target(
         "pod-mutation",
