@@ -6,9 +6,11 @@ exit; after a failure at exit the rest is dropped (and counted in one warning).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
+import signal
 import threading
 from collections.abc import Sequence
 
@@ -103,6 +105,8 @@ def test_a_fork_builds_the_exporter_first_and_both_sides_keep_exporting() -> Non
         assert ready and os.read(read_end, 1) == b"1", "the child hangs on the exporter"
     finally:
         os.close(read_end)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # a hung child must not hang the test run
         os.waitpid(pid, 0)
 
 
