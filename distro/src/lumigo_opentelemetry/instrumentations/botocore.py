@@ -29,6 +29,12 @@ from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple,
 
 from opentelemetry import trace
 
+from lumigo_opentelemetry.instrumentations.payloads import (
+    REQUEST_BODY,
+    REQUEST_HEADERS,
+    RESPONSE_BODY,
+    RESPONSE_HEADERS,
+)
 from lumigo_opentelemetry.masking import Site
 
 if TYPE_CHECKING:
@@ -41,11 +47,6 @@ if TYPE_CHECKING:
 
 NAME = "botocore"
 HOOK_MODULE = "botocore"
-
-REQUEST_HEADERS = "http.request.headers"
-REQUEST_BODY = "http.request.body"
-RESPONSE_HEADERS = "http.response.headers"
-RESPONSE_BODY = "http.response.body"
 
 _LOG = logging.getLogger("lumigo-opentelemetry.botocore")
 

@@ -39,6 +39,9 @@ REQUEST_HEADERS = "http.request.headers"
 REQUEST_BODY = "http.request.body"
 RESPONSE_HEADERS = "http.response.headers"
 RESPONSE_BODY = "http.response.body"
+#: a database client's command document and reply (upstream's names)
+DB_REQUEST_BODY = "db.request.body"
+DB_RESPONSE_BODY = "db.response.body"
 
 _BINARY_TYPES = ("image/", "audio/", "video/", "font/")
 _BINARY_SUBTYPES = frozenset(

@@ -16,6 +16,7 @@ import logging
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
+from lumigo_opentelemetry.instrumentations.payloads import DB_REQUEST_BODY, DB_RESPONSE_BODY
 from lumigo_opentelemetry.masking import Site
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 NAME = "pymongo"
 HOOK_MODULE = "pymongo"
 
-REQUEST_BODY = "db.request.body"
-RESPONSE_BODY = "db.response.body"
 # Fields pymongo adds for sessions, clustering and transactions: noise, and `lsid` is binary.
 BOOKKEEPING_FIELDS = frozenset(
     {
@@ -100,13 +99,13 @@ class _Hooks:
             _LOG.debug("pymongo %s capture failed; attribute dropped", key, exc_info=True)
 
     def request(self, span: Span, event: Any) -> None:
-        self._set(span, REQUEST_BODY, getattr(event, "command", None))
+        self._set(span, DB_REQUEST_BODY, getattr(event, "command", None))
 
     def response(self, span: Span, event: Any) -> None:
-        self._set(span, RESPONSE_BODY, getattr(event, "reply", None))
+        self._set(span, DB_RESPONSE_BODY, getattr(event, "reply", None))
 
     def failed(self, span: Span, event: Any) -> None:
-        self._set(span, RESPONSE_BODY, getattr(event, "failure", None))
+        self._set(span, DB_RESPONSE_BODY, getattr(event, "failure", None))
 
 
 _hooks: Optional[_Hooks] = None

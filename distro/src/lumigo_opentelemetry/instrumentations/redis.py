@@ -22,6 +22,7 @@ import logging
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
+from lumigo_opentelemetry.instrumentations.payloads import DB_RESPONSE_BODY
 from lumigo_opentelemetry.masking import MASKED, Site
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ NAME = "redis"
 HOOK_MODULE = "redis"
 
 STATEMENT = "db.statement"
-RESPONSE_BODY = "db.response.body"
 #: commands whose arguments after the key are field/value pairs (`HSET h f v f v`)
 PAIRED_FIELDS = frozenset({"HSET", "HMSET", "HSETNX"})
 #: commands whose arguments are key/value pairs (`MSET k v k v`)
@@ -147,7 +147,7 @@ class _Hooks:
             secret = span in self.secret_replies
             text = MASKED if secret else reply_text(reply, self.config)
             if text is not None:
-                span.set_attribute(RESPONSE_BODY, text)
+                span.set_attribute(DB_RESPONSE_BODY, text)
         except Exception:
             _LOG.debug("redis reply capture failed; attribute dropped", exc_info=True)
 

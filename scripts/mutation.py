@@ -1,0 +1,688 @@
+#!/usr/bin/env python3
+"""Mutation testing for the core modules: plant one-line bugs, run only their fast tests.
+
+Each mutant is an AST edit of one source file (see `OPERATORS` in `mutants_of`). It is never
+written over the source: the package that holds the file is copied into a temporary "shadow"
+directory, the mutated file replaces its copy there, and the tests run with that directory first
+on PYTHONPATH (so subprocesses the tests start see the mutant too). An interrupted run leaves the
+sources as they were and removes its temporary directory.
+
+    uv run --frozen python scripts/mutation.py                    # every module, full run
+    uv run --frozen python scripts/mutation.py --module masking --sample 20 --seed 1
+    uv run --frozen python scripts/mutation.py --list --module ecs
+
+Exit status: 0 when the run worked (and, with --fail-on-survivors, no unexplained survivor),
+1 for unexplained survivors with --fail-on-survivors, 2 when the tool itself failed (a module's
+tests fail without any mutant, a mutant cannot be generated, bad arguments).
+See docs/testing.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import copy
+import fnmatch
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+INJ = "injector/src/lumigo_injector"
+DISTRO = "distro/src/lumigo_opentelemetry"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A core module: its source files and the fast tests that must catch its bugs."""
+
+    name: str
+    sources: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+TARGETS: tuple[Target, ...] = (
+    Target(
+        "masking",
+        (f"{DISTRO}/masking.py",),
+        ("tests/distro/test_masking_rules.py", "tests/distro/test_masking_multipart.py"),
+    ),
+    Target(
+        "pod-mutation",
+        (f"{INJ}/k8s/steps.py", f"{INJ}/k8s/undo.py", f"{INJ}/k8s/mutation.py"),
+        ("tests/k8s/test_mutation_rules.py", "tests/k8s/test_mutation_properties.py"),
+    ),
+    Target(
+        "bootstrap",
+        (f"{INJ}/layer/bootstrap/lumigo_bootstrap.py",),
+        (
+            "tests/layer/test_layer_bootstrap_logic.py",
+            "tests/layer/test_layer_bootstrap_conflicts.py",
+        ),
+    ),
+    Target(
+        "export",
+        (f"{DISTRO}/export/otlp.py",),
+        ("tests/distro/test_distro_internals.py", "tests/distro/test_export_deadline.py"),
+    ),
+    Target(
+        "propagation",
+        (f"{INJ}/k8s/propagation.py",),
+        ("tests/serve/test_operator_logic.py",),
+    ),
+    Target(
+        "namespaces",
+        (f"{INJ}/serve/namespaces.py",),
+        ("tests/serve/test_operator_logic.py", "tests/serve/test_namespace_rules.py"),
+    ),
+    Target(
+        "webhook",
+        (f"{INJ}/serve/webhook.py", f"{INJ}/serve/review.py"),
+        (
+            "tests/serve/test_webhook_review.py",
+            "tests/serve/test_webhook_fastpath.py",
+            "tests/serve/test_webhook_failopen.py",
+        ),
+    ),
+    Target(
+        "spec-inject",
+        (f"{INJ}/spec/inject.py",),
+        ("tests/spec/test_spec_core.py", "tests/k8s/test_mutation_rules.py"),
+    ),
+    Target(
+        "ecs",
+        (f"{INJ}/ecs/rewrite.py", f"{INJ}/ecs/containers.py"),
+        ("tests/ecs/test_ecs_rewrite.py",),
+    ),
+)
+
+# Survivors judged equivalent (no behaviour a user could notice changes), keyed by
+# `Mutant.key`. Each reason is repeated in docs/testing.md.
+EQUIVALENT: dict[str, str] = {
+    f"{DISTRO}/export/otlp.py::::off-by-one::*": (
+        "batch processor defaults (queue 2048, delay 5000 ms, batch 512, timeout 30000 ms): "
+        "one span or millisecond more or less is not observable"
+    ),
+    f"{DISTRO}/export/otlp.py::DeadlineExporter.force_flush::*": (
+        "the SDK's span processors never call a span exporter's force_flush (the batch "
+        "processor flushes its own queue), so neither its default nor its answer is seen"
+    ),
+    f"{DISTRO}/export/otlp.py::DeadlineExporter.export::compare-swap::"
+    "time.monotonic() >= (self._deadline or 0.0) -> time.monotonic() > (self._deadline or 0.0)": (
+        "a monotonic clock equal to the deadline to the nanosecond: `>=` and `>` differ "
+        "at one instant only"
+    ),
+}
+
+DATACLASS_FLAGS = frozenset({"frozen", "slots", "eq", "order", "repr", "kw_only"})
+LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical"})
+SWAPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted bug: where it is and what it changes."""
+
+    source: str  # repository-relative path
+    index: int  # position in the file's list of mutants
+    line: int
+    operator: str
+    scope: str  # enclosing function or class, dotted
+    before: str
+    after: str
+
+    @property
+    def key(self) -> str:
+        """A name that survives edits elsewhere in the file (no line number)."""
+        return f"{self.source}::{self.scope}::{self.operator}::{self.before} -> {self.after}"
+
+
+@dataclass
+class Result:
+    """The outcome of one mutant."""
+
+    mutant: Mutant
+    status: str  # killed | survived | timeout | equivalent
+    seconds: float
+    reason: str = ""
+
+
+@dataclass
+class ModuleReport:
+    """Counts and survivors of one target."""
+
+    name: str
+    mutants: int = 0
+    run: int = 0
+    killed: int = 0
+    survived: int = 0
+    timeout: int = 0
+    equivalent: int = 0
+    not_run: int = 0
+    baseline_seconds: float = 0.0
+    error: str = ""
+    survivors: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- mutant generation
+
+
+def _unparse(node: ast.AST) -> str:
+    text = ast.unparse(node)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _skipped_nodes(tree: ast.AST) -> set[int]:
+    """Ids of nodes never mutated: annotations, docstrings, logging calls, TYPE_CHECKING blocks."""
+    skip: set[int] = set()
+
+    def drop(node: ast.AST | None) -> None:
+        if node is not None:
+            skip.update(id(n) for n in ast.walk(node))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg):
+            drop(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            drop(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            drop(node.annotation)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                drop(body[0])
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:  # @dataclass(frozen=True, slots=True)
+                if isinstance(decorator, ast.Call):
+                    for kw in decorator.keywords:
+                        if kw.arg in DATACLASS_FLAGS:
+                            drop(kw)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            drop(node)
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            drop(node)
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in LOG_METHODS
+        ):
+            drop(node)
+    return skip
+
+
+def _scopes(tree: ast.AST) -> dict[int, str]:
+    names: dict[int, str] = {}
+
+    def visit(node: ast.AST, scope: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = scope
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                inner = f"{scope}.{child.name}" if scope else child.name
+            names[id(child)] = inner
+            visit(child, inner)
+
+    visit(tree, "")
+    return names
+
+
+def _edits(node: ast.AST) -> Iterator[tuple[str, ast.AST]]:
+    """(operator, replacement) pairs for one node; the replacement is a fresh node."""
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        swap = SWAPS.get(type(node.ops[0]))
+        if swap is not None:
+            new = copy.deepcopy(node)
+            new.ops = [swap()]
+            yield "compare-swap", new
+        if isinstance(node.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE)):
+            flip = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE}
+            new = copy.deepcopy(node)
+            new.ops = [flip[type(node.ops[0])]()]
+            yield "compare-flip", new
+    elif isinstance(node, ast.BoolOp):
+        swapped = copy.deepcopy(node)
+        swapped.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        yield "bool-swap", swapped
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        yield "drop-not", copy.deepcopy(node.operand)
+    elif isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, bool):
+            yield "bool-constant", ast.Constant(not value)
+        elif isinstance(value, int):
+            yield "off-by-one", ast.Constant(value + 1)
+            if value != 0:
+                yield "off-by-one", ast.Constant(value - 1)
+        elif isinstance(value, float) and value:
+            yield "constant-zero", ast.Constant(0.0)
+    elif isinstance(node, ast.Slice):
+        if node.lower is not None:
+            yield "drop-bound", ast.Slice(None, copy.deepcopy(node.upper), copy.deepcopy(node.step))
+        if node.upper is not None:
+            yield "drop-bound", ast.Slice(copy.deepcopy(node.lower), None, copy.deepcopy(node.step))
+    elif (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("min", "max")
+        and len(node.args) == 2
+        and not node.keywords
+    ):
+        yield "drop-bound", copy.deepcopy(node.args[0])
+        yield "drop-bound", copy.deepcopy(node.args[1])
+    elif isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
+        aug = copy.deepcopy(node)
+        aug.op = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()
+        yield "aug-swap", aug
+
+
+def _is_log_call(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in LOG_METHODS
+    )
+
+
+def _statement_edits(stmt: ast.stmt) -> Iterator[tuple[str, ast.AST]]:
+    if isinstance(stmt, (ast.If, ast.While)):
+        new = copy.deepcopy(stmt)
+        new.test = ast.UnaryOp(ast.Not(), copy.deepcopy(stmt.test))
+        yield "negate-condition", new
+    elif isinstance(stmt, ast.Raise):
+        yield "remove-raise", ast.Pass()
+    elif isinstance(stmt, ast.Return) and stmt.value is not None:
+        if not (isinstance(stmt.value, ast.Constant) and stmt.value.value is None):
+            yield "return-none", ast.Return(ast.Constant(None))
+    elif (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, (ast.Call, ast.Await))
+        and not _is_log_call(stmt.value)
+    ):
+        yield "remove-call", ast.Pass()
+    elif isinstance(stmt, (ast.Continue, ast.Break)):
+        yield "remove-jump", ast.Pass()
+
+
+def _parents(tree: ast.AST) -> dict[int, tuple[ast.AST, str, int | None]]:
+    """For each node: its parent, the field holding it and its index in a list field."""
+    where: dict[int, tuple[ast.AST, str, int | None]] = {}
+    for parent in ast.walk(tree):
+        for name, value in ast.iter_fields(parent):
+            if isinstance(value, ast.AST):
+                where[id(value)] = (parent, name, None)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    if isinstance(item, ast.AST):
+                        where[id(item)] = (parent, name, i)
+    return where
+
+
+def _swapped_text(tree: ast.Module, where: tuple[ast.AST, str, int | None], new: ast.AST) -> str:
+    """The module text with one node replaced; the tree is restored before returning."""
+    parent, name, index = where
+    holder = getattr(parent, name)
+    old = holder[index] if index is not None else holder
+    if index is not None:
+        holder[index] = new
+    else:
+        setattr(parent, name, new)
+    try:
+        ast.fix_missing_locations(new)
+        return ast.unparse(tree)
+    finally:
+        if index is not None:
+            holder[index] = old
+        else:
+            setattr(parent, name, old)
+
+
+def mutants_of(source: str, text: str) -> list[tuple[Mutant, str]]:
+    """Every mutant of one file, with the mutated module text."""
+    tree = ast.parse(text)
+    skip = _skipped_nodes(tree)
+    scopes = _scopes(tree)
+    parents = _parents(tree)
+    found: list[tuple[Mutant, str]] = []
+    nodes = [n for n in ast.walk(tree) if id(n) not in skip]
+    nodes.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+    for node in nodes:
+        edits = list(_edits(node))
+        if isinstance(node, ast.stmt):
+            edits += list(_statement_edits(node))
+        for operator, replacement in edits:
+            try:
+                new_text = _swapped_text(tree, parents[id(node)], replacement)
+                compile(new_text, source, "exec")
+            except (SyntaxError, ValueError, KeyError):
+                continue
+            before = _unparse(node)
+            after = _unparse(replacement)
+            if isinstance(node, ast.stmt):
+                before = before.splitlines()[0]
+                after = after.splitlines()[0]
+            found.append(
+                (
+                    Mutant(
+                        source=source,
+                        index=len(found),
+                        line=getattr(node, "lineno", 0),
+                        operator=operator,
+                        scope=scopes.get(id(node), ""),
+                        before=before,
+                        after=after,
+                    ),
+                    new_text,
+                )
+            )
+    return found
+
+
+# ---------------------------------------------------------------- running
+
+
+def package_root(path: Path) -> Path:
+    """The top-level package directory holding `path` (the one copied into the shadow)."""
+    top = path.parent
+    while (top.parent / "__init__.py").exists():
+        top = top.parent
+    return top
+
+
+class Runner:
+    """Runs a target's tests against the real sources or against one mutant in a shadow copy."""
+
+    def __init__(self, workdir: Path, python: str, extra_pytest: Sequence[str]) -> None:
+        self.workdir = workdir
+        self.python = python
+        self.extra_pytest = list(extra_pytest)
+
+    def _pytest(
+        self, tests: Sequence[str], shadow: Path | None, timeout: float
+    ) -> tuple[str, float]:
+        env = dict(os.environ)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        if shadow is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(shadow), env.get("PYTHONPATH", "")) if p
+            )
+        cmd = [
+            self.python,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            *self.extra_pytest,
+            *tests,
+        ]
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            return "timeout", time.monotonic() - start
+        except BaseException:
+            _kill_group(proc)
+            raise
+        # 0 passed, 1 failed, 2 collection error (a mutant that breaks the import); anything
+        # else (internal error, bad usage, no tests collected) is the tool's own failure
+        outcome = {0: "passed", 1: "failed", 2: "failed"}.get(code, f"error (pytest exit {code})")
+        return outcome, time.monotonic() - start
+
+    def baseline(self, tests: Sequence[str], timeout: float) -> tuple[str, float]:
+        return self._pytest(tests, None, timeout)
+
+    def mutant(
+        self, mutant: Mutant, text: str, tests: Sequence[str], timeout: float
+    ) -> tuple[str, float]:
+        src = ROOT / mutant.source
+        top = package_root(src)
+        shadow = Path(tempfile.mkdtemp(prefix="mutant-", dir=self.workdir))
+        try:
+            copied = shadow / top.name
+            shutil.copytree(top, copied, ignore=shutil.ignore_patterns("__pycache__"))
+            (copied / src.relative_to(top)).write_text(text)
+            outcome, seconds = self._pytest(tests, shadow, timeout)
+        finally:
+            shutil.rmtree(shadow, ignore_errors=True)
+        if outcome.startswith("error"):
+            raise ToolError(f"{mutant.source}:{mutant.line}: {outcome}: {' '.join(tests)}")
+        return (
+            "survived" if outcome == "passed" else "timeout" if outcome == "timeout" else "killed"
+        ), seconds
+
+
+class ToolError(Exception):
+    """The run cannot be trusted (e.g. pytest could not collect the tests)."""
+
+
+def equivalence(mutant: Mutant) -> str | None:
+    """The written reason a survivor is equivalent, if it is listed (keys may use `*`)."""
+    for pattern, reason in EQUIVALENT.items():
+        if fnmatch.fnmatchcase(mutant.key, pattern):
+            return reason
+    return None
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def run_target(
+    target: Target,
+    runner: Runner,
+    sample: int | None,
+    rng: random.Random,
+    deadline: float,
+    module_budget: float,
+    show: Any,
+    baseline: bool = True,
+) -> ModuleReport:
+    """Baseline, then mutants until done or out of time."""
+    report = ModuleReport(target.name)
+    planned: list[tuple[Mutant, str]] = []
+    for source in target.sources:
+        planned += mutants_of(source, (ROOT / source).read_text())
+    report.mutants = len(planned)
+    if sample is not None and sample < len(planned):
+        planned = rng.sample(planned, sample)
+    tests = list(target.tests)
+    module_end = min(deadline, time.monotonic() + module_budget)
+    if baseline:
+        outcome, seconds = runner.baseline(tests, max(module_end - time.monotonic(), 1.0))
+        report.baseline_seconds = round(seconds, 1)
+        if outcome != "passed":
+            report.error = f"tests {outcome} without any mutant: {' '.join(tests)}"
+            report.not_run = len(planned)
+            return report
+        per_mutant = seconds * 3 + 15
+    else:
+        seconds, per_mutant = 5.0, 120.0
+    for mutant, text in planned:
+        left = module_end - time.monotonic()
+        if left < min(per_mutant, seconds + 5):
+            report.not_run += 1
+            continue
+        status, _took = runner.mutant(mutant, text, tests, min(per_mutant, left))
+        reason = equivalence(mutant) if status == "survived" else None
+        if reason is not None:
+            status = "equivalent"
+        report.run += 1
+        setattr(report, status, getattr(report, status) + 1)
+        show(
+            f"  {status:10} {mutant.source}:{mutant.line} {mutant.operator}: "
+            f"{mutant.before}  ->  {mutant.after}"
+        )
+        if status in ("survived", "equivalent"):
+            entry = asdict(mutant) | {"key": mutant.key, "status": status}
+            if status == "equivalent":
+                entry["reason"] = reason
+            report.survivors.append(entry)
+    return report
+
+
+def text_report(reports: Sequence[ModuleReport]) -> str:
+    head = (
+        f"{'module':14} {'mutants':>7} {'run':>5} {'killed':>6} {'survived':>8} "
+        f"{'timeout':>7} {'equiv':>5} {'not run':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in reports:
+        lines.append(
+            f"{r.name:14} {r.mutants:7} {r.run:5} {r.killed:6} {r.survived:8} "
+            f"{r.timeout:7} {r.equivalent:5} {r.not_run:7}"
+            + (f"  ERROR: {r.error}" if r.error else "")
+        )
+    for r in reports:
+        for s in r.survivors:
+            if s["status"] == "survived":
+                lines.append(
+                    f"SURVIVED {r.name}: {s['source']}:{s['line']} [{s['scope']}] "
+                    f"{s['operator']}: {s['before']}  ->  {s['after']}"
+                )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    names = [t.name for t in TARGETS]
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--module", action="append", choices=names, help="repeatable; default: all")
+    p.add_argument("--sample", type=int, help="run N random mutants per module")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    p.add_argument("--budget-seconds", type=float, default=3600.0, help="whole run")
+    p.add_argument("--module-budget-seconds", type=float, help="per module (default: whole)")
+    p.add_argument("--json", type=Path, help="write the JSON report here")
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the unmutated run (when the same tests just passed, e.g. on CI)",
+    )
+    p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument(
+        "--fail-on-survivors",
+        action="store_true",
+        help="exit 1 when a survivor is not in the equivalent list",
+    )
+    p.add_argument("--target", help="ad-hoc: one source file (with --tests), instead of --module")
+    p.add_argument("--tests", nargs="+", help="ad-hoc: the tests of --target")
+    p.add_argument("--workdir", type=Path, help="where shadow copies go (default: system temp)")
+    p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument")
+    args = p.parse_args(argv)
+    if bool(args.target) != bool(args.tests):
+        p.error("--target and --tests go together")
+    if args.sample is not None and args.sample < 1:
+        p.error("--sample must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.target:
+        source = os.path.relpath(Path(args.target).resolve(), ROOT)
+        targets: list[Target] = [Target("adhoc", (source,), tuple(args.tests))]
+    else:
+        chosen = set(args.module or [t.name for t in TARGETS])
+        targets = [t for t in TARGETS if t.name in chosen]
+
+    if args.list:
+        for target in targets:
+            for source in target.sources:
+                for mutant, _ in mutants_of(source, (ROOT / source).read_text()):
+                    print(
+                        f"{target.name}\t{mutant.source}:{mutant.line}\t{mutant.operator}\t"
+                        f"{mutant.before}  ->  {mutant.after}"
+                    )
+        return 0
+
+    def show(line: str) -> None:
+        print(line, flush=True)
+
+    # SIGTERM behaves like Ctrl-C: the `finally` blocks remove the shadow copies.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    work_parent = args.workdir or Path(tempfile.gettempdir())
+    work_parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="lumigo-mutation-", dir=work_parent))
+    rng = random.Random(args.seed)
+    start = time.monotonic()
+    deadline = start + args.budget_seconds
+    module_budget = args.module_budget_seconds or args.budget_seconds
+    reports: list[ModuleReport] = []
+    runner = Runner(workdir, sys.executable, args.pytest_arg)
+    try:
+        for target in targets:
+            show(f"== {target.name}")
+            try:
+                reports.append(
+                    run_target(
+                        target,
+                        runner,
+                        args.sample,
+                        rng,
+                        deadline,
+                        module_budget,
+                        show,
+                        baseline=not args.no_baseline,
+                    )
+                )
+            except (OSError, SyntaxError, ToolError) as exc:
+                reports.append(ModuleReport(target.name, error=f"{type(exc).__name__}: {exc}"))
+    except KeyboardInterrupt:
+        show("interrupted: sources untouched, shadow copies removed")
+        return 130
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(text_report(reports))
+    print(f"took {time.monotonic() - start:.0f} s")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"seed": args.seed, "sample": args.sample, "modules": [asdict(r) for r in reports]},
+                indent=2,
+            )
+        )
+    if any(r.error for r in reports):
+        return 2
+    if args.fail_on_survivors and any(r.survived for r in reports):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Multipart form bodies: a user's narrow regex names the field, not the header line."""
+
+from __future__ import annotations
+
+from lumigo_opentelemetry.masking import MASKED, Masking, Site
+
+BODY = (
+    "--b\r\n"
+    'Content-Disposition: form-data; name="password"\r\n'
+    "\r\n"
+    "hunter2\r\n"
+    "--b\r\n"
+    'Content-Disposition: form-data; name="user"\r\n'
+    "\r\n"
+    "alice\r\n"
+    "--b--\r\n"
+)
+
+
+def test_a_narrow_user_regex_masks_the_multipart_field_it_names() -> None:
+    masking, warnings = Masking.from_environ({"LUMIGO_SECRET_MASKING_REGEX": '["password"]'})
+    assert warnings == []
+    text = masking.apply(Site.HTTP_REQUEST_BODIES, BODY, media_type="multipart/form-data")
+    assert "hunter2" not in text and MASKED in text
+    assert "alice" in text
