@@ -193,6 +193,7 @@ def run_cpu(
                     notes.append(f"cpu {c.name} {app}: {exc}")
                     continue
                 rows.append(figure.row())
+                print(f"    {json.dumps(rows[-1])}", flush=True)  # kept if a later row fails
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
