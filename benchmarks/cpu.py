@@ -4,7 +4,9 @@
 
 For each contender and app (Flask, FastAPI) `cpu_driver.py` serves N in-process requests
 (no HTTP server, no load generator) and then flushes the tracer, so the export of every
-span to a local OTLP receiver happens inside the measured process. Each run is counted
+span to a local OTLP receiver happens inside the measured process, at fixed points
+(a forced flush every `cpu_driver.FLUSH_EVERY` requests; the batch processor's timer is
+set an hour out so no export depends on timing). Each run is counted
 by `valgrind --tool=callgrind` (all threads together). The figure is the marginal cost
 `(Ir(N2) - Ir(N1)) / (N2 - N1)`: start-up, imports and warm-up cancel out. Instruction
 counts do not depend on the machine's load, so two runs give the same figure to within
@@ -81,6 +83,9 @@ def contender_env(
         "HOME": str(work),
         "LANG": "C.UTF-8",
         "OTEL_SERVICE_NAME": f"cpu-{c.name}",
+        # no timer-driven export: cpu_driver.py flushes every FLUSH_EVERY requests instead,
+        # so both runs export at the same points (the export cost stays included)
+        "OTEL_BSP_SCHEDULE_DELAY": "3600000",
         **c.env,
         **exporter_env(c, receiver_url, receiver_url),
     }
@@ -188,6 +193,7 @@ def run_cpu(
                     notes.append(f"cpu {c.name} {app}: {exc}")
                     continue
                 rows.append(figure.row())
+                print(f"    {json.dumps(rows[-1])}", flush=True)  # kept if a later row fails
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)

@@ -4,10 +4,12 @@
 
 No HTTP server and no load generator: the app's WSGI/ASGI callable is called directly
 with a request like the one wrk sends (`GET /hello`, a few headers), N times, on one
-thread (FastAPI runs its sync endpoint in its thread pool, as under uvicorn). Afterwards
-the active tracer provider, if any, is flushed, so the export of every span (to the
-receiver the environment names) happens inside the measured process. Prints
-`requests=N` and the tracer provider's class name.
+thread (FastAPI runs its sync endpoint in its thread pool, as under uvicorn). The
+active tracer provider, if any, is flushed after the warm-up and then after every
+`FLUSH_EVERY` requests (cpu.py sets the batch processor's timer far out, so no export
+happens at a time-dependent point): the export of every span (to the receiver the
+environment names) happens inside the measured process, at the same points in every
+run. Prints `requests=N` and the tracer provider's class name.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import asyncio
 import io
 import sys
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
 
 HEADERS = [("host", "127.0.0.1:8000"), ("user-agent", "wrk/4.2"), ("accept", "*/*")]
 WARMUP = 5
+#: requests between two forced flushes (request counts are multiples of it)
+FLUSH_EVERY = 10
 
 
-def flask_requests(count: int) -> None:
+def flask_requests(count: int, every: Callable[[int], None]) -> None:
     from flask_app import app
 
     base = {
@@ -50,7 +55,8 @@ def flask_requests(count: int) -> None:
     def start_response(status: str, headers: list, exc_info: object = None) -> None:
         statuses.append(status)
 
-    for _ in range(count):
+    for done in range(count):
+        every(done)
         environ = dict(base)
         environ["wsgi.input"] = io.BytesIO(b"")
         result = app(environ, start_response)
@@ -66,7 +72,7 @@ def flask_requests(count: int) -> None:
         raise SystemExit(f"unexpected status: {set(statuses)}")
 
 
-def fastapi_requests(count: int) -> None:
+def fastapi_requests(count: int, every: Callable[[int], None]) -> None:
     from fastapi_app import app
 
     raw_headers = [(k.encode(), v.encode()) for k, v in HEADERS]
@@ -80,7 +86,8 @@ def fastapi_requests(count: int) -> None:
             statuses.append(message["status"])
 
     async def serve() -> None:
-        for _ in range(count):
+        for done in range(count):
+            every(done)
             scope = {
                 "type": "http",
                 "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -104,6 +111,7 @@ def fastapi_requests(count: int) -> None:
 
 
 def flush() -> str:
+    """Flush the active tracer provider (if any); returns its class name."""
     try:
         from opentelemetry import trace
     except ImportError:
@@ -115,10 +123,22 @@ def flush() -> str:
     return type(provider).__name__
 
 
+_traced: list[bool] = []
+
+
+def flush_points(done: int) -> None:
+    """Called before each request: flush once the warm-up is over, then every FLUSH_EVERY."""
+    if done >= WARMUP and (done - WARMUP) % FLUSH_EVERY == 0:
+        if not _traced:  # the untraced baseline pays no failed import per flush point
+            _traced.append(flush() != "none")
+        elif _traced[0]:
+            flush()
+
+
 def main() -> None:
     app, count = sys.argv[1], int(sys.argv[2])
     serve = flask_requests if app == "flask" else fastapi_requests
-    serve(WARMUP + count)
+    serve(WARMUP + count, flush_points)
     print(f"requests={count} provider={flush()}")
 
 

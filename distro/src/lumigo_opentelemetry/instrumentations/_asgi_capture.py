@@ -42,11 +42,17 @@ class PayloadCaptureMiddleware:
         if scope.get("type") == "http":
             try:
                 from opentelemetry import trace
+                from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 
                 span = trace.get_current_span()
                 # a mounted sub-application's span is INTERNAL: only the server span
-                # carries the payloads
-                if span.is_recording() and getattr(span, "kind", None) == trace.SpanKind.SERVER:
+                # carries the payloads; with instrumentation suppressed the upstream
+                # middleware started no span, and the current one is someone else's
+                if (
+                    span.is_recording()
+                    and getattr(span, "kind", None) == trace.SpanKind.SERVER
+                    and is_http_instrumentation_enabled()
+                ):
                     capture = _RequestCapture(span, scope, self.config)
             except Exception:
                 logger.debug("payload capture not started", exc_info=True)

@@ -4,9 +4,13 @@ On top of the upstream instrumentor (no fork):
 
 - the per-message `receive`/`send` internal spans are left out where the upstream
   version supports that (`exclude_spans`): one server span per request;
-- every app gets a payload capture middleware just inside the upstream
-  `OpenTelemetryMiddleware` (`http.request.headers`/`body`, `http.response.headers`/
-  `body`, recorded as the messages pass, bounded, streaming untouched);
+- on the default HTTP semantic conventions (and without contrib hooks or custom header
+  capture) the upstream `OpenTelemetryMiddleware` in each app's stack is replaced by
+  our lean server-span path (`_asgi_server`: the same spans, payloads included, for
+  less CPU); otherwise every app gets a payload capture middleware just inside the
+  upstream middleware (`_asgi_capture`). Either way: `http.request.headers`/`body`,
+  `http.response.headers`/`body`, recorded as the messages pass, bounded, streaming
+  untouched;
 - FastAPI's own native telemetry (0.16x, `fastapi/telemetry/`) is told not to trace
   and not to auto-configure exporters (`telemetry["tracing"] = False`,
   `telemetry["auto_configure"] = False`, which also overrides
@@ -42,6 +46,11 @@ def instrumentor() -> BaseInstrumentor:
 
 
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
+    _instrument(config, tracer_provider, lean=True)
+
+
+def _instrument(config: Config, tracer_provider: TracerProvider, lean: bool) -> None:
+    """`lean=False`: contrib's middleware plus our capture (the golden test's reference)."""
     import fastapi
     import wrapt
 
@@ -59,7 +68,7 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
             logger.debug("could not adjust FastAPI native telemetry", exc_info=True)
         try:
             build = instance.build_middleware_stack
-            instance.build_middleware_stack = _with_payload_capture(build, config)
+            instance.build_middleware_stack = _with_payload_capture(build, config, lean)
         except Exception:
             logger.debug("fastapi payload capture not installed on %r", instance, exc_info=True)
 
@@ -78,11 +87,13 @@ def _quiet_native_telemetry(app: Any) -> None:
     settings["tracing"] = False
 
 
-def _with_payload_capture(build: Callable[[], Any], config: Config) -> Callable[[], Any]:
+def _with_payload_capture(
+    build: Callable[[], Any], config: Config, lean: bool = True
+) -> Callable[[], Any]:
     def build_middleware_stack() -> Any:
         stack = build()
         try:
-            _insert_capture(stack, config)
+            _insert_capture(stack, config, lean)
         except Exception:
             logger.debug("fastapi payload capture not inserted", exc_info=True)
         return stack
@@ -90,19 +101,25 @@ def _with_payload_capture(build: Callable[[], Any], config: Config) -> Callable[
     return build_middleware_stack
 
 
-def _insert_capture(stack: Any, config: Config) -> None:
+def _insert_capture(stack: Any, config: Config, lean: bool = True) -> None:
+    """Replace the upstream middleware by the lean path where it applies, else put the
+    payload capture just inside it."""
+    from lumigo_opentelemetry.instrumentations import _asgi_server
     from lumigo_opentelemetry.instrumentations._asgi_capture import PayloadCaptureMiddleware
 
     seen = set()
+    parent = None
     node = stack
     while node is not None and id(node) not in seen:
         seen.add(id(node))
         kind = type(node)
         if (kind.__module__, kind.__name__) == _UPSTREAM_MIDDLEWARE:
-            if not isinstance(node.app, PayloadCaptureMiddleware):
+            if lean and parent is not None and _asgi_server.applies(node):
+                parent.app = _asgi_server.LeanServerSpans(node, config)
+            elif not isinstance(node.app, PayloadCaptureMiddleware):
                 node.app = PayloadCaptureMiddleware(node.app, config)
             return
-        node = getattr(node, "app", None)
+        parent, node = node, getattr(node, "app", None)
     logger.debug("fastapi payload capture: no OpenTelemetryMiddleware in the stack")
 
 

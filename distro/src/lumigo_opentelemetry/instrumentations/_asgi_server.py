@@ -1,0 +1,374 @@
+"""Lean FastAPI server spans: what opentelemetry-instrumentation-fastapi records, for less CPU.
+
+`LeanServerSpans` takes the place of contrib's `OpenTelemetryMiddleware` in an app's
+middleware stack (the rest of contrib's stack, its exception-recording middleware
+included, stays). Per HTTP request, on the default (old) HTTP semantic conventions:
+
+- the span name and request attributes come from contrib's own functions (the app's
+  route lookup, `collect_request_attributes`), once per distinct request shape (a
+  bounded memo, copied per request); URL secrets are masked and the request headers
+  captured before the span starts, and all of them go to `start_span` in one call (a
+  sampler sees them);
+- the context (extracted parent plus the span) is attached once and detached once;
+- the status is set when the response starts; `http.status_code`, the response
+  headers and the bodies are set in one call when the last body chunk has been sent,
+  and the span ends there (as with contrib); streamed bodies pass through untouched,
+  only a bounded copy of their beginning is kept.
+
+Suppressed instrumentation, `OTEL_PYTHON_FASTAPI_EXCLUDED_URLS`, propagation from the
+request headers, INTERNAL spans (no payloads) for mounted or nested apps, exceptions
+(recorded, status ERROR) and the global response propagator behave as with contrib,
+which stays the reference (tests/distro/test_fastapi_golden.py). Websocket and lifespan
+scopes, and apps configured with hooks, custom header capture or the new HTTP semantic
+conventions, go through contrib's middleware itself (`applies`). Metrics, which the
+distro does not export, are not recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping, Optional, Tuple
+
+from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations._flask_server import Attributes
+
+if TYPE_CHECKING:
+    from lumigo_opentelemetry.config import Config
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+Message = MutableMapping[str, Any]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_MEMO_SIZE = 256
+_KEYED_HEADERS = (b"host", b"user-agent")
+
+
+def applies(contrib: Any) -> bool:
+    """Whether the lean path gives the same spans as this contrib middleware would."""
+    from opentelemetry.instrumentation._semconv import _StabilityMode
+
+    return bool(
+        getattr(contrib, "_sem_conv_opt_in_mode", None) == _StabilityMode.DEFAULT
+        and getattr(contrib, "exclude_receive_span", False)
+        and getattr(contrib, "exclude_send_span", False)
+        and not getattr(contrib, "server_request_hook", None)
+        and not getattr(contrib, "client_request_hook", None)
+        and not getattr(contrib, "client_response_hook", None)
+        and not getattr(contrib, "http_capture_headers_server_request", None)
+        and not getattr(contrib, "http_capture_headers_server_response", None)
+        and callable(getattr(contrib, "default_span_details", None))
+        and hasattr(contrib, "app")
+        and hasattr(contrib, "tracer")
+    )
+
+
+class LeanServerSpans:
+    """An ASGI middleware: one server span per HTTP request, payloads included."""
+
+    def __init__(self, contrib: Any, config: Config) -> None:
+        from opentelemetry import context, trace
+        from opentelemetry.instrumentation.asgi import (
+            asgi_getter,
+            collect_request_attributes,
+            get_host_port_url_tuple,
+        )
+        from opentelemetry.instrumentation.propagators import get_global_response_propagator
+        from opentelemetry.instrumentation.utils import (
+            http_status_to_status_code,
+            is_http_instrumentation_enabled,
+        )
+        from opentelemetry.propagate import extract
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        self.contrib = contrib  # websocket and lifespan scopes
+        self.app = contrib.app
+        self.config = config
+        self.tracer = contrib.tracer
+        excluded = getattr(contrib, "excluded_urls", None)
+        self.excluded = excluded if getattr(excluded, "_excluded_urls", True) else None
+        self._details: Any = contrib.default_span_details
+        self._collect: Any = collect_request_attributes
+        self._url_of: Any = get_host_port_url_tuple
+        self._enabled = is_http_instrumentation_enabled
+        self._extract: Any = extract
+        self._getter = asgi_getter
+        self._context = context
+        self._trace = trace
+        self._invalid = trace.INVALID_SPAN
+        self._server = SpanKind.SERVER
+        self._internal = SpanKind.INTERNAL
+        self._status = Status
+        self._error = StatusCode.ERROR
+        self._status_of: Any = http_status_to_status_code
+        self._response_propagator: Any = get_global_response_propagator
+        self._memo: Dict[Tuple[Any, ...], Tuple[str, Dict[str, Any]]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self.contrib(scope, receive, send)
+            return
+        if not self._enabled():
+            await self.app(scope, receive, send)
+            return
+        try:
+            started = self._start(scope)
+        except Exception:
+            logger.debug("fastapi server span not started", exc_info=True)
+            started = None
+        if started is None:
+            await self.app(scope, receive, send)
+            return
+        exchange, token = started
+        try:
+            await self.app(scope, exchange.receive(receive), exchange.send(send))
+        except Exception as exc:
+            exchange.failed(exc)
+            raise
+        finally:
+            self._context.detach(token)
+            exchange.end()
+
+    def _start(self, scope: Scope) -> Optional[Tuple[_Exchange, Any]]:
+        excluded = self.excluded
+        if excluded is not None and excluded.url_disabled(self._url_of(scope)[2]):
+            return None
+        name, attributes = self._request(scope)
+        if self._trace.get_current_span() is self._invalid:
+            parent = self._extract(scope, getter=self._getter)
+            kind = self._server
+        else:
+            parent = self._context.get_current()
+            kind = self._internal
+        capture = None
+        if kind is self._server:
+            config = self.config
+            payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
+            headers = scope.get("headers") or []
+            payloads.set_captured(
+                attributes,  # type: ignore[arg-type]
+                payloads.REQUEST_HEADERS,
+                payloads.headers_attribute,
+                headers,
+                config,
+            )
+            capture = _Capture(config, payloads.header_value(headers, "content-type"))
+        span = self.tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+        token = self._context.attach(self._trace.set_span_in_context(span, parent))
+        if capture is not None and not span.is_recording():
+            capture = None
+        return _Exchange(self, span, capture), token
+
+    def _request(self, scope: Scope) -> Tuple[str, Attributes]:
+        """contrib's span name and request attributes, from the memo when the same
+        request shape was seen before (a copy of the attributes)."""
+        try:
+            key = _memo_key(scope)
+            known = self._memo.get(key)
+        except TypeError:  # an unhashable value in the scope: no memo
+            key, known = None, None
+        if known is None:
+            name, extra = self._details(scope)
+            collected = self._collect(scope)
+            collected.update(extra)
+            known = (name, collected)
+            if key is not None:
+                if len(self._memo) >= _MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[key] = known
+        return known[0], Attributes(known[1])
+
+
+def _memo_key(scope: Scope) -> Tuple[Any, ...]:
+    """Every scope value contrib's span name and request attributes depend on."""
+    keyed = tuple(
+        [(k.lower(), v) for k, v in scope.get("headers") or () if k.lower() in _KEYED_HEADERS]
+    )
+    app = scope.get("app")
+    routes = getattr(app, "routes", None)
+    return (
+        scope.get("method"),
+        scope.get("scheme"),
+        scope.get("http_version"),
+        scope.get("path"),
+        scope.get("root_path"),
+        scope.get("query_string"),
+        scope.get("server"),
+        scope.get("client"),
+        keyed,
+        id(app),
+        len(routes) if isinstance(routes, list) else None,
+    )
+
+
+class _Capture:
+    """The payloads of one server span, recorded as the messages pass."""
+
+    __slots__ = ("config", "request", "request_done", "request_type", "response", "response_type")
+
+    def __init__(self, config: Config, request_type: Optional[str]) -> None:
+        self.config = config
+        self.request = payloads.BoundedBody(config.attribute_length_limit)
+        self.response = payloads.BoundedBody(config.attribute_length_limit)
+        self.request_done = False
+        self.request_type = request_type
+        self.response_type: Optional[str] = None
+
+    def request_body(self, late: Attributes) -> None:
+        if self.request_done:
+            return
+        self.request_done = True
+        recorded = self.request
+        payloads.set_captured(
+            late,  # type: ignore[arg-type]
+            payloads.REQUEST_BODY,
+            payloads.body_attribute,
+            recorded.data,
+            self.config,
+            self.request_type,
+            total_size=recorded.total,
+        )
+
+    def response_start(self, message: Message, late: Attributes) -> None:
+        headers = message.get("headers") or []
+        self.response_type = payloads.header_value(headers, "content-type")
+        payloads.set_captured(
+            late,  # type: ignore[arg-type]
+            payloads.RESPONSE_HEADERS,
+            payloads.headers_attribute,
+            headers,
+            self.config,
+            payloads.Site.HTTP_RESPONSE_HEADERS,
+        )
+
+    def response_end(self, late: Attributes) -> None:
+        if self.request.total:
+            self.request_body(late)
+        recorded = self.response
+        payloads.set_captured(
+            late,  # type: ignore[arg-type]
+            payloads.RESPONSE_BODY,
+            payloads.body_attribute,
+            recorded.data,
+            self.config,
+            self.response_type,
+            total_size=recorded.total,
+            site=payloads.Site.HTTP_RESPONSE_BODIES,
+        )
+
+
+class _Exchange:
+    """One request's span: the status when the response starts, the late attributes
+    and the end when its last body chunk is sent (or when the app returns or fails)."""
+
+    __slots__ = ("capture", "late", "owner", "span")
+
+    def __init__(self, owner: LeanServerSpans, span: Any, capture: Optional[_Capture]) -> None:
+        self.owner = owner
+        self.span = span
+        self.capture = capture
+        self.late = Attributes()
+
+    def receive(self, receive: Receive) -> Receive:
+        capture = self.capture
+        if capture is None:
+            return receive
+        late = self.late
+
+        async def capturing_receive() -> Message:
+            message = await receive()
+            try:
+                if message.get("type") == "http.request":
+                    capture.request.add(message.get("body"))
+                    if not message.get("more_body", False):
+                        capture.request_body(late)
+            except Exception:
+                logger.debug("fastapi request body capture failed", exc_info=True)
+            return message
+
+        return capturing_receive
+
+    def send(self, send: Send) -> Send:
+        async def traced_send(message: Message) -> None:
+            last = False
+            try:
+                last = self._on_send(message)
+            except Exception:
+                logger.debug("fastapi server span bookkeeping failed", exc_info=True)
+            await send(message)
+            if last:
+                self.end()
+
+        return traced_send
+
+    def _on_send(self, message: Message) -> bool:
+        """Bookkeeping before `message` is sent; True after the last body chunk."""
+        kind = message.get("type")
+        span = self.span
+        if kind == "http.response.start":
+            status = message.get("status")
+            if status and span.is_recording():
+                self._status(status)
+            capture = self.capture
+            if capture is not None:
+                capture.response_start(message, self.late)
+            propagator = self.owner._response_propagator()
+            if propagator:
+                from opentelemetry.instrumentation.asgi import asgi_setter
+
+                trace = self.owner._trace
+                propagator.inject(
+                    message,
+                    context=trace.set_span_in_context(span, trace.context_api.Context()),
+                    setter=asgi_setter,
+                )
+            return False
+        if kind == "http.response.body":
+            capture = self.capture
+            if capture is not None:
+                capture.response.add(message.get("body"))
+            if message.get("more_body", False):
+                return False
+            if capture is not None:
+                capture.response_end(self.late)
+            return True
+        return False
+
+    def _status(self, status: Any) -> None:
+        owner = self.owner
+        text = str(status)
+        try:
+            code = int(status)
+        except ValueError:
+            code = -1
+        if code < 0:
+            self.span.set_status(owner._status(owner._error, "Non-integer HTTP status: " + text))
+            return
+        self.late["http.status_code"] = code
+        self.span.set_status(owner._status(owner._status_of(code, server_span=True)))
+
+    def failed(self, exc: Exception) -> None:
+        """What `trace.use_span` does for an exception leaving the request."""
+        span = self.span
+        try:
+            if span.is_recording():
+                span.record_exception(exc)
+                owner = self.owner
+                span.set_status(owner._status(owner._error, f"{type(exc).__name__}: {exc}"))
+        except Exception:
+            logger.debug("fastapi exception not recorded", exc_info=True)
+
+    def end(self) -> None:
+        span = self.span
+        if not span.is_recording():
+            return
+        try:
+            late = self.late
+            if late:
+                span.set_attributes(late)
+                late.clear()
+        except Exception:
+            logger.debug("fastapi late attributes not set", exc_info=True)
+        span.end()
