@@ -36,7 +36,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture(scope="module")
 def app(receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
-    venv = app_venv([*rows("flask", which=("newest",))[0][1], "gunicorn>=22"])
+    # the `regex` extra (`lumigo_opentelemetry[regex]`) gives user patterns their time bound
+    venv = app_venv([*rows("flask", which=("newest",))[0][1], "gunicorn>=22", "regex>=2022.1.18"])
     argv = ["gunicorn", "-b", "127.0.0.1:{port}", "-w", "1", "--threads", "8", "--chdir", str(WEB)]
     logs = tmp_path_factory.mktemp("masking-settings")
     with run_app(
