@@ -61,7 +61,8 @@ def test_importing_the_distro_loads_no_library_and_no_instrumentation(
         "opentelemetry.instrumentation.flask",
         "opentelemetry.instrumentation.wsgi",
     ]
-    assert out["flask"] == {"class": "_InstrumentedFlask", "body": "probe ok"}
+    # the lean server-span path leaves the app's class alone; the span below proves it is traced
+    assert out["flask"] == {"class": "Flask", "body": "probe ok"}
     spans = receiver.wait_for_spans(
         1, where=lambda s: s.service == "registry-probe" and s.kind == "SERVER"
     )

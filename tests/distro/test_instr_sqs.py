@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
@@ -23,6 +24,14 @@ __all__ = ["moto_server", "receiver"]
 def _botocore() -> Iterator[None]:
     with instrumented("botocore"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def empty_context() -> Iterator[None]:
+    """Each test starts with no active span, whatever an earlier test in this process left."""
+    token = otel_context.attach(otel_context.Context())
+    yield
+    otel_context.detach(token)
 
 
 @pytest.fixture

@@ -355,7 +355,7 @@ def botocore_run(
         2,
         lambda sp: (
             sp.name in ("SQS.SendMessage", "SQS.ReceiveMessage")
-            and url in str(sp.attributes.get("http.request.body", ""))
+            and f"masking-{NONCE}" in json.dumps(dict(sp.attributes), default=str)
         ),
     )
     send = [sp for sp in spans if sp.name == "SQS.SendMessage"]
@@ -372,7 +372,12 @@ def botocore_run(
 
 
 def message_body(text: str) -> str:
-    return str(json.loads(text)["MessageBody"])
+    """SendMessage's captured body: the message alone, as upstream sends it."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return str(value["MessageBody"]) if isinstance(value, dict) and "MessageBody" in value else text
 
 
 def received_body(text: str) -> str:
@@ -514,7 +519,7 @@ TABLE: list[tuple[str, Row]] = [
     *[("requests-outgoing", row) for row in OUTGOING_ROWS],
     *[("pymysql-update", row) for row in SQL_UPDATE_ROWS],
     *[("pymysql-insert", row) for row in SQL_INSERT_ROWS],
-    *[("pymongo-command", row) for row in document_rows("db.statement")],
+    *[("pymongo-command", row) for row in document_rows("db.request.body")],
     *[("pymongo-reply", row) for row in document_rows("db.response.body")],
     *[("sqs-send", row) for row in AWS_HEADER_ROWS],
     *[("sqs-send", row) for row in document_rows("http.request.body", message_body, compact=True)],
