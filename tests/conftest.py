@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import context
 
 from lumigo_devtools.receiver import OtlpReceiver
 
@@ -25,11 +26,6 @@ def _no_span_left_from_an_earlier_test() -> Iterator[None]:
     would otherwise join a span an earlier test left attached, and an injected app's server
     spans would land in that foreign trace.
     """
-    try:
-        from opentelemetry import context
-    except ImportError:  # the tier needs no OpenTelemetry
-        yield
-        return
     token = context.attach(context.Context())
     try:
         yield
