@@ -77,6 +77,9 @@ _UTF8_NAMES = frozenset({None, "utf-8", "utf8"})
 #: WSGI environ keys already turned into header names (bounded: keys come from requests)
 _ENVIRON_HEADER_NAMES: Dict[str, str] = {}
 _ENVIRON_CACHE_SIZE = 512
+#: (site, header pairs) -> (masking, limit, attribute text) of header sets seen before
+_HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
+_HEADER_TEXTS_SIZE = 256
 
 HeaderSource = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
 
@@ -128,16 +131,34 @@ def headers_attribute(
 ) -> str:
     """Headers as a JSON object (lower-case names, repeated names joined with ", "),
     masked for `site` (request or response headers), truncated to the attribute
-    length limit."""
+    length limit.
+
+    A header set seen before (same pairs, same masking and limit) takes its text from a
+    bounded memo; only texts in which nothing was masked are kept there, so the memo
+    never holds a value the rules call secret."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
+    try:
+        key: Optional[Tuple[Any, ...]] = (site, tuple(pairs))
+        known = _HEADER_TEXTS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # unhashable pairs: no memo
+        key, known = None, None
+    masking = config.masking
+    limit = config.attribute_length_limit
+    if known is not None and known[0] is masking and known[1] == limit:
+        return known[2]
     merged: Dict[str, str] = {}
-    for raw_name, raw_value in pairs:
+    for raw_name, raw_value in pairs if key is None else key[1]:
         name = (raw_name if type(raw_name) is str else _text(raw_name)).strip().lower()
         if name in merged:
             merged[name] = f"{merged[name]}, {_text(raw_value)}"
         else:
             merged[name] = raw_value if type(raw_value) is str else _text(raw_value)
-    return truncate(config.masking.apply(site, merged), config.attribute_length_limit)
+    text = truncate(masking.apply(site, merged), limit)
+    if key is not None and MASKED not in text:
+        if len(_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
+            _HEADER_TEXTS.clear()
+        _HEADER_TEXTS[key] = (masking, limit, text)
+    return text
 
 
 def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]:
@@ -164,7 +185,13 @@ def header_value(headers: HeaderSource, name: str) -> Optional[str]:
     """The first value of header `name` (case-insensitive), if any."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     wanted = name.lower()
+    wanted_bytes = wanted.encode("latin-1")
     for raw_name, raw_value in pairs:
+        if type(raw_name) is bytes:  # ASGI names: compared as bytes, no decoding
+            if raw_name.lower() == wanted_bytes:
+                return _text(raw_value)
+            if raw_name[:1].isalnum() and raw_name[-1:].isalnum():
+                continue  # nothing to strip: the comparison above was the whole answer
         if _text(raw_name).strip().lower() == wanted:
             return _text(raw_value)
     return None
@@ -219,11 +246,20 @@ def masked_url_attributes(attributes: Mapping[str, Any], config: Config) -> Dict
     `url.full`) that masking changes (secret query parameters, userinfo, the token);
     empty when it changes none."""
     changed: Dict[str, str] = {}
-    apply = config.masking.apply
+    masking = config.masking
+    apply = masking.apply
+    token = masking.token
     for key in URL_ATTRIBUTES:
         value = attributes.get(key)
         if not isinstance(value, str):
             continue
+        if (
+            key != "url.query"
+            and "?" not in value
+            and "@" not in value
+            and not (token and token in value)
+        ):
+            continue  # what `apply` leaves unchanged: no query, no userinfo, no token
         if key == "url.query":
             new = apply(Site.HTTP_QUERY_PARAMS, "?" + value)
             new = new[1:] if new.startswith("?") else new
