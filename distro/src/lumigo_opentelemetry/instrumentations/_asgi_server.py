@@ -30,6 +30,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._flask_server import Attributes
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class LeanServerSpans:
         self.app = contrib.app
         self.config = config
         self.tracer = contrib.tracer
+        self.spans = fast_spans(self.tracer)
         excluded = getattr(contrib, "excluded_urls", None)
         self.excluded = excluded if getattr(excluded, "_excluded_urls", True) else None
         self._details: Any = contrib.default_span_details
@@ -155,7 +157,7 @@ class LeanServerSpans:
                 config,
             )
             capture = _Capture(config, payloads.header_value(headers, "content-type"))
-        span = self.tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+        span = self.spans.start_span(name, parent, kind, attributes)
         token = self._context.attach(self._trace.set_span_in_context(span, parent))
         if capture is not None and not span.is_recording():
             capture = None
@@ -367,7 +369,7 @@ class _Exchange:
         try:
             late = self.late
             if late:
-                span.set_attributes(late)
+                set_attributes(span, late)
                 late.clear()
         except Exception:
             logger.debug("fastapi late attributes not set", exc_info=True)

@@ -29,6 +29,7 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -98,6 +99,7 @@ class FlaskServerSpans:
             tracer_provider,
             schema_url="https://opentelemetry.io/schemas/1.11.0",
         )
+        self.spans = fast_spans(self.tracer)
         self.excluded = get_excluded_urls("FLASK")
         self.has_exclusions = bool(getattr(self.excluded, "_excluded_urls", True))
         self._context = context
@@ -221,9 +223,7 @@ class FlaskServerSpans:
             )
             if self._custom_request is not None:
                 attributes.update(self._custom_request(environ))
-        span = self.tracer.start_span(
-            name, context=parent, kind=kind, start_time=state.start, attributes=attributes
-        )
+        span = self.spans.start_span(name, parent, kind, attributes, state.start)
         state.span = span
         state.context = self._current_context()
         state.token = self._context.attach(trace.set_span_in_context(span, parent))
@@ -267,7 +267,7 @@ class FlaskServerSpans:
         if span.kind is self._server:
             self._capture(state, late)
         if late:
-            span.set_attributes(late)
+            set_attributes(span, late)
         if status is not None:
             if code < 0:
                 span.set_status(self._status(self._error, "Non-integer HTTP status: " + code_text))
