@@ -31,7 +31,9 @@ logger = logging.getLogger("lumigo-opentelemetry")
 _CLEAN_SCALARS = (bool, int, float)
 
 
-def clean(attributes: Mapping[str, Any], max_count: Optional[int], max_length: Optional[int]) -> bool:
+def clean(
+    attributes: Mapping[str, Any], max_count: Optional[int], max_length: Optional[int]
+) -> bool:
     """Whether the SDK would record `attributes` exactly as given."""
     if max_count is not None and len(attributes) > max_count:
         return False
@@ -207,14 +209,13 @@ def set_attributes(span: Any, attributes: Dict[str, Any]) -> None:
         span.set_attributes(attributes)
         return
     maxlen = getattr(bounded, "maxlen", 0)
-    with span._lock:
-        with bounded._lock:
-            if (
-                span._end_time is None
-                and not bounded._immutable
-                and (maxlen is None or len(store) + len(attributes) <= maxlen)
-                and store.keys().isdisjoint(attributes)
-            ):
-                store.update(attributes)
-                return
+    with span._lock, bounded._lock:
+        if (
+            span._end_time is None
+            and not bounded._immutable
+            and (maxlen is None or len(store) + len(attributes) <= maxlen)
+            and store.keys().isdisjoint(attributes)
+        ):
+            store.update(attributes)
+            return
     span.set_attributes(attributes)
