@@ -160,17 +160,18 @@ class FastSpans:
         from opentelemetry.attributes import BoundedAttributes
         from opentelemetry.sdk.trace import Tracer
 
-        if type(self.tracer) is not Tracer or isinstance(self.tracer.sampler, _SamplerLayer):
+        tracer: Any = self.tracer
+        if type(tracer) is not Tracer or isinstance(tracer.sampler, _SamplerLayer):
             return False
-        limits = self.tracer._span_limits
+        limits = tracer._span_limits
         self.max_count = limits.max_span_attributes
         self.max_length = limits.max_span_attribute_length
         # the attribute map a span is built with: an empty BoundedAttributes with `_dict`
         probe = BoundedAttributes(self.max_count, None, immutable=False)
         if type(getattr(probe, "_dict", None)) is not dict:
             return False
-        self.tracer.sampler = _SamplerLayer(self.tracer.sampler, self._pending)
-        self.tracer.span_processor = _ProcessorLayer(self.tracer.span_processor, self._pending)
+        tracer.sampler = _SamplerLayer(tracer.sampler, self._pending)
+        tracer.span_processor = _ProcessorLayer(tracer.span_processor, self._pending)
         return True
 
     def start_span(
@@ -198,7 +199,7 @@ class FastSpans:
 
 def set_attributes(span: Any, attributes: Dict[str, Any]) -> None:
     """`span.set_attributes(attributes)`; new, clean keys go straight into the span's map."""
-    bounded = getattr(span, "_attributes", None)
+    bounded: Any = getattr(span, "_attributes", None)
     store = getattr(bounded, "_dict", None)
     if (
         type(store) is not dict
