@@ -170,8 +170,10 @@ class FastSpans:
         probe = BoundedAttributes(self.max_count, None, immutable=False)
         if type(getattr(probe, "_dict", None)) is not dict:
             return False
-        tracer.sampler = _SamplerLayer(tracer.sampler, self._pending)
-        tracer.span_processor = _ProcessorLayer(tracer.span_processor, self._pending)
+        tracer.sampler = _SamplerLayer(tracer.sampler, self._pending)  # type: ignore[assignment]
+        tracer.span_processor = _ProcessorLayer(  # type: ignore[assignment]
+            tracer.span_processor, self._pending
+        )
         return True
 
     def start_span(
