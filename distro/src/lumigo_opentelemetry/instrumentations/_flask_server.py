@@ -369,11 +369,17 @@ def _memoized(collect: Callable[..., Dict[str, Any]]) -> Callable[[Dict[str, Any
     return collect_request_attributes
 
 
+#: methods every contrib release keeps as they are (upper-cased) in span names
+_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+
 def _span_name(environ: Dict[str, Any], rule: Any) -> str:
     """contrib's `get_default_span_name`: `METHOD route`, else `METHOD path`."""
-    from opentelemetry.util.http import sanitize_method
+    method = environ.get("REQUEST_METHOD", "").strip().upper()
+    if method not in _COMMON_METHODS:  # the rest as contrib's sanitize_method has them
+        from opentelemetry.util.http import sanitize_method
 
-    method = sanitize_method(environ.get("REQUEST_METHOD", "").strip())
+        method = sanitize_method(method)
     if rule is not None:
         return f"{'HTTP' if method == '_OTHER' else method} {rule.rule}"
     if method == "_OTHER":
