@@ -225,3 +225,9 @@ def test_header_value_of_asgi_byte_names() -> None:
     assert header_value(pairs, "content-type") == "text/plain"
     assert header_value(pairs[2:], "Content-Type") == "late"  # stripped as before
     assert header_value([(b"content-type-x", b"no")], "content-type") is None
+
+
+def test_headers_from_a_one_shot_iterator_with_unhashable_values() -> None:
+    pairs = iter([("Accept", "a/b"), ("X-List", ["not", "hashable"])])
+    text = headers_attribute(pairs, CONFIG)  # type: ignore[arg-type]
+    assert json.loads(text) == {"accept": "a/b", "x-list": "['not', 'hashable']"}

@@ -136,9 +136,9 @@ def headers_attribute(
     A header set seen before (same pairs, same masking and limit) takes its text from a
     bounded memo; only texts in which nothing was masked are kept there, so the memo
     never holds a value the rules call secret."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    pairs = tuple(headers.items() if isinstance(headers, Mapping) else headers)
+    key: Optional[Tuple[Any, ...]] = (site, pairs)
     try:
-        key: Optional[Tuple[Any, ...]] = (site, tuple(pairs))
         known = _HEADER_TEXTS.get(key)  # type: ignore[arg-type]
     except TypeError:  # unhashable pairs: no memo
         key, known = None, None
@@ -147,7 +147,7 @@ def headers_attribute(
     if known is not None and known[0] is masking and known[1] == limit:
         return known[2]
     merged: Dict[str, str] = {}
-    for raw_name, raw_value in pairs if key is None else key[1]:
+    for raw_name, raw_value in pairs:
         name = (raw_name if type(raw_name) is str else _text(raw_name)).strip().lower()
         if name in merged:
             merged[name] = f"{merged[name]}, {_text(raw_value)}"
@@ -185,9 +185,12 @@ def header_value(headers: HeaderSource, name: str) -> Optional[str]:
     """The first value of header `name` (case-insensitive), if any."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     wanted = name.lower()
-    wanted_bytes = wanted.encode("latin-1")
+    try:
+        wanted_bytes: Optional[bytes] = wanted.encode("latin-1")
+    except UnicodeEncodeError:
+        wanted_bytes = None  # no latin-1 name matches it: the general comparison says so
     for raw_name, raw_value in pairs:
-        if type(raw_name) is bytes:  # ASGI names: compared as bytes, no decoding
+        if wanted_bytes is not None and type(raw_name) is bytes:  # ASGI: no decoding
             if raw_name.lower() == wanted_bytes:
                 return _text(raw_value)
             if raw_name[:1].isalnum() and raw_name[-1:].isalnum():
