@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._flask_server import Attributes
+from lumigo_opentelemetry.instrumentations._propagation import Extractor
 
 if TYPE_CHECKING:
     from lumigo_opentelemetry.config import Config
@@ -81,7 +82,6 @@ class LeanServerSpans:
             http_status_to_status_code,
             is_http_instrumentation_enabled,
         )
-        from opentelemetry.propagate import extract
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         self.contrib = contrib  # websocket and lifespan scopes
@@ -95,8 +95,7 @@ class LeanServerSpans:
         self._collect: Any = collect_request_attributes
         self._url_of: Any = get_host_port_url_tuple
         self._enabled = is_http_instrumentation_enabled
-        self._extract: Any = extract
-        self._getter = asgi_getter
+        self._extract: Any = Extractor(asgi_getter, asgi=True)
         self._context = context
         self._trace = trace
         self._invalid = trace.INVALID_SPAN
@@ -139,7 +138,7 @@ class LeanServerSpans:
             return None
         name, attributes = self._request(scope)
         if self._trace.get_current_span() is self._invalid:
-            parent = self._extract(scope, getter=self._getter)
+            parent = self._extract(scope)
             kind = self._server
         else:
             parent = self._context.get_current()

@@ -28,7 +28,8 @@ from typing import Any, Dict, Mapping, Optional
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
-_CLEAN_SCALARS = (bool, int, float)
+_STR = frozenset({str})
+_CLEAN_VALUES = frozenset({str, bool, int, float})
 
 
 def clean(
@@ -37,15 +38,18 @@ def clean(
     """Whether the SDK would record `attributes` exactly as given."""
     if max_count is not None and len(attributes) > max_count:
         return False
-    for key, value in attributes.items():
-        if type(key) is not str or not key:
-            return False
-        kind = type(value)
-        if kind is str:
-            if max_length is not None and len(value) > max_length:
+    values = attributes.values()
+    # type checks in C: str keys (none empty), str/bool/int/float values
+    if (
+        not _STR.issuperset(map(type, attributes))
+        or "" in attributes
+        or not _CLEAN_VALUES.issuperset(map(type, values))
+    ):
+        return False
+    if max_length is not None:
+        for value in values:
+            if type(value) is str and len(value) > max_length:
                 return False
-        elif kind not in _CLEAN_SCALARS:
-            return False
     return True
 
 

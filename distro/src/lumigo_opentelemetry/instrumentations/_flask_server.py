@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._propagation import Extractor
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -88,7 +89,6 @@ class FlaskServerSpans:
         from opentelemetry.instrumentation.flask.version import __version__
         from opentelemetry.instrumentation.utils import http_status_to_status_code
         from opentelemetry.instrumentation.wsgi import collect_request_attributes, wsgi_getter
-        from opentelemetry.propagate import extract
         from opentelemetry.trace import SpanKind, Status, StatusCode
         from opentelemetry.util.http import get_excluded_urls
 
@@ -104,8 +104,7 @@ class FlaskServerSpans:
         self.has_exclusions = bool(getattr(self.excluded, "_excluded_urls", True))
         self._context = context
         self._trace = trace
-        self._extract = extract
-        self._getter = wsgi_getter
+        self._extract = Extractor(wsgi_getter, asgi=False)
         self._collect = _memoized(collect_request_attributes)
         self._status_of = http_status_to_status_code
         self._server = SpanKind.SERVER
@@ -206,7 +205,7 @@ class FlaskServerSpans:
         name = _span_name(environ, rule)
         trace = self._trace
         if trace.get_current_span() is self._invalid:
-            parent = self._extract(environ, getter=self._getter)
+            parent = self._extract(environ)
             kind = self._server
         else:
             parent = self._context.get_current()

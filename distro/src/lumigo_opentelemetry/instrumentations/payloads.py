@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import functools
 import logging
+from collections import abc
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -136,7 +137,7 @@ def headers_attribute(
     A header set seen before (same pairs, same masking and limit) takes its text from a
     bounded memo; only texts in which nothing was masked are kept there, so the memo
     never holds a value the rules call secret."""
-    pairs = tuple(headers.items() if isinstance(headers, Mapping) else headers)
+    pairs = tuple(headers.items() if isinstance(headers, abc.Mapping) else headers)
     key: Optional[Tuple[Any, ...]] = (site, pairs)
     try:
         known = _HEADER_TEXTS.get(key)  # type: ignore[arg-type]
@@ -183,7 +184,7 @@ def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]
 
 def header_value(headers: HeaderSource, name: str) -> Optional[str]:
     """The first value of header `name` (case-insensitive), if any."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    pairs = headers.items() if isinstance(headers, abc.Mapping) else headers
     wanted = name.lower()
     try:
         wanted_bytes: Optional[bytes] = wanted.encode("latin-1")
