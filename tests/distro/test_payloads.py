@@ -231,3 +231,20 @@ def test_headers_from_a_one_shot_iterator_with_unhashable_values() -> None:
     pairs = iter([("Accept", "a/b"), ("X-List", ["not", "hashable"])])
     text = headers_attribute(pairs, CONFIG)  # type: ignore[arg-type]
     assert json.loads(text) == {"accept": "a/b", "x-list": "['not', 'hashable']"}
+
+
+def test_wsgi_environ_headers_in_order_the_same_on_every_request() -> None:
+    first = {
+        "REQUEST_METHOD": "GET",
+        "HTTP_HOST": "h",
+        "HTTP_X_EMPTY": "",
+        "CONTENT_LENGTH": "3",
+        "CONTENT_TYPE": "",
+        "HTTP_X_BYTES": b"not text",
+        "wsgi.url_scheme": "http",
+    }
+    expected = [("host", "h"), ("x-empty", ""), ("content-length", "3")]
+    assert wsgi_request_headers(first) == expected
+    assert wsgi_request_headers(dict(first)) == expected  # names remembered: same answer
+    second = {"CONTENT_TYPE": "a/b", "HTTP_X_BYTES": "now text", "REQUEST_METHOD": "POST"}
+    assert wsgi_request_headers(second) == [("content-type", "a/b"), ("x-bytes", "now text")]

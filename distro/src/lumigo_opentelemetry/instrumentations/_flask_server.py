@@ -352,8 +352,7 @@ def _memoized(collect: Callable[..., Dict[str, Any]]) -> Callable[[Dict[str, Any
     memo: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
 
     def collect_request_attributes(environ: Dict[str, Any]) -> Dict[str, Any]:
-        get = environ.get
-        key = tuple([get(name) for name in _REQUEST_KEYS])
+        key = tuple(map(environ.get, _REQUEST_KEYS))
         try:
             known = memo.get(key)
         except TypeError:  # an unhashable value: no memo

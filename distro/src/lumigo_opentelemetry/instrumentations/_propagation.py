@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-_WSGI_KEYS = ("HTTP_TRACEPARENT", "HTTP_BAGGAGE")
 _ASGI_NAMES = frozenset({b"traceparent", b"baggage"})
 
 
@@ -20,7 +19,9 @@ class Extractor:
 
     def __init__(self, getter: Any, asgi: bool) -> None:
         from opentelemetry import propagate
+        from opentelemetry.context import Context
 
+        self._empty: Callable[[], Any] = Context
         self._getter = getter
         self._extract: Callable[..., Any] = propagate.extract
         self._global: Callable[[], Any] = propagate.get_global_textmap
@@ -29,9 +30,7 @@ class Extractor:
 
     def __call__(self, carrier: Any) -> Any:
         if not self._has_headers(carrier) and self._is_default(self._global()):
-            from opentelemetry.context import Context
-
-            return Context()
+            return self._empty()
         return self._extract(carrier, getter=self._getter)
 
     def _is_default(self, propagator: Any) -> bool:
@@ -54,7 +53,7 @@ class Extractor:
 
 
 def _wsgi_has_headers(environ: Any) -> bool:
-    return any(key in environ for key in _WSGI_KEYS)
+    return "HTTP_TRACEPARENT" in environ or "HTTP_BAGGAGE" in environ
 
 
 def _asgi_has_headers(scope: Any) -> bool:

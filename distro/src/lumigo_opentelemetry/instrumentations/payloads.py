@@ -75,8 +75,10 @@ URL_ATTRIBUTES = (
     "server.address",
 )
 _UTF8_NAMES = frozenset({None, "utf-8", "utf8"})
-#: WSGI environ keys already turned into header names (bounded: keys come from requests)
-_ENVIRON_HEADER_NAMES: Dict[str, str] = {}
+#: WSGI environ keys already turned into header names, None for other keys (bounded: keys
+#: come from requests)
+_ENVIRON_HEADER_NAMES: Dict[str, Optional[str]] = {}
+_UNSEEN: Any = object()
 _ENVIRON_CACHE_SIZE = 512
 #: (site, header pairs) -> (masking, limit, attribute text) of header sets seen before
 _HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
@@ -167,19 +169,33 @@ def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]
     names = _ENVIRON_HEADER_NAMES
     pairs: List[Tuple[str, str]] = []
     for key, value in environ.items():
-        if not isinstance(value, str):
+        name = names.get(key, _UNSEEN)  # one lookup per key: a header's name, or None
+        if name is None:
             continue
-        if key.startswith("HTTP_"):
-            name = names.get(key)
+        if type(value) is not str and not isinstance(value, str):
+            continue
+        if name is _UNSEEN:
+            name = _environ_header_name(key)
             if name is None:
-                name = key[5:].replace("_", "-").lower()
-                if len(names) >= _ENVIRON_CACHE_SIZE:
-                    names.clear()
-                names[key] = name
+                continue
+        if value or not key.startswith("CONTENT_"):  # empty CONTENT_* values are no header
             pairs.append((name, value))
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            pairs.append((key.replace("_", "-").lower(), value))
     return pairs
+
+
+def _environ_header_name(key: str) -> Optional[str]:
+    """The header name of an environ key (None: not a header), remembered (bounded)."""
+    if key.startswith("HTTP_"):
+        name: Optional[str] = key[5:].replace("_", "-").lower()
+    elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        name = key.replace("_", "-").lower()
+    else:
+        name = None
+    names = _ENVIRON_HEADER_NAMES
+    if len(names) >= _ENVIRON_CACHE_SIZE:
+        names.clear()
+    names[key] = name
+    return name
 
 
 def header_value(headers: HeaderSource, name: str) -> Optional[str]:
