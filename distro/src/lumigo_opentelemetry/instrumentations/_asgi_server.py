@@ -103,6 +103,7 @@ class LeanServerSpans:
         self._internal = SpanKind.INTERNAL
         self._status = Status
         self._error = StatusCode.ERROR
+        self._unset = StatusCode.UNSET
         self._status_of: Any = http_status_to_status_code
         self._response_propagator: Any = get_global_response_propagator
         self._memo: Dict[Tuple[Any, ...], Tuple[str, Dict[str, Any]]] = {}
@@ -348,7 +349,9 @@ class _Exchange:
             self.span.set_status(owner._status(owner._error, "Non-integer HTTP status: " + text))
             return
         self.late["http.status_code"] = code
-        self.span.set_status(owner._status(owner._status_of(code, server_span=True)))
+        status_code = owner._status_of(code, server_span=True)
+        if status_code is not owner._unset:  # the SDK ignores an UNSET status
+            self.span.set_status(owner._status(status_code))
 
     def failed(self, exc: Exception) -> None:
         """What `trace.use_span` does for an exception leaving the request."""

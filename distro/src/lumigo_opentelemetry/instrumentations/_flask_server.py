@@ -111,6 +111,7 @@ class FlaskServerSpans:
         self._internal = SpanKind.INTERNAL
         self._status = Status
         self._error = StatusCode.ERROR
+        self._unset = StatusCode.UNSET
         self._invalid = trace.INVALID_SPAN
         self._custom_request, self._custom_response = _custom_header_collectors()
         self._current_context = _request_context_getter()
@@ -271,7 +272,9 @@ class FlaskServerSpans:
             if code < 0:
                 span.set_status(self._status(self._error, "Non-integer HTTP status: " + code_text))
             else:
-                span.set_status(self._status(self._status_of(code, server_span=True)))
+                status_code = self._status_of(code, server_span=True)
+                if status_code is not self._unset:  # the SDK ignores an UNSET status
+                    span.set_status(self._status(status_code))
         if exc is not None and isinstance(exc, Exception):
             span.record_exception(exc)
             span.set_status(self._status(self._error, f"{type(exc).__name__}: {exc}"))
