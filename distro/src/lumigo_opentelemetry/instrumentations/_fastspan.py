@@ -113,7 +113,11 @@ class _ProcessorLayer:
         fill = pending.fill
         if fill is not None:
             pending.fill = None
-            span._attributes._dict.update(fill)
+            store = getattr(getattr(span, "_attributes", None), "_dict", None)
+            if type(store) is dict and not store:
+                store.update(fill)
+            else:  # not the SDK span we know: its own (checking) way
+                span.set_attributes(fill)
         self.inner.on_start(span, parent_context=parent_context)
 
     def _on_ending(self, span: Any) -> None:
