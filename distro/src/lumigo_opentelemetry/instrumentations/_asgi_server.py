@@ -8,7 +8,9 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
   route lookup, `collect_request_attributes`), once per distinct request shape (a
   bounded memo, copied per request); URL secrets are masked and the request headers
   captured before the span starts, and all of them go to `start_span` in one call (a
-  sampler sees them);
+  sampler and every span processor's `on_start` see them; `_fastspan` spares the SDK's
+  per-value check of values it would record unchanged); the incoming context is
+  extracted as in `_flask_server`;
 - the context (extracted parent plus the span) is attached once and detached once;
 - the status is set when the response starts; `http.status_code`, the response
   headers and the bodies are set in one call when the last body chunk has been sent,

@@ -7,7 +7,10 @@ Per request, on the default (old) HTTP semantic conventions:
   `preprocess_request`, wrapped on the instance): the request attributes are collected
   once (with contrib's own `collect_request_attributes`), URL secrets masked, the
   request headers captured, and all of them given to `start_span` in one call (a
-  sampler sees them);
+  sampler and every span processor's `on_start` see them; `_fastspan` spares the SDK's
+  per-value check of values it would record unchanged);
+- the incoming context is extracted with the global propagator (`_propagation`: not
+  run when the default W3C propagators would find neither of their headers);
 - the context (extracted parent plus the span) is attached once and detached once;
 - the response body is taken after the last `after_request` step; the status code,
   response headers and bodies are set together when the request ends (after the last
