@@ -409,7 +409,8 @@ class Masking:
         try:
             if isinstance(value, str):
                 return self._text(site, value, rules, budget, media_type)
-            names = ALWAYS_MASKED_HEADERS if site in _HEADER_SITES else _NO_NAMES
+            header_site = site is Site.HTTP_REQUEST_HEADERS or site is Site.HTTP_RESPONSE_HEADERS
+            names = ALWAYS_MASKED_HEADERS if header_site else _NO_NAMES
             return encode(self._structure(value, rules, budget, names))
         except _OutOfTime:
             _warn_once(
@@ -488,7 +489,7 @@ class Masking:
     def _text(self, site: Site, text: str, rules: Rules, budget: _Budget, media_type: str) -> str:
         if site is Site.HTTP_QUERY_PARAMS:
             text = _mask_url_query(mask_authority(text), rules, budget)
-        elif site in _BODY_SITES:
+        elif site is Site.HTTP_REQUEST_BODIES or site is Site.HTTP_RESPONSE_BODIES:
             if "json" in media_type or _JSON_START.match(text):
                 text = self._json_text(text, rules, budget)
             elif media_type == "application/x-www-form-urlencoded":

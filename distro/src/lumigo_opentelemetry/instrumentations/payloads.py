@@ -311,7 +311,7 @@ def body_attribute(
     if isinstance(body, str):
         text = body
     else:
-        raw = bytes(body)
+        raw = body if type(body) is bytes else bytes(body)
         size = total_size if total_size is not None else len(raw)
         decoded = None if _is_binary_type(media_type) else _decode(raw, charset)
         if decoded is None:
