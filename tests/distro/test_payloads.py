@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lumigo_opentelemetry.config import Config
+from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations.payloads import (
     BoundedBody,
     body_attribute,
@@ -16,7 +17,7 @@ from lumigo_opentelemetry.instrumentations.payloads import (
     masked_url_attributes,
     wsgi_request_headers,
 )
-from lumigo_opentelemetry.masking import MASKED
+from lumigo_opentelemetry.masking import MASKED, Site
 
 CONFIG = Config.from_environ({})
 
@@ -191,3 +192,59 @@ def test_bounded_body_takes_memoryviews_and_bytearrays() -> None:
     rec.add(bytearray(b"defg"))
     rec.add(memoryview(b"\x00\x01\x02\x03").cast("H"))  # 2 two-byte items = 4 bytes
     assert (rec.data, rec.total) == (b"abcd", 11)
+
+
+def test_a_repeated_header_set_follows_the_masking_and_limit_of_each_call() -> None:
+    headers = [("X-Tenant", "acme"), ("Accept", "*/*")]
+    assert json.loads(headers_attribute(headers, CONFIG)) == {"x-tenant": "acme", "accept": "*/*"}
+    # the same pairs again, under rules that call x-tenant secret, then a shorter limit
+    strict = Config.from_environ({"LUMIGO_SECRET_MASKING_REGEX": '["x-tenant"]'})
+    assert json.loads(headers_attribute(headers, strict)) == {"x-tenant": MASKED, "accept": "*/*"}
+    assert headers_attribute(headers, small(12)) == '{"x-tenant":'
+    assert json.loads(headers_attribute(headers, CONFIG)) == {"x-tenant": "acme", "accept": "*/*"}
+    # response headers are their own site: a per-site rule applies to them only
+    per_site = Config.from_environ(
+        {"LUMIGO_SECRET_MASKING_REGEX_HTTP_RESPONSE_HEADERS": '["accept"]'}
+    )
+    assert json.loads(headers_attribute(headers, per_site))["accept"] == "*/*"
+    response = headers_attribute(headers, per_site, Site.HTTP_RESPONSE_HEADERS)
+    assert json.loads(response)["accept"] == MASKED
+
+
+def test_header_sets_with_a_masked_value_are_not_remembered() -> None:
+    """Secrets do not outlive their request in the memo of header texts."""
+    secret = "Bearer s3cr3t-" + "x" * 8
+    for _ in range(2):
+        text = headers_attribute([("Authorization", secret), ("Accept", "*/*")], CONFIG)
+        assert json.loads(text) == {"authorization": MASKED, "accept": "*/*"}
+    assert not any(secret in repr(key) for key in payloads._HEADER_TEXTS)
+
+
+def test_header_value_of_asgi_byte_names() -> None:
+    pairs = [(b"Host", b"h"), (b"CONTENT-TYPE", b"text/plain"), (b" content-type ", b"late")]
+    assert header_value(pairs, "content-type") == "text/plain"
+    assert header_value(pairs[2:], "Content-Type") == "late"  # stripped as before
+    assert header_value([(b"content-type-x", b"no")], "content-type") is None
+
+
+def test_headers_from_a_one_shot_iterator_with_unhashable_values() -> None:
+    pairs = iter([("Accept", "a/b"), ("X-List", ["not", "hashable"])])
+    text = headers_attribute(pairs, CONFIG)  # type: ignore[arg-type]
+    assert json.loads(text) == {"accept": "a/b", "x-list": "['not', 'hashable']"}
+
+
+def test_wsgi_environ_headers_in_order_the_same_on_every_request() -> None:
+    first = {
+        "REQUEST_METHOD": "GET",
+        "HTTP_HOST": "h",
+        "HTTP_X_EMPTY": "",
+        "CONTENT_LENGTH": "3",
+        "CONTENT_TYPE": "",
+        "HTTP_X_BYTES": b"not text",
+        "wsgi.url_scheme": "http",
+    }
+    expected = [("host", "h"), ("x-empty", ""), ("content-length", "3")]
+    assert wsgi_request_headers(first) == expected
+    assert wsgi_request_headers(dict(first)) == expected  # names remembered: same answer
+    second = {"CONTENT_TYPE": "a/b", "HTTP_X_BYTES": "now text", "REQUEST_METHOD": "POST"}
+    assert wsgi_request_headers(second) == [("content-type", "a/b"), ("x-bytes", "now text")]

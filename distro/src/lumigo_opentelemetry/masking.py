@@ -288,6 +288,10 @@ _USERINFO = re.compile(r"://[^/?#\s\"'<>\\]+@")
 # `"key": value` pairs in text that is not (complete) JSON; the value may be cut short
 _JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
 _JSON_START = re.compile(r"\s*[{\[]")
+# every string of JSON text without escapes, in order, and whether it is a key
+_JSON_STRINGS = re.compile(r'"([^"]*)"(\s*:)?')
+# a string that starts like JSON (in JSON without escapes only an opening quote can)
+_NESTED_JSON_STRING = re.compile(r'"\s*[{\[]')
 # `name = 'literal'` (or a number) in SQL
 _SQL_PAIR = re.compile(
     r"([A-Za-z_][\w$]*)(\s*=\s*)('(?:[^'\\]|\\.|'')*'?|\"(?:[^\"\\]|\\.)*\"?|-?\d[\w.]*)"
@@ -405,7 +409,8 @@ class Masking:
         try:
             if isinstance(value, str):
                 return self._text(site, value, rules, budget, media_type)
-            names = ALWAYS_MASKED_HEADERS if site in _HEADER_SITES else _NO_NAMES
+            header_site = site is Site.HTTP_REQUEST_HEADERS or site is Site.HTTP_RESPONSE_HEADERS
+            names = ALWAYS_MASKED_HEADERS if header_site else _NO_NAMES
             return encode(self._structure(value, rules, budget, names))
         except _OutOfTime:
             _warn_once(
@@ -484,7 +489,7 @@ class Masking:
     def _text(self, site: Site, text: str, rules: Rules, budget: _Budget, media_type: str) -> str:
         if site is Site.HTTP_QUERY_PARAMS:
             text = _mask_url_query(mask_authority(text), rules, budget)
-        elif site in _BODY_SITES:
+        elif site is Site.HTTP_REQUEST_BODIES or site is Site.HTTP_RESPONSE_BODIES:
             if "json" in media_type or _JSON_START.match(text):
                 text = self._json_text(text, rules, budget)
             elif media_type == "application/x-www-form-urlencoded":
@@ -507,7 +512,28 @@ class Masking:
             return _mask_pairs(_JSON_PAIR, text, rules, budget, '"' + MASKED + '"')
         if not isinstance(parsed, (dict, list)):
             return text
+        if self._unchanged_json(text, rules, budget):
+            return compact_json(parsed)
         return compact_json(self._structure(parsed, rules, budget, _NO_NAMES))
+
+    def _unchanged_json(self, text: str, rules: Rules, budget: _Budget) -> bool:
+        """Whether `_structure` would give back the JSON parsed from `text` as it is,
+        decided on the text (a scan in C instead of a call per value): no escapes (its
+        strings are exactly what was parsed), no string that `_leaf` changes (nested
+        JSON, URL userinfo, the token), no secret key."""
+        token = self.token
+        if (
+            "\\" in text
+            or "@" in text
+            or (token and token in text)
+            or _NESTED_JSON_STRING.search(text)
+        ):
+            return False
+        is_secret = rules.is_secret
+        for key, colon in _JSON_STRINGS.findall(text):
+            if colon and is_secret(key, budget):
+                return False
+        return True
 
 
 def _mask_pairs(

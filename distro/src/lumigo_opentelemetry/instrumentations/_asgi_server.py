@@ -8,7 +8,9 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
   route lookup, `collect_request_attributes`), once per distinct request shape (a
   bounded memo, copied per request); URL secrets are masked and the request headers
   captured before the span starts, and all of them go to `start_span` in one call (a
-  sampler sees them);
+  sampler and every span processor's `on_start` see them; `_fastspan` spares the SDK's
+  per-value check of values it would record unchanged); the incoming context is
+  extracted as in `_flask_server`;
 - the context (extracted parent plus the span) is attached once and detached once;
 - the status is set when the response starts; `http.status_code`, the response
   headers and the bodies are set in one call when the last body chunk has been sent,
@@ -30,7 +32,9 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._flask_server import Attributes
+from lumigo_opentelemetry.instrumentations._propagation import Extractor
 
 if TYPE_CHECKING:
     from lumigo_opentelemetry.config import Config
@@ -80,21 +84,20 @@ class LeanServerSpans:
             http_status_to_status_code,
             is_http_instrumentation_enabled,
         )
-        from opentelemetry.propagate import extract
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         self.contrib = contrib  # websocket and lifespan scopes
         self.app = contrib.app
         self.config = config
         self.tracer = contrib.tracer
+        self.spans = fast_spans(self.tracer)
         excluded = getattr(contrib, "excluded_urls", None)
         self.excluded = excluded if getattr(excluded, "_excluded_urls", True) else None
         self._details: Any = contrib.default_span_details
         self._collect: Any = collect_request_attributes
         self._url_of: Any = get_host_port_url_tuple
         self._enabled = is_http_instrumentation_enabled
-        self._extract: Any = extract
-        self._getter = asgi_getter
+        self._extract: Any = Extractor(asgi_getter, asgi=True)
         self._context = context
         self._trace = trace
         self._invalid = trace.INVALID_SPAN
@@ -102,6 +105,7 @@ class LeanServerSpans:
         self._internal = SpanKind.INTERNAL
         self._status = Status
         self._error = StatusCode.ERROR
+        self._unset = StatusCode.UNSET
         self._status_of: Any = http_status_to_status_code
         self._response_propagator: Any = get_global_response_propagator
         self._memo: Dict[Tuple[Any, ...], Tuple[str, Dict[str, Any]]] = {}
@@ -137,7 +141,7 @@ class LeanServerSpans:
             return None
         name, attributes = self._request(scope)
         if self._trace.get_current_span() is self._invalid:
-            parent = self._extract(scope, getter=self._getter)
+            parent = self._extract(scope)
             kind = self._server
         else:
             parent = self._context.get_current()
@@ -155,7 +159,7 @@ class LeanServerSpans:
                 config,
             )
             capture = _Capture(config, payloads.header_value(headers, "content-type"))
-        span = self.tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+        span = self.spans.start_span(name, parent, kind, attributes)
         token = self._context.attach(self._trace.set_span_in_context(span, parent))
         if capture is not None and not span.is_recording():
             capture = None
@@ -347,7 +351,9 @@ class _Exchange:
             self.span.set_status(owner._status(owner._error, "Non-integer HTTP status: " + text))
             return
         self.late["http.status_code"] = code
-        self.span.set_status(owner._status(owner._status_of(code, server_span=True)))
+        status_code = owner._status_of(code, server_span=True)
+        if status_code is not owner._unset:  # the SDK ignores an UNSET status
+            self.span.set_status(owner._status(status_code))
 
     def failed(self, exc: Exception) -> None:
         """What `trace.use_span` does for an exception leaving the request."""
@@ -367,7 +373,7 @@ class _Exchange:
         try:
             late = self.late
             if late:
-                span.set_attributes(late)
+                set_attributes(span, late)
                 late.clear()
         except Exception:
             logger.debug("fastapi late attributes not set", exc_info=True)

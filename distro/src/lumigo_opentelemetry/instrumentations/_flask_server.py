@@ -7,7 +7,10 @@ Per request, on the default (old) HTTP semantic conventions:
   `preprocess_request`, wrapped on the instance): the request attributes are collected
   once (with contrib's own `collect_request_attributes`), URL secrets masked, the
   request headers captured, and all of them given to `start_span` in one call (a
-  sampler sees them);
+  sampler and every span processor's `on_start` see them; `_fastspan` spares the SDK's
+  per-value check of values it would record unchanged);
+- the incoming context is extracted with the global propagator (`_propagation`: not
+  run when the default W3C propagators would find neither of their headers);
 - the context (extracted parent plus the span) is attached once and detached once;
 - the response body is taken after the last `after_request` step; the status code,
   response headers and bodies are set together when the request ends (after the last
@@ -29,6 +32,8 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._propagation import Extractor
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -87,7 +92,6 @@ class FlaskServerSpans:
         from opentelemetry.instrumentation.flask.version import __version__
         from opentelemetry.instrumentation.utils import http_status_to_status_code
         from opentelemetry.instrumentation.wsgi import collect_request_attributes, wsgi_getter
-        from opentelemetry.propagate import extract
         from opentelemetry.trace import SpanKind, Status, StatusCode
         from opentelemetry.util.http import get_excluded_urls
 
@@ -98,18 +102,19 @@ class FlaskServerSpans:
             tracer_provider,
             schema_url="https://opentelemetry.io/schemas/1.11.0",
         )
+        self.spans = fast_spans(self.tracer)
         self.excluded = get_excluded_urls("FLASK")
         self.has_exclusions = bool(getattr(self.excluded, "_excluded_urls", True))
         self._context = context
         self._trace = trace
-        self._extract = extract
-        self._getter = wsgi_getter
+        self._extract = Extractor(wsgi_getter, asgi=False)
         self._collect = _memoized(collect_request_attributes)
         self._status_of = http_status_to_status_code
         self._server = SpanKind.SERVER
         self._internal = SpanKind.INTERNAL
         self._status = Status
         self._error = StatusCode.ERROR
+        self._unset = StatusCode.UNSET
         self._invalid = trace.INVALID_SPAN
         self._custom_request, self._custom_response = _custom_header_collectors()
         self._current_context = _request_context_getter()
@@ -204,7 +209,7 @@ class FlaskServerSpans:
         name = _span_name(environ, rule)
         trace = self._trace
         if trace.get_current_span() is self._invalid:
-            parent = self._extract(environ, getter=self._getter)
+            parent = self._extract(environ)
             kind = self._server
         else:
             parent = self._context.get_current()
@@ -221,9 +226,7 @@ class FlaskServerSpans:
             )
             if self._custom_request is not None:
                 attributes.update(self._custom_request(environ))
-        span = self.tracer.start_span(
-            name, context=parent, kind=kind, start_time=state.start, attributes=attributes
-        )
+        span = self.spans.start_span(name, parent, kind, attributes, state.start)
         state.span = span
         state.context = self._current_context()
         state.token = self._context.attach(trace.set_span_in_context(span, parent))
@@ -267,12 +270,14 @@ class FlaskServerSpans:
         if span.kind is self._server:
             self._capture(state, late)
         if late:
-            span.set_attributes(late)
+            set_attributes(span, late)
         if status is not None:
             if code < 0:
                 span.set_status(self._status(self._error, "Non-integer HTTP status: " + code_text))
             else:
-                span.set_status(self._status(self._status_of(code, server_span=True)))
+                status_code = self._status_of(code, server_span=True)
+                if status_code is not self._unset:  # the SDK ignores an UNSET status
+                    span.set_status(self._status(status_code))
         if exc is not None and isinstance(exc, Exception):
             span.record_exception(exc)
             span.set_status(self._status(self._error, f"{type(exc).__name__}: {exc}"))
@@ -353,8 +358,7 @@ def _memoized(collect: Callable[..., Dict[str, Any]]) -> Callable[[Dict[str, Any
     memo: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
 
     def collect_request_attributes(environ: Dict[str, Any]) -> Dict[str, Any]:
-        get = environ.get
-        key = tuple([get(name) for name in _REQUEST_KEYS])
+        key = tuple(map(environ.get, _REQUEST_KEYS))
         try:
             known = memo.get(key)
         except TypeError:  # an unhashable value: no memo
@@ -369,11 +373,17 @@ def _memoized(collect: Callable[..., Dict[str, Any]]) -> Callable[[Dict[str, Any
     return collect_request_attributes
 
 
+#: methods every contrib release keeps as they are (upper-cased) in span names
+_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+
 def _span_name(environ: Dict[str, Any], rule: Any) -> str:
     """contrib's `get_default_span_name`: `METHOD route`, else `METHOD path`."""
-    from opentelemetry.util.http import sanitize_method
+    method = environ.get("REQUEST_METHOD", "").strip().upper()
+    if method not in _COMMON_METHODS:  # the rest as contrib's sanitize_method has them
+        from opentelemetry.util.http import sanitize_method
 
-    method = sanitize_method(environ.get("REQUEST_METHOD", "").strip())
+        method = sanitize_method(method)
     if rule is not None:
         return f"{'HTTP' if method == '_OTHER' else method} {rule.rule}"
     if method == "_OTHER":

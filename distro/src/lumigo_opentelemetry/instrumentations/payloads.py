@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import functools
 import logging
+from collections import abc
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -74,9 +75,14 @@ URL_ATTRIBUTES = (
     "server.address",
 )
 _UTF8_NAMES = frozenset({None, "utf-8", "utf8"})
-#: WSGI environ keys already turned into header names (bounded: keys come from requests)
-_ENVIRON_HEADER_NAMES: Dict[str, str] = {}
+#: WSGI environ keys already turned into header names, None for other keys (bounded: keys
+#: come from requests)
+_ENVIRON_HEADER_NAMES: Dict[str, Optional[str]] = {}
+_UNSEEN: Any = object()
 _ENVIRON_CACHE_SIZE = 512
+#: (site, header pairs) -> (masking, limit, attribute text) of header sets seen before
+_HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
+_HEADER_TEXTS_SIZE = 256
 
 HeaderSource = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
 
@@ -128,8 +134,21 @@ def headers_attribute(
 ) -> str:
     """Headers as a JSON object (lower-case names, repeated names joined with ", "),
     masked for `site` (request or response headers), truncated to the attribute
-    length limit."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    length limit.
+
+    A header set seen before (same pairs, same masking and limit) takes its text from a
+    bounded memo; only texts in which nothing was masked are kept there, so the memo
+    never holds a value the rules call secret."""
+    pairs = tuple(headers.items() if isinstance(headers, abc.Mapping) else headers)
+    key: Optional[Tuple[Any, ...]] = (site, pairs)
+    try:
+        known = _HEADER_TEXTS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # unhashable pairs: no memo
+        key, known = None, None
+    masking = config.masking
+    limit = config.attribute_length_limit
+    if known is not None and known[0] is masking and known[1] == limit:
+        return known[2]
     merged: Dict[str, str] = {}
     for raw_name, raw_value in pairs:
         name = (raw_name if type(raw_name) is str else _text(raw_name)).strip().lower()
@@ -137,7 +156,12 @@ def headers_attribute(
             merged[name] = f"{merged[name]}, {_text(raw_value)}"
         else:
             merged[name] = raw_value if type(raw_value) is str else _text(raw_value)
-    return truncate(config.masking.apply(site, merged), config.attribute_length_limit)
+    text = truncate(masking.apply(site, merged), limit)
+    if key is not None and MASKED not in text:
+        if len(_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
+            _HEADER_TEXTS.clear()
+        _HEADER_TEXTS[key] = (masking, limit, text)
+    return text
 
 
 def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]:
@@ -145,26 +169,49 @@ def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]
     names = _ENVIRON_HEADER_NAMES
     pairs: List[Tuple[str, str]] = []
     for key, value in environ.items():
-        if not isinstance(value, str):
+        name = names.get(key, _UNSEEN)  # one lookup per key: a header's name, or None
+        if name is None:
             continue
-        if key.startswith("HTTP_"):
-            name = names.get(key)
+        if type(value) is not str and not isinstance(value, str):
+            continue
+        if name is _UNSEEN:
+            name = _environ_header_name(key)
             if name is None:
-                name = key[5:].replace("_", "-").lower()
-                if len(names) >= _ENVIRON_CACHE_SIZE:
-                    names.clear()
-                names[key] = name
+                continue
+        if value or not key.startswith("CONTENT_"):  # empty CONTENT_* values are no header
             pairs.append((name, value))
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            pairs.append((key.replace("_", "-").lower(), value))
     return pairs
+
+
+def _environ_header_name(key: str) -> Optional[str]:
+    """The header name of an environ key (None: not a header), remembered (bounded)."""
+    if key.startswith("HTTP_"):
+        name: Optional[str] = key[5:].replace("_", "-").lower()
+    elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        name = key.replace("_", "-").lower()
+    else:
+        name = None
+    names = _ENVIRON_HEADER_NAMES
+    if len(names) >= _ENVIRON_CACHE_SIZE:
+        names.clear()
+    names[key] = name
+    return name
 
 
 def header_value(headers: HeaderSource, name: str) -> Optional[str]:
     """The first value of header `name` (case-insensitive), if any."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    pairs = headers.items() if isinstance(headers, abc.Mapping) else headers
     wanted = name.lower()
+    try:
+        wanted_bytes: Optional[bytes] = wanted.encode("latin-1")
+    except UnicodeEncodeError:
+        wanted_bytes = None  # no latin-1 name matches it: the general comparison says so
     for raw_name, raw_value in pairs:
+        if wanted_bytes is not None and type(raw_name) is bytes:  # ASGI: no decoding
+            if raw_name.lower() == wanted_bytes:
+                return _text(raw_value)
+            if raw_name[:1].isalnum() and raw_name[-1:].isalnum():
+                continue  # nothing to strip: the comparison above was the whole answer
         if _text(raw_name).strip().lower() == wanted:
             return _text(raw_value)
     return None
@@ -219,11 +266,20 @@ def masked_url_attributes(attributes: Mapping[str, Any], config: Config) -> Dict
     `url.full`) that masking changes (secret query parameters, userinfo, the token);
     empty when it changes none."""
     changed: Dict[str, str] = {}
-    apply = config.masking.apply
+    masking = config.masking
+    apply = masking.apply
+    token = masking.token
     for key in URL_ATTRIBUTES:
         value = attributes.get(key)
         if not isinstance(value, str):
             continue
+        if (
+            key != "url.query"
+            and "?" not in value
+            and "@" not in value
+            and not (token and token in value)
+        ):
+            continue  # what `apply` leaves unchanged: no query, no userinfo, no token
         if key == "url.query":
             new = apply(Site.HTTP_QUERY_PARAMS, "?" + value)
             new = new[1:] if new.startswith("?") else new
@@ -255,7 +311,7 @@ def body_attribute(
     if isinstance(body, str):
         text = body
     else:
-        raw = bytes(body)
+        raw = body if type(body) is bytes else bytes(body)
         size = total_size if total_size is not None else len(raw)
         decoded = None if _is_binary_type(media_type) else _decode(raw, charset)
         if decoded is None:
