@@ -50,13 +50,14 @@ if sys.version_info < (3, 9):  # noqa: UP036 - the guard is the point
         return None
 
 else:
+    from typing import Any
+
     from lumigo_opentelemetry._activation import (
-        DisabledLoggerProvider,
-        DisabledTracerProvider,
         LoggerProviderLike,
         ProviderLike,
         activate,
         current_logger_provider,
+        current_tracer_provider,
     )
     from lumigo_opentelemetry._logging import logger
     from lumigo_opentelemetry.api import (
@@ -66,13 +67,20 @@ else:
     )
     from lumigo_opentelemetry.version import __version__ as __version__
 
-    tracer_provider: ProviderLike = DisabledTracerProvider()
-    logger_provider: LoggerProviderLike = DisabledLoggerProvider()
+    # Module attributes computed on access (`__getattr__`): reading `tracer_provider`
+    # builds the provider if it was still waiting for its first use.
+    tracer_provider: ProviderLike
+    logger_provider: LoggerProviderLike
 
     def init() -> None:
         """Initialise tracing (once per process; later calls do nothing)."""
-        global tracer_provider, logger_provider
-        tracer_provider = activate()
-        logger_provider = current_logger_provider()
+        activate()
+
+    def __getattr__(name: str) -> Any:
+        if name == "tracer_provider":
+            return current_tracer_provider()
+        if name == "logger_provider":
+            return current_logger_provider()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
     init()

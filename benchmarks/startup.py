@@ -1,0 +1,63 @@
+"""Only the start-up rows of `run.py`, measured the same way, for quick before/after checks.
+
+    uv run python benchmarks/startup.py [--rounds 15] [--only ours ours-layer]
+
+`python -c pass` and `python -c 'import flask'` under each contender (interleaved round by
+round, as in `run.py`), reported as the median added wall-clock ms over the untraced
+baseline with its spread. Nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import Bench  # noqa: E402
+
+METRICS = (
+    ("bare.wall_ms", "python -c pass, no instrumented lib (added ms)"),
+    ("import_flask.wall_ms", "python -c 'import flask' (added ms)"),
+    ("bare.maxrss_mib", "python -c pass, max RSS (added MiB)"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
+    parser.add_argument("--only", nargs="*", default=["ours", "ours-layer"],
+                        help="contenders (baseline always runs)")
+    args = parser.parse_args(argv)
+    bench = Bench(argparse.Namespace(quick=False, only=args.only))
+    try:
+        bench.prepare()
+        bench.startup_round()  # warm the page cache; not counted
+        bench.samples.data.clear()
+        for _ in range(args.rounds):
+            bench.startup_round()
+        samples = bench.samples
+        names = [c.name for c in bench.all]
+        print(f"{args.rounds} rounds; median added over baseline [min-max of the contender]")
+        for metric, label in METRICS:
+            base = samples.median(metric, "baseline") or 0.0
+            cells = []
+            for name in names:
+                values = samples.data[metric][name]
+                med = statistics.median(values)
+                if name == "baseline":
+                    cells.append(f"{name} {med:.1f}")
+                else:
+                    cells.append(f"{name} {med - base:+.1f} [{min(values) - base:+.1f}"
+                                 f"..{max(values) - base:+.1f}]")
+            print(f"{label}: " + " | ".join(cells))
+    finally:
+        bench.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
