@@ -74,15 +74,16 @@ LoggerProviderLike = Union["LoggerProvider", DisabledLoggerProvider]
 TRIGGER_MODULES = (
     "opentelemetry.trace",
     "opentelemetry.sdk.trace",
-    "opentelemetry.sdk.resources",
     "opentelemetry.sdk._logs",
     "opentelemetry.sdk.metrics",
 )
 
 _lock = threading.RLock()
 _resource_lock = threading.Lock()
+_on_this_thread = threading.local()  # .resource: this thread is building the resource
 _started = False
 _building = False
+_missed_trigger = False  # a trigger fired while this thread built the resource
 #: the settings while the provider waits for its first use; None once built (or off)
 _pending: Optional[Config] = None
 _resource: Optional[Resource] = None
@@ -149,22 +150,44 @@ def _prepare(config: Config) -> None:
 
 
 def resource_for(config: Config) -> Resource:
-    """The resource every span carries, built once (on whichever thread asks first)."""
-    global _resource
-    with _resource_lock:
-        if _resource is None:
-            from lumigo_opentelemetry.resources import build_resource
+    """The resource every span carries, built once by whichever thread asks first.
 
-            _resource = build_resource(config)
-        return _resource
+    No lock is held while it is built (a thread waiting for another's build could
+    deadlock on an import lock that thread holds); two racing threads both build it and
+    the first one's is kept."""
+    global _resource, _missed_trigger
+    resource = _resource
+    if resource is None:
+        from lumigo_opentelemetry.resources import build_resource
+
+        _on_this_thread.resource = True
+        try:
+            built = build_resource(config)
+        finally:
+            _on_this_thread.resource = False
+        with _resource_lock:
+            if _resource is None:
+                _resource = built
+            resource = _resource
+    if _missed_trigger:  # e.g. a resource detector imported the OpenTelemetry API
+        _missed_trigger = False
+        _on_trigger_import(None)
+    return resource
 
 
-def _on_trigger_import(_module: ModuleType) -> None:
+def _on_trigger_import(_module: Optional[ModuleType]) -> None:
     """An OpenTelemetry API/SDK module was imported: set the provider up now.
 
-    Never blocks: while another thread builds the provider, that thread sets it.
+    Never blocks: while another thread builds the provider, that thread sets it. While
+    this thread builds the resource, the build waits until the resource is done.
     """
-    if _pending is None or not _lock.acquire(blocking=False):
+    global _missed_trigger
+    if _pending is None:
+        return
+    if getattr(_on_this_thread, "resource", False):
+        _missed_trigger = True
+        return
+    if not _lock.acquire(blocking=False):
         return
     try:
         _build_now(defer_circular=True)
