@@ -50,11 +50,7 @@ if sys.version_info < (3, 9):  # noqa: UP036 - the guard is the point
         return None
 
 else:
-    from typing import Any
-
     from lumigo_opentelemetry._activation import (
-        LoggerProviderLike,
-        ProviderLike,
         activate,
         current_logger_provider,
         current_tracer_provider,
@@ -67,16 +63,22 @@ else:
     )
     from lumigo_opentelemetry.version import __version__ as __version__
 
+    TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
+    if TYPE_CHECKING:
+        from typing import Any
+
+        from lumigo_opentelemetry._activation import LoggerProviderLike, ProviderLike
+
     # Module attributes computed on access (`__getattr__`): reading `tracer_provider`
     # builds the provider if it was still waiting for its first use.
-    tracer_provider: ProviderLike
-    logger_provider: LoggerProviderLike
+    tracer_provider: "ProviderLike"
+    logger_provider: "LoggerProviderLike"
 
     def init() -> None:
         """Initialise tracing (once per process; later calls do nothing)."""
         activate()
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> "Any":
         if name == "tracer_provider":
             return current_tracer_provider()
         if name == "logger_provider":

@@ -19,14 +19,15 @@ import functools
 import importlib
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 from lumigo_opentelemetry._logging import configure_logging, logger
 from lumigo_opentelemetry.config import Config, get_config
 from lumigo_opentelemetry.instrumentations._post_import import when_imported
 
+TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
 if TYPE_CHECKING:
     from types import ModuleType
+    from typing import Any, Dict, Optional, Union
 
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk.resources import Resource
@@ -66,8 +67,9 @@ class DisabledLoggerProvider:
         return None
 
 
-ProviderLike = Union["TracerProvider", DisabledTracerProvider]
-LoggerProviderLike = Union["LoggerProvider", DisabledLoggerProvider]
+if TYPE_CHECKING:
+    ProviderLike = Union[TracerProvider, DisabledTracerProvider]
+    LoggerProviderLike = Union[LoggerProvider, DisabledLoggerProvider]
 
 #: modules whose import asks for tracing: the OpenTelemetry API an app uses to start spans,
 #: and the SDK packages (an app that imports one wants the global provider set)
