@@ -21,38 +21,27 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Protocol, Set, Tuple, runtime_checkable
 
 from lumigo_opentelemetry.instrumentations._post_import import when_imported
 
+TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
 if TYPE_CHECKING:
     from types import ModuleType
+    from typing import Any, Callable, Dict, Optional, Set, Tuple
 
-    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
-        BaseInstrumentor,
-    )
     from opentelemetry.sdk.trace import TracerProvider
 
     from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations._contract import Instrumentation
 
 
-@runtime_checkable
-class Instrumentation(Protocol):
-    """The contract of every module `lumigo_opentelemetry.instrumentations.<NAME>`."""
+def __getattr__(name: str) -> Any:
+    # The protocol needs `typing` at run time, which start-up does not import.
+    if name == "Instrumentation":
+        from lumigo_opentelemetry.instrumentations._contract import Instrumentation
 
-    #: the name in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS and in `HOOK_MODULES`
-    NAME: str
-    #: the library module whose import activates the instrumentation
-    HOOK_MODULE: str
-
-    def instrumentor(self) -> BaseInstrumentor:
-        """The upstream instrumentor: its declared dependencies are the version gate."""
-
-    def instrument(self, config: Config, tracer_provider: TracerProvider) -> None:
-        """Instrument the library; a second call must not instrument it twice."""
-
-    def uninstrument(self) -> None:
-        """Undo `instrument()` as far as the library allows (tests use it)."""
+        return Instrumentation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 logger = logging.getLogger("lumigo-opentelemetry")

@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set
 
+TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
-Callback = Callable[["ModuleType"], None]
+    Callback = Callable[[ModuleType], None]
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
