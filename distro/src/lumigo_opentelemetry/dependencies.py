@@ -11,13 +11,15 @@ happen on that thread, not during the app's start-up.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Union
 
 from lumigo_opentelemetry._logging import logger
 from lumigo_opentelemetry.config import Config, authorization_header
+
+TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Mapping, Union
 
 #: resource attributes that never go into the report
 EXCLUDED_ATTRIBUTES = frozenset({"process.environ"})
@@ -119,6 +121,7 @@ def report_in_background(
                 import email.parser  # noqa: F401  (used by importlib.metadata)
                 import encodings.idna  # noqa: F401  (used when resolving the host name)
                 import importlib.metadata  # noqa: F401
+                import json
                 import urllib.request  # noqa: F401
 
                 attributes = (

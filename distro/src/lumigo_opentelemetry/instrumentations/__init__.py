@@ -19,9 +19,9 @@ Every step is guarded: a failure is logged and the application runs untraced.
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 
+from lumigo_opentelemetry._logging import logger  # imports logging on first use
 from lumigo_opentelemetry.instrumentations._post_import import when_imported
 
 TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
@@ -43,8 +43,6 @@ def __getattr__(name: str) -> Any:
         return Instrumentation
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-logger = logging.getLogger("lumigo-opentelemetry")
 
 #: instrumentation name -> the module whose import activates it
 HOOK_MODULES: Dict[str, str] = {

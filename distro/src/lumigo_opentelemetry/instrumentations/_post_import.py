@@ -17,9 +17,10 @@ A callback that raises is logged; the exception never reaches the import.
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
+
+from lumigo_opentelemetry._logging import logger  # imports logging on first use
 
 TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
     Callback = Callable[[ModuleType], None]
 
-logger = logging.getLogger("lumigo-opentelemetry")
 
 _lock = threading.RLock()
 _pending: Dict[str, List[Callback]] = {}
