@@ -135,13 +135,13 @@ def _prepare(config: Config) -> None:
     elif not config.token:
         logger.info("LUMIGO_TRACER_TOKEN is not set: spans will not be exported")
     _pending = config
-    if config.enable_logs:  # the logging handler starts now, so the provider too
-        _build_now()
-        return
     if config.enable_traces:
         _install_instrumentations(config)
-    for module in TRIGGER_MODULES:
-        when_imported(module, _on_trigger_import)
+    if config.enable_logs:  # the logging handler starts now, so the provider too
+        _build_now()
+    else:
+        for module in TRIGGER_MODULES:
+            when_imported(module, _on_trigger_import)
     if config.should_report_dependencies:
         try:
             from lumigo_opentelemetry.dependencies import report_in_background
