@@ -35,6 +35,7 @@ HEAVY = (
     "opentelemetry.instrumentation",
     "opentelemetry.sdk",
     "typing",
+    "string",
 )
 
 APP = """\

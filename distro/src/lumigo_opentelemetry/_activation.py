@@ -14,11 +14,9 @@ Every failure is caught here: the app then runs untraced, with one warning.
 
 from __future__ import annotations
 
+import _thread  # `threading` itself is not imported at start-up (it costs milliseconds)
 import atexit
-import functools
-import importlib
 import sys
-import threading
 
 from lumigo_opentelemetry._logging import configure_logging, logger
 from lumigo_opentelemetry.config import Config, get_config
@@ -27,7 +25,7 @@ from lumigo_opentelemetry.instrumentations._post_import import when_imported
 TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
 if TYPE_CHECKING:
     from types import ModuleType
-    from typing import Any, Dict, Optional, Union
+    from typing import Any, Callable, Dict, Optional, Union
 
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk.resources import Resource
@@ -80,9 +78,9 @@ TRIGGER_MODULES = (
     "opentelemetry.sdk.metrics",
 )
 
-_lock = threading.RLock()
-_resource_lock = threading.Lock()
-_on_this_thread = threading.local()  # .resource: this thread is building the resource
+_lock = _thread.RLock()
+_resource_lock = _thread.allocate_lock()
+_on_this_thread = _thread._local()  # .resource: this thread is building the resource
 _started = False
 _building = False
 _missed_trigger = False  # a trigger fired while this thread built the resource
@@ -312,7 +310,8 @@ def _start_logs(config: Config, resource: Resource) -> None:
 def _install_instrumentations(config: Config) -> None:
     """A post-import hook per enabled library; the provider is built when the first fires."""
     try:
-        registry = importlib.import_module("lumigo_opentelemetry.instrumentations")
+        from lumigo_opentelemetry import instrumentations as registry
+
         hook_modules: Dict[str, str] = registry.HOOK_MODULES
     except Exception as exc:
         logger.warning("instrumentations unavailable: %r", exc)
@@ -322,15 +321,20 @@ def _install_instrumentations(config: Config) -> None:
             logger.debug("%s is disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", name)
             continue
         try:
-            when_imported(hook_module, functools.partial(_instrument, registry, name, config))
+            when_imported(hook_module, _instrument_on_import(registry, name, config))
         except Exception as exc:
             logger.warning("%s is not instrumented: its import hook failed (%s)", name, exc)
 
 
-def _instrument(registry: ModuleType, name: str, config: Config, _module: object) -> None:
-    provider = current_tracer_provider()
-    if not isinstance(provider, DisabledTracerProvider):
-        registry.activate(name, config, provider)
+def _instrument_on_import(
+    registry: ModuleType, name: str, config: Config
+) -> Callable[[ModuleType], None]:
+    def on_import(_module: ModuleType) -> None:
+        provider = current_tracer_provider()
+        if not isinstance(provider, DisabledTracerProvider):
+            registry.activate(name, config, provider)
+
+    return on_import
 
 
 def _shutdown_at_exit(

@@ -13,8 +13,6 @@ start-up, also when tracing is switched off); each helper imports what it needs 
 
 from __future__ import annotations
 
-import functools
-
 from lumigo_opentelemetry._logging import logger
 
 TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
@@ -53,6 +51,8 @@ def _set(span: Any, key: str, value: Any) -> None:
 
 def lumigo_wrapped(func: Callable[..., T]) -> Callable[..., T]:
     """Trace each call of `func` as a `LumigoRoot` span with its arguments and result."""
+
+    import functools
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> T:

@@ -18,8 +18,8 @@ Every step is guarded: a failure is logged and the application runs untraced.
 
 from __future__ import annotations
 
+import _thread  # `threading` itself is not imported at start-up (it costs milliseconds)
 import importlib
-import threading
 
 from lumigo_opentelemetry._logging import logger  # imports logging on first use
 from lumigo_opentelemetry.instrumentations._post_import import when_imported
@@ -87,7 +87,7 @@ if TYPE_CHECKING:
         pika, psycopg, psycopg2, pymongo, pymysql, redis, requests,
     )  # fmt: skip
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _activated: Set[str] = set()
 
 

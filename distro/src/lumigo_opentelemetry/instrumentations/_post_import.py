@@ -17,8 +17,8 @@ A callback that raises is logged; the exception never reaches the import.
 
 from __future__ import annotations
 
+import _thread  # `threading` itself is not imported at start-up (it costs milliseconds)
 import sys
-import threading
 
 from lumigo_opentelemetry._logging import logger  # imports logging on first use
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     Callback = Callable[[ModuleType], None]
 
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _pending: Dict[str, List[Callback]] = {}
 _finder: Optional[PostImportFinder] = None
 _LEGACY = object()  # marks a find_module-only finder
@@ -110,7 +110,7 @@ class PostImportFinder:
     """A `sys.meta_path` finder that only ever wraps the loader other finders found."""
 
     def __init__(self) -> None:
-        self._searching = threading.local()
+        self._searching = _thread._local()
 
     def find_spec(
         self, fullname: str, path: Optional[Sequence[str]] = None, target: Any = None
