@@ -55,7 +55,6 @@ else:
         current_logger_provider,
         current_tracer_provider,
     )
-    from lumigo_opentelemetry._logging import logger
     from lumigo_opentelemetry.api import (
         add_execution_tags,
         create_programmatic_error,
@@ -65,14 +64,17 @@ else:
 
     TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
     if TYPE_CHECKING:
+        import logging
         from typing import Any
 
         from lumigo_opentelemetry._activation import LoggerProviderLike, ProviderLike
 
     # Module attributes computed on access (`__getattr__`): reading `tracer_provider`
-    # builds the provider if it was still waiting for its first use.
+    # builds the provider if it was still waiting for its first use; `logger` imports
+    # `logging`, which start-up does not.
     tracer_provider: "ProviderLike"
     logger_provider: "LoggerProviderLike"
+    logger: "logging.Logger"
 
     def init() -> None:
         """Initialise tracing (once per process; later calls do nothing)."""
@@ -83,6 +85,10 @@ else:
             return current_tracer_provider()
         if name == "logger_provider":
             return current_logger_provider()
+        if name == "logger":
+            from lumigo_opentelemetry import _logging
+
+            return _logging.logger.real()  # type: ignore[attr-defined]
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
     init()
