@@ -1,12 +1,15 @@
 """Only the start-up rows of `run.py`, measured the same way, for quick before/after checks.
 
     uv run python benchmarks/startup.py [--rounds 15] [--only ours ours-layer] [--instructions]
+                                        [--first-200]
 
 `python -c pass` and `python -c 'import flask'` under each contender (interleaved round by
 round, as in `run.py`), reported as the median added wall-clock ms over the untraced
 baseline with its spread. `--instructions` also counts the instructions each command
 runs under callgrind (all threads; one run each: the count barely moves with the
-machine's load, unlike wall-clock on a shared machine). Nothing here asserts a timing.
+machine's load, unlike wall-clock on a shared machine). `--first-200` adds `run.py`'s
+"flask start-up to first 200" (gunicorn serving the bench app, no load run).
+Nothing here asserts a timing.
 """
 
 from __future__ import annotations
@@ -56,6 +59,16 @@ def instructions(bench: Bench, name: str, code: str) -> int:
     return int(found.group(1).replace(",", ""))
 
 
+def first_200_round(bench: Bench) -> None:
+    """Seconds from launching gunicorn with the Flask app to its first 200, per contender."""
+    for c in bench.all:
+        server, base = bench.serve(c, "flask")
+        try:
+            bench.samples.add("flask.startup_ms", c.name, server.wait_ready(base + "/hello") * 1000)
+        finally:
+            server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
@@ -68,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--instructions", action="store_true", help="also count instructions under callgrind"
     )
+    parser.add_argument(
+        "--first-200", action="store_true", help="also time gunicorn+Flask to its first 200"
+    )
     args = parser.parse_args(argv)
     bench = Bench(argparse.Namespace(quick=False, only=args.only))
     try:
@@ -76,10 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         bench.samples.data.clear()
         for _ in range(args.rounds):
             bench.startup_round()
+            if args.first_200:
+                first_200_round(bench)
         samples = bench.samples
         names = [c.name for c in bench.all]
         print(f"{args.rounds} rounds; median added over baseline [min-max of the contender]")
-        for metric, label in METRICS:
+        metrics = METRICS
+        if args.first_200:
+            metrics = (*METRICS, ("flask.startup_ms", "flask start-up to first 200 (added ms)"))
+        for metric, label in metrics:
             base = samples.median(metric, "baseline") or 0.0
             cells = []
             for name in names:
