@@ -122,7 +122,8 @@ def activate() -> None:
 
 def _prepare(config: Config) -> None:
     global _pending
-    configure_logging(config.debug)
+    # switched off, nothing but the distro itself logs: no need to watch for `logging`
+    configure_logging(config.debug, watch=not config.switch_off)
     for warning in config.warnings:
         logger.warning(warning)
     if config.switch_off:

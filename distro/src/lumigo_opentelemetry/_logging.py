@@ -50,15 +50,18 @@ class _DistroLogger:
 logger: logging.Logger = _DistroLogger()  # type: ignore[assignment]
 
 
-def configure_logging(debug: bool) -> None:
+def configure_logging(debug: bool, watch: bool = True) -> None:
     """Attach one stderr handler (idempotent); DEBUG level when `debug`, else INFO.
 
-    Applied now if `logging` is imported, else when it is."""
+    Applied now if `logging` is imported, else on the distro's first message or (with
+    `watch`) when anything imports `logging`."""
     global _debug, _applied
     _debug = debug
     _applied = False
     if "logging" in sys.modules:
         _apply(sys.modules["logging"])
+        return
+    if not watch:
         return
     from lumigo_opentelemetry.instrumentations._post_import import when_imported
 
