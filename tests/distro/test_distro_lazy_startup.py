@@ -206,3 +206,27 @@ def test_switched_off_the_api_gets_no_provider_of_ours(otlp_receiver: OtlpReceiv
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ProxyTracerProvider False"  # no import hook either
     assert otlp_receiver.requests() == []
+
+
+def test_a_child_forked_before_first_use_builds_and_flushes_its_own_provider(
+    otlp_receiver: OtlpReceiver,
+) -> None:
+    """A pre-fork server forks before the app traces anything: each process sets the
+    provider up on its own first use and flushes it at its own exit."""
+    code = (
+        "import os, sys\n"
+        "pid = os.fork()\n"
+        "from opentelemetry import trace\n"
+        "name = 'child-span' if pid == 0 else 'parent-span'\n"
+        "with trace.get_tracer('fork').start_as_current_span(name):\n"
+        "    pass\n"
+        "if pid == 0:\n"
+        "    sys.exit(0)  # a normal exit: the exit flush runs\n"
+        "os.waitpid(pid, 0)\n"
+    )
+
+    result = _run(code, traced_env(otlp_receiver, **NO_TIMER))
+
+    assert result.returncode == 0, result.stderr
+    spans = otlp_receiver.wait_for_spans(2)
+    assert sorted(s.name for s in spans) == ["child-span", "parent-span"]
