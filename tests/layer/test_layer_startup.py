@@ -2,8 +2,10 @@
 
 The bootstrap starts the distro's entry point itself and the registry waits for
 instrumented libraries with its own post-import hook, so an app that imports no
-instrumented library never loads wrapt, asyncio or importlib.metadata. Once it imports
-Flask, the Flask instrumentation (and wrapt, which it needs) loads and requests are traced.
+instrumented library never loads wrapt, asyncio or importlib.metadata, nor the
+OpenTelemetry SDK (the provider is built on first use). Once it imports Flask, the
+provider is built, the Flask instrumentation (and wrapt, which it needs) loads and
+requests are traced.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ from tests.helpers.layer_apps import (
 pytestmark = pytest.mark.slow
 
 #: modules the activation itself must not import (they cost tens of milliseconds)
-HEAVY = ("asyncio", "importlib.metadata", "wrapt", "flask", "opentelemetry.instrumentation")
+HEAVY = (
+    "asyncio",
+    "importlib.metadata",
+    "wrapt",
+    "flask",
+    "opentelemetry.instrumentation",
+    "opentelemetry.sdk",
+    "typing",
+    "string",
+)
 
 APP = """\
 import json, sys
@@ -88,7 +99,9 @@ def test_activation_loads_nothing_heavy_until_flask_and_flask_is_traced(
     assert facts["at_start"] == []
     assert facts["answer"] == {"pong": True}
     # Flask's import brought its instrumentation, which needs wrapt
-    assert {"flask", "wrapt", "opentelemetry.instrumentation"} <= set(facts["after_flask"])  # type: ignore[arg-type]
+    assert {"flask", "wrapt", "opentelemetry.instrumentation", "opentelemetry.sdk"} <= set(
+        facts["after_flask"]  # type: ignore[arg-type]
+    )
     [span] = otlp_receiver.wait_for_spans(
         1, timeout=30, where=lambda s: s.service == service and s.kind == "SERVER"
     )

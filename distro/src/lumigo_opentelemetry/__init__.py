@@ -51,14 +51,10 @@ if sys.version_info < (3, 9):  # noqa: UP036 - the guard is the point
 
 else:
     from lumigo_opentelemetry._activation import (
-        DisabledLoggerProvider,
-        DisabledTracerProvider,
-        LoggerProviderLike,
-        ProviderLike,
         activate,
         current_logger_provider,
+        current_tracer_provider,
     )
-    from lumigo_opentelemetry._logging import logger
     from lumigo_opentelemetry.api import (
         add_execution_tags,
         create_programmatic_error,
@@ -66,13 +62,33 @@ else:
     )
     from lumigo_opentelemetry.version import __version__ as __version__
 
-    tracer_provider: ProviderLike = DisabledTracerProvider()
-    logger_provider: LoggerProviderLike = DisabledLoggerProvider()
+    TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
+    if TYPE_CHECKING:
+        import logging
+        from typing import Any
+
+        from lumigo_opentelemetry._activation import LoggerProviderLike, ProviderLike
+
+    # Module attributes computed on access (`__getattr__`): reading `tracer_provider`
+    # builds the provider if it was still waiting for its first use; `logger` imports
+    # `logging`, which start-up does not.
+    tracer_provider: "ProviderLike"
+    logger_provider: "LoggerProviderLike"
+    logger: "logging.Logger"
 
     def init() -> None:
         """Initialise tracing (once per process; later calls do nothing)."""
-        global tracer_provider, logger_provider
-        tracer_provider = activate()
-        logger_provider = current_logger_provider()
+        activate()
+
+    def __getattr__(name: str) -> "Any":
+        if name == "tracer_provider":
+            return current_tracer_provider()
+        if name == "logger_provider":
+            return current_logger_provider()
+        if name == "logger":
+            from lumigo_opentelemetry import _logging
+
+            return _logging.logger.real()  # type: ignore[attr-defined]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
     init()

@@ -13,21 +13,24 @@ start-up, also when tracing is switched off); each helper imports what it needs 
 
 from __future__ import annotations
 
-import functools
-import json
-from typing import Any, Callable, Mapping, TypeVar, cast
-
 from lumigo_opentelemetry._logging import logger
+
+TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, TypeVar
+
+    T = TypeVar("T")
 
 __all__ = ["add_execution_tags", "create_programmatic_error", "lumigo_wrapped"]
 
-T = TypeVar("T")
 ROOT_SPAN_NAME = "LumigoRoot"
 TRACER_NAME = "lumigo"
 PROGRAMMATIC_ERROR_ATTRIBUTE = "lumigo.type"
 
 
 def _dump(value: Any) -> str:
+    import json
+
     from lumigo_opentelemetry.config import get_config
     from lumigo_opentelemetry.masking import Site
 
@@ -49,6 +52,8 @@ def _set(span: Any, key: str, value: Any) -> None:
 def lumigo_wrapped(func: Callable[..., T]) -> Callable[..., T]:
     """Trace each call of `func` as a `LumigoRoot` span with its arguments and result."""
 
+    import functools
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         from opentelemetry import trace
@@ -63,7 +68,7 @@ def lumigo_wrapped(func: Callable[..., T]) -> Callable[..., T]:
                 _set(span, "return_value", result)
             return result
 
-    return cast(Callable[..., T], wrapper)
+    return wrapper
 
 
 def add_execution_tags(tags: Mapping[str, Any], only_current_span: bool = False) -> None:

@@ -2,17 +2,22 @@
 
 Bad values never raise: each becomes one warning (collected in `Config.warnings`,
 logged by `init()`) and the documented default.
+
+Parsed at every start-up, so this module imports only `os` (no typing, dataclasses,
+json, re or urllib, each of them milliseconds): what a setting needs is imported when
+that setting is set. The masking rules are built on first use unless a masking setting
+is set (its warnings are start-up warnings).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Mapping, Optional, Pattern, Tuple
 
-from lumigo_opentelemetry.masking import Masking
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Pattern, Tuple
+
+    from lumigo_opentelemetry.masking import Masking
 
 _LUMIGO_BASE_URL = "https://ga-otlp.lumigo-tracer-edge.golumigo.com"
 DEFAULT_ENDPOINT = f"{_LUMIGO_BASE_URL}/v1/traces"
@@ -68,21 +73,33 @@ def authorization_header(token: str) -> str:
 def signal_url(raw: str, path: str) -> str:
     """An OTLP/HTTP URL for one signal: a base URL (no path, or `/`) gets `path` appended,
     the way OTEL_EXPORTER_OTLP_ENDPOINT does; a URL with a path is used as given."""
-    from urllib.parse import urlsplit, urlunsplit  # only for a URL the user gave
-
-    parts = urlsplit(raw)
-    if parts.path in ("", "/"):
-        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
-    return raw
+    scheme, separator, rest = raw.partition("://")
+    if not separator:
+        scheme, rest = "", raw
+    ends = [index for index in (rest.find(c) for c in "/?#") if index >= 0]
+    cut = min(ends) if ends else len(rest)
+    netloc, tail = rest[:cut], rest[cut:]
+    tail, _, fragment = tail.partition("#")
+    old_path, _, query = tail.partition("?")
+    if old_path not in ("", "/"):
+        return raw
+    url = f"{scheme}{separator}{netloc}{path}"
+    if query:
+        url += f"?{query}"
+    if fragment:
+        url += f"#{fragment}"
+    return url
 
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
 
 
-@dataclass(frozen=True)
+_MASKING_SETTING = "LUMIGO_SECRET_MASKING_REGEX"  # and its per-site variants (masking.py)
+
+
 class Config:
-    """The distro's settings, typed."""
+    """The distro's settings, typed and immutable; keyword arguments override defaults."""
 
     switch_off: bool = False
     token: Optional[str] = None
@@ -90,8 +107,6 @@ class Config:
     debug: bool = False
     spandump_path: Optional[str] = None
     report_dependencies: bool = True
-    #: LUMIGO_SECRET_MASKING_REGEX, its per-site overrides and the tracer token
-    masking: Masking = field(default_factory=Masking.default)
     attribute_length_limit: int = DEFAULT_ATTRIBUTE_LENGTH_LIMIT
     disabled_instrumentations: FrozenSet[str] = frozenset()
     warnings: Tuple[str, ...] = ()
@@ -127,6 +142,60 @@ class Config:
     sampler_ratio: float = 1.0
     #: LUMIGO_INSTRUMENT_GRPC_PAYLOADS: gRPC request/response messages on the spans
     grpc_payloads: bool = True
+    #: LUMIGO_SECRET_MASKING_REGEX, its per-site overrides and the tracer token (`masking`)
+    _masking: Optional[Masking] = None
+    #: masking rules still to build: the token they protect (from_environ) or None
+    _masking_token: Optional[str] = None
+    _masking_pending: bool = False
+
+    def __init__(self, **values: Any) -> None:
+        if "masking" in values:
+            values["_masking"] = values.pop("masking")
+        unknown = sorted(name for name in values if name not in _FIELDS)
+        if unknown:
+            raise TypeError(f"Config() got unexpected keyword arguments {unknown}")
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: Config is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: Config is immutable")
+
+    @property
+    def masking(self) -> Masking:
+        """The masking rules (built on first use when no masking setting is set)."""
+        masking = self._masking
+        if masking is None:
+            from lumigo_opentelemetry.masking import Masking
+
+            if self._masking_pending:
+                env = {"LUMIGO_TRACER_TOKEN": self._masking_token or ""}
+                masking = Masking.from_environ(env)[0]
+            else:
+                masking = Masking.default()
+            object.__setattr__(self, "_masking", masking)
+        return masking
+
+    def _values(self) -> Tuple[Any, ...]:
+        return tuple(
+            self.masking if name == "_masking" else getattr(self, name) for name in _COMPARED
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Config:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name.lstrip('_')}={value!r}" for name, value in zip(_COMPARED, self._values())
+        )
+        return f"Config({shown})"
 
     @property
     def endpoint_is_default(self) -> bool:
@@ -184,8 +253,12 @@ class Config:
                 warnings.append(f"{name}={raw!r} is not a positive number; ignored")
                 return None
 
-        masking, masking_warnings = Masking.from_environ(env)
-        warnings.extend(masking_warnings)
+        masking: Optional[Masking] = None
+        if any(name.startswith(_MASKING_SETTING) and value.strip() for name, value in env.items()):
+            from lumigo_opentelemetry.masking import Masking
+
+            masking, masking_warnings = Masking.from_environ(env)
+            warnings.extend(masking_warnings)
 
         limit = positive_int("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")
         if limit is None:
@@ -216,6 +289,9 @@ class Config:
             raw = env.get(name)
             if raw is None or not raw.strip():
                 return ()
+            import json
+            import re
+
             try:
                 value = json.loads(raw)
             except ValueError:
@@ -303,7 +379,9 @@ class Config:
             debug=flag("LUMIGO_DEBUG", False),
             spandump_path=(env.get("LUMIGO_DEBUG_SPANDUMP") or "").strip() or None,
             report_dependencies=flag("LUMIGO_REPORT_DEPENDENCIES", True),
-            masking=masking,
+            _masking=masking,
+            _masking_token=(env.get("LUMIGO_TRACER_TOKEN") or "").strip() or None,
+            _masking_pending=masking is None,
             attribute_length_limit=limit or DEFAULT_ATTRIBUTE_LENGTH_LIMIT,
             disabled_instrumentations=disabled,
             dependencies_endpoint=dependencies_endpoint,
@@ -329,6 +407,12 @@ class Config:
             warnings=tuple(warnings),
         )
 
+
+#: every field, in declaration order; `_COMPARED` is what equality, hash and repr use
+_FIELDS: Tuple[str, ...] = tuple(Config.__annotations__)
+_COMPARED: Tuple[str, ...] = tuple(
+    name for name in _FIELDS if name not in ("_masking_token", "_masking_pending")
+)
 
 _config: Optional[Config] = None
 

@@ -11,13 +11,15 @@ happen on that thread, not during the app's start-up.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from typing import Any, Dict, List, Mapping
 
 from lumigo_opentelemetry._logging import logger
 from lumigo_opentelemetry.config import Config, authorization_header
+
+TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Mapping, Union
 
 #: resource attributes that never go into the report
 EXCLUDED_ATTRIBUTES = frozenset({"process.environ"})
@@ -97,14 +99,19 @@ class _ForkGuard:
         self._lock.release()
 
 
-def report_in_background(config: Config, resource_attributes: Mapping[str, Any]) -> None:
-    """Start the daemon thread that sends the report; returns immediately."""
+def report_in_background(
+    config: Config,
+    resource_attributes: Union[Mapping[str, Any], Callable[[], Mapping[str, Any]]],
+) -> None:
+    """Start the daemon thread that sends the report; returns immediately.
+
+    `resource_attributes` may be a function: it is then called on the thread (building
+    the resource imports part of the SDK, which the app's start-up need not wait for)."""
     if not config.should_report_dependencies or not config.token:
         return
     token = config.token
     url = config.dependencies_endpoint
     timeout = config.connection_timeout
-    attributes = dict(resource_attributes)
     guard = _ForkGuard()
 
     def run() -> None:
@@ -114,8 +121,12 @@ def report_in_background(config: Config, resource_attributes: Mapping[str, Any])
                 import email.parser  # noqa: F401  (used by importlib.metadata)
                 import encodings.idna  # noqa: F401  (used when resolving the host name)
                 import importlib.metadata  # noqa: F401
+                import json
                 import urllib.request  # noqa: F401
 
+                attributes = (
+                    resource_attributes() if callable(resource_attributes) else resource_attributes
+                )
                 body = json.dumps(report_payload(attributes)).encode("utf-8")
             post_report(url, token, body, timeout)
             logger.debug("dependency report sent to %s", url)

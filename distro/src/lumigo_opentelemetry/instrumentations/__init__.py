@@ -18,44 +18,31 @@ Every step is guarded: a failure is logged and the application runs untraced.
 
 from __future__ import annotations
 
+import _thread  # `threading` itself is not imported at start-up (it costs milliseconds)
 import importlib
-import logging
-import threading
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Protocol, Set, Tuple, runtime_checkable
 
+from lumigo_opentelemetry._logging import logger  # imports logging on first use
 from lumigo_opentelemetry.instrumentations._post_import import when_imported
 
+TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
 if TYPE_CHECKING:
     from types import ModuleType
+    from typing import Any, Callable, Dict, Optional, Set, Tuple
 
-    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
-        BaseInstrumentor,
-    )
     from opentelemetry.sdk.trace import TracerProvider
 
     from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations._contract import Instrumentation
 
 
-@runtime_checkable
-class Instrumentation(Protocol):
-    """The contract of every module `lumigo_opentelemetry.instrumentations.<NAME>`."""
+def __getattr__(name: str) -> Any:
+    # The protocol needs `typing` at run time, which start-up does not import.
+    if name == "Instrumentation":
+        from lumigo_opentelemetry.instrumentations._contract import Instrumentation
 
-    #: the name in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS and in `HOOK_MODULES`
-    NAME: str
-    #: the library module whose import activates the instrumentation
-    HOOK_MODULE: str
+        return Instrumentation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def instrumentor(self) -> BaseInstrumentor:
-        """The upstream instrumentor: its declared dependencies are the version gate."""
-
-    def instrument(self, config: Config, tracer_provider: TracerProvider) -> None:
-        """Instrument the library; a second call must not instrument it twice."""
-
-    def uninstrument(self) -> None:
-        """Undo `instrument()` as far as the library allows (tests use it)."""
-
-
-logger = logging.getLogger("lumigo-opentelemetry")
 
 #: instrumentation name -> the module whose import activates it
 HOOK_MODULES: Dict[str, str] = {
@@ -100,7 +87,7 @@ if TYPE_CHECKING:
         pika, psycopg, psycopg2, pymongo, pymysql, redis, requests,
     )  # fmt: skip
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _activated: Set[str] = set()
 
 

@@ -17,20 +17,21 @@ A callback that raises is logged; the exception never reaches the import.
 
 from __future__ import annotations
 
-import logging
+import _thread  # `threading` itself is not imported at start-up (it costs milliseconds)
 import sys
-import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set
 
+from lumigo_opentelemetry._logging import logger  # imports logging on first use
+
+TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
-Callback = Callable[["ModuleType"], None]
+    Callback = Callable[[ModuleType], None]
 
-logger = logging.getLogger("lumigo-opentelemetry")
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _pending: Dict[str, List[Callback]] = {}
 _finder: Optional[PostImportFinder] = None
 _LEGACY = object()  # marks a find_module-only finder
@@ -109,7 +110,7 @@ class PostImportFinder:
     """A `sys.meta_path` finder that only ever wraps the loader other finders found."""
 
     def __init__(self) -> None:
-        self._searching = threading.local()
+        self._searching = _thread._local()
 
     def find_spec(
         self, fullname: str, path: Optional[Sequence[str]] = None, target: Any = None

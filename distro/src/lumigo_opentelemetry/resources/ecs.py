@@ -78,6 +78,14 @@ def attributes_from_documents(
     return {key: value for key, value in candidates.items() if value}
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    """A socket timeout (bare, or wrapped by urllib): the endpoint did not answer."""
+    import socket
+
+    timeouts = (TimeoutError, socket.timeout)
+    return isinstance(exc, timeouts) or isinstance(getattr(exc, "reason", None), timeouts)
+
+
 def ecs_attributes(
     environ: Mapping[str, str], timeout: float = ECS_METADATA_TIMEOUT_SECONDS
 ) -> Dict[str, str]:
@@ -105,7 +113,7 @@ def ecs_attributes(
     worker.join(timeout)
     if result:
         return result[0]
-    if errors:
+    if errors and not _is_timeout(errors[0]):
         logger.warning("ECS metadata unavailable at %s: %s", base, errors[0])
     else:
         logger.warning("ECS metadata endpoint %s did not answer within %ss", base, timeout)

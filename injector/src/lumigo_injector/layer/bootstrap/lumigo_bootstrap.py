@@ -452,9 +452,9 @@ def start_bootstrap_groups(value: str) -> list[str]:
 
     The layer exists to trace, so its distro starts whether or not `value` names it (first,
     unless `value` places it): `PYTHONPATH` alone is enough. The distro's group is started
-    directly, as autowrapt would (its hook module `string` is imported at start-up anyway,
-    so its hook fires at once): no entry point discovery, so neither wrapt nor
-    importlib.metadata is imported. Other groups go through autowrapt. Returns the groups.
+    directly, as autowrapt would once its hook module `string` is imported (`start_distro`):
+    no entry point discovery, so neither wrapt nor importlib.metadata is imported. Other
+    groups go through autowrapt. Returns the groups.
     """
     names = [name.strip() for name in value.split(",") if name.strip()]
     if DISTRO_GROUP not in names:
@@ -472,11 +472,15 @@ def start_bootstrap_groups(value: str) -> list[str]:
 
 
 def start_distro() -> None:
-    """Call the distro's entry point with the `string` module, as its post-import hook."""
+    """Call the distro's entry point, as autowrapt would once `string` is imported.
+
+    The distro's hook does not use its argument, so `string` (and the `re` and `enum` it
+    imports, milliseconds of start-up) is not imported for it: the hook gets the module
+    if something already imported it, else None.
+    """
     module_name, function = DISTRO_HOOK.split(":")
     hook = getattr(__import__(module_name, fromlist=[function]), function)
-    target = sys.modules.get(DISTRO_HOOK_MODULE) or __import__(DISTRO_HOOK_MODULE)
-    hook(target)
+    hook(sys.modules.get(DISTRO_HOOK_MODULE))
 
 
 def register_with_autowrapt(groups: list[str]) -> None:
