@@ -128,7 +128,7 @@ def test_encoder_is_stable_across_batches_and_cache_resets() -> None:
     spans = _spans(30)
     encoder = SpanEncoder(slice_size=7)
     first = encoder.encode(spans)
-    encoder._pairs.clear()  # a cache reset must not change a byte
+    encoder._span_attributes.clear()  # a cache reset must not change a byte
     assert encoder.encode(spans) == first
     assert ExportTraceServiceRequest.FromString(first) == encode_spans(spans)
 
