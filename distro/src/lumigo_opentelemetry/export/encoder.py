@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
@@ -133,6 +134,15 @@ def _items(attributes: Any) -> Any:
     if type(inner) is dict:
         return inner.items()
     return attributes.items()
+
+
+def _sequence(items: Any) -> Any:
+    """A finished span's events or links: the SDK's `BoundedList` keeps them in a deque
+    (`_dq`), whose length and iteration run no Python code; anything else as it is."""
+    inner = getattr(items, "_dq", None)
+    if type(inner) is deque:
+        return inner
+    return items
 
 
 class SpanEncoder:
@@ -277,11 +287,11 @@ class SpanEncoder:
         attributes = getattr(span, "_attributes", None)
         if attributes is None:
             attributes = span.attributes
-        if attributes:
+        if attributes is not None:
             self._span_attribute_fields(attributes, parts)
         if span.dropped_attributes:
             parts.append(b"\x50" + varint(span.dropped_attributes))
-        events = getattr(span, "_events", None)
+        events = _sequence(getattr(span, "_events", None))
         if events is None:
             events = span.events
         if events:
@@ -289,7 +299,7 @@ class SpanEncoder:
                 parts.append(_field(b"\x5a", self._event(event)))
         if span.dropped_events:
             parts.append(b"\x60" + varint(span.dropped_events))
-        links = getattr(span, "_links", None)
+        links = _sequence(getattr(span, "_links", None))
         if links is None:
             links = span.links
         if links:
