@@ -248,9 +248,7 @@ def test_consecutive_posts_each_carry_their_own_batch(receiver: OtlpReceiver) ->
         encode_spans(first),
         encode_spans(second),
     ]
-    assert [int(r.headers["content-length"]) for r in requests] == [
-        len(r.body) for r in requests
-    ]
+    assert [int(r.headers["content-length"]) for r in requests] == [len(r.body) for r in requests]
 
 
 def test_a_proxy_from_the_environment_is_used(

@@ -47,12 +47,12 @@ if RequestsHTTPTransport is not None:
         def __init__(self, session: Any) -> None:  # the session is already configured
             self._session = session
             # (method, url, headers) -> (prepared request without body, send settings)
-            self._prepared: Optional[Tuple[Tuple[Any, ...], Any, Dict[str, Any]]] = None
+            self._prepared: Optional[Tuple[Tuple[Any, ...], Any, Any]] = None
 
         def _template(
             self, method: str, url: str, headers: Optional[Dict[str, str]]
-        ) -> Tuple[Any, Dict[str, Any]]:
-            key = (method, url, tuple(headers.items()) if headers else ())
+        ) -> Tuple[Any, Any]:
+            key: Tuple[Any, ...] = (method, url, tuple(headers.items()) if headers else ())
             known = self._prepared
             if known is None or known[0] != key:
                 import requests
@@ -63,7 +63,7 @@ if RequestsHTTPTransport is not None:
                 )
                 # what Session.request merges in per call: env proxies, CA bundle, stream
                 settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
-                known = self._prepared = (key, prepared, settings)
+                self._prepared = known = (key, prepared, settings)
             return known[1], known[2]
 
         def request(
