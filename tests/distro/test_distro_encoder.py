@@ -268,3 +268,21 @@ def test_a_proxy_from_the_environment_is_used(
     (request,) = receiver.requests()
     assert request.path == endpoint
     assert request.headers["authorization"] == "LumigoToken t_proxy"
+
+
+def test_only_spans_marked_to_skip_are_held_back() -> None:
+    from lumigo_opentelemetry.export.skip import SkipExportFilter, mark_skip_export
+
+    kept = _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(SkipExportFilter(kept))
+    tracer = provider.get_tracer("skip")
+    with tracer.start_as_current_span("marked") as span:
+        mark_skip_export(span)
+    with tracer.start_as_current_span("plain", attributes={"a": 1}):
+        pass
+    with tracer.start_as_current_span("bare"):
+        pass
+    with tracer.start_as_current_span("string marker", attributes={"SKIP_EXPORT": "True"}):
+        pass
+    assert [s.name for s in kept.spans] == ["plain", "bare", "string marker"]
