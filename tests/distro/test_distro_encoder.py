@@ -286,3 +286,38 @@ def test_only_spans_marked_to_skip_are_held_back() -> None:
     with tracer.start_as_current_span("string marker", attributes={"SKIP_EXPORT": "True"}):
         pass
     assert [s.name for s in kept.spans] == ["plain", "bare", "string marker"]
+
+
+def test_a_cookie_the_backend_sets_comes_back_on_the_next_post() -> None:
+    """As with `requests.Session.request`: a backend (e.g. behind a sticky load balancer)
+    that sets a cookie sees it on the following posts."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Backend(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers.get("Cookie", ""))
+            self.send_response(200)
+            self.send_header("Set-Cookie", f"sticky=n{len(seen)}; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    exporter = otlp_exporter(Config(token="t_cookie", endpoint=endpoint))
+    try:
+        for _ in range(3):
+            assert exporter.export(_spans(1)).name == "SUCCESS"
+    finally:
+        exporter.shutdown()
+        server.shutdown()
+        server.server_close()
+    assert seen == ["", "sticky=n1", "sticky=n2"]

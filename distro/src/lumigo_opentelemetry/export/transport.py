@@ -7,7 +7,9 @@ merge. `PreparedPostTransport` does that once per (method, URL, headers) and the
 post, copies the prepared request, sets its body and sends it through the same session
 (same connection pool, TLS settings, proxies, adapters, timeout). What goes on the wire
 is what `Session.request` sends. The environment's proxy and CA-bundle settings are
-read when the first post is prepared; a change of them afterwards is not seen.
+read when the first post is prepared; a change of them afterwards is not seen. Once the
+backend has set a cookie, each post is prepared afresh (`Session.request`), so the
+cookie goes back with the next one as it would without this transport.
 
 Used only when the SDK's transport is its plain requests transport over a plain
 `requests.Session` (a credential-provider session may override `request`).
@@ -75,6 +77,10 @@ if RequestsHTTPTransport is not None:
             timeout: Optional[float] = None,
             data: Optional[bytes] = None,
         ) -> Any:
+            if self._session.cookies:
+                # a backend that sets cookies gets them back as `Session.request` does
+                # (merged into each request afresh): no prepared request then
+                return super().request(method, url, headers=headers, timeout=timeout, data=data)
             try:
                 template, settings = self._template(method, url, headers)
                 prepared = template.copy()
