@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from opentelemetry.trace import SpanContext
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
@@ -192,21 +194,23 @@ class SpanEncoder:
         cache; anything else is encoded afresh.
         """
         cache = self._span_attributes
+        cached = cache.get
+        append = parts.append
         for key, value in _items(attributes):
             kind = type(value)
             if kind is str:
-                cache_key: Optional[Tuple[Any, ...]] = (
-                    (key, value) if len(value) <= _CACHED_VALUE_LENGTH else None
-                )
+                cache_key: Optional[Tuple[Any, ...]] = (key, value)
             elif kind is int or kind is bool:
                 cache_key = (key, value, kind)  # True == 1: the type keeps them apart
             else:
                 cache_key = None
             if cache_key is not None:
-                field = cache.get(cache_key)
+                field = cached(cache_key)
                 if field is not None:
-                    parts.append(field)
+                    append(field)
                     continue
+                if kind is str and len(value) > _CACHED_VALUE_LENGTH:
+                    cache_key = None
             try:
                 body = key_value(key, value)
             except Exception as exc:
@@ -217,7 +221,7 @@ class SpanEncoder:
                 if len(cache) >= self.cache_limit:
                     cache.clear()
                 cache[cache_key] = field
-            parts.append(field)
+            append(field)
 
     # --- resource and scope -----------------------------------------------------------
 
@@ -258,20 +262,46 @@ class SpanEncoder:
 
     def span(self, span: ReadableSpan) -> bytes:
         """One span as the body of a `Span` message."""
-        context: Any = span.get_span_context()
-        parts = [
-            b"\x0a\x10",
-            context.trace_id.to_bytes(16, "big"),
-            b"\x12\x08",
-            context.span_id.to_bytes(8, "big"),
-        ]
-        trace_state = context.trace_state
+        if type(span) in _SDK_SPANS:
+            # the SDK's own span classes: their properties return these fields (or copy
+            # and wrap them); reading them directly runs no Python function per field
+            context: Any = span._context
+            parent: Any = span._parent
+            name = span._name
+            kind = span._kind
+            start_time = span._start_time
+            end_time = span._end_time
+            attributes: Any = span._attributes
+            events: Any = _sequence(span._events)
+            links: Any = _sequence(span._links)
+            status: Any = span._status
+            dropped_attributes = getattr(attributes, "dropped", 0)
+            dropped_events = getattr(span._events, "dropped", 0)
+            dropped_links = getattr(span._links, "dropped", 0)
+        else:
+            context = span.get_span_context()
+            parent = span.parent
+            name = span.name
+            kind = span.kind
+            start_time = span.start_time
+            end_time = span.end_time
+            attributes = span.attributes
+            events = span.events
+            links = span.links
+            status = span.status
+            dropped_attributes = span.dropped_attributes
+            dropped_events = span.dropped_events
+            dropped_links = span.dropped_links
+        if type(context) is SpanContext:
+            trace_id, span_id, _, _, trace_state, _ = context
+        else:
+            trace_id, span_id = context.trace_id, context.span_id
+            trace_state = context.trace_state
+        parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
         if trace_state:
             parts.append(_text(b"\x1a", ",".join(f"{k}={v}" for k, v in trace_state.items())))
-        parent = span.parent
         if parent:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-        name = span.name
         encoded_name = self._names.get(name)
         if encoded_name is None:
             encoded_name = _text(b"\x2a", name) if name else b""
@@ -279,38 +309,24 @@ class SpanEncoder:
                 self._names.clear()
             self._names[name] = encoded_name
         parts.append(encoded_name)
-        kind = span.kind
         parts.append(_KIND_BY_ID.get(id(kind)) or _KIND[kind.value])
-        parts.append(_TIMES.pack(0x39, span.start_time or 0, 0x41, span.end_time or 0))
-        # the SDK's span keeps its attributes, events and links in `_attributes`,
-        # `_events` and `_links`; its public properties copy or wrap them per call
-        attributes = getattr(span, "_attributes", None)
-        if attributes is None:
-            attributes = span.attributes
+        parts.append(_TIMES.pack(0x39, start_time or 0, 0x41, end_time or 0))
         if attributes is not None:
             self._span_attribute_fields(attributes, parts)
-        if span.dropped_attributes:
-            parts.append(b"\x50" + varint(span.dropped_attributes))
-        events = _sequence(getattr(span, "_events", None))
-        if events is None:
-            events = span.events
+        if dropped_attributes:
+            parts.append(b"\x50" + varint(dropped_attributes))
         if events:
             for event in events:
                 parts.append(_field(b"\x5a", self._event(event)))
-        if span.dropped_events:
-            parts.append(b"\x60" + varint(span.dropped_events))
-        links = _sequence(getattr(span, "_links", None))
-        if links is None:
-            links = span.links
+        if dropped_events:
+            parts.append(b"\x60" + varint(dropped_events))
         if links:
             for link in links:
                 parts.append(_field(b"\x6a", self._link(link)))
-        if span.dropped_links:
-            parts.append(b"\x70" + varint(span.dropped_links))
-        status = span.status
+        if dropped_links:
+            parts.append(b"\x70" + varint(dropped_links))
         if status is not None:
-            code = status.status_code
-            if code is _UNSET and not status.description:
+            if status.status_code is _UNSET and not status.description:
                 parts.append(b"\x7a\x00")
             else:
                 parts.append(_field(b"\x7a", _status(status)))
@@ -359,8 +375,12 @@ class SpanEncoder:
             if start:
                 time.sleep(0)  # let the application's threads run between slices
             for span in spans[start : start + step]:
-                resource = span.resource
-                scope = getattr(span, "instrumentation_scope", None) or None
+                if type(span) in _SDK_SPANS:
+                    resource = span._resource
+                    scope = span._instrumentation_scope or None
+                else:
+                    resource = span.resource
+                    scope = getattr(span, "instrumentation_scope", None) or None
                 if resource is not last_resource or scope is not last_scope:
                     by_scope = groups.get(id(resource))
                     if by_scope is None:
@@ -416,7 +436,16 @@ def _unset_status() -> Any:
     return StatusCode.UNSET
 
 
+def _sdk_span_types() -> Tuple[type, ...]:
+    """The SDK's span classes whose properties are plain reads of their `_` fields."""
+    from opentelemetry.sdk import trace
+
+    found = [getattr(trace, name, None) for name in ("ReadableSpan", "Span", "_Span")]
+    return tuple(cls for cls in found if isinstance(cls, type))
+
+
 _KIND_BY_ID = _kinds_by_identity()
+_SDK_SPANS = frozenset(_sdk_span_types())
 _UNSET = _unset_status()
 
 
