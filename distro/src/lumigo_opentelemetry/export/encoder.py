@@ -8,8 +8,8 @@ cheaper per span because what repeats is encoded once:
 - a resource and an instrumentation scope are encoded once per exporter and reused
   (grouped by identity, no hashing of their attributes);
 - a span's attribute field (`key: value`, with a string value of at most 128
-  characters, a bool or an int) is kept encoded in a bounded cache (keys such as `http.method` and values such as `GET`
-  repeat on every span); span names likewise;
+  characters, a bool or an int) is kept encoded in a bounded cache (keys such as
+  `http.method` and values such as `GET` repeat on every span); span names likewise;
 - no intermediate message objects: each span becomes one bytes object;
 - the SDK's own span classes are read field by field, and their attribute dicts,
   events and links directly (their public properties copy or wrap them per call).
