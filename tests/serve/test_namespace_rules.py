@@ -62,6 +62,30 @@ def test_a_deleted_and_recreated_namespace_is_read_again() -> None:
     assert reads == ["tmp", "tmp"]
 
 
+def test_a_namespace_the_watcher_reported_after_a_failed_read_is_read_again_once_recreated() -> (
+    None
+):
+    """A failed read is remembered (no retry storm) only until the watcher knows better."""
+    answers = iter([None, opt_in_view(OPTED_IN)])  # 404 at first: created a moment later
+    reads: list[str] = []
+
+    def fetch(name: str) -> dict[str, str] | None:
+        reads.append(name)
+        return next(answers)
+
+    async def scenario() -> list[dict[str, str]]:
+        directory = NamespaceDirectory(fetch, negative_ttl=3600)
+        seen = [dict(await directory.get("shop"))]  # not there yet: no opt-in
+        seen.append(dict(await directory.get("shop")))  # the failure is remembered: no read
+        directory.update("shop", opt_in_view({}))  # the watcher: ADDED
+        directory.forget("shop")  # deleted ...
+        seen.append(dict(await directory.get("shop")))  # ... recreated, before the watcher says
+        return seen
+
+    assert asyncio.run(scenario()) == [{}, {}, {c.ANNOTATION_INJECT: "python"}]
+    assert reads == ["shop", "shop"]
+
+
 def test_a_watch_update_during_a_slow_read_wins_over_the_older_read() -> None:
     reading = threading.Event()
     release = threading.Event()

@@ -51,7 +51,7 @@ async def served(
     client_tls = ssl.create_default_context(cafile=str(certs.ca_file))
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_tls)) as client:
-            yield f"https://localhost:{port}{webhook.PATH}", client
+            yield f"https://127.0.0.1:{port}{webhook.PATH}", client
     finally:
         await runner.cleanup()
 
@@ -174,6 +174,52 @@ def test_error_in_the_server_around_the_handler_still_admits_the_pod_unchanged(
     assert response["warnings"] == [
         "lumigo-injector: pod admitted without injection: patch cannot be read back"
     ]
+
+
+def test_a_review_it_cannot_decide_on_is_answered_400_saying_why(
+    certs: TestCertificates,
+) -> None:
+    """What the API server logs (and `failurePolicy` decides on) for a review that is not a
+    pod CREATE, UPDATE, DELETE or CONNECT: a 400 naming the problem, never a silent 200."""
+    looked_up: list[str] = []
+
+    async def lookup(namespace: str) -> dict[str, str]:
+        looked_up.append(namespace)
+        return {}
+
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=lookup)
+    pod = asking_pod("web")
+    no_object = admission_review(pod, namespace="shop")
+    no_object["request"]["object"] = None
+    refused = {
+        "unknown request.operation 'create'": admission_review(
+            pod, namespace="shop", operation="create"
+        ),
+        "unknown request.operation 'PATCH'": admission_review(
+            pod, namespace="shop", operation="PATCH"
+        ),
+        "request.object is missing for a CREATE": no_object,
+        "unsupported apiVersion 'admission.k8s.io/v1beta1'": {
+            **admission_review(pod, namespace="shop"),
+            "apiVersion": "admission.k8s.io/v1beta1",
+        },
+    }
+
+    async def scenario() -> tuple[dict[str, tuple[int, str]], dict[str, Any]]:
+        answers: dict[str, tuple[int, str]] = {}
+        async with served(admission, certs) as (url, client):
+            for why, review in refused.items():
+                async with client.post(url, data=json.dumps(review)) as answer:
+                    answers[why] = (answer.status, (await answer.json())["error"])
+            accepted = await post_review(client, url, admission_review(pod, namespace="shop"))
+        return answers, accepted
+
+    answers, accepted = asyncio.run(scenario())
+    for why, (status, error) in answers.items():
+        assert status == 400, why
+        assert error.startswith("malformed AdmissionReview: ") and why in error
+    assert looked_up == ["shop"]  # only the well-formed review was decided on
+    assert accepted["allowed"] is True and accepted["patchType"] == "JSONPatch"
 
 
 def test_idle_connections_are_closed_after_the_timeout(certs: TestCertificates) -> None:
