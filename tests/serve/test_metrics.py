@@ -52,7 +52,7 @@ def test_admissions_are_counted_by_outcome_with_their_latency(tmp_path: Path) ->
         await site.start()
         hook_port, health_port = hook.addresses[0][1], probes.addresses[0][1]
         client_tls = ssl.create_default_context(cafile=str(certs.ca_file))
-        url = f"https://localhost:{hook_port}{webhook.PATH}"
+        url = f"https://127.0.0.1:{hook_port}{webhook.PATH}"
         try:
             connector = aiohttp.TCPConnector(ssl=client_tls)
             async with aiohttp.ClientSession(connector=connector) as client:
