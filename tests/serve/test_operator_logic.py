@@ -193,6 +193,18 @@ def test_a_workload_whose_template_alone_asks_needs_the_secret_in_its_namespace(
     assert not injects_in_namespace(deployment(None, {c.ANNOTATION_INJECT: "no"}), "Deployment")
 
 
+def test_a_paused_workload_keeps_its_template_uninjected_and_its_logs_setting() -> None:
+    logs, inject_ = c.ANNOTATION_ENABLE_LOGS, c.ANNOTATION_INJECT
+    asking = deployment({inject_: "python", logs: "true"})
+    paused = merge(asking, {"metadata": {"annotations": {c.ANNOTATION_INJECT_PAUSED: "crash"}}})
+    held = converge(paused)
+    assert held["spec"]["template"]["metadata"]["annotations"] == {inject_: "false", logs: "true"}
+    # the pause lifted: injection is tried again
+    resumed = merge(held, {"metadata": {"annotations": {c.ANNOTATION_INJECT_PAUSED: None}}})
+    template = converge(resumed)["spec"]["template"]["metadata"]["annotations"]
+    assert template == {inject_: "python", logs: "true"}
+
+
 def test_secret_plan() -> None:
     args = {"namespace": "shop", "name": "lumigo-credentials", "key": "token", "token": "t1"}
     created = plan_secret(None, **args)
