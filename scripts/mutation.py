@@ -93,6 +93,7 @@ TARGETS: tuple[Target, ...] = (
             "tests/serve/test_webhook_review.py",
             "tests/serve/test_webhook_fastpath.py",
             "tests/serve/test_webhook_failopen.py",
+            "tests/serve/test_metrics.py",
         ),
     ),
     Target(
@@ -140,6 +141,22 @@ EQUIVALENT: dict[str, str] = {
         "the namespace read's own client timeout (2 s) sits under the directory's "
         "fetch_timeout (2 s), which bounds what an admission waits; a second more or less "
         "shows only for a read taking 1 to 3 s, a timing figure, not a test"
+    ),
+    f"{INJ}/serve/webhook.py::read_body::remove-call::chunks.clear() -> pass": (
+        "the list is local and dropped as the function returns None just after"
+    ),
+    f"{INJ}/serve/webhook.py::DecisionCache.__init__::off-by-one::64 -> 6[35]": (
+        "pods of 63 to 65 KiB cached or not: the cache never changes an answer, and the "
+        "memory bound moves by 1 KiB per entry"
+    ),
+    f"{INJ}/serve/webhook.py::DecisionCache.__init__::off-by-one::1024 -> 102[35]": (
+        "the same 64 KiB cut-off, one byte per KiB off: whether a pod near it is cached"
+    ),
+    f"{INJ}/serve/review.py::AdmissionRequest::bool-constant::False -> True": (
+        "the dry_run default is never used: every AdmissionRequest is built with it"
+    ),
+    f"{INJ}/serve/review.py::nests_deeper::return-none::return False -> return None": (
+        "its one caller (too_deep) only tests the answer for truth"
     ),
 }
 

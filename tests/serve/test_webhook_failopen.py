@@ -226,36 +226,40 @@ def test_a_review_it_cannot_decide_on_is_answered_400_saying_why(
     assert accepted["allowed"] is True and accepted["patchType"] == "JSONPatch"
 
 
-def test_bodies_are_read_whole_and_only_up_to_the_api_servers_limit(
+def test_bodies_are_read_whole_up_to_the_api_servers_limit_and_refused_beyond(
     certs: TestCertificates,
 ) -> None:
-    """A review arrives in many TLS records; one over 3 MiB (the API server's own limit)
-    gets 413, whether its length is declared or it comes chunked; an empty body gets 400."""
+    """The API server sends at most 3 MiB: a review of exactly that size, arriving in many
+    TLS records, is decided; one byte more gets 413, whether its length is declared or it
+    comes chunked; an empty body gets 400."""
+    limit = 3 * 1024 * 1024
     admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
-    big_env = [{"name": f"SETTING_{n}", "value": "v" * 2000} for n in range(1000)]
     big = asking_pod("big")
-    big["spec"]["containers"][0]["env"] += big_env
-    big_review = json.dumps(admission_review(big, namespace="shop")).encode()
-    assert 1024 * 1024 < len(big_review) < webhook.MAX_BODY
-    over = b" " * (webhook.MAX_BODY + 1)
+    big["spec"]["containers"][0]["env"] += [
+        {"name": f"SETTING_{n}", "value": "v" * 2000} for n in range(1000)
+    ]
+    review = json.dumps(admission_review(big, namespace="shop")).encode()
+    full = review + b" " * (limit - len(review))  # JSON allows trailing whitespace
+    over = b" " * (limit + 1)
 
     async def chunked(data: bytes) -> AsyncIterator[bytes]:
         for start in range(0, len(data), 256 * 1024):
             yield data[start : start + 256 * 1024]
 
-    async def scenario() -> tuple[dict[str, Any], list[tuple[int, str]]]:
+    async def scenario() -> tuple[tuple[int, dict[str, Any]], list[tuple[int, str]]]:
         async with served(admission, certs) as (url, client):
-            injected = await post_review(client, url, json.loads(big_review))
-            answers = []
+            async with client.post(url, data=full) as answer:
+                decided = (answer.status, (await answer.json())["response"])
+            refused = []
             for body in (over, chunked(over), b""):
                 async with client.post(url, data=body) as answer:
-                    answers.append((answer.status, (await answer.json())["error"]))
-        return injected, answers
+                    refused.append((answer.status, (await answer.json())["error"]))
+        return decided, refused
 
-    injected, answers = asyncio.run(scenario())
-    assert injected["allowed"] is True and injected["patchType"] == "JSONPatch"
-    assert answers[:2] == [(413, f"request body over {webhook.MAX_BODY} bytes")] * 2
-    assert answers[2][0] == 400 and "body is not valid JSON" in answers[2][1]
+    (status, response), refused = asyncio.run(scenario())
+    assert status == 200 and response["patchType"] == "JSONPatch"
+    assert refused[:2] == [(413, f"request body over {limit} bytes")] * 2
+    assert refused[2][0] == 400 and "body is not valid JSON" in refused[2][1]
 
 
 def test_idle_connections_are_closed_after_the_timeout(certs: TestCertificates) -> None:
