@@ -61,7 +61,11 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "pod-mutation",
         (f"{INJ}/k8s/steps.py", f"{INJ}/k8s/undo.py", f"{INJ}/k8s/mutation.py"),
-        ("tests/k8s/test_mutation_rules.py", "tests/k8s/test_mutation_properties.py"),
+        (
+            "tests/k8s/test_mutation_rules.py",
+            "tests/k8s/test_mutation_properties.py",
+            "tests/k8s/test_mutation_annotation_limit.py",
+        ),
     ),
     Target(
         "bootstrap",
