@@ -194,3 +194,22 @@ def test_a_namespace_the_api_refuses_to_show_is_logged_with_the_api_servers_answ
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("cannot read namespace locked ((403)")
     assert "Forbidden" in line
+
+
+def test_the_fleet_checks_see_the_watchers_latest_word_and_never_read_the_api() -> None:
+    """The fleet's periodic pass asks `cached`: what the watcher reported, None if nothing."""
+    reads: list[str] = []
+
+    def fetch(name: str) -> dict[str, str]:
+        reads.append(name)
+        return opt_in_view(OPTED_IN)
+
+    directory = NamespaceDirectory(fetch)
+    assert directory.cached("shop") is None  # not reported yet: unknown
+    directory.update("shop", opt_in_view(OPTED_IN))
+    assert directory.cached("shop") == {c.ANNOTATION_INJECT: "python"}
+    directory.update("shop", opt_in_view(OPTED_OUT))
+    assert directory.cached("shop") == {c.ANNOTATION_INJECT: "false"}
+    directory.forget("shop")
+    assert directory.cached("shop") is None
+    assert reads == []

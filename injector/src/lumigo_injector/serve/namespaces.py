@@ -69,6 +69,9 @@ class NamespaceDirectory:
         """Drop a deleted namespace."""
         self._known.pop(name, None)
 
+    def cached(self, name: str) -> Annotations | None:
+        return self._known.get(name)
+
     async def get(self, name: str) -> Annotations:
         """The namespace's annotations; empty when unknown and unreadable."""
         known = self._known.get(name)
