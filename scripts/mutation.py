@@ -162,6 +162,9 @@ EQUIVALENT: dict[str, str] = {
     f"{INJ}/serve/review.py::nests_deeper::return-none::return False -> return None": (
         "its one caller (too_deep) only tests the answer for truth"
     ),
+    f"{INJ}/ecs/containers.py::sidecar_reason::return-none::return '' -> return None": (
+        "its one caller only tests the reason for truth: None and '' are read alike"
+    ),
 }
 
 DATACLASS_FLAGS = frozenset({"frozen", "slots", "eq", "order", "repr", "kw_only"})

@@ -649,3 +649,21 @@ def test_the_last_of_duplicate_entries_is_the_one_merged() -> None:
     values = [e["value"] for e in container(td, "app")["environment"] if e["name"] == "PYTHONPATH"]
     assert values == ["/first", f"{BOOT}:/last"]
     assert uninject(td) == normalise(before)
+
+
+@pytest.mark.parametrize(
+    ("image", "sidecar"),
+    [
+        ("datadog/agent:7", True),  # Docker Hub: "datadog" is the account, not a registry
+        ("public.ecr.aws/datadog/agent:latest", True),
+        ("fluentd-mirror.example.com:5000/team/web:1", False),  # a marker in the host only
+        ("envoy.registry.internal/shop/api@sha256:" + "0" * 64, False),
+    ],
+)
+def test_a_sidecar_is_told_by_its_repository_never_by_its_registry_host(
+    image: str, sidecar: bool
+) -> None:
+    td = minimal(image=image)
+    td["containerDefinitions"].append({"name": "web", "image": "python:3.12"})
+    result = inject(td, WITH_TOKEN)
+    assert ("app" not in result.injected) is sidecar, result.skipped
