@@ -667,3 +667,15 @@ def test_a_sidecar_is_told_by_its_repository_never_by_its_registry_host(
     td["containerDefinitions"].append({"name": "web", "image": "python:3.12"})
     result = inject(td, WITH_TOKEN)
     assert ("app" not in result.injected) is sidecar, result.skipped
+
+
+def test_uninject_after_the_user_removed_a_variable_we_had_extended() -> None:
+    before = minimal(environment=[{"name": "PYTHONPATH", "value": "/app"}])
+    injected = inject(before, WITH_TOKEN).task_definition
+    edited = copy.deepcopy(injected)
+    app_ = next(c for c in edited["containerDefinitions"] if c["name"] == "app")
+    app_["environment"] = [e for e in app_["environment"] if e["name"] != "PYTHONPATH"]
+    restored = uninject(edited)
+    app_env = next(c for c in restored["containerDefinitions"] if c["name"] == "app")
+    assert "PYTHONPATH" not in {e["name"] for e in app_env.get("environment", [])}
+    assert not has_init_container(restored)
