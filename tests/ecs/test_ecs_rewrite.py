@@ -679,3 +679,15 @@ def test_uninject_after_the_user_removed_a_variable_we_had_extended() -> None:
     app_env = next(c for c in restored["containerDefinitions"] if c["name"] == "app")
     assert "PYTHONPATH" not in {e["name"] for e in app_env.get("environment", [])}
     assert not has_init_container(restored)
+
+
+def test_a_container_with_its_own_token_secret_is_warned_about_only_when_we_bring_another() -> None:
+    own = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team-token"
+    td = minimal(secrets=[{"name": "LUMIGO_TRACER_TOKEN", "valueFrom": own}])
+    without_arn = inject(td, EcsSettings())
+    assert without_arn.injected == ("app",)
+    assert not any("LUMIGO_TRACER_TOKEN" in w for w in without_arn.warnings)
+    same = inject(td, EcsSettings(token_secret_arn=own))
+    assert not any("LUMIGO_TRACER_TOKEN" in w for w in same.warnings)
+    other = inject(td, WITH_TOKEN)
+    assert any(f"already takes LUMIGO_TRACER_TOKEN from {own}" in w for w in other.warnings)
