@@ -69,6 +69,7 @@ TARGETS: tuple[Target, ...] = (
         (
             "tests/layer/test_layer_bootstrap_logic.py",
             "tests/layer/test_layer_bootstrap_conflicts.py",
+            "tests/layer/test_layer_bootstrap_groups.py",
         ),
     ),
     Target(
@@ -513,14 +514,17 @@ def run_target(
     module_budget: float,
     show: Any,
     baseline: bool = True,
+    only: frozenset[str] | None = None,
 ) -> ModuleReport:
-    """Baseline, then mutants until done or out of time."""
+    """Baseline, then mutants until done or out of time (`only`: just these keys)."""
     report = ModuleReport(target.name)
     planned: list[tuple[Mutant, str]] = []
     for source in target.sources:
         planned += mutants_of(source, (ROOT / source).read_text())
     report.mutants = len(planned)
-    if sample is not None and sample < len(planned):
+    if only is not None:
+        planned = [(m, text) for m, text in planned if m.key in only]
+    elif sample is not None and sample < len(planned):
         planned = rng.sample(planned, sample)
     tests = list(target.tests)
     module_end = min(deadline, time.monotonic() + module_budget)
@@ -593,6 +597,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="skip the unmutated run (when the same tests just passed, e.g. on CI)",
     )
+    p.add_argument(
+        "--rerun",
+        type=Path,
+        help="run only the survivors of an earlier --json report (e.g. after adding tests)",
+    )
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument(
         "--fail-on-survivors",
@@ -638,6 +647,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     work_parent = args.workdir or Path(tempfile.gettempdir())
     work_parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="lumigo-mutation-", dir=work_parent))
+    only: frozenset[str] | None = None
+    if args.rerun:
+        earlier = json.loads(args.rerun.read_text())
+        only = frozenset(
+            s["key"]
+            for module in earlier["modules"]
+            for s in module["survivors"]
+            if s["status"] == "survived"
+        )
     rng = random.Random(args.seed)
     start = time.monotonic()
     deadline = start + args.budget_seconds
@@ -658,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         module_budget,
                         show,
                         baseline=not args.no_baseline,
+                        only=only,
                     )
                 )
             except (OSError, SyntaxError, ToolError) as exc:

@@ -312,6 +312,19 @@ def test_without_the_regex_engine_a_catastrophic_pattern_fails_closed(
     assert not plain.is_secret("y")
 
 
+def test_without_the_regex_engine_grouped_patterns_are_judged_by_their_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Groups, including atomic ones `(?>...)`, are looked into: a safe grouped pattern
+    masks only the keys it names, a nested repeat inside an atomic group fails closed."""
+    monkeypatch.setitem(sys.modules, "regex", None)
+    grouped = Rules(["(tenant|org)_id", "(?>x-)[a-z]+"])
+    assert grouped.is_secret("Tenant_ID") and grouped.is_secret("X-Trace")
+    assert not grouped.is_secret("user_id") and not grouped.is_secret("accept")
+    nested = Rules(["(?>(a+))+$"])
+    assert nested.is_secret("harmless") and nested.is_secret(EVIL_KEY)
+
+
 def test_a_failing_masking_step_masks_the_whole_attribute() -> None:
     def broken(_value: object) -> str:
         raise RuntimeError("encoder fault")
