@@ -70,6 +70,7 @@ TARGETS: tuple[Target, ...] = (
             "tests/layer/test_layer_bootstrap_logic.py",
             "tests/layer/test_layer_bootstrap_conflicts.py",
             "tests/layer/test_layer_bootstrap_groups.py",
+            "tests/layer/test_layer_bootstrap_process.py",
         ),
     ),
     Target(
@@ -118,6 +119,12 @@ EQUIVALENT: dict[str, str] = {
     f"{DISTRO}/export/otlp.py::DeadlineExporter.force_flush::*": (
         "the SDK's span processors never call a span exporter's force_flush (the batch "
         "processor flushes its own queue), so neither its default nor its answer is seen"
+    ),
+    f"{DISTRO}/export/otlp.py::build_batch_processor::bool-swap::"
+    "config.bsp_export_timeout_ms or BSP_DEFAULT_EXPORT_TIMEOUT_MS -> "
+    "config.bsp_export_timeout_ms and BSP_DEFAULT_EXPORT_TIMEOUT_MS": (
+        "the SDK versions the distro allows (opentelemetry-sdk 1.41 to 1.45.1) accept "
+        "export_timeout_millis but never use it: no export is cut short by it"
     ),
     f"{DISTRO}/export/otlp.py::DeadlineExporter.export::compare-swap::"
     "time.monotonic() >= (self._deadline or 0.0) -> time.monotonic() > (self._deadline or 0.0)": (
