@@ -77,6 +77,24 @@ def test_after_a_failure_at_exit_the_rest_is_dropped_and_counted(
     assert "dropped 4 spans at exit" in caplog.text
 
 
+def test_spans_at_exit_without_an_exporter_are_counted_in_the_exit_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """When the real exporter cannot be built, what reaches it at exit is reported as
+    dropped (the failures while running were already reported when the build failed)."""
+
+    def factory() -> SpanExporter:
+        raise ImportError("no HTTP stack")
+
+    exporter = DeadlineExporter(factory)
+    assert exporter.export(_spans("while-running")) is FAIL
+    exporter.start_deadline(60)
+    assert exporter.export(_spans("exit-1", "exit-2")) is FAIL
+    with caplog.at_level(logging.WARNING, logger="lumigo_opentelemetry"):
+        exporter.shutdown()
+    assert "dropped 2 spans at exit" in caplog.text
+
+
 def test_a_fork_builds_the_exporter_first_and_both_sides_keep_exporting() -> None:
     """gunicorn-style pre-fork: the exporter is built before the fork (never inside a child
     that inherited a half-done import) and neither side hangs on the exporter's lock."""
