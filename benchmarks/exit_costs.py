@@ -106,7 +106,7 @@ def main() -> None:
                 hanging.close()
     for name, values in samples.items():
         print(
-            f"exit with a {name} report endpoint: {statistics.median(values):.3f} s "
+            f"exit, report endpoint {name}: {statistics.median(values):.3f} s "
             f"[{min(values):.3f}-{max(values):.3f}] over {len(values)} rounds"
         )
 
