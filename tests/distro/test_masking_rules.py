@@ -204,6 +204,15 @@ def test_the_tracer_token_is_masked_wherever_it_appears() -> None:
     assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:9]}") == f"xx {MASKED}"
 
 
+@pytest.mark.parametrize("site", [Site.HTTP_REQUEST_BODIES, Site.HTTP_RESPONSE_BODIES, Site.DB])
+def test_json_cut_short_still_has_its_secret_values_masked(site: Site) -> None:
+    """A body recorded only in part is not valid JSON: its `"key": value` pairs are masked
+    as text, the last one even when its value was cut."""
+    cut = '{"password": "hunter2", "user": "ann", "api_key": "k-12'
+    masked = f'{{"password": "{MASKED}", "user": "ann", "api_key": "{MASKED}"'
+    assert DEFAULT.apply(site, cut) == masked
+
+
 def test_sql_literals_of_secret_columns_are_masked() -> None:
     sql = "UPDATE users SET password='hunter2', name = 'ann' WHERE api_key = \"k\" AND id=3"
     assert DEFAULT.apply(Site.DB, sql) == (
