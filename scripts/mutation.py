@@ -120,6 +120,10 @@ EQUIVALENT: dict[str, str] = {
         "the SDK's span processors never call a span exporter's force_flush (the batch "
         "processor flushes its own queue), so neither its default nor its answer is seen"
     ),
+    f"{DISTRO}/masking.py::_has_nested_repeat::return-none::return True -> return None": (
+        "the fallback for a pattern re's parser rejects: _StdlibPattern compiled the same "
+        "pattern with re (the same parser) just before, so the parser never fails here"
+    ),
     f"{DISTRO}/export/otlp.py::build_batch_processor::bool-swap::"
     "config.bsp_export_timeout_ms or BSP_DEFAULT_EXPORT_TIMEOUT_MS -> "
     "config.bsp_export_timeout_ms and BSP_DEFAULT_EXPORT_TIMEOUT_MS": (
