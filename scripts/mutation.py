@@ -120,6 +120,11 @@ EQUIVALENT: dict[str, str] = {
         "the SDK's span processors never call a span exporter's force_flush (the batch "
         "processor flushes its own queue), so neither its default nor its answer is seen"
     ),
+    f"{DISTRO}/masking.py::Rules._decide::compare-swap::"
+    "len(key) <= CACHED_KEY_LENGTH -> len(key) < CACHED_KEY_LENGTH": (
+        "whether a key of exactly 256 characters is cached: the answer is the same either "
+        "way (computed again), only the cache's one-character cut-off moves"
+    ),
     f"{DISTRO}/masking.py::_has_nested_repeat::return-none::return True -> return None": (
         "the fallback for a pattern re's parser rejects: _StdlibPattern compiled the same "
         "pattern with re (the same parser) just before, so the parser never fails here"
