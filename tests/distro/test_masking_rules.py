@@ -5,13 +5,16 @@ and the time bound on user regexes. End-to-end on real spans: test_masking_sites
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import lumigo_opentelemetry.masking as masking_module
 from lumigo_opentelemetry.masking import (
     CACHE_SIZE,
     CACHED_KEY_LENGTH,
@@ -213,6 +216,28 @@ def test_json_cut_short_still_has_its_secret_values_masked(site: Site) -> None:
     assert DEFAULT.apply(site, cut) == masked
 
 
+def test_a_cut_token_is_masked_from_six_characters_on() -> None:
+    """A text cut by a recording limit may end in the token's beginning: six characters
+    or more of it are masked; fewer are too short to tell from ordinary text."""
+    rules = masking(LUMIGO_TRACER_TOKEN=TOKEN)
+    assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:6]}") == f"xx {MASKED}"
+    assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:5]}") == f"xx {TOKEN[:5]}"
+
+
+def test_equal_settings_are_equal_values_whatever_their_order() -> None:
+    """Masking settings are values (part of the frozen Config): built from the same
+    settings in any order they compare and hash alike."""
+    sites = {
+        "LUMIGO_SECRET_MASKING_REGEX_ENVIRONMENT": '["tenant"]',
+        "LUMIGO_SECRET_MASKING_REGEX_HTTP_QUERY_PARAMS": "all",
+        "LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_BODIES": '["card"]',
+    }
+    forward = masking(**sites)
+    backward = masking(**dict(reversed(list(sites.items()))))
+    assert forward == backward and hash(forward) == hash(backward)
+    assert forward != masking(**{**sites, "LUMIGO_SECRET_MASKING_REGEX_ENVIRONMENT": '["org"]'})
+
+
 def test_sql_literals_of_secret_columns_are_masked() -> None:
     sql = "UPDATE users SET password='hunter2', name = 'ann' WHERE api_key = \"k\" AND id=3"
     assert DEFAULT.apply(Site.DB, sql) == (
@@ -263,6 +288,43 @@ def test_a_catastrophic_user_pattern_costs_the_attribute_only() -> None:
     assert json.loads(rules.apply(Site.HTTP_REQUEST_HEADERS, {"accept": "*/*"})) == {
         "accept": "*/*"
     }
+
+
+def test_running_out_of_time_is_reported_once_per_site(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(masking_module, "_warned", set())  # as in a fresh process
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS=json.dumps([CATASTROPHIC]))
+    with caplog.at_level(logging.WARNING, logger="lumigo-opentelemetry"):
+        for _ in range(3):
+            assert rules.apply(Site.HTTP_REQUEST_HEADERS, {EVIL_KEY: "v"}) == MASKED
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS" in warnings[0]
+
+
+def test_the_time_bound_covers_the_whole_attribute_not_each_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The user's regexes share one bound per attribute. Read off a clock on which every
+    look at the time finds 25 s gone (no wall clock): with a 60 s bound three keys fit,
+    the fourth finds the bound spent and the attribute is masked as a whole."""
+    rules, _ = Masking.from_environ(
+        {"LUMIGO_SECRET_MASKING_REGEX_ENVIRONMENT": '["x-(a|b)+$"]'}, time_bound=60.0
+    )
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 25.0
+        return now[0]
+
+    three = {"k1": "v", "k2": "v", "k3": "v"}
+    four = {"k4": "v", "k5": "v", "k6": "v", "k7": "v"}
+    with monkeypatch.context() as patch:
+        patch.setattr(time, "monotonic", clock)
+        within, beyond = rules.apply(Site.ENVIRONMENT, three), rules.apply(Site.ENVIRONMENT, four)
+    assert json.loads(within) == three
+    assert beyond == MASKED
 
 
 def test_the_issues_pattern_never_hangs() -> None:
