@@ -120,6 +120,14 @@ EQUIVALENT: dict[str, str] = {
         "the SDK's span processors never call a span exporter's force_flush (the batch "
         "processor flushes its own queue), so neither its default nor its answer is seen"
     ),
+    f"{DISTRO}/masking.py::::off-by-one::2048 -> *": (
+        "the bound on cached answers per rule set (CACHE_SIZE) one more or less: the cache "
+        "stays bounded and every answer is the same"
+    ),
+    f"{DISTRO}/masking.py::::off-by-one::256 -> *": (
+        "the longest key worth caching (CACHED_KEY_LENGTH) one more or less: a key at the "
+        "cut-off is answered again instead of from the cache, with the same answer"
+    ),
     f"{DISTRO}/masking.py::Rules._decide::compare-swap::"
     "len(key) <= CACHED_KEY_LENGTH -> len(key) < CACHED_KEY_LENGTH": (
         "whether a key of exactly 256 characters is cached: the answer is the same either "

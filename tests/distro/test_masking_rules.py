@@ -327,6 +327,13 @@ def test_the_time_bound_covers_the_whole_attribute_not_each_key(
     assert beyond == MASKED
 
 
+def test_a_key_the_rules_ran_out_of_time_on_counts_as_secret() -> None:
+    """Capture sites that ask about one key (`Masking.is_secret`) fail closed too."""
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS=json.dumps([CATASTROPHIC]))
+    assert rules.is_secret(EVIL_KEY, Site.HTTP_REQUEST_HEADERS)
+    assert not rules.is_secret("accept", Site.HTTP_REQUEST_HEADERS)
+
+
 def test_the_issues_pattern_never_hangs() -> None:
     # `(a+)+$` took 2.5 s per header with `re`; on a 64-character key it would never end
     rules = masking(LUMIGO_SECRET_MASKING_REGEX=json.dumps(["(a+)+$"]))
