@@ -224,6 +224,16 @@ def test_a_cut_token_is_masked_from_six_characters_on() -> None:
     assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:5]}") == f"xx {TOKEN[:5]}"
 
 
+def test_a_whole_value_ending_like_the_token_is_not_taken_for_a_cut_one() -> None:
+    """Only text a recording limit may have cut (a site's text) loses a trailing token
+    beginning; a value inside a structure is whole and keeps it."""
+    rules = masking(LUMIGO_TRACER_TOKEN=TOKEN)
+    url = f"postgres://u:pw@db/{TOKEN[:8]}"
+    assert json.loads(rules.apply(Site.ENVIRONMENT, {"DB_URL": url})) == {
+        "DB_URL": f"postgres://{MASKED}@db/{TOKEN[:8]}"
+    }
+
+
 def test_equal_settings_are_equal_values_whatever_their_order() -> None:
     """Masking settings are values (part of the frozen Config): built from the same
     settings in any order they compare and hash alike."""
