@@ -120,6 +120,14 @@ EQUIVALENT: dict[str, str] = {
         "the SDK's span processors never call a span exporter's force_flush (the batch "
         "processor flushes its own queue), so neither its default nor its answer is seen"
     ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_frozen::negate-condition::*": (
+        "called only for _frozen_importlib and _frozen_importlib_external, which are always "
+        "loaded: __import__ of a loaded module returns that same module"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::install_no_bytecode_writes::off-by-one::*": (
+        "the layer's path hook second instead of first in sys.path_hooks: at start-up the "
+        "only hook ahead of it is zipimporter, which declines directories"
+    ),
     f"{DISTRO}/masking.py::::off-by-one::2048 -> *": (
         "the bound on cached answers per rule set (CACHE_SIZE) one more or less: the cache "
         "stays bounded and every answer is the same"
