@@ -128,6 +128,15 @@ EQUIVALENT: dict[str, str] = {
         "the layer's path hook second instead of first in sys.path_hooks: at start-up the "
         "only hook ahead of it is zipimporter, which declines directories"
     ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::parse_version::compare-swap::"
+    "len(release) > 1 -> len(release) >= 1": (
+        "a release of zeros trimmed to () instead of (0,): comparisons and prefix matches "
+        "treat both as zeros (a shorter tuple of zeros sorts the same), so no answer changes"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_clause_matches::off-by-one::2 -> 1": (
+        "`==V.*` cut to `V.` instead of `V`: the tokenizer drops the trailing `.` as a "
+        "separator, so the release digits are the same"
+    ),
     f"{DISTRO}/masking.py::::off-by-one::2048 -> *": (
         "the bound on cached answers per rule set (CACHE_SIZE) one more or less: the cache "
         "stays bounded and every answer is the same"
