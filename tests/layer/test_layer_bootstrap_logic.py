@@ -126,7 +126,7 @@ def _needs(tmp_path: Path) -> boot.SetRequirements:
 def test_set_file_records_too_short_are_skipped_and_extra_fields_ignored(
     tmp_path: Path,
 ) -> None:
-    """A damaged line does not stop the bootstrap, and a newer builder may add fields."""
+    """A damaged line does not stop the bootstrap; a newer builder may add fields and kinds."""
     path = tmp_path / "lumigo-set.txt"
     path.write_text(
         "# a comment\n\n"
@@ -135,6 +135,7 @@ def test_set_file_records_too_short_are_skipped_and_extra_fields_ignored(
         "req protobuf >=5.0,<7.0 opentelemetry-proto extra\n"
         "glibc 2.28 x86_64\n"
         "pth extra.pth more\n"
+        "sbom protobuf 6.33.6 spdx extra\n"  # a record kind this bootstrap does not know
     )
     parsed = boot.read_set_requirements(str(path))
     assert parsed.dists == {"protobuf": "6.33.6"}
