@@ -134,8 +134,10 @@ EQUIVALENT: dict[str, str] = {
         "treat both as zeros (a shorter tuple of zeros sorts the same), so no answer changes"
     ),
     f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_clause_matches::off-by-one::2 -> 1": (
-        "`==V.*` cut to `V.` instead of `V`: the tokenizer drops the trailing `.` as a "
-        "separator, so the release digits are the same"
+        "`==V.*` cut to `V.` instead of `V` (the tokenizer drops the trailing `.`), and "
+        "`parsed[2]` (pre-release) to `parsed[1]` (release, never None) in `<V`: a version "
+        "of V's release that is no pre-release is not below V either way. The key also "
+        "names the function's other 2s, which the tests kill"
     ),
     f"{DISTRO}/masking.py::::off-by-one::2048 -> *": (
         "the bound on cached answers per rule set (CACHE_SIZE) one more or less: the cache "
