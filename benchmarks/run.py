@@ -47,8 +47,10 @@ from lumigo_devtools.receiver import OtlpReceiver  # noqa: E402
 APPS = HERE / "apps"
 CPU_NAMES = ("baseline", "ours", "ours-layer", "vanilla")
 CPU_QUICK_NAMES = ("baseline", "ours")
-VERSIONED = ["flask", "fastapi", "gunicorn", "uvicorn", "pymysql", "opentelemetry-sdk",
-             "lumigo_opentelemetry", "ddtrace", "opentelemetry-distro"]
+VERSIONED = ["flask", "fastapi", "django", "gunicorn", "uvicorn", "pymysql", "psycopg",
+             "opentelemetry-sdk", "lumigo_opentelemetry", "ddtrace", "opentelemetry-distro"]
+#: the web apps under load, in the order they run (Django: on PostgreSQL)
+WEB_APPS = ("flask", "fastapi", "django")
 
 
 class Samples:
@@ -85,6 +87,19 @@ def ensure_db() -> None:
             )
     conn.commit()
     conn.close()
+    ensure_pg()
+
+
+def ensure_pg() -> None:
+    """The Django app's table in PostgreSQL (127.0.0.1:5432, database `test`)."""
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 dbname=test user=postgres", autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_items (id INT PRIMARY KEY, name TEXT)")
+        conn.execute(
+            "INSERT INTO bench_items SELECT i, 'item-' || i FROM generate_series(0, 99) AS i "
+            "ON CONFLICT (id) DO NOTHING"
+        )
 
 
 class Bench:
@@ -147,9 +162,10 @@ class Bench:
     def argv(self, c: Contender, app: str, port: int) -> list[str]:
         venv = self.venvs[c.name] / "bin"
         wrapper = [str(venv / c.wrapper[0]), *c.wrapper[1:]] if c.wrapper else []
-        if app == "flask":
+        if app in ("flask", "django"):
+            target = "flask_app:app" if app == "flask" else "django_app:application"
             return [*wrapper, str(venv / "gunicorn"), "-w", "1", "-k", "sync",
-                    "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), "flask_app:app"]
+                    "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), target]
         return [*wrapper, str(venv / "python"), "-m", "uvicorn", "fastapi_app:app",
                 "--app-dir", str(APPS), "--port", str(port), "--log-level", "warning",
                 "--no-access-log"]
@@ -158,8 +174,13 @@ class Bench:
 
     def serve(self, c: Contender, app: str, endpoint: str | None = None) -> tuple[Server, str]:
         port = free_port()
-        server = Server(self.argv(c, app, port), self.env_for(c, endpoint), APPS,
-                        self.work / f"{c.name}-{app}.log")
+        env = self.env_for(c, endpoint)
+        if app == "django":
+            # a tracer that instruments Django before gunicorn's --chdir (opentelemetry-
+            # instrument reads the settings at start-up) must find the settings module
+            env["DJANGO_SETTINGS_MODULE"] = "django_settings"
+            env["PYTHONPATH"] = ":".join(p for p in (env.get("PYTHONPATH"), str(APPS)) if p)
+        server = Server(self.argv(c, app, port), env, APPS, self.work / f"{c.name}-{app}.log")
         return server, f"http://127.0.0.1:{port}"
 
     def _exported(self) -> int:
@@ -179,8 +200,8 @@ class Bench:
                 rss_start = server.rss_mib()
                 served = 0
                 for endpoint in ("hello", "db"):
-                    if self.quick and endpoint == "db" and app == "fastapi":
-                        continue
+                    if self.quick and (endpoint, app) in (("db", "fastapi"), ("hello", "django")):
+                        continue  # quick: the smoke run keeps one Django figure, on PostgreSQL
                     run_wrk(base + f"/{endpoint}", 1)  # warm-up
                     result = run_wrk(base + f"/{endpoint}", seconds)
                     served += result.requests
@@ -379,7 +400,7 @@ def build_report(
     def plain(metric: str, unit: str = "") -> Callable[[str], str]:
         return lambda name: _fmt(s.median(metric, name), unit)
 
-    for app in ("flask", "fastapi"):
+    for app in WEB_APPS:
         for endpoint in ("hello", "db"):
             key = f"{app}.{endpoint}"
             if f"{key}.rps" not in s.data:
@@ -388,9 +409,10 @@ def build_report(
             rows.append((f"{app} /{endpoint} p50 latency ms", plain(f"{key}.p50_ms")))
             rows.append((f"{app} /{endpoint} p99 latency ms", plain(f"{key}.p99_ms")))
     rows.append(("flask start-up to first 200 (added ms)", added("flask.startup_s", 1000, " ms")))
-    if "fastapi.startup_s" in s.data:
-        rows.append(("fastapi start-up to first 200 (added ms)",
-                     added("fastapi.startup_s", 1000, " ms")))
+    for app in WEB_APPS[1:]:
+        if f"{app}.startup_s" in s.data:
+            rows.append((f"{app} start-up to first 200 (added ms)",
+                         added(f"{app}.startup_s", 1000, " ms")))
     rows.append(("python -c 'import flask' (added ms)", added("import_flask.wall_ms", 1, " ms")))
     rows.append(("python -c pass, no instrumented lib (added ms)", added("bare.wall_ms", 1, " ms")))
     rows.append(("python -c pass, max RSS (added MiB)", added("bare.maxrss_mib", 1, " MiB")))
@@ -544,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}: start-up", flush=True)
             bench.startup_round()
-            for app in ("flask", "fastapi"):
+            for app in WEB_APPS:
                 print(f"round {r + 1}/{args.rounds}: {app} under wrk", flush=True)
                 bench.web_round(app, seconds)
             print(f"round {r + 1}/{args.rounds}: receiver black-holed", flush=True)

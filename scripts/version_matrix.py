@@ -66,6 +66,7 @@ LIBRARIES.update(
         "pika": Library((_NEW_APPS,), ("pika",), select="pika"),
         "grpc": Library((_NEW_APPS,), ("grpcio",), select="grpc"),
         "httpx": Library((_NEW_APPS,), ("httpx",), select="httpx"),
+        "requests": Library((_NEW_APPS,), ("requests", "urllib3"), select="requests"),
         "langchain": Library((_NEW_APPS,), ("langchain-core",), select="langchain"),
     }
 )

@@ -70,6 +70,22 @@ s = HTTPServer(("127.0.0.1", 0), H)
 threading.Thread(target=s.serve_forever, daemon=True).start()
 print(json.dumps(int(httpx.get("http://127.0.0.1:%d/" % s.server_address[1]).text)))
 """,
+    "requests": """
+import json, threading, requests
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"42")
+    def log_message(self, *a): pass
+s = HTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=s.serve_forever, daemon=True).start()
+url = "http://127.0.0.1:%d/" % s.server_address[1]
+print(json.dumps(int(requests.post(url, json={"password": "hunter2"}).text)))
+""",
     "langchain": """
 import json
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -114,6 +130,11 @@ def _expected(lib: str, spans: list[Any]) -> None:
         assert all(s.attributes["rpc.request.payload"] == "41" for s in spans)
     elif lib == "httpx":
         assert [s.kind for s in spans] == ["CLIENT"]
+    elif lib == "requests":
+        [client] = spans
+        assert client.kind == "CLIENT"
+        assert client.attributes["http.request.body"] == '{"password":"****"}'
+
     elif lib == "langchain":
         assert [s.name for s in spans] == ["FakeListChatModel.chat"]
     elif lib == "django":
