@@ -1,6 +1,6 @@
 """Side-by-side benchmarks: our distro against the tracers users would pick instead.
 
-    uv run python benchmarks/run.py [--quick] [--json out.json] [--only NAME ...]
+    uv run python benchmarks/run.py [--quick] [--json out.json] [--only NAME ...] [--apps APP ...]
 
 Every figure is measured in one run on one machine, contenders interleaved round by
 round (A B C A B C ...), and reported as the median over rounds with its spread, as a
@@ -554,6 +554,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="contenders to run (baseline always runs)")
     parser.add_argument("--markdown", type=Path, help="write the table as Markdown (BENCHMARKS.md)")
     parser.add_argument("--no-cpu", action="store_true", help="skip the callgrind CPU figure")
+    parser.add_argument("--apps", nargs="*", choices=WEB_APPS,
+                        help="web apps to load (default: all)")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
     seconds = args.seconds or (1.0 if args.quick else 5.0)
@@ -566,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}: start-up", flush=True)
             bench.startup_round()
-            for app in WEB_APPS:
+            for app in args.apps or WEB_APPS:
                 print(f"round {r + 1}/{args.rounds}: {app} under wrk", flush=True)
                 bench.web_round(app, seconds)
             print(f"round {r + 1}/{args.rounds}: receiver black-holed", flush=True)
