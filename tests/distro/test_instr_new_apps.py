@@ -177,3 +177,14 @@ def test_a_release_older_than_the_oldest_tested_is_left_alone_with_one_info_line
     assert len(gate) == 1, run.stderr
     assert "INFO" in gate[0] and '"redis 4.5.5"' in gate[0] and "redis >= 4.6" in gate[0]
     assert [s for s in otlp_receiver.spans() if s.service == "old-redis"] == []
+
+
+def test_the_python_3_9_llm_chain_instrumentation_runs_on_wrapt_2(otlp_receiver: Any) -> None:
+    # Python 3.9 resolves the LangChain instrumentation to its last 3.9 release (0.50), which
+    # calls wrapt with wrapt 1's keywords; the distro adapts them to wrapt 2
+    venv = venv_for(rows("langchain", ("newest",))[0][1], python="3.9")
+    run = run_data_app(venv, "-c", otlp_receiver.url, "lc-py39", None, ["-c", APPS["langchain"]])
+    assert run.output == 42
+    assert "not instrumented" not in run.stderr, run.stderr
+    spans = [s for s in otlp_receiver.spans() if s.service == "lc-py39"]
+    _expected("langchain", spans)
