@@ -188,13 +188,14 @@ def render(lines: dict[tuple[str, str, str], str], missing_pythons: list[str]) -
 
     body = "\n".join(line for _k, line in sorted(lines.items(), key=key))
     run = {python for (_lib, _row, python) in lines}
-    absent = [p for p in missing_pythons if p not in run]
-    note = (
-        f" CPython {', '.join(absent)} was not available on the machine of the last run, so "
-        "it has no rows."
-        if absent
-        else ""
-    )
+    no_rows = [p for p in PYTHONS if p not in run]
+    absent = [p for p in missing_pythons if p in no_rows]
+    note = ""
+    if no_rows:
+        note = f" No rows for CPython {', '.join(no_rows)}"
+        if absent:
+            note += f" ({', '.join(absent)}: not installed on the machine of the last run)"
+        note += "."
     return f"""# Tested library versions
 
 Each row ran the library's end-to-end tests (an unmodified app in its own venv of the
@@ -238,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if absent:
         print(f"CPython {', '.join(absent)} not found: no rows for it", flush=True)
+    _found, not_installed = available_pythons(PYTHONS)
 
     lines = previous_lines(args.output)
     all_ok = True
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         all_ok = all_ok and ok
         # written after every row: a long run that is stopped keeps what it measured
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(render(lines, absent))
+        args.output.write_text(render(lines, not_installed))
     print(f"wrote {args.output}")
     return 0 if all_ok else 1
 
