@@ -71,7 +71,8 @@ MATRIX: dict[str, dict[str, list[str]]] = {
     "pika": {"oldest": ["pika==1.2.*"], "newest": ["pika"]},
     "grpc": {
         "oldest": [
-            'grpcio==1.51.*;python_version<"3.13"',
+            'grpcio==1.51.*;python_version<"3.12"',
+            'grpcio==1.59.0;python_version=="3.12"',  # the first release with 3.12 wheels
             'grpcio==1.66.2;python_version>="3.13"',  # the first release with 3.13 wheels
         ],
         "newest": ["grpcio"],
