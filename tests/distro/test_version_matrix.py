@@ -8,9 +8,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 from tests.helpers.versions import MATRIX, labels, rows
 
@@ -92,36 +89,3 @@ def test_a_partial_run_keeps_the_other_rows_of_the_table(tmp_path: Path) -> None
 def test_the_env_override_pins_a_single_row(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LUMIGO_MATRIX_PYMONGO", "pymongo==4.6.* dnspython<3")
     assert rows("pymongo") == [("override", ["pymongo==4.6.*", "dnspython<3"])]
-
-
-# the distribution a gate checks, where the matrix row pins another (boto3 pins botocore's minor)
-_ROW_DISTRIBUTION = {"botocore": "boto3"}
-
-
-def _oldest_pins(lib: str, distribution: str) -> list[Version]:
-    """The `==` versions the `oldest` row pins for `distribution` (one per interpreter marker)."""
-    pins = []
-    for text in MATRIX[lib]["oldest"]:
-        requirement = Requirement(text)
-        if canonicalize_name(requirement.name) != canonicalize_name(distribution):
-            continue
-        pins += [Version(s.version.removesuffix(".*")) for s in requirement.specifier
-                 if s.operator == "=="]  # fmt: skip
-    return pins
-
-
-def test_the_distros_version_gates_start_at_the_oldest_tested_release() -> None:
-    """What the distro instruments (`_tested_versions.TESTED`) and what the matrix proves
-    works (its `oldest` rows) name the same oldest release, library by library."""
-    from lumigo_opentelemetry.instrumentations import KNOWN
-    from lumigo_opentelemetry.instrumentations._tested_versions import TESTED
-
-    assert set(TESTED) == set(KNOWN) == set(MATRIX)
-    for lib, gates in TESTED.items():
-        for gate in map(Requirement, gates):
-            [lower] = [s for s in gate.specifier if s.operator == ">="]
-            row_name = _ROW_DISTRIBUTION.get(gate.name, gate.name)
-            names = (row_name, "psycopg2-binary") if gate.name == "psycopg2" else (row_name,)
-            pins = [pin for name in names for pin in _oldest_pins(lib, name)]
-            assert pins, f"{lib}: the oldest row pins no {row_name}"
-            assert min(pins) == Version(lower.version), (lib, gate, pins)

@@ -5,8 +5,8 @@
 the library, of its instrumentation or of wrapt is imported until the application
 imports that module. Then the hook imports `lumigo_opentelemetry.instrumentations.<name>`,
 checks the installed library version against the range the upstream instrumentor
-declares and the oldest release the distro is tested with (`_tested_versions`; out of
-range: one info line, the library is left alone) and calls its
+declares (out of range: one info line, the library is left alone; the same range as the
+upstream distro, so a team switching to the layer loses no library it traced) and calls its
 `instrument(config, tracer_provider)`.
 
 Every instrumentation module satisfies the `Instrumentation` protocol (mypy checks each
@@ -97,17 +97,12 @@ def module_name(name: str) -> str:
 
 
 def version_conflict(instrumentation: ModuleType) -> Optional[str]:
-    """Why the installed library is outside the instrumentor's declared range, or older
-    than the oldest release the distro is tested with (`_tested_versions`), or None."""
+    """Why the installed library is outside the instrumentor's declared range, or None."""
     from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
-
-    from lumigo_opentelemetry.instrumentations._tested_versions import untested_version
 
     requirements = instrumentation.instrumentor().instrumentation_dependencies()
     conflict = get_dependency_conflicts(list(requirements))
-    if conflict is not None:
-        return str(conflict)
-    return untested_version(instrumentation.NAME)
+    return None if conflict is None else str(conflict)
 
 
 def activate(name: str, config: Config, tracer_provider: TracerProvider) -> bool:
