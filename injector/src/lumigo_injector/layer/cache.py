@@ -8,6 +8,7 @@ A file lock makes concurrent callers wait for one build instead of racing.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -23,7 +24,9 @@ from lumigo_injector.layer import sets as layer_sets
 from lumigo_injector.layer.build import Progress, build_layer, default_distro_source, host_arch
 from lumigo_injector.layer.manifest import MANIFEST_NAME, SUPPORTED_PYTHONS
 
-KEEP_LAYERS = 4  # older cached layers are removed, newest first kept
+KEEP_LAYERS = 4  # older cached layers are removed, the most recently used first kept
+#: a layer used this recently is never removed (another checkout or test run may be reading it)
+LAYER_MIN_AGE = 3600
 SET_MAX_AGE = 24 * 3600  # cached pip installs unused for this long are removed
 
 
@@ -66,6 +69,7 @@ def cached_layer(
     layers.mkdir(parents=True, exist_ok=True)
     path = layers / layer_key(pythons, platforms, arches, source)
     if (path / MANIFEST_NAME).exists():
+        _touch(path)
         return path
     with (root / "build.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -82,14 +86,24 @@ def cached_layer(
     return path
 
 
-def _prune(layers: Path, keep: Path) -> None:
+def _touch(path: Path) -> None:
+    """Mark a cached layer as just used (its directory's time is its last use)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def _prune(layers: Path, keep: Path, now: float | None = None) -> None:
+    """Remove all but the `KEEP_LAYERS` most recently used layers, never one used in the
+    last `LAYER_MIN_AGE` seconds (a parallel build must not pull a layer from under a run)."""
+    cutoff = (time.time() if now is None else now) - LAYER_MIN_AGE
     candidates = sorted(
         (p for p in layers.iterdir() if p.is_dir() and p != keep and not p.name.startswith(".")),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
     for old in candidates[KEEP_LAYERS - 1 :]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _prune_sets(sets: Path) -> None:
