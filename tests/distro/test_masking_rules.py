@@ -439,3 +439,72 @@ def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str) -> Non
     assert DEFAULT.apply(Site.HTTP_QUERY_PARAMS, text) == expected
     headers = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, {"host": text}))
     assert headers == {"host": expected}
+
+
+# -- JSON text held by a string, cut short or otherwise not parseable ---------------------
+
+CUT_DOC = '{"password": "hunter2", "user": "ann", "api_key": "k-12'
+CUT_DOC_MASKED = f'{{"password": "{MASKED}", "user": "ann", "api_key": "{MASKED}"'
+
+
+@pytest.mark.parametrize("site", list(Site))
+def test_json_cut_short_inside_a_structure_is_masked_as_at_the_top(site: Site) -> None:
+    """A string holding JSON text that does not parse (cut by the app, a recording limit
+    upstream, a queue's size limit) gets its `"key": value` pairs masked at any depth, as
+    the same text is at the top: in headers, documents, the environment, bodies."""
+    doc = {"doc": CUT_DOC, "list": [CUT_DOC], "deeper": {"doc": " " + CUT_DOC}}
+    out = DEFAULT.apply(site, doc)
+    assert "hunter2" not in out and "k-12" not in out
+    assert json.loads(out) == {
+        "doc": CUT_DOC_MASKED,
+        "list": [CUT_DOC_MASKED],
+        "deeper": {"doc": " " + CUT_DOC_MASKED},
+    }
+
+
+@pytest.mark.parametrize("site", [Site.HTTP_REQUEST_BODIES, Site.HTTP_RESPONSE_BODIES, Site.DB])
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_cut_short_inside_json_text_is_masked(site: Site, indent: int | None) -> None:
+    """The same string inside a body or document given as JSON text, compact or not (the
+    text is scanned before it is walked: the scan must not take it for clean)."""
+    text = json.dumps({"doc": CUT_DOC, "n": 1}, indent=indent)
+    out = DEFAULT.apply(site, text, "application/json")
+    assert "hunter2" not in out and "k-12" not in out
+    assert json.loads(out) == {"doc": CUT_DOC_MASKED, "n": 1}
+
+
+@pytest.mark.parametrize("site", [Site.HTTP_REQUEST_BODIES, Site.HTTP_RESPONSE_BODIES, Site.DB])
+def test_json_text_cut_short_around_a_json_string_is_masked_inside_it(site: Site) -> None:
+    """A body cut short whose value is itself JSON text (an SQS message, a stored event):
+    the pairs inside that value are masked too, also when the value itself was cut."""
+    whole = json.dumps({"Message": json.dumps({"password": "hunter2", "n": 1}), "a": 1})
+    out = DEFAULT.apply(site, whole[:-8])
+    assert "hunter2" not in out
+    inner_cut = json.dumps({"Message": CUT_DOC})[:-1]  # the outer string's quote cut off
+    out = DEFAULT.apply(site, inner_cut)
+    assert "hunter2" not in out and "k-12" not in out
+    assert '\\"user\\": \\"ann\\"' in out  # what is not secret is kept as it was
+
+
+def test_json_text_holding_json_text_is_masked() -> None:
+    """A JSON body that is a JSON string of JSON text (encoded twice) is masked inside."""
+    body = json.dumps(json.dumps({"password": "hunter2", "n": 1}))
+    out = DEFAULT.apply(Site.HTTP_REQUEST_BODIES, body, "application/json")
+    assert "hunter2" not in out
+    assert json.loads(json.loads(out)) == {"password": MASKED, "n": 1}
+    cut = json.dumps(CUT_DOC)
+    out = DEFAULT.apply(Site.HTTP_RESPONSE_BODIES, cut, "application/json")
+    assert json.loads(out) == CUT_DOC_MASKED
+
+
+def test_json_text_in_an_sql_literal_is_masked() -> None:
+    """JSON text written into a column by a statement's literal (whole or cut short, in
+    a `VALUES` list or `name = '...'`) has its pairs masked as anywhere else."""
+    whole = """INSERT INTO t (id, doc) VALUES (1, '{"password": "hunter2", "n": 1}')"""
+    assert DEFAULT.apply(Site.DB, whole) == (
+        f"""INSERT INTO t (id, doc) VALUES (1, '{{"password":"{MASKED}","n":1}}')"""
+    )
+    cut = f"UPDATE t SET doc = '{CUT_DOC}' WHERE id = 2"
+    assert DEFAULT.apply(Site.DB, cut) == f"UPDATE t SET doc = '{CUT_DOC_MASKED}' WHERE id = 2"
+    plain = "SELECT '{not json}', '[1, 2]', 'it''s' FROM t"
+    assert DEFAULT.apply(Site.DB, plain) == plain

@@ -3,7 +3,8 @@
 What is masked (values become `****`):
 
 - the value of every key a rule calls secret, at any depth: JSON keys (also in JSON
-  held by a string, e.g. a message body), form and query fields, multipart fields,
+  held by a string, e.g. a message body or an SQL literal, and pair by pair in JSON text
+  that does not parse, wherever it is), form and query fields, multipart fields,
   header names, environment variables, `name = 'literal'` pairs in SQL. A key is
   secret when one of the site's regexes matches at its start, case-insensitively
   (Python `re.match`, as the upstream distro). The default rules are
@@ -292,10 +293,14 @@ _JSON_START = re.compile(r"\s*[{\[]")
 _JSON_STRINGS = re.compile(r'"([^"]*)"(\s*:)?')
 # a string that starts like JSON (in JSON without escapes only an opening quote can)
 _NESTED_JSON_STRING = re.compile(r'"\s*[{\[]')
+# what a JSON string cut short may end in: half an escape (`\`, `\u12`)
+_HALF_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\(?:u[0-9a-fA-F]{0,3})?$")
 # `name = 'literal'` (or a number) in SQL
 _SQL_PAIR = re.compile(
     r"([A-Za-z_][\w$]*)(\s*=\s*)('(?:[^'\\]|\\.|'')*'?|\"(?:[^\"\\]|\\.)*\"?|-?\d[\w.]*)"
 )
+# a string literal in SQL (its closing quote may be cut off)
+_SQL_LITERAL = re.compile(r"'((?:[^'\\]|\\.|'')*)('?)")
 _PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECASE)
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _TOKEN_TAIL_MIN = 6
@@ -305,6 +310,13 @@ _warned: set[str] = set()
 def compact_json(value: Any) -> str:
     """Compact JSON text (the default encoding of masked structures)."""
     return _JSON_ENCODER.encode(value)
+
+
+def _compact_or_none(text: str) -> Optional[str]:
+    try:
+        return compact_json(json.loads(text))
+    except (ValueError, RecursionError):
+        return None
 
 
 class Masking:
@@ -479,8 +491,9 @@ class Masking:
     def _leaf(self, value: str, rules: Rules, budget: _Budget) -> str:
         first = value[:1]
         if first and (first in "{[" or (first.isspace() and _JSON_START.match(value))):
-            # JSON inside a string (a message body, a parameter): masked as JSON
-            return self._scrub(self._json_text(value, rules, budget, pairs=False))
+            # JSON inside a string (a message body, a parameter): masked as JSON, its
+            # pairs one by one when it does not parse (cut short), as at the top
+            return self._scrub(self._json_text(value, rules, budget))
         token = self.token
         if ("://" in value and "@" in value) or (token and token in value):
             return self._scrub(value)
@@ -501,15 +514,26 @@ class Masking:
                 text = self._json_text(text, rules, budget)
             else:
                 text = _mask_pairs(_SQL_PAIR, text, rules, budget, "'" + MASKED + "'")
+                if "'" in text and ("{" in text or "[" in text):
+                    text = _SQL_LITERAL.sub(lambda m: self._sql_literal(m, rules, budget), text)
         return self._scrub(text, cut=True)
 
-    def _json_text(self, text: str, rules: Rules, budget: _Budget, pairs: bool = True) -> str:
+    def _json_text(self, text: str, rules: Rules, budget: _Budget) -> str:
         try:
             parsed = json.loads(text)
         except (ValueError, RecursionError):
-            if not pairs:
-                return text
-            return _mask_pairs(_JSON_PAIR, text, rules, budget, '"' + MASKED + '"')
+            return _mask_pairs(
+                _JSON_PAIR,
+                text,
+                rules,
+                budget,
+                '"' + MASKED + '"',
+                lambda raw: self._json_string(raw, rules, budget),
+            )
+        if type(parsed) is str:
+            # JSON text encoded twice: the string may hold JSON text in turn
+            inner = self._leaf(parsed, rules, budget)
+            return text if inner == parsed else compact_json(inner)
         if not isinstance(parsed, (dict, list)):
             return text
         if self._unchanged_json(text, rules, budget):
@@ -535,14 +559,62 @@ class Masking:
                 return False
         return True
 
+    def _sql_literal(self, match: re.Match[str], rules: Rules, budget: _Budget) -> str:
+        """An SQL string literal holding JSON text, masked as a string holding it is."""
+        content = match.group(1)
+        if not _JSON_START.match(content):
+            return match.group(0)
+        masked = self._leaf(content, rules, budget)
+        if masked == content or masked == _compact_or_none(content):
+            return match.group(0)  # nothing masked: the statement is kept as written
+        return f"'{masked}{match.group(2)}"
+
+    def _json_string(self, raw: str, rules: Rules, budget: _Budget) -> str:
+        """A string value of JSON text that does not parse (`"..."`, its end maybe cut
+        off), masked as `_leaf` masks the string it holds: JSON text held by a string in
+        a cut body has its pairs masked too."""
+        if "{" not in raw and "[" not in raw:
+            return raw
+        try:
+            decoded = json.loads(raw)
+            closed = True
+        except ValueError:
+            # cut short: drop a half escape at the end and close the string
+            body = _HALF_ESCAPE.sub("", raw)
+            try:
+                decoded = json.loads(body + '"')
+            except ValueError:
+                return '"' + MASKED + '"'  # cannot tell what it holds: fail closed
+            closed = False
+        if type(decoded) is not str:
+            return raw
+        masked = self._leaf(decoded, rules, budget)
+        if masked == decoded:
+            return raw
+        encoded = _JSON_ENCODER.encode(masked)
+        return encoded if closed else encoded[:-1]
+
 
 def _mask_pairs(
-    pattern: re.Pattern[str], text: str, rules: Rules, budget: _Budget, masked: str
+    pattern: re.Pattern[str],
+    text: str,
+    rules: Rules,
+    budget: _Budget,
+    masked: str,
+    value: Optional[Callable[[str], str]] = None,
 ) -> str:
+    """`key <sep> value` pairs of `text` with a secret key get `masked` as their value;
+    the others' value goes through `value` (when given)."""
+
     def replace(match: re.Match[str]) -> str:
         key = match.group(1)
         if rules.is_secret(key, budget):
             return match.group(0)[: match.start(3) - match.start(0)] + masked
+        if value is not None:
+            kept = match.group(3)
+            changed = value(kept)
+            if changed is not kept:
+                return match.group(0)[: match.start(3) - match.start(0)] + changed
         return match.group(0)
 
     return pattern.sub(replace, text)
