@@ -508,3 +508,36 @@ def test_json_text_in_an_sql_literal_is_masked() -> None:
     assert DEFAULT.apply(Site.DB, cut) == f"UPDATE t SET doc = '{CUT_DOC_MASKED}' WHERE id = 2"
     plain = "SELECT '{not json}', '[1, 2]', 'it''s' FROM t"
     assert DEFAULT.apply(Site.DB, plain) == plain
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "(?=(a+)+$)",  # inside a lookahead
+        "x|(?!(a|aa)+$)",  # inside a negative lookahead, in a branch
+        "(?<=x)y|(?=(a+)+$)",  # next to a lookbehind
+        "(x)?(?(1)b|(a+)+$)",  # in the `no` arm of a conditional group
+        "(x)?(?(1)(a+)+$|b)",  # in its `yes` arm
+    ],
+)
+def test_without_the_regex_engine_a_nested_repeat_in_an_assertion_fails_closed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, pattern: str
+) -> None:
+    """Lookarounds and conditional groups are looked into as other groups are: a nested
+    repeat there is not run on the standard engine (it would hang the request on a key
+    such as `aaa...a!`); the pattern matches every key and one warning names it."""
+    monkeypatch.setitem(sys.modules, "regex", None)
+    with caplog.at_level(logging.WARNING, logger="lumigo-opentelemetry"):
+        risky = Rules([pattern])
+    assert risky.is_secret("harmless") and risky.is_secret(EVIL_KEY)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and repr(pattern) in warnings[0]
+
+
+def test_without_the_regex_engine_safe_assertions_still_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "regex", None)
+    safe = Rules(["(?=x-)[a-z-]+", "(?<!_)id$", "(t)?(?(1)enant|org)_id"])
+    assert safe.is_secret("X-Trace") and safe.is_secret("tenant_id") and safe.is_secret("org_id")
+    assert not safe.is_secret("accept") and not safe.is_secret("user_id")

@@ -162,6 +162,8 @@ class _StdlibPattern:
 
 
 def _has_nested_repeat(pattern: str) -> bool:
+    """Whether `pattern` has a repeat inside a repeat, or an alternation under one, in
+    any group, lookaround or conditional group (or cannot be parsed: assumed so)."""
     try:
         import re._parser as sre_parse
     except ImportError:  # Python < 3.11
@@ -178,6 +180,10 @@ def _has_nested_repeat(pattern: str) -> bool:
                 nested = walk(arg if name == "ATOMIC_GROUP" else arg[-1], inside_repeat)
             elif name == "BRANCH":
                 nested = inside_repeat or any(walk(b, inside_repeat) for b in arg[1])
+            elif name in ("ASSERT", "ASSERT_NOT"):  # lookahead, lookbehind: (dir, pattern)
+                nested = walk(arg[1], inside_repeat)
+            elif name == "GROUPREF_EXISTS":  # (?(group)yes|no): (group, yes, no or None)
+                nested = any(walk(arm, inside_repeat) for arm in arg[1:] if arm is not None)
             else:
                 nested = False
             if nested:
