@@ -113,6 +113,8 @@ def test_spans_after_a_consume_loop_are_not_the_last_messages_children(
     for n in range(2):
         channel.basic_publish("", queue, f"m{n}".encode())
     channel.basic_publish("", idle_queue, b"m2")
+    held_queue = _queue(channel)
+    channel.basic_publish("", held_queue, b"m3")
 
     def scenario() -> None:
         for method, _properties, body in channel.consume(queue, inactivity_timeout=10):
@@ -132,12 +134,18 @@ def test_spans_after_a_consume_loop_are_not_the_last_messages_children(
                 break
             channel.basic_ack(method.delivery_tag)
         channel.cancel()
+        messages = channel.consume(held_queue, inactivity_timeout=10)  # kept by the app
+        method, _properties, _body = next(messages)
+        with tracer.start_as_current_span("handle-held"):
+            channel.basic_ack(method.delivery_tag)
+        channel.cancel()
 
     # in a context of its own: whatever the instrumentation leaves current stays there
     contextvars.copy_context().run(scenario)
-    spans = receiver.wait_for_spans(11)
+    spans = receiver.wait_for_spans(14)
     consumers = [s for s in spans if s.kind == "CONSUMER"]
-    assert len(consumers) == 3
+    assert len(consumers) == 4
+    assert one(spans, "handle-held").parent_span_id == consumers[3].span_id
     handled = [one(spans, f"handle-m{n}") for n in range(2)]
     assert [h.parent_span_id for h in handled] == [c.span_id for c in consumers[:2]]
     for name in ("after-break", "after-cancel", "while-idle"):
