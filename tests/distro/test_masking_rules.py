@@ -9,9 +9,10 @@ import logging
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import lumigo_opentelemetry.masking as masking_module
@@ -541,3 +542,59 @@ def test_without_the_regex_engine_safe_assertions_still_run(
     safe = Rules(["(?=x-)[a-z-]+", "(?<!_)id$", "(t)?(?(1)enant|org)_id"])
     assert safe.is_secret("X-Trace") and safe.is_secret("tenant_id") and safe.is_secret("org_id")
     assert not safe.is_secret("accept") and not safe.is_secret("user_id")
+
+
+@pytest.mark.parametrize(
+    ("cut", "masked"),
+    [
+        # a secret inside an object or a list of a cut text, compact or not
+        (
+            '{"outer": {"password": "hunter2", "n": 1',
+            f'{{"outer": {{"password": "{MASKED}", "n": 1',
+        ),
+        ('{"outer":{"password":"hunter2","n":1', f'{{"outer":{{"password":"{MASKED}","n":1'),
+        ('{"a": [{"token": "hunter2"}, {"n": 2', f'{{"a": [{{"token": "{MASKED}"}}, {{"n": 2'),
+        # a secret key whose value is an object or a list: the whole value, also when cut
+        ('{"password": {"a": "hunter2"}, "n": 1', f'{{"password": "{MASKED}", "n": 1'),
+        ('{"keys": ["hunter2", {"b": "c"}], "n": 1', f'{{"keys": "{MASKED}", "n": 1'),
+        ('{"n": 1, "secret": {"a": ["hunter2", "}', f'{{"n": 1, "secret": "{MASKED}"'),
+        # JSON text held by a string in a list of a cut text
+        (
+            '{"msgs": ["{\\"password\\": \\"hunter2\\"}", "x',
+            '{"msgs": ["{\\"password\\":\\"' + MASKED + '\\"}", "x',
+        ),
+    ],
+)
+def test_json_cut_short_masks_secrets_inside_objects_and_lists(cut: str, masked: str) -> None:
+    out = DEFAULT.apply(Site.HTTP_REQUEST_BODIES, cut)
+    assert "hunter2" not in out
+    assert out == masked
+
+
+_SECRET_VALUE = "Hunter2x"
+_json_docs = st.recursive(
+    st.one_of(st.integers(0, 99), st.sampled_from(["ann", "a b", "{x", "[1"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["user", "n", "items", "doc"]), inner, max_size=3).map(
+            lambda d: {**d, "password": _SECRET_VALUE}
+        ),
+        # JSON text held by a string, itself holding a secret
+        st.dictionaries(st.sampled_from(["user", "n"]), inner, max_size=2).map(
+            lambda d: json.dumps({**d, "api_key": _SECRET_VALUE})
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+@given(_json_docs, st.integers(0, 10_000), st.sampled_from([None, 1]))
+def test_no_secret_value_survives_json_cut_anywhere(doc: Any, cut: int, indent: Any) -> None:
+    """JSON text with secrets at any depth (also in JSON text held by strings), cut at
+    any point: no secret value is left in what is exported."""
+    text = json.dumps(doc, indent=indent)
+    assume(_SECRET_VALUE in text)
+    text = text[: cut % (len(text) + 1)]
+    for site in (Site.HTTP_REQUEST_BODIES, Site.DB):
+        assert _SECRET_VALUE not in DEFAULT.apply(site, text)
+    assert _SECRET_VALUE not in DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, {"x-doc": text})

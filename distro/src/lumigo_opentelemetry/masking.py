@@ -293,7 +293,13 @@ def _parse_rules(raw: str, name: str, time_bound: float) -> Tuple[Rules, Optiona
 # userinfo of a URL: from `://` to the last `@` before the host's end
 _USERINFO = re.compile(r"://[^/?#\s\"'<>\\]+@")
 # `"key": value` pairs in text that is not (complete) JSON; the value may be cut short
-_JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
+# (a value is a string, maybe cut; the opening bracket of an object or list; or a scalar)
+_JSON_PAIR = re.compile(
+    r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[{\[]|[^\s,{}\[\]"]+)'
+    r'|("(?:[^"\\]|\\.)*"?)'  # or a string that is no key (in a list), maybe cut
+)
+# what matters when looking for the end of an object or list: brackets and strings
+_JSON_STRUCTURE = re.compile(r'[{\[\]}]|"(?:[^"\\]|\\.)*"?')
 _JSON_START = re.compile(r"\s*[{\[]")
 # every string of JSON text without escapes, in order, and whether it is a key
 _JSON_STRINGS = re.compile(r'"([^"]*)"(\s*:)?')
@@ -316,6 +322,12 @@ _warned: set[str] = set()
 def compact_json(value: Any) -> str:
     """Compact JSON text (the default encoding of masked structures)."""
     return _JSON_ENCODER.encode(value)
+
+
+def _looks_json(text: str) -> bool:
+    """Whether a site's text is taken for JSON: an object or list, or a JSON string
+    holding one (JSON encoded twice)."""
+    return _JSON_START.match(text) is not None or _NESTED_JSON_STRING.match(text) is not None
 
 
 def _compact_or_none(text: str) -> Optional[str]:
@@ -496,7 +508,7 @@ class Masking:
 
     def _leaf(self, value: str, rules: Rules, budget: _Budget) -> str:
         first = value[:1]
-        if first and (first in "{[" or (first.isspace() and _JSON_START.match(value))):
+        if first and (first in "{[" or ((first == '"' or first.isspace()) and _looks_json(value))):
             # JSON inside a string (a message body, a parameter): masked as JSON, its
             # pairs one by one when it does not parse (cut short), as at the top
             return self._scrub(self._json_text(value, rules, budget))
@@ -509,14 +521,14 @@ class Masking:
         if site is Site.HTTP_QUERY_PARAMS:
             text = _mask_url_query(mask_authority(text), rules, budget)
         elif site is Site.HTTP_REQUEST_BODIES or site is Site.HTTP_RESPONSE_BODIES:
-            if "json" in media_type or _JSON_START.match(text):
+            if "json" in media_type or _looks_json(text):
                 text = self._json_text(text, rules, budget)
             elif media_type == "application/x-www-form-urlencoded":
                 text = _mask_form(text, rules, budget)
             elif media_type == "multipart/form-data":
                 text = _mask_multipart(text, rules, budget)
         elif site is Site.DB:
-            if _JSON_START.match(text):
+            if _looks_json(text):
                 text = self._json_text(text, rules, budget)
             else:
                 text = _mask_pairs(_SQL_PAIR, text, rules, budget, "'" + MASKED + "'")
@@ -528,14 +540,7 @@ class Masking:
         try:
             parsed = json.loads(text)
         except (ValueError, RecursionError):
-            return _mask_pairs(
-                _JSON_PAIR,
-                text,
-                rules,
-                budget,
-                '"' + MASKED + '"',
-                lambda raw: self._json_string(raw, rules, budget),
-            )
+            return self._json_pairs(text, rules, budget)
         if type(parsed) is str:
             # JSON text encoded twice: the string may hold JSON text in turn
             inner = self._leaf(parsed, rules, budget)
@@ -564,6 +569,36 @@ class Masking:
             if colon and is_secret(key, budget):
                 return False
         return True
+
+    def _json_pairs(self, text: str, rules: Rules, budget: _Budget) -> str:
+        """JSON text that does not parse (cut short), masked pair by pair: a secret key's
+        value becomes `"****"` (a whole object or list, up to where the text ends), other
+        objects and lists are scanned inside, other strings masked as `_leaf` masks."""
+        out: List[str] = []
+        at = 0
+        search = _JSON_PAIR.search
+        while True:
+            match = search(text, at)
+            if match is None:
+                break
+            end = match.end()
+            lone = match.group(4)
+            if lone is not None:  # a string in a list
+                out.append(text[at : match.start()] + self._json_string(lone, rules, budget))
+                at = end
+                continue
+            value_start, kept = match.start(3), match.group(3)
+            if rules.is_secret(match.group(1), budget):
+                if kept in ("{", "["):
+                    end = _json_value_end(text, value_start)
+                out.append(text[at:value_start] + '"' + MASKED + '"')
+            elif kept[0] == '"':
+                out.append(text[at:value_start] + self._json_string(kept, rules, budget))
+            else:  # a scalar, or into an object or list: its pairs are matched in turn
+                out.append(text[at:end])
+            at = end
+        out.append(text[at:])
+        return "".join(out)
 
     def _sql_literal(self, match: re.Match[str], rules: Rules, budget: _Budget) -> str:
         """An SQL string literal holding JSON text, masked as a string holding it is."""
@@ -601,26 +636,27 @@ class Masking:
         return encoded if closed else encoded[:-1]
 
 
-def _mask_pairs(
-    pattern: re.Pattern[str],
-    text: str,
-    rules: Rules,
-    budget: _Budget,
-    masked: str,
-    value: Optional[Callable[[str], str]] = None,
-) -> str:
-    """`key <sep> value` pairs of `text` with a secret key get `masked` as their value;
-    the others' value goes through `value` (when given)."""
+def _json_value_end(text: str, start: int) -> int:
+    """Where the object or list opening at `start` ends (the text's end when cut short)."""
+    depth = 0
+    for token in _JSON_STRUCTURE.finditer(text, start):
+        bracket = token.group(0)
+        if bracket in ("{", "["):
+            depth += 1
+        elif bracket in ("}", "]"):
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    return len(text)
 
+
+def _mask_pairs(
+    pattern: re.Pattern[str], text: str, rules: Rules, budget: _Budget, masked: str
+) -> str:
     def replace(match: re.Match[str]) -> str:
         key = match.group(1)
         if rules.is_secret(key, budget):
             return match.group(0)[: match.start(3) - match.start(0)] + masked
-        if value is not None:
-            kept = match.group(3)
-            changed = value(kept)
-            if changed is not kept:
-                return match.group(0)[: match.start(3) - match.start(0)] + changed
         return match.group(0)
 
     return pattern.sub(replace, text)
