@@ -574,30 +574,36 @@ class Masking:
         """JSON text that does not parse (cut short), masked pair by pair: a secret key's
         value becomes `"****"` (a whole object or list, up to where the text ends), other
         objects and lists are scanned inside, other strings masked as `_leaf` masks."""
-        out: List[str] = []
-        at = 0
+        out: List[str] = []  # the text up to `copied`, masked
+        copied = at = 0
         search = _JSON_PAIR.search
+        is_secret = rules.is_secret
         while True:
             match = search(text, at)
             if match is None:
                 break
-            end = match.end()
-            lone = match.group(4)
+            at = match.end()
+            key, _sep, string, lone = match.groups()
             if lone is not None:  # a string in a list
-                out.append(text[at : match.start()] + self._json_string(lone, rules, budget))
-                at = end
-                continue
-            value_start, kept = match.start(3), match.group(3)
-            if rules.is_secret(match.group(1), budget):
-                if kept in ("{", "["):
-                    end = _json_value_end(text, value_start)
-                out.append(text[at:value_start] + '"' + MASKED + '"')
-            elif kept[0] == '"':
-                out.append(text[at:value_start] + self._json_string(kept, rules, budget))
+                string, start = lone, match.start()
+            else:
+                start = match.start(3)
+            if lone is None and is_secret(key, budget):
+                if string in ("{", "["):
+                    at = _json_value_end(text, start)
+                masked = '"' + MASKED + '"'
+            elif string[0] == '"' and ("{" in string or "[" in string):
+                masked = self._json_string(string, rules, budget)
+                if masked is string:
+                    continue
             else:  # a scalar, or into an object or list: its pairs are matched in turn
-                out.append(text[at:end])
-            at = end
-        out.append(text[at:])
+                continue
+            out.append(text[copied:start])
+            out.append(masked)
+            copied = at
+        if not out:
+            return text
+        out.append(text[copied:])
         return "".join(out)
 
     def _sql_literal(self, match: re.Match[str], rules: Rules, budget: _Budget) -> str:
