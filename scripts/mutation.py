@@ -134,15 +134,9 @@ EQUIVALENT: dict[str, str] = {
         "only hook ahead of it is zipimporter, which declines directories"
     ),
     f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::parse_version::compare-swap::"
-    "len(release) > 1 -> len(release) >= 1": (
+    "len(trimmed) > 1 -> len(trimmed) >= 1": (
         "a release of zeros trimmed to () instead of (0,): comparisons and prefix matches "
         "treat both as zeros (a shorter tuple of zeros sorts the same), so no answer changes"
-    ),
-    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_clause_matches::off-by-one::2 -> 1": (
-        "`==V.*` cut to `V.` instead of `V` (the tokenizer drops the trailing `.`), and "
-        "`parsed[2]` (pre-release) to `parsed[1]` (release, never None) in `<V`: a version "
-        "of V's release that is no pre-release is not below V either way. The key also "
-        "names the function's other 2s, which the tests kill"
     ),
     f"{DISTRO}/masking.py::::off-by-one::2048 -> *": (
         "the bound on cached answers per rule set (CACHE_SIZE) one more or less: the cache "

@@ -93,13 +93,60 @@ def test_consume_generator_and_bounded_binary_bodies(channel: Any, receiver: Any
                 break
         channel.cancel()
 
-    # The instrumentation keeps the last message's span current after the loop (until the
-    # next message): run the loop in its own context, as a consumer thread would, so that
-    # span does not stay active in the test process.
-    contextvars.copy_context().run(consume_two)
+    consume_two()
     assert [len(m) for m in got] == [10_000, 10_000]
     spans = receiver.wait_for_spans(4)
     published = [s.attributes["messaging.publish.body"] for s in spans if s.kind == "PRODUCER"]
     assert published == ["<binary body: 10000 bytes>", "x" * 2048]
     consumed = [s.attributes["messaging.consume.body"] for s in spans if s.kind == "CONSUMER"]
     assert consumed == published
+
+
+def test_spans_after_a_consume_loop_are_not_the_last_messages_children(
+    channel: Any, receiver: Any
+) -> None:
+    """A message's CONSUMER span is current while the loop body handles it, and no longer
+    once the app is past it: after `break`, after `cancel()`, and on an idle iteration
+    (`inactivity_timeout`), the app's new spans are roots, not the last message's children."""
+    tracer = tracing().tracer
+    queue, idle_queue = _queue(channel), _queue(channel)  # auto-deleted once cancelled
+    for n in range(2):
+        channel.basic_publish("", queue, f"m{n}".encode())
+    channel.basic_publish("", idle_queue, b"m2")
+    held_queue = _queue(channel)
+    channel.basic_publish("", held_queue, b"m3")
+
+    def scenario() -> None:
+        for method, _properties, body in channel.consume(queue, inactivity_timeout=10):
+            with tracer.start_as_current_span(f"handle-{body.decode()}"):
+                channel.basic_ack(method.delivery_tag)
+            if body == b"m1":
+                break
+        with tracer.start_as_current_span("after-break"):
+            pass
+        channel.cancel()
+        with tracer.start_as_current_span("after-cancel"):
+            pass
+        for method, _properties, _body in channel.consume(idle_queue, inactivity_timeout=0.2):
+            if method is None:  # idle: the app does its own work
+                with tracer.start_as_current_span("while-idle"):
+                    pass
+                break
+            channel.basic_ack(method.delivery_tag)
+        channel.cancel()
+        messages = channel.consume(held_queue, inactivity_timeout=10)  # kept by the app
+        method, _properties, _body = next(messages)
+        with tracer.start_as_current_span("handle-held"):
+            channel.basic_ack(method.delivery_tag)
+        channel.cancel()
+
+    # in a context of its own: whatever the instrumentation leaves current stays there
+    contextvars.copy_context().run(scenario)
+    spans = receiver.wait_for_spans(14)
+    consumers = [s for s in spans if s.kind == "CONSUMER"]
+    assert len(consumers) == 4
+    assert one(spans, "handle-held").parent_span_id == consumers[3].span_id
+    handled = [one(spans, f"handle-m{n}") for n in range(2)]
+    assert [h.parent_span_id for h in handled] == [c.span_id for c in consumers[:2]]
+    for name in ("after-break", "after-cancel", "while-idle"):
+        assert one(spans, name).parent_span_id == "", name

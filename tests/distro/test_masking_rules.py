@@ -9,9 +9,10 @@ import logging
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import lumigo_opentelemetry.masking as masking_module
@@ -439,3 +440,161 @@ def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str) -> Non
     assert DEFAULT.apply(Site.HTTP_QUERY_PARAMS, text) == expected
     headers = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, {"host": text}))
     assert headers == {"host": expected}
+
+
+# -- JSON text held by a string, cut short or otherwise not parseable ---------------------
+
+CUT_DOC = '{"password": "hunter2", "user": "ann", "api_key": "k-12'
+CUT_DOC_MASKED = f'{{"password": "{MASKED}", "user": "ann", "api_key": "{MASKED}"'
+
+
+@pytest.mark.parametrize("site", list(Site))
+def test_json_cut_short_inside_a_structure_is_masked_as_at_the_top(site: Site) -> None:
+    """A string holding JSON text that does not parse (cut by the app, a recording limit
+    upstream, a queue's size limit) gets its `"key": value` pairs masked at any depth, as
+    the same text is at the top: in headers, documents, the environment, bodies."""
+    doc = {"doc": CUT_DOC, "list": [CUT_DOC], "deeper": {"doc": " " + CUT_DOC}}
+    out = DEFAULT.apply(site, doc)
+    assert "hunter2" not in out and "k-12" not in out
+    assert json.loads(out) == {
+        "doc": CUT_DOC_MASKED,
+        "list": [CUT_DOC_MASKED],
+        "deeper": {"doc": " " + CUT_DOC_MASKED},
+    }
+
+
+@pytest.mark.parametrize("site", [Site.HTTP_REQUEST_BODIES, Site.HTTP_RESPONSE_BODIES, Site.DB])
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_cut_short_inside_json_text_is_masked(site: Site, indent: int | None) -> None:
+    """The same string inside a body or document given as JSON text, compact or not (the
+    text is scanned before it is walked: the scan must not take it for clean)."""
+    text = json.dumps({"doc": CUT_DOC, "n": 1}, indent=indent)
+    out = DEFAULT.apply(site, text, "application/json")
+    assert "hunter2" not in out and "k-12" not in out
+    assert json.loads(out) == {"doc": CUT_DOC_MASKED, "n": 1}
+
+
+@pytest.mark.parametrize("site", [Site.HTTP_REQUEST_BODIES, Site.HTTP_RESPONSE_BODIES, Site.DB])
+def test_json_text_cut_short_around_a_json_string_is_masked_inside_it(site: Site) -> None:
+    """A body cut short whose value is itself JSON text (an SQS message, a stored event):
+    the pairs inside that value are masked too, also when the value itself was cut."""
+    whole = json.dumps({"Message": json.dumps({"password": "hunter2", "n": 1}), "a": 1})
+    out = DEFAULT.apply(site, whole[:-8])
+    assert "hunter2" not in out
+    inner_cut = json.dumps({"Message": CUT_DOC})[:-1]  # the outer string's quote cut off
+    out = DEFAULT.apply(site, inner_cut)
+    assert "hunter2" not in out and "k-12" not in out
+    assert '\\"user\\": \\"ann\\"' in out  # what is not secret is kept as it was
+
+
+def test_json_text_holding_json_text_is_masked() -> None:
+    """A JSON body that is a JSON string of JSON text (encoded twice) is masked inside."""
+    body = json.dumps(json.dumps({"password": "hunter2", "n": 1}))
+    out = DEFAULT.apply(Site.HTTP_REQUEST_BODIES, body, "application/json")
+    assert "hunter2" not in out
+    assert json.loads(json.loads(out)) == {"password": MASKED, "n": 1}
+    cut = json.dumps(CUT_DOC)
+    out = DEFAULT.apply(Site.HTTP_RESPONSE_BODIES, cut, "application/json")
+    assert json.loads(out) == CUT_DOC_MASKED
+
+
+def test_json_text_in_an_sql_literal_is_masked() -> None:
+    """JSON text written into a column by a statement's literal (whole or cut short, in
+    a `VALUES` list or `name = '...'`) has its pairs masked as anywhere else."""
+    whole = """INSERT INTO t (id, doc) VALUES (1, '{"password": "hunter2", "n": 1}')"""
+    assert DEFAULT.apply(Site.DB, whole) == (
+        f"""INSERT INTO t (id, doc) VALUES (1, '{{"password":"{MASKED}","n":1}}')"""
+    )
+    cut = f"UPDATE t SET doc = '{CUT_DOC}' WHERE id = 2"
+    assert DEFAULT.apply(Site.DB, cut) == f"UPDATE t SET doc = '{CUT_DOC_MASKED}' WHERE id = 2"
+    plain = "SELECT '{not json}', '[1, 2]', 'it''s' FROM t"
+    assert DEFAULT.apply(Site.DB, plain) == plain
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "(?=(a+)+$)",  # inside a lookahead
+        "x|(?!(a|aa)+$)",  # inside a negative lookahead, in a branch
+        "(?<=x)y|(?=(a+)+$)",  # next to a lookbehind
+        "(x)?(?(1)b|(a+)+$)",  # in the `no` arm of a conditional group
+        "(x)?(?(1)(a+)+$|b)",  # in its `yes` arm
+    ],
+)
+def test_without_the_regex_engine_a_nested_repeat_in_an_assertion_fails_closed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, pattern: str
+) -> None:
+    """Lookarounds and conditional groups are looked into as other groups are: a nested
+    repeat there is not run on the standard engine (it would hang the request on a key
+    such as `aaa...a!`); the pattern matches every key and one warning names it."""
+    monkeypatch.setitem(sys.modules, "regex", None)
+    with caplog.at_level(logging.WARNING, logger="lumigo-opentelemetry"):
+        risky = Rules([pattern])
+    assert risky.is_secret("harmless") and risky.is_secret(EVIL_KEY)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and repr(pattern) in warnings[0]
+
+
+def test_without_the_regex_engine_safe_assertions_still_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "regex", None)
+    safe = Rules(["(?=x-)[a-z-]+", "(?<!_)id$", "(t)?(?(1)enant|org)_id"])
+    assert safe.is_secret("X-Trace") and safe.is_secret("tenant_id") and safe.is_secret("org_id")
+    assert not safe.is_secret("accept") and not safe.is_secret("user_id")
+
+
+@pytest.mark.parametrize(
+    ("cut", "masked"),
+    [
+        # a secret inside an object or a list of a cut text, compact or not
+        (
+            '{"outer": {"password": "hunter2", "n": 1',
+            f'{{"outer": {{"password": "{MASKED}", "n": 1',
+        ),
+        ('{"outer":{"password":"hunter2","n":1', f'{{"outer":{{"password":"{MASKED}","n":1'),
+        ('{"a": [{"token": "hunter2"}, {"n": 2', f'{{"a": [{{"token": "{MASKED}"}}, {{"n": 2'),
+        # a secret key whose value is an object or a list: the whole value, also when cut
+        ('{"password": {"a": "hunter2"}, "n": 1', f'{{"password": "{MASKED}", "n": 1'),
+        ('{"keys": ["hunter2", {"b": "c"}], "n": 1', f'{{"keys": "{MASKED}", "n": 1'),
+        ('{"n": 1, "secret": {"a": ["hunter2", "}', f'{{"n": 1, "secret": "{MASKED}"'),
+        # JSON text held by a string in a list of a cut text
+        (
+            '{"msgs": ["{\\"password\\": \\"hunter2\\"}", "x',
+            '{"msgs": ["{\\"password\\":\\"' + MASKED + '\\"}", "x',
+        ),
+    ],
+)
+def test_json_cut_short_masks_secrets_inside_objects_and_lists(cut: str, masked: str) -> None:
+    out = DEFAULT.apply(Site.HTTP_REQUEST_BODIES, cut)
+    assert "hunter2" not in out
+    assert out == masked
+
+
+_SECRET_VALUE = "Hunter2x"
+_json_docs = st.recursive(
+    st.one_of(st.integers(0, 99), st.sampled_from(["ann", "a b", "{x", "[1"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["user", "n", "items", "doc"]), inner, max_size=3).map(
+            lambda d: {**d, "password": _SECRET_VALUE}
+        ),
+        # JSON text held by a string, itself holding a secret
+        st.dictionaries(st.sampled_from(["user", "n"]), inner, max_size=2).map(
+            lambda d: json.dumps({**d, "api_key": _SECRET_VALUE})
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+@given(_json_docs, st.integers(0, 10_000), st.sampled_from([None, 1]))
+def test_no_secret_value_survives_json_cut_anywhere(doc: Any, cut: int, indent: Any) -> None:
+    """JSON text with secrets at any depth (also in JSON text held by strings), cut at
+    any point: no secret value is left in what is exported."""
+    text = json.dumps(doc, indent=indent)
+    assume(_SECRET_VALUE in text)
+    text = text[: cut % (len(text) + 1)]
+    for site in (Site.HTTP_REQUEST_BODIES, Site.DB):
+        assert _SECRET_VALUE not in DEFAULT.apply(site, text)
+    assert _SECRET_VALUE not in DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, {"x-doc": text})

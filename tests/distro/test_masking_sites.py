@@ -81,6 +81,8 @@ WEB_SECRETS = {
         "b-authz",
         "b-jwt",
         "b-userinfo",
+        "b-cut-json",
+        "h-cut-json",
         "env-github",
         "env-aws",
         "env-db",
@@ -112,6 +114,8 @@ def echo_request(app: AppProcess) -> tuple[str, dict[str, str]]:
         "X-Origin": f"https://u:{s['h-userinfo']}@example.invalid/",
         # userinfo in the incoming URL's authority: it lands in `http.host` and the like
         "Host": f"u:{s['host-userinfo']}@127.0.0.1:{app.port}",
+        # JSON text cut short in a header value: its pairs are masked one by one
+        "X-Context": f'{{"user": "ann", "password": "{s["h-cut-json"]}", "n',
     }
     body = {
         "token": s["b-token"],
@@ -122,6 +126,8 @@ def echo_request(app: AppProcess) -> tuple[str, dict[str, str]]:
         "db": f"postgres://user:{s['b-userinfo']}@host/db",
         "note": f"x {TEST_TOKEN}",
         "user": "ann",
+        # JSON text cut short held by a string (a forwarded message, a stored event)
+        "event": f'{{"user": "ann", "password": "{s["b-cut-json"]}", "n',
     }
     test_id, resp = call(app, "POST", f"/echo?{query}", headers=headers, json=body)
     assert resp.status_code == 200
@@ -435,6 +441,18 @@ SERVER_ROWS = [
     Row("body jwt", "http.request.body", f'"jwt":"{MASKED}"', "b-jwt"),
     Row("body URL userinfo", "http.request.body", f"postgres://{MASKED}@host/db", "b-userinfo"),
     Row("body tracer token", "http.request.body", f'"note":"x {MASKED}"', "tracer"),
+    Row(
+        "body JSON text cut short in a string",
+        "http.request.body",
+        f'\\"password\\": \\"{MASKED}\\"',
+        "b-cut-json",
+    ),
+    Row(
+        "header JSON text cut short",
+        "http.request.headers",
+        f'\\"password\\": \\"{MASKED}\\"',
+        "h-cut-json",
+    ),
     Row("response X-Auth-Token", "http.response.headers", f'"x-auth-token":"{MASKED}"', "response"),
     Row("response Set-Cookie", "http.response.headers", f'"set-cookie":"{MASKED}"', "response"),
     Row(

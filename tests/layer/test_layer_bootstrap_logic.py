@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from lumigo_injector.layer.bootstrap import lumigo_bootstrap as boot
@@ -20,12 +20,17 @@ VERSIONS = [
     "1.45.1", "3.20.3", "4.25.0", "5.0", "6.33.6", "7.36.2", "1!0.5", "1.0+local.7",
     # the other spellings PEP 440 allows for the same labels
     "1.0alpha1", "1.0beta2", "1.0c1", "1.0pre1", "1.0preview1", "1.0rev1", "1.0r1",
+    # the implicit post-release (`-N`), separators, labels without numbers, local parts
+    "1.0-1", "1-0", "1.0a1-1", "1.0-post1", "1.0_post2", "1.0a.", "1.0ar1", "V1.0-dev",
+    "1.0+LOCAL.07", "1.0+local-7", "1.0a1.post1", "1.0a1.post2.dev1", "1.0.post2.dev1",
 ]  # fmt: skip
 SPECIFIERS = [
     ">=1.0", "<2", "==1.0", "==1.*", "==1.0.*", "!=1.0", "!=1.*", "~=1.0", "~=1.0.0", ">1.0",
     "<1.0", "<=1.0", ">=0.46b0", "==0.59b0", "<2,>=1.25", ">=5.0,<7.0", "~=3.0", "~=1.52",
     ">=2.0,!=2.0.1", "<1.0rc1", ">1.0.post1", "==1.45.1", ">=4.21,<7", "==1!0.5", "<=2.0.dev0",
     "==1!0.*", "!=1!0.*", "===1.0", ">=1.0b1", "<1.0b1",
+    "==1.0.post1", "==1.0-1", ">1.0-1", "<1.0-1", "==1.0+local.7", "!=1.0+local.7",
+    "==v1.*", "~=1.0-1", "<1.0.post1", "<1.0.post2", ">1.0a1", ">1.0.dev1", "<1.0a1.post2",
 ]  # fmt: skip
 
 
@@ -38,8 +43,11 @@ def test_version_matches_agrees_with_packaging(version: str, spec: str) -> None:
 release = st.lists(st.integers(0, 12), min_size=1, max_size=4).map(
     lambda parts: ".".join(map(str, parts))
 )
-suffix = st.sampled_from(["", "a1", "b2", "rc1", ".post1", ".dev3", "a1.dev1", ".post2.dev1"])
-versions = st.builds(lambda r, s: r + s, release, suffix)
+suffix = st.sampled_from(
+    ["", "a1", "b2", "rc1", ".post1", ".dev3", "a1.dev1", ".post2.dev1", "-1", "rc1-2"]
+)
+local = st.sampled_from(["", "+local.1", "+ubuntu-2"])
+versions = st.builds(lambda r, s, loc: r + s + loc, release, suffix, local)
 operators = st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "~="])
 
 
@@ -51,7 +59,9 @@ def test_version_matches_random_clauses(version: str, op: str, target: str, tail
     assert boot.version_matches(version, spec) is expected
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "1.0-foo-bar", "1..x"])
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "1.0-foo-bar", "1..x", "1.0-1a1", "1.0_1", "1.0.-1", "1.0+", "1.0+a..b"]
+)
 def test_unparseable_versions_never_match(bad: str) -> None:
     assert boot.version_matches(bad, ">=0") is False
 
@@ -60,6 +70,19 @@ def test_unparseable_versions_never_match(bad: str) -> None:
 def test_invalid_clauses_never_match(clause: str) -> None:
     """A clause that is not PEP 440 counts as a mismatch: the layer steps aside."""
     assert boot.version_matches("1.5", clause) is False
+
+
+@pytest.mark.parametrize(
+    "clause",
+    ["==1.x.*", "==1.5a1.*", "==1.5+l.*", "==1.*.*", "<2.*", ">=1.0+l", "~=1.0+l", "<2+l"],
+)
+def test_clauses_packaging_rejects_never_match(clause: str) -> None:
+    """Wildcards only after a release and only with `==`/`!=`, local versions only with
+    `==`/`!=`: anything else is no specifier for `packaging` and a mismatch here."""
+    with pytest.raises(InvalidSpecifier):
+        SpecifierSet(clause)
+    assert boot.version_matches("1.5", clause) is False
+    assert boot.version_matches("1.5+l", clause) is False
 
 
 @pytest.mark.parametrize(

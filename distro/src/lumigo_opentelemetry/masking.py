@@ -3,7 +3,8 @@
 What is masked (values become `****`):
 
 - the value of every key a rule calls secret, at any depth: JSON keys (also in JSON
-  held by a string, e.g. a message body), form and query fields, multipart fields,
+  held by a string, e.g. a message body or an SQL literal, and pair by pair in JSON text
+  that does not parse, wherever it is), form and query fields, multipart fields,
   header names, environment variables, `name = 'literal'` pairs in SQL. A key is
   secret when one of the site's regexes matches at its start, case-insensitively
   (Python `re.match`, as the upstream distro). The default rules are
@@ -161,6 +162,8 @@ class _StdlibPattern:
 
 
 def _has_nested_repeat(pattern: str) -> bool:
+    """Whether `pattern` has a repeat inside a repeat, or an alternation under one, in
+    any group, lookaround or conditional group (or cannot be parsed: assumed so)."""
     try:
         import re._parser as sre_parse
     except ImportError:  # Python < 3.11
@@ -177,6 +180,10 @@ def _has_nested_repeat(pattern: str) -> bool:
                 nested = walk(arg if name == "ATOMIC_GROUP" else arg[-1], inside_repeat)
             elif name == "BRANCH":
                 nested = inside_repeat or any(walk(b, inside_repeat) for b in arg[1])
+            elif name in ("ASSERT", "ASSERT_NOT"):  # lookahead, lookbehind: (dir, pattern)
+                nested = walk(arg[1], inside_repeat)
+            elif name == "GROUPREF_EXISTS":  # (?(group)yes|no): (group, yes, no or None)
+                nested = any(walk(arm, inside_repeat) for arm in arg[1:] if arm is not None)
             else:
                 nested = False
             if nested:
@@ -286,16 +293,26 @@ def _parse_rules(raw: str, name: str, time_bound: float) -> Tuple[Rules, Optiona
 # userinfo of a URL: from `://` to the last `@` before the host's end
 _USERINFO = re.compile(r"://[^/?#\s\"'<>\\]+@")
 # `"key": value` pairs in text that is not (complete) JSON; the value may be cut short
-_JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
+# (a value is a string, maybe cut; the opening bracket of an object or list; or a scalar)
+_JSON_PAIR = re.compile(
+    r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[{\[]|[^\s,{}\[\]"]+)'
+    r'|("(?:[^"\\]|\\.)*"?)'  # or a string that is no key (in a list), maybe cut
+)
+# what matters when looking for the end of an object or list: brackets and strings
+_JSON_STRUCTURE = re.compile(r'[{\[\]}]|"(?:[^"\\]|\\.)*"?')
 _JSON_START = re.compile(r"\s*[{\[]")
 # every string of JSON text without escapes, in order, and whether it is a key
 _JSON_STRINGS = re.compile(r'"([^"]*)"(\s*:)?')
 # a string that starts like JSON (in JSON without escapes only an opening quote can)
 _NESTED_JSON_STRING = re.compile(r'"\s*[{\[]')
+# what a JSON string cut short may end in: half an escape (`\`, `\u12`)
+_HALF_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\(?:u[0-9a-fA-F]{0,3})?$")
 # `name = 'literal'` (or a number) in SQL
 _SQL_PAIR = re.compile(
     r"([A-Za-z_][\w$]*)(\s*=\s*)('(?:[^'\\]|\\.|'')*'?|\"(?:[^\"\\]|\\.)*\"?|-?\d[\w.]*)"
 )
+# a string literal in SQL (its closing quote may be cut off)
+_SQL_LITERAL = re.compile(r"'((?:[^'\\]|\\.|'')*)('?)")
 _PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECASE)
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _TOKEN_TAIL_MIN = 6
@@ -305,6 +322,19 @@ _warned: set[str] = set()
 def compact_json(value: Any) -> str:
     """Compact JSON text (the default encoding of masked structures)."""
     return _JSON_ENCODER.encode(value)
+
+
+def _looks_json(text: str) -> bool:
+    """Whether a site's text is taken for JSON: an object or list, or a JSON string
+    holding one (JSON encoded twice)."""
+    return _JSON_START.match(text) is not None or _NESTED_JSON_STRING.match(text) is not None
+
+
+def _compact_or_none(text: str) -> Optional[str]:
+    try:
+        return compact_json(json.loads(text))
+    except (ValueError, RecursionError):
+        return None
 
 
 class Masking:
@@ -478,9 +508,10 @@ class Masking:
 
     def _leaf(self, value: str, rules: Rules, budget: _Budget) -> str:
         first = value[:1]
-        if first and (first in "{[" or (first.isspace() and _JSON_START.match(value))):
-            # JSON inside a string (a message body, a parameter): masked as JSON
-            return self._scrub(self._json_text(value, rules, budget, pairs=False))
+        if first and (first in "{[" or ((first == '"' or first.isspace()) and _looks_json(value))):
+            # JSON inside a string (a message body, a parameter): masked as JSON, its
+            # pairs one by one when it does not parse (cut short), as at the top
+            return self._scrub(self._json_text(value, rules, budget))
         token = self.token
         if ("://" in value and "@" in value) or (token and token in value):
             return self._scrub(value)
@@ -490,26 +521,30 @@ class Masking:
         if site is Site.HTTP_QUERY_PARAMS:
             text = _mask_url_query(mask_authority(text), rules, budget)
         elif site is Site.HTTP_REQUEST_BODIES or site is Site.HTTP_RESPONSE_BODIES:
-            if "json" in media_type or _JSON_START.match(text):
+            if "json" in media_type or _looks_json(text):
                 text = self._json_text(text, rules, budget)
             elif media_type == "application/x-www-form-urlencoded":
                 text = _mask_form(text, rules, budget)
             elif media_type == "multipart/form-data":
                 text = _mask_multipart(text, rules, budget)
         elif site is Site.DB:
-            if _JSON_START.match(text):
+            if _looks_json(text):
                 text = self._json_text(text, rules, budget)
             else:
                 text = _mask_pairs(_SQL_PAIR, text, rules, budget, "'" + MASKED + "'")
+                if "'" in text and ("{" in text or "[" in text):
+                    text = _SQL_LITERAL.sub(lambda m: self._sql_literal(m, rules, budget), text)
         return self._scrub(text, cut=True)
 
-    def _json_text(self, text: str, rules: Rules, budget: _Budget, pairs: bool = True) -> str:
+    def _json_text(self, text: str, rules: Rules, budget: _Budget) -> str:
         try:
             parsed = json.loads(text)
         except (ValueError, RecursionError):
-            if not pairs:
-                return text
-            return _mask_pairs(_JSON_PAIR, text, rules, budget, '"' + MASKED + '"')
+            return self._json_pairs(text, rules, budget)
+        if type(parsed) is str:
+            # JSON text encoded twice: the string may hold JSON text in turn
+            inner = self._leaf(parsed, rules, budget)
+            return text if inner == parsed else compact_json(inner)
         if not isinstance(parsed, (dict, list)):
             return text
         if self._unchanged_json(text, rules, budget):
@@ -534,6 +569,91 @@ class Masking:
             if colon and is_secret(key, budget):
                 return False
         return True
+
+    def _json_pairs(self, text: str, rules: Rules, budget: _Budget) -> str:
+        """JSON text that does not parse (cut short), masked pair by pair: a secret key's
+        value becomes `"****"` (a whole object or list, up to where the text ends), other
+        objects and lists are scanned inside, other strings masked as `_leaf` masks."""
+        out: List[str] = []  # the text up to `copied`, masked
+        copied = at = 0
+        search = _JSON_PAIR.search
+        is_secret = rules.is_secret
+        while True:
+            match = search(text, at)
+            if match is None:
+                break
+            at = match.end()
+            key, _sep, string, lone = match.groups()
+            if lone is not None:  # a string in a list
+                string, start = lone, match.start()
+            else:
+                start = match.start(3)
+            if lone is None and is_secret(key, budget):
+                if string in ("{", "["):
+                    at = _json_value_end(text, start)
+                masked = '"' + MASKED + '"'
+            elif string[0] == '"' and ("{" in string or "[" in string):
+                masked = self._json_string(string, rules, budget)
+                if masked is string:
+                    continue
+            else:  # a scalar, or into an object or list: its pairs are matched in turn
+                continue
+            out.append(text[copied:start])
+            out.append(masked)
+            copied = at
+        if not out:
+            return text
+        out.append(text[copied:])
+        return "".join(out)
+
+    def _sql_literal(self, match: re.Match[str], rules: Rules, budget: _Budget) -> str:
+        """An SQL string literal holding JSON text, masked as a string holding it is."""
+        content = match.group(1)
+        if not _JSON_START.match(content):
+            return match.group(0)
+        masked = self._leaf(content, rules, budget)
+        if masked == content or masked == _compact_or_none(content):
+            return match.group(0)  # nothing masked: the statement is kept as written
+        return f"'{masked}{match.group(2)}"
+
+    def _json_string(self, raw: str, rules: Rules, budget: _Budget) -> str:
+        """A string value of JSON text that does not parse (`"..."`, its end maybe cut
+        off), masked as `_leaf` masks the string it holds: JSON text held by a string in
+        a cut body has its pairs masked too."""
+        if "{" not in raw and "[" not in raw:
+            return raw
+        try:
+            decoded = json.loads(raw)
+            closed = True
+        except ValueError:
+            # cut short: drop a half escape at the end and close the string
+            body = _HALF_ESCAPE.sub("", raw)
+            try:
+                decoded = json.loads(body + '"')
+            except ValueError:
+                return '"' + MASKED + '"'  # cannot tell what it holds: fail closed
+            closed = False
+        if type(decoded) is not str:
+            return raw
+        masked = self._leaf(decoded, rules, budget)
+        if masked == decoded:
+            return raw
+        encoded = _JSON_ENCODER.encode(masked)
+        return encoded if closed else encoded[:-1]
+
+
+def _json_value_end(text: str, start: int) -> int:
+    """Where the object or list opening at `start` ends (the text's end when cut short)."""
+    depth = 0
+    for token in _JSON_STRUCTURE.finditer(text, start):
+        bracket = token.group(0)
+        if bracket in ("{", "["):
+            depth += 1
+        elif bracket in ("}", "]"):
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    return len(text)
 
 
 def _mask_pairs(

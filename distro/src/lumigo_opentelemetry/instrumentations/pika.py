@@ -8,6 +8,12 @@ are instrumented as the app opens them (the upstream wraps `BlockingConnection.c
 and `Connection.channel`). A `BlockingChannel` drives an inner `Channel`, which the
 upstream instruments too (two PRODUCER spans per publish); its inner channel is set
 back to plain right after it opens, so each publish and delivery is one span.
+The upstream makes each message of `consume()` current as the generator hands it out and
+only detaches it when the next message is taken: after the loop (`break`, `cancel()`) or
+on an idle iteration (`inactivity_timeout`) the last message's span would stay current and
+the app's next spans become its children. `consume()` is wrapped so that its context ends
+whenever the app asks for the next item and when the generator ends or is closed, and
+`cancel()` ends it too.
 On top of it, as the upstream distro does, the message body as `messaging.publish.body`
 and `messaging.consume.body`: decoded as the message's `content_type` says, JSON masked,
 binary bodies as a size placeholder, truncated to the attribute limit.
@@ -16,7 +22,7 @@ binary bodies as a size placeholder, truncated to the attribute limit.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
 
@@ -86,6 +92,54 @@ def _one_span_per_blocking_call(
     return channel
 
 
+def _end_message_context(channel: Any) -> None:
+    """Detach the context the upstream attached for the message `consume()` last handed
+    out (it would stay current until the next message is taken)."""
+    try:
+        generator_info = getattr(channel, "_queue_consumer_generator", None)
+        proxy = getattr(generator_info, "pending_events", None)
+        token = getattr(proxy, "_self_active_token", None)
+        if proxy is None or token is None:
+            return
+        proxy._self_active_token = None  # the upstream would detach it again
+        reset = getattr(getattr(token, "var", None), "reset", None)
+        if reset is None:  # not a contextvars token: another runtime context
+            from opentelemetry import context
+
+            context.detach(token)
+        else:
+            reset(token)  # raises outside the context it was attached in: left as is
+    except Exception:
+        _LOG.debug("pika message context left attached", exc_info=True)
+
+
+def _consumed_with_context_ended(messages: Iterator[Any], channel: Any) -> Iterator[Any]:
+    try:
+        while True:
+            _end_message_context(channel)  # the app is done with the previous item
+            try:
+                item = next(messages)
+            except StopIteration:
+                return
+            yield item
+    finally:
+        _end_message_context(channel)
+        close = getattr(messages, "close", None)
+        if close is not None:
+            close()
+
+
+def _consume(wrapped: Callable[..., Any], instance: Any, args: Tuple[Any, ...], kwargs: Any) -> Any:
+    """`BlockingChannel.consume`: its messages' context ends with their iteration."""
+    return _consumed_with_context_ended(wrapped(*args, **kwargs), instance)
+
+
+def _cancel(wrapped: Callable[..., Any], instance: Any, args: Tuple[Any, ...], kwargs: Any) -> Any:
+    """`BlockingChannel.cancel`: the consumer generator's last message's context ends."""
+    _end_message_context(instance)
+    return wrapped(*args, **kwargs)
+
+
 _hooks: Optional[_Hooks] = None
 
 
@@ -107,6 +161,12 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
         from wrapt import wrap_function_wrapper
 
         wrap_function_wrapper("pika", "BlockingConnection.channel", _one_span_per_blocking_call)
+        wrap_function_wrapper(
+            "pika.adapters.blocking_connection", "BlockingChannel.consume", _consume
+        )
+        wrap_function_wrapper(
+            "pika.adapters.blocking_connection", "BlockingChannel.cancel", _cancel
+        )
 
 
 def uninstrument() -> None:
@@ -115,6 +175,9 @@ def uninstrument() -> None:
     if upstream.is_instrumented_by_opentelemetry:
         from opentelemetry.instrumentation.utils import unwrap
         from pika import BlockingConnection
+        from pika.adapters.blocking_connection import BlockingChannel
 
         unwrap(BlockingConnection, "channel")  # ours, on top of the upstream wrapper
+        unwrap(BlockingChannel, "consume")
+        unwrap(BlockingChannel, "cancel")
         upstream.uninstrument()

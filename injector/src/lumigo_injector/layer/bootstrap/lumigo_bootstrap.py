@@ -224,62 +224,104 @@ _INF = float("inf")
 
 
 def parse_version(text: str) -> Optional[tuple[int, tuple[int, ...], Any, Any, Any]]:
-    """Split a PEP 440 version into comparable parts; None if it is not one."""
-    text = text.strip().lower()
-    if text.startswith("v"):
-        text = text[1:]
-    text = text.split("+", 1)[0]  # local versions compare as their public part
-    epoch = 0
-    if "!" in text:
-        head, text = text.split("!", 1)
-        if not head.isdigit():
-            return None
-        epoch = int(head)
-    tokens = _tokens(text)
-    if not tokens or not isinstance(tokens[0], int):
+    """Split a PEP 440 version into comparable parts; None if it is not one.
+
+    Local versions compare as their public part (see `_parse` for the local part).
+    """
+    parts = _parse(text)
+    if parts is None:
         return None
+    epoch, release, pre, post, dev, _local = parts
+    trimmed = list(release)
+    while len(trimmed) > 1 and trimmed[-1] == 0:
+        trimmed.pop()
+    return epoch, tuple(trimmed), pre, post, dev
+
+
+_PRE_ORDER = ("preview", "alpha", "beta", "pre", "rc", "a", "b", "c")  # longest first
+_POST_ORDER = ("post", "rev", "r")
+
+
+def _parse(text: str) -> Optional[tuple[int, tuple[int, ...], Any, Any, Any, Any]]:
+    """A PEP 440 version, spelled as the PEP allows: (epoch, release as written, pre,
+    post, dev, local as a tuple or None); None if `text` is not one.
+
+    `[v][N!]N(.N)*[[-_.]pre[-_.][N]][-N | [-_.]post[-_.][N]][[-_.]dev[-_.][N]][+local]`,
+    case-insensitive, surrounding whitespace ignored; a label without a number has 0.
+    """
+    s = text.strip().lower()
+    end = len(s)
+
+    def number(at: int) -> tuple[Optional[int], int]:
+        stop = at
+        while stop < end and "0" <= s[stop] <= "9":
+            stop += 1
+        return (int(s[at:stop]), stop) if stop > at else (None, at)
+
+    def labelled(at: int, labels: tuple[str, ...]) -> tuple[Optional[str], int, int]:
+        """`[sep]label[sep][N]` at `at`: (label, its number or 0, where it ends)."""
+        if s[at : at + 1] in ("-", "_", "."):
+            at += 1
+        for label in labels:
+            if s.startswith(label, at):
+                after = at + len(label)
+                if s[after : after + 1] in ("-", "_", "."):
+                    after += 1  # a separator is taken even when no number follows
+                value, stop = number(after)
+                return label, value or 0, stop
+        return None, 0, at
+
+    at = 1 if s.startswith("v") else 0
+    epoch = 0
+    value, stop = number(at)
+    if value is not None and s[stop : stop + 1] == "!":
+        epoch, at = value, stop + 1
     release: list[int] = []
-    index = 0
-    while index < len(tokens) and isinstance(tokens[index], int):
-        release.append(int(tokens[index]))
-        index += 1
+    while True:
+        value, stop = number(at)
+        if value is None:
+            if not release:
+                return None
+            break
+        release.append(value)
+        at = stop
+        if not (s[at : at + 1] == "." and "0" <= s[at + 1 : at + 2] <= "9"):
+            break
+        at += 1
     pre: Any = None
+    label, value, stop = labelled(at, _PRE_ORDER)
+    if label is not None:
+        pre, at = (_PRE_LABELS[label], value), stop
     post: Any = None
+    if s[at : at + 1] == "-" and "0" <= s[at + 1 : at + 2] <= "9":
+        post, at = number(at + 1)  # `1.0-1` is 1.0.post1
+    else:
+        label, value, stop = labelled(at, _POST_ORDER)
+        if label is not None:
+            post, at = value, stop
     dev: Any = None
-    while index < len(tokens):
-        label = tokens[index]
-        number = 0
-        if index + 1 < len(tokens) and isinstance(tokens[index + 1], int):
-            number = int(tokens[index + 1])
-            index += 1
-        index += 1
-        if label in _PRE_LABELS and pre is None and post is None and dev is None:
-            pre = (_PRE_LABELS[str(label)], number)
-        elif label in _POST_LABELS and post is None and dev is None:
-            post = number
-        elif label == "dev" and dev is None:
-            dev = number
-        else:
+    label, value, stop = labelled(at, ("dev",))
+    if label is not None:
+        dev, at = value, stop
+    local: Any = None
+    if s[at : at + 1] == "+":
+        local = tuple(_local_parts(s[at + 1 :]))
+        if not local:
             return None
-    while len(release) > 1 and release[-1] == 0:
-        release.pop()
-    return epoch, tuple(release), pre, post, dev
+        at = end
+    if at != end:
+        return None
+    return epoch, tuple(release), pre, post, dev, local
 
 
-def _tokens(text: str) -> list[int | str]:
-    """'1.0rc1.post2' -> [1, 0, 'rc', 1, 'post', 2]; separators are dropped."""
-    tokens: list[int | str] = []
-    current = ""
-    for char in text + ".":
-        kind = "d" if char.isdigit() else ("a" if char.isalpha() else "s")
-        if current and (kind == "s" or kind != ("d" if current[0].isdigit() else "a")):
-            tokens.append(int(current) if current[0].isdigit() else current)
-            current = ""
-        if kind != "s":
-            current += char
-        elif char not in ".-_":
+def _local_parts(text: str) -> list[int | str]:
+    """`ubuntu-1.02` -> ['ubuntu', 1, 2]; empty when it is no local version label."""
+    parts: list[int | str] = []
+    for part in text.replace("-", ".").replace("_", ".").split("."):
+        if not part or not all("a" <= c <= "z" or "0" <= c <= "9" for c in part):
             return []
-    return tokens
+        parts.append(int(part) if part.isdigit() else part)
+    return parts
 
 
 def _sort_key(parsed: tuple[int, tuple[int, ...], Any, Any, Any]) -> tuple[Any, ...]:
@@ -320,60 +362,45 @@ def _clause_matches(raw: str, parsed: Any, clause: str) -> bool:
         return False
     if op == "===":
         return raw.strip().lower() == target.lower()
-    if op in ("==", "!=") and target.endswith(".*"):
-        digits = _release_digits(target[:-2])
-        if digits is None:
+    if target.endswith(".*"):
+        # `==V.*` / `!=V.*`: V is a release only (epoch allowed), no other operator
+        prefix = _parse(target[:-2])
+        if op not in ("==", "!=") or prefix is None or prefix[2:] != (None,) * 4:
             return False
-        matched = _prefix_match(parsed, (_epoch(target), tuple(digits)))
+        matched = _prefix_match(parsed, (prefix[0], prefix[1]))
         return matched if op == "==" else not matched
+    full = _parse(target)
+    if full is None or (full[5] is not None and op not in ("==", "!=")):
+        return False  # a local version only with `==` / `!=`
     wanted = parse_version(target)
     if wanted is None:
         return False
     mine, theirs = _sort_key(parsed), _sort_key(wanted)
-    if op == "==":
-        return mine == theirs
-    if op == "!=":
-        return mine != theirs
+    if op in ("==", "!="):
+        equal = mine == theirs
+        if equal and full[5] is not None:  # `==V+local`: the local part must match too
+            own = _parse(raw)
+            equal = own is not None and own[5] == full[5]
+        return equal if op == "==" else not equal
     if op == "<=":
         return mine <= theirs
     if op == ">=":
         return mine >= theirs
     if op == "<":
-        # `<V` excludes pre-releases of V itself unless V is one
-        same_release = parsed[0] == wanted[0] and parsed[1] == wanted[1]
-        mine_pre = parsed[2] is not None or parsed[4] is not None
-        plain = wanted[2] is None and wanted[3] is None and wanted[4] is None
-        if same_release and plain and mine_pre:
-            return False
+        # `<V` excludes V's own pre-releases unless V is one: below V.dev0
+        if wanted[2] is None and wanted[4] is None:
+            theirs = _sort_key((wanted[0], wanted[1], None, wanted[3], 0))
         return mine < theirs
     if op == ">":
-        # `>V` excludes post-releases of V itself unless V is one
-        same_release = parsed[0] == wanted[0] and parsed[1] == wanted[1]
-        plain = wanted[2] is None and wanted[3] is None and wanted[4] is None
-        if same_release and plain and parsed[3] is not None:
+        # `>V` excludes V's own post-releases (V with a post part) unless V is one
+        own_post = parsed[3] is not None and parsed[:3] == wanted[:3]
+        if own_post and wanted[3] is None and wanted[4] is None:
             return False
         return mine > theirs
     # op == "~=": >= V, and the same release as V without its last part
-    full = _release_digits(target)
-    if full is None or len(full) < 2:
+    if len(full[1]) < 2:
         return False
-    return mine >= theirs and _prefix_match(parsed, (wanted[0], tuple(full[:-1])))
-
-
-def _epoch(target: str) -> int:
-    head = target.strip().split("!", 1)[0] if "!" in target else "0"
-    return int(head) if head.isdigit() else -1
-
-
-def _release_digits(target: str) -> Optional[list[int]]:
-    """The release numbers of `target` as written (trailing zeros kept)."""
-    tokens = _tokens(target.strip().lower().lstrip("v").split("+", 1)[0].split("!")[-1])
-    digits: list[int] = []
-    for token in tokens:
-        if not isinstance(token, int):
-            break
-        digits.append(token)
-    return digits or None
+    return mine >= theirs and _prefix_match(parsed, (wanted[0], full[1][:-1]))
 
 
 def _prefix_match(parsed: Any, prefix: tuple[int, tuple[int, ...]]) -> bool:
