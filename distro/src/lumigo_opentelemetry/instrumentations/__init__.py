@@ -5,7 +5,8 @@
 the library, of its instrumentation or of wrapt is imported until the application
 imports that module. Then the hook imports `lumigo_opentelemetry.instrumentations.<name>`,
 checks the installed library version against the range the upstream instrumentor
-declares (out of range: one info line, the library is left alone) and calls its
+declares (read from its distribution's metadata where the module names it, see
+`_version_gate`; out of range: one info line, the library is left alone) and calls its
 `instrument(config, tracer_provider)`.
 
 Every instrumentation module satisfies the `Instrumentation` protocol (mypy checks each
@@ -96,7 +97,18 @@ def module_name(name: str) -> str:
 
 
 def version_conflict(instrumentation: ModuleType) -> Optional[str]:
-    """Why the installed library is outside the instrumentor's declared range, or None."""
+    """Why the installed library is outside the instrumentor's declared range, or None.
+
+    A module naming its instrumentor's distribution (`INSTRUMENTOR_DISTRIBUTION`) is
+    first checked from that distribution's metadata (`_version_gate`), without
+    importing the instrumentor; only when that cannot tell is the instrumentor asked.
+    """
+    distribution = getattr(instrumentation, "INSTRUMENTOR_DISTRIBUTION", None)
+    if distribution is not None:
+        from lumigo_opentelemetry.instrumentations._version_gate import in_declared_range
+
+        if in_declared_range(distribution):
+            return None
     from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
     requirements = instrumentation.instrumentor().instrumentation_dependencies()
