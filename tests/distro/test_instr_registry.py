@@ -89,6 +89,23 @@ def test_disabled_instrumentations_are_left_alone(receiver: OtlpReceiver, disabl
     assert out["fastapi_class"] == expected_fastapi
 
 
+def test_semconv_opt_in_traces_through_the_contrib_instrumentor(receiver: OtlpReceiver) -> None:
+    # the provider waits for the first tracer there too: contrib asks for it per app
+    out, _ = probe(
+        ["import_distro", "flask_request", "loaded", "flush"],
+        receiver,
+        OTEL_SEMCONV_STABILITY_OPT_IN="http",
+        OTEL_SERVICE_NAME="registry-probe-semconv",
+    )
+    assert out["flask"] == {"class": "_InstrumentedFlask", "body": "probe ok"}
+    assert "opentelemetry.instrumentation.flask" in out["loaded"][0]
+    [span] = receiver.wait_for_spans(
+        1, where=lambda s: s.service == "registry-probe-semconv" and s.kind == "SERVER"
+    )
+    assert span.attributes["http.request.method"] == "GET"  # the stable conventions
+    assert json.loads(span.attributes["http.request.headers"])["x-probe"] == "1"
+
+
 def test_a_failing_instrumentation_leaves_the_app_working(receiver: OtlpReceiver) -> None:
     out, stderr = probe(["import_distro", "break_flask", "flask_request"], receiver)
     assert out["flask"]["body"] == "probe ok"
