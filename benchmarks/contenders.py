@@ -14,11 +14,14 @@ from lumigo_injector.layer.build import source_hash
 from lumigo_injector.layer.cache import cache_root
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_PACKAGES = ["flask>=3,<4", "gunicorn>=22", "fastapi", "uvicorn>=0.29", "pymysql>=1.1"]
+APP_PACKAGES = ["flask>=3,<4", "gunicorn>=22", "fastapi", "uvicorn>=0.29", "pymysql>=1.1",
+                "django>=4.2", "psycopg[binary]>=3.1"]  # fmt: skip
 OTEL_INSTRUMENTATIONS = [
     "opentelemetry-instrumentation-flask",
     "opentelemetry-instrumentation-fastapi",
     "opentelemetry-instrumentation-pymysql",
+    "opentelemetry-instrumentation-django",
+    "opentelemetry-instrumentation-psycopg",
     "opentelemetry-instrumentation-botocore",
     "opentelemetry-instrumentation-pymongo",
     "opentelemetry-instrumentation-requests",

@@ -1,6 +1,6 @@
 """Side-by-side benchmarks: our distro against the tracers users would pick instead.
 
-    uv run python benchmarks/run.py [--quick] [--json out.json] [--only NAME ...]
+    uv run python benchmarks/run.py [--quick] [--json out.json] [--only NAME ...] [--apps APP ...]
 
 Every figure is measured in one run on one machine, contenders interleaved round by
 round (A B C A B C ...), and reported as the median over rounds with its spread, as a
@@ -47,8 +47,10 @@ from lumigo_devtools.receiver import OtlpReceiver  # noqa: E402
 APPS = HERE / "apps"
 CPU_NAMES = ("baseline", "ours", "ours-layer", "vanilla")
 CPU_QUICK_NAMES = ("baseline", "ours")
-VERSIONED = ["flask", "fastapi", "gunicorn", "uvicorn", "pymysql", "opentelemetry-sdk",
-             "lumigo_opentelemetry", "ddtrace", "opentelemetry-distro"]
+VERSIONED = ["flask", "fastapi", "django", "gunicorn", "uvicorn", "pymysql", "psycopg",
+             "opentelemetry-sdk", "lumigo_opentelemetry", "ddtrace", "opentelemetry-distro"]
+#: the web apps under load, in the order they run (Django: on PostgreSQL)
+WEB_APPS = ("flask", "fastapi", "django")
 
 
 class Samples:
@@ -85,6 +87,24 @@ def ensure_db() -> None:
             )
     conn.commit()
     conn.close()
+
+
+def ensure_pg() -> str | None:
+    """The Django app's table in PostgreSQL (127.0.0.1:5432, database `test`); why it could
+    not be made, or None."""
+    try:
+        import psycopg
+
+        conn = psycopg.connect("host=127.0.0.1 dbname=test user=postgres", autocommit=True)
+    except Exception as exc:  # no PostgreSQL: the Django rows are left out, with a note
+        return f"PostgreSQL at 127.0.0.1:5432 unavailable ({exc}); the Django rows are left out"
+    with conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_items (id INT PRIMARY KEY, name TEXT)")
+        conn.execute(
+            "INSERT INTO bench_items SELECT i, 'item-' || i FROM generate_series(0, 99) AS i "
+            "ON CONFLICT (id) DO NOTHING"
+        )
+    return None
 
 
 class Bench:
@@ -147,9 +167,10 @@ class Bench:
     def argv(self, c: Contender, app: str, port: int) -> list[str]:
         venv = self.venvs[c.name] / "bin"
         wrapper = [str(venv / c.wrapper[0]), *c.wrapper[1:]] if c.wrapper else []
-        if app == "flask":
+        if app in ("flask", "django"):
+            target = "flask_app:app" if app == "flask" else "django_app:application"
             return [*wrapper, str(venv / "gunicorn"), "-w", "1", "-k", "sync",
-                    "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), "flask_app:app"]
+                    "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), target]
         return [*wrapper, str(venv / "python"), "-m", "uvicorn", "fastapi_app:app",
                 "--app-dir", str(APPS), "--port", str(port), "--log-level", "warning",
                 "--no-access-log"]
@@ -158,8 +179,13 @@ class Bench:
 
     def serve(self, c: Contender, app: str, endpoint: str | None = None) -> tuple[Server, str]:
         port = free_port()
-        server = Server(self.argv(c, app, port), self.env_for(c, endpoint), APPS,
-                        self.work / f"{c.name}-{app}.log")
+        env = self.env_for(c, endpoint)
+        if app == "django":
+            # a tracer that instruments Django before gunicorn's --chdir (opentelemetry-
+            # instrument reads the settings at start-up) must find the settings module
+            env["DJANGO_SETTINGS_MODULE"] = "django_settings"
+            env["PYTHONPATH"] = ":".join(p for p in (env.get("PYTHONPATH"), str(APPS)) if p)
+        server = Server(self.argv(c, app, port), env, APPS, self.work / f"{c.name}-{app}.log")
         return server, f"http://127.0.0.1:{port}"
 
     def _exported(self) -> int:
@@ -179,8 +205,8 @@ class Bench:
                 rss_start = server.rss_mib()
                 served = 0
                 for endpoint in ("hello", "db"):
-                    if self.quick and endpoint == "db" and app == "fastapi":
-                        continue
+                    if self.quick and (endpoint, app) in (("db", "fastapi"), ("hello", "django")):
+                        continue  # quick: the smoke run keeps one Django figure, on PostgreSQL
                     run_wrk(base + f"/{endpoint}", 1)  # warm-up
                     result = run_wrk(base + f"/{endpoint}", seconds)
                     served += result.requests
@@ -379,7 +405,7 @@ def build_report(
     def plain(metric: str, unit: str = "") -> Callable[[str], str]:
         return lambda name: _fmt(s.median(metric, name), unit)
 
-    for app in ("flask", "fastapi"):
+    for app in WEB_APPS:
         for endpoint in ("hello", "db"):
             key = f"{app}.{endpoint}"
             if f"{key}.rps" not in s.data:
@@ -388,9 +414,10 @@ def build_report(
             rows.append((f"{app} /{endpoint} p50 latency ms", plain(f"{key}.p50_ms")))
             rows.append((f"{app} /{endpoint} p99 latency ms", plain(f"{key}.p99_ms")))
     rows.append(("flask start-up to first 200 (added ms)", added("flask.startup_s", 1000, " ms")))
-    if "fastapi.startup_s" in s.data:
-        rows.append(("fastapi start-up to first 200 (added ms)",
-                     added("fastapi.startup_s", 1000, " ms")))
+    for app in WEB_APPS[1:]:
+        if f"{app}.startup_s" in s.data:
+            rows.append((f"{app} start-up to first 200 (added ms)",
+                         added(f"{app}.startup_s", 1000, " ms")))
     rows.append(("python -c 'import flask' (added ms)", added("import_flask.wall_ms", 1, " ms")))
     rows.append(("python -c pass, no instrumented lib (added ms)", added("bare.wall_ms", 1, " ms")))
     rows.append(("python -c pass, max RSS (added MiB)", added("bare.maxrss_mib", 1, " MiB")))
@@ -532,19 +559,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="contenders to run (baseline always runs)")
     parser.add_argument("--markdown", type=Path, help="write the table as Markdown (BENCHMARKS.md)")
     parser.add_argument("--no-cpu", action="store_true", help="skip the callgrind CPU figure")
+    parser.add_argument("--apps", nargs="*", choices=WEB_APPS,
+                        help="web apps to load (default: all)")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
     seconds = args.seconds or (1.0 if args.quick else 5.0)
 
     ensure_db()
+    apps = list(args.apps or WEB_APPS)
+    no_pg = ensure_pg() if "django" in apps else None
+    if no_pg:
+        apps.remove("django")
     bench = Bench(args)
+    if no_pg:
+        bench.notes.append(no_pg)
     try:
         print(f"benchmark cache: {cache_dir()}", flush=True)
         bench.prepare()
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}: start-up", flush=True)
             bench.startup_round()
-            for app in ("flask", "fastapi"):
+            for app in apps:
                 print(f"round {r + 1}/{args.rounds}: {app} under wrk", flush=True)
                 bench.web_round(app, seconds)
             print(f"round {r + 1}/{args.rounds}: receiver black-holed", flush=True)

@@ -61,7 +61,11 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "pod-mutation",
         (f"{INJ}/k8s/steps.py", f"{INJ}/k8s/undo.py", f"{INJ}/k8s/mutation.py"),
-        ("tests/k8s/test_mutation_rules.py", "tests/k8s/test_mutation_properties.py"),
+        (
+            "tests/k8s/test_mutation_rules.py",
+            "tests/k8s/test_mutation_properties.py",
+            "tests/k8s/test_mutation_annotation_limit.py",
+        ),
     ),
     Target(
         "bootstrap",
@@ -69,6 +73,8 @@ TARGETS: tuple[Target, ...] = (
         (
             "tests/layer/test_layer_bootstrap_logic.py",
             "tests/layer/test_layer_bootstrap_conflicts.py",
+            "tests/layer/test_layer_bootstrap_groups.py",
+            "tests/layer/test_layer_bootstrap_process.py",
         ),
     ),
     Target(
@@ -93,6 +99,7 @@ TARGETS: tuple[Target, ...] = (
             "tests/serve/test_webhook_review.py",
             "tests/serve/test_webhook_fastpath.py",
             "tests/serve/test_webhook_failopen.py",
+            "tests/serve/test_metrics.py",
         ),
     ),
     Target(
@@ -118,10 +125,89 @@ EQUIVALENT: dict[str, str] = {
         "the SDK's span processors never call a span exporter's force_flush (the batch "
         "processor flushes its own queue), so neither its default nor its answer is seen"
     ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_frozen::negate-condition::*": (
+        "called only for _frozen_importlib and _frozen_importlib_external, which are always "
+        "loaded: __import__ of a loaded module returns that same module"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::install_no_bytecode_writes::off-by-one::*": (
+        "the layer's path hook second instead of first in sys.path_hooks: at start-up the "
+        "only hook ahead of it is zipimporter, which declines directories"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::parse_version::compare-swap::"
+    "len(release) > 1 -> len(release) >= 1": (
+        "a release of zeros trimmed to () instead of (0,): comparisons and prefix matches "
+        "treat both as zeros (a shorter tuple of zeros sorts the same), so no answer changes"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_clause_matches::off-by-one::2 -> 1": (
+        "`==V.*` cut to `V.` instead of `V` (the tokenizer drops the trailing `.`), and "
+        "`parsed[2]` (pre-release) to `parsed[1]` (release, never None) in `<V`: a version "
+        "of V's release that is no pre-release is not below V either way. The key also "
+        "names the function's other 2s, which the tests kill"
+    ),
+    f"{DISTRO}/masking.py::::off-by-one::2048 -> *": (
+        "the bound on cached answers per rule set (CACHE_SIZE) one more or less: the cache "
+        "stays bounded and every answer is the same"
+    ),
+    f"{DISTRO}/masking.py::::off-by-one::256 -> *": (
+        "the longest key worth caching (CACHED_KEY_LENGTH) one more or less: a key at the "
+        "cut-off is answered again instead of from the cache, with the same answer"
+    ),
+    f"{DISTRO}/masking.py::Rules._decide::compare-swap::"
+    "len(key) <= CACHED_KEY_LENGTH -> len(key) < CACHED_KEY_LENGTH": (
+        "whether a key of exactly 256 characters is cached: the answer is the same either "
+        "way (computed again), only the cache's one-character cut-off moves"
+    ),
+    f"{DISTRO}/masking.py::_has_nested_repeat::return-none::return True -> return None": (
+        "the fallback for a pattern re's parser rejects: _StdlibPattern compiled the same "
+        "pattern with re (the same parser) just before, so the parser never fails here"
+    ),
+    f"{DISTRO}/export/otlp.py::build_batch_processor::bool-swap::"
+    "config.bsp_export_timeout_ms or BSP_DEFAULT_EXPORT_TIMEOUT_MS -> "
+    "config.bsp_export_timeout_ms and BSP_DEFAULT_EXPORT_TIMEOUT_MS": (
+        "the SDK versions the distro allows (opentelemetry-sdk 1.41 to 1.45.1) accept "
+        "export_timeout_millis but never use it: no export is cut short by it"
+    ),
     f"{DISTRO}/export/otlp.py::DeadlineExporter.export::compare-swap::"
     "time.monotonic() >= (self._deadline or 0.0) -> time.monotonic() > (self._deadline or 0.0)": (
         "a monotonic clock equal to the deadline to the nanosecond: `>=` and `>` differ "
         "at one instant only"
+    ),
+    f"{INJ}/k8s/propagation.py::_emptied::return-none::return False -> return None": (
+        "its one caller only tests the answer for truth: None and False are read alike"
+    ),
+    f"{INJ}/serve/namespaces.py::NamespaceDirectory.__init__::off-by-one::*": (
+        "max_failed 1024 off by one: one remembered failed namespace read more or less "
+        "(the bound itself is tested with max_failed=100)"
+    ),
+    f"{INJ}/serve/namespaces.py::NamespaceDirectory.get::compare-swap::"
+    "time.monotonic() - failed_at < self._negative_ttl -> "
+    "time.monotonic() - failed_at <= self._negative_ttl": (
+        "a failed read retried when exactly negative_ttl has passed, to the nanosecond: "
+        "`<` and `<=` differ at one instant only"
+    ),
+    f"{INJ}/serve/namespaces.py::api_fetcher.fetch::off-by-one::2 -> [13]": (
+        "the namespace read's own client timeout (2 s) sits under the directory's "
+        "fetch_timeout (2 s), which bounds what an admission waits; a second more or less "
+        "shows only for a read taking 1 to 3 s, a timing figure, not a test"
+    ),
+    f"{INJ}/serve/webhook.py::read_body::remove-call::chunks.clear() -> pass": (
+        "the list is local and dropped as the function returns None just after"
+    ),
+    f"{INJ}/serve/webhook.py::DecisionCache.__init__::off-by-one::64 -> 6[35]": (
+        "pods of 63 to 65 KiB cached or not: the cache never changes an answer, and the "
+        "memory bound moves by 1 KiB per entry"
+    ),
+    f"{INJ}/serve/webhook.py::DecisionCache.__init__::off-by-one::1024 -> 102[35]": (
+        "the same 64 KiB cut-off, one byte per KiB off: whether a pod near it is cached"
+    ),
+    f"{INJ}/serve/review.py::AdmissionRequest::bool-constant::False -> True": (
+        "the dry_run default is never used: every AdmissionRequest is built with it"
+    ),
+    f"{INJ}/serve/review.py::nests_deeper::return-none::return False -> return None": (
+        "its one caller (too_deep) only tests the answer for truth"
+    ),
+    f"{INJ}/ecs/containers.py::sidecar_reason::return-none::return '' -> return None": (
+        "its one caller only tests the reason for truth: None and '' are read alike"
     ),
 }
 
@@ -513,14 +599,17 @@ def run_target(
     module_budget: float,
     show: Any,
     baseline: bool = True,
+    only: frozenset[str] | None = None,
 ) -> ModuleReport:
-    """Baseline, then mutants until done or out of time."""
+    """Baseline, then mutants until done or out of time (`only`: just these keys)."""
     report = ModuleReport(target.name)
     planned: list[tuple[Mutant, str]] = []
     for source in target.sources:
         planned += mutants_of(source, (ROOT / source).read_text())
     report.mutants = len(planned)
-    if sample is not None and sample < len(planned):
+    if only is not None:
+        planned = [(m, text) for m, text in planned if m.key in only]
+    elif sample is not None and sample < len(planned):
         planned = rng.sample(planned, sample)
     tests = list(target.tests)
     module_end = min(deadline, time.monotonic() + module_budget)
@@ -593,6 +682,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="skip the unmutated run (when the same tests just passed, e.g. on CI)",
     )
+    p.add_argument(
+        "--rerun",
+        type=Path,
+        help="run only the survivors of an earlier --json report (e.g. after adding tests)",
+    )
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument(
         "--fail-on-survivors",
@@ -638,6 +732,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     work_parent = args.workdir or Path(tempfile.gettempdir())
     work_parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="lumigo-mutation-", dir=work_parent))
+    only: frozenset[str] | None = None
+    if args.rerun:
+        earlier = json.loads(args.rerun.read_text())
+        only = frozenset(
+            s["key"]
+            for module in earlier["modules"]
+            for s in module["survivors"]
+            if s["status"] == "survived"
+        )
     rng = random.Random(args.seed)
     start = time.monotonic()
     deadline = start + args.budget_seconds
@@ -658,6 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         module_budget,
                         show,
                         baseline=not args.no_baseline,
+                        only=only,
                     )
                 )
             except (OSError, SyntaxError, ToolError) as exc:

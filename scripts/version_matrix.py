@@ -3,12 +3,15 @@
     uv run python scripts/version_matrix.py            # every row of tests/helpers/versions.py
     uv run python scripts/version_matrix.py --quick    # oldest and newest rows (what CI runs)
     uv run python scripts/version_matrix.py --lib pymongo --lib pymysql
+    uv run python scripts/version_matrix.py --python 3.9 --python 3.13
     uv run python scripts/version_matrix.py --list     # print the rows, run nothing
 
-For each (library, row) it runs that library's end-to-end tests with the row pinned
-(env `LUMIGO_MATRIX_<LIB>`), reads the versions the row really installed from the app venv
-the tests used, and writes docs/tested-versions.md (rows of libraries not run this time
-are kept from the existing file). Exit code 1 when any row failed.
+For each (library, row, interpreter) it runs that library's end-to-end tests with the row
+pinned (env `LUMIGO_MATRIX_<LIB>`) in app venvs of that CPython (env `LUMIGO_MATRIX_PYTHON`;
+default: every CPython of `PYTHONS` this machine has), reads the versions the row really
+installed from the app venv the tests used, and writes docs/tested-versions.md (rows not
+run this time are kept from the existing file, with their date). Exit code 1 when any row
+failed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,8 @@ sys.path.insert(0, str(REPO))
 from tests.helpers.versions import MATRIX, labels  # noqa: E402
 
 OUTPUT = REPO / "docs" / "tested-versions.md"
+#: the CPython minors the layer supports, the interpreters the matrix runs on by default
+PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ LIBRARIES.update(
         "pika": Library((_NEW_APPS,), ("pika",), select="pika"),
         "grpc": Library((_NEW_APPS,), ("grpcio",), select="grpc"),
         "httpx": Library((_NEW_APPS,), ("httpx",), select="httpx"),
+        "requests": Library((_NEW_APPS,), ("requests", "urllib3"), select="requests"),
         "langchain": Library((_NEW_APPS,), ("langchain-core",), select="langchain"),
     }
 )
@@ -71,22 +76,43 @@ LIBRARIES.update(
 class Outcome:
     library: str
     row: str
+    python: str
     requirements: str
     installed: str
     result: str
     ok: bool
+    date: str = ""
 
     def line(self) -> str:
-        cells = (self.library, self.row, f"`{self.requirements}`", self.installed, self.result)
+        date = self.date or datetime.date.today().isoformat()
+        cells = (
+            self.library, self.row, self.python, f"`{self.requirements}`", self.installed,
+            self.result, date,
+        )  # fmt: skip
         return "| " + " | ".join(cells) + " |"
 
 
-def installed_versions(requirements: list[str], lib: Library) -> str:
+def available_pythons(wanted: tuple[str, ...] = PYTHONS) -> tuple[list[str], list[str]]:
+    """(found, missing): which of the CPython minors `wanted` this machine has."""
+    from tests.helpers.need import pyenv_python
+
+    found, absent = [], []
+    for minor in wanted:
+        try:
+            pyenv_python(minor)
+        except BaseException:  # `missing()` skips (or fails on CI): here it only means absent
+            absent.append(minor)
+        else:
+            found.append(minor)
+    return found, absent
+
+
+def installed_versions(requirements: list[str], lib: Library, python: str) -> str:
     """The versions the row resolved to, read from the (cached) venv the tests used."""
     from tests.helpers.app_venv import app_venv
 
     try:
-        venv = app_venv([*requirements, *lib.extra])
+        venv = app_venv([*requirements, *lib.extra], python=python)
     except Exception as exc:  # unresolvable row: reported, not fatal
         return f"not installable ({str(exc).splitlines()[0][:80]})"
     code = (
@@ -104,9 +130,11 @@ def installed_versions(requirements: list[str], lib: Library) -> str:
     return ", ".join(line.strip() for line in proc.stdout.splitlines() if line.strip())
 
 
-def run_tests(name: str, requirements: list[str], lib: Library) -> tuple[str, bool]:
-    """Run the library's tests with the row pinned; a summary and whether it passed."""
-    env = dict(os.environ, **{f"LUMIGO_MATRIX_{name.upper()}": " ".join(requirements)})
+def run_tests(name: str, requirements: list[str], lib: Library, python: str) -> tuple[str, bool]:
+    """Run the library's tests with the row pinned in app venvs of CPython `python`;
+    a summary and whether it passed."""
+    pinned = {f"LUMIGO_MATRIX_{name.upper()}": " ".join(requirements)}
+    env = dict(os.environ, LUMIGO_MATRIX_PYTHON=python, **pinned)
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
@@ -137,39 +165,50 @@ def _tests(count: int) -> str:
     return f"{count} test" if count == 1 else f"{count} tests"
 
 
-def previous_lines(path: Path) -> dict[tuple[str, str], str]:
-    """Table lines of an existing file, keyed by (library, row)."""
-    found: dict[tuple[str, str], str] = {}
+def previous_lines(path: Path) -> dict[tuple[str, str, str], str]:
+    """Table lines of an existing file, keyed by (library, row, python)."""
+    found: dict[tuple[str, str, str], str] = {}
     if not path.exists():
         return found
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 5 and cells[0] in MATRIX:
-            found[(cells[0], cells[1])] = line
+        if line.startswith("| ") and len(cells) == 7 and cells[0] in MATRIX:
+            found[(cells[0], cells[1], cells[2])] = line
     return found
 
 
-def render(lines: dict[tuple[str, str], str], quick: bool) -> str:
+def render(lines: dict[tuple[str, str, str], str], missing_pythons: list[str]) -> str:
     order = {lib: i for i, lib in enumerate(MATRIX)}
 
-    def key(item: tuple[tuple[str, str], str]) -> tuple[int, int]:
-        (lib, row), _line = item
+    def key(item: tuple[tuple[str, str, str], str]) -> tuple[int, int, tuple[int, ...]]:
+        (lib, row, python), _line = item
         rows = labels(lib) if lib in MATRIX else ()
-        return order.get(lib, 99), rows.index(row) if row in rows else 99
+        minor = tuple(int(part) for part in python.split(".") if part.isdigit())
+        return order.get(lib, 99), rows.index(row) if row in rows else 99, minor
 
-    today = datetime.date.today().isoformat()
-    python = platform.python_version()
-    scope = "oldest and newest rows" if quick else "every row"
     body = "\n".join(line for _k, line in sorted(lines.items(), key=key))
+    run = {python for (_lib, _row, python) in lines}
+    no_rows = [p for p in PYTHONS if p not in run]
+    absent = [p for p in missing_pythons if p in no_rows]
+    note = ""
+    if no_rows:
+        note = f" No rows for CPython {', '.join(no_rows)}"
+        if absent:
+            note += f" ({', '.join(absent)}: not installed on the machine of the last run)"
+        note += "."
     return f"""# Tested library versions
 
-Each row ran the library's end-to-end tests (an unmodified app in its own venv, injected
-by environment variables only; spans checked at a real OTLP/HTTP receiver) with the
-requested versions. Generated by `uv run python scripts/version_matrix.py` ({scope}) on
-{today}, app Python {python}. CI runs the `oldest` and `newest` row of each library.
+Each row ran the library's end-to-end tests (an unmodified app in its own venv of the
+given CPython, injected by environment variables only; spans checked at a real OTLP/HTTP
+receiver; PostgreSQL, Redis, RabbitMQ and MariaDB real servers) with the requested
+versions. Generated by `uv run python scripts/version_matrix.py` (`--quick`: oldest and
+newest rows; `--python`: the interpreters); the last column is the day the row ran. An
+unpinned requirement resolves to the newest release that supports that interpreter, so
+the installed version can differ between interpreters. CI runs the `oldest` and `newest`
+row of each library on CPython 3.11.{note}
 
-| Library | Row | Requested | Installed | Result |
-|---|---|---|---|---|
+| Library | Row | Python | Requested | Installed | Result | Date |
+|---|---|---|---|---|---|---|
 {body}
 """
 
@@ -178,34 +217,44 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="only the oldest and newest rows")
     parser.add_argument("--lib", action="append", choices=sorted(LIBRARIES), help="repeatable")
+    parser.add_argument(
+        "--python", action="append", choices=PYTHONS, help="CPython minor; repeatable"
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     args = parser.parse_args(argv)
 
     selected = args.lib or list(LIBRARIES)
+    found, absent = available_pythons(tuple(args.python or PYTHONS))
     plan = [
-        (name, label, MATRIX[name][label])
+        (name, label, python, MATRIX[name][label])
         for name in selected
         for label in labels(name)
         if not args.quick or label in ("oldest", "newest")
+        for python in found
     ]
     if args.list:
-        for name, label, reqs in plan:
-            print(f"{name:9} {label:7} {' '.join(reqs)}")
+        for name, label, python, reqs in plan:
+            print(f"{name:9} {label:7} {python:5} {' '.join(reqs)}")
         return 0
+    if absent:
+        print(f"CPython {', '.join(absent)} not found: no rows for it", flush=True)
+    _found, not_installed = available_pythons(PYTHONS)
 
     lines = previous_lines(args.output)
     all_ok = True
-    for name, label, reqs in plan:
+    for name, label, python, reqs in plan:
         lib = LIBRARIES[name]
-        print(f"== {name} {label}: {' '.join(reqs)}", flush=True)
-        result, ok = run_tests(name, reqs, lib)
-        outcome = Outcome(name, label, " ".join(reqs), installed_versions(reqs, lib), result, ok)
+        print(f"== {name} {label} py{python}: {' '.join(reqs)}", flush=True)
+        result, ok = run_tests(name, reqs, lib, python)
+        installed = installed_versions(reqs, lib, python)
+        outcome = Outcome(name, label, python, " ".join(reqs), installed, result, ok)
         print(f"   {outcome.installed}: {outcome.result}", flush=True)
-        lines[(name, label)] = outcome.line()
+        lines[(name, label, python)] = outcome.line()
         all_ok = all_ok and ok
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render(lines, args.quick))
+        # written after every row: a long run that is stopped keeps what it measured
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(render(lines, not_installed))
     print(f"wrote {args.output}")
     return 0 if all_ok else 1
 

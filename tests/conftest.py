@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry import context
+from opentelemetry import context, trace
 
 from lumigo_devtools.receiver import OtlpReceiver
 
@@ -19,16 +19,30 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture(autouse=True)
-def _no_span_left_from_an_earlier_test() -> Iterator[None]:
-    """Every test starts with no active span in this process.
+def _no_span_leaks_between_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts with no active span in this process, and must leave none.
 
     Tests that trace in-process (and instrument `requests`, which then sends `traceparent`)
     would otherwise join a span an earlier test left attached, and an injected app's server
-    spans would land in that foreign trace.
+    spans would land in that foreign trace. A test (or a fixture of broader scope) that
+    leaves a span active fails here, naming it, instead of passing it on.
     """
+    before = trace.get_current_span()
     token = context.attach(context.Context())
     try:
         yield
+        after = trace.get_current_span()
     finally:
         with contextlib.suppress(Exception):  # a test that switched context on purpose
             context.detach(token)
+    if before.get_span_context().is_valid:
+        pytest.fail(
+            f"a span was active before {request.node.nodeid} started ({_name(before)}): "
+            "a fixture of module or session scope left it attached"
+        )
+    if after.get_span_context().is_valid:
+        pytest.fail(f"{request.node.nodeid} left the span {_name(after)} active")
+
+
+def _name(span: trace.Span) -> str:
+    return repr(getattr(span, "name", span))

@@ -204,3 +204,23 @@ def test_an_interrupted_run_leaves_the_source_untouched(tmp_path: Path, sig: int
     assert "interrupted: sources untouched" in out
     assert _digest(source) == before
     assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_rerun_runs_only_the_survivors_of_an_earlier_report(tmp_path: Path) -> None:
+    """After tests are added, `--rerun report.json` runs just the earlier survivors."""
+    source, tests = _project(tmp_path, TESTS)
+    key = f"{os.path.relpath(source.resolve(), ROOT)}::clamp::compare-swap::x > 10 -> x >= 10"
+    earlier = tmp_path / "earlier.json"
+    survivor = {"key": key, "status": "survived"}
+    killed = {"key": key.replace(">= 10", "> 11"), "status": "killed"}
+    earlier.write_text(json.dumps({"modules": [{"survivors": [survivor, killed]}]}))
+    out = tmp_path / "rerun.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--target", str(source), "--tests", str(tests),
+         "--rerun", str(earlier), "--json", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (module,) = json.loads(out.read_text())["modules"]
+    assert module["run"] == 1 < module["mutants"]  # the one survivor, nothing else
+    assert [s["key"] for s in module["survivors"]] == [key]  # still untested: survives

@@ -128,7 +128,7 @@ def test_encoder_is_stable_across_batches_and_cache_resets() -> None:
     spans = _spans(30)
     encoder = SpanEncoder(slice_size=7)
     first = encoder.encode(spans)
-    encoder._pairs.clear()  # a cache reset must not change a byte
+    encoder._span_attributes.clear()  # a cache reset must not change a byte
     assert encoder.encode(spans) == first
     assert ExportTraceServiceRequest.FromString(first) == encode_spans(spans)
 
@@ -159,3 +159,165 @@ def test_dropped_spans_warning_counts_every_lost_span(count: int) -> None:
         f"lumigo-opentelemetry WARNING: dropped {count} spans at exit: "
         "the backend did not take them"
     ]
+
+
+def _cache_spans(count: int, names: int) -> list[ReadableSpan]:
+    """Spans whose attribute pairs repeat (cache hits), vary without end (cache misses and
+    resets), and sit on the cache's edges: `True` next to `1` under one key, strings at
+    and just over the cached length, unicode, int64's limits, arrays, events, links."""
+    kept = _Keep()
+    provider = TracerProvider(resource=Resource.create({"service.name": "cache"}))
+    provider.add_span_processor(kept)
+    tracer = provider.get_tracer("cache-test", "1.0")
+    for i in range(count):
+        attributes: dict[str, Any] = {
+            "http.method": "GET",  # the same on every span
+            "flag": True if i % 2 else 1,  # equal and same hash, different encodings
+            "zero": False if i % 3 else 0,
+            "n": i,  # a new value per span: far more than the cache holds
+            "text": f"value-{i % 50}",
+            "at.limit": "x" * 128 if i % 2 else "y" * 128,
+            "over.limit": "z" * 129,
+            "unicode": "héllo ✓ 😀" if i % 2 else "日本語",
+            "ünïcode.kéy": i % 3,
+            "big": (1 << 63) - 1 - (i % 2),
+            "small": -(1 << 63) + (i % 2),
+            "ints": (i, -i, 1 << 40),
+            "mixed.strs": ("a", "é", ""),
+        }
+        with tracer.start_as_current_span(f"op-{i % names}", attributes=attributes) as span:
+            span.add_event("e", {"n": i, "flag": True})
+            if i % 5 == 0:
+                span.set_status(Status(StatusCode.ERROR, f"failed {i % 3}"))
+        with tracer.start_as_current_span(
+            "linked", links=[Link(span.get_span_context(), {"n": i % 4, "flag": 1})]
+        ) as other:
+            other.set_status(Status(StatusCode.OK))
+    return kept.spans
+
+
+def test_cached_encoding_equals_the_reference_across_batches() -> None:
+    """A small cache, filled, reset and refilled over many batches: every batch still
+    decodes to exactly what the reference encoder gives."""
+    spans = _cache_spans(300, names=40)
+    encoder = SpanEncoder(slice_size=16, cache_limit=32)
+    for size in (1, 7, 64, 600):
+        for start in range(0, len(spans), size):
+            batch = spans[start : start + size]
+            assert ExportTraceServiceRequest.FromString(encoder.encode(batch)) == encode_spans(
+                batch
+            )
+    # the same spans again: now mostly from the cache
+    assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
+
+
+def test_true_and_one_under_one_key_stay_apart() -> None:
+    spans = _cache_spans(4, names=1)
+    encoder = SpanEncoder()
+    sent = ExportTraceServiceRequest.FromString(encoder.encode(spans))
+    flags = [
+        next(kv.value for kv in s.attributes if kv.key == "flag")
+        for s in sent.resource_spans[0].scope_spans[0].spans
+        if s.name.startswith("op-")
+    ]
+    assert [v.WhichOneof("value") for v in flags] == ["int_value", "bool_value"] * 2
+
+
+def test_the_cache_stays_within_its_bound() -> None:
+    encoder = SpanEncoder(cache_limit=16)
+    spans = _cache_spans(200, names=200)  # 200 distinct names, ~200 distinct `n` values
+    for start in range(0, len(spans), 10):
+        encoder.encode(spans[start : start + 10])
+        assert encoder.cache_entries <= 2 * 16  # pairs and names, each at most the bound
+    assert encoder.cache_entries > 0
+
+
+def test_consecutive_posts_each_carry_their_own_batch(receiver: OtlpReceiver) -> None:
+    """The prepared post is reused: each export still sends its own body and headers."""
+    spans = _spans(10)
+    first, second = spans[:7], spans[7:]
+    exporter = otlp_exporter(Config(token="t_two", endpoint=receiver.url))
+    try:
+        assert exporter.export(first).name == "SUCCESS"
+        assert exporter.export(second).name == "SUCCESS"
+    finally:
+        exporter.shutdown()
+    requests = receiver.requests()
+    assert [r.headers["authorization"] for r in requests] == ["LumigoToken t_two"] * 2
+    assert [ExportTraceServiceRequest.FromString(r.body) for r in requests] == [
+        encode_spans(first),
+        encode_spans(second),
+    ]
+    assert [int(r.headers["content-length"]) for r in requests] == [len(r.body) for r in requests]
+
+
+def test_a_proxy_from_the_environment_is_used(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`HTTP_PROXY` is honoured, as `requests` does: the receiver stands in for the proxy
+    and sees the absolute URL of an endpoint that does not resolve."""
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", receiver.base_url)
+    endpoint = "http://collector.lumigo-test.invalid:4318/v1/traces"
+    exporter = otlp_exporter(Config(token="t_proxy", endpoint=endpoint))
+    try:
+        assert exporter.export(_spans(2)).name == "SUCCESS"
+    finally:
+        exporter.shutdown()
+    (request,) = receiver.requests()
+    assert request.path == endpoint
+    assert request.headers["authorization"] == "LumigoToken t_proxy"
+
+
+def test_only_spans_marked_to_skip_are_held_back() -> None:
+    from lumigo_opentelemetry.export.skip import SkipExportFilter, mark_skip_export
+
+    kept = _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(SkipExportFilter(kept))
+    tracer = provider.get_tracer("skip")
+    with tracer.start_as_current_span("marked") as span:
+        mark_skip_export(span)
+    with tracer.start_as_current_span("plain", attributes={"a": 1}):
+        pass
+    with tracer.start_as_current_span("bare"):
+        pass
+    with tracer.start_as_current_span("string marker", attributes={"SKIP_EXPORT": "True"}):
+        pass
+    assert [s.name for s in kept.spans] == ["plain", "bare", "string marker"]
+
+
+def test_a_cookie_the_backend_sets_comes_back_on_the_next_post() -> None:
+    """As with `requests.Session.request`: a backend (e.g. behind a sticky load balancer)
+    that sets a cookie sees it on the following posts."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Backend(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers.get("Cookie", ""))
+            self.send_response(200)
+            self.send_header("Set-Cookie", f"sticky=n{len(seen)}; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    exporter = otlp_exporter(Config(token="t_cookie", endpoint=endpoint))
+    try:
+        for _ in range(3):
+            assert exporter.export(_spans(1)).name == "SUCCESS"
+    finally:
+        exporter.shutdown()
+        server.shutdown()
+        server.server_close()
+    assert seen == ["", "sticky=n1", "sticky=n2"]

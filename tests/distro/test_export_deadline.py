@@ -11,6 +11,7 @@ import logging
 import os
 import select
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -74,6 +75,24 @@ def test_after_a_failure_at_exit_the_rest_is_dropped_and_counted(
     assert backend.accepted == ["a"]
     # b failed and c, d, e were never sent: all four are counted (the failed batch too)
     assert "dropped 4 spans at exit" in caplog.text
+
+
+def test_spans_at_exit_without_an_exporter_are_counted_in_the_exit_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """When the real exporter cannot be built, what reaches it at exit is reported as
+    dropped (the failures while running were already reported when the build failed)."""
+
+    def factory() -> SpanExporter:
+        raise ImportError("no HTTP stack")
+
+    exporter = DeadlineExporter(factory)
+    assert exporter.export(_spans("while-running")) is FAIL
+    exporter.start_deadline(60)
+    assert exporter.export(_spans("exit-1", "exit-2")) is FAIL
+    with caplog.at_level(logging.WARNING, logger="lumigo_opentelemetry"):
+        exporter.shutdown()
+    assert "dropped 2 spans at exit" in caplog.text
 
 
 def test_a_fork_builds_the_exporter_first_and_both_sides_keep_exporting() -> None:
@@ -174,3 +193,70 @@ def test_batches_follow_the_batch_size_setting_or_its_default(
         tracer.start_span(f"s{n}").end()
     provider.shutdown()  # flushes what is queued
     assert sum(sizes) == spans and max(sizes) == largest
+
+
+def test_a_fork_leaves_no_error_behind_in_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pre-forking server forks many times: the exporter's fork handlers must not print
+    "Exception ignored in ..." into the app's stderr at every fork."""
+    ignored: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: ignored.append(info.exc_value))
+    exporter = DeadlineExporter(lambda: _Backend([OK] * 2))
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert ignored == []
+    assert exporter.export(_spans("after-fork")) is OK
+
+
+def test_spans_beyond_the_queue_setting_are_dropped_while_the_backend_is_busy() -> None:
+    """OTEL_BSP_MAX_QUEUE_SIZE bounds what waits in memory while an export is stuck."""
+    exporting, release = threading.Event(), threading.Event()
+    accepted: list[str] = []
+
+    class Busy(SpanExporter):
+        def export(self, batch: Sequence[ReadableSpan]) -> SpanExportResult:
+            exporting.set()
+            release.wait(60)
+            accepted.extend(span.name for span in batch)
+            return OK
+
+    environ = {"OTEL_BSP_MAX_QUEUE_SIZE": "2", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1"}
+    provider = TracerProvider()
+    provider.add_span_processor(build_batch_processor(Config.from_environ(environ), Busy()))
+    tracer = provider.get_tracer("test")
+    tracer.start_span("first").end()
+    assert exporting.wait(60), "the first span was never exported"
+    for n in range(10):  # the backend holds the first batch: only two of these fit the queue
+        tracer.start_span(f"queued-{n}").end()
+    release.set()
+    provider.shutdown()
+    assert accepted[0] == "first" and len(accepted) == 3
+
+
+@pytest.mark.parametrize(
+    ("environ", "seconds"), [({"OTEL_BSP_SCHEDULE_DELAY": "1234"}, 1.234), ({}, 5.0)]
+)
+def test_the_batch_worker_waits_the_delay_setting_or_its_default(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], seconds: float
+) -> None:
+    """OTEL_BSP_SCHEDULE_DELAY is how long spans wait for their batch: read off the worker's
+    own clock (its timed waits) rather than a wall clock."""
+    timed_waits: list[float] = []
+    waiting = threading.Event()
+
+    class RecordingEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            if timeout is not None:
+                timed_waits.append(timeout)
+                waiting.set()
+            return super().wait(timeout)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threading, "Event", RecordingEvent)
+        processor = build_batch_processor(Config.from_environ(environ), _Backend([]))
+    try:
+        assert waiting.wait(60), "the batch worker never waited"
+    finally:
+        processor.shutdown()
+    assert timed_waits[0] == seconds

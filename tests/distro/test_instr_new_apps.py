@@ -70,6 +70,22 @@ s = HTTPServer(("127.0.0.1", 0), H)
 threading.Thread(target=s.serve_forever, daemon=True).start()
 print(json.dumps(int(httpx.get("http://127.0.0.1:%d/" % s.server_address[1]).text)))
 """,
+    "requests": """
+import json, threading, requests
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"42")
+    def log_message(self, *a): pass
+s = HTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=s.serve_forever, daemon=True).start()
+url = "http://127.0.0.1:%d/" % s.server_address[1]
+print(json.dumps(int(requests.post(url, json={"password": "hunter2"}).text)))
+""",
     "langchain": """
 import json
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -114,6 +130,11 @@ def _expected(lib: str, spans: list[Any]) -> None:
         assert all(s.attributes["rpc.request.payload"] == "41" for s in spans)
     elif lib == "httpx":
         assert [s.kind for s in spans] == ["CLIENT"]
+    elif lib == "requests":
+        [client] = spans
+        assert client.kind == "CLIENT"
+        assert client.attributes["http.request.body"] == '{"password":"****"}'
+
     elif lib == "langchain":
         assert [s.name for s in spans] == ["FakeListChatModel.chat"]
     elif lib == "django":
@@ -141,3 +162,27 @@ def test_library_is_traced_in_its_own_venv(
     ours = [s for s in spans if s.attributes.get("db.statement") != "SELECT 1" and (
         lib != "django" or s.kind == "SERVER" or "db.statement" in s.attributes)]  # fmt: skip
     _expected(lib, ours)
+
+
+def test_a_release_older_than_the_oldest_tested_is_still_traced_as_upstream_does(
+    otlp_receiver: Any,
+) -> None:
+    # redis 4.5 is inside upstream's range (`redis >= 2.6`) but older than the oldest row
+    # (4.6): like the upstream distro, ours traces it (a team switching loses no spans)
+    tcp_service("127.0.0.1", 6379, "redis")
+    venv = venv_for(["redis==4.5.5"])
+    run = run_data_app(venv, "-c", otlp_receiver.url, "old-redis", None, ["-c", APPS["redis"]])
+    assert run.output == 42
+    assert "not instrumented" not in run.stderr, run.stderr
+    _expected("redis", [s for s in otlp_receiver.spans() if s.service == "old-redis"])
+
+
+def test_the_python_3_9_llm_chain_instrumentation_runs_on_wrapt_2(otlp_receiver: Any) -> None:
+    # Python 3.9 resolves the LangChain instrumentation to its last 3.9 release (0.50), which
+    # calls wrapt with wrapt 1's keywords; the distro adapts them to wrapt 2
+    venv = venv_for(rows("langchain", ("newest",))[0][1], python="3.9")
+    run = run_data_app(venv, "-c", otlp_receiver.url, "lc-py39", None, ["-c", APPS["langchain"]])
+    assert run.output == 42
+    assert "not instrumented" not in run.stderr, run.stderr
+    spans = [s for s in otlp_receiver.spans() if s.service == "lc-py39"]
+    _expected("langchain", spans)

@@ -23,3 +23,11 @@ def test_a_narrow_user_regex_masks_the_multipart_field_it_names() -> None:
     text = masking.apply(Site.HTTP_REQUEST_BODIES, BODY, media_type="multipart/form-data")
     assert "hunter2" not in text and MASKED in text
     assert "alice" in text
+
+
+def test_the_masked_body_keeps_its_parts_and_lines() -> None:
+    """Only the secret field's value changes: boundaries, part headers, line endings and
+    the other fields stay as the app sent them."""
+    masking, _ = Masking.from_environ({"LUMIGO_SECRET_MASKING_REGEX": '["password"]'})
+    text = masking.apply(Site.HTTP_REQUEST_BODIES, BODY, media_type="multipart/form-data")
+    assert text == BODY.replace("hunter2", MASKED)

@@ -5,13 +5,16 @@ and the time bound on user regexes. End-to-end on real spans: test_masking_sites
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import lumigo_opentelemetry.masking as masking_module
 from lumigo_opentelemetry.masking import (
     CACHE_SIZE,
     CACHED_KEY_LENGTH,
@@ -204,6 +207,47 @@ def test_the_tracer_token_is_masked_wherever_it_appears() -> None:
     assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:9]}") == f"xx {MASKED}"
 
 
+@pytest.mark.parametrize("site", [Site.HTTP_REQUEST_BODIES, Site.HTTP_RESPONSE_BODIES, Site.DB])
+def test_json_cut_short_still_has_its_secret_values_masked(site: Site) -> None:
+    """A body recorded only in part is not valid JSON: its `"key": value` pairs are masked
+    as text, the last one even when its value was cut."""
+    cut = '{"password": "hunter2", "user": "ann", "api_key": "k-12'
+    masked = f'{{"password": "{MASKED}", "user": "ann", "api_key": "{MASKED}"'
+    assert DEFAULT.apply(site, cut) == masked
+
+
+def test_a_cut_token_is_masked_from_six_characters_on() -> None:
+    """A text cut by a recording limit may end in the token's beginning: six characters
+    or more of it are masked; fewer are too short to tell from ordinary text."""
+    rules = masking(LUMIGO_TRACER_TOKEN=TOKEN)
+    assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:6]}") == f"xx {MASKED}"
+    assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:5]}") == f"xx {TOKEN[:5]}"
+
+
+def test_a_whole_value_ending_like_the_token_is_not_taken_for_a_cut_one() -> None:
+    """Only text a recording limit may have cut (a site's text) loses a trailing token
+    beginning; a value inside a structure is whole and keeps it."""
+    rules = masking(LUMIGO_TRACER_TOKEN=TOKEN)
+    url = f"postgres://u:pw@db/{TOKEN[:8]}"
+    assert json.loads(rules.apply(Site.ENVIRONMENT, {"DB_URL": url})) == {
+        "DB_URL": f"postgres://{MASKED}@db/{TOKEN[:8]}"
+    }
+
+
+def test_equal_settings_are_equal_values_whatever_their_order() -> None:
+    """Masking settings are values (part of the frozen Config): built from the same
+    settings in any order they compare and hash alike."""
+    sites = {
+        "LUMIGO_SECRET_MASKING_REGEX_ENVIRONMENT": '["tenant"]',
+        "LUMIGO_SECRET_MASKING_REGEX_HTTP_QUERY_PARAMS": "all",
+        "LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_BODIES": '["card"]',
+    }
+    forward = masking(**sites)
+    backward = masking(**dict(reversed(list(sites.items()))))
+    assert forward == backward and hash(forward) == hash(backward)
+    assert forward != masking(**{**sites, "LUMIGO_SECRET_MASKING_REGEX_ENVIRONMENT": '["org"]'})
+
+
 def test_sql_literals_of_secret_columns_are_masked() -> None:
     sql = "UPDATE users SET password='hunter2', name = 'ann' WHERE api_key = \"k\" AND id=3"
     assert DEFAULT.apply(Site.DB, sql) == (
@@ -254,6 +298,50 @@ def test_a_catastrophic_user_pattern_costs_the_attribute_only() -> None:
     assert json.loads(rules.apply(Site.HTTP_REQUEST_HEADERS, {"accept": "*/*"})) == {
         "accept": "*/*"
     }
+
+
+def test_running_out_of_time_is_reported_once_per_site(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(masking_module, "_warned", set())  # as in a fresh process
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS=json.dumps([CATASTROPHIC]))
+    with caplog.at_level(logging.WARNING, logger="lumigo-opentelemetry"):
+        for _ in range(3):
+            assert rules.apply(Site.HTTP_REQUEST_HEADERS, {EVIL_KEY: "v"}) == MASKED
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS" in warnings[0]
+
+
+def test_the_time_bound_covers_the_whole_attribute_not_each_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The user's regexes share one bound per attribute. Read off a clock on which every
+    look at the time finds 25 s gone (no wall clock): with a 60 s bound three keys fit,
+    the fourth finds the bound spent and the attribute is masked as a whole."""
+    rules, _ = Masking.from_environ(
+        {"LUMIGO_SECRET_MASKING_REGEX_ENVIRONMENT": '["x-(a|b)+$"]'}, time_bound=60.0
+    )
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 25.0
+        return now[0]
+
+    three = {"k1": "v", "k2": "v", "k3": "v"}
+    four = {"k4": "v", "k5": "v", "k6": "v", "k7": "v"}
+    with monkeypatch.context() as patch:
+        patch.setattr(time, "monotonic", clock)
+        within, beyond = rules.apply(Site.ENVIRONMENT, three), rules.apply(Site.ENVIRONMENT, four)
+    assert json.loads(within) == three
+    assert beyond == MASKED
+
+
+def test_a_key_the_rules_ran_out_of_time_on_counts_as_secret() -> None:
+    """Capture sites that ask about one key (`Masking.is_secret`) fail closed too."""
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS=json.dumps([CATASTROPHIC]))
+    assert rules.is_secret(EVIL_KEY, Site.HTTP_REQUEST_HEADERS)
+    assert not rules.is_secret("accept", Site.HTTP_REQUEST_HEADERS)
 
 
 def test_the_issues_pattern_never_hangs() -> None:
@@ -310,6 +398,19 @@ def test_without_the_regex_engine_a_catastrophic_pattern_fails_closed(
     plain = Rules(["x-.*", "[a-c]+_id"])
     assert plain.is_secret("X-Tenant") and plain.is_secret("abc_id")
     assert not plain.is_secret("y")
+
+
+def test_without_the_regex_engine_grouped_patterns_are_judged_by_their_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Groups, including atomic ones `(?>...)`, are looked into: a safe grouped pattern
+    masks only the keys it names, a nested repeat inside an atomic group fails closed."""
+    monkeypatch.setitem(sys.modules, "regex", None)
+    grouped = Rules(["(tenant|org)_id", "(?>x-)[a-z]+"])
+    assert grouped.is_secret("Tenant_ID") and grouped.is_secret("X-Trace")
+    assert not grouped.is_secret("user_id") and not grouped.is_secret("accept")
+    nested = Rules(["(?>(a+))+$"])
+    assert nested.is_secret("harmless") and nested.is_secret(EVIL_KEY)
 
 
 def test_a_failing_masking_step_masks_the_whole_attribute() -> None:

@@ -649,3 +649,45 @@ def test_the_last_of_duplicate_entries_is_the_one_merged() -> None:
     values = [e["value"] for e in container(td, "app")["environment"] if e["name"] == "PYTHONPATH"]
     assert values == ["/first", f"{BOOT}:/last"]
     assert uninject(td) == normalise(before)
+
+
+@pytest.mark.parametrize(
+    ("image", "sidecar"),
+    [
+        ("datadog/agent:7", True),  # Docker Hub: "datadog" is the account, not a registry
+        ("public.ecr.aws/datadog/agent:latest", True),
+        ("fluentd-mirror.example.com:5000/team/web:1", False),  # a marker in the host only
+        ("envoy.registry.internal/shop/api@sha256:" + "0" * 64, False),
+    ],
+)
+def test_a_sidecar_is_told_by_its_repository_never_by_its_registry_host(
+    image: str, sidecar: bool
+) -> None:
+    td = minimal(image=image)
+    td["containerDefinitions"].append({"name": "web", "image": "python:3.12"})
+    result = inject(td, WITH_TOKEN)
+    assert ("app" not in result.injected) is sidecar, result.skipped
+
+
+def test_uninject_after_the_user_removed_a_variable_we_had_extended() -> None:
+    before = minimal(environment=[{"name": "PYTHONPATH", "value": "/app"}])
+    injected = inject(before, WITH_TOKEN).task_definition
+    edited = copy.deepcopy(injected)
+    app_ = next(c for c in edited["containerDefinitions"] if c["name"] == "app")
+    app_["environment"] = [e for e in app_["environment"] if e["name"] != "PYTHONPATH"]
+    restored = uninject(edited)
+    app_env = next(c for c in restored["containerDefinitions"] if c["name"] == "app")
+    assert "PYTHONPATH" not in {e["name"] for e in app_env.get("environment", [])}
+    assert not has_init_container(restored)
+
+
+def test_a_container_with_its_own_token_secret_is_warned_about_only_when_we_bring_another() -> None:
+    own = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team-token"
+    td = minimal(secrets=[{"name": "LUMIGO_TRACER_TOKEN", "valueFrom": own}])
+    without_arn = inject(td, EcsSettings())
+    assert without_arn.injected == ("app",)
+    assert not any("LUMIGO_TRACER_TOKEN" in w for w in without_arn.warnings)
+    same = inject(td, EcsSettings(token_secret_arn=own))
+    assert not any("LUMIGO_TRACER_TOKEN" in w for w in same.warnings)
+    other = inject(td, WITH_TOKEN)
+    assert any(f"already takes LUMIGO_TRACER_TOKEN from {own}" in w for w in other.warnings)

@@ -65,8 +65,18 @@ def _run(cmd: Sequence[str], what: str) -> None:
         raise RuntimeError(f"{what} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
-def app_venv(requirements: list[str], python: str = "3.11", with_distro: bool = True) -> Path:
-    """A cached venv (its directory) holding `requirements` and, by default, the distro."""
+def app_python() -> str:
+    """The app venvs' default CPython minor: env `LUMIGO_MATRIX_PYTHON` (the version matrix
+    sets it per run), else 3.11."""
+    return os.environ.get("LUMIGO_MATRIX_PYTHON") or "3.11"
+
+
+def app_venv(
+    requirements: list[str], python: str | None = None, with_distro: bool = True
+) -> Path:
+    """A cached venv (its directory) holding `requirements` and, by default, the distro,
+    for CPython `python` (default `app_python()`)."""
+    python = python or app_python()
     reqs = sorted(requirements)
     key_source = json.dumps({"reqs": reqs, "python": python, "distro": with_distro})
     req_key = hashlib.sha256(key_source.encode()).hexdigest()[:12]

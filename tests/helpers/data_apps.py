@@ -66,6 +66,6 @@ def venv_params(lib: str) -> list[Any]:
     return [pytest.param(reqs, id=label) for label, reqs in rows(lib)]
 
 
-def venv_for(requirements: list[str]) -> Path:
+def venv_for(requirements: list[str], python: str | None = None) -> Path:
     """The app venv with `requirements` and the distro (skips/fails when it can't be built)."""
-    return app_venv(list(requirements))
+    return app_venv(list(requirements), python=python)

@@ -12,6 +12,12 @@ from __future__ import annotations
 
 import os
 
+# psycopg 3.1 has no binary wheels for 3.13; 3.2.2 is the first release that has
+_PSYCOPG_OLDEST = [
+    'psycopg[binary]==3.1.*;python_version<"3.13"',
+    'psycopg[binary]==3.2.2;python_version>="3.13"',
+]
+
 MATRIX: dict[str, dict[str, list[str]]] = {
     "flask": {
         "oldest": ["flask==2.0.3", "werkzeug==2.0.3"],
@@ -45,17 +51,34 @@ MATRIX: dict[str, dict[str, list[str]]] = {
         "1.1": ["pymysql==1.1.*"],
         "newest": ["pymysql"],
     },
-    # the libraries of issue 14 (tests/distro/test_instr_new_apps.py)
+    # the libraries of issue 14 (tests/distro/test_instr_new_apps.py). `oldest` is the oldest
+    # release that runs on each interpreter: where a release has no wheels for a newer
+    # CPython (and does not build or import there), a marker picks the first one that has.
     "django": {
-        "oldest": ["django==4.2.*", "psycopg[binary]==3.1.*"],
+        "oldest": ["django==4.2.*", *_PSYCOPG_OLDEST],
         "newest": ["django", "psycopg[binary]"],
     },
-    "psycopg2": {"oldest": ["psycopg2-binary==2.9.5"], "newest": ["psycopg2-binary"]},
-    "psycopg": {"oldest": ["psycopg[binary]==3.1.*"], "newest": ["psycopg[binary]"]},
+    "psycopg2": {
+        "oldest": [
+            'psycopg2-binary==2.9.5;python_version<"3.13"',
+            # 2.9.5 built from source for 3.13 does not import (undefined _PyInterpreterState_Get)
+            'psycopg2-binary==2.9.10;python_version>="3.13"',
+        ],
+        "newest": ["psycopg2-binary"],
+    },
+    "psycopg": {"oldest": _PSYCOPG_OLDEST, "newest": ["psycopg[binary]"]},
     "redis": {"oldest": ["redis==4.6.*"], "newest": ["redis"]},
     "pika": {"oldest": ["pika==1.2.*"], "newest": ["pika"]},
-    "grpc": {"oldest": ["grpcio==1.51.*"], "newest": ["grpcio"]},
+    "grpc": {
+        "oldest": [
+            'grpcio==1.51.*;python_version<"3.12"',
+            'grpcio==1.59.0;python_version=="3.12"',  # the first release with 3.12 wheels
+            'grpcio==1.66.2;python_version>="3.13"',  # the first release with 3.13 wheels
+        ],
+        "newest": ["grpcio"],
+    },
     "httpx": {"oldest": ["httpx==0.23.*"], "newest": ["httpx"]},
+    "requests": {"oldest": ["requests==2.25.*"], "newest": ["requests"]},
     "langchain": {"oldest": ["langchain-core==0.3.*"], "newest": ["langchain-core"]},
 }
 

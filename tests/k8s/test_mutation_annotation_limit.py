@@ -55,3 +55,17 @@ def test_the_limit_counts_bytes_not_characters() -> None:
     assert not result.injected and result.obj == original
     ascii_note = inject(pod(300, note="e" * 100_000), InjectionSettings())
     assert ascii_note.injected
+
+
+def test_a_record_that_fills_the_limit_exactly_is_written_and_one_byte_more_is_not() -> None:
+    api_server_limit = 256 * 1024  # bytes of annotation keys and values, as Kubernetes counts
+
+    def size_after(note: str) -> tuple[bool, int]:
+        result = inject(pod(20, note=note), InjectionSettings())
+        return result.injected, annotations_size(result.obj["metadata"]["annotations"])
+
+    injected, size = size_after("n")
+    assert injected
+    exact = "n" * (1 + api_server_limit - size)
+    assert size_after(exact) == (True, api_server_limit)
+    assert size_after(exact + "n")[0] is False

@@ -661,3 +661,40 @@ def test_container_name_is_never_expanded() -> None:
     # Kubernetes names cannot hold `$`, but a manifest given to inject -f may.
     out = inject(opted_in(app("a$(X)")), SETTINGS).obj
     assert by_name(env_of(out, "a$(X)"), c.ENV_CONTAINER_NAME)["value"] == "a$$(X)"
+
+
+def test_a_pod_that_brings_its_own_layer_volume_keeps_it_and_says_so_only_if_it_differs() -> None:
+    from lumigo_injector.spec.delivery import IMAGE_VOLUME, INIT_CONTAINER
+
+    own = {"name": c.VOLUME_NAME, "emptyDir": {}}  # the init container's kind of volume
+    brought = opted_in()
+    brought["spec"]["volumes"] = [own]
+
+    other = inject(brought, InjectionSettings(delivery=IMAGE_VOLUME))
+    assert other.injected and pod_spec(other.obj)["volumes"] == [own]
+    assert other.warnings == (
+        f"the pod already has a {c.VOLUME_NAME!r} volume for {INIT_CONTAINER} delivery; "
+        f"using it instead of {IMAGE_VOLUME}",
+    )
+    assert "subPath" not in container(other.obj, "app")["volumeMounts"][0]
+
+    same = inject(brought, InjectionSettings(delivery=INIT_CONTAINER))
+    assert same.injected and same.warnings == ()
+
+
+def test_the_layer_is_mounted_once_where_the_app_looks_for_it() -> None:
+    ours = {"name": c.VOLUME_NAME, "mountPath": c.MOUNT_PATH, "readOnly": True}
+    elsewhere = {"name": c.VOLUME_NAME, "mountPath": "/opt/otel-copy"}
+    out = inject(
+        opted_in(app("a", volumeMounts=[ours]), app("b", volumeMounts=[elsewhere])), SETTINGS
+    )
+    assert out.injected
+    assert container(out.obj, "a")["volumeMounts"] == [ours]  # no second mount at one path
+    assert container(out.obj, "b")["volumeMounts"] == [elsewhere, ours]
+
+
+def test_only_a_pod_and_namespace_without_the_annotation_are_unannotated() -> None:
+    """What `inject` answers with `--all`'s hint: only when nothing said anything."""
+    assert inject(pod(), SETTINGS).unannotated
+    assert not inject(pod(), SETTINGS, {c.ANNOTATION_INJECT: "false"}).unannotated
+    assert not inject(pod(annotations={c.ANNOTATION_INJECT: "false"}), SETTINGS).unannotated

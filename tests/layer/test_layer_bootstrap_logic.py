@@ -18,11 +18,14 @@ VERSIONS = [
     "0.46b0", "0.59b0", "0.66b1", "1", "1.0", "1.0.0", "1.0a1", "1.0b2", "1.0rc1",
     "1.0.post1", "1.0.dev1", "1.0a1.dev1", "1.0.post1.dev2", "1.1", "1.2.3", "2.0", "2.0.1",
     "1.45.1", "3.20.3", "4.25.0", "5.0", "6.33.6", "7.36.2", "1!0.5", "1.0+local.7",
+    # the other spellings PEP 440 allows for the same labels
+    "1.0alpha1", "1.0beta2", "1.0c1", "1.0pre1", "1.0preview1", "1.0rev1", "1.0r1",
 ]  # fmt: skip
 SPECIFIERS = [
     ">=1.0", "<2", "==1.0", "==1.*", "==1.0.*", "!=1.0", "!=1.*", "~=1.0", "~=1.0.0", ">1.0",
     "<1.0", "<=1.0", ">=0.46b0", "==0.59b0", "<2,>=1.25", ">=5.0,<7.0", "~=3.0", "~=1.52",
     ">=2.0,!=2.0.1", "<1.0rc1", ">1.0.post1", "==1.45.1", ">=4.21,<7", "==1!0.5", "<=2.0.dev0",
+    "==1!0.*", "!=1!0.*", "===1.0", ">=1.0b1", "<1.0b1",
 ]  # fmt: skip
 
 
@@ -51,6 +54,12 @@ def test_version_matches_random_clauses(version: str, op: str, target: str, tail
 @pytest.mark.parametrize("bad", ["", "abc", "1.0-foo-bar", "1..x"])
 def test_unparseable_versions_never_match(bad: str) -> None:
     assert boot.version_matches(bad, ">=0") is False
+
+
+@pytest.mark.parametrize("clause", ["~=1", ">=abc", "=>1.0", "1.0", "==x.*", "!=x.*"])
+def test_invalid_clauses_never_match(clause: str) -> None:
+    """A clause that is not PEP 440 counts as a mismatch: the layer steps aside."""
+    assert boot.version_matches("1.5", clause) is False
 
 
 @pytest.mark.parametrize(
@@ -112,6 +121,27 @@ def _needs(tmp_path: Path) -> boot.SetRequirements:
     path = tmp_path / "lumigo-set.txt"
     path.write_text(set_requirements_text(pset))
     return boot.read_set_requirements(str(path))
+
+
+def test_set_file_records_too_short_are_skipped_and_extra_fields_ignored(
+    tmp_path: Path,
+) -> None:
+    """A damaged line does not stop the bootstrap; a newer builder may add fields and kinds."""
+    path = tmp_path / "lumigo-set.txt"
+    path.write_text(
+        "# a comment\n\n"
+        "dist\ndist lonely\nreq\nreq protobuf\nreq protobuf >=5.0\nglibc\npth\n"
+        "dist protobuf 6.33.6 sha256=abc\n"
+        "req protobuf >=5.0,<7.0 opentelemetry-proto extra\n"
+        "glibc 2.28 x86_64\n"
+        "pth extra.pth more\n"
+        "sbom protobuf 6.33.6 spdx extra\n"  # a record kind this bootstrap does not know
+    )
+    parsed = boot.read_set_requirements(str(path))
+    assert parsed.dists == {"protobuf": "6.33.6"}
+    assert parsed.requires == {"protobuf": [(">=5.0,<7.0", "opentelemetry-proto")]}
+    assert parsed.min_glibc == (2, 28)
+    assert parsed.pth_files == ["extra.pth"]
 
 
 def test_conflict_names_the_package_and_the_requirer(tmp_path: Path) -> None:
@@ -179,6 +209,15 @@ def test_pick_set_abstains_on_other_runtimes(
     monkeypatch.setattr(boot.sys, attribute, value, raising=False)
     found, why = boot.pick_set(str(fake_layer))
     assert found is None and reason in why
+
+
+def test_pick_set_abstains_on_an_unknown_libc(
+    fake_layer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(boot, "detect_libc", lambda: ("", ()))
+    found, why = boot.pick_set(str(fake_layer))
+    machine = boot.os.uname().machine
+    assert found is None and why == f"no package set for machine {machine!r} with libc unknown"
 
 
 def test_pick_set_abstains_on_unknown_machines(

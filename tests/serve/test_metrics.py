@@ -34,6 +34,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_admissions_are_counted_by_outcome_with_their_latency(tmp_path: Path) -> None:
     shop, broken = f"shop-{uuid.uuid4().hex[:6]}", f"broken-{uuid.uuid4().hex[:6]}"
+    excluded = f"system-{uuid.uuid4().hex[:6]}"  # like kube-system: never injected
     certs = TestCertificates(tmp_path / "tls")
 
     async def lookup(namespace: str) -> Mapping[str, str]:
@@ -42,7 +43,11 @@ def test_admissions_are_counted_by_outcome_with_their_latency(tmp_path: Path) ->
         return {}
 
     async def scenario() -> str:
-        admission = webhook.Admission(injection=InjectionSettings(), namespaces=lookup)
+        admission = webhook.Admission(
+            injection=InjectionSettings(),
+            namespaces=lookup,
+            never_injected=lambda namespace: namespace == excluded,
+        )
         tls = ReloadingTLS(certs.cert_file, certs.key_file)
         assert tls.reload()
         hook = await webhook.start(admission, "127.0.0.1", 0, tls.front)
@@ -52,7 +57,7 @@ def test_admissions_are_counted_by_outcome_with_their_latency(tmp_path: Path) ->
         await site.start()
         hook_port, health_port = hook.addresses[0][1], probes.addresses[0][1]
         client_tls = ssl.create_default_context(cafile=str(certs.ca_file))
-        url = f"https://localhost:{hook_port}{webhook.PATH}"
+        url = f"https://127.0.0.1:{hook_port}{webhook.PATH}"
         try:
             connector = aiohttp.TCPConnector(ssl=client_tls)
             async with aiohttp.ClientSession(connector=connector) as client:
@@ -68,6 +73,7 @@ def test_admissions_are_counted_by_outcome_with_their_latency(tmp_path: Path) ->
                     await review(asked, shop)
                 await review(deployment_pod("plain"), shop)
                 await review(asked, broken)
+                await review(asked, excluded)
                 metrics_url = f"http://127.0.0.1:{health_port}/metrics"
                 async with client.get(metrics_url) as response:
                     assert response.status == 200
@@ -85,6 +91,7 @@ def test_admissions_are_counted_by_outcome_with_their_latency(tmp_path: Path) ->
 
     assert [admissions(shop, o) for o in ("injected", "skipped", "failed")] == [3, 1, 0]
     assert [admissions(broken, o) for o in ("injected", "skipped", "failed")] == [0, 0, 1]
+    assert [admissions(excluded, o) for o in ("injected", "skipped", "failed")] == [0, 1, 0]
     count = found[("lumigo_injector_admission_duration_seconds_count", (("namespace", shop),))]
     assert count == 4
     total = found[("lumigo_injector_admission_duration_seconds_sum", (("namespace", shop),))]

@@ -1,7 +1,7 @@
 """Admission Events: aggregated per object+reason, bounded, and never on the admission path.
 
 The recorder posts through the same aiohttp client `serve` uses, to kmock's Kubernetes
-emulator (aggregation, patching repeats) or to a small API server on 127.0.0.1 that can
+emulator (aggregation, patching repeats) or to kmock's plain HTTP mock whose response rules
 refuse or hang (fallbacks, an admission that must not wait).
 """
 
@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
+import kmock
 import pytest
 from aiohttp import web
 
@@ -145,62 +147,47 @@ def test_full_backlog_drops_events_with_a_rate_limited_warning(
 
 
 @asynccontextmanager
-async def fake_api(
-    behaviour: dict[str, int | None],
-) -> AsyncIterator[tuple[str, list[Any], list[dict[str, str]]]]:
-    """An API server answering Event writes with the status in `behaviour[method]`
-    (None: never answer)."""
-    seen: list[Any] = []
-    headers: list[dict[str, str]] = []
-    release = asyncio.Event()
-
-    async def handle(request: web.Request) -> web.Response:
-        seen.append((request.method, request.path, await request.json()))
-        headers.append(dict(request.headers))
-        status = behaviour.get(request.method, 201)
-        if status is None:
-            await release.wait()  # hang until the test is over
-        return web.json_response({"kind": "Status"}, status=status or 201)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}", seen, headers
-    finally:
-        release.set()
-        await runner.cleanup()
+async def api_server() -> AsyncIterator[tuple[kmock.RawHandler, str]]:
+    """kmock's HTTP mock on 127.0.0.1, in this event loop; each test sets how it answers
+    Event writes (kmock's response rules) and reads back what was sent."""
+    async with kmock.RawHandler() as api, kmock.Server(api) as server:
+        yield api, str(server.url).rstrip("/")
 
 
 def test_without_patch_permission_repeats_are_posted_as_new_events(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def scenario() -> list[Any]:
-        async with fake_api({"POST": 201, "PATCH": 403}) as (url, seen, _):
-            api = KubeHttp(url)
-            recorder = events.EventRecorder(api, interval=3600)
+    async def scenario() -> list[tuple[str, str]]:
+        async with api_server() as (api, url):
+            api["post"] << 201 << {"kind": "Event"}
+            api["patch"] << 403 << {"kind": "Status", "reason": "Forbidden", "code": 403}
+            client = KubeHttp(url)
+            recorder = events.EventRecorder(client, interval=3600)
             for _ in range(3):
                 recorder.record(REPLICASET, "shop", reason="LumigoInjected", message="m")
                 await recorder.flush()
-            await api.close()
-            return seen
+            await client.close()
+            return [(r.method.value, r.url.path) for r in api]
 
     seen = asyncio.run(scenario())
-    methods = [method for method, _, _ in seen]
+    methods = [method for method, _ in seen]
     assert methods == ["POST", "PATCH", "POST", "POST"]  # one refused patch, then creates only
-    assert all(path == "/api/v1/namespaces/shop/events" for m, path, _ in seen if m == "POST")
+    assert all(path == "/api/v1/namespaces/shop/events" for m, path in seen if m == "POST")
     assert any("not allowed to patch events" in r.getMessage() for r in caplog.records)
 
 
 def test_admission_answers_while_the_api_hangs_on_an_event() -> None:
-    async def scenario() -> tuple[list[dict[str, Any]], list[Any], int]:
-        async with fake_api({"POST": None}) as (url, seen, _):
-            api = KubeHttp(url, timeout=60)
-            recorder = events.EventRecorder(api, interval=0.01)
+    async def scenario() -> tuple[list[dict[str, Any]], list[str], int]:
+        async with api_server() as (api, url):
+            release = asyncio.Event()
+
+            async def never_answer() -> dict[str, str]:
+                await release.wait()  # until the test is over
+                return {"kind": "Event"}
+
+            api["post"] << (lambda: never_answer())
+            client = KubeHttp(url, timeout=60)
+            recorder = events.EventRecorder(client, interval=0.01)
 
             async def no_annotations(_: str) -> dict[str, str]:
                 return {}
@@ -216,48 +203,47 @@ def test_admission_answers_while_the_api_hangs_on_an_event() -> None:
             await site.start()
             port = server.addresses[0][1]
             answers = []
-            import aiohttp
-
-            async with aiohttp.ClientSession() as client:
+            async with aiohttp.ClientSession() as http:
                 for n in range(20):
                     pod = deployment_pod(f"app{n}", annotations={c.ANNOTATION_INJECT: "python"})
                     body = json.dumps(admission_review(pod, namespace="shop"))
-                    async with client.post(
+                    async with http.post(
                         f"http://127.0.0.1:{port}{webhook.PATH}", data=body
                     ) as resp:
                         assert resp.status == 200
                         answers.append((await resp.json())["response"])
                     if n == 0:  # from here on, a POST of an Event is hanging in the API
-                        while not seen:
+                        while not len(api):
                             await asyncio.sleep(0.01)
-            in_flight = len(seen)
+            in_flight = len(api)
             await server.cleanup()
             await recorder.close(timeout=0.1)
-            await api.close()
-            return answers, seen, in_flight
+            await client.close()
+            release.set()
+            return answers, [r.method.value for r in api], in_flight
 
-    answers, seen, in_flight = asyncio.run(scenario())
+    answers, methods, in_flight = asyncio.run(scenario())
     assert len(answers) == 20 and all("patch" in a for a in answers)
-    assert in_flight >= 1 and seen[0][0] == "POST"  # the API never answered that POST
+    assert in_flight >= 1 and methods[0] == "POST"  # the API never answered that POST
 
 
 def test_events_are_posted_with_the_kubernetes_client_credentials() -> None:
     from kubernetes import client
 
-    async def scenario() -> list[dict[str, str]]:
-        async with fake_api({"POST": 201}) as (url, _, headers):
+    async def scenario() -> list[str | None]:
+        async with api_server() as (api, url):
+            api["post"] << 201 << {"kind": "Event"}
             configuration = client.Configuration(host=url)
             configuration.api_key = {"authorization": "sa-token-1"}
             configuration.api_key_prefix = {"authorization": "Bearer"}
-            api = KubeHttp.from_configuration(configuration)
-            recorder = events.EventRecorder(api, interval=3600)
+            kube = KubeHttp.from_configuration(configuration)
+            recorder = events.EventRecorder(kube, interval=3600)
             recorder.record(REPLICASET, "shop", reason="LumigoInjected", message="m")
             await recorder.flush()
             configuration.api_key = {"authorization": "sa-token-2"}  # a rotated token
             recorder.record(REPLICASET, "other", reason="LumigoInjected", message="m")
             await recorder.flush()
-            await api.close()
-            return headers
+            await kube.close()
+            return [r.headers.get("Authorization") for r in api]
 
-    headers = asyncio.run(scenario())
-    assert [h["Authorization"] for h in headers] == ["Bearer sa-token-1", "Bearer sa-token-2"]
+    assert asyncio.run(scenario()) == ["Bearer sa-token-1", "Bearer sa-token-2"]

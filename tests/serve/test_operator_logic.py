@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lumigo_injector.commands.serve import add_arguments, from_args
-from lumigo_injector.k8s.propagation import plan
+from lumigo_injector.k8s.propagation import injects_in_namespace, plan
+from lumigo_injector.serve import operator
 from lumigo_injector.serve.events import involved_object
 from lumigo_injector.serve.namespaces import NamespaceDirectory, opt_in_view
 from lumigo_injector.serve.secrets_mirror import encode, plan_secret
@@ -129,6 +131,78 @@ def test_cronjob_template_is_inside_the_job_template() -> None:
     assert pod_meta["annotations"] == {c.ANNOTATION_INJECT: "python"}
     with pytest.raises(ValueError, match="unsupported workload kind"):
         plan(cronjob, "Job")
+
+
+def test_the_operator_looks_only_at_workloads_with_something_to_propagate_or_take_back() -> None:
+    """kopf's `when=` filter: a workload it rejects is never propagated to nor restored."""
+    looks_at = operator._concerns_us("Deployment")
+
+    def sees(annotations: dict[str, str], template: dict[str, str] | None = None) -> bool:
+        return looks_at(body=deployment(annotations, template))
+
+    assert sees({c.ANNOTATION_INJECT: "false"})  # an opt-out is copied onto the template
+    assert sees({c.ANNOTATION_ENABLE_LOGS: "true"})
+    assert sees({ANNOTATION_TEMPLATE_PREVIOUS: ""})  # annotation removed: restore the template
+    assert sees({c.ANNOTATION_ENABLE_LOGS_TEMPLATE_PREVIOUS: "false"})
+    assert sees({c.ANNOTATION_INJECT_PAUSED: "1.2.3"})  # a rollback takes the template back
+    assert sees({}, {c.ANNOTATION_INJECT: "python"})  # the template alone asks: Secret needed
+    assert not sees({"team": "shop"}, {"team": "shop"})
+    assert not sees({}, {c.ANNOTATION_INJECT: "false"})
+
+
+def test_an_unknown_workload_value_is_warned_about_once_and_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handle = operator._workload_handler("Deployment", ctx=None)  # type: ignore[arg-type]
+    unknown = deployment({c.ANNOTATION_INJECT: " Java "})
+    known = deployment({c.ANNOTATION_INJECT: " Python "})
+    patches: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        for body in (unknown, unknown, known):
+            patches.append({})
+            await handle(type="MODIFIED", body=body, patch=patches[-1], name="web", namespace=None)
+
+    caplog.set_level(logging.WARNING, logger="lumigo_injector.operator")
+    asyncio.run(scenario())
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "unknown lumigo.io/inject value 'java'" in warning
+    assert patches[:2] == [{}, {}]
+    template = patches[2]["spec"]["template"]["metadata"]["annotations"]
+    assert template == {c.ANNOTATION_INJECT: "python"}
+
+
+def test_a_template_keeps_its_other_annotations_when_ours_comes_and_goes() -> None:
+    original = deployment({"team": "shop"}, {"prometheus.io/scrape": "true"})
+    annotated = merge(original, {"metadata": {"annotations": {c.ANNOTATION_INJECT: "python"}}})
+    injected = converge(annotated)
+    assert injected["spec"]["template"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        c.ANNOTATION_INJECT: "python",
+    }
+    removed = merge(injected, {"metadata": {"annotations": {c.ANNOTATION_INJECT: None}}})
+    assert converge(removed) == original
+
+
+def test_a_workload_whose_template_alone_asks_needs_the_secret_in_its_namespace() -> None:
+    asks_on_template = deployment(None, {c.ANNOTATION_INJECT: "python"})
+    asks_on_workload = deployment({c.ANNOTATION_INJECT: "python"})
+    assert injects_in_namespace(asks_on_template, "Deployment")
+    assert injects_in_namespace(asks_on_workload, "Deployment")
+    assert not injects_in_namespace(deployment({c.ANNOTATION_INJECT: "false"}), "Deployment")
+    assert not injects_in_namespace(deployment(None, {c.ANNOTATION_INJECT: "no"}), "Deployment")
+
+
+def test_a_paused_workload_keeps_its_template_uninjected_and_its_logs_setting() -> None:
+    logs, inject_ = c.ANNOTATION_ENABLE_LOGS, c.ANNOTATION_INJECT
+    asking = deployment({inject_: "python", logs: "true"})
+    paused = merge(asking, {"metadata": {"annotations": {c.ANNOTATION_INJECT_PAUSED: "crash"}}})
+    held = converge(paused)
+    assert held["spec"]["template"]["metadata"]["annotations"] == {inject_: "false", logs: "true"}
+    # the pause lifted: injection is tried again
+    resumed = merge(held, {"metadata": {"annotations": {c.ANNOTATION_INJECT_PAUSED: None}}})
+    template = converge(resumed)["spec"]["template"]["metadata"]["annotations"]
+    assert template == {inject_: "python", logs: "true"}
 
 
 def test_secret_plan() -> None:

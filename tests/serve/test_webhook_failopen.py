@@ -51,7 +51,7 @@ async def served(
     client_tls = ssl.create_default_context(cafile=str(certs.ca_file))
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_tls)) as client:
-            yield f"https://localhost:{port}{webhook.PATH}", client
+            yield f"https://127.0.0.1:{port}{webhook.PATH}", client
     finally:
         await runner.cleanup()
 
@@ -174,6 +174,92 @@ def test_error_in_the_server_around_the_handler_still_admits_the_pod_unchanged(
     assert response["warnings"] == [
         "lumigo-injector: pod admitted without injection: patch cannot be read back"
     ]
+
+
+def test_a_review_it_cannot_decide_on_is_answered_400_saying_why(
+    certs: TestCertificates,
+) -> None:
+    """What the API server logs (and `failurePolicy` decides on) for a review that is not a
+    pod CREATE, UPDATE, DELETE or CONNECT: a 400 naming the problem, never a silent 200."""
+    looked_up: list[str] = []
+
+    async def lookup(namespace: str) -> dict[str, str]:
+        looked_up.append(namespace)
+        return {}
+
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=lookup)
+    pod = asking_pod("web")
+    no_object = admission_review(pod, namespace="shop")
+    no_object["request"]["object"] = None
+    refused = {
+        "unknown request.operation 'create'": admission_review(
+            pod, namespace="shop", operation="create"
+        ),
+        "unknown request.operation 'PATCH'": admission_review(
+            pod, namespace="shop", operation="PATCH"
+        ),
+        "request.object is missing for a CREATE": no_object,
+        "unknown request.operation 'XXXXXXXX": admission_review(
+            pod, namespace="shop", operation="X" * 5000
+        ),
+        "unsupported apiVersion 'admission.k8s.io/v1beta1'": {
+            **admission_review(pod, namespace="shop"),
+            "apiVersion": "admission.k8s.io/v1beta1",
+        },
+    }
+
+    async def scenario() -> tuple[dict[str, tuple[int, str]], dict[str, Any]]:
+        answers: dict[str, tuple[int, str]] = {}
+        async with served(admission, certs) as (url, client):
+            for why, review in refused.items():
+                async with client.post(url, data=json.dumps(review)) as answer:
+                    answers[why] = (answer.status, (await answer.json())["error"])
+            accepted = await post_review(client, url, admission_review(pod, namespace="shop"))
+        return answers, accepted
+
+    answers, accepted = asyncio.run(scenario())
+    for why, (status, error) in answers.items():
+        assert status == 400, why
+        assert error.startswith("malformed AdmissionReview: ") and why in error
+        assert len(error) < 200  # a hostile value is quoted, shortened
+    assert looked_up == ["shop"]  # only the well-formed review was decided on
+    assert accepted["allowed"] is True and accepted["patchType"] == "JSONPatch"
+
+
+def test_bodies_are_read_whole_up_to_the_api_servers_limit_and_refused_beyond(
+    certs: TestCertificates,
+) -> None:
+    """The API server sends at most 3 MiB: a review of exactly that size, arriving in many
+    TLS records, is decided; one byte more gets 413, whether its length is declared or it
+    comes chunked; an empty body gets 400."""
+    limit = 3 * 1024 * 1024
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
+    big = asking_pod("big")
+    big["spec"]["containers"][0]["env"] += [
+        {"name": f"SETTING_{n}", "value": "v" * 2000} for n in range(1000)
+    ]
+    review = json.dumps(admission_review(big, namespace="shop")).encode()
+    full = review + b" " * (limit - len(review))  # JSON allows trailing whitespace
+    over = b" " * (limit + 1)
+
+    async def chunked(data: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 256 * 1024):
+            yield data[start : start + 256 * 1024]
+
+    async def scenario() -> tuple[tuple[int, dict[str, Any]], list[tuple[int, str]]]:
+        async with served(admission, certs) as (url, client):
+            async with client.post(url, data=full) as answer:
+                decided = (answer.status, (await answer.json())["response"])
+            refused = []
+            for body in (over, chunked(over), b""):
+                async with client.post(url, data=body) as answer:
+                    refused.append((answer.status, (await answer.json())["error"]))
+        return decided, refused
+
+    (status, response), refused = asyncio.run(scenario())
+    assert status == 200 and response["patchType"] == "JSONPatch"
+    assert refused[:2] == [(413, f"request body over {limit} bytes")] * 2
+    assert refused[2][0] == 400 and "body is not valid JSON" in refused[2][1]
 
 
 def test_idle_connections_are_closed_after_the_timeout(certs: TestCertificates) -> None:

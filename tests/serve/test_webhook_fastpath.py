@@ -107,3 +107,37 @@ def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does() -> None:
     namespaces["shop"] = {c.ANNOTATION_INJECT: "python"}
     assert decide(silent).patch
     assert admission.cache.hits == 1
+
+
+def test_the_decision_cache_keeps_the_256_most_recently_used_decisions() -> None:
+    from lumigo_injector.k8s.mutation import InjectionSettings
+    from lumigo_injector.serve.review import AdmissionRequest
+    from lumigo_injector.serve.webhook import Admission
+    from lumigo_injector.spec import names as c
+
+    async def lookup(name: str) -> dict[str, str]:
+        return {}
+
+    admission = Admission(injection=InjectionSettings(), namespaces=lookup)
+    pods = [
+        deployment_pod(f"app{n}", annotations={c.ANNOTATION_INJECT: "python"}) for n in range(258)
+    ]
+
+    async def scenario() -> list[int]:
+        async def decide(n: int) -> None:
+            await admission.decide(AdmissionRequest("u", "Pod", "CREATE", "shop", pods[n]))
+
+        hits = []
+        for n in range(256):
+            await decide(n)
+        await decide(0)  # still kept: 256 decisions fit
+        hits.append(admission.cache.hits)
+        await decide(256)  # the 257th: the least recently used (app1) goes
+        await decide(0)
+        hits.append(admission.cache.hits)
+        await decide(1)
+        hits.append(admission.cache.hits)
+        return hits
+
+    assert asyncio.run(scenario()) == [1, 2, 2]
+    assert len(admission.cache) == 256

@@ -95,9 +95,9 @@ def test_kopfs_server_runs_the_same_handler_to_the_same_pod(
                 connector=aiohttp.TCPConnector(ssl=client_tls)
             ) as session:
                 via_ours = await _post(
-                    session, f"https://localhost:{ours.addresses[0][1]}/mutate-pods", review
+                    session, f"https://127.0.0.1:{ours.addresses[0][1]}/mutate-pods", review
                 )
-                kopf_url = f"https://localhost:{kopf_port}/mutate-pods"
+                kopf_url = f"https://127.0.0.1:{kopf_port}/mutate-pods"
                 for _ in range(300):  # kopf listens once it has scanned the API's resources
                     try:
                         via_kopf = await _post(session, kopf_url, review)

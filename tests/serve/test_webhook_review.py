@@ -62,6 +62,42 @@ def test_incomplete_requests_are_malformed(request_: dict[str, Any]) -> None:
         parse_review(review(request_))
 
 
+@pytest.mark.parametrize(
+    "where",
+    ["name", "generateName", "namespace", "ownerReferences[].name", "request.namespace"],
+)
+def test_names_as_long_as_kubernetes_allows_are_accepted_and_longer_are_not(where: str) -> None:
+    def pod_review(name: str) -> bytes:
+        meta: dict[str, Any] = {"generateName": "web-"}
+        request: dict[str, Any] = {"uid": "u", "operation": "CREATE", "namespace": "shop"}
+        if where == "ownerReferences[].name":
+            meta["ownerReferences"] = [{"kind": "ReplicaSet", "name": name, "uid": "r"}]
+        elif where == "request.namespace":
+            request["namespace"] = name
+        else:
+            meta[where] = name
+        return review({**request, "object": {"metadata": meta, "spec": {"containers": []}}})
+
+    assert parse_review(pod_review("a" * 253)).obj is not None  # DNS subdomain: up to 253
+    with pytest.raises(MalformedReview, match="254 characters long"):
+        parse_review(pod_review("a" * 254))
+
+
+def test_a_pod_nested_254_levels_deep_is_read_and_one_level_more_is_malformed() -> None:
+    def nested(levels: int) -> bytes:
+        node: dict[str, Any] = {}
+        spec: dict[str, Any] = {"containers": [], "x": node}
+        for _ in range(levels - 3):  # the object, its spec and spec.x count too
+            node["x"] = {}
+            node = node["x"]
+        pod = {"metadata": {"generateName": "web-"}, "spec": spec}
+        return review({"uid": "u", "operation": "CREATE", "namespace": "shop", "object": pod})
+
+    assert parse_review(nested(254)).obj is not None
+    with pytest.raises(MalformedReview, match="nests deeper than 254 levels"):
+        parse_review(nested(255))
+
+
 def test_answer_carries_uid_patch_and_warnings() -> None:
     ops = [{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}]
 

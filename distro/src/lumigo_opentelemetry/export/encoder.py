@@ -7,10 +7,12 @@ cheaper per span because what repeats is encoded once:
 
 - a resource and an instrumentation scope are encoded once per exporter and reused
   (grouped by identity, no hashing of their attributes);
-- an attribute `key: value` pair with a short string, bool or int value is kept
-  encoded in a bounded cache (keys such as `http.method` and values such as `GET`
-  repeat on every span); span names likewise;
-- no intermediate message objects: each span becomes one bytes object.
+- a span's attribute field (`key: value`, with a string value of at most 128
+  characters, a bool or an int) is kept encoded in a bounded cache (keys such as
+  `http.method` and values such as `GET` repeat on every span); span names likewise;
+- no intermediate message objects: each span becomes one bytes object;
+- the SDK's own span classes are read field by field, and their attribute dicts,
+  events and links directly (their public properties copy or wrap them per call).
 
 Spans are encoded in slices; between slices the encoding thread yields the GIL
 (`time.sleep(0)`), so a large batch never holds the application's threads back
@@ -22,8 +24,11 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+from opentelemetry.trace import SpanContext
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -33,7 +38,7 @@ logger = logging.getLogger("lumigo-opentelemetry")
 #: spans encoded between two GIL yields
 SLICE = 64
 _CACHE_LIMIT = 4096
-_CACHED_VALUE_LENGTH = 64
+_CACHED_VALUE_LENGTH = 128
 
 _SMALL_VARINTS = [bytes([n]) for n in range(128)]
 _DOUBLE = struct.Struct("<d")
@@ -113,35 +118,60 @@ def key_value(key: str, value: Any) -> bytes:
     return _text(b"\x0a", key) + _field(b"\x12", any_value(value))
 
 
-class SpanEncoder:
-    """Encodes batches of SDK spans; keeps what repeats across spans and batches."""
+def _length(size: int) -> bytes:
+    """The varint of a length (most fit in one or two bytes)."""
+    if size < 128:
+        return _SMALL_VARINTS[size]
+    if size < 16384:
+        return bytes(((size & 0x7F) | 0x80, size >> 7))
+    return varint(size)
 
-    def __init__(self, slice_size: int = SLICE) -> None:
+
+def _items(attributes: Any) -> Any:
+    """The (key, value) pairs of an attribute mapping, in its order.
+
+    A finished span's `BoundedAttributes` keeps its pairs in a plain dict (`_dict`);
+    iterating that directly skips the `Mapping` protocol's Python-level `__iter__` and
+    `__getitem__` per pair. Any other mapping is iterated as a mapping.
+    """
+    inner = getattr(attributes, "_dict", None)
+    if type(inner) is dict:
+        return inner.items()
+    return attributes.items()
+
+
+def _sequence(items: Any) -> Any:
+    """A finished span's events or links: the SDK's `BoundedList` keeps them in a deque
+    (`_dq`), whose length and iteration run no Python code; anything else as it is."""
+    inner = getattr(items, "_dq", None)
+    if type(inner) is deque:
+        return inner
+    return items
+
+
+class SpanEncoder:
+    """Encodes batches of SDK spans; keeps what repeats across spans and batches.
+
+    `cache_limit` bounds the cache of encoded attribute pairs and span names (entries
+    each); when it is full it is emptied and refilled from what comes next.
+    """
+
+    def __init__(self, slice_size: int = SLICE, cache_limit: int = _CACHE_LIMIT) -> None:
         self.slice_size = max(1, slice_size)
-        self._pairs: Dict[Tuple[str, type, Any], bytes] = {}
+        self.cache_limit = max(1, cache_limit)
+        # (key, value[, type]) -> a span's attribute field (tag, length, `KeyValue`)
+        self._span_attributes: Dict[Tuple[Any, ...], bytes] = {}
         self._names: Dict[str, bytes] = {}
         # id -> (object kept alive so the id stays its own, encoded bytes)
         self._resources: Dict[int, Tuple[Any, bytes]] = {}
         self._scopes: Dict[int, Tuple[Any, bytes]] = {}
 
-    # --- attributes -------------------------------------------------------------------
+    @property
+    def cache_entries(self) -> int:
+        """Encoded attribute pairs and span names held now (at most `cache_limit` each)."""
+        return len(self._span_attributes) + len(self._names)
 
-    def _attribute(self, key: str, value: Any) -> bytes:
-        """One attribute as an embedded `KeyValue` (without the field tag)."""
-        kind = type(value)
-        if kind is str:
-            if len(value) > _CACHED_VALUE_LENGTH:
-                return key_value(key, value)
-        elif kind is not bool and kind is not int:
-            return key_value(key, value)
-        cache_key = (key, kind, value)
-        encoded = self._pairs.get(cache_key)
-        if encoded is None:
-            encoded = key_value(key, value)
-            if len(self._pairs) >= _CACHE_LIMIT:
-                self._pairs.clear()
-            self._pairs[cache_key] = encoded
-        return encoded
+    # --- attributes -------------------------------------------------------------------
 
     def attributes(self, tag: bytes, attributes: Optional[Mapping[str, Any]]) -> List[bytes]:
         """Each attribute as a `KeyValue` field with `tag`; a value that cannot be
@@ -149,12 +179,51 @@ class SpanEncoder:
         if not attributes:
             return []
         out = []
-        for key, value in attributes.items():
+        for key, value in _items(attributes):
             try:
-                out.append(_field(tag, self._attribute(key, value)))
+                body = key_value(key, value)
             except Exception as exc:
                 logger.debug("attribute %s not encoded: %r", key, exc)
+                continue
+            out.append(tag + _length(len(body)) + body)
         return out
+
+    def _span_attribute_fields(self, attributes: Any, parts: List[bytes]) -> None:
+        """Appends each of a span's attributes as a field 9 (`KeyValue`) to `parts`.
+
+        A pair whose value is a bool, an int or a string of at most
+        `_CACHED_VALUE_LENGTH` characters is looked up, whole field, in the bounded
+        cache; anything else is encoded afresh.
+        """
+        cache = self._span_attributes
+        cached = cache.get
+        append = parts.append
+        for key, value in _items(attributes):
+            kind = type(value)
+            if kind is str:
+                cache_key: Optional[Tuple[Any, ...]] = (key, value)
+            elif kind is int or kind is bool:
+                cache_key = (key, value, kind)  # True == 1: the type keeps them apart
+            else:
+                cache_key = None
+            if cache_key is not None:
+                field = cached(cache_key)
+                if field is not None:
+                    append(field)
+                    continue
+                if kind is str and len(value) > _CACHED_VALUE_LENGTH:
+                    cache_key = None
+            try:
+                body = key_value(key, value)
+            except Exception as exc:
+                logger.debug("attribute %s not encoded: %r", key, exc)
+                continue
+            field = b"\x4a" + _length(len(body)) + body
+            if cache_key is not None:
+                if len(cache) >= self.cache_limit:
+                    cache.clear()
+                cache[cache_key] = field
+            append(field)
 
     # --- resource and scope -----------------------------------------------------------
 
@@ -195,44 +264,75 @@ class SpanEncoder:
 
     def span(self, span: ReadableSpan) -> bytes:
         """One span as the body of a `Span` message."""
-        context: Any = span.get_span_context()
-        parts = [
-            b"\x0a\x10",
-            context.trace_id.to_bytes(16, "big"),
-            b"\x12\x08",
-            context.span_id.to_bytes(8, "big"),
-        ]
-        trace_state = context.trace_state
+        if type(span) in _SDK_SPANS:
+            # the SDK's own span classes: their properties return these fields (or copy
+            # and wrap them); reading them directly runs no Python function per field
+            context: Any = span._context
+            parent: Any = span._parent
+            name = span._name
+            kind = span._kind
+            start_time = span._start_time
+            end_time = span._end_time
+            attributes: Any = span._attributes
+            events: Any = _sequence(span._events)
+            links: Any = _sequence(span._links)
+            status: Any = span._status
+            dropped_attributes = getattr(attributes, "dropped", 0)
+            dropped_events = getattr(span._events, "dropped", 0)
+            dropped_links = getattr(span._links, "dropped", 0)
+        else:
+            context = span.get_span_context()
+            parent = span.parent
+            name = span.name
+            kind = span.kind
+            start_time = span.start_time
+            end_time = span.end_time
+            attributes = span.attributes
+            events = span.events
+            links = span.links
+            status = span.status
+            dropped_attributes = span.dropped_attributes
+            dropped_events = span.dropped_events
+            dropped_links = span.dropped_links
+        if type(context) is SpanContext:
+            trace_id, span_id, _, _, trace_state, _ = context
+        else:
+            trace_id, span_id = context.trace_id, context.span_id
+            trace_state = context.trace_state
+        parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
         if trace_state:
             parts.append(_text(b"\x1a", ",".join(f"{k}={v}" for k, v in trace_state.items())))
-        parent = span.parent
         if parent:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-        name = span.name
         encoded_name = self._names.get(name)
         if encoded_name is None:
             encoded_name = _text(b"\x2a", name) if name else b""
-            if len(self._names) >= _CACHE_LIMIT:
+            if len(self._names) >= self.cache_limit:
                 self._names.clear()
             self._names[name] = encoded_name
         parts.append(encoded_name)
-        parts.append(_KIND[span.kind.value])
-        parts.append(_TIMES.pack(0x39, span.start_time or 0, 0x41, span.end_time or 0))
-        parts += self.attributes(b"\x4a", span.attributes)
-        if span.dropped_attributes:
-            parts.append(b"\x50" + varint(span.dropped_attributes))
-        for event in span.events:
-            parts.append(_field(b"\x5a", self._event(event)))
-        if span.dropped_events:
-            parts.append(b"\x60" + varint(span.dropped_events))
-        for link in span.links:
-            parts.append(_field(b"\x6a", self._link(link)))
-        if span.dropped_links:
-            parts.append(b"\x70" + varint(span.dropped_links))
-        if span.status is not None:
-            parts.append(_field(b"\x7a", _status(span.status)))
-        flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-        parts.append(_FLAGS_TAG + _FLAGS.pack(flags))
+        parts.append(_KIND_BY_ID.get(id(kind)) or _KIND[kind.value])
+        parts.append(_TIMES.pack(0x39, start_time or 0, 0x41, end_time or 0))
+        if attributes is not None:
+            self._span_attribute_fields(attributes, parts)
+        if dropped_attributes:
+            parts.append(b"\x50" + varint(dropped_attributes))
+        if events:
+            for event in events:
+                parts.append(_field(b"\x5a", self._event(event)))
+        if dropped_events:
+            parts.append(b"\x60" + varint(dropped_events))
+        if links:
+            for link in links:
+                parts.append(_field(b"\x6a", self._link(link)))
+        if dropped_links:
+            parts.append(b"\x70" + varint(dropped_links))
+        if status is not None:
+            if status.status_code is _UNSET and not status.description:
+                parts.append(b"\x7a\x00")
+            else:
+                parts.append(_field(b"\x7a", _status(status)))
+        parts.append(_REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT)
         return b"".join(parts)
 
     def _event(self, event: Any) -> bytes:
@@ -268,19 +368,32 @@ class SpanEncoder:
         # resource id -> (resource, scope id -> (scope, encoded spans))
         groups: Dict[int, Tuple[Any, Dict[int, Tuple[Any, List[bytes]]]]] = {}
         step = self.slice_size
+        encode_span = self.span
+        # the bucket of the previous span: consecutive spans mostly share it
+        last_resource: Any = _NOTHING
+        last_scope: Any = _NOTHING
+        bucket: List[bytes] = []
         for start in range(0, len(spans), step):
             if start:
                 time.sleep(0)  # let the application's threads run between slices
             for span in spans[start : start + step]:
-                resource = span.resource
-                scope = getattr(span, "instrumentation_scope", None) or None
-                by_scope = groups.get(id(resource))
-                if by_scope is None:
-                    by_scope = groups[id(resource)] = (resource, {})
-                bucket = by_scope[1].get(id(scope))
-                if bucket is None:
-                    bucket = by_scope[1][id(scope)] = (scope, [])
-                bucket[1].append(_field(b"\x12", self.span(span)))
+                if type(span) in _SDK_SPANS:
+                    resource = span._resource
+                    scope = span._instrumentation_scope or None
+                else:
+                    resource = span.resource
+                    scope = getattr(span, "instrumentation_scope", None) or None
+                if resource is not last_resource or scope is not last_scope:
+                    by_scope = groups.get(id(resource))
+                    if by_scope is None:
+                        by_scope = groups[id(resource)] = (resource, {})
+                    known = by_scope[1].get(id(scope))
+                    if known is None:
+                        known = by_scope[1][id(scope)] = (scope, [])
+                    bucket = known[1]
+                    last_resource, last_scope = resource, scope
+                body = encode_span(span)
+                bucket.append(b"\x12" + _length(len(body)) + body)
         out = []
         for resource, scopes in groups.values():
             parts = [self._resource(resource)]
@@ -298,6 +411,11 @@ class SpanEncoder:
         return head + b"".join(spans)
 
 
+_NOTHING = object()
+_LOCAL_PARENT = _FLAGS_TAG + _FLAGS.pack(_HAS_IS_REMOTE)
+_REMOTE_PARENT = _FLAGS_TAG + _FLAGS.pack(_HAS_IS_REMOTE | _IS_REMOTE)
+
+
 _KIND = {
     0: b"\x30\x01",  # SpanKind.INTERNAL -> SPAN_KIND_INTERNAL
     1: b"\x30\x02",  # SERVER
@@ -305,6 +423,32 @@ _KIND = {
     3: b"\x30\x04",  # PRODUCER
     4: b"\x30\x05",  # CONSUMER
 }
+
+
+def _kinds_by_identity() -> Dict[int, bytes]:
+    """`SpanKind` members by `id()`: an enum's `.value` and `__hash__` run Python code."""
+    from opentelemetry.trace import SpanKind
+
+    return {id(kind): _KIND[kind.value] for kind in SpanKind}
+
+
+def _unset_status() -> Any:
+    from opentelemetry.trace import StatusCode
+
+    return StatusCode.UNSET
+
+
+def _sdk_span_types() -> Tuple[type, ...]:
+    """The SDK's span classes whose properties are plain reads of their `_` fields."""
+    from opentelemetry.sdk import trace
+
+    found = [getattr(trace, name, None) for name in ("ReadableSpan", "Span", "_Span")]
+    return tuple(cls for cls in found if isinstance(cls, type))
+
+
+_KIND_BY_ID = _kinds_by_identity()
+_SDK_SPANS = frozenset(_sdk_span_types())
+_UNSET = _unset_status()
 
 
 def _status(status: Any) -> bytes:

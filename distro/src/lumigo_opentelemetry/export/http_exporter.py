@@ -1,8 +1,9 @@
 """The OTLP/HTTP span exporter with our own protobuf encoder (`encoder.SpanEncoder`).
 
 The transport (session, headers, compression, retries with back-off, timeout, the
-`OTEL_EXPORTER_OTLP_*` settings it reads) stays the SDK's `OTLPSpanExporter`; only the
-encoding of a batch is ours. Imported on the first export, never at start-up.
+`OTEL_EXPORTER_OTLP_*` settings it reads) stays the SDK's `OTLPSpanExporter`; the
+encoding of a batch is ours, and so is how a post goes through the SDK's requests
+session (prepared once, see `transport`). Imported on the first export, never at start-up.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from lumigo_opentelemetry.export.encoder import SpanEncoder
+from lumigo_opentelemetry.export.transport import lean_transport
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -31,6 +33,10 @@ class LumigoSpanExporter(OTLPSpanExporter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._encoder = SpanEncoder()
+        client = getattr(self, "_client", None)
+        lean = lean_transport(getattr(client, "_transport", None))
+        if lean is not None:
+            client._transport = lean  # type: ignore[union-attr]
 
     def _transport(self) -> Optional[Any]:
         client = getattr(self, "_client", None)

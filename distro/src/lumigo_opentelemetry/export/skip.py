@@ -25,8 +25,18 @@ def mark_skip_export(span: Any) -> None:
 
 
 def is_skipped(span: ReadableSpan) -> bool:
-    attributes = span.attributes
-    return attributes is not None and attributes.get(SKIP_EXPORT_ATTRIBUTE) is True
+    """Runs on the thread that ends each span: reads the SDK span's own attribute dict
+    when it has one (`span.attributes` wraps it in a new proxy, and a missing key costs
+    a raised `KeyError` through the `Mapping` protocol)."""
+    attributes: Any = getattr(span, "_attributes", None)
+    if attributes is None:
+        attributes = span.attributes
+        if attributes is None:
+            return False
+    inner = getattr(attributes, "_dict", None)
+    if type(inner) is dict:
+        attributes = inner
+    return attributes.get(SKIP_EXPORT_ATTRIBUTE) is True
 
 
 class SkipExportFilter(SpanProcessor):

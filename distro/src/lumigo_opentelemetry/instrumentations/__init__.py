@@ -6,8 +6,9 @@ the library, of its instrumentation or of wrapt is imported until the applicatio
 imports that module. Then the hook imports `lumigo_opentelemetry.instrumentations.<name>`,
 checks the installed library version against the range the upstream instrumentor
 declares (read from its distribution's metadata where the module names it, see
-`_version_gate`; out of range: one info line, the library is left alone) and calls its
-`instrument(config, tracer_provider)`.
+`_version_gate`; out of range: one info line, the library is left alone; the same range
+as the upstream distro, so a team switching to the layer loses no library it traced) and
+calls its `instrument(config, tracer_provider)`.
 
 Every instrumentation module satisfies the `Instrumentation` protocol (mypy checks each
 module against it below; a test checks it at run time and that `HOOK_MODULES` is exactly

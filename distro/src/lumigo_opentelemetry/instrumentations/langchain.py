@@ -130,6 +130,30 @@ class _MaskingTracer:
 _masking: Optional[_MaskingTracerProvider] = None
 
 
+def _wrapt_compat() -> None:
+    """Let the instrumentation releases that still call wrapt 1's
+    `wrap_function_wrapper(module=..., name=..., wrapper=...)` (the newest ones for
+    Python 3.9, <= 0.50) run on wrapt 2, whose first parameter is `target`. Newer releases
+    pass it positionally, which the adapter passes through unchanged."""
+    import inspect
+
+    import wrapt
+    from opentelemetry.instrumentation import langchain as upstream_module
+
+    wrap = getattr(upstream_module, "wrap_function_wrapper", None)
+    if wrap is not wrapt.wrap_function_wrapper:
+        return  # already adapted
+    if "module" in inspect.signature(wrap).parameters:
+        return  # wrapt 1 API: nothing to adapt
+
+    def wrap_function_wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "module" in kwargs:
+            args = (kwargs.pop("module"), *args)
+        return wrapt.wrap_function_wrapper(*args, **kwargs)
+
+    upstream_module.wrap_function_wrapper = wrap_function_wrapper  # type: ignore[attr-defined]
+
+
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     """Register the instrumentation's callback handler once; a later call only refreshes
     the configuration."""
@@ -140,6 +164,7 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
         _masking.config = config
     upstream = instrumentor()
     if not upstream.is_instrumented_by_opentelemetry:
+        _wrapt_compat()
         upstream.instrument(tracer_provider=_masking, skip_dep_check=True)
 
 
