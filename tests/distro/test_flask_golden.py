@@ -87,17 +87,35 @@ def test_lean_flask_spans_equal_contrib_across_versions(row: tuple[str, list[str
 
 
 def test_semconv_opt_in_uses_the_contrib_instrumentor() -> None:
+    """The lean path reads OTEL_SEMCONV_STABILITY_OPT_IN itself: it must take the
+    default path exactly when contrib's own reading gives the default HTTP mode."""
     code = (
         "from lumigo_opentelemetry.instrumentations.flask import lean_path_applies;"
-        "print(lean_path_applies())"
+        "from opentelemetry.instrumentation._semconv import ("
+        "_OpenTelemetrySemanticConventionStability as S, _OpenTelemetryStabilitySignalType as T,"
+        " _StabilityMode as M);"
+        "S._initialize();"
+        "mode = S._get_opentelemetry_stability_opt_in_mode(T.HTTP);"
+        "print(lean_path_applies(), mode is M.DEFAULT)"
     )
-    for value, expected in (("", "True"), ("http", "False"), ("http/dup", "False")):
+    values = {
+        "": "True",
+        "http": "False",
+        "http/dup": "False",
+        " http/dup , database": "False",
+        "database,http": "False",
+        "database": "True",
+        "gen_ai_latest_experimental": "True",
+        "http/foo,HTTP": "True",
+        ",": "True",
+    }
+    for value, expected in values.items():
         env = {**os.environ, "LUMIGO_SWITCH_OFF": "true", "OTEL_SEMCONV_STABILITY_OPT_IN": value}
         env.pop("AUTOWRAPT_BOOTSTRAP", None)
         done = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         )
-        assert done.stdout.strip() == expected, (value, done.stderr)
+        assert done.stdout.split() == [expected, expected], (value, done.stderr)
 
 
 def test_request_attribute_memo_gives_fresh_copies_and_follows_the_environ() -> None:

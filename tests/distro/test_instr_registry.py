@@ -54,11 +54,12 @@ def test_importing_the_distro_loads_no_library_and_no_instrumentation(
     out, _ = probe(["import_distro", "loaded", "flask_request", "loaded", "flush"], receiver)
     before, after = out["loaded"]
     assert before == []
-    # importing flask activates exactly the flask instrumentation, nothing else
+    # importing flask activates exactly the flask instrumentation, nothing else; the lean
+    # path uses contrib's WSGI helpers but never imports contrib's Flask instrumentor
+    # (not even for the version gate, which reads its distribution's metadata)
     assert after == [
         "flask",
         "lumigo_opentelemetry.instrumentations.flask",
-        "opentelemetry.instrumentation.flask",
         "opentelemetry.instrumentation.wsgi",
     ]
     # the lean server-span path leaves the app's class alone; the span below proves it is traced
@@ -86,6 +87,23 @@ def test_disabled_instrumentations_are_left_alone(receiver: OtlpReceiver, disabl
     assert "opentelemetry.instrumentation.flask" not in out["loaded"][0]
     expected_fastapi = "FastAPI" if disabled == "*" else "_InstrumentedFastAPI"
     assert out["fastapi_class"] == expected_fastapi
+
+
+def test_semconv_opt_in_traces_through_the_contrib_instrumentor(receiver: OtlpReceiver) -> None:
+    # the provider waits for the first tracer there too: contrib asks for it per app
+    out, _ = probe(
+        ["import_distro", "flask_request", "loaded", "flush"],
+        receiver,
+        OTEL_SEMCONV_STABILITY_OPT_IN="http",
+        OTEL_SERVICE_NAME="registry-probe-semconv",
+    )
+    assert out["flask"] == {"class": "_InstrumentedFlask", "body": "probe ok"}
+    assert "opentelemetry.instrumentation.flask" in out["loaded"][0]
+    [span] = receiver.wait_for_spans(
+        1, where=lambda s: s.service == "registry-probe-semconv" and s.kind == "SERVER"
+    )
+    assert span.attributes["http.request.method"] == "GET"  # the stable conventions
+    assert json.loads(span.attributes["http.request.headers"])["x-probe"] == "1"
 
 
 def test_a_failing_instrumentation_leaves_the_app_working(receiver: OtlpReceiver) -> None:

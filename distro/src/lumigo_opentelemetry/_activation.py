@@ -3,11 +3,12 @@
 At start-up only the settings are read (their warnings shown) and post-import hooks
 registered; nothing of the OpenTelemetry SDK is imported. The provider (SDK, resource,
 exporter, exit flush) is built on first use: the first import of an instrumented library
-or of the OpenTelemetry API/SDK (`TRIGGER_MODULES`), or the first request for it
-(`current_tracer_provider()`, `lumigo_opentelemetry.tracer_provider`). An app that starts
-spans through the OpenTelemetry API imports `opentelemetry.trace` first, so the global
-provider it sees is always ours. `LUMIGO_ENABLE_LOGS` builds it at start-up (the logging
-handler needs it).
+(for Flask, whose lean server spans ask for their tracer on the first routed request:
+that request, see `PROVIDER_ON_FIRST_TRACER`) or of the OpenTelemetry API/SDK
+(`TRIGGER_MODULES`), or the first request for it (`current_tracer_provider()`,
+`lumigo_opentelemetry.tracer_provider`). An app that starts spans through the
+OpenTelemetry API imports `opentelemetry.trace` first, so the global provider it sees is
+always ours. `LUMIGO_ENABLE_LOGS` builds it at start-up (the logging handler needs it).
 
 Every failure is caught here: the app then runs untraced, with one warning.
 """
@@ -331,11 +332,31 @@ def _instrument_on_import(
     registry: ModuleType, name: str, config: Config
 ) -> Callable[[ModuleType], None]:
     def on_import(_module: ModuleType) -> None:
+        if _pending is not None and name in registry.PROVIDER_ON_FIRST_TRACER:
+            # the provider (SDK, resource, exporter) waits for the first tracer asked for
+            registry.activate(name, config, ProviderOnFirstTracer())
+            return
         provider = current_tracer_provider()
         if not isinstance(provider, DisabledTracerProvider):
             registry.activate(name, config, provider)
 
     return on_import
+
+
+class ProviderOnFirstTracer:
+    """Stands in for the provider, for an instrumentation that asks for its tracer only
+    when it first traces (e.g. Flask's first request): the provider is built then
+    (`current_tracer_provider()`; a no-op tracer if tracing turned out to be off)."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Tracer:
+        return current_tracer_provider().get_tracer(*args, **kwargs)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return current_tracer_provider().force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        if _pending is None:
+            current_tracer_provider().shutdown()
 
 
 def _shutdown_at_exit(

@@ -5,9 +5,10 @@
 the library, of its instrumentation or of wrapt is imported until the application
 imports that module. Then the hook imports `lumigo_opentelemetry.instrumentations.<name>`,
 checks the installed library version against the range the upstream instrumentor
-declares (out of range: one info line, the library is left alone; the same range as the
-upstream distro, so a team switching to the layer loses no library it traced) and calls its
-`instrument(config, tracer_provider)`.
+declares (read from its distribution's metadata where the module names it, see
+`_version_gate`; out of range: one info line, the library is left alone; the same range
+as the upstream distro, so a team switching to the layer loses no library it traced) and
+calls its `instrument(config, tracer_provider)`.
 
 Every instrumentation module satisfies the `Instrumentation` protocol (mypy checks each
 module against it below; a test checks it at run time and that `HOOK_MODULES` is exactly
@@ -63,6 +64,9 @@ HOOK_MODULES: Dict[str, str] = {
     "langchain": "langchain_core",
 }
 KNOWN: Tuple[str, ...] = tuple(HOOK_MODULES)
+#: instrumentations that ask their provider for a tracer only when they first trace:
+#: the hook gives them a stand-in, and the provider is built then, not at the import
+PROVIDER_ON_FIRST_TRACER = frozenset({"flask"})
 
 if TYPE_CHECKING:
     # mypy checks every module against the protocol here
@@ -97,7 +101,18 @@ def module_name(name: str) -> str:
 
 
 def version_conflict(instrumentation: ModuleType) -> Optional[str]:
-    """Why the installed library is outside the instrumentor's declared range, or None."""
+    """Why the installed library is outside the instrumentor's declared range, or None.
+
+    A module naming its instrumentor's distribution (`INSTRUMENTOR_DISTRIBUTION`) is
+    first checked from that distribution's metadata (`_version_gate`), without
+    importing the instrumentor; only when that cannot tell is the instrumentor asked.
+    """
+    distribution = getattr(instrumentation, "INSTRUMENTOR_DISTRIBUTION", None)
+    if distribution is not None:
+        from lumigo_opentelemetry.instrumentations._version_gate import in_declared_range
+
+        if in_declared_range(distribution):
+            return None
     from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
     requirements = instrumentation.instrumentor().instrumentation_dependencies()

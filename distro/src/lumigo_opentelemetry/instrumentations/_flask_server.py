@@ -17,6 +17,9 @@ Per request, on the default (old) HTTP semantic conventions:
   teardown function), with the exception recorded and the status set the way
   `trace.use_span` does it.
 
+Installing it on an app imports nothing of OpenTelemetry: the tracer and contrib's
+WSGI helpers are set up on the first routed request, so that importing Flask stays cheap.
+
 Propagation from incoming headers, `OTEL_PYTHON_FLASK_EXCLUDED_URLS`, INTERNAL spans for
 apps nested in another traced WSGI app, streamed responses (never read) and requests
 that never reach `before_request` behave as with the contrib instrumentor, which stays
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from time import time_ns
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
@@ -88,36 +92,47 @@ class FlaskServerSpans:
     """Installs the lean server-span path on Flask apps."""
 
     def __init__(self, config: Config, tracer_provider: TracerProvider) -> None:
-        from opentelemetry import context, trace
-        from opentelemetry.instrumentation.flask.version import __version__
-        from opentelemetry.instrumentation.utils import http_status_to_status_code
-        from opentelemetry.instrumentation.wsgi import collect_request_attributes, wsgi_getter
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-        from opentelemetry.util.http import get_excluded_urls
-
+        """Cheap: nothing of OpenTelemetry is imported until the first routed request
+        (`_prepare`), so importing Flask and building apps stay fast."""
         self.config = config
-        self.tracer = trace.get_tracer(
-            _SCOPE,
-            __version__,
-            tracer_provider,
-            schema_url="https://opentelemetry.io/schemas/1.11.0",
-        )
-        self.spans = fast_spans(self.tracer)
-        self.excluded = get_excluded_urls("FLASK")
-        self.has_exclusions = bool(getattr(self.excluded, "_excluded_urls", True))
-        self._context = context
-        self._trace = trace
-        self._extract = Extractor(wsgi_getter, asgi=False)
-        self._collect = _memoized(collect_request_attributes)
-        self._status_of = http_status_to_status_code
-        self._server = SpanKind.SERVER
-        self._internal = SpanKind.INTERNAL
-        self._status = Status
-        self._error = StatusCode.ERROR
-        self._unset = StatusCode.UNSET
-        self._invalid = trace.INVALID_SPAN
-        self._custom_request, self._custom_response = _custom_header_collectors()
-        self._current_context = _request_context_getter()
+        self._provider = tracer_provider
+        self._prepared = False
+        self._prepare_lock = threading.Lock()
+
+    def _prepare(self) -> None:
+        """The tracer and contrib's helpers, once, on the first routed request."""
+        with self._prepare_lock:
+            if self._prepared:
+                return
+            from opentelemetry import context, trace
+            from opentelemetry.instrumentation.utils import http_status_to_status_code
+            from opentelemetry.instrumentation.wsgi import collect_request_attributes, wsgi_getter
+            from opentelemetry.trace import SpanKind, Status, StatusCode
+            from opentelemetry.util.http import get_excluded_urls
+
+            self.tracer = trace.get_tracer(
+                _SCOPE,
+                _scope_version(),
+                self._provider,
+                schema_url="https://opentelemetry.io/schemas/1.11.0",
+            )
+            self.spans = fast_spans(self.tracer)
+            self.excluded = get_excluded_urls("FLASK")
+            self.has_exclusions = bool(getattr(self.excluded, "_excluded_urls", True))
+            self._context = context
+            self._trace = trace
+            self._extract = Extractor(wsgi_getter, asgi=False)
+            self._collect = _memoized(collect_request_attributes)
+            self._status_of = http_status_to_status_code
+            self._server = SpanKind.SERVER
+            self._internal = SpanKind.INTERNAL
+            self._status = Status
+            self._error = StatusCode.ERROR
+            self._unset = StatusCode.UNSET
+            self._invalid = trace.INVALID_SPAN
+            self._custom_request, self._custom_response = _custom_header_collectors()
+            self._current_context = _request_context_getter()
+            self._prepared = True
 
     # --- installation -----------------------------------------------------------------
 
@@ -194,6 +209,9 @@ class FlaskServerSpans:
 
     def _start(self) -> None:
         import flask
+
+        if not self._prepared:
+            self._prepare()
 
         request = flask.request._get_current_object()  # type: ignore[attr-defined]
         environ = request.environ
@@ -327,6 +345,20 @@ class FlaskServerSpans:
                 )
         except Exception:
             logger.debug("flask body capture failed", exc_info=True)
+
+
+def _scope_version() -> str:
+    """contrib's `opentelemetry.instrumentation.flask.version.__version__`, read from its
+    distribution's metadata (importing the version module runs the whole instrumentor
+    package); the module itself when the metadata cannot say."""
+    from lumigo_opentelemetry.instrumentations._version_gate import installed_version
+
+    version = installed_version("opentelemetry-instrumentation-flask")
+    if version:
+        return version
+    from opentelemetry.instrumentation.flask.version import __version__
+
+    return str(__version__)
 
 
 #: every environ key contrib's `collect_request_attributes` reads

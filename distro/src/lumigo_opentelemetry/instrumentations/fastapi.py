@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 NAME = "fastapi"
 HOOK_MODULE = "fastapi"
+#: the version gate reads the declared FastAPI range from here (no `packaging` import)
+INSTRUMENTOR_DISTRIBUTION = "opentelemetry-instrumentation-fastapi"
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -55,7 +57,8 @@ def _instrument(config: Config, tracer_provider: TracerProvider, lean: bool) -> 
     import wrapt
 
     upstream = instrumentor()
-    options: Dict[str, Any] = {"tracer_provider": tracer_provider}
+    # the registry's version gate has checked the same declared range already
+    options: Dict[str, Any] = {"tracer_provider": tracer_provider, "skip_dep_check": True}
     if "exclude_spans" in inspect.signature(type(upstream).instrument_app).parameters:
         options["exclude_spans"] = ["receive", "send"]
     upstream.instrument(**options)

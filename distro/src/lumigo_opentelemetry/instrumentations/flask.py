@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 NAME = "flask"
 HOOK_MODULE = "flask"
+#: the version gate reads the declared Flask range from here (no instrumentor import)
+INSTRUMENTOR_DISTRIBUTION = "opentelemetry-instrumentation-flask"
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -56,38 +58,46 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
 
 def lean_path_applies() -> bool:
     """Our own server spans on the default HTTP semantic conventions; the contrib
-    instrumentor for `OTEL_SEMCONV_STABILITY_OPT_IN=http` / `http/dup`."""
-    from opentelemetry.instrumentation._semconv import (
-        _OpenTelemetrySemanticConventionStability as Stability,
-    )
-    from opentelemetry.instrumentation._semconv import (
-        _OpenTelemetryStabilitySignalType,
-        _StabilityMode,
-    )
+    instrumentor for `OTEL_SEMCONV_STABILITY_OPT_IN=http` / `http/dup`.
 
-    Stability._initialize()  # type: ignore[no-untyped-call]
-    mode = Stability._get_opentelemetry_stability_opt_in_mode(
-        _OpenTelemetryStabilitySignalType.HTTP
-    )
-    return bool(mode == _StabilityMode.DEFAULT)
+    The setting is read as contrib reads it (comma-separated, each item stripped; any
+    `http` or `http/dup` item leaves the default), without importing contrib's
+    `_semconv` module, which costs more than a tenth of Flask's own import."""
+    import os
+
+    opt_in = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN")
+    if not opt_in:
+        return True
+    items = [item.strip() for item in opt_in.split(",")]
+    return "http" not in items and "http/dup" not in items
 
 
 def _instrument_lean(config: Config, tracer_provider: TracerProvider) -> None:
+    """Our server spans on every app built from now on; without wrapt (`Flask.__init__`
+    is wrapped by a plain function, undone by `uninstrument`)."""
+    import functools
+
     import flask
-    import wrapt
 
     from lumigo_opentelemetry.instrumentations._flask_server import FlaskServerSpans
 
     spans = FlaskServerSpans(config, tracer_provider)
+    cls = flask.Flask
+    original = cls.__init__
 
-    def after_init(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Any) -> None:
-        wrapped(*args, **kwargs)
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
         try:
-            spans.install(instance)
+            spans.install(self)
         except Exception:
-            logger.debug("flask server spans not installed on %r", instance, exc_info=True)
+            logger.debug("flask server spans not installed on %r", self, exc_info=True)
 
-    wrapt.wrap_function_wrapper(flask, "Flask.__init__", after_init)
+    setattr(__init__, _ORIGINAL_INIT, original)
+    cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+_ORIGINAL_INIT = "_lumigo_original_init"
 
 
 def _instrument_with_contrib(config: Config, tracer_provider: TracerProvider) -> None:
@@ -247,6 +257,11 @@ def _response_body(response: Any, config: Config) -> Optional[str]:
 
 def uninstrument() -> None:
     """Undo `instrument()` (used by tests): the library's own class is restored."""
+    import flask
+
+    original = getattr(flask.Flask.__init__, _ORIGINAL_INIT, None)
+    if original is not None:
+        flask.Flask.__init__ = original  # type: ignore[method-assign]
     upstream = instrumentor()
     if upstream.is_instrumented_by_opentelemetry:
         upstream.uninstrument()
