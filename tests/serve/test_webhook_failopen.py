@@ -301,3 +301,37 @@ async def _read_rest(reader: asyncio.StreamReader) -> bytes:
     while chunk := await reader.read(65536):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def test_a_body_that_stalls_is_answered_408_and_the_connection_closed(
+    certs: TestCertificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that declares a body and stops sending it half-way gets 408 (what an API
+    server's retry logic reads as "try again") once the body timeout passes, and the
+    connection is closed: a stalled peer cannot hold a worker."""
+    monkeypatch.setattr(webhook, "BODY_TIMEOUT", 0.5)
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
+    body = json.dumps(admission_review(asking_pod("web"), namespace="shop")).encode()
+
+    async def scenario() -> bytes:
+        async with served(admission, certs) as (url, _):
+            port = int(url.split(":")[2].split("/")[0])
+            context = ssl.create_default_context(cafile=str(certs.ca_file))
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=context, server_hostname="localhost"
+            )
+            writer.write(
+                b"POST " + webhook.PATH.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body[: len(body) // 2]
+            )
+            answer = await asyncio.wait_for(_read_rest(reader), 20)
+            writer.close()
+            return answer
+
+    answer = asyncio.run(scenario())
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert json.loads(payload)["error"] == "request body not received within 0.5s"
