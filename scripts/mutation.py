@@ -203,6 +203,9 @@ EQUIVALENT: dict[str, str] = {
     f"{INJ}/ecs/containers.py::sidecar_reason::return-none::return '' -> return None": (
         "its one caller only tests the reason for truth: None and '' are read alike"
     ),
+    f"{INJ}/ecs/containers.py::blocker::return-none::return '' -> return None": (
+        "its one caller (select_containers' walrus filter) only tests the reason for truth"
+    ),
 }
 
 DATACLASS_FLAGS = frozenset({"frozen", "slots", "eq", "order", "repr", "kw_only"})
