@@ -161,6 +161,18 @@ EQUIVALENT: dict[str, str] = {
         "left in place, so the text is the same (a copy of it). The key also names the "
         "scalar `continue` below it; that mutant is killed (masked is unbound or stale)"
     ),
+    f"{DISTRO}/masking.py::Masking._text::bool-swap::"
+    "\"'\" in text and ('{' in text or '[' in text) -> "
+    "\"'\" in text or ('{' in text or '[' in text)": (
+        "a fast path: an SQL literal is rewritten only when it holds JSON text, which needs "
+        "both a quote and a bracket in the statement; without either the substitution "
+        "matches nothing or gives each literal back as written"
+    ),
+    f"{DISTRO}/masking.py::Masking._structure::bool-swap::"
+    "item is None or item_kind in _SCALARS -> item is None and item_kind in _SCALARS": (
+        "a fast path: None, int, float and bool values go through _structure instead, "
+        "which gives any value that is no string, mapping or list back as it is"
+    ),
     f"{DISTRO}/masking.py::_has_nested_repeat::return-none::return True -> return None": (
         "the fallback for a pattern re's parser rejects: _StdlibPattern compiled the same "
         "pattern with re (the same parser) just before, so the parser never fails here"
