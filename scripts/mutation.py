@@ -138,6 +138,11 @@ EQUIVALENT: dict[str, str] = {
         "a release of zeros trimmed to () instead of (0,): comparisons and prefix matches "
         "treat both as zeros (a shorter tuple of zeros sorts the same), so no answer changes"
     ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_clause_matches::return-none::"
+    "return False -> return None": (
+        "its one caller (version_matches) only tests the answer for truth (`not "
+        "_clause_matches(...)`), and returns its own bool"
+    ),
     f"{DISTRO}/masking.py::::off-by-one::2048 -> *": (
         "the bound on cached answers per rule set (CACHE_SIZE) one more or less: the cache "
         "stays bounded and every answer is the same"
@@ -150,6 +155,23 @@ EQUIVALENT: dict[str, str] = {
     "len(key) <= CACHED_KEY_LENGTH -> len(key) < CACHED_KEY_LENGTH": (
         "whether a key of exactly 256 characters is cached: the answer is the same either "
         "way (computed again), only the cache's one-character cut-off moves"
+    ),
+    f"{DISTRO}/masking.py::Masking._json_pairs::remove-jump::continue -> pass": (
+        "after `if masked is string`: the string is copied out as itself instead of being "
+        "left in place, so the text is the same (a copy of it). The key also names the "
+        "scalar `continue` below it; that mutant is killed (masked is unbound or stale)"
+    ),
+    f"{DISTRO}/masking.py::Masking._text::bool-swap::"
+    "\"'\" in text and ('{' in text or '[' in text) -> "
+    "\"'\" in text or ('{' in text or '[' in text)": (
+        "a fast path: an SQL literal is rewritten only when it holds JSON text, which needs "
+        "both a quote and a bracket in the statement; without either the substitution "
+        "matches nothing or gives each literal back as written"
+    ),
+    f"{DISTRO}/masking.py::Masking._structure::bool-swap::"
+    "item is None or item_kind in _SCALARS -> item is None and item_kind in _SCALARS": (
+        "a fast path: None, int, float and bool values go through _structure instead, "
+        "which gives any value that is no string, mapping or list back as it is"
     ),
     f"{DISTRO}/masking.py::_has_nested_repeat::return-none::return True -> return None": (
         "the fallback for a pattern re's parser rejects: _StdlibPattern compiled the same "

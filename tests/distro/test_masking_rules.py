@@ -9,6 +9,7 @@ import logging
 import sys
 import threading
 import time
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -174,6 +175,18 @@ def test_structures_are_masked_at_any_depth_and_not_modified() -> None:
         "list": [1, "two"],
     }
     assert doc["password"] == "p"
+
+
+def test_mappings_that_are_not_dicts_are_masked_key_by_key() -> None:
+    # headers often come as read-only or case-insensitive mappings (aiohttp's
+    # CIMultiDictProxy, MappingProxyType), not dicts: masked as a dict is, not `****` whole
+    headers = MappingProxyType({"Authorization": "Bearer x", "Accept": "*/*"})
+    assert json.loads(DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, headers)) == {
+        "Authorization": MASKED,
+        "Accept": "*/*",
+    }
+    doc = {"outer": MappingProxyType({"password": "p", "user": "ann"})}
+    assert json.loads(DEFAULT.apply(Site.DB, doc)) == {"outer": {"password": MASKED, "user": "ann"}}
 
 
 def test_json_inside_a_string_is_masked_as_json() -> None:
