@@ -698,3 +698,18 @@ def test_only_a_pod_and_namespace_without_the_annotation_are_unannotated() -> No
     assert inject(pod(), SETTINGS).unannotated
     assert not inject(pod(), SETTINGS, {c.ANNOTATION_INJECT: "false"}).unannotated
     assert not inject(pod(annotations={c.ANNOTATION_INJECT: "false"}), SETTINGS).unannotated
+
+
+def test_a_container_without_a_name_is_left_alone_and_the_named_ones_injected() -> None:
+    """Mutating admission runs before validation, so a pod may still hold a container with no
+    name (or a name that is not a string): that one is not touched, the others are injected,
+    and uninject gives the pod back as it came."""
+    nameless = {"image": "python:3.12"}
+    numbered = {"name": 7, "image": "python:3.12"}
+    original = opted_in(app("fine"), nameless, numbered)
+    result = inject(original, SETTINGS)
+    assert result.injected
+    containers = result.obj["spec"]["containers"]
+    assert containers[1:] == [nameless, numbered]
+    assert "PYTHONPATH" in env_dict(result.obj, "fine")
+    assert uninject(result.obj) == original
