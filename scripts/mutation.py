@@ -203,6 +203,14 @@ EQUIVALENT: dict[str, str] = {
     f"{INJ}/ecs/containers.py::sidecar_reason::return-none::return '' -> return None": (
         "its one caller only tests the reason for truth: None and '' are read alike"
     ),
+    f"{INJ}/ecs/containers.py::blocker::return-none::return '' -> return None": (
+        "its one caller (the walrus in select_containers) only tests the reason for truth: "
+        "None and '' are read alike"
+    ),
+    f"{INJ}/ecs/rewrite.py::clashes::return-none::return [] -> return None": (
+        "its one caller (check_no_clash) only tests the list for truth: None and [] are "
+        "read alike"
+    ),
 }
 
 DATACLASS_FLAGS = frozenset({"frozen", "slots", "eq", "order", "repr", "kw_only"})
