@@ -82,6 +82,7 @@ def test_init_container_is_small_and_locked_down() -> None:
     assert security["runAsNonRoot"] is True
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
+    assert security["privileged"] is False  # Pod Security "baseline" refuses privileged ones
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     assert "runAsUser" not in security  # the image's own non-root user (OpenShift-friendly)
@@ -688,8 +689,9 @@ def test_the_layer_is_mounted_once_where_the_app_looks_for_it() -> None:
     out = inject(
         opted_in(app("a", volumeMounts=[ours]), app("b", volumeMounts=[elsewhere])), SETTINGS
     )
-    assert out.injected
+    assert out.injected and out.warnings == ()
     assert container(out.obj, "a")["volumeMounts"] == [ours]  # no second mount at one path
+    assert "PYTHONPATH" in env_dict(out.obj, "a")  # ours already there is no conflict
     assert container(out.obj, "b")["volumeMounts"] == [elsewhere, ours]
 
 
