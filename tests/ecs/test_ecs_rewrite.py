@@ -242,6 +242,11 @@ def test_endpoint_is_set_only_when_given_and_an_existing_one_is_kept() -> None:
     )
     assert env(container(result.task_definition, "app"))["LUMIGO_ENDPOINT"] == "https://mine"
     assert any("LUMIGO_ENDPOINT=https://mine; kept it" in w for w in result.warnings)
+    from_secret = {"name": "LUMIGO_ENDPOINT", "valueFrom": SSM_TOKEN_ARN}
+    result = inject(minimal(secrets=[from_secret]), EcsSettings(endpoint="https://theirs"))
+    app = container(result.task_definition, "app")
+    assert "LUMIGO_ENDPOINT" not in env(app) and secrets(app)["LUMIGO_ENDPOINT"] == SSM_TOKEN_ARN
+    assert "container 'app' takes LUMIGO_ENDPOINT from a secret; kept it" in result.warnings
 
 
 def test_every_injected_container_gets_its_name_and_enable_logs_only_when_asked() -> None:
