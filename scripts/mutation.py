@@ -221,6 +221,11 @@ EQUIVALENT: dict[str, str] = {
         "the shortcut before the exact byte count: at characters * 4 == the limit the "
         "exact count (at most 4 bytes a character) is within the limit too, same answer"
     ),
+    f"{INJ}/ecs/containers.py::sidecar_reason::off-by-one::1 -> 2": (
+        "rsplit('/', 1)[-1] with maxsplit 2: the last part is the same however many splits "
+        "are made before it (the other 1 -> 2 on those lines, [-1] to [-2], is killed: "
+        "an image without a slash has no second-last part)"
+    ),
     f"{INJ}/ecs/rewrite.py::clashes::return-none::return [] -> return None": (
         "its one caller (check_no_clash) only tests the list for truth: None and [] are "
         "read alike"

@@ -663,6 +663,8 @@ def test_the_last_of_duplicate_entries_is_the_one_merged() -> None:
         ("public.ecr.aws/datadog/agent:latest", True),
         ("fluentd-mirror.example.com:5000/team/web:1", False),  # a marker in the host only
         ("envoy.registry.internal/shop/api@sha256:" + "0" * 64, False),
+        ("registry.internal:5000/envoyproxy/envoy:v1.29", True),  # a registry port and a tag
+        ("registry.internal:5000/library/redis:7", True),
     ],
 )
 def test_a_sidecar_is_told_by_its_repository_never_by_its_registry_host(
