@@ -227,8 +227,7 @@ EQUIVALENT: dict[str, str] = {
         "an image without a slash has no second-last part)"
     ),
     f"{INJ}/ecs/rewrite.py::clashes::return-none::return [] -> return None": (
-        "its one caller (check_no_clash) only tests the list for truth: None and [] are "
-        "read alike"
+        "its one caller (check_no_clash) only tests the list for truth: None and [] are read alike"
     ),
 }
 
