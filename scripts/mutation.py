@@ -226,7 +226,30 @@ EQUIVALENT: dict[str, str] = {
         "its one caller only tests the reason for truth: None and '' are read alike"
     ),
     f"{INJ}/ecs/containers.py::blocker::return-none::return '' -> return None": (
-        "its one caller (select_containers' walrus filter) only tests the reason for truth"
+        "its one caller (the walrus in select_containers) only tests the reason for truth: "
+        "None and '' are read alike"
+    ),
+    f"{INJ}/k8s/undo.py::_uninject_container::remove-jump::break -> pass": (
+        "removing every mount of our volume at /lumigo-otel instead of the last one: a "
+        "container holds at most one (Kubernetes refuses two mounts at one mountPath, and "
+        "inject adds ours only when none is there)"
+    ),
+    f"{INJ}/k8s/undo.py::_guess_state::remove-jump::continue -> pass": (
+        "the continue ends the last branch of the loop body's if/elif chain: without it the "
+        "loop goes on to the next entry all the same"
+    ),
+    f"{INJ}/k8s/mutation.py::within_annotation_limit::compare-swap::"
+    "characters * 4 <= ANNOTATIONS_LIMIT -> characters * 4 < ANNOTATIONS_LIMIT": (
+        "the shortcut before the exact byte count: at characters * 4 == the limit the "
+        "exact count (at most 4 bytes a character) is within the limit too, same answer"
+    ),
+    f"{INJ}/ecs/containers.py::sidecar_reason::off-by-one::1 -> 2": (
+        "rsplit('/', 1)[-1] with maxsplit 2: the last part is the same however many splits "
+        "are made before it (the other 1 -> 2 on those lines, [-1] to [-2], is killed: "
+        "an image without a slash has no second-last part)"
+    ),
+    f"{INJ}/ecs/rewrite.py::clashes::return-none::return [] -> return None": (
+        "its one caller (check_no_clash) only tests the list for truth: None and [] are read alike"
     ),
 }
 

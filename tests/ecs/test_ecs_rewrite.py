@@ -242,6 +242,11 @@ def test_endpoint_is_set_only_when_given_and_an_existing_one_is_kept() -> None:
     )
     assert env(container(result.task_definition, "app"))["LUMIGO_ENDPOINT"] == "https://mine"
     assert any("LUMIGO_ENDPOINT=https://mine; kept it" in w for w in result.warnings)
+    from_secret = {"name": "LUMIGO_ENDPOINT", "valueFrom": SSM_TOKEN_ARN}
+    result = inject(minimal(secrets=[from_secret]), EcsSettings(endpoint="https://theirs"))
+    app = container(result.task_definition, "app")
+    assert "LUMIGO_ENDPOINT" not in env(app) and secrets(app)["LUMIGO_ENDPOINT"] == SSM_TOKEN_ARN
+    assert "container 'app' takes LUMIGO_ENDPOINT from a secret; kept it" in result.warnings
 
 
 def test_every_injected_container_gets_its_name_and_enable_logs_only_when_asked() -> None:
@@ -658,6 +663,8 @@ def test_the_last_of_duplicate_entries_is_the_one_merged() -> None:
         ("public.ecr.aws/datadog/agent:latest", True),
         ("fluentd-mirror.example.com:5000/team/web:1", False),  # a marker in the host only
         ("envoy.registry.internal/shop/api@sha256:" + "0" * 64, False),
+        ("registry.internal:5000/envoyproxy/envoy:v1.29", True),  # a registry port and a tag
+        ("registry.internal:5000/library/redis:7", True),
     ],
 )
 def test_a_sidecar_is_told_by_its_repository_never_by_its_registry_host(

@@ -82,6 +82,7 @@ def test_init_container_is_small_and_locked_down() -> None:
     assert security["runAsNonRoot"] is True
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
+    assert security["privileged"] is False  # Pod Security "baseline" refuses privileged ones
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     assert "runAsUser" not in security  # the image's own non-root user (OpenShift-friendly)
@@ -688,8 +689,9 @@ def test_the_layer_is_mounted_once_where_the_app_looks_for_it() -> None:
     out = inject(
         opted_in(app("a", volumeMounts=[ours]), app("b", volumeMounts=[elsewhere])), SETTINGS
     )
-    assert out.injected
+    assert out.injected and out.warnings == ()
     assert container(out.obj, "a")["volumeMounts"] == [ours]  # no second mount at one path
+    assert "PYTHONPATH" in env_dict(out.obj, "a")  # ours already there is no conflict
     assert container(out.obj, "b")["volumeMounts"] == [elsewhere, ours]
 
 
@@ -698,3 +700,18 @@ def test_only_a_pod_and_namespace_without_the_annotation_are_unannotated() -> No
     assert inject(pod(), SETTINGS).unannotated
     assert not inject(pod(), SETTINGS, {c.ANNOTATION_INJECT: "false"}).unannotated
     assert not inject(pod(annotations={c.ANNOTATION_INJECT: "false"}), SETTINGS).unannotated
+
+
+def test_a_container_without_a_name_is_left_alone_and_the_named_ones_injected() -> None:
+    """Mutating admission runs before validation, so a pod may still hold a container with no
+    name (or a name that is not a string): that one is not touched, the others are injected,
+    and uninject gives the pod back as it came."""
+    nameless = {"image": "python:3.12"}
+    numbered = {"name": 7, "image": "python:3.12"}
+    original = opted_in(app("fine"), nameless, numbered)
+    result = inject(original, SETTINGS)
+    assert result.injected
+    containers = result.obj["spec"]["containers"]
+    assert containers[1:] == [nameless, numbered]
+    assert "PYTHONPATH" in env_dict(result.obj, "fine")
+    assert uninject(result.obj) == original
