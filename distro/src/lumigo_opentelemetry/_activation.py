@@ -313,19 +313,10 @@ def _install_instrumentations(config: Config) -> None:
     """A post-import hook per enabled library; the provider is built when the first fires."""
     try:
         from lumigo_opentelemetry import instrumentations as registry
-
-        hook_modules: Dict[str, str] = registry.HOOK_MODULES
     except Exception as exc:
         logger.warning("instrumentations unavailable: %r", exc)
         return
-    for name, hook_module in hook_modules.items():
-        if not config.instrumentation_enabled(name):
-            logger.debug("%s is disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", name)
-            continue
-        try:
-            when_imported(hook_module, _instrument_on_import(registry, name, config))
-        except Exception as exc:
-            logger.warning("%s is not instrumented: its import hook failed (%s)", name, exc)
+    registry.install_hooks(config, lambda name: _instrument_on_import(registry, name, config))
 
 
 def _instrument_on_import(

@@ -144,23 +144,17 @@ def activate(name: str, config: Config, tracer_provider: TracerProvider) -> bool
         return True
 
 
-def _hook(name: str, config: Config, tracer_provider: TracerProvider) -> Callable[[object], None]:
-    def on_import(_module: object) -> None:
-        activate(name, config, tracer_provider)
+def install_hooks(config: Config, hook_for: Callable[[str], Callable[[Any], None]]) -> None:
+    """Register `hook_for(name)` as the post-import hook of every enabled instrumentation
+    (it calls `activate` with the provider it chooses); never raises.
 
-    return on_import
-
-
-def install_hooks(config: Config, tracer_provider: TracerProvider) -> None:
-    """Register the post-import hook of every enabled instrumentation; never raises.
-
-    A library imported before this call is instrumented at once.
+    A library imported before this call is hooked at once.
     """
     for name, hook_module in HOOK_MODULES.items():
         if not config.instrumentation_enabled(name):
             logger.debug("%s is disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", name)
             continue
         try:
-            when_imported(hook_module, _hook(name, config, tracer_provider))
+            when_imported(hook_module, hook_for(name))
         except Exception as exc:
             logger.warning("%s is not instrumented: its import hook failed (%s)", name, exc)
