@@ -32,11 +32,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 INJ = "injector/src/lumigo_injector"
@@ -50,6 +52,7 @@ class Target:
     name: str
     sources: tuple[str, ...]
     tests: tuple[str, ...]
+    concurrent: bool = True  # False: its tests cannot run twice at once (--jobs runs it serially)
 
 
 TARGETS: tuple[Target, ...] = (
@@ -287,6 +290,16 @@ class Mutant:
         return f"{self.source}::{self.scope}::{self.operator}::{self.before} -> {self.after}"
 
 
+class Planned(NamedTuple):
+    """A mutant, its module text, the lines whose execution can show it, and whether they run
+    when the module is imported (module level, class bodies, decorators, default arguments)."""
+
+    mutant: Mutant
+    text: str
+    lines: tuple[int, ...]
+    at_import: bool
+
+
 @dataclass
 class Result:
     """The outcome of one mutant."""
@@ -487,13 +500,39 @@ def _swapped_text(tree: ast.Module, where: tuple[ast.AST, str, int | None], new:
             setattr(parent, name, old)
 
 
-def mutants_of(source: str, text: str) -> list[tuple[Mutant, str]]:
-    """Every mutant of one file, with the mutated module text."""
+def _site(
+    node: ast.AST, parents: dict[int, tuple[ast.AST, str, int | None]]
+) -> tuple[tuple[int, ...], bool]:
+    """The lines a test must execute to meet the mutant, and whether they run at import."""
+    first, last = getattr(node, "lineno", 0), getattr(node, "end_lineno", None) or 0
+    if isinstance(node, (ast.If, ast.While)):  # negate-condition: the test, not the body
+        last = getattr(node.test, "end_lineno", None) or first
+    elif not isinstance(node, ast.stmt):  # an expression: from its statement's first line
+        up: ast.AST = node
+        while not isinstance(up, ast.stmt) and id(up) in parents:
+            up = parents[id(up)][0]
+        if isinstance(up, ast.stmt):
+            first = min(first, up.lineno)
+    at_import = True
+    child: ast.AST = node
+    while id(child) in parents:
+        parent, name, _ = parents[id(child)]
+        if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and (
+            name == "body"
+        ):
+            at_import = False
+            break
+        child = parent
+    return tuple(range(first, max(first, last) + 1)), at_import
+
+
+def mutants_of(source: str, text: str) -> list[Planned]:
+    """Every mutant of one file, with the mutated module text and where it can be met."""
     tree = ast.parse(text)
     skip = _skipped_nodes(tree)
     scopes = _scopes(tree)
     parents = _parents(tree)
-    found: list[tuple[Mutant, str]] = []
+    found: list[Planned] = []
     nodes = [n for n in ast.walk(tree) if id(n) not in skip]
     nodes.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
     for node in nodes:
@@ -511,20 +550,16 @@ def mutants_of(source: str, text: str) -> list[tuple[Mutant, str]]:
             if isinstance(node, ast.stmt):
                 before = before.splitlines()[0]
                 after = after.splitlines()[0]
-            found.append(
-                (
-                    Mutant(
-                        source=source,
-                        index=len(found),
-                        line=getattr(node, "lineno", 0),
-                        operator=operator,
-                        scope=scopes.get(id(node), ""),
-                        before=before,
-                        after=after,
-                    ),
-                    new_text,
-                )
+            mutant = Mutant(
+                source=source,
+                index=len(found),
+                line=getattr(node, "lineno", 0),
+                operator=operator,
+                scope=scopes.get(id(node), ""),
+                before=before,
+                after=after,
             )
+            found.append(Planned(mutant, new_text, *_site(node, parents)))
     return found
 
 
@@ -539,6 +574,82 @@ def package_root(path: Path) -> Path:
     return top
 
 
+# pytest plugin written into the work directory for the baseline run under coverage: each
+# test's lines are recorded under its node id, everything else (import, collection) under "".
+CONTEXT_PLUGIN = '''\
+"""scripts/mutation.py's pytest plugin: record each test's lines under its node id."""
+import os
+
+import coverage
+import pytest
+
+
+def _switch(name):
+    cov = coverage.Coverage.current()
+    if cov is not None:
+        cov.switch_context(name)
+
+
+def _test_id(item):
+    # a node id, as a command-line argument from the working directory
+    where = os.path.relpath(item.config.rootpath, os.getcwd())
+    return item.nodeid if where == "." else os.path.join(where, item.nodeid)
+
+
+def pytest_collection_finish(session):
+    with open(os.environ["MUTATION_TEST_ORDER"], "w") as out:
+        out.write("\\n".join(_test_id(item) for item in session.items))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _switch(_test_id(item))
+    yield
+    _switch("")
+'''
+
+
+@dataclass
+class CoverageMap:
+    """Which tests execute each line of a module's sources (from one run under coverage)."""
+
+    order: list[str]  # node ids, as the full list runs them
+    tests_of: dict[str, dict[int, frozenset[str]]]  # source -> line -> node ids
+    outside_tests: dict[str, frozenset[int]]  # source -> lines run at import or collection
+
+    def select(self, planned: Planned) -> list[str] | None:
+        """The tests that execute the mutant's lines, or None: run the full list."""
+        source = planned.mutant.source
+        if planned.at_import or self.outside_tests.get(source, frozenset()) & set(planned.lines):
+            return None  # met at import: every test sees it
+        by_line = self.tests_of.get(source, {})
+        chosen = frozenset().union(*(by_line.get(line, frozenset()) for line in planned.lines))
+        if not chosen or len(chosen) >= len(self.order):
+            return None  # run only in a subprocess the tests start, or by every test
+        return [test for test in self.order if test in chosen]
+
+
+def read_coverage_map(data_file: Path, order_file: Path, sources: Sequence[str]) -> CoverageMap:
+    from coverage import CoverageData
+
+    data = CoverageData(basename=str(data_file))
+    data.read()
+    wanted = {os.path.realpath(ROOT / s): s for s in sources}
+    tests_of: dict[str, dict[int, frozenset[str]]] = {}
+    outside: dict[str, frozenset[int]] = {}
+    for measured in data.measured_files():
+        source = wanted.get(os.path.realpath(measured))
+        if source is None:
+            continue
+        by_line = data.contexts_by_lineno(measured)
+        tests_of[source] = {
+            line: frozenset(c for c in contexts if c) for line, contexts in by_line.items()
+        }
+        outside[source] = frozenset(line for line, ctxs in by_line.items() if "" in ctxs)
+    order = order_file.read_text().split("\n") if order_file.exists() else []
+    return CoverageMap([t for t in order if t], tests_of, outside)
+
+
 class Runner:
     """Runs a target's tests against the real sources or against one mutant in a shadow copy."""
 
@@ -546,18 +657,32 @@ class Runner:
         self.workdir = workdir
         self.python = python
         self.extra_pytest = list(extra_pytest)
+        self._lock = threading.Lock()
+        self._live: set[subprocess.Popen[bytes]] = set()
+        self._stopping = False
 
     def _pytest(
-        self, tests: Sequence[str], shadow: Path | None, timeout: float
+        self,
+        tests: Sequence[str],
+        shadow: Path | None,
+        timeout: float,
+        basetemp: Path,
+        coverage: Sequence[str] = (),
+        env_extra: dict[str, str] | None = None,
     ) -> tuple[str, float]:
         env = dict(os.environ)
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        # bytecode goes to one cache in the work directory, never beside the sources: without
+        # it every pytest start compiles pytest, its plugins and the tests again (~6 s here)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(self.workdir / "pycache")
+        env.update(env_extra or {})
         if shadow is not None:
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (str(shadow), env.get("PYTHONPATH", "")) if p
             )
         cmd = [
             self.python,
+            *(["-m", "coverage", "run", *coverage] if coverage else []),
             "-m",
             "pytest",
             "-q",
@@ -566,18 +691,23 @@ class Runner:
             "no:cacheprovider",
             "-p",
             "no:randomly",
+            f"--basetemp={basetemp}",
             *self.extra_pytest,
             *tests,
         ]
         start = time.monotonic()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with self._lock:
+            if self._stopping:
+                return "error (stopped)", 0.0
+            proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            self._live.add(proc)
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -586,29 +716,82 @@ class Runner:
         except BaseException:
             _kill_group(proc)
             raise
+        finally:
+            with self._lock:
+                self._live.discard(proc)
         # 0 passed, 1 failed, 2 collection error (a mutant that breaks the import); anything
         # else (internal error, bad usage, no tests collected) is the tool's own failure
         outcome = {0: "passed", 1: "failed", 2: "failed"}.get(code, f"error (pytest exit {code})")
         return outcome, time.monotonic() - start
 
-    def baseline(self, tests: Sequence[str], timeout: float) -> tuple[str, float]:
-        return self._pytest(tests, None, timeout)
+    @contextlib.contextmanager
+    def stopping(self) -> Iterator[None]:
+        """Kill the running tests and start no more until the block ends."""
+        with self._lock:
+            self._stopping = True
+            live = list(self._live)
+        for proc in live:
+            _kill_group(proc)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._stopping = False
+
+    def baseline(
+        self, name: str, tests: Sequence[str], sources: Sequence[str] | None, timeout: float
+    ) -> tuple[str, float, CoverageMap | None]:
+        """The unmutated run; with `sources`, under coverage, giving the module's map."""
+        basetemp = self.workdir / f"baseline-{name}"
+        if sources is None:
+            return (*self._pytest(tests, None, timeout, basetemp), None)
+        rc, data, order = (self.workdir / f"{name}.{ext}" for ext in ("coveragerc", "cov", "txt"))
+        rc.write_text(
+            "[run]\ninclude =\n" + "".join(f"    {os.path.realpath(ROOT / s)}\n" for s in sources)
+        )
+        plugin = self.workdir / "plugin"
+        plugin.mkdir(exist_ok=True)
+        (plugin / "_mutation_contexts.py").write_text(CONTEXT_PLUGIN)
+        path = os.pathsep.join(p for p in (str(plugin), os.environ.get("PYTHONPATH", "")) if p)
+        outcome, seconds = self._pytest(
+            [*tests, "-p", "_mutation_contexts"],
+            None,
+            timeout,
+            basetemp,
+            coverage=[f"--rcfile={rc}", f"--data-file={data}"],
+            env_extra={"PYTHONPATH": path, "MUTATION_TEST_ORDER": str(order)},
+        )
+        if outcome != "passed":
+            return outcome, seconds, None
+        return outcome, seconds, read_coverage_map(data, order, sources)
 
     def mutant(
-        self, mutant: Mutant, text: str, tests: Sequence[str], timeout: float
+        self,
+        mutant: Mutant,
+        text: str,
+        tests: Sequence[str],
+        selected: Sequence[str] | None,
+        timeout: float,
     ) -> tuple[str, float]:
+        """Run the selected tests (or the full list); a survivor is confirmed with the full list."""
         src = ROOT / mutant.source
         top = package_root(src)
-        shadow = Path(tempfile.mkdtemp(prefix="mutant-", dir=self.workdir))
+        run_dir = Path(tempfile.mkdtemp(prefix="mutant-", dir=self.workdir))
+        shadow, basetemp = run_dir / "src", run_dir / "pytest"
+        ran = list(selected or tests)
         try:
             copied = shadow / top.name
             shutil.copytree(top, copied, ignore=shutil.ignore_patterns("__pycache__"))
             (copied / src.relative_to(top)).write_text(text)
-            outcome, seconds = self._pytest(tests, shadow, timeout)
+            outcome, seconds = self._pytest(ran, shadow, timeout, basetemp)
+            if outcome == "passed" and selected:
+                ran = list(tests)
+                outcome, more = self._pytest(ran, shadow, timeout, basetemp)
+                seconds += more
         finally:
-            shutil.rmtree(shadow, ignore_errors=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
         if outcome.startswith("error"):
-            raise ToolError(f"{mutant.source}:{mutant.line}: {outcome}: {' '.join(tests)}")
+            raise ToolError(f"{mutant.source}:{mutant.line}: {outcome}: {' '.join(ran)}")
         return (
             "survived" if outcome == "passed" else "timeout" if outcome == "timeout" else "killed"
         ), seconds
@@ -642,50 +825,81 @@ def run_target(
     show: Any,
     baseline: bool = True,
     only: frozenset[str] | None = None,
+    jobs: int = 1,
+    select: bool = True,
 ) -> ModuleReport:
-    """Baseline, then mutants until done or out of time (`only`: just these keys)."""
+    """Baseline (and coverage map), then mutants until done or out of time (`only`: these keys)."""
     report = ModuleReport(target.name)
-    planned: list[tuple[Mutant, str]] = []
+    planned: list[Planned] = []
     for source in target.sources:
         planned += mutants_of(source, (ROOT / source).read_text())
     report.mutants = len(planned)
     if only is not None:
-        planned = [(m, text) for m, text in planned if m.key in only]
+        planned = [p for p in planned if p.mutant.key in only]
     elif sample is not None and sample < len(planned):
         planned = rng.sample(planned, sample)
     tests = list(target.tests)
     module_end = min(deadline, time.monotonic() + module_budget)
+    cmap: CoverageMap | None = None
     if baseline:
-        outcome, seconds = runner.baseline(tests, max(module_end - time.monotonic(), 1.0))
+        outcome, seconds, cmap = runner.baseline(
+            target.name,
+            tests,
+            target.sources if select and planned else None,
+            max(module_end - time.monotonic(), 1.0),
+        )
         report.baseline_seconds = round(seconds, 1)
         if outcome != "passed":
             report.error = f"tests {outcome} without any mutant: {' '.join(tests)}"
             report.not_run = len(planned)
             return report
+        if cmap is not None:
+            show(f"  coverage map: {len(cmap.order)} tests, {seconds:.0f} s")
         per_mutant = seconds * 3 + 15
     else:
         seconds, per_mutant = 5.0, 120.0
-    for mutant, text in planned:
+
+    def one(p: Planned) -> Result | None:
         left = module_end - time.monotonic()
         if left < min(per_mutant, seconds + 5):
-            report.not_run += 1
-            continue
-        status, _took = runner.mutant(mutant, text, tests, min(per_mutant, left))
-        reason = equivalence(mutant) if status == "survived" else None
-        if reason is not None:
-            status = "equivalent"
-        report.run += 1
-        setattr(report, status, getattr(report, status) + 1)
-        show(
-            f"  {status:10} {mutant.source}:{mutant.line} {mutant.operator}: "
-            f"{mutant.before}  ->  {mutant.after}"
-        )
-        if status in ("survived", "equivalent"):
-            entry = asdict(mutant) | {"key": mutant.key, "status": status}
-            if status == "equivalent":
-                entry["reason"] = reason
-            report.survivors.append(entry)
+            return None
+        chosen = cmap.select(p) if cmap is not None else None
+        status, took = runner.mutant(p.mutant, p.text, tests, chosen, min(per_mutant, left))
+        return Result(p.mutant, status, took)
+
+    with ThreadPoolExecutor(max(1, jobs if target.concurrent else 1)) as pool:
+        futures = [pool.submit(one, p) for p in planned]
+        try:
+            for future in futures:
+                _record(report, future.result(), show)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            with runner.stopping():
+                wait(futures)
+            raise
     return report
+
+
+def _record(report: ModuleReport, result: Result | None, show: Any) -> None:
+    if result is None:
+        report.not_run += 1
+        return
+    mutant, status = result.mutant, result.status
+    reason = equivalence(mutant) if status == "survived" else None
+    if reason is not None:
+        status = "equivalent"
+    report.run += 1
+    setattr(report, status, getattr(report, status) + 1)
+    show(
+        f"  {status:10} {mutant.source}:{mutant.line} {mutant.operator}: "
+        f"{mutant.before}  ->  {mutant.after}"
+    )
+    if status in ("survived", "equivalent"):
+        entry = asdict(mutant) | {"key": mutant.key, "status": status}
+        if status == "equivalent":
+            entry["reason"] = reason
+        report.survivors.append(entry)
 
 
 def text_report(reports: Sequence[ModuleReport]) -> str:
@@ -739,11 +953,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tests", nargs="+", help="ad-hoc: the tests of --target")
     p.add_argument("--workdir", type=Path, help="where shadow copies go (default: system temp)")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument")
+    p.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
+    p.add_argument(
+        "--no-select",
+        action="store_true",
+        help="run every mutant against the module's full test list (no coverage map)",
+    )
     args = p.parse_args(argv)
     if bool(args.target) != bool(args.tests):
         p.error("--target and --tests go together")
     if args.sample is not None and args.sample < 1:
         p.error("--sample must be at least 1")
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
     return args
 
 
@@ -759,7 +981,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for target in targets:
             for source in target.sources:
-                for mutant, _ in mutants_of(source, (ROOT / source).read_text()):
+                for mutant, *_ in mutants_of(source, (ROOT / source).read_text()):
                     print(
                         f"{target.name}\t{mutant.source}:{mutant.line}\t{mutant.operator}\t"
                         f"{mutant.before}  ->  {mutant.after}"
@@ -804,6 +1026,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         show,
                         baseline=not args.no_baseline,
                         only=only,
+                        jobs=args.jobs,
+                        select=not args.no_select,
                     )
                 )
             except (OSError, SyntaxError, ToolError) as exc:
