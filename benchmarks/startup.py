@@ -3,8 +3,9 @@
     uv run python benchmarks/startup.py [--rounds 15] [--only ours ours-layer] [--instructions]
                                         [--first-200]
 
-`python -c pass` and `python -c 'import flask'` under each contender (interleaved round by
-round, as in `run.py`), reported as the median added wall-clock ms over the untraced
+`python -c pass`, `python -c 'import flask'` and `python -c 'import fastapi'` under each
+contender (interleaved round by round, as in `run.py`), reported as the median added
+wall-clock ms and peak RSS MiB (the command's own: `load.peak_rss_mib`) over the untraced
 baseline with its spread. `--instructions` also counts the instructions each command
 runs under callgrind (all threads; one run each: the count barely moves with the
 machine's load, unlike wall-clock on a shared machine). `--first-200` adds `run.py`'s
@@ -29,7 +30,10 @@ from run import Bench  # noqa: E402
 METRICS = (
     ("bare.wall_ms", "python -c pass, no instrumented lib (added ms)"),
     ("import_flask.wall_ms", "python -c 'import flask' (added ms)"),
+    ("import_fastapi.wall_ms", "python -c 'import fastapi' (added ms)"),
     ("bare.maxrss_mib", "python -c pass, max RSS (added MiB)"),
+    ("import_flask.maxrss_mib", "python -c 'import flask', max RSS (added MiB)"),
+    ("import_fastapi.maxrss_mib", "python -c 'import fastapi', max RSS (added MiB)"),
 )
 
 
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label}: " + " | ".join(cells))
         if args.instructions:
             print("instructions under callgrind (M), added over baseline:")
-            for code in ("pass", "import flask"):
+            for code in ("pass", "import flask", "import fastapi"):
                 counts = {c.name: instructions(bench, c.name, code) / 1e6 for c in bench.all}
                 base = counts["baseline"]
                 cells = [f"baseline {base:.1f} M"] + [
