@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -132,14 +133,45 @@ class Server:
         self._log.close()
 
 
-def timed_run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, max RSS MiB) of a short command."""
+def timed_run(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    """Wall seconds of a short command (which must exit 0)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = subprocess.run(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} exited {proc.returncode}")
-    return wall, usage.ru_maxrss / 1024
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv} exited {done.returncode}")
+    return wall
+
+
+#: `/bin/sh -c` script: run "$@", then exec "$0" (a Python) in the same process to print the
+#: shell's RUSAGE_CHILDREN max RSS (it survives exec) and the command's exit status
+_PEAK_SCRIPT = (
+    '"$@" >/dev/null 2>&1; rc=$?; exec "$0" -I -S -c '
+    "'import resource, sys; "
+    'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, sys.argv[1])\' "$rc"'
+)
+
+
+def peak_rss_mib(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    """Peak RSS in MiB of a short command (which must exit 0): the largest over its exec chain.
+
+    Not `wait4`'s `ru_maxrss` of a child of this process: Linux's exec folds the high-water
+    mark of the address space it replaces (a fork or vfork of this large process) into the
+    child's figure, so any command smaller than the caller reads as the caller's size. Here
+    a small `/bin/sh` (~2 MiB, the floor of the figure) forks the command, and its own
+    children's maximum is read after it, by the Python it execs into.
+    """
+    done = subprocess.run(
+        ["/bin/sh", "-c", _PEAK_SCRIPT, sys.executable, *argv],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    kib, status = done.stdout.split()
+    if status != "0":
+        raise RuntimeError(f"{argv} exited {status}")
+    return int(kib) / 1024

@@ -38,7 +38,7 @@ from contenders import (  # noqa: E402
 )
 from cpu import run_cpu  # noqa: E402
 from cpu import table as cpu_table  # noqa: E402
-from load import Server, run_wrk, timed_run  # noqa: E402
+from load import Server, peak_rss_mib, run_wrk, timed_run  # noqa: E402
 from sinks import AgentSink, BlackHole  # noqa: E402
 
 from lumigo_devtools.demo.apps import free_port  # noqa: E402
@@ -49,6 +49,9 @@ CPU_NAMES = ("baseline", "ours", "ours-layer", "vanilla")
 CPU_QUICK_NAMES = ("baseline", "ours")
 VERSIONED = ["flask", "fastapi", "django", "gunicorn", "uvicorn", "pymysql", "psycopg",
              "opentelemetry-sdk", "lumigo_opentelemetry", "ddtrace", "opentelemetry-distro"]
+#: the start-up rows' `python -c` commands, by metric prefix
+STARTUP_CODES = (("import_flask", "import flask"), ("import_fastapi", "import fastapi"),
+                 ("bare", "pass"))  # fmt: skip
 #: the web apps under load, in the order they run (Django: on PostgreSQL)
 WEB_APPS = ("flask", "fastapi", "django")
 
@@ -263,10 +266,10 @@ class Bench:
             venv = self.venvs[c.name] / "bin"
             wrapper = [str(venv / c.wrapper[0]), *c.wrapper[1:]] if c.wrapper else []
             env = self.env_for(c)
-            for metric, code in (("import_flask", "import flask"), ("bare", "pass")):
-                wall, rss = timed_run([*wrapper, str(venv / "python"), "-c", code], env, APPS)
-                self.samples.add(f"{metric}.wall_ms", c.name, wall * 1000)
-                self.samples.add(f"{metric}.maxrss_mib", c.name, rss)
+            for metric, code in STARTUP_CODES:
+                argv = [*wrapper, str(venv / "python"), "-c", code]
+                self.samples.add(f"{metric}.wall_ms", c.name, timed_run(argv, env, APPS) * 1000)
+                self.samples.add(f"{metric}.maxrss_mib", c.name, peak_rss_mib(argv, env, APPS))
 
     def exporter_throughput(self) -> None:
         if "ours" not in self.venvs:
@@ -419,6 +422,9 @@ def build_report(
             rows.append((f"{app} start-up to first 200 (added ms)",
                          added(f"{app}.startup_s", 1000, " ms")))
     rows.append(("python -c 'import flask' (added ms)", added("import_flask.wall_ms", 1, " ms")))
+    rows.append(
+        ("python -c 'import fastapi' (added ms)", added("import_fastapi.wall_ms", 1, " ms"))
+    )
     rows.append(("python -c pass, no instrumented lib (added ms)", added("bare.wall_ms", 1, " ms")))
     rows.append(("python -c pass, max RSS (added MiB)", added("bare.maxrss_mib", 1, " MiB")))
     rows.append(("flask RSS after load, MiB", plain("flask.rss_mib")))

@@ -3,8 +3,9 @@
     uv run python benchmarks/startup.py [--rounds 15] [--only ours ours-layer] [--instructions]
                                         [--first-200]
 
-`python -c pass` and `python -c 'import flask'` under each contender (interleaved round by
-round, as in `run.py`), reported as the median added wall-clock ms over the untraced
+`python -c pass`, `python -c 'import flask'` and `python -c 'import fastapi'` under each
+contender (interleaved round by round, as in `run.py`), reported as the median added
+wall-clock ms and peak RSS MiB (the command's own: `load.peak_rss_mib`) over the untraced
 baseline with its spread. `--instructions` also counts the instructions each command
 runs under callgrind (all threads; one run each: the count barely moves with the
 machine's load, unlike wall-clock on a shared machine). `--first-200` adds `run.py`'s
@@ -29,12 +30,19 @@ from run import Bench  # noqa: E402
 METRICS = (
     ("bare.wall_ms", "python -c pass, no instrumented lib (added ms)"),
     ("import_flask.wall_ms", "python -c 'import flask' (added ms)"),
+    ("import_fastapi.wall_ms", "python -c 'import fastapi' (added ms)"),
     ("bare.maxrss_mib", "python -c pass, max RSS (added MiB)"),
+    ("import_flask.maxrss_mib", "python -c 'import flask', max RSS (added MiB)"),
+    ("import_fastapi.maxrss_mib", "python -c 'import fastapi', max RSS (added MiB)"),
 )
 
 
 def instructions(bench: Bench, name: str, code: str) -> int:
-    """Instructions (callgrind `I refs`, all threads) of `python -c code` under `name`."""
+    """Instructions (callgrind `I refs`, all threads) of `python -c code` under `name`.
+
+    Under a wrapper (`opentelemetry-instrument`, `ddtrace-run`) the count is that of the
+    interpreter it execs: callgrind keeps no count of a process image replaced by exec,
+    so the wrapper's own short run before it is not included."""
     c = next(c for c in bench.all if c.name == name)
     venv = bench.venvs[name] / "bin"
     wrapper = [str(venv / c.wrapper[0]), *c.wrapper[1:]] if c.wrapper else []
@@ -43,6 +51,7 @@ def instructions(bench: Bench, name: str, code: str) -> int:
             "valgrind",
             "--tool=callgrind",
             "--callgrind-out-file=/dev/null",
+            "--trace-children=yes",  # a wrapper execs the interpreter it starts
             *wrapper,
             str(venv / "python"),
             "-c",
@@ -53,10 +62,13 @@ def instructions(bench: Bench, name: str, code: str) -> int:
         text=True,
         check=True,
     )
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if found is None:
+    # the first process's count (its pid survives the exec), not a subprocess's
+    first = re.search(r"^==(\d+)==", done.stderr, re.MULTILINE)
+    pid = first.group(1) if first else r"\d+"
+    found = re.findall(rf"^=={pid}== I\s+refs:\s+([\d,]+)", done.stderr, re.MULTILINE)
+    if not found:
         raise RuntimeError(f"no instruction count from callgrind: {done.stderr[-300:]}")
-    return int(found.group(1).replace(",", ""))
+    return int(found[-1].replace(",", ""))
 
 
 def first_200_round(bench: Bench) -> None:
@@ -116,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label}: " + " | ".join(cells))
         if args.instructions:
             print("instructions under callgrind (M), added over baseline:")
-            for code in ("pass", "import flask"):
+            for code in ("pass", "import flask", "import fastapi"):
                 counts = {c.name: instructions(bench, c.name, code) / 1e6 for c in bench.all}
                 base = counts["baseline"]
                 cells = [f"baseline {base:.1f} M"] + [

@@ -71,6 +71,28 @@ def test_importing_the_distro_loads_no_library_and_no_instrumentation(
     assert json.loads(spans[0].attributes["http.request.headers"])["x-probe"] == "1"
 
 
+def test_importing_fastapi_and_building_an_app_defers_contrib_to_the_first_request(
+    receiver: OtlpReceiver,
+) -> None:
+    """Like Flask's hook, FastAPI's imports neither contrib's instrumentor (nor, through it,
+    `packaging`) nor wrapt when the app imports FastAPI and builds its app; they load on
+    the app's first ASGI call, and that request is traced with its payloads."""
+    out, _ = probe(
+        ["import_distro", "fastapi_request", "flush"],
+        receiver,
+        OTEL_SERVICE_NAME="registry-probe-fastapi",
+    )
+    assert out["fastapi"]["body"] == '{"probe":"ok"}'
+    assert out["fastapi"]["class"] == "_InstrumentedFastAPI"
+    assert out["fastapi"]["loaded_before_request"] == []
+    assert "opentelemetry.instrumentation.fastapi" in out["fastapi"]["loaded_after_request"]
+    [span] = receiver.wait_for_spans(
+        1, where=lambda s: s.service == "registry-probe-fastapi" and s.kind == "SERVER"
+    )
+    assert (span.name, span.scope) == ("GET /", "opentelemetry.instrumentation.fastapi")
+    assert json.loads(span.attributes["http.request.headers"])["x-probe"] == "1"
+
+
 def test_autowrapt_bootstrap_is_lazy_too(receiver: OtlpReceiver) -> None:
     out, _ = probe(["loaded"], receiver, AUTOWRAPT_BOOTSTRAP="lumigo_opentelemetry")
     assert out["loaded"] == [[]]

@@ -3,8 +3,8 @@
 At start-up only the settings are read (their warnings shown) and post-import hooks
 registered; nothing of the OpenTelemetry SDK is imported. The provider (SDK, resource,
 exporter, exit flush) is built on first use: the first import of an instrumented library
-(for Flask, whose lean server spans ask for their tracer on the first routed request:
-that request, see `PROVIDER_ON_FIRST_TRACER`) or of the OpenTelemetry API/SDK
+(for Flask and FastAPI, which ask for their tracer on an app's first routed request or
+first ASGI call: that call, see `PROVIDER_ON_FIRST_TRACER`) or of the OpenTelemetry API/SDK
 (`TRIGGER_MODULES`), or the first request for it (`current_tracer_provider()`,
 `lumigo_opentelemetry.tracer_provider`). An app that starts spans through the
 OpenTelemetry API imports `opentelemetry.trace` first, so the global provider it sees is

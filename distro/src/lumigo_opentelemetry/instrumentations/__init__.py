@@ -66,7 +66,7 @@ HOOK_MODULES: Dict[str, str] = {
 KNOWN: Tuple[str, ...] = tuple(HOOK_MODULES)
 #: instrumentations that ask their provider for a tracer only when they first trace:
 #: the hook gives them a stand-in, and the provider is built then, not at the import
-PROVIDER_ON_FIRST_TRACER = frozenset({"flask"})
+PROVIDER_ON_FIRST_TRACER = frozenset({"flask", "fastapi"})
 
 if TYPE_CHECKING:
     # mypy checks every module against the protocol here

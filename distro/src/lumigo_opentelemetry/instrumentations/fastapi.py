@@ -11,6 +11,11 @@ On top of the upstream instrumentor (no fork):
   upstream middleware (`_asgi_capture`). Either way: `http.request.headers`/`body`,
   `http.response.headers`/`body`, recorded as the messages pass, bounded, streaming
   untouched;
+- importing FastAPI stays cheap: the hook only puts a subclass in place of
+  `fastapi.FastAPI` (contrib's `instrument()` does the same, under the same name);
+  contrib's `instrument_app`, with its imports (`packaging`, the ASGI middleware,
+  `_semconv`) and the tracer, runs for each app when the app first builds its
+  middleware stack (its first ASGI call: the lifespan start-up or the first request);
 - FastAPI's own native telemetry (0.16x, `fastapi/telemetry/`) is told not to trace
   and not to auto-configure exporters (`telemetry["tracing"] = False`,
   `telemetry["auto_configure"] = False`, which also overrides
@@ -19,9 +24,11 @@ On top of the upstream instrumentor (no fork):
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Dict, Tuple
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
@@ -48,16 +55,31 @@ def instrumentor() -> BaseInstrumentor:
 
 
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
-    _instrument(config, tracer_provider, lean=True)
+    """Instrument every app built from now on; contrib is set up per app, lazily."""
+    import fastapi
+
+    global _original_class
+    if _original_class is not None:
+        return  # instrumented already
+    setup = _Setup(config, tracer_provider)
+    base = fastapi.FastAPI
+
+    class _InstrumentedFastAPI(base):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            setup.on_init(self)
+
+    _original_class = base
+    fastapi.FastAPI = _InstrumentedFastAPI  # type: ignore[misc]
 
 
-def _instrument(config: Config, tracer_provider: TracerProvider, lean: bool) -> None:
-    """`lean=False`: contrib's middleware plus our capture (the golden test's reference)."""
+def _instrument_with_contrib(config: Config, tracer_provider: TracerProvider) -> None:
+    """contrib's own `instrument()` at once, its middleware plus our payload capture
+    middleware in each app (never the lean path): the golden test's reference."""
     import fastapi
     import wrapt
 
     upstream = instrumentor()
-    # the registry's version gate has checked the same declared range already
     options: Dict[str, Any] = {"tracer_provider": tracer_provider, "skip_dep_check": True}
     if "exclude_spans" in inspect.signature(type(upstream).instrument_app).parameters:
         options["exclude_spans"] = ["receive", "send"]
@@ -65,18 +87,63 @@ def _instrument(config: Config, tracer_provider: TracerProvider, lean: bool) -> 
 
     def after_init(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Any) -> None:
         wrapped(*args, **kwargs)
+        _quiet_native_telemetry(instance)
+        build = instance.build_middleware_stack
+        instance.build_middleware_stack = _with_payload_capture(build, config, lean=False)
+
+    wrapt.wrap_function_wrapper(fastapi, "FastAPI.__init__", after_init)
+
+
+_original_class: Any = None
+#: an app's flag contrib reads; set at once so that an app instrumented by hand later
+#: is refused by contrib as already instrumented, as with contrib's own subclass
+_CONTRIB_FLAG = "_is_instrumented_by_opentelemetry"
+
+
+class _Setup:
+    """Per app: FastAPI's native telemetry quietened at once; contrib's `instrument_app`
+    and our capture (or lean path) when the app first builds its middleware stack."""
+
+    def __init__(self, config: Config, tracer_provider: TracerProvider) -> None:
+        self.config = config
+        self.tracer_provider = tracer_provider
+        self._options: Optional[Dict[str, Any]] = None
+
+    def on_init(self, app: Any) -> None:
         try:
-            _quiet_native_telemetry(instance)
+            _quiet_native_telemetry(app)
         except Exception:
             logger.debug("could not adjust FastAPI native telemetry", exc_info=True)
-        try:
-            build = instance.build_middleware_stack
-            instance.build_middleware_stack = _with_payload_capture(build, config, lean)
-        except Exception:
-            logger.debug("fastapi payload capture not installed on %r", instance, exc_info=True)
+        if getattr(app, _CONTRIB_FLAG, False):
+            return
+        setattr(app, _CONTRIB_FLAG, True)
+        app.build_middleware_stack = functools.partial(self.first_build, app)
 
-    # `fastapi.FastAPI` is the upstream instrumented subclass from here on
-    wrapt.wrap_function_wrapper(fastapi, "FastAPI.__init__", after_init)
+    def first_build(self, app: Any) -> Any:
+        """Instrument `app` as contrib's subclass would have at its creation, then build."""
+        del app.build_middleware_stack  # the class's method again
+        try:
+            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+            setattr(app, _CONTRIB_FLAG, False)
+            FastAPIInstrumentor.instrument_app(app, **self.options(FastAPIInstrumentor))
+        except Exception:
+            logger.debug("fastapi not instrumented on %r", app, exc_info=True)
+            return app.build_middleware_stack()
+        try:
+            build = app.build_middleware_stack
+            app.build_middleware_stack = _with_payload_capture(build, self.config)
+        except Exception:
+            logger.debug("fastapi payload capture not installed on %r", app, exc_info=True)
+        return app.build_middleware_stack()
+
+    def options(self, instrumentor: Any) -> Dict[str, Any]:
+        if self._options is None:
+            options: Dict[str, Any] = {"tracer_provider": self.tracer_provider}
+            if "exclude_spans" in inspect.signature(instrumentor.instrument_app).parameters:
+                options["exclude_spans"] = ["receive", "send"]
+            self._options = options
+        return self._options
 
 
 def _quiet_native_telemetry(app: Any) -> None:
@@ -127,7 +194,22 @@ def _insert_capture(stack: Any, config: Config, lean: bool = True) -> None:
 
 
 def uninstrument() -> None:
-    """Undo `instrument()` (used by tests): the library's own class is restored."""
-    upstream = instrumentor()
+    """Undo `instrument()` (used by tests): the library's own class is restored and the
+    apps contrib instrumented are uninstrumented (as contrib's `uninstrument()` does)."""
+    global _original_class
+    import fastapi
+
+    if _original_class is not None:
+        fastapi.FastAPI = _original_class  # type: ignore[misc]
+        _original_class = None
+    contrib = sys.modules.get("opentelemetry.instrumentation.fastapi")
+    if contrib is None:
+        return
+    upstream = contrib.FastAPIInstrumentor()
     if upstream.is_instrumented_by_opentelemetry:
-        upstream.uninstrument()
+        upstream.uninstrument()  # `_instrument_with_contrib`
+        return
+    instrumented = contrib._InstrumentedFastAPI._instrumented_fastapi_apps
+    for app in list(instrumented):
+        contrib.FastAPIInstrumentor.uninstrument_app(app)
+    instrumented.clear()
