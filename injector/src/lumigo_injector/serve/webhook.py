@@ -282,6 +282,42 @@ def _error(status: int, message: str) -> web.Response:
     )
 
 
+async def review_answer(admission: Admission, body: bytes, started: float | None = None) -> bytes:
+    """The AdmissionReview answer (JSON) to a request body; `MalformedReview` if it is none.
+
+    `started` (a `perf_counter` reading) asks for a debug line with the time taken.
+    """
+    request = parse_review(body)
+    patch_ops: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    if request.kind == "Pod" and request.operation == "CREATE" and request.obj is not None:
+        # kopf's registration (pods, CREATE) selects the handler the same way
+        try:
+            patch = kopf.Patch()
+            await admission.mutate_pod(
+                body=request.obj,
+                patch=patch,
+                warnings=warnings,
+                operation=request.operation,
+                dryrun=request.dry_run,
+                namespace=request.namespace,
+            )
+            patch_ops = kopf_admission.patch_ops(patch)
+        except Exception as exc:  # a bug outside the handler's guard: still fail open
+            log.exception("admission server error; pod admitted unchanged")
+            patch_ops, warnings = [], list(failure(exc, "internal error").warnings)
+    if started is not None:
+        log.debug(
+            "admission answered",
+            extra={
+                "uid": request.uid,
+                "patched": bool(patch_ops),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+    return fastjson.dumps(review_response(request.uid, patch_ops, warnings))
+
+
 def build_app(admission: Admission) -> web.Application:
     """The aiohttp application serving `POST /mutate-pods` through `admission.mutate_pod`."""
 
@@ -300,42 +336,11 @@ def build_app(admission: Admission) -> web.Application:
             log.warning("admission request over %d bytes refused", MAX_BODY)
             return _error(413, f"request body over {MAX_BODY} bytes")
         try:
-            request = parse_review(body)
+            answer = await review_answer(admission, body, started if debug else None)
         except MalformedReview as exc:
             log.warning("malformed AdmissionReview: %s", exc)
             return _error(400, f"malformed AdmissionReview: {exc}")
-        del body
-        patch_ops: list[dict[str, Any]] = []
-        warnings: list[str] = []
-        if request.kind == "Pod" and request.operation == "CREATE" and request.obj is not None:
-            # kopf's registration (pods, CREATE) selects the handler the same way
-            try:
-                patch = kopf.Patch()
-                await admission.mutate_pod(
-                    body=request.obj,
-                    patch=patch,
-                    warnings=warnings,
-                    operation=request.operation,
-                    dryrun=request.dry_run,
-                    namespace=request.namespace,
-                )
-                patch_ops = kopf_admission.patch_ops(patch)
-            except Exception as exc:  # a bug outside the handler's guard: still fail open
-                log.exception("admission server error; pod admitted unchanged")
-                patch_ops, warnings = [], list(failure(exc, "internal error").warnings)
-        if debug:
-            log.debug(
-                "admission answered",
-                extra={
-                    "uid": request.uid,
-                    "patched": bool(patch_ops),
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                },
-            )
-        return web.Response(
-            body=fastjson.dumps(review_response(request.uid, patch_ops, warnings)),
-            content_type="application/json",
-        )
+        return web.Response(body=answer, content_type="application/json")
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(PATH, mutate)
