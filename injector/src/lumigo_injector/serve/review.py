@@ -11,7 +11,7 @@ breaks a bound is malformed, not a pod to decide on.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,7 +149,7 @@ def _quote(value: Any) -> str:
 
 
 def review_response(
-    uid: str, patch: list[dict[str, Any]] | None, warnings: list[str] | tuple[str, ...]
+    uid: str, patch: Sequence[Mapping[str, Any]] | None, warnings: Sequence[str]
 ) -> dict[str, Any]:
     """The AdmissionReview v1 answer: always allowed, with the patch when there is one."""
     response: dict[str, Any] = {"uid": uid, "allowed": True}

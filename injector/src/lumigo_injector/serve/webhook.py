@@ -6,8 +6,9 @@ an AdmissionReview v1 gets `400` with a message saying what is wrong. A well-for
 always gets `200` with `allowed: true`: with a base64 JSONPatch when the pod is injected,
 without one otherwise.
 
-The decision is made by `Admission.mutate_pod`, a kopf mutating handler (`kopf_admission.py`
-registers it with kopf); the server here calls it with kopf's arguments. Any error while
+The decision is made by `Admission.admit`, which the kopf mutating handler
+`Admission.mutate_pod` (`kopf_admission.py` registers it with kopf) calls too; the server here
+calls it directly, without building kopf's `Patch` to read the JSONPatch back. Any error while
 deciding is *fail-open*: the pod is admitted unchanged, the reason is logged, returned as an
 admission warning and posted as a Warning Event; an error outside the handler is caught by
 the server and admits the pod unchanged too. The handler keeps no state that matters for
@@ -169,18 +170,31 @@ class Admission:
     ) -> None:
         """kopf's mutating handler for pod CREATEs: the patch and warnings go into kopf's
         `patch` and `warnings`. Never raises: on any error the pod is admitted unchanged."""
-        started = time.perf_counter()
         try:
             pod = body if isinstance(body, dict) else dict(body)  # kopf passes a Body view
+        except Exception as exc:  # outside the guarded decision: still fail open
+            log.exception("admission handler error; pod admitted unchanged")
+            decision = failure(exc, "internal error")
+            metrics.observe_admission(namespace, outcome(decision), 0.0)
+        else:
             request = AdmissionRequest("", "Pod", operation or "CREATE", namespace, pod, dryrun)
+            decision = await self.admit(request)
+        warnings.extend(decision.warnings)
+        if decision.patch:
+            patch.fns.append(kopf_admission.PatchOps(decision.patch))
+
+    async def admit(self, request: AdmissionRequest) -> Decision:
+        """`decide`, counted and timed in the metrics; never raises: on any error the pod is
+        admitted unchanged. `mutate_pod` (kopf's form) and `review_answer` both call it."""
+        started = time.perf_counter()
+        try:
             decision = await self.decide(request)
         except Exception as exc:  # outside the guarded decision: still fail open
             log.exception("admission handler error; pod admitted unchanged")
             decision = failure(exc, "internal error")
-        metrics.observe_admission(namespace, outcome(decision), time.perf_counter() - started)
-        warnings.extend(decision.warnings)
-        if decision.patch:
-            patch.fns.append(kopf_admission.PatchOps(decision.patch))
+        elapsed = time.perf_counter() - started
+        metrics.observe_admission(request.namespace, outcome(decision), elapsed)
+        return decision
 
     async def decide(self, request: AdmissionRequest) -> Decision:
         """Mutate a pod CREATE; let everything else through untouched.
@@ -288,24 +302,16 @@ async def review_answer(admission: Admission, body: bytes, started: float | None
     `started` (a `perf_counter` reading) asks for a debug line with the time taken.
     """
     request = parse_review(body)
-    patch_ops: list[dict[str, Any]] = []
-    warnings: list[str] = []
+    patch_ops: list[dict[str, Any]] | tuple[()] = ()
+    warnings: list[str] | tuple[str, ...] = ()
     if request.kind == "Pod" and request.operation == "CREATE" and request.obj is not None:
         # kopf's registration (pods, CREATE) selects the handler the same way
         try:
-            patch = kopf.Patch()
-            await admission.mutate_pod(
-                body=request.obj,
-                patch=patch,
-                warnings=warnings,
-                operation=request.operation,
-                dryrun=request.dry_run,
-                namespace=request.namespace,
-            )
-            patch_ops = kopf_admission.patch_ops(patch)
+            decision = await admission.admit(request)
+            patch_ops, warnings = decision.patch, decision.warnings
         except Exception as exc:  # a bug outside the handler's guard: still fail open
             log.exception("admission server error; pod admitted unchanged")
-            patch_ops, warnings = [], list(failure(exc, "internal error").warnings)
+            patch_ops, warnings = (), failure(exc, "internal error").warnings
     if started is not None:
         log.debug(
             "admission answered",
@@ -319,14 +325,17 @@ async def review_answer(admission: Admission, body: bytes, started: float | None
 
 
 def build_app(admission: Admission) -> web.Application:
-    """The aiohttp application serving `POST /mutate-pods` through `admission.mutate_pod`."""
+    """The aiohttp application serving `POST /mutate-pods` through `admission.admit`."""
 
     async def mutate(http_request: web.Request) -> web.Response:
         debug = log.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
         try:
-            async with asyncio.timeout(BODY_TIMEOUT):
+            if http_request.content.is_eof():  # all of it is here: nothing to wait for
                 body = await read_body(http_request)
+            else:
+                async with asyncio.timeout(BODY_TIMEOUT):
+                    body = await read_body(http_request)
         except TimeoutError:
             log.warning("admission request body not received within %gs", BODY_TIMEOUT)
             response = _error(408, f"request body not received within {BODY_TIMEOUT:g}s")
