@@ -105,10 +105,17 @@ class DecisionCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def key(self, pod: Mapping[str, Any], namespace: Mapping[str, str]) -> CacheKey | None:
+    def key(
+        self,
+        pod: Mapping[str, Any],
+        namespace: Mapping[str, str],
+        serialised: bytes | None = None,
+    ) -> CacheKey | None:
+        """The pod's key (`serialised`: its `fastjson.dumps`, when the caller has it)."""
         if self._size <= 0:
             return None
-        serialised = fastjson.dumps(pod)
+        if serialised is None:
+            serialised = fastjson.dumps(pod)
         if len(serialised) > self._max_pod_bytes:
             return None
         return serialised, tuple(namespace.items())
@@ -212,10 +219,12 @@ class Admission:
         try:
             if namespace:
                 namespace_annotations = await self._namespaces(namespace)
-            key = self.cache.key(pod, namespace_annotations)
+            key = self.cache.key(pod, namespace_annotations, request.obj_json)
             decision = self.cache.get(key)
             if decision is None:
-                result = inject(pod, self._injection, namespace_annotations)
+                # the body's pod read again from its JSON: the copy the mutation may change
+                copy = None if request.obj_json is None else fastjson.loads(request.obj_json)
+                result = inject(pod, self._injection, namespace_annotations, working_copy=copy)
                 warnings = tuple(f"lumigo-injector: {w}" for w in result.warnings)
                 patch = pod_patch(pod, result)
                 decision = Decision(patch, warnings, result.injected, result.reason[:MAX_REASON])
