@@ -16,7 +16,11 @@ With `--kopf`, the same admission handler served by kopf's own `kopf.WebhookServ
 (`webhook_kopf_server.py`) is measured too (distinct pods and replicas), for the comparison
 in docs/operator.md.
 
-    uv run python benchmarks/webhook_bench.py [--quick] [--kopf]
+With `--py-spy FILE`, the injector is sampled by py-spy during its first distinct-pods run at
+concurrency 16 (collapsed stacks, `--format raw`, in FILE; the floor's in FILE with the
+suffix `.floor`): where its time goes under load.
+
+    uv run python benchmarks/webhook_bench.py [--quick] [--kopf] [--py-spy FILE]
 """
 
 from __future__ import annotations
@@ -167,7 +171,17 @@ def _review_via(url: str, body: bytes, ca: Path) -> dict[str, Any]:
     return response
 
 
-def run_webhook_bench(work: Path, quick: bool = False, kopf: bool = False) -> dict[str, Any]:
+def _py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` for `seconds` (not pausing it), collapsed stacks into `out`."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    argv = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))]
+    argv += ["--nonblocking", "--format", "raw", "--output", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_webhook_bench(
+    work: Path, quick: bool = False, kopf: bool = False, py_spy: Path | None = None
+) -> dict[str, Any]:
     seconds = 2.0 if quick else 5.0
     rounds = 1 if quick else 3
     # Distinct pods (every request differs: a numbered annotation), and replicas of one
@@ -228,10 +242,17 @@ def run_webhook_bench(work: Path, quick: bool = False, kopf: bool = False) -> di
                         targets.append((name, kopf_url))
                         assert kopf_server is not None
                         pids[name] = kopf_server.pid
+                sampled: set[str] = set()
                 for _ in range(rounds):
                     for concurrency in (1, 16):
                         for name, url in targets:
                             cpu = _cpu_seconds(pids[name])
+                            sampler = None
+                            if py_spy and concurrency == 16 and name in (INJECTOR, FLOOR):
+                                out = py_spy if name == INJECTOR else py_spy.with_suffix(".floor")
+                                if name not in sampled:  # the first such run only
+                                    sampled.add(name)
+                                    sampler = _py_spy(pids[name], seconds, out)
                             if client == "wrk":
                                 figures = _wrk(url, scripts[name], concurrency, seconds)
                             else:
@@ -241,6 +262,8 @@ def run_webhook_bench(work: Path, quick: bool = False, kopf: bool = False) -> di
                                     )
                                 )
                             cpu = _cpu_seconds(pids[name]) - cpu
+                            if sampler is not None:
+                                sampler.wait(30)
                             figures["cpu_ms_per_request"] = cpu * 1000 / max(1, figures["n"])
                             results.setdefault((name, concurrency), []).append(figures)
                 time.sleep(1.5)  # one more Event flush
@@ -299,9 +322,12 @@ def format_rows(result: dict[str, Any]) -> str:
 if __name__ == "__main__":
     import tempfile
 
+    spy = (
+        Path(sys.argv[sys.argv.index("--py-spy") + 1]).resolve() if "--py-spy" in sys.argv else None
+    )
     with tempfile.TemporaryDirectory() as tmp:
         outcome = run_webhook_bench(
-            Path(tmp), quick="--quick" in sys.argv, kopf="--kopf" in sys.argv
+            Path(tmp), quick="--quick" in sys.argv, kopf="--kopf" in sys.argv, py_spy=spy
         )
         print(json.dumps(outcome, indent=2))
         print(format_rows(outcome), file=sys.stderr)

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from lumigo_injector.k8s.mutation import InjectionSettings
-from lumigo_injector.serve import events, webhook
+from lumigo_injector.serve import events, metrics, webhook
 from lumigo_injector.serve.kube_http import KubeHttp
 from lumigo_injector.serve.tls import ReloadingTLS
 from lumigo_injector.spec import names as c
@@ -158,10 +158,10 @@ def test_error_in_the_server_around_the_handler_still_admits_the_pod_unchanged(
 ) -> None:
     admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
 
-    def broken_patch_reader(_: Any) -> list[dict[str, Any]]:
-        raise ValueError("patch cannot be read back")
+    def broken_metrics(*_: Any) -> None:
+        raise ValueError("metrics cannot be written")
 
-    monkeypatch.setattr(webhook.kopf_admission, "patch_ops", broken_patch_reader)
+    monkeypatch.setattr(metrics, "observe_admission", broken_metrics)
 
     async def scenario() -> dict[str, Any]:
         async with served(admission, certs) as (url, client):
@@ -172,7 +172,7 @@ def test_error_in_the_server_around_the_handler_still_admits_the_pod_unchanged(
     response = asyncio.run(scenario())
     assert response["allowed"] is True and "patch" not in response
     assert response["warnings"] == [
-        "lumigo-injector: pod admitted without injection: patch cannot be read back"
+        "lumigo-injector: pod admitted without injection: metrics cannot be written"
     ]
 
 

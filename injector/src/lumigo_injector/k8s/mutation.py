@@ -19,13 +19,13 @@ separate last check).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lumigo_injector.k8s.options import InjectionSettings, pod_options
 from lumigo_injector.k8s.site import PodSite, effective_annotations, is_injected, locate
+from lumigo_injector.k8s.state_json import state_text
 from lumigo_injector.k8s.steps import (
     add_init_container,
     add_mount,
@@ -71,6 +71,8 @@ def inject(
     obj: Mapping[str, Any],
     settings: InjectionSettings,
     namespace_annotations: Mapping[str, str] | None = None,
+    *,
+    working_copy: dict[str, Any] | None = None,
 ) -> MutationResult:
     """Inject the Lumigo layer into a Pod or a workload's pod template.
 
@@ -79,8 +81,12 @@ def inject(
     An object already injected with the same layer version and delivery comes back unchanged;
     one injected with another version or delivery is re-injected (upgrade, switch). Never
     raises on odd input: the reason says why nothing was done.
+
+    `working_copy`, when the caller has one, is used as that deep copy (and changed): equal
+    to `obj`, with no object shared with `obj` or within itself (e.g. `obj` parsed again
+    from its JSON, which is several times faster than `plain_copy`).
     """
-    out: dict[str, Any] = plain_copy(obj)
+    out: dict[str, Any] = plain_copy(obj) if working_copy is None else working_copy
     site = locate(out)
     if isinstance(site, str):
         return MutationResult(out, False, f"skipped: {site}")
@@ -184,9 +190,7 @@ def _inject_site(
         state["containers"][container["name"]] = {k: v for k, v in record.items() if v}
 
     meta["annotations"][c.ANNOTATION_INJECTED] = settings.layer_version
-    meta["annotations"][c.ANNOTATION_INJECTION_STATE] = json.dumps(
-        state, separators=(",", ":"), sort_keys=True
-    )
+    meta["annotations"][c.ANNOTATION_INJECTION_STATE] = state_text(state)
     names = ", ".join(str(ct["name"]) for ct in targets)
     return MutationResult(
         out, True, f"injected containers: {names} ({delivery})", tuple(warnings)

@@ -20,12 +20,18 @@ except ImportError:  # pragma: no cover - the standard library path is tested by
 
 def loads(data: bytes) -> Any:
     """Parse JSON bytes; raises `ValueError` (or `UnicodeDecodeError`) on invalid input."""
+    return parse(data)[0]
+
+
+def parse(data: bytes) -> tuple[Any, bool]:
+    """`loads`, and whether orjson parsed it: then every value in it is one `image` writes
+    exactly (no NaN or Infinity, which only `json` accepts and orjson would write as null)."""
     if orjson is not None:
         try:
-            return orjson.loads(data)
+            return orjson.loads(data), True
         except orjson.JSONDecodeError:
             pass  # maybe valid for `json` (NaN, Infinity); it decides and explains
-    return json.loads(data)
+    return json.loads(data), False
 
 
 def dumps(obj: Any) -> bytes:
@@ -41,10 +47,16 @@ def dumps(obj: Any) -> bytes:
 def writable_by_orjson(obj: Any) -> bool:
     """Whether orjson is installed and can write `obj`: nesting at most 254 containers deep,
     integers within 64 bits. One serialisation, a few µs for a pod."""
+    return image(obj) is not None
+
+
+def image(obj: Any) -> bytes | None:
+    """`obj` written by orjson (compact, keys in order), or None when orjson is not installed
+    or cannot write it. For data `parse` read with orjson, `loads(image(obj))` is a deep copy
+    of `obj` in which no two places share an object, several times faster than walking it."""
     if orjson is None:
-        return False
+        return None
     try:
-        orjson.dumps(obj)
+        return orjson.dumps(obj)
     except TypeError:  # orjson.JSONEncodeError: too deep, or an integer it cannot write
-        return False
-    return True
+        return None

@@ -7,13 +7,14 @@ arguments (`body`, `patch`, `warnings`, `namespace`, `operation`, `dryrun`, ...)
 `mutate-pods`, so kopf's own webhook server routes `POST /mutate-pods` to it
 (`kopf_server` builds that server from the chart's certificate files).
 
-`serve` does not run kopf's server: it calls the same handler from its own aiohttp server
-(`webhook.build_app`), which reads the patch back with `patch_ops` instead of letting kopf
-deep-copy and re-diff the pod. kopf's server answers the admission benchmark several times
-slower than the target (docs/operator.md, "The webhook and kopf's admission server"), drops
-the review's namespace for pods that have none in their metadata, and denies the pod when a
-handler fails, where the chart wants it admitted. The admission registry is therefore kept
-apart from the operator's: kopf refuses to run admission handlers without its server.
+`serve` does not run kopf's server: its own aiohttp server (`webhook.build_app`) calls the
+decision behind this handler (`Admission.admit`) directly and answers with its JSONPatch,
+instead of letting kopf deep-copy and re-diff the pod. kopf's server answers the admission
+benchmark several times slower than the target (docs/operator.md, "The webhook and kopf's
+admission server"), drops the review's namespace for pods that have none in their metadata,
+and denies the pod when a handler fails, where the chart wants it admitted. The admission
+registry is therefore kept apart from the operator's: kopf refuses to run admission handlers
+without its server.
 """
 
 from __future__ import annotations
@@ -41,18 +42,6 @@ class PatchOps:
 
     def __repr__(self) -> str:
         return f"PatchOps({len(self.ops)} ops)"
-
-
-def patch_ops(patch: kopf.Patch) -> list[dict[str, Any]]:
-    """The JSONPatch a handler wrote into kopf's `patch` (only `PatchOps` are expected)."""
-    if dict(patch):
-        raise ValueError("merge-patch fields are not expected from the admission handler")
-    ops: list[dict[str, Any]] = []
-    for fn in patch.fns:
-        if not isinstance(fn, PatchOps):
-            raise ValueError(f"unexpected patch transformation {fn!r}")
-        ops.extend(fn.ops)
-    return ops
 
 
 def register(

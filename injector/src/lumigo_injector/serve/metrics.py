@@ -62,11 +62,24 @@ RESTARTS = Counter(
 )
 
 
+_ADMISSION_CHILDREN: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+#: Namespaces x outcomes whose metric children are kept at hand (the registry keeps them all).
+_MAX_CHILDREN = 4096
+
+
 def observe_admission(namespace: str | None, outcome: str, seconds: float) -> None:
-    """Count one admission (`outcome`: injected, skipped or failed) and its latency."""
-    label = namespace or ""
-    ADMISSIONS.labels(label, outcome).inc()
-    ADMISSION_SECONDS.labels(label).observe(seconds)
+    """Count one admission (`outcome`: injected, skipped or failed) and its latency.
+
+    The labelled children are looked up once per namespace and outcome, not per admission
+    (`labels()` validates, formats and locks on every call)."""
+    key = (namespace or "", outcome)
+    children = _ADMISSION_CHILDREN.get(key)
+    if children is None:
+        children = (ADMISSIONS.labels(*key), ADMISSION_SECONDS.labels(key[0]))
+        if len(_ADMISSION_CHILDREN) < _MAX_CHILDREN:
+            _ADMISSION_CHILDREN[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 async def handler(_: web.Request) -> web.Response:

@@ -34,7 +34,6 @@ from lumigo_injector.spec.workloads import PROPAGATED_KINDS
 log = logging.getLogger("lumigo_injector.operator")
 
 
-
 @dataclass
 class OperatorContext:
     """What the handlers share with the webhook."""

@@ -19,6 +19,8 @@ def pod_patch(pod: Mapping[str, Any], result: MutationResult) -> list[dict[str, 
 
 def escape(key: str) -> str:
     """A JSON Pointer reference token (RFC 6901): `~` -> `~0`, `/` -> `~1`."""
+    if "~" not in key and "/" not in key:
+        return key
     return key.replace("~", "~0").replace("/", "~1")
 
 

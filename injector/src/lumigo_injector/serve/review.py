@@ -11,7 +11,7 @@ breaks a bound is malformed, not a pod to decide on.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,9 @@ class AdmissionRequest:
     namespace: str | None
     obj: Mapping[str, Any] | None
     dry_run: bool = False
+    #: `obj` as compact JSON (orjson, keys in order) when the body was parsed by orjson, which
+    #: writes back exactly what it read: the decision cache's key, and the mutation's copy.
+    obj_json: bytes | None = None
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -50,13 +53,15 @@ def _short(what: str, value: Any) -> None:
         raise MalformedReview(f"{what} is {len(value)} characters long (at most {MAX_NAME})")
 
 
-def too_deep(value: Any) -> bool:
+def too_deep(value: Any, written: bytes | None = None) -> bool:
     """Whether `value` (parsed JSON) nests containers more than `MAX_DEPTH` levels deep.
 
-    orjson's serialiser refuses anything deeper, so a successful `orjson.dumps` (a few µs)
-    settles it; otherwise the levels are counted.
+    orjson's serialiser refuses anything deeper, so a successful `orjson.dumps` (a few µs;
+    `written`, when the caller has it already) settles it; otherwise the levels are counted.
     """
-    return not fastjson.writable_by_orjson(value) and nests_deeper(value, MAX_DEPTH)
+    if written is None:
+        written = fastjson.image(value)
+    return written is None and nests_deeper(value, MAX_DEPTH)
 
 
 def nests_deeper(value: Any, limit: int) -> bool:
@@ -77,7 +82,8 @@ def nests_deeper(value: Any, limit: int) -> bool:
     return True
 
 
-def _check_object(obj: Mapping[str, Any]) -> None:
+def _check_object(obj: Mapping[str, Any]) -> bytes | None:
+    """Raise `MalformedReview` when `obj` breaks a bound; else its `fastjson.image`."""
     meta = _map(obj.get("metadata"))
     _short("metadata.name", meta.get("name"))
     _short("metadata.generateName", meta.get("generateName"))
@@ -87,14 +93,16 @@ def _check_object(obj: Mapping[str, Any]) -> None:
         for owner in owners:
             for key in ("apiVersion", "kind", "name", "uid"):
                 _short(f"metadata.ownerReferences[].{key}", _map(owner).get(key))
-    if too_deep(obj):
+    written = fastjson.image(obj)
+    if too_deep(obj, written):
         raise MalformedReview(f"request.object nests deeper than {MAX_DEPTH} levels")
+    return written
 
 
 def parse_review(body: bytes) -> AdmissionRequest:
     """Parse an AdmissionReview v1 body; raise `MalformedReview` saying what is wrong."""
     try:
-        review = fastjson.loads(body)
+        review, exact = fastjson.parse(body)
     except RecursionError:
         raise MalformedReview("body nests too deep to parse") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -129,8 +137,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
     _short("request.kind.kind", kind)
     namespace = request.get("namespace")
     _short("request.namespace", namespace)
-    if obj is not None:
-        _check_object(obj)
+    written = _check_object(obj) if obj is not None else None
     if not isinstance(namespace, str) or not namespace:
         namespace = _map(_map(obj).get("metadata")).get("namespace")
     return AdmissionRequest(
@@ -140,6 +147,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
         namespace=namespace if isinstance(namespace, str) and namespace else None,
         obj=obj,
         dry_run=request.get("dryRun") is True,
+        obj_json=written if exact else None,
     )
 
 
@@ -149,7 +157,7 @@ def _quote(value: Any) -> str:
 
 
 def review_response(
-    uid: str, patch: list[dict[str, Any]] | None, warnings: list[str] | tuple[str, ...]
+    uid: str, patch: Sequence[Mapping[str, Any]] | None, warnings: Sequence[str]
 ) -> dict[str, Any]:
     """The AdmissionReview v1 answer: always allowed, with the patch when there is one."""
     response: dict[str, Any] = {"uid": uid, "allowed": True}

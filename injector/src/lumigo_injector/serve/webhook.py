@@ -6,8 +6,9 @@ an AdmissionReview v1 gets `400` with a message saying what is wrong. A well-for
 always gets `200` with `allowed: true`: with a base64 JSONPatch when the pod is injected,
 without one otherwise.
 
-The decision is made by `Admission.mutate_pod`, a kopf mutating handler (`kopf_admission.py`
-registers it with kopf); the server here calls it with kopf's arguments. Any error while
+The decision is made by `Admission.admit`, which the kopf mutating handler
+`Admission.mutate_pod` (`kopf_admission.py` registers it with kopf) calls too; the server here
+calls it directly, without building kopf's `Patch` to read the JSONPatch back. Any error while
 deciding is *fail-open*: the pod is admitted unchanged, the reason is logged, returned as an
 admission warning and posted as a Warning Event; an error outside the handler is caught by
 the server and admits the pod unchanged too. The handler keeps no state that matters for
@@ -104,10 +105,17 @@ class DecisionCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def key(self, pod: Mapping[str, Any], namespace: Mapping[str, str]) -> CacheKey | None:
+    def key(
+        self,
+        pod: Mapping[str, Any],
+        namespace: Mapping[str, str],
+        serialised: bytes | None = None,
+    ) -> CacheKey | None:
+        """The pod's key (`serialised`: its `fastjson.dumps`, when the caller has it)."""
         if self._size <= 0:
             return None
-        serialised = fastjson.dumps(pod)
+        if serialised is None:
+            serialised = fastjson.dumps(pod)
         if len(serialised) > self._max_pod_bytes:
             return None
         return serialised, tuple(namespace.items())
@@ -169,18 +177,31 @@ class Admission:
     ) -> None:
         """kopf's mutating handler for pod CREATEs: the patch and warnings go into kopf's
         `patch` and `warnings`. Never raises: on any error the pod is admitted unchanged."""
-        started = time.perf_counter()
         try:
             pod = body if isinstance(body, dict) else dict(body)  # kopf passes a Body view
+        except Exception as exc:  # outside the guarded decision: still fail open
+            log.exception("admission handler error; pod admitted unchanged")
+            decision = failure(exc, "internal error")
+            metrics.observe_admission(namespace, outcome(decision), 0.0)
+        else:
             request = AdmissionRequest("", "Pod", operation or "CREATE", namespace, pod, dryrun)
+            decision = await self.admit(request)
+        warnings.extend(decision.warnings)
+        if decision.patch:
+            patch.fns.append(kopf_admission.PatchOps(decision.patch))
+
+    async def admit(self, request: AdmissionRequest) -> Decision:
+        """`decide`, counted and timed in the metrics; never raises: on any error the pod is
+        admitted unchanged. `mutate_pod` (kopf's form) and `review_answer` both call it."""
+        started = time.perf_counter()
+        try:
             decision = await self.decide(request)
         except Exception as exc:  # outside the guarded decision: still fail open
             log.exception("admission handler error; pod admitted unchanged")
             decision = failure(exc, "internal error")
-        metrics.observe_admission(namespace, outcome(decision), time.perf_counter() - started)
-        warnings.extend(decision.warnings)
-        if decision.patch:
-            patch.fns.append(kopf_admission.PatchOps(decision.patch))
+        elapsed = time.perf_counter() - started
+        metrics.observe_admission(request.namespace, outcome(decision), elapsed)
+        return decision
 
     async def decide(self, request: AdmissionRequest) -> Decision:
         """Mutate a pod CREATE; let everything else through untouched.
@@ -198,10 +219,12 @@ class Admission:
         try:
             if namespace:
                 namespace_annotations = await self._namespaces(namespace)
-            key = self.cache.key(pod, namespace_annotations)
+            key = self.cache.key(pod, namespace_annotations, request.obj_json)
             decision = self.cache.get(key)
             if decision is None:
-                result = inject(pod, self._injection, namespace_annotations)
+                # the body's pod read again from its JSON: the copy the mutation may change
+                copy = None if request.obj_json is None else fastjson.loads(request.obj_json)
+                result = inject(pod, self._injection, namespace_annotations, working_copy=copy)
                 warnings = tuple(f"lumigo-injector: {w}" for w in result.warnings)
                 patch = pod_patch(pod, result)
                 decision = Decision(patch, warnings, result.injected, result.reason[:MAX_REASON])
@@ -282,15 +305,46 @@ def _error(status: int, message: str) -> web.Response:
     )
 
 
+async def review_answer(admission: Admission, body: bytes, started: float | None = None) -> bytes:
+    """The AdmissionReview answer (JSON) to a request body; `MalformedReview` if it is none.
+
+    `started` (a `perf_counter` reading) asks for a debug line with the time taken.
+    """
+    request = parse_review(body)
+    patch_ops: list[dict[str, Any]] | tuple[()] = ()
+    warnings: list[str] | tuple[str, ...] = ()
+    if request.kind == "Pod" and request.operation == "CREATE" and request.obj is not None:
+        # kopf's registration (pods, CREATE) selects the handler the same way
+        try:
+            decision = await admission.admit(request)
+            patch_ops, warnings = decision.patch, decision.warnings
+        except Exception as exc:  # a bug outside the handler's guard: still fail open
+            log.exception("admission server error; pod admitted unchanged")
+            patch_ops, warnings = (), failure(exc, "internal error").warnings
+    if started is not None:
+        log.debug(
+            "admission answered",
+            extra={
+                "uid": request.uid,
+                "patched": bool(patch_ops),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+    return fastjson.dumps(review_response(request.uid, patch_ops, warnings))
+
+
 def build_app(admission: Admission) -> web.Application:
-    """The aiohttp application serving `POST /mutate-pods` through `admission.mutate_pod`."""
+    """The aiohttp application serving `POST /mutate-pods` through `admission.admit`."""
 
     async def mutate(http_request: web.Request) -> web.Response:
         debug = log.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
         try:
-            async with asyncio.timeout(BODY_TIMEOUT):
+            if http_request.content.is_eof():  # all of it is here: nothing to wait for
                 body = await read_body(http_request)
+            else:
+                async with asyncio.timeout(BODY_TIMEOUT):
+                    body = await read_body(http_request)
         except TimeoutError:
             log.warning("admission request body not received within %gs", BODY_TIMEOUT)
             response = _error(408, f"request body not received within {BODY_TIMEOUT:g}s")
@@ -300,42 +354,11 @@ def build_app(admission: Admission) -> web.Application:
             log.warning("admission request over %d bytes refused", MAX_BODY)
             return _error(413, f"request body over {MAX_BODY} bytes")
         try:
-            request = parse_review(body)
+            answer = await review_answer(admission, body, started if debug else None)
         except MalformedReview as exc:
             log.warning("malformed AdmissionReview: %s", exc)
             return _error(400, f"malformed AdmissionReview: {exc}")
-        del body
-        patch_ops: list[dict[str, Any]] = []
-        warnings: list[str] = []
-        if request.kind == "Pod" and request.operation == "CREATE" and request.obj is not None:
-            # kopf's registration (pods, CREATE) selects the handler the same way
-            try:
-                patch = kopf.Patch()
-                await admission.mutate_pod(
-                    body=request.obj,
-                    patch=patch,
-                    warnings=warnings,
-                    operation=request.operation,
-                    dryrun=request.dry_run,
-                    namespace=request.namespace,
-                )
-                patch_ops = kopf_admission.patch_ops(patch)
-            except Exception as exc:  # a bug outside the handler's guard: still fail open
-                log.exception("admission server error; pod admitted unchanged")
-                patch_ops, warnings = [], list(failure(exc, "internal error").warnings)
-        if debug:
-            log.debug(
-                "admission answered",
-                extra={
-                    "uid": request.uid,
-                    "patched": bool(patch_ops),
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                },
-            )
-        return web.Response(
-            body=fastjson.dumps(review_response(request.uid, patch_ops, warnings)),
-            content_type="application/json",
-        )
+        return web.Response(body=answer, content_type="application/json")
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(PATH, mutate)

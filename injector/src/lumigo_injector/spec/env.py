@@ -33,11 +33,14 @@ def last_index(entries: Sequence[Any], name: str) -> int | None:
 
     The last definition wins both in a Kubernetes `env` list and in an ECS `environment`.
     """
-    for index in range(len(entries) - 1, -1, -1):
-        entry = entries[index]
-        if (type(entry) is dict or isinstance(entry, Mapping)) and entry.get("name") == name:
-            return index
-    return None
+    names = [
+        entry.get("name") if type(entry) is dict or isinstance(entry, Mapping) else None
+        for entry in entries
+    ]
+    if name not in names:  # the common case, at C speed
+        return None
+    names.reverse()
+    return len(names) - 1 - names.index(name)
 
 
 def merged_pythonpath(existing: str) -> str:

@@ -13,6 +13,8 @@ from typing import Any
 
 def as_map(value: Any) -> Mapping[str, Any]:
     """`value` when it is a mapping, else an empty one."""
+    if type(value) is dict:  # parsed JSON and YAML: no ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
