@@ -19,15 +19,25 @@ After a fork the child opens its own connection.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.client
 import os
 import ssl
 import threading
 import weakref
+import zlib
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+# everything an export may need is imported here, when the exporter is built (a fork is
+# never made while that runs): no import runs on the batch processor's thread
+import certifi
+import requests
+import requests.adapters
+import requests.utils
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
+from requests.cookies import MockRequest, MockResponse
+from requests.structures import CaseInsensitiveDict
 
 _CONNECTION_ERRORS = (OSError, http.client.HTTPException)
 
@@ -58,12 +68,8 @@ class DirectResult(BaseHTTPResult):
         coding = self._headers.get("Content-Encoding", "") if self._headers is not None else ""
         coding = coding.strip().lower()
         if self._body and coding in ("gzip", "x-gzip"):
-            import gzip
-
             return gzip.decompress(self._body)
         if self._body and coding == "deflate":
-            import zlib
-
             try:
                 return zlib.decompress(self._body)
             except zlib.error:  # raw deflate, as some servers send it
@@ -71,14 +77,12 @@ class DirectResult(BaseHTTPResult):
         return self._body
 
     def headers(self) -> Mapping[str, str]:
-        import requests.structures
-
         found = self._headers
         merged: Dict[str, str] = {}
         if found is not None:
             for name in set(found.keys()):
                 merged[name] = ", ".join(found.get_all(name) or ())
-        return requests.structures.CaseInsensitiveDict(merged)
+        return CaseInsensitiveDict(merged)
 
 
 def _drop_connection(ref: weakref.ReferenceType[DirectTransport]) -> None:
@@ -99,8 +103,6 @@ def _tls_context(verify: Any, cert: Any) -> ssl.SSLContext:
         if where is None:
             where = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if where is None:
-            import certifi
-
             where = certifi.where()
         if os.path.isdir(where):
             context = ssl.create_default_context(capath=where)
@@ -118,10 +120,6 @@ def _tls_context(verify: Any, cert: Any) -> ssl.SSLContext:
 def _plain_session(session: Any, url: str) -> bool:
     """Whether `requests` would send a post to `url` as it is: no proxy, auth, hooks,
     parameters or adapters of the session's own."""
-    import requests
-    import requests.adapters
-    import requests.utils
-
     if type(session) is not requests.Session or session.auth or session.params:
         return False
     if any(session.hooks.get(name) for name in session.hooks):
@@ -164,8 +162,6 @@ class DirectTransport(BaseHTTPTransport):
         parts = urlsplit(url)
         direct = parts.scheme in ("http", "https") and parts.hostname and not parts.username
         if direct and _plain_session(self._session, url):
-            import requests
-
             prepared = self._session.prepare_request(
                 requests.Request(method="POST", url=url, headers=headers)
             )
@@ -249,9 +245,6 @@ class DirectTransport(BaseHTTPTransport):
     def _keep_cookies(self, url: str, response: Any) -> None:
         """The cookies a response set, in the session: the next posts take the
         fallback (requests), which sends them back."""
-        import requests
-        from requests.cookies import MockRequest, MockResponse
-
         request = requests.Request(method="POST", url=url).prepare()
         self._session.cookies.extract_cookies(MockResponse(response.msg), MockRequest(request))
 
