@@ -145,7 +145,7 @@ class DirectTransport(BaseHTTPTransport):
         self._fallback = fallback
         self._lock = threading.Lock()
         self._connection: Optional[http.client.HTTPConnection] = None
-        # url -> (direct?, host, port, path, https?, header items) or None: use fallback
+        # (url and headers, route): the route `_route` made for them, None: the fallback
         self._plan: Optional[Tuple[str, Optional[Tuple[Any, ...]]]] = None
         self._context: Optional[ssl.SSLContext] = None
         if hasattr(os, "register_at_fork"):
@@ -170,9 +170,7 @@ class DirectTransport(BaseHTTPTransport):
                 for name, value in prepared.headers.items()
                 if name.lower() not in ("content-length", "host")
             )
-            target = parts.path or "/"
-            if parts.query:
-                target += "?" + parts.query
+            target = prepared.path_url  # the request target requests would send
             https = parts.scheme == "https"
             port = parts.port or (443 if https else 80)
             route = (https, parts.hostname, port, target, items)
