@@ -1,12 +1,14 @@
 """Instructions per request under callgrind: the CPU figure that does not move with load.
 
-    uv run python benchmarks/cpu.py [--quick] [--only NAME ...] [--json out.json]
+    uv run python benchmarks/cpu.py [--quick] [--batch 10|512] [--only NAME ...] [--json out.json]
 
 For each contender and app (Flask, FastAPI) `cpu_driver.py` serves N in-process requests
 (no HTTP server, no load generator) and then flushes the tracer, so the export of every
 span to a local OTLP receiver happens inside the measured process, at fixed points
-(a forced flush every `cpu_driver.FLUSH_EVERY` requests; the batch processor's timer is
-set an hour out so no export depends on timing). Each run is counted
+(a forced flush every `--batch` requests: 10 by default, one OTLP POST per 10 spans, the
+worst case for the per-post cost; 512 is the batch a busy server sends, when the batch
+processor's queue fills; the batch processor's timer is set an hour out so no export
+depends on timing). Each run is counted
 by `valgrind --tool=callgrind` (all threads together). The figure is the marginal cost
 `(Ir(N2) - Ir(N1)) / (N2 - N1)`: start-up, imports and warm-up cancel out. Instruction
 counts do not depend on the machine's load, so two runs give the same figure to within
@@ -39,6 +41,10 @@ APPS = ("flask", "fastapi")
 #: the contenders of the CPU figure: untraced, ours (pip and layer) and vanilla OTel
 NAMES = ("baseline", "ours", "ours-layer", "vanilla")
 COUNTS = {"full": (200, 1200), "quick": (10, 60)}
+#: request counts per batch size other than 10: multiples of the batch, so the marginal
+#: holds a whole number of exports
+BATCH_COUNTS = {512: {"full": (512, 2048), "quick": (512, 1024)}}
+BATCHES = (10, 512)
 _TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
@@ -48,11 +54,13 @@ class CpuFigure:
     app: str
     instructions_per_request: float
     spans_per_request: float  # spans that reached the receiver, per marginal request
+    batch: int = 10  # requests (spans) per forced flush: spans per OTLP POST
 
     def row(self) -> dict[str, Any]:
         return {
             "contender": self.contender,
             "app": self.app,
+            "batch": self.batch,
             "instructions_per_request": round(self.instructions_per_request),
             "spans_per_request": round(self.spans_per_request, 2),
         }
@@ -100,7 +108,7 @@ def contender_env(
 
 
 def count_instructions(
-    python: Path, app: str, requests: int, env: dict[str, str], work: Path
+    python: Path, app: str, requests: int, env: dict[str, str], work: Path, batch: int = 10
 ) -> int:
     out = work / f"callgrind.{app}.{requests}.{os.getpid()}.out"
     argv = [
@@ -113,6 +121,7 @@ def count_instructions(
         str(DRIVER),
         app,
         str(requests),
+        str(batch),
     ]
     done = subprocess.run(argv, env=env, cwd=str(work), capture_output=True, text=True)
     if done.returncode != 0 or f"requests={requests}" not in done.stdout:
@@ -125,7 +134,13 @@ def count_instructions(
 
 
 def measure(
-    c: Contender, venv: Path, app: str, counts: tuple[int, int], layer: Path | None, work: Path
+    c: Contender,
+    venv: Path,
+    app: str,
+    counts: tuple[int, int],
+    layer: Path | None,
+    work: Path,
+    batch: int = 10,
 ) -> CpuFigure:
     low, high = counts
     with OtlpReceiver() as receiver:
@@ -140,12 +155,16 @@ def measure(
             check=False,
         )
         receiver.clear()
-        first = count_instructions(python, app, low, env, work)
+        first = count_instructions(python, app, low, env, work, batch)
         spans_low = len(receiver.spans())
-        second = count_instructions(python, app, high, env, work)
+        second = count_instructions(python, app, high, env, work, batch)
         spans_high = len(receiver.spans()) - spans_low
     return CpuFigure(
-        c.name, app, (second - first) / (high - low), (spans_high - spans_low) / (high - low)
+        c.name,
+        app,
+        (second - first) / (high - low),
+        (spans_high - spans_low) / (high - low),
+        batch,
     )
 
 
@@ -175,11 +194,13 @@ def run_cpu(
     quick: bool = False,
     apps: tuple[str, ...] = APPS,
     work: Path | None = None,
+    batch: int = 10,
 ) -> dict[str, Any]:
-    """Measure every (contender, app); returns {"counts", "rows", "notes"}."""
+    """Measure every (contender, app) with a forced flush every `batch` requests;
+    returns {"counts", "batch", "rows", "notes"}."""
     own_work = work is None
     work = work or Path(tempfile.mkdtemp(prefix="lumigo-cpu-"))
-    counts = COUNTS["quick" if quick else "full"]
+    counts = BATCH_COUNTS.get(batch, COUNTS)["quick" if quick else "full"]
     notes: list[str] = []
     rows: list[dict[str, Any]] = []
     try:
@@ -188,7 +209,7 @@ def run_cpu(
             for app in apps:
                 print(f"  callgrind: {c.name} {app} ...", flush=True)
                 try:
-                    figure = measure(c, venvs[c.name], app, counts, layer, work)
+                    figure = measure(c, venvs[c.name], app, counts, layer, work, batch)
                 except RuntimeError as exc:
                     notes.append(f"cpu {c.name} {app}: {exc}")
                     continue
@@ -199,27 +220,34 @@ def run_cpu(
             shutil.rmtree(work, ignore_errors=True)
     for row in rows:
         base = next(
-            (r for r in rows if r["contender"] == "baseline" and r["app"] == row["app"]), None
+            (
+                r
+                for r in rows
+                if r["contender"] == "baseline" and r["app"] == row["app"] and r["batch"] == batch
+            ),
+            None,
         )
         row["ratio_untraced_to_this"] = (
             round(base["instructions_per_request"] / row["instructions_per_request"], 3)
             if base and row["instructions_per_request"]
             else None
         )
-    return {"counts": list(counts), "rows": rows, "notes": notes}
+    return {"counts": list(counts), "batch": batch, "rows": rows, "notes": notes}
 
 
 def table(result: dict[str, Any]) -> str:
     low, high = result["counts"]
     lines = [
         f"instructions per in-process request under callgrind (marginal {low}->{high} "
-        "requests, all threads, export to a local receiver included)",
-        f"{'contender':<12}{'app':<9}{'instr/request':>15}{'untraced/this':>15}{'spans/req':>11}",
+        "requests, all threads, export to a local receiver included, a forced flush every "
+        "spans/POST requests)",
+        f"{'contender':<12}{'app':<9}{'spans/POST':>11}{'instr/request':>15}"
+        f"{'untraced/this':>15}{'spans/req':>11}",
     ]
     for row in result["rows"]:
         ratio = row["ratio_untraced_to_this"]
         lines.append(
-            f"{row['contender']:<12}{row['app']:<9}"
+            f"{row['contender']:<12}{row['app']:<9}{row.get('batch', 10):>11}"
             f"{row['instructions_per_request'] / 1e6:>13.3f} M"
             f"{'' if ratio is None else f'{ratio:.2f}':>15}"
             f"{row['spans_per_request']:>11.2f}"
@@ -233,9 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few requests (CI smoke run)")
     parser.add_argument("--only", nargs="*", choices=NAMES, help="contenders to measure")
     parser.add_argument("--app", nargs="*", choices=APPS, help="apps to measure")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        choices=BATCHES,
+        default=10,
+        help="requests (spans) per forced flush, i.e. per OTLP POST (default 10)",
+    )
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
-    result = run_cpu(tuple(args.only or NAMES), args.quick, tuple(args.app or APPS))
+    result = run_cpu(
+        tuple(args.only or NAMES), args.quick, tuple(args.app or APPS), batch=args.batch
+    )
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

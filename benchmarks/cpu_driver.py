@@ -1,13 +1,13 @@
 """Serve N in-process requests to a benchmark app, then flush the tracer (runs in a venv).
 
-    python cpu_driver.py flask|fastapi N
+    python cpu_driver.py flask|fastapi N [FLUSH_EVERY]
 
 No HTTP server and no load generator: the app's WSGI/ASGI callable is called directly
 with a request like the one wrk sends (`GET /hello`, a few headers), N times, on one
 thread (FastAPI runs its sync endpoint in its thread pool, as under uvicorn). The
 active tracer provider, if any, is flushed after the warm-up and then after every
-`FLUSH_EVERY` requests (cpu.py sets the batch processor's timer far out, so no export
-happens at a time-dependent point): the export of every span (to the receiver the
+`FLUSH_EVERY` requests (10 unless given; cpu.py sets the batch processor's timer far
+out, so no export happens at a time-dependent point): the export of every span (to the receiver the
 environment names) happens inside the measured process, at the same points in every
 run. Prints `requests=N` and the tracer provider's class name.
 """
@@ -26,6 +26,7 @@ HEADERS = [("host", "127.0.0.1:8000"), ("user-agent", "wrk/4.2"), ("accept", "*/
 WARMUP = 5
 #: requests between two forced flushes (request counts are multiples of it)
 FLUSH_EVERY = 10
+_every = [FLUSH_EVERY]
 
 
 def flask_requests(count: int, every: Callable[[int], None]) -> None:
@@ -128,7 +129,7 @@ _traced: list[bool] = []
 
 def flush_points(done: int) -> None:
     """Called before each request: flush once the warm-up is over, then every FLUSH_EVERY."""
-    if done >= WARMUP and (done - WARMUP) % FLUSH_EVERY == 0:
+    if done >= WARMUP and (done - WARMUP) % _every[0] == 0:
         if not _traced:  # the untraced baseline pays no failed import per flush point
             _traced.append(flush() != "none")
         elif _traced[0]:
@@ -137,6 +138,8 @@ def flush_points(done: int) -> None:
 
 def main() -> None:
     app, count = sys.argv[1], int(sys.argv[2])
+    if len(sys.argv) > 3:
+        _every[0] = int(sys.argv[3])
     serve = flask_requests if app == "flask" else fastapi_requests
     serve(WARMUP + count, flush_points)
     print(f"requests={count} provider={flush()}")

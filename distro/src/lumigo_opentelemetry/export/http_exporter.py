@@ -2,8 +2,10 @@
 
 The transport (session, headers, compression, retries with back-off, timeout, the
 `OTEL_EXPORTER_OTLP_*` settings it reads) stays the SDK's `OTLPSpanExporter`; the
-encoding of a batch is ours, and so is how a post goes through the SDK's requests
-session (prepared once, see `transport`). Imported on the first export, never at start-up.
+encoding of a batch is ours, and so is how a post is sent: on one kept-alive
+`http.client` connection when requests would send it unchanged (`direct`), else through
+the SDK's requests session, prepared once (`transport`). Imported on the first export,
+never at start-up.
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ except ImportError:  # pragma: no cover - older SDK: its exporter's own post is 
 
 
 def lean_transport(transport: Any) -> Optional[Any]:
-    """A `PreparedPostTransport` over `transport`'s session, or None when `transport`
-    is not the SDK's requests transport over a plain `requests.Session`."""
+    """A `DirectTransport` (kept-alive `http.client` connection, see `direct`) over a
+    `PreparedPostTransport` of `transport`'s session, or None when `transport` is not
+    the SDK's requests transport over a plain `requests.Session`."""
     if RequestsHTTPTransport is None or type(transport) is not RequestsHTTPTransport:
         return None
     import requests
@@ -38,7 +39,12 @@ def lean_transport(transport: Any) -> Optional[Any]:
     session = getattr(transport, "_session", None)
     if type(session) is not requests.Session:
         return None
-    return PreparedPostTransport(session)
+    prepared = PreparedPostTransport(session)
+    try:
+        from lumigo_opentelemetry.export.direct import DirectTransport
+    except ImportError:  # pragma: no cover - an SDK without the transport base
+        return prepared
+    return DirectTransport(session, prepared)
 
 
 if RequestsHTTPTransport is not None:
