@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -13,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import lumigo_opentelemetry.masking as masking_module
@@ -451,14 +452,20 @@ def test_a_running_user_pattern_does_not_hold_other_threads() -> None:
     assert outcome == ["_OutOfTime"]
 
 
+# a value taken for JSON text (an object or list, or a JSON string holding one), which is
+# masked inside: a JSON string that cannot be read, such as `"\x1f{`, fails closed
+_HOLDS_JSON = re.compile(r'\s*[{\[]|"\s*[{\[]')
+
+
 @given(st.dictionaries(st.text(max_size=12), st.text(max_size=8), max_size=10))
+@example({"": '"\x1f{'})  # found by Hypothesis: a control character after the quote
 def test_exactly_the_secret_keys_are_masked(doc: dict[str, str]) -> None:
     masked = json.loads(DEFAULT.apply(Site.DB, doc))
     assert masked.keys() == doc.keys()
     for key, value in doc.items():
         if DEFAULT.is_secret(key):
             assert masked[key] == MASKED
-        elif not value.lstrip().startswith(("{", "[")):
+        elif not _HOLDS_JSON.match(value):
             assert masked[key] == value
 
 
@@ -568,6 +575,10 @@ def test_json_text_holding_json_text_is_masked() -> None:
     cut = json.dumps(CUT_DOC)
     out = DEFAULT.apply(Site.HTTP_RESPONSE_BODIES, cut, "application/json")
     assert json.loads(out) == CUT_DOC_MASKED
+    # the same text as a value in a structure (an environment variable, a header)
+    out = DEFAULT.apply(Site.ENVIRONMENT, {"CONFIG": body})
+    assert "hunter2" not in out
+    assert json.loads(json.loads(json.loads(out)["CONFIG"])) == {"password": MASKED, "n": 1}
 
 
 def test_json_text_in_an_sql_literal_is_masked() -> None:
