@@ -499,7 +499,8 @@ def test_a_failing_masking_step_masks_the_whole_attribute() -> None:
 
     assert DEFAULT.apply(Site.ENVIRONMENT, {"HOME": "/root"}, encode=broken) == MASKED
     assert DEFAULT.apply(Site.DB, {"value": object()}) == MASKED  # not JSON-encodable
-    deep = current = {}  # nesting deeper than the interpreter's recursion limit
+    deep: dict[str, Any] = {}  # nesting deeper than the interpreter's recursion limit
+    current = deep
     for _ in range(sys.getrecursionlimit() + 10):
         current["n"] = current = {}
     assert DEFAULT.apply(Site.HTTP_REQUEST_BODIES, deep) == MASKED
