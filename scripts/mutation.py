@@ -159,6 +159,11 @@ EQUIVALENT: dict[str, str] = {
         "whether a key of exactly 256 characters is cached: the answer is the same either "
         "way (computed again), only the cache's one-character cut-off moves"
     ),
+    f"{DISTRO}/masking.py::Rules._decide::compare-swap::"
+    "len(answers) >= CACHE_SIZE -> len(answers) > CACHE_SIZE": (
+        "the cache cleared at CACHE_SIZE + 1 answers instead of CACHE_SIZE: the same as "
+        "CACHE_SIZE one more (above), still bounded, every answer the same"
+    ),
     f"{DISTRO}/masking.py::Masking._json_pairs::remove-jump::continue -> pass": (
         "after `if masked is string`: the string is copied out as itself instead of being "
         "left in place, so the text is the same (a copy of it). The key also names the "
@@ -176,9 +181,13 @@ EQUIVALENT: dict[str, str] = {
         "a fast path: None, int, float and bool values go through _structure instead, "
         "which gives any value that is no string, mapping or list back as it is"
     ),
-    f"{DISTRO}/masking.py::_has_nested_repeat::return-none::return True -> return None": (
-        "the fallback for a pattern re's parser rejects: _StdlibPattern compiled the same "
-        "pattern with re (the same parser) just before, so the parser never fails here"
+    f"{DISTRO}/masking.py::_has_nested_repeat.walk::return-none::return False -> return None": (
+        "its callers only test the answer for truth (`or`, `any`, `if self._unsafe`, "
+        "`self._unsafe or ...` in matches, which then gives the match's bool)"
+    ),
+    f"{DISTRO}/masking.py::_TimedPattern.matches::compare-swap::left <= 0 -> left < 0": (
+        "the attribute's time bound spent to the nanosecond (left exactly 0.0): `<=` and "
+        "`<` differ at one instant only"
     ),
     f"{DISTRO}/export/otlp.py::build_batch_processor::bool-swap::"
     "config.bsp_export_timeout_ms or BSP_DEFAULT_EXPORT_TIMEOUT_MS -> "

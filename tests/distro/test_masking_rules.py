@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -13,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import lumigo_opentelemetry.masking as masking_module
@@ -100,6 +101,32 @@ def test_match_is_at_the_start_of_the_key_and_case_insensitive() -> None:
     assert rules.is_secret("X-Api-Version")
     assert not rules.is_secret("my-token")
     assert not rules.is_secret("password")  # the setting replaces the defaults
+
+
+def test_a_setting_mixing_words_and_regexes_masks_what_either_names() -> None:
+    """`.*word.*` entries and other regexes in one setting: a key named by a word is
+    secret even when no other regex of the setting matches it, and the other way round."""
+    rules = masking(LUMIGO_SECRET_MASKING_REGEX='[".*token.*", "x-api-.*"]')
+    assert rules.is_secret("my-token") and rules.is_secret("X-Api-Version")
+    assert not rules.is_secret("user")
+    out = json.loads(rules.apply(Site.ENVIRONMENT, {"MY_TOKEN": "t", "X-API-KEY": "k", "U": "u"}))
+    assert out == {"MY_TOKEN": MASKED, "X-API-KEY": MASKED, "U": "u"}
+
+
+def test_masking_settings_print_their_rules_and_never_the_token() -> None:
+    """What a debug print of the settings (or of the Config holding them) shows: the
+    rules in effect per site, `all` as written, and no tracer token."""
+    rules = masking(
+        LUMIGO_SECRET_MASKING_REGEX='["tenant"]',
+        LUMIGO_SECRET_MASKING_REGEX_HTTP_QUERY_PARAMS="all",
+        LUMIGO_TRACER_TOKEN=TOKEN,
+    )
+    shown = repr(rules)
+    assert shown == (
+        "Masking(general=Rules(['tenant']), sites={<Site.HTTP_QUERY_PARAMS: "
+        "'HTTP_QUERY_PARAMS'>: Rules('all')})"
+    )
+    assert TOKEN not in shown
 
 
 def test_empty_general_list_masks_no_key_but_still_scrubs_values() -> None:
@@ -235,6 +262,7 @@ def test_a_cut_token_is_masked_from_six_characters_on() -> None:
     or more of it are masked; fewer are too short to tell from ordinary text."""
     rules = masking(LUMIGO_TRACER_TOKEN=TOKEN)
     assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:6]}") == f"xx {MASKED}"
+    assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:-1]}") == f"xx {MASKED}"
     assert rules.apply(Site.HTTP_RESPONSE_BODIES, f"xx {TOKEN[:5]}") == f"xx {TOKEN[:5]}"
 
 
@@ -351,6 +379,38 @@ def test_the_time_bound_covers_the_whole_attribute_not_each_key(
     assert beyond == MASKED
 
 
+def test_keys_answered_before_cost_no_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rules remember their answers: headers a service sees on every request are
+    not matched again, so they never use up an attribute's time bound. On the same clock
+    as above (25 s a look, a 60 s bound: three unknown keys fit), six keys fit when three
+    of them were answered before."""
+    rules, _ = Masking.from_environ(
+        {"LUMIGO_SECRET_MASKING_REGEX_ENVIRONMENT": '["x-(a|b)+$"]'}, time_bound=60.0
+    )
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 25.0
+        return now[0]
+
+    known = {"k1": "v", "k2": "v", "k3": "v"}
+    six = {**known, "k4": "v", "k5": "v", "k6": "v"}
+    with monkeypatch.context() as patch:
+        patch.setattr(time, "monotonic", clock)
+        first, again = rules.apply(Site.ENVIRONMENT, known), rules.apply(Site.ENVIRONMENT, six)
+    assert json.loads(first) == known
+    assert json.loads(again) == six
+
+
+def test_json_text_keeps_its_non_ascii_characters() -> None:
+    """A masked JSON body is re-encoded: its other characters stay as the app sent them
+    (`café`, not `caf\\u00e9`)."""
+    body = json.dumps({"password": "p", "name": "café 名前"}, ensure_ascii=False)
+    out = DEFAULT.apply(Site.HTTP_REQUEST_BODIES, body, "application/json")
+    assert out == '{"password":"' + MASKED + '","name":"café 名前"}'
+    assert DEFAULT.apply(Site.ENVIRONMENT, {"LANG": "é"}) == '{"LANG":"é"}'
+
+
 def test_a_key_the_rules_ran_out_of_time_on_counts_as_secret() -> None:
     """Capture sites that ask about one key (`Masking.is_secret`) fail closed too."""
     rules = masking(LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS=json.dumps([CATASTROPHIC]))
@@ -392,14 +452,20 @@ def test_a_running_user_pattern_does_not_hold_other_threads() -> None:
     assert outcome == ["_OutOfTime"]
 
 
+# a value taken for JSON text (an object or list, or a JSON string holding one), which is
+# masked inside: a JSON string that cannot be read, such as `"\x1f{`, fails closed
+_HOLDS_JSON = re.compile(r'\s*[{\[]|"\s*[{\[]')
+
+
 @given(st.dictionaries(st.text(max_size=12), st.text(max_size=8), max_size=10))
+@example({"": '"\x1f{'})  # found by Hypothesis: a control character after the quote
 def test_exactly_the_secret_keys_are_masked(doc: dict[str, str]) -> None:
     masked = json.loads(DEFAULT.apply(Site.DB, doc))
     assert masked.keys() == doc.keys()
     for key, value in doc.items():
         if DEFAULT.is_secret(key):
             assert masked[key] == MASKED
-        elif not value.lstrip().startswith(("{", "[")):
+        elif not _HOLDS_JSON.match(value):
             assert masked[key] == value
 
 
@@ -433,7 +499,8 @@ def test_a_failing_masking_step_masks_the_whole_attribute() -> None:
 
     assert DEFAULT.apply(Site.ENVIRONMENT, {"HOME": "/root"}, encode=broken) == MASKED
     assert DEFAULT.apply(Site.DB, {"value": object()}) == MASKED  # not JSON-encodable
-    deep = current = {}  # nesting deeper than the interpreter's recursion limit
+    deep: dict[str, Any] = {}  # nesting deeper than the interpreter's recursion limit
+    current = deep
     for _ in range(sys.getrecursionlimit() + 10):
         current["n"] = current = {}
     assert DEFAULT.apply(Site.HTTP_REQUEST_BODIES, deep) == MASKED
@@ -509,6 +576,10 @@ def test_json_text_holding_json_text_is_masked() -> None:
     cut = json.dumps(CUT_DOC)
     out = DEFAULT.apply(Site.HTTP_RESPONSE_BODIES, cut, "application/json")
     assert json.loads(out) == CUT_DOC_MASKED
+    # the same text as a value in a structure (an environment variable, a header)
+    out = DEFAULT.apply(Site.ENVIRONMENT, {"CONFIG": body})
+    assert "hunter2" not in out
+    assert json.loads(json.loads(json.loads(out)["CONFIG"])) == {"password": MASKED, "n": 1}
 
 
 def test_json_text_in_an_sql_literal_is_masked() -> None:
@@ -522,6 +593,22 @@ def test_json_text_in_an_sql_literal_is_masked() -> None:
     assert DEFAULT.apply(Site.DB, cut) == f"UPDATE t SET doc = '{CUT_DOC_MASKED}' WHERE id = 2"
     plain = "SELECT '{not json}', '[1, 2]', 'it''s' FROM t"
     assert DEFAULT.apply(Site.DB, plain) == plain
+
+
+def test_without_the_regex_engine_a_pattern_too_deep_to_inspect_fails_closed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pattern `re` compiles but whose groups nest too deep to be looked into (here a
+    nested repeat under hundreds of alternations, catastrophic on `aaa...a!`) is taken
+    for unsafe: it matches every key, with one warning, and is never run."""
+    monkeypatch.setitem(sys.modules, "regex", None)
+    depth = sys.getrecursionlimit() // 3
+    pattern = "(ab|" * depth + "(a+)+" + ")" * depth + "$"
+    with caplog.at_level(logging.WARNING, logger="lumigo-opentelemetry"):
+        deep = Rules([pattern])
+    assert deep.is_secret("harmless") and deep.is_secret(EVIL_KEY)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "exponential" in warnings[0]
 
 
 @pytest.mark.parametrize(
