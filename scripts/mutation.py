@@ -692,6 +692,8 @@ class Runner:
         # it every pytest start compiles pytest, its plugins and the tests again (~6 s here)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(self.workdir / "pycache")
+        # tests/conftest.py: no Hypothesis deadline, no example database written by mutants
+        env["LUMIGO_HYPOTHESIS_PROFILE"] = "mutation"
         env.update(env_extra or {})
         if shadow is not None:
             env["PYTHONPATH"] = os.pathsep.join(

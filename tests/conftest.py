@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 from opentelemetry import context, trace
 
 from lumigo_devtools.receiver import OtlpReceiver
+
+# Property tests assert behaviour, never time: Hypothesis' per-example deadline and its
+# too-slow health check fail a correct test on a loaded machine (and a mutation run counted
+# such a failure as a killed mutant). "mutation" (set by scripts/mutation.py) also keeps a
+# mutant's failing examples out of the example database that later runs replay.
+settings.register_profile("lumigo", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("mutation", settings.get_profile("lumigo"), database=None)
+settings.load_profile(os.environ.get("LUMIGO_HYPOTHESIS_PROFILE", "lumigo"))
 
 
 @pytest.fixture
