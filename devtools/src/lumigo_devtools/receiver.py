@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 import threading
 import time
 import zlib
@@ -249,6 +250,14 @@ def _make_handler(
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-connection (an app killed at the end of a run) is normal."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class OtlpReceiver:
     """A real OTLP/HTTP (protobuf) trace receiver on a local port.
 
@@ -265,7 +274,7 @@ class OtlpReceiver:
     ) -> None:
         self._state = _State()
         handler = _make_handler(self._state, on_spans, decode)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server = _QuietServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
