@@ -246,6 +246,12 @@ EQUIVALENT: dict[str, str] = {
         "the shortcut before the exact byte count: at characters * 4 == the limit the "
         "exact count (at most 4 bytes a character) is within the limit too, same answer"
     ),
+    f"{INJ}/k8s/steps.py::_set_merged::remove-call::"
+    "warnings.append(f'{name} comes from valueFrom; left unchanged') -> pass": (
+        "never reached: container_blocker refuses a container whose PYTHONPATH or "
+        "AUTOWRAPT_BOOTSTRAP is no literal, and set_resource_attributes returns with its own "
+        "warning before a non-literal OTEL_RESOURCE_ATTRIBUTES gets here"
+    ),
     f"{INJ}/ecs/containers.py::sidecar_reason::off-by-one::1 -> 2": (
         "rsplit('/', 1)[-1] with maxsplit 2: the last part is the same however many splits "
         "are made before it (the other 1 -> 2 on those lines, [-1] to [-2], is killed: "

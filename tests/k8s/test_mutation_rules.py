@@ -715,3 +715,23 @@ def test_a_container_without_a_name_is_left_alone_and_the_named_ones_injected() 
     assert containers[1:] == [nameless, numbered]
     assert "PYTHONPATH" in env_dict(result.obj, "fine")
     assert uninject(result.obj) == original
+
+
+def test_uninject_takes_back_only_what_inject_changed() -> None:
+    """A user who already loads the distro (PYTHONPATH starts with the layer, AUTOWRAPT_BOOTSTRAP
+    names it) gets those entries as written; they stay the user's, so an edit made to them
+    after injection (a manifest from `inject -f`, edited) is kept by uninject."""
+    user_env = [
+        {"name": "PYTHONPATH", "value": "/lumigo-otel/bootstrap:/srv"},
+        {"name": "AUTOWRAPT_BOOTSTRAP", "value": "lumigo_opentelemetry"},
+    ]
+    out = inject(opted_in(app(env=copy.deepcopy(user_env))), SETTINGS).obj
+    env = env_of(out, "app")
+    for entry in user_env:
+        assert by_name(env, entry["name"]) == entry
+    by_name(env, "PYTHONPATH")["value"] = "/lumigo-otel/bootstrap:/srv:/opt/extra"
+    by_name(env, "AUTOWRAPT_BOOTSTRAP")["value"] = "lumigo_opentelemetry,my_patches"
+    assert env_of(uninject(out), "app") == [
+        {"name": "PYTHONPATH", "value": "/lumigo-otel/bootstrap:/srv:/opt/extra"},
+        {"name": "AUTOWRAPT_BOOTSTRAP", "value": "lumigo_opentelemetry,my_patches"},
+    ]
