@@ -252,6 +252,11 @@ EQUIVALENT: dict[str, str] = {
         "AUTOWRAPT_BOOTSTRAP is no literal, and set_resource_attributes returns with its own "
         "warning before a non-literal OTEL_RESOURCE_ATTRIBUTES gets here"
     ),
+    f"{INJ}/k8s/steps.py::set_resource_attributes::off-by-one::1 -> 0": (
+        "position += 0: the four LUMIGO_K8S_* downward-API variables are inserted in reverse "
+        "order, still all before OTEL_RESOURCE_ATTRIBUTES; none references another, so every "
+        "value the app sees is the same"
+    ),
     f"{INJ}/ecs/containers.py::sidecar_reason::off-by-one::1 -> 2": (
         "rsplit('/', 1)[-1] with maxsplit 2: the last part is the same however many splits "
         "are made before it (the other 1 -> 2 on those lines, [-1] to [-2], is killed: "

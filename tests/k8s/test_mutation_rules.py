@@ -735,3 +735,23 @@ def test_uninject_takes_back_only_what_inject_changed() -> None:
         {"name": "PYTHONPATH", "value": "/lumigo-otel/bootstrap:/srv:/opt/extra"},
         {"name": "AUTOWRAPT_BOOTSTRAP", "value": "lumigo_opentelemetry,my_patches"},
     ]
+
+
+def test_a_pod_with_an_empty_list_and_no_record_is_uninjected_and_upgraded() -> None:
+    """An image-volume pod (no init container of ours) whose own `initContainers: []` stays
+    empty, with its record lost (the annotation stripped): uninject removes our volume, mount
+    and token, and a new layer version injects it again instead of failing."""
+    from lumigo_injector.spec.delivery import IMAGE_VOLUME
+
+    original = opted_in(app(env=[{"name": "DEBUG", "value": "1"}]))
+    original["spec"]["initContainers"] = []
+    out = inject(original, InjectionSettings(delivery=IMAGE_VOLUME, layer_version="1")).obj
+    del out["metadata"]["annotations"][c.ANNOTATION_INJECTION_STATE]
+    restored = uninject(out)
+    assert pod_spec(restored)["initContainers"] == [] and pod_spec(restored)["volumes"] == []
+    assert container(restored, "app")["volumeMounts"] == []
+    assert c.ENV_TRACER_TOKEN not in [e["name"] for e in env_of(restored, "app")]
+    upgraded = inject(out, InjectionSettings(delivery=IMAGE_VOLUME, layer_version="2"))
+    assert upgraded.injected
+    assert upgraded.obj["metadata"]["annotations"][c.ANNOTATION_INJECTED] == "2"
+    assert pod_spec(upgraded.obj)["initContainers"] == []
