@@ -739,11 +739,17 @@ def test_uninject_takes_back_only_what_inject_changed() -> None:
 
 def test_a_pod_with_an_empty_list_and_no_record_is_uninjected_and_upgraded() -> None:
     """An image-volume pod (no init container of ours) whose own `initContainers: []` stays
-    empty, with its record lost (the annotation stripped): uninject removes our volume, mount
-    and token, and a new layer version injects it again instead of failing."""
+    empty and whose sidecar, left out, has `volumeMounts: []`, with its record lost (the
+    annotation stripped): uninject removes our volume, mount and token, and a new layer
+    version injects it again instead of failing."""
     from lumigo_injector.spec.delivery import IMAGE_VOLUME
 
-    original = opted_in(app(env=[{"name": "DEBUG", "value": "1"}]))
+    sidecar = app("sidecar", volumeMounts=[])
+    original = opted_in(
+        app(env=[{"name": "DEBUG", "value": "1"}]),
+        copy.deepcopy(sidecar),
+        **{c.ANNOTATION_CONTAINER_NAMES: "app"},
+    )
     original["spec"]["initContainers"] = []
     out = inject(original, InjectionSettings(delivery=IMAGE_VOLUME, layer_version="1")).obj
     del out["metadata"]["annotations"][c.ANNOTATION_INJECTION_STATE]
@@ -751,6 +757,7 @@ def test_a_pod_with_an_empty_list_and_no_record_is_uninjected_and_upgraded() -> 
     assert pod_spec(restored)["initContainers"] == [] and pod_spec(restored)["volumes"] == []
     assert container(restored, "app")["volumeMounts"] == []
     assert c.ENV_TRACER_TOKEN not in [e["name"] for e in env_of(restored, "app")]
+    assert container(restored, "sidecar") == sidecar
     upgraded = inject(out, InjectionSettings(delivery=IMAGE_VOLUME, layer_version="2"))
     assert upgraded.injected
     assert upgraded.obj["metadata"]["annotations"][c.ANNOTATION_INJECTED] == "2"
