@@ -762,3 +762,17 @@ def test_a_pod_with_an_empty_list_and_no_record_is_uninjected_and_upgraded() -> 
     assert upgraded.injected
     assert upgraded.obj["metadata"]["annotations"][c.ANNOTATION_INJECTED] == "2"
     assert pod_spec(upgraded.obj)["initContainers"] == []
+
+
+def test_uninject_without_a_record_keeps_a_left_out_containers_own_mount() -> None:
+    """The container left out because its own volume is mounted at /lumigo-otel keeps that
+    mount when the pod is uninjected without its record; only our mount goes."""
+    busy = app("busy", volumeMounts=[{"name": "data", "mountPath": "/lumigo-otel"}])
+    original = opted_in(copy.deepcopy(busy), app("free"))
+    original["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    out = inject(original, SETTINGS).obj
+    del out["metadata"]["annotations"][c.ANNOTATION_INJECTION_STATE]
+    restored = uninject(out)
+    assert container(restored, "busy") == busy
+    assert pod_spec(restored)["volumes"] == [{"name": "data", "emptyDir": {}}]
+    assert container(restored, "free")["volumeMounts"] == []
