@@ -405,6 +405,15 @@ def test_non_pod_kinds_are_returned_unchanged() -> None:
     assert "Service" in result.reason
 
 
+def test_uninject_gives_back_objects_without_a_pod_as_they_are() -> None:
+    """`uninject -f` of a manifest: its Services, ConfigMaps and odd workloads come back too."""
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
+    no_template = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+    for obj in (service, no_template):
+        back = uninject(obj)
+        assert back == obj and back is not obj
+
+
 @pytest.mark.parametrize(
     ("tweak", "why"),
     [
