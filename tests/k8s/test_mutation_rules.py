@@ -785,3 +785,16 @@ def test_uninject_without_a_record_keeps_a_left_out_containers_own_mount() -> No
     assert container(restored, "busy") == busy
     assert pod_spec(restored)["volumes"] == [{"name": "data", "emptyDir": {}}]
     assert container(restored, "free")["volumeMounts"] == []
+
+
+def test_a_container_entry_that_is_no_map_is_left_alone_on_inject_uninject_and_upgrade() -> None:
+    """Mutating admission runs before validation: a `null` (or text) entry in `containers`
+    stays where it is through inject, uninject and an upgrade to a new layer version."""
+    original = opted_in(app("fine"))
+    original["spec"]["containers"] += [None, "junk"]
+    once = inject(original, InjectionSettings(layer_version="1"))
+    assert once.injected and once.obj["spec"]["containers"][1:] == [None, "junk"]
+    assert uninject(once.obj) == original
+    upgraded = inject(once.obj, InjectionSettings(layer_version="2"))
+    assert upgraded.injected and upgraded.obj["spec"]["containers"][1:] == [None, "junk"]
+    assert upgraded.obj["metadata"]["annotations"][c.ANNOTATION_INJECTED] == "2"
