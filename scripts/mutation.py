@@ -257,6 +257,11 @@ EQUIVALENT: dict[str, str] = {
         "order, still all before OTEL_RESOURCE_ATTRIBUTES; none references another, so every "
         "value the app sees is the same"
     ),
+    f"{INJ}/k8s/mutation.py::::off-by-one::1 -> [02]": (
+        "_STATE_VERSION, the injection record's format version: written for a later release "
+        "that changes the format, read by none yet (uninject reads any record), so 0 or 2 "
+        "changes nothing but that number in the annotation"
+    ),
     f"{INJ}/ecs/containers.py::sidecar_reason::off-by-one::1 -> 2": (
         "rsplit('/', 1)[-1] with maxsplit 2: the last part is the same however many splits "
         "are made before it (the other 1 -> 2 on those lines, [-1] to [-2], is killed: "

@@ -709,6 +709,11 @@ def test_only_a_pod_and_namespace_without_the_annotation_are_unannotated() -> No
     assert inject(pod(), SETTINGS).unannotated
     assert not inject(pod(), SETTINGS, {c.ANNOTATION_INJECT: "false"}).unannotated
     assert not inject(pod(annotations={c.ANNOTATION_INJECT: "false"}), SETTINGS).unannotated
+    # skipped for another reason (`--all` would not help), or injected
+    windows = opted_in()
+    windows["spec"]["os"] = {"name": "windows"}
+    assert not inject(windows, SETTINGS).unannotated
+    assert not inject(opted_in(), SETTINGS).unannotated
 
 
 def test_a_container_without_a_name_is_left_alone_and_the_named_ones_injected() -> None:
