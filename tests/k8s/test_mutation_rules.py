@@ -803,3 +803,16 @@ def test_a_container_entry_that_is_no_map_is_left_alone_on_inject_uninject_and_u
     upgraded = inject(once.obj, InjectionSettings(layer_version="2"))
     assert upgraded.injected and upgraded.obj["spec"]["containers"][1:] == [None, "junk"]
     assert upgraded.obj["metadata"]["annotations"][c.ANNOTATION_INJECTED] == "2"
+
+
+def test_uninject_of_a_manifest_edited_since_removes_our_mount_and_keeps_the_new_one() -> None:
+    """A mount and volume added after injection (an `inject -f` manifest, edited) stay;
+    our mount and volume go, wherever ours now sits in the lists."""
+    out = inject(opted_in(app()), SETTINGS).obj
+    cache_mount = {"name": "cache", "mountPath": "/var/cache/app"}
+    container(out, "app")["volumeMounts"].append(cache_mount)
+    pod_spec(out)["volumes"].append({"name": "cache", "emptyDir": {}})
+    restored = uninject(out)
+    assert container(restored, "app")["volumeMounts"] == [cache_mount]
+    assert pod_spec(restored)["volumes"] == [{"name": "cache", "emptyDir": {}}]
+    assert_valid(restored)
