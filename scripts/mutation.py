@@ -266,6 +266,12 @@ EQUIVALENT: dict[str, str] = {
         "the shortcut before the exact byte count assuming 5 bytes a character: it lets "
         "fewer pods skip the exact count, which gives the same answer"
     ),
+    f"{INJ}/k8s/mutation.py::_inject_site::bool-constant::True -> False": (
+        "json.dumps(sort_keys=False) for the injection record: its keys in the code's fixed "
+        "insertion order instead of sorted; every reader parses the JSON, and the text is the "
+        "same for the same pod either way (the key also names the injected result's True, "
+        "which the tests kill)"
+    ),
     f"{INJ}/ecs/containers.py::sidecar_reason::off-by-one::1 -> 2": (
         "rsplit('/', 1)[-1] with maxsplit 2: the last part is the same however many splits "
         "are made before it (the other 1 -> 2 on those lines, [-1] to [-2], is killed: "
