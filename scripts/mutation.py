@@ -255,6 +255,32 @@ EQUIVALENT: dict[str, str] = {
         "the shortcut before the exact byte count: at characters * 4 == the limit the "
         "exact count (at most 4 bytes a character) is within the limit too, same answer"
     ),
+    f"{INJ}/k8s/steps.py::_set_merged::remove-call::"
+    "warnings.append(f'{name} comes from valueFrom; left unchanged') -> pass": (
+        "never reached: container_blocker refuses a container whose PYTHONPATH or "
+        "AUTOWRAPT_BOOTSTRAP is no literal, and set_resource_attributes returns with its own "
+        "warning before a non-literal OTEL_RESOURCE_ATTRIBUTES gets here"
+    ),
+    f"{INJ}/k8s/steps.py::set_resource_attributes::off-by-one::1 -> 0": (
+        "position += 0: the four LUMIGO_K8S_* downward-API variables are inserted in reverse "
+        "order, still all before OTEL_RESOURCE_ATTRIBUTES; none references another, so every "
+        "value the app sees is the same"
+    ),
+    f"{INJ}/k8s/mutation.py::::off-by-one::1 -> [02]": (
+        "_STATE_VERSION, the injection record's format version: written for a later release "
+        "that changes the format, read by none yet (uninject reads any record), so 0 or 2 "
+        "changes nothing but that number in the annotation"
+    ),
+    f"{INJ}/k8s/mutation.py::within_annotation_limit::off-by-one::4 -> 5": (
+        "the shortcut before the exact byte count assuming 5 bytes a character: it lets "
+        "fewer pods skip the exact count, which gives the same answer"
+    ),
+    f"{INJ}/k8s/mutation.py::_inject_site::bool-constant::True -> False": (
+        "json.dumps(sort_keys=False) for the injection record: its keys in the code's fixed "
+        "insertion order instead of sorted; every reader parses the JSON, and the text is the "
+        "same for the same pod either way (the key also names the injected result's True, "
+        "which the tests kill)"
+    ),
     f"{INJ}/ecs/containers.py::sidecar_reason::off-by-one::1 -> 2": (
         "rsplit('/', 1)[-1] with maxsplit 2: the last part is the same however many splits "
         "are made before it (the other 1 -> 2 on those lines, [-1] to [-2], is killed: "

@@ -69,3 +69,13 @@ def test_a_record_that_fills_the_limit_exactly_is_written_and_one_byte_more_is_n
     exact = "n" * (1 + api_server_limit - size)
     assert size_after(exact) == (True, api_server_limit)
     assert size_after(exact + "n")[0] is False
+
+
+def test_a_note_of_four_byte_characters_is_counted_in_bytes() -> None:
+    # 65,000 emoji: 260,000 bytes, a pod the API server accepts; the record of 20 containers
+    # takes it over the limit in bytes (the characters alone are a third of it)
+    original = pod(20, note="\N{GRINNING FACE}" * 65_000)
+    assert annotations_size(original["metadata"]["annotations"]) <= ANNOTATIONS_LIMIT
+    result = inject(original, InjectionSettings())
+    assert not result.injected and result.obj == original
+    assert inject(pod(20, note="n" * 65_000), InjectionSettings()).injected

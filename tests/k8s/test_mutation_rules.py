@@ -405,6 +405,15 @@ def test_non_pod_kinds_are_returned_unchanged() -> None:
     assert "Service" in result.reason
 
 
+def test_uninject_gives_back_objects_without_a_pod_as_they_are() -> None:
+    """`uninject -f` of a manifest: its Services, ConfigMaps and odd workloads come back too."""
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
+    no_template = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+    for obj in (service, no_template):
+        back = uninject(obj)
+        assert back == obj and back is not obj
+
+
 @pytest.mark.parametrize(
     ("tweak", "why"),
     [
@@ -700,6 +709,11 @@ def test_only_a_pod_and_namespace_without_the_annotation_are_unannotated() -> No
     assert inject(pod(), SETTINGS).unannotated
     assert not inject(pod(), SETTINGS, {c.ANNOTATION_INJECT: "false"}).unannotated
     assert not inject(pod(annotations={c.ANNOTATION_INJECT: "false"}), SETTINGS).unannotated
+    # skipped for another reason (`--all` would not help), or injected
+    windows = opted_in()
+    windows["spec"]["os"] = {"name": "windows"}
+    assert not inject(windows, SETTINGS).unannotated
+    assert not inject(opted_in(), SETTINGS).unannotated
 
 
 def test_a_container_without_a_name_is_left_alone_and_the_named_ones_injected() -> None:
@@ -715,3 +729,90 @@ def test_a_container_without_a_name_is_left_alone_and_the_named_ones_injected() 
     assert containers[1:] == [nameless, numbered]
     assert "PYTHONPATH" in env_dict(result.obj, "fine")
     assert uninject(result.obj) == original
+
+
+def test_uninject_takes_back_only_what_inject_changed() -> None:
+    """A user who already loads the distro (PYTHONPATH starts with the layer, AUTOWRAPT_BOOTSTRAP
+    names it) gets those entries as written; they stay the user's, so an edit made to them
+    after injection (a manifest from `inject -f`, edited) is kept by uninject."""
+    user_env = [
+        {"name": "PYTHONPATH", "value": "/lumigo-otel/bootstrap:/srv"},
+        {"name": "AUTOWRAPT_BOOTSTRAP", "value": "lumigo_opentelemetry"},
+    ]
+    out = inject(opted_in(app(env=copy.deepcopy(user_env))), SETTINGS).obj
+    env = env_of(out, "app")
+    for entry in user_env:
+        assert by_name(env, entry["name"]) == entry
+    by_name(env, "PYTHONPATH")["value"] = "/lumigo-otel/bootstrap:/srv:/opt/extra"
+    by_name(env, "AUTOWRAPT_BOOTSTRAP")["value"] = "lumigo_opentelemetry,my_patches"
+    assert env_of(uninject(out), "app") == [
+        {"name": "PYTHONPATH", "value": "/lumigo-otel/bootstrap:/srv:/opt/extra"},
+        {"name": "AUTOWRAPT_BOOTSTRAP", "value": "lumigo_opentelemetry,my_patches"},
+    ]
+
+
+def test_a_pod_with_an_empty_list_and_no_record_is_uninjected_and_upgraded() -> None:
+    """An image-volume pod (no init container of ours) whose own `initContainers: []` stays
+    empty and whose sidecar, left out, has `volumeMounts: []`, with its record lost (the
+    annotation stripped): uninject removes our volume, mount and token, and a new layer
+    version injects it again instead of failing."""
+    from lumigo_injector.spec.delivery import IMAGE_VOLUME
+
+    sidecar = app("sidecar", volumeMounts=[])
+    original = opted_in(
+        app(env=[{"name": "DEBUG", "value": "1"}]),
+        copy.deepcopy(sidecar),
+        **{c.ANNOTATION_CONTAINER_NAMES: "app"},
+    )
+    original["spec"]["initContainers"] = []
+    out = inject(original, InjectionSettings(delivery=IMAGE_VOLUME, layer_version="1")).obj
+    del out["metadata"]["annotations"][c.ANNOTATION_INJECTION_STATE]
+    restored = uninject(out)
+    assert pod_spec(restored)["initContainers"] == [] and pod_spec(restored)["volumes"] == []
+    assert container(restored, "app")["volumeMounts"] == []
+    assert c.ENV_TRACER_TOKEN not in [e["name"] for e in env_of(restored, "app")]
+    assert container(restored, "sidecar") == sidecar
+    upgraded = inject(out, InjectionSettings(delivery=IMAGE_VOLUME, layer_version="2"))
+    assert upgraded.injected
+    assert upgraded.obj["metadata"]["annotations"][c.ANNOTATION_INJECTED] == "2"
+    assert pod_spec(upgraded.obj)["initContainers"] == []
+
+
+def test_uninject_without_a_record_keeps_a_left_out_containers_own_mount() -> None:
+    """The container left out because its own volume is mounted at /lumigo-otel keeps that
+    mount when the pod is uninjected without its record; only our mount goes."""
+    busy = app("busy", volumeMounts=[{"name": "data", "mountPath": "/lumigo-otel"}])
+    original = opted_in(copy.deepcopy(busy), app("free"))
+    original["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    out = inject(original, SETTINGS).obj
+    del out["metadata"]["annotations"][c.ANNOTATION_INJECTION_STATE]
+    restored = uninject(out)
+    assert container(restored, "busy") == busy
+    assert pod_spec(restored)["volumes"] == [{"name": "data", "emptyDir": {}}]
+    assert container(restored, "free")["volumeMounts"] == []
+
+
+def test_a_container_entry_that_is_no_map_is_left_alone_on_inject_uninject_and_upgrade() -> None:
+    """Mutating admission runs before validation: a `null` (or text) entry in `containers`
+    stays where it is through inject, uninject and an upgrade to a new layer version."""
+    original = opted_in(app("fine"))
+    original["spec"]["containers"] += [None, "junk"]
+    once = inject(original, InjectionSettings(layer_version="1"))
+    assert once.injected and once.obj["spec"]["containers"][1:] == [None, "junk"]
+    assert uninject(once.obj) == original
+    upgraded = inject(once.obj, InjectionSettings(layer_version="2"))
+    assert upgraded.injected and upgraded.obj["spec"]["containers"][1:] == [None, "junk"]
+    assert upgraded.obj["metadata"]["annotations"][c.ANNOTATION_INJECTED] == "2"
+
+
+def test_uninject_of_a_manifest_edited_since_removes_our_mount_and_keeps_the_new_one() -> None:
+    """A mount and volume added after injection (an `inject -f` manifest, edited) stay;
+    our mount and volume go, wherever ours now sits in the lists."""
+    out = inject(opted_in(app()), SETTINGS).obj
+    cache_mount = {"name": "cache", "mountPath": "/var/cache/app"}
+    container(out, "app")["volumeMounts"].append(cache_mount)
+    pod_spec(out)["volumes"].append({"name": "cache", "emptyDir": {}})
+    restored = uninject(out)
+    assert container(restored, "app")["volumeMounts"] == [cache_mount]
+    assert pod_spec(restored)["volumes"] == [{"name": "cache", "emptyDir": {}}]
+    assert_valid(restored)
