@@ -228,6 +228,52 @@ EQUIVALENT: dict[str, str] = {
     f"{INJ}/serve/webhook.py::DecisionCache.__init__::off-by-one::1024 -> 102[35]": (
         "the same 64 KiB cut-off, one byte per KiB off: whether a pod near it is cached"
     ),
+    f"{INJ}/serve/webhook.py::DecisionCache.key::compare-swap::self._size <= 0 -> self._size < 0": (
+        "the cache's size is always 256 (Admission builds it with the default); at a size of 0 "
+        "a stored decision is evicted at once anyway"
+    ),
+    f"{INJ}/serve/webhook.py::DecisionCache.key::off-by-one::0 -> 1": (
+        "`size <= 1`: differs only for a cache of one decision, and the size is always 256"
+    ),
+    f"{INJ}/serve/webhook.py::DecisionCache.key::compare-swap::"
+    "len(serialised) > self._max_pod_bytes -> len(serialised) >= self._max_pod_bytes": (
+        "whether a pod of exactly 64 KiB is cached: the cache never changes an answer"
+    ),
+    f"{INJ}/serve/webhook.py::Admission.mutate_pod::bool-constant::False -> True": (
+        "the dryrun default is never used: both callers (build_app, kopf's admission engine) "
+        "pass the review's dryRun"
+    ),
+    f"{INJ}/serve/webhook.py::Admission.mutate_pod::bool-swap::"
+    "operation or 'CREATE' -> operation and 'CREATE'": (
+        "both callers pass the review's operation, and call the handler only for a CREATE: "
+        "'CREATE' and 'CREATE' is 'CREATE'"
+    ),
+    f"{INJ}/serve/webhook.py::Admission.decide::bool-swap::request.kind != 'Pod' or *": (
+        "the guard never fires when served: build_app calls the handler only for a pod CREATE "
+        "with an object, kopf routes only pod CREATEs to it, and mutate_pod builds the "
+        "request with kind Pod (the mutants that make it fire are killed)"
+    ),
+    f"{INJ}/serve/webhook.py::Admission.decide::return-none::"
+    "return Decision(reason=f'not a pod creation*": (
+        "the guard's answer, never reached when served (see the bool-swap above)"
+    ),
+    f"{INJ}/serve/webhook.py::Admission._report::drop-bound:::events.MAX_MESSAGE -> :": (
+        "EventRecorder.record cuts every message to the same events.MAX_MESSAGE"
+    ),
+    f"{INJ}/serve/webhook.py::start::off-by-one::5 -> [46]": (
+        "shutdown_timeout, the grace in-flight admissions get when the server stops, a second "
+        "more or less: admissions take milliseconds; only one running 4 to 6 s would tell, "
+        "a timing figure"
+    ),
+    f"{INJ}/serve/review.py::nests_deeper::bool-constant::False -> True": (
+        "the first `return False` (a value that is no container): its one caller passes the "
+        "pod object, always a dict. The key also names the `return False` when a level has "
+        "nothing below; that mutant is killed (without orjson every pod is measured)"
+    ),
+    f"{INJ}/serve/review.py::parse_review::drop-bound:::MAX_WARNING -> :": (
+        "the cut of a JSON error text: json's and UnicodeDecodeError's texts (a message and "
+        "a position) are far under 256 characters (orjson's are never shown: json re-parses)"
+    ),
     f"{INJ}/serve/review.py::AdmissionRequest::bool-constant::False -> True": (
         "the dry_run default is never used: every AdmissionRequest is built with it"
     ),

@@ -1,6 +1,7 @@
 """Fail-open over real HTTPS: the webhook server runs in this process with real TLS, so that a
 fault can be put where production code would fail (a namespace lookup, the Event recorder, the
-handler itself) without any test hook in the served code path."""
+handler itself) without any test hook in the served code path. The served path's other parts
+are here too: the Events and log lines of each decision, reading the body, what is decided on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -71,9 +74,10 @@ def test_error_inside_the_decision_admits_unchanged_and_posts_a_warning_event(
     kube: KubeEmulator, certs: TestCertificates
 ) -> None:
     kube.create_namespace("ns-broken-lookup")
+    error = "namespace store is broken: " + "x" * 400  # an error text is cut to 256 characters
 
     async def broken_lookup(_: str) -> dict[str, str]:
-        raise RuntimeError("namespace store is broken")
+        raise RuntimeError(error)
 
     async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         api = KubeHttp(kube.url)
@@ -99,11 +103,106 @@ def test_error_inside_the_decision_admits_unchanged_and_posts_a_warning_event(
     response, found = asyncio.run(scenario())
     assert response["allowed"] is True and "patch" not in response
     assert response["warnings"] == [
-        "lumigo-injector: pod admitted without injection: namespace store is broken"
+        ("lumigo-injector: pod admitted without injection: " + error)[:256]
     ]
     (event,) = found
     assert (event["reason"], event["type"]) == ("LumigoInjectionFailed", "Warning")
-    assert "namespace store is broken" in event["message"]
+    assert event["message"] == "pod fragile-7d4b9c5f8d-*: injection failed: " + error[:256]
+
+
+def test_each_decision_on_a_pod_that_asked_posts_one_event_and_a_log_line(
+    kube: KubeEmulator, certs: TestCertificates, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What `kubectl describe` and the injector's log show per admission: injected or
+    skipped (a Warning when injection warned), nothing for a pod that never asked or a dry
+    run; an injected pod (not a dry run) asks for its namespace's token Secret check."""
+    opted, plain = "ns-events-opted", "ns-events-plain"
+    for name in (opted, plain):
+        kube.create_namespace(name)
+
+    async def lookup(namespace: str) -> dict[str, str]:
+        return {c.ANNOTATION_INJECT: "python"} if namespace == opted else {}
+
+    long_value = "nope-" + "x" * 400  # the skip reason quotes it: cut to 256 characters
+    reviews = [
+        admission_review(deployment_pod("auto"), namespace=opted),
+        admission_review(
+            deployment_pod("optout", annotations={c.ANNOTATION_INJECT: long_value}),
+            namespace=opted,
+        ),
+        admission_review(
+            deployment_pod(
+                "ghost",
+                annotations={
+                    c.ANNOTATION_INJECT: "python",
+                    c.ANNOTATION_CONTAINER_NAMES: "ghost,nobody",
+                },
+            ),
+            namespace=plain,
+        ),
+        admission_review(deployment_pod("silent"), namespace=plain),
+        admission_review(asking_pod("rehearsal"), namespace=plain, dry_run=True),
+    ]
+    secret_checks: list[str] = []
+
+    async def scenario() -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        api = KubeHttp(kube.url)
+        recorder = events.EventRecorder(api, interval=3600)
+        admission = webhook.Admission(
+            injection=InjectionSettings(),
+            namespaces=lookup,
+            recorder=recorder,
+            on_injected=secret_checks.append,
+        )
+        try:
+            async with served(admission, certs) as (url, client):
+                answers = [await post_review(client, url, review) for review in reviews]
+            await recorder.flush()
+            found = {name: await asyncio.to_thread(kube.events, name) for name in (opted, plain)}
+            return answers, found
+        finally:
+            admission.decisions.close()
+            await recorder.close()
+            await api.close()
+
+    with caplog.at_level(logging.INFO, logger="lumigo_injector.webhook"):
+        answers, found = asyncio.run(scenario())
+    assert [("patch" in answer) for answer in answers] == [True, False, True, False, True]
+    by_pod = {
+        e["involvedObject"]["name"]: (e["reason"], e["type"], e["message"])
+        for name in (opted, plain)
+        for e in found[name]
+    }
+    skipped = by_pod.pop("optout-7d4b9c5f8d")
+    assert skipped[:2] == ("LumigoSkipped", "Normal")
+    assert skipped[2].startswith(
+        f"pod optout-7d4b9c5f8d-*: skipped: annotation {c.ANNOTATION_INJECT}='nope-x"
+    )
+    assert len(skipped[2]) == len("pod optout-7d4b9c5f8d-*: ") + 256
+    assert by_pod == {
+        "auto-7d4b9c5f8d": (
+            "LumigoInjected",
+            "Normal",
+            "pod auto-7d4b9c5f8d-*: injected containers: auto (init-container)",
+        ),
+        "ghost-7d4b9c5f8d": (
+            "LumigoInjected",
+            "Warning",
+            "pod ghost-7d4b9c5f8d-*: injected containers: ghost (init-container) "
+            f"(lumigo-injector: {c.ANNOTATION_CONTAINER_NAMES}: no container named 'nobody')",
+        ),
+    }
+    assert [len(found[opted]), len(found[plain])] == [2, 1]  # silent, rehearsal: none
+    logged = [r.getMessage() for r in caplog.records]
+    assert (
+        logged[0] == "pod auto-7d4b9c5f8d-*: injected: injected containers: auto (init-container)"
+    )
+    assert logged[1].startswith("pod optout-7d4b9c5f8d-*: not injected: skipped: annotation")
+    assert logged[2:] == [
+        "pod ghost-7d4b9c5f8d-*: injected: injected containers: ghost (init-container)",
+        "pod rehearsal-7d4b9c5f8d-*: injected: injected containers: rehearsal (init-container)",
+    ]
+    assert secret_checks == [opted, plain]
 
 
 class _RecorderThatFails(events.EventRecorder):
@@ -174,6 +273,58 @@ def test_error_in_the_server_around_the_handler_still_admits_the_pod_unchanged(
     assert response["warnings"] == [
         "lumigo-injector: pod admitted without injection: metrics cannot be written"
     ]
+
+
+def test_only_pod_creations_are_decided_on(certs: TestCertificates) -> None:
+    """Updates, deletions and other kinds (a Deployment that asks for injection) are
+    admitted as they are: no patch, no warning, no namespace lookup."""
+    looked_up: list[str] = []
+
+    async def lookup(namespace: str) -> dict[str, str]:
+        looked_up.append(namespace)
+        return {}
+
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=lookup)
+    pod = asking_pod("web")
+    deletion = admission_review(pod, namespace="shop", operation="DELETE")
+    deletion["request"]["oldObject"], deletion["request"]["object"] = pod, None
+    others = [
+        admission_review(pod, namespace="shop", operation="UPDATE"),
+        deletion,
+        admission_review(pod, namespace="shop", kind="Deployment"),
+    ]
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with served(admission, certs) as (url, client):
+            return [await post_review(client, url, review) for review in others]
+
+    for response in asyncio.run(scenario()):
+        assert set(response) == {"uid", "allowed"} and response["allowed"] is True
+    assert looked_up == []
+
+
+def test_each_admission_is_logged_at_debug_level(
+    certs: TestCertificates, caplog: pytest.LogCaptureFixture
+) -> None:
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
+    reviews = [
+        admission_review(asking_pod("web"), namespace="shop"),
+        admission_review(deployment_pod("plain"), namespace="shop"),
+    ]
+
+    async def scenario() -> None:
+        async with served(admission, certs) as (url, client):
+            for review in reviews:
+                await post_review(client, url, review)
+
+    with caplog.at_level(logging.DEBUG, logger="lumigo_injector.webhook"):
+        asyncio.run(scenario())
+    answered = [r for r in caplog.records if r.getMessage() == "admission answered"]
+    assert [(r.uid, r.patched) for r in answered] == [  # type: ignore[attr-defined]
+        (reviews[0]["request"]["uid"], True),
+        (reviews[1]["request"]["uid"], False),
+    ]
+    assert all(0 <= r.duration_ms < 60_000 for r in answered)  # type: ignore[attr-defined]
 
 
 def test_a_review_it_cannot_decide_on_is_answered_400_saying_why(
@@ -262,6 +413,60 @@ def test_bodies_are_read_whole_up_to_the_api_servers_limit_and_refused_beyond(
     assert refused[2][0] == 400 and "body is not valid JSON" in refused[2][1]
 
 
+def test_a_body_arriving_in_pieces_is_read_whole(certs: TestCertificates) -> None:
+    """A review the client sends in 1 to 4 pieces (a slow link) is decided like one sent at
+    once."""
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
+    body = json.dumps(admission_review(asking_pod("web"), namespace="shop")).encode()
+
+    async def pieces(count: int) -> AsyncIterator[bytes]:
+        size = -(-len(body) // count)
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+            await asyncio.sleep(0.05)  # a separate read on the server
+
+    async def scenario() -> list[tuple[int, dict[str, Any]]]:
+        answers = []
+        async with served(admission, certs) as (url, client):
+            for count in (1, 2, 3, 4):
+                async with client.post(url, data=pieces(count)) as answer:
+                    answers.append((answer.status, (await answer.json())["response"]))
+        return answers
+
+    for status, response in asyncio.run(scenario()):
+        assert status == 200 and response["patchType"] == "JSONPatch"
+
+
+def test_serving_leaves_sigterm_to_the_service(certs: TestCertificates) -> None:
+    """The service drains on SIGTERM with its own handler: starting and stopping the webhook
+    neither replaces nor removes it."""
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        received: list[str] = []
+        arrived = asyncio.Event()
+
+        def on_sigterm() -> None:
+            received.append("SIGTERM")
+            arrived.set()
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        try:
+            async with served(admission, certs) as (url, client):
+                await post_review(client, url, admission_review(asking_pod("web"), namespace="s"))
+                os.kill(os.getpid(), signal.SIGTERM)
+                await asyncio.wait_for(arrived.wait(), 10)
+            arrived.clear()
+            os.kill(os.getpid(), signal.SIGTERM)  # still ours after the server stopped
+            await asyncio.wait_for(arrived.wait(), 10)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+        return received
+
+    assert asyncio.run(scenario()) == ["SIGTERM", "SIGTERM"]
+
+
 def test_idle_connections_are_closed_after_the_timeout(certs: TestCertificates) -> None:
     admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
 
@@ -308,12 +513,13 @@ def test_a_body_that_stalls_is_answered_408_and_the_connection_closed(
 ) -> None:
     """A client that declares a body and stops sending it half-way gets 408 (what an API
     server's retry logic reads as "try again") once the body timeout passes, and the
-    connection is closed: a stalled peer cannot hold a worker."""
+    connection is closed, even if the rest of the body comes after the answer: a stalled peer
+    cannot hold a worker."""
     monkeypatch.setattr(webhook, "BODY_TIMEOUT", 0.5)
     admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
     body = json.dumps(admission_review(asking_pod("web"), namespace="shop")).encode()
 
-    async def scenario() -> bytes:
+    async def scenario() -> tuple[bytes, bytes, bytes]:
         async with served(admission, certs) as (url, _):
             port = int(url.split(":")[2].split("/")[0])
             context = ssl.create_default_context(cafile=str(certs.ca_file))
@@ -327,11 +533,19 @@ def test_a_body_that_stalls_is_answered_408_and_the_connection_closed(
                 + b"\r\n\r\n"
                 + body[: len(body) // 2]
             )
-            answer = await asyncio.wait_for(_read_rest(reader), 20)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            payload = await asyncio.wait_for(reader.readexactly(length), 20)
+            with contextlib.suppress(ConnectionError):
+                writer.write(body[len(body) // 2 :])  # too late: the server has hung up
+                await writer.drain()
+            rest = b""
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                rest = await asyncio.wait_for(_read_rest(reader), 20)
             writer.close()
-            return answer
+            return head, payload, rest
 
-    answer = asyncio.run(scenario())
-    head, _, payload = answer.partition(b"\r\n\r\n")
+    head, payload, rest = asyncio.run(scenario())
     assert head.startswith(b"HTTP/1.1 408"), head
     assert json.loads(payload)["error"] == "request body not received within 0.5s"
+    assert rest == b""

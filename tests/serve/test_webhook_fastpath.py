@@ -6,12 +6,14 @@ import asyncio
 import json
 import logging
 import math
+from typing import Any
 
 import pytest
 
-from lumigo_injector.serve import fastjson
+from lumigo_injector.serve import fastjson, webhook
 from lumigo_injector.serve.decision_log import DecisionLog
 from lumigo_injector.serve.review import MalformedReview, parse_review
+from lumigo_injector.spec import names as c
 from tests.helpers import need
 from tests.helpers.kube import admission_review, deployment_pod
 
@@ -81,20 +83,28 @@ def test_decision_lines_cost_nothing_above_info(caplog: pytest.LogCaptureFixture
     assert caplog.records == []
 
 
-def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does() -> None:
-    from lumigo_injector.k8s.mutation import InjectionSettings
+def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second replica's answer comes from the cache: the mutation is not run again."""
+    from lumigo_injector.k8s.mutation import InjectionSettings, MutationResult, inject
     from lumigo_injector.serve.review import AdmissionRequest
     from lumigo_injector.serve.webhook import Admission, Decision
-    from lumigo_injector.spec import names as c
 
     namespaces: dict[str, dict[str, str]] = {"shop": {}}
+    mutated: list[str] = []
 
     async def lookup(name: str) -> dict[str, str]:
         return namespaces[name]
 
+    def counted(pod: Any, *args: Any) -> MutationResult:
+        mutated.append(pod["metadata"]["generateName"])
+        return inject(pod, *args)
+
+    monkeypatch.setattr(webhook, "inject", counted)
     admission = Admission(injection=InjectionSettings(), namespaces=lookup)
     asking = deployment_pod("web", annotations={c.ANNOTATION_INJECT: "python"})
-    silent = deployment_pod("web")
+    silent = deployment_pod("quiet")
 
     def decide(pod: dict[str, object]) -> Decision:
         request = AdmissionRequest("u", "Pod", "CREATE", "shop", pod)
@@ -107,6 +117,7 @@ def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does() -> None:
     namespaces["shop"] = {c.ANNOTATION_INJECT: "python"}
     assert decide(silent).patch
     assert admission.cache.hits == 1
+    assert mutated == ["web-7d4b9c5f8d-", "quiet-7d4b9c5f8d-", "quiet-7d4b9c5f8d-"]
 
 
 def test_the_decision_cache_keeps_the_256_most_recently_used_decisions() -> None:

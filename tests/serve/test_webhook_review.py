@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import jsonpatch
@@ -12,9 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumigo_injector.k8s.mutation import InjectionSettings, inject
+from lumigo_injector.serve import fastjson
 from lumigo_injector.serve.patches import json_patch
 from lumigo_injector.serve.review import MalformedReview, parse_review, review_response
 from tests.helpers.mutation import corpus_files, load_file, pod_template, workloads
+
+ENVELOPE = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}
 
 
 def review(request: dict[str, Any]) -> bytes:
@@ -83,19 +87,119 @@ def test_names_as_long_as_kubernetes_allows_are_accepted_and_longer_are_not(wher
         parse_review(pod_review("a" * 254))
 
 
-def test_a_pod_nested_254_levels_deep_is_read_and_one_level_more_is_malformed() -> None:
+@pytest.mark.parametrize("container", ["objects", "lists"])
+@pytest.mark.parametrize("json_impl", ["orjson", "stdlib"])
+def test_a_pod_nested_254_levels_deep_is_read_and_one_level_more_is_malformed(
+    container: str, json_impl: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same bound with or without orjson installed, through objects or lists."""
+    if json_impl == "stdlib":
+        monkeypatch.setattr(fastjson, "orjson", None)
+
     def nested(levels: int) -> bytes:
-        node: dict[str, Any] = {}
-        spec: dict[str, Any] = {"containers": [], "x": node}
+        innermost: Any = {} if container == "objects" else []
+        node = innermost
         for _ in range(levels - 3):  # the object, its spec and spec.x count too
-            node["x"] = {}
-            node = node["x"]
+            node = {"x": node} if container == "objects" else [1, "a", node]
+        spec: dict[str, Any] = {"containers": [], "x": node}
         pod = {"metadata": {"generateName": "web-"}, "spec": spec}
         return review({"uid": "u", "operation": "CREATE", "namespace": "shop", "object": pod})
 
     assert parse_review(nested(254)).obj is not None
     with pytest.raises(MalformedReview, match="nests deeper than 254 levels"):
         parse_review(nested(255))
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "body nests too deep to parse"),
+        (b"[1, 2]", "body is not a JSON object"),
+        ({"apiVersion": "admission.k8s.io/v1", "kind": "Pod"}, "expected kind AdmissionReview"),
+        ({**ENVELOPE, "request": [1]}, "AdmissionReview has no request object"),
+        ({**ENVELOPE, "request": {"uid": "", "operation": "CREATE"}}, "request.uid is missing"),
+        (
+            {**ENVELOPE, "request": {"uid": "u", "operation": 5, "object": {}}},
+            "request.operation is missing or not a string",
+        ),
+        (
+            {**ENVELOPE, "request": {"uid": "u", "operation": "", "object": {}}},
+            "request.operation is missing or not a string",
+        ),
+    ],
+)
+def test_a_malformed_review_says_what_is_wrong(body: Any, complaint: str) -> None:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with pytest.raises(MalformedReview) as refused:
+        parse_review(data)
+    assert str(refused.value).startswith(complaint)
+
+
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [
+        ("request.uid", ("uid",)),
+        ("request.kind.kind", ("kind", "kind")),
+        (
+            "metadata.ownerReferences[].apiVersion",
+            ("object", "metadata", "ownerReferences", 0, "apiVersion"),
+        ),
+    ],
+)
+def test_other_names_longer_than_kubernetes_allows_are_malformed(
+    where: str, path: tuple[Any, ...]
+) -> None:
+    def with_value(value: str) -> bytes:
+        request: dict[str, Any] = {
+            "uid": "u",
+            "kind": {"kind": "Pod"},
+            "operation": "CREATE",
+            "namespace": "shop",
+            "object": {
+                "metadata": {"generateName": "web-", "ownerReferences": [{"kind": "ReplicaSet"}]},
+                "spec": {"containers": []},
+            },
+        }
+        node: Any = request
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = value
+        return review(request)
+
+    assert parse_review(with_value("a" * 253)).obj is not None
+    with pytest.raises(MalformedReview, match=f"^{re.escape(where)} is 254 characters long"):
+        parse_review(with_value("a" * 254))
+
+
+@pytest.mark.parametrize(
+    ("request_namespace", "pod_namespace", "expected"),
+    [
+        ("shop", "other", "shop"),
+        (None, "shop", "shop"),
+        ("", "shop", "shop"),
+        (None, 5, None),
+        ("", "", None),
+    ],
+)
+def test_the_namespace_comes_from_the_request_else_from_the_pod(
+    request_namespace: str | None, pod_namespace: Any, expected: str | None
+) -> None:
+    meta = {"generateName": "web-", "namespace": pod_namespace}
+    request: dict[str, Any] = {"uid": "u", "operation": "CREATE", "object": {"metadata": meta}}
+    if request_namespace is not None:
+        request["namespace"] = request_namespace
+    assert parse_review(review(request)).namespace == expected
+
+
+@pytest.mark.parametrize(
+    ("length", "quoted"),
+    [(62, "'" + "X" * 62 + "'"), (63, "'" + "X" * 59 + "...'"), (5000, "'" + "X" * 59 + "...'")],
+)
+def test_an_unknown_value_is_quoted_in_at_most_64_characters(length: int, quoted: str) -> None:
+    body = review({"uid": "u", "operation": "X" * length, "object": {}})
+    with pytest.raises(MalformedReview) as refused:
+        parse_review(body)
+    assert str(refused.value) == f"unknown request.operation {quoted}"
 
 
 def test_answer_carries_uid_patch_and_warnings() -> None:
