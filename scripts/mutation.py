@@ -185,6 +185,16 @@ EQUIVALENT: dict[str, str] = {
         "its callers only test the answer for truth (`or`, `any`, `if self._unsafe`, "
         "`self._unsafe or ...` in matches, which then gives the match's bool)"
     ),
+    f"{DISTRO}/masking.py::Masking.__init__::off-by-one::1 -> 0": (
+        "the token's beginnings then start at the whole token, which never ends a text: the "
+        "whole token is replaced before the beginnings are looked at (the key also names "
+        "`_TOKEN_TAIL_MIN - 1` on the same line; that mutant is killed)"
+    ),
+    f"{DISTRO}/masking.py::Masking._scrub::bool-swap::"
+    "'://' in text and '@' in text -> '://' in text or '@' in text": (
+        "a fast path: the userinfo pattern needs both `://` and `@`, so running it on a text "
+        "without one of them changes nothing"
+    ),
     f"{DISTRO}/masking.py::_TimedPattern.matches::compare-swap::left <= 0 -> left < 0": (
         "the attribute's time bound spent to the nanosecond (left exactly 0.0): `<=` and "
         "`<` differ at one instant only"

@@ -522,6 +522,17 @@ def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str) -> Non
     assert headers == {"host": expected}
 
 
+
+def test_only_the_host_header_is_read_as_an_authority() -> None:
+    """An e-mail address in another header (`From`, a user id) is data, not userinfo."""
+    sent = {"host": "u:pw@shop.example", "from": "alice@example.com", "x-user": "bob@corp"}
+    headers = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, sent))
+    assert headers == {
+        "host": f"{MASKED}@shop.example",
+        "from": "alice@example.com",
+        "x-user": "bob@corp",
+    }
+
 # -- JSON text held by a string, cut short or otherwise not parseable ---------------------
 
 CUT_DOC = '{"password": "hunter2", "user": "ann", "api_key": "k-12'
