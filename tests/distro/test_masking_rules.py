@@ -522,7 +522,6 @@ def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str) -> Non
     assert headers == {"host": expected}
 
 
-
 def test_only_the_host_header_is_read_as_an_authority() -> None:
     """An e-mail address in another header (`From`, a user id) is data, not userinfo."""
     sent = {"host": "u:pw@shop.example", "from": "alice@example.com", "x-user": "bob@corp"}
@@ -532,6 +531,7 @@ def test_only_the_host_header_is_read_as_an_authority() -> None:
         "from": "alice@example.com",
         "x-user": "bob@corp",
     }
+
 
 # -- JSON text held by a string, cut short or otherwise not parseable ---------------------
 
