@@ -522,6 +522,28 @@ def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str) -> Non
     assert headers == {"host": expected}
 
 
+def test_lists_of_strings_beside_a_secret_keep_their_values() -> None:
+    """Masking a body walks it value by value: list items that are no secret come out whole."""
+    body = {"password": "x", "tags": ["blue", "https://u:pw@h/", {"token": "y"}], "n": [1, None]}
+    masked = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_BODIES, json.dumps(body)))
+    assert masked == {
+        "password": MASKED,
+        "tags": ["blue", f"https://{MASKED}@h/", {"token": MASKED}],
+        "n": [1, None],
+    }
+
+
+def test_values_of_str_subclasses_are_masked_as_strings() -> None:
+    """A header or document value may be a `str` subclass (an enum member, markup)."""
+
+    class Text(str):
+        pass
+
+    value = {"url": Text("https://u:pw@h/"), "tags": [Text("blue")]}
+    masked = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, value))
+    assert masked == {"url": f"https://{MASKED}@h/", "tags": ["blue"]}
+
+
 def test_only_the_host_header_is_read_as_an_authority() -> None:
     """An e-mail address in another header (`From`, a user id) is data, not userinfo."""
     sent = {"host": "u:pw@shop.example", "from": "alice@example.com", "x-user": "bob@corp"}
