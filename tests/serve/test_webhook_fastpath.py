@@ -97,9 +97,9 @@ def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does(
     async def lookup(name: str) -> dict[str, str]:
         return namespaces[name]
 
-    def counted(pod: Any, *args: Any) -> MutationResult:
+    def counted(pod: Any, *args: Any, **kwargs: Any) -> MutationResult:
         mutated.append(pod["metadata"]["generateName"])
-        return inject(pod, *args)
+        return inject(pod, *args, **kwargs)
 
     monkeypatch.setattr(webhook, "inject", counted)
     admission = Admission(injection=InjectionSettings(), namespaces=lookup)
