@@ -544,6 +544,24 @@ def test_values_of_str_subclasses_are_masked_as_strings() -> None:
     assert masked == {"url": f"https://{MASKED}@h/", "tags": ["blue"]}
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"url": "https://u:pw@host/"}', '{"url":"https://****@host/"}'),
+        ('{"url": "https://u:pw\\u0040host/"}', '{"url":"https://****@host/"}'),
+        ('{"pass\\u0077ord": "x", "n": 1}', '{"password":"****","n":1}'),
+        (f'{{"note": "sent {TOKEN}"}}', '{"note":"sent ****"}'),
+        ("42", "42"),
+        ("[true, null]", "[true,null]"),
+    ],
+)
+def test_json_bodies_with_no_secret_key_are_still_scrubbed(body: str, expected: str) -> None:
+    """URL userinfo (also written as an escape), an escaped secret key and the tracer token
+    in a JSON body are masked; a JSON scalar or list of scalars comes back as sent."""
+    masking = Masking(token=TOKEN)
+    assert masking.apply(Site.HTTP_REQUEST_BODIES, body, "application/json") == expected
+
+
 def test_only_the_host_header_is_read_as_an_authority() -> None:
     """An e-mail address in another header (`From`, a user id) is data, not userinfo."""
     sent = {"host": "u:pw@shop.example", "from": "alice@example.com", "x-user": "bob@corp"}
