@@ -345,6 +345,11 @@ EQUIVALENT: dict[str, str] = {
     f"{INJ}/ecs/rewrite.py::clashes::return-none::return [] -> return None": (
         "its one caller (check_no_clash) only tests the list for truth: None and [] are read alike"
     ),
+    f"{INJ}/ecs/rewrite.py::inject::remove-raise::raise AssertionError(*": (
+        "a self-check of inject's own output that no input reaches: the input is validated "
+        "before (validate(td), validate(base), both killed) and what inject adds is fixed "
+        "fields and the settings' strings; it is there to catch a bug of ours"
+    ),
 }
 
 DATACLASS_FLAGS = frozenset({"frozen", "slots", "eq", "order", "repr", "kw_only"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -698,3 +699,71 @@ def test_a_container_with_its_own_token_secret_is_warned_about_only_when_we_brin
     assert not any("LUMIGO_TRACER_TOKEN" in w for w in same.warnings)
     other = inject(td, WITH_TOKEN)
     assert any(f"already takes LUMIGO_TRACER_TOKEN from {own}" in w for w in other.warnings)
+
+
+# --------------------------------------------------------------------------- limits and edges
+
+
+def test_nine_containers_leave_room_for_the_init_container_as_the_tenth() -> None:
+    nine = minimal()
+    nine["containerDefinitions"] = [{"name": f"c{i}", "image": "python:3.12"} for i in range(9)]
+    out = inject(nine, WITH_TOKEN).task_definition
+    assert len(out["containerDefinitions"]) == 10  # the ECS maximum, reached and not passed
+
+
+def test_init_container_is_listed_first_and_reserves_exactly_64_mib_on_ec2() -> None:
+    out = inject(parsed("ec2-bridge.json"), WITH_TOKEN).task_definition
+    first = out["containerDefinitions"][0]
+    assert first["name"] == INIT
+    assert first["memoryReservation"] == 64  # the figure docs/ecs.md gives
+
+
+def test_an_injected_task_whose_init_container_was_broken_by_hand_is_a_clear_error() -> None:
+    td = inject(minimal(), WITH_TOKEN).task_definition
+    container(td, INIT)["colour"] = "red"
+    with pytest.raises(TaskDefinitionError, match=r'Unknown parameter in .*"colour"'):
+        inject(td, WITH_TOKEN)
+
+
+def test_a_task_of_nothing_but_our_init_container_says_it_has_no_containers() -> None:
+    td = inject(minimal(), WITH_TOKEN).task_definition
+    td["containerDefinitions"] = [container(td, INIT)]
+    with pytest.raises(TaskDefinitionError, match="has no containers"):
+        inject(td, WITH_TOKEN)
+
+
+def test_registry_warning_once_per_registry_and_only_for_injected_containers() -> None:
+    td = minimal()
+    td["containerDefinitions"] += [
+        {"name": "worker", "image": "ghcr.io/acme/worker:1"},
+        {"name": "jobs", "image": "ghcr.io/acme/jobs:1"},
+    ]
+    docker_hub = EcsSettings(init_image="lumigo/init:1", token_secret_arn=TOKEN_ARN)
+    only_app = inject(td, dataclasses.replace(docker_hub, containers=("app",)))
+    assert not any("init image comes from" in w for w in only_app.warnings)  # both docker.io
+    every = inject(td, docker_hub)
+    registry = [w for w in every.warnings if "init image comes from" in w]
+    assert len(registry) == 1 and "'worker' from ghcr.io" in registry[0]
+
+
+def test_containers_option_skips_the_others_and_uninject_leaves_them_alone() -> None:
+    before = minimal()
+    tool_env = [{"name": "PYTHONPATH", "value": f"{BOOT}:/tool"}]  # looks like ours, is not
+    before["containerDefinitions"].append(
+        {"name": "tool", "image": "python:3.12", "environment": tool_env}
+    )
+    result = inject(before, dataclasses.replace(WITH_TOKEN, containers=("app",)))
+    assert result.injected == ("app",)
+    assert result.skipped == (("tool", "not named in --containers"),)
+    assert uninject(result.task_definition) == normalise(before)
+
+
+@pytest.mark.parametrize(
+    "image", ["registry.example.com:5000/envoyproxy/envoy", "localhost:5000/envoy"]
+)
+def test_a_sidecar_from_a_registry_with_a_port_and_no_tag_is_still_skipped(image: str) -> None:
+    td = minimal()
+    td["containerDefinitions"].append({"name": "proxy", "image": image})
+    result = inject(td, WITH_TOKEN)
+    assert result.injected == ("app",)
+    assert "known sidecar image" in dict(result.skipped)["proxy"]
