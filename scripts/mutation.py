@@ -275,6 +275,14 @@ EQUIVALENT: dict[str, str] = {
         "more or less: admissions take milliseconds; only one running 4 to 6 s would tell, "
         "a timing figure"
     ),
+    f"{INJ}/serve/review.py::too_deep::*written is None*": (
+        "with or without the caller's orjson image the answer is the same: the image is "
+        "made again, or the levels are counted exactly by nests_deeper"
+    ),
+    f"{INJ}/serve/review.py::_check_object::return-none::return written -> return None": (
+        "the pod's orjson image is an accelerator: without it the decision cache keys on "
+        "the pod itself and the mutation makes its own copy, with the same answers"
+    ),
     f"{INJ}/serve/review.py::nests_deeper::bool-constant::False -> True": (
         "the first `return False` (a value that is no container): its one caller passes the "
         "pod object, always a dict. The key also names the `return False` when a level has "
