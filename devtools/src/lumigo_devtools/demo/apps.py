@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -27,8 +28,17 @@ def app_venv(requirements: str) -> Path:
     venv = cache_root() / "demo" / "venvs" / key
     if (venv / ".complete").exists():
         return venv
-    shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
+    # two runs at once (a test run beside another) must not remove the venv the other builds
+    with open(venv.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (venv / ".complete").exists():
+            return venv
+        return _make_venv(venv, key, requirements)
+
+
+def _make_venv(venv: Path, key: str, requirements: str) -> Path:
+    shutil.rmtree(venv, ignore_errors=True)
     req_file = venv.parent / f"{key}.txt"
     req_file.write_text(requirements)
     uv = shutil.which("uv")
