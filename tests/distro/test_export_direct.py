@@ -9,7 +9,6 @@ gzip compression is the SDK's, as before.
 
 from __future__ import annotations
 
-import datetime
 import http.server
 import ssl
 import threading
@@ -25,6 +24,7 @@ from lumigo_devtools.receiver import OtlpReceiver
 from lumigo_opentelemetry.config import Config
 from lumigo_opentelemetry.export.otlp import otlp_exporter
 from tests.distro.test_distro_encoder import _spans
+from tests.helpers.kube import TestCertificates
 
 
 @pytest.fixture
@@ -129,75 +129,14 @@ def test_a_connection_the_backend_dropped_is_reopened(no_requests: None) -> None
     assert len(Dropping.bodies) == 3
 
 
-def _certificates(tmp: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 it signed: (ca, cert, key) files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
-
-
 @pytest.mark.parametrize("trusted", [True, False])
 def test_https_is_verified_against_the_configured_ca(
     tmp_path: Path, no_requests: None, monkeypatch: pytest.MonkeyPatch, trusted: bool
 ) -> None:
     """`OTEL_EXPORTER_OTLP_CERTIFICATE` names the CA: its server is trusted; without
     it the default bundle does not know the CA and nothing is sent."""
-    ca, cert, key = _certificates(tmp_path)
+    certs = TestCertificates(tmp_path)
+    ca, cert, key = certs.ca_file, certs.cert_file, certs.key_file
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "OTEL_EXPORTER_OTLP_CERTIFICATE"):
         monkeypatch.delenv(name, raising=False)
     if trusted:
