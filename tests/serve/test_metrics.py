@@ -10,15 +10,17 @@ import asyncio
 import json
 import ssl
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import aiohttp
+import kopf
 from aiohttp import web
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lumigo_injector.k8s.mutation import InjectionSettings
-from lumigo_injector.serve import health, webhook
+from lumigo_injector.serve import health, metrics, webhook
 from lumigo_injector.serve.tls import ReloadingTLS
 from lumigo_injector.spec import names as c
 from tests.helpers.kube import TestCertificates, admission_review, deployment_pod
@@ -62,11 +64,21 @@ def test_admissions_are_counted_by_outcome_with_their_latency(tmp_path: Path) ->
             connector = aiohttp.TCPConnector(ssl=client_tls)
             async with aiohttp.ClientSession(connector=connector) as client:
 
-                async def review(pod: Mapping[str, object], namespace: str) -> None:
-                    body = json.dumps(admission_review(pod, namespace=namespace))
-                    async with client.post(url, data=body) as answer:
+                async def review(
+                    pod: Mapping[str, object],
+                    namespace: str,
+                    operation: str = "CREATE",
+                    kind: str = "Pod",
+                ) -> None:
+                    sent = admission_review(
+                        pod, namespace=namespace, operation=operation, kind=kind
+                    )
+                    async with client.post(url, data=json.dumps(sent)) as answer:
                         assert answer.status == 200
-                        assert (await answer.json())["response"]["allowed"] is True
+                        response = (await answer.json())["response"]
+                        assert response["allowed"] is True
+                        if operation != "CREATE" or kind != "Pod":
+                            assert "patch" not in response
 
                 asked = deployment_pod("web", annotations={c.ANNOTATION_INJECT: "python"})
                 for _ in range(3):
@@ -74,6 +86,9 @@ def test_admissions_are_counted_by_outcome_with_their_latency(tmp_path: Path) ->
                 await review(deployment_pod("plain"), shop)
                 await review(asked, broken)
                 await review(asked, excluded)
+                # not a pod creation: answered, but no admission was decided, so none counted
+                await review(asked, shop, operation="UPDATE")
+                await review(asked, shop, kind="Deployment")
                 metrics_url = f"http://127.0.0.1:{health_port}/metrics"
                 async with client.get(metrics_url) as response:
                     assert response.status == 200
@@ -96,3 +111,38 @@ def test_admissions_are_counted_by_outcome_with_their_latency(tmp_path: Path) ->
     assert count == 4
     total = found[("lumigo_injector_admission_duration_seconds_sum", (("namespace", shop),))]
     assert total > 0
+
+
+class _UnreadableBody(Mapping[str, object]):
+    """A pod body that fails as it is read, as a broken kopf `Body` view would."""
+
+    def __getitem__(self, key: str) -> object:
+        raise RuntimeError("body view broken")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("body view broken")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_kopfs_handler_counts_a_failure_reading_the_pod_as_a_failed_admission() -> None:
+    namespace = f"kopf-{uuid.uuid4().hex[:6]}"
+    admission = webhook.Admission(injection=InjectionSettings(), namespaces=_no_annotations)
+    patch, warnings = kopf.Patch(), []  # type: ignore[var-annotated]
+
+    async def call() -> None:
+        await admission.mutate_pod(
+            body=_UnreadableBody(), patch=patch, warnings=warnings, namespace=namespace
+        )
+
+    asyncio.run(call())  # never raises: the pod is admitted unchanged
+    assert not patch.fns and not patch
+    assert len(warnings) == 1 and "body view broken" in warnings[0]
+    found = samples(generate_latest(metrics.REGISTRY).decode())
+    key = (("namespace", namespace), ("outcome", "failed"))
+    assert found[("lumigo_injector_admissions_total", key)] == 1
+
+
+async def _no_annotations(_: str) -> Mapping[str, str]:
+    return {}
