@@ -517,8 +517,9 @@ class Masking:
             # JSON inside a string (a message body, a parameter): masked as JSON, its
             # pairs one by one when it does not parse (cut short), as at the top
             return self._scrub(self._json_text(value, rules, budget))
-        if '"' in value:
-            # JSON after other text (`login failed for {"password": "x"}`): its pairs
+        if '"' in value and (":" in value or "\\" in value):
+            # JSON after other text (`login failed for {"password": "x"}`): its pairs (a
+            # pair needs a quote and a colon, JSON held by a JSON string an escaped quote)
             value = self._json_pairs(value, rules, budget, _EMBEDDED_PAIR)
         token = self.token
         if ("://" in value and "@" in value) or (token and token in value):
