@@ -238,6 +238,7 @@ def test_json_inside_a_string_is_masked_as_json() -> None:
         # pairs without braces; JSON text held by a JSON string in the text
         ('"password": "hunter2", "user": "ann"', '"password": "****", "user": "ann"'),
         ('body="{\\"jwt\\": \\"hunter2\\"}" sent', 'body="{\\"jwt\\":\\"****\\"}" sent'),
+        ('saved "{\\n \\"jwt\\": \\"hunter2\\"\\n}"', 'saved "{\\"jwt\\":\\"****\\"}"'),
         # cut short by a recording limit
         ('retry {"session": "hunt', 'retry {"session": "****"'),
     ],
@@ -583,10 +584,15 @@ def test_a_failing_masking_step_masks_the_whole_attribute() -> None:
         ("u:p@ss@host/path?q=1", f"{MASKED}@host/path?q=1"),
         ("127.0.0.1:8000", "127.0.0.1:8000"),
         ("/p?mail=a@b", "/p?mail=a@b"),
+        # an address after the host, or in a URL with a scheme (left to the userinfo scrub)
+        ("example.com/p?mail=ann@example.com", "example.com/p?mail=ann@example.com"),
+        ("example.com?mail=ann@example.com", "example.com?mail=ann@example.com"),
+        ("mailto:ann@example.com?cc=https://example.com/x", None),
     ],
 )
-def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str) -> None:
+def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str | None) -> None:
     """A client may send `Host: user:pw@host`: it lands in `http.host` and the like."""
+    expected = expected or text
     assert DEFAULT.apply(Site.HTTP_QUERY_PARAMS, text) == expected
     headers = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, {"host": text}))
     assert headers == {"host": expected}
@@ -714,6 +720,10 @@ def test_json_text_in_an_sql_literal_is_masked() -> None:
     assert DEFAULT.apply(Site.DB, cut) == f"UPDATE t SET doc = '{CUT_DOC_MASKED}' WHERE id = 2"
     plain = "SELECT '{not json}', '[1, 2]', 'it''s' FROM t"
     assert DEFAULT.apply(Site.DB, plain) == plain
+    # beside a literal that is masked, the others are kept as written
+    kept = """INSERT INTO t VALUES ('{"n": 1}', '[1, 2]', 'it''s', 'a "b"', """
+    mixed = kept + """'{"token": "t"}')"""
+    assert DEFAULT.apply(Site.DB, mixed) == kept + f"""'{{"token":"{MASKED}"}}')"""
 
 
 def test_without_the_regex_engine_a_pattern_too_deep_to_inspect_fails_closed(
@@ -800,10 +810,11 @@ _json_docs = st.recursive(
         st.dictionaries(st.sampled_from(["user", "n", "items", "doc"]), inner, max_size=3).map(
             lambda d: {**d, "password": _SECRET_VALUE}
         ),
-        # JSON text held by a string, itself holding a secret
-        st.dictionaries(st.sampled_from(["user", "n"]), inner, max_size=2).map(
-            lambda d: json.dumps({**d, "api_key": _SECRET_VALUE})
-        ),
+        # JSON text held by a string (compact or indented), itself holding a secret
+        st.tuples(
+            st.dictionaries(st.sampled_from(["user", "n"]), inner, max_size=2),
+            st.sampled_from([None, 2]),
+        ).map(lambda d: json.dumps({**d[0], "api_key": _SECRET_VALUE}, indent=d[1])),
     ),
     max_leaves=8,
 )
@@ -889,3 +900,29 @@ def test_user_patterns_run_on_keys_never_on_values() -> None:
         text = json.dumps(doc, separators=(",", ":"))
         assert slow.apply(Site.DB, text) == text
         assert slow.apply(Site.DB, doc) == text
+
+
+def test_json_encoded_twice_in_a_value_is_masked_whatever_it_starts_with() -> None:
+    """A header or environment value holding JSON text encoded twice (a JSON string of a
+    list whose first item is no object) has its secret keys masked inside."""
+    value = json.dumps(json.dumps([1, {"password": "hunter2"}]))
+    out = json.loads(DEFAULT.apply(Site.ENVIRONMENT, {"CONFIG": value}))["CONFIG"]
+    assert json.loads(json.loads(out)) == [1, {"password": MASKED}]
+
+
+def test_a_string_cut_inside_the_json_it_holds_is_masked_and_left_open() -> None:
+    """A body cut inside a string that holds JSON after other text: the secret inside is
+    masked, what was recorded of the rest is kept, and the string stays cut (unclosed)."""
+    cut = '{"msg": "login {\\"password\\": \\"hunter2\\", \\"n\\": 12'
+    assert DEFAULT.apply(Site.HTTP_REQUEST_BODIES, cut) == (
+        '{"msg": "login {\\"password\\": \\"' + MASKED + '\\", \\"n\\": 12'
+    )
+
+
+def test_json_encoded_twice_after_other_text_is_encoded_as_everywhere_else() -> None:
+    """A JSON string of JSON text inside other text is re-encoded compactly, as JSON text
+    held by any value is (the same list reads the same in every attribute)."""
+    held = json.dumps(json.dumps(["a", "b"], indent=1))
+    compact = json.dumps(json.dumps(["a", "b"], separators=(",", ":")))
+    out = json.loads(DEFAULT.apply(Site.DB, {"m": "saved " + held, "whole": held}))
+    assert out == {"m": "saved " + compact, "whole": compact}

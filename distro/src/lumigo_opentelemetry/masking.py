@@ -300,9 +300,11 @@ _JSON_PAIR = re.compile(
     _PAIR + r'|("(?:[^"\\]|\\.)*"?)'  # or a string that is no key (in a list), maybe cut
 )
 # the same pairs in other text (a log line, an exception message): a string that is no key
-# is read only when it holds escaped JSON (`"{\"key\"`), so a stray quote in the text
-# (`5" tall`) cannot pair with the quote that opens a key and hide it
-_EMBEDDED_PAIR = re.compile(_PAIR + r'|("(?=\s*[{\[][\s{\[]*\\")(?:[^"\\]|\\.)*"?)')
+# is read only when it holds escaped JSON (`"{\"key\"`, maybe indented), so a stray
+# quote in the text (`5" tall`) cannot pair with the quote that opens a key and hide it
+_EMBEDDED_PAIR = re.compile(
+    _PAIR + r'|("(?=(?:\s|\\[nrt])*[{\[](?:[\s{\[]|\\[nrt])*\\")(?:[^"\\]|\\.)*"?)'
+)
 # what matters when looking for the end of an object or list: brackets and strings
 _JSON_STRUCTURE = re.compile(r'[{\[\]}]|"(?:[^"\\]|\\.)*"?')
 _JSON_START = re.compile(r"\s*[{\[]")
@@ -632,10 +634,8 @@ class Masking:
     def _json_string(self, raw: str, rules: Rules, budget: _Budget) -> str:
         """A string value of JSON text that does not parse (`"..."`, its end maybe cut
         off), masked as `_leaf` masks the string it holds: JSON text held by a string in
-        a cut body has its pairs masked too. Without a bracket or an escape (a `\"`) the
-        string holds no JSON: given back as it is."""
-        if "{" not in raw and "[" not in raw and "\\" not in raw:
-            return raw
+        a cut body has its pairs masked too (`_json_pairs` calls it only for a string with
+        a bracket or an escape: one without holds no JSON)."""
         try:
             decoded = json.loads(raw)
             closed = True
@@ -647,8 +647,6 @@ class Masking:
             except ValueError:
                 return '"' + MASKED + '"'  # cannot tell what it holds: fail closed
             closed = False
-        if type(decoded) is not str:
-            return raw
         masked = self._leaf(decoded, rules, budget)
         if masked == decoded:
             return raw
