@@ -170,11 +170,52 @@ EQUIVALENT: dict[str, str] = {
         "scalar `continue` below it; that mutant is killed (masked is unbound or stale)"
     ),
     f"{DISTRO}/masking.py::Masking._text::bool-swap::"
-    "\"'\" in text and ('{' in text or '[' in text) -> "
-    "\"'\" in text or ('{' in text or '[' in text)": (
-        "a fast path: an SQL literal is rewritten only when it holds JSON text, which needs "
-        "both a quote and a bracket in the statement; without either the substitution "
-        "matches nothing or gives each literal back as written"
+    "\"'\" in text and '\"' in text -> \"'\" in text or '\"' in text": (
+        "a fast path: an SQL literal is rewritten only when it holds a JSON key, which needs "
+        "both a single and a double quote in the statement; without either the "
+        "substitution matches nothing or gives each literal back as written"
+    ),
+    f"{DISTRO}/masking.py::Masking._leaf::bool-swap::"
+    "'://' in value and '@' in value -> '://' in value or '@' in value": (
+        "a fast path: the string is scrubbed when it has only one of `://` and `@`; the "
+        "userinfo pattern needs both, so the scrub changes nothing"
+    ),
+    f"{DISTRO}/masking.py::Masking._leaf::bool-swap::"
+    "'\"' in value and (':' in value or '\\\\' in value) -> "
+    "'\"' in value or (':' in value or '\\\\' in value)": (
+        "a fast path: a string with a colon or a backslash but no double quote is read for "
+        '`"key": value` pairs too; every pair and JSON string starts with a quote, so '
+        "nothing is found and the string is kept"
+    ),
+    f"{DISTRO}/masking.py::Masking._unchanged_json::compare-swap::'@' in text -> '@' not in text": (
+        "the shortcut may then take JSON text with URL userinfo in a string: every caller "
+        "scrubs userinfo from the whole result (`_leaf`, `_text`), and the pattern cannot "
+        "cross a string's quotes, so the text is the same as when each string is scrubbed"
+    ),
+    f"{DISTRO}/masking.py::Masking._unchanged_json::compare-swap::"
+    "token in text -> token not in text": (
+        "the shortcut may then take JSON text holding the tracer token: every caller "
+        "replaces the token in the whole result (`_leaf`, `_text`), as each string would be"
+    ),
+    f"{DISTRO}/masking.py::Masking._unchanged_json::return-none::return False -> return None": (
+        "its one caller only tests the answer for truth"
+    ),
+    f"{DISTRO}/masking.py::Masking._unchanged_json::return-none::return True -> return None": (
+        "no text takes the shortcut: every document is masked value by value, which gives "
+        "the same text (the shortcut only saves time)"
+    ),
+    f"{DISTRO}/masking.py::Masking._unchanged_json::bool-constant::True -> False": (
+        "the final `return True` made False: no text takes the shortcut, masked value by "
+        "value with the same text (the key also names no other mutant there)"
+    ),
+    f"{DISTRO}/masking.py::_mask_pairs.replace::off-by-one::0 -> 1": (
+        "`match.start(0)` to `match.start(1)`: group 1 (the name) opens every match, so the "
+        "two are equal (the key also names `match.group(0)` to `group(1)`, which is killed)"
+    ),
+    f"{DISTRO}/masking.py::_mask_multipart::bool-constant::False -> True": (
+        "the first `secret = False`: before the first boundary the state is `body`, where "
+        "`secret` is not read, and each boundary sets it again (the key also names the "
+        "boundary's own `False`, which is killed)"
     ),
     f"{DISTRO}/masking.py::Masking._structure::bool-swap::"
     "item is None or item_kind in _SCALARS -> item is None and item_kind in _SCALARS": (

@@ -225,6 +225,77 @@ def test_json_inside_a_string_is_masked_as_json() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ('login failed for {"password": "hunter2"}', 'login failed for {"password": "****"}'),
+        # a stray quote before the JSON does not hide its keys
+        (
+            'size 5" screen, {"user": "ann", "api_key": "hunter2"} (retrying)',
+            'size 5" screen, {"user": "ann", "api_key": "****"} (retrying)',
+        ),
+        (
+            'he said "hi" {"token": {"a": "hunter2"}, "n": 1}',
+            'he said "hi" {"token": "****", "n": 1}',
+        ),
+        # pairs without braces; JSON text held by a JSON string in the text
+        ('"password": "hunter2", "user": "ann"', '"password": "****", "user": "ann"'),
+        ('body="{\\"jwt\\": \\"hunter2\\"}" sent', 'body="{\\"jwt\\":\\"****\\"}" sent'),
+        ('saved "{\\n \\"jwt\\": \\"hunter2\\"\\n}"', 'saved "{\\"jwt\\":\\"****\\"}"'),
+        # cut short by a recording limit
+        ('retry {"session": "hunt', 'retry {"session": "****"'),
+    ],
+)
+def test_json_after_other_text_has_its_secret_keys_masked(text: str, expected: str) -> None:
+    """An attribute value, an exception message or a log line embedding JSON: the values of
+    its secret keys are masked, the rest is kept as written; also in an SQL literal."""
+    for site in (Site.DB, Site.HTTP_REQUEST_HEADERS, Site.ENVIRONMENT):
+        assert json.loads(DEFAULT.apply(site, {"x-message": text})) == {"x-message": expected}
+    assert json.loads(DEFAULT.apply(Site.DB, [[text]])) == [[expected]]
+    sql = f"INSERT INTO log (id, line) VALUES (1, '{text}')"
+    assert DEFAULT.apply(Site.DB, sql) == f"INSERT INTO log (id, line) VALUES (1, '{expected}')"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'rows "[1, 2]" and "{ }"',
+        ' rows "[1, 2]"',
+        '"quoted" and "[1, 2]"',
+        'path "C:\\x {"',
+        'said "hi": no',
+    ],
+)
+def test_text_with_quotes_and_no_secret_pair_is_kept_as_written(text: str) -> None:
+    """Only text that starts like JSON is re-encoded as JSON; in other text nothing but a
+    secret pair's value changes (a quoted list is not compacted, a quoted path is kept)."""
+    assert json.loads(DEFAULT.apply(Site.DB, {"message": text})) == {"message": text}
+    sql = f"SELECT '{text}' FROM t"
+    assert DEFAULT.apply(Site.DB, sql) == sql
+
+
+_EMBEDDING = st.sampled_from(
+    [("", ""), ("login failed for ", " (retrying)"), ('size 5" ', ""), ('he said "hi" ', ' "end')]
+)
+
+
+@given(_EMBEDDING, st.deferred(lambda: _json_docs), st.sampled_from([None, 1]))
+def test_no_secret_value_of_json_embedded_in_text_survives(
+    around: tuple[str, str], doc: Any, indent: Any
+) -> None:
+    """JSON with secrets at any depth after other text (also with a stray quote in it):
+    no secret value is exported, and the text around the JSON is kept."""
+    before, after = around
+    inner = json.dumps(doc, indent=indent)
+    assume(_SECRET_VALUE in inner)
+    text = before + inner + after
+    (masked,) = json.loads(DEFAULT.apply(Site.DB, [text]))
+    assert _SECRET_VALUE not in masked
+    assert masked.startswith(before) and masked.endswith(after)
+    sql = DEFAULT.apply(Site.DB, "INSERT INTO log VALUES ('" + text.replace("'", "''") + "')")
+    assert _SECRET_VALUE not in sql
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ("postgres://user:pw@db:5432/app", f"postgres://{MASKED}@db:5432/app"),
         (
             "see https://u:p@ss@host/x and ftp://anon@h",
@@ -465,7 +536,7 @@ def test_exactly_the_secret_keys_are_masked(doc: dict[str, str]) -> None:
     for key, value in doc.items():
         if DEFAULT.is_secret(key):
             assert masked[key] == MASKED
-        elif not _HOLDS_JSON.match(value):
+        elif not _HOLDS_JSON.match(value) and '"' not in value:  # no JSON, no pair
             assert masked[key] == value
 
 
@@ -513,10 +584,15 @@ def test_a_failing_masking_step_masks_the_whole_attribute() -> None:
         ("u:p@ss@host/path?q=1", f"{MASKED}@host/path?q=1"),
         ("127.0.0.1:8000", "127.0.0.1:8000"),
         ("/p?mail=a@b", "/p?mail=a@b"),
+        # an address after the host, or in a URL with a scheme (left to the userinfo scrub)
+        ("example.com/p?mail=ann@example.com", "example.com/p?mail=ann@example.com"),
+        ("example.com?mail=ann@example.com", "example.com?mail=ann@example.com"),
+        ("mailto:ann@example.com?cc=https://example.com/x", None),
     ],
 )
-def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str) -> None:
+def test_userinfo_in_a_bare_authority_is_masked(text: str, expected: str | None) -> None:
     """A client may send `Host: user:pw@host`: it lands in `http.host` and the like."""
+    expected = expected or text
     assert DEFAULT.apply(Site.HTTP_QUERY_PARAMS, text) == expected
     headers = json.loads(DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, {"host": text}))
     assert headers == {"host": expected}
@@ -644,6 +720,10 @@ def test_json_text_in_an_sql_literal_is_masked() -> None:
     assert DEFAULT.apply(Site.DB, cut) == f"UPDATE t SET doc = '{CUT_DOC_MASKED}' WHERE id = 2"
     plain = "SELECT '{not json}', '[1, 2]', 'it''s' FROM t"
     assert DEFAULT.apply(Site.DB, plain) == plain
+    # beside a literal that is masked, the others are kept as written
+    kept = """INSERT INTO t VALUES ('{"n": 1}', '[1, 2]', 'it''s', 'a "b"', """
+    mixed = kept + """'{"token": "t"}')"""
+    assert DEFAULT.apply(Site.DB, mixed) == kept + f"""'{{"token":"{MASKED}"}}')"""
 
 
 def test_without_the_regex_engine_a_pattern_too_deep_to_inspect_fails_closed(
@@ -730,10 +810,11 @@ _json_docs = st.recursive(
         st.dictionaries(st.sampled_from(["user", "n", "items", "doc"]), inner, max_size=3).map(
             lambda d: {**d, "password": _SECRET_VALUE}
         ),
-        # JSON text held by a string, itself holding a secret
-        st.dictionaries(st.sampled_from(["user", "n"]), inner, max_size=2).map(
-            lambda d: json.dumps({**d, "api_key": _SECRET_VALUE})
-        ),
+        # JSON text held by a string (compact or indented), itself holding a secret
+        st.tuples(
+            st.dictionaries(st.sampled_from(["user", "n"]), inner, max_size=2),
+            st.sampled_from([None, 2]),
+        ).map(lambda d: json.dumps({**d[0], "api_key": _SECRET_VALUE}, indent=d[1])),
     ),
     max_leaves=8,
 )
@@ -749,3 +830,99 @@ def test_no_secret_value_survives_json_cut_anywhere(doc: Any, cut: int, indent: 
     for site in (Site.HTTP_REQUEST_BODIES, Site.DB):
         assert _SECRET_VALUE not in DEFAULT.apply(site, text)
     assert _SECRET_VALUE not in DEFAULT.apply(Site.HTTP_REQUEST_HEADERS, {"x-doc": text})
+
+
+# strings that masking may change inside a document (JSON in text, JSON text, escapes,
+# userinfo, the token) and strings it keeps
+_LEAVES = st.one_of(
+    st.sampled_from(
+        [
+            'login failed for {"password": "x"}',
+            '"api_key": 1',
+            'x "[1, 2]"',
+            "[1, 2]",
+            "{ }",
+            "[ 1 ]",
+            '{"token": "t", "n": [1, 2]}',
+            '"[1, 2]"',
+            " [3]",
+            "{x",
+            "https://u:p@host/x",
+            "me@example.com",
+            TOKEN,
+            "a\\b\n",
+            "café",
+        ]
+    ),
+    st.text(alphabet='ab "{}[]:\\@/', max_size=12),
+    st.integers(0, 9),
+)
+_DOCS = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["user", "n", "password", "doc", 'say "jwt"']), inner),
+    ),
+    max_leaves=8,
+)
+TOKENED = Masking(token=TOKEN)
+
+
+@given(st.one_of(st.lists(_DOCS, max_size=3), st.dictionaries(st.just("doc"), _DOCS)))
+def test_json_text_is_masked_as_the_document_it_holds(doc: Any) -> None:
+    """The same document captured as JSON text (a body, a statement) or as an object (a
+    parameter, a header map) is exported the same: a document with nothing to mask takes
+    a shortcut that reads the text once, and it must agree with masking value by value."""
+    for indent in (None, 1):
+        text = json.dumps(doc, indent=indent, ensure_ascii=False)
+        for rules in (DEFAULT, TOKENED):
+            for site in (Site.DB, Site.HTTP_RESPONSE_BODIES):
+                assert rules.apply(site, text) == rules.apply(site, doc)
+
+
+@given(_DOCS)
+def test_a_body_cut_in_its_last_value_is_masked_as_the_whole_body(note: Any) -> None:
+    """A body recorded only in part (cut inside its last value) shows what comes before
+    the cut as the whole body does: masked and re-encoded the same way."""
+    whole = json.dumps({"note": note, "tail": "zzzzzz"}, separators=(",", ":"), ensure_ascii=False)
+    cut = whole[:-4]
+    for rules in (DEFAULT, TOKENED):
+        masked_whole = rules.apply(Site.HTTP_REQUEST_BODIES, whole)
+        masked_cut = rules.apply(Site.HTTP_REQUEST_BODIES, cut)
+        assert masked_cut.rpartition(',"tail":')[0] == masked_whole.rpartition(',"tail":')[0]
+
+
+def test_user_patterns_run_on_keys_never_on_values() -> None:
+    """A value the user's pattern would take exponential time on costs nothing: only keys
+    are matched, so the attribute is kept rather than masked as a whole."""
+    slow = Masking(Rules([CATASTROPHIC]))
+    for doc in ([EVIL_KEY], {"n": [EVIL_KEY, 1]}):
+        text = json.dumps(doc, separators=(",", ":"))
+        assert slow.apply(Site.DB, text) == text
+        assert slow.apply(Site.DB, doc) == text
+
+
+def test_json_encoded_twice_in_a_value_is_masked_whatever_it_starts_with() -> None:
+    """A header or environment value holding JSON text encoded twice (a JSON string of a
+    list whose first item is no object) has its secret keys masked inside."""
+    value = json.dumps(json.dumps([1, {"password": "hunter2"}]))
+    out = json.loads(DEFAULT.apply(Site.ENVIRONMENT, {"CONFIG": value}))["CONFIG"]
+    assert json.loads(json.loads(out)) == [1, {"password": MASKED}]
+
+
+def test_a_string_cut_inside_the_json_it_holds_is_masked_and_left_open() -> None:
+    """A body cut inside a string that holds JSON after other text: the secret inside is
+    masked, what was recorded of the rest is kept, and the string stays cut (unclosed)."""
+    cut = '{"msg": "login {\\"password\\": \\"hunter2\\", \\"n\\": 12'
+    assert DEFAULT.apply(Site.HTTP_REQUEST_BODIES, cut) == (
+        '{"msg": "login {\\"password\\": \\"' + MASKED + '\\", \\"n\\": 12'
+    )
+
+
+def test_json_encoded_twice_after_other_text_is_encoded_as_everywhere_else() -> None:
+    """A JSON string of JSON text inside other text is re-encoded compactly, as JSON text
+    held by any value is (the same list reads the same in every attribute)."""
+    held = json.dumps(json.dumps(["a", "b"], indent=1))
+    compact = json.dumps(json.dumps(["a", "b"], separators=(",", ":")))
+    out = json.loads(DEFAULT.apply(Site.DB, {"m": "saved " + held, "whole": held}))
+    assert out == {"m": "saved " + compact, "whole": compact}

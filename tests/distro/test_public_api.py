@@ -46,7 +46,12 @@ def test_lumigo_wrapped_records_arguments_and_result_masked(tagged: dict[str, An
     server = by_name(spans, "GET /tags")
     assert root.scope == "lumigo" and root.parent_span_id == server.span_id
     assert json.loads(root.attributes["input_args"]) == ["A-1"]
-    assert json.loads(root.attributes["input_kwargs"]) == {"quantity": 2, "api_key": "****"}
+    assert json.loads(root.attributes["input_kwargs"]) == {
+        "quantity": 2,
+        "api_key": "****",
+        # JSON after other text in an argument: its secret key masked, the rest kept
+        "note": 'login failed for {"password": "****"}',
+    }
     assert json.loads(root.attributes["return_value"]) == {"sku": "A-1", "total": 84}
 
 

@@ -3,8 +3,9 @@
 What is masked (values become `****`):
 
 - the value of every key a rule calls secret, at any depth: JSON keys (also in JSON
-  held by a string, e.g. a message body or an SQL literal, and pair by pair in JSON text
-  that does not parse, wherever it is), form and query fields, multipart fields,
+  held by a string, e.g. a message body or an SQL literal, after other text in a string,
+  e.g. `login failed for {"password": ...}`, and pair by pair in JSON text that does not
+  parse, wherever it is), form and query fields, multipart fields,
   header names, environment variables, `name = 'literal'` pairs in SQL. A key is
   secret when one of the site's regexes matches at its start, case-insensitively
   (Python `re.match`, as the upstream distro). The default rules are
@@ -294,9 +295,15 @@ def _parse_rules(raw: str, name: str, time_bound: float) -> Tuple[Rules, Optiona
 _USERINFO = re.compile(r"://[^/?#\s\"'<>\\]+@")
 # `"key": value` pairs in text that is not (complete) JSON; the value may be cut short
 # (a value is a string, maybe cut; the opening bracket of an object or list; or a scalar)
+_PAIR = r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[{\[]|[^\s,{}\[\]"]+)'
 _JSON_PAIR = re.compile(
-    r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[{\[]|[^\s,{}\[\]"]+)'
-    r'|("(?:[^"\\]|\\.)*"?)'  # or a string that is no key (in a list), maybe cut
+    _PAIR + r'|("(?:[^"\\]|\\.)*"?)'  # or a string that is no key (in a list), maybe cut
+)
+# the same pairs in other text (a log line, an exception message): a string that is no key
+# is read only when it holds escaped JSON (`"{\"key\"`, maybe indented), so a stray
+# quote in the text (`5" tall`) cannot pair with the quote that opens a key and hide it
+_EMBEDDED_PAIR = re.compile(
+    _PAIR + r'|("(?=(?:\s|\\[nrt])*[{\[](?:[\s{\[]|\\[nrt])*\\")(?:[^"\\]|\\.)*"?)'
 )
 # what matters when looking for the end of an object or list: brackets and strings
 _JSON_STRUCTURE = re.compile(r'[{\[\]}]|"(?:[^"\\]|\\.)*"?')
@@ -512,6 +519,10 @@ class Masking:
             # JSON inside a string (a message body, a parameter): masked as JSON, its
             # pairs one by one when it does not parse (cut short), as at the top
             return self._scrub(self._json_text(value, rules, budget))
+        if '"' in value and (":" in value or "\\" in value):
+            # JSON after other text (`login failed for {"password": "x"}`): its pairs (a
+            # pair needs a quote and a colon, JSON held by a JSON string an escaped quote)
+            value = self._json_pairs(value, rules, budget, _EMBEDDED_PAIR)
         token = self.token
         if ("://" in value and "@" in value) or (token and token in value):
             return self._scrub(value)
@@ -532,7 +543,7 @@ class Masking:
                 text = self._json_text(text, rules, budget)
             else:
                 text = _mask_pairs(_SQL_PAIR, text, rules, budget, "'" + MASKED + "'")
-                if "'" in text and ("{" in text or "[" in text):
+                if "'" in text and '"' in text:
                     text = _SQL_LITERAL.sub(lambda m: self._sql_literal(m, rules, budget), text)
         return self._scrub(text, cut=True)
 
@@ -570,13 +581,16 @@ class Masking:
                 return False
         return True
 
-    def _json_pairs(self, text: str, rules: Rules, budget: _Budget) -> str:
+    def _json_pairs(
+        self, text: str, rules: Rules, budget: _Budget, pairs: re.Pattern[str] = _JSON_PAIR
+    ) -> str:
         """JSON text that does not parse (cut short), masked pair by pair: a secret key's
         value becomes `"****"` (a whole object or list, up to where the text ends), other
-        objects and lists are scanned inside, other strings masked as `_leaf` masks."""
+        objects and lists are scanned inside, other strings masked as `_leaf` masks.
+        With `_EMBEDDED_PAIR`: the pairs in text that is not JSON, the rest kept."""
         out: List[str] = []  # the text up to `copied`, masked
         copied = at = 0
-        search = _JSON_PAIR.search
+        search = pairs.search
         is_secret = rules.is_secret
         while True:
             match = search(text, at)
@@ -592,7 +606,7 @@ class Masking:
                 if string in ("{", "["):
                     at = _json_value_end(text, start)
                 masked = '"' + MASKED + '"'
-            elif string[0] == '"' and ("{" in string or "[" in string):
+            elif string[0] == '"' and ("{" in string or "[" in string or "\\" in string):
                 masked = self._json_string(string, rules, budget)
                 if masked is string:
                     continue
@@ -607,9 +621,10 @@ class Masking:
         return "".join(out)
 
     def _sql_literal(self, match: re.Match[str], rules: Rules, budget: _Budget) -> str:
-        """An SQL string literal holding JSON text, masked as a string holding it is."""
+        """An SQL string literal holding JSON text (maybe after other text), masked as a
+        string holding it is."""
         content = match.group(1)
-        if not _JSON_START.match(content):
+        if '"' not in content:  # JSON without a string holds no key
             return match.group(0)
         masked = self._leaf(content, rules, budget)
         if masked == content or masked == _compact_or_none(content):
@@ -619,9 +634,8 @@ class Masking:
     def _json_string(self, raw: str, rules: Rules, budget: _Budget) -> str:
         """A string value of JSON text that does not parse (`"..."`, its end maybe cut
         off), masked as `_leaf` masks the string it holds: JSON text held by a string in
-        a cut body has its pairs masked too."""
-        if "{" not in raw and "[" not in raw:
-            return raw
+        a cut body has its pairs masked too (`_json_pairs` calls it only for a string with
+        a bracket or an escape: one without holds no JSON)."""
         try:
             decoded = json.loads(raw)
             closed = True
@@ -633,8 +647,6 @@ class Masking:
             except ValueError:
                 return '"' + MASKED + '"'  # cannot tell what it holds: fail closed
             closed = False
-        if type(decoded) is not str:
-            return raw
         masked = self._leaf(decoded, rules, budget)
         if masked == decoded:
             return raw
