@@ -186,7 +186,8 @@ EQUIVALENT: dict[str, str] = {
         "its callers only test the answer for truth (`not matched`, `and`), and "
         "version_matches returns its own bool"
     ),
-    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_prefix_match::drop-bound::*": (
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_prefix_match::drop-bound::"
+    "max(0, len(want) - len(parsed[1])) -> len(want) - len(parsed[1])": (
         "the zero padding without max(0, ...): a negative count repeats the tuple zero "
         "times, as max gives"
     ),

@@ -78,6 +78,17 @@ def test_every_spelling_of_a_version_is_that_version(spelled: str, canonical: st
 
 
 @pytest.mark.parametrize(
+    ("lower", "higher"),
+    [("1.0a", "1.0a1"), ("1.0a0", "1.0a1"), ("1.0.post", "1.0.post1"), ("1.0.dev", "1.0.dev1")],
+)
+def test_a_label_without_a_number_is_number_zero(lower: str, higher: str) -> None:
+    """`1.0a` is `1.0a0`, so it is below `1.0a1` and does not satisfy `>=1.0a1`."""
+    assert Version(lower) < Version(higher)
+    assert boot.version_matches(lower, f">={higher}") is False
+    assert boot.version_matches(higher, f">{lower}") is True
+
+
+@pytest.mark.parametrize(
     "bad",
     ["", "abc", "rc1", "1.0-foo-bar", "1..x", "1.0-1a1", "1.0_1", "1.0.-1", "1.0+", "1.0+a..b"],
 )
