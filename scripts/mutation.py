@@ -187,7 +187,7 @@ EQUIVALENT: dict[str, str] = {
         "version_matches returns its own bool"
     ),
     f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_prefix_match::drop-bound::"
-    "max(0, len(want) - len(parsed[1])) -> len(want) - len(parsed[1])": (
+    "max(0, len(want) - len(parsed?1?)) -> len(want) - len(parsed?1?)": (  # fnmatch: ? for []
         "the zero padding without max(0, ...): a negative count repeats the tuple zero "
         "times, as max gives"
     ),
