@@ -136,10 +136,77 @@ EQUIVALENT: dict[str, str] = {
         "the layer's path hook second instead of first in sys.path_hooks: at start-up the "
         "only hook ahead of it is zipimporter, which declines directories"
     ),
-    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::parse_version::compare-swap::"
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_comparable::compare-swap::"
     "len(trimmed) > 1 -> len(trimmed) >= 1": (
         "a release of zeros trimmed to () instead of (0,): comparisons and prefix matches "
         "treat both as zeros (a shorter tuple of zeros sorts the same), so no answer changes"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_comparable::off-by-one::1 -> 0": (
+        "`len(trimmed) > 0`: the same as `>= 1` above (the key also names `trimmed[-1]` to "
+        "`trimmed[0]`, which the tests kill)"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_frozen::compare-swap::*": (
+        "`module is None` to `is not None`: the same as the negated condition above"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::"
+    "install_no_bytecode_writes._NoWriteSourceLoader.set_data::off-by-one::*": (
+        "the default of set_data's `_mode` (0o666) one more or less: set_data writes nothing, "
+        "so the mode is never used"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::detect_libc::off-by-one::1 -> 2": (
+        "confstr's answer split at two spaces instead of one: glibc reports `glibc ` and the "
+        "version, with no other space, so the second part is the same (the key also names "
+        "the index `[1]` to `[2]`, which the tests kill)"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::normalize_name::bool-constant::False -> True": (
+        "a leading `-`, `_` or `.` dropped instead of made `-`: a distribution name begins "
+        "with a letter or digit (PEP 508), so no installed name or set requirement has one "
+        "(the key also names the reset after a letter, which the tests kill)"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_metadata_version::off-by-one::1 -> 2": (
+        "the `Version:` header split at two colons instead of one: a version holds none "
+        "(the key also names the index `[1]` to `[2]`, which the tests kill)"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_metadata_version::remove-jump::"
+    "continue -> pass": "the `continue` ends the loop body: the next file is read either way",
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_metadata_version::return-none::"
+    "return '' -> return None": "its one caller only tests the version for truth",
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_parse.labelled::off-by-one::0 -> 1": (
+        "the number returned with no label found: every caller uses it only when a label "
+        "was found (the key also names a label's missing number, `value or 0`, which the "
+        "tests kill)"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_sort_key::off-by-one::0 -> 1": (
+        "the second part of the pre-release key of a release without one, `(inf, 0)`, or "
+        "of a dev release, `(-inf, 0)`: every version of that kind gets the same value and "
+        "the infinity already orders it against real pre-releases"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_prefix_match::return-none::"
+    "return False -> return None": (
+        "its callers only test the answer for truth (`not matched`, `and`), and "
+        "version_matches returns its own bool"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_prefix_match::drop-bound::"
+    "max(0, len(want) - len(parsed?1?)) -> len(want) - len(parsed?1?)": (  # fnmatch: ? for []
+        "the zero padding without max(0, ...): a negative count repeats the tuple zero "
+        "times, as max gives"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_prefix_match::off-by-one::0 -> 1": (
+        "at least one zero of padding: the comparison cuts the version to the prefix's "
+        "length, so a zero beyond it is never compared (the key also names the epoch "
+        "indexes and the padding's own 0, which the tests kill)"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_autowrapt_registered::bool-swap::*": (
+        "`and` to `or`: an app's autowrapt then gets `_registered = True` even when it was "
+        "already true, or when it has no such flag (and so never reads it); every "
+        "autowrapt release that has the flag starts it at False and only tests it for truth"
+    ),
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::run_app_sitecustomize::return-none::"
+    "return found -> return None": "its one caller (main) does not use the module returned",
+    f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_real::return-none::return path -> return None": (
+        "the fallback when realpath raises (a path entry that is no string, or holds a NUL): "
+        "its callers compare the answer with real directories, which neither the entry nor "
+        "None equals, and the layer's own directory always resolves"
     ),
     f"{INJ}/layer/bootstrap/lumigo_bootstrap.py::_clause_matches::return-none::"
     "return False -> return None": (

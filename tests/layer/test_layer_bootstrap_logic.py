@@ -60,10 +60,48 @@ def test_version_matches_random_clauses(version: str, op: str, target: str, tail
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "abc", "1.0-foo-bar", "1..x", "1.0-1a1", "1.0_1", "1.0.-1", "1.0+", "1.0+a..b"]
+    ("spelled", "canonical"),
+    [
+        ("1.0c1", "1.0rc1"), ("1.0pre1", "1.0rc1"), ("1.0preview1", "1.0rc1"),
+        ("1.0a", "1.0a0"), ("1.0.post", "1.0.post0"), ("1.0.dev", "1.0.dev0"),
+        ("1.0a.1", "1.0a1"), ("1.0rc_1", "1.0rc1"), ("1.0.post-1", "1.0.post1"),
+        ("1.0-dev_2", "1.0.dev2"), ("1.0-95", "1.0.post95"), ("1.0-9.dev1", "1.0.post9.dev1"),
+    ],
+)  # fmt: skip
+def test_every_spelling_of_a_version_is_that_version(spelled: str, canonical: str) -> None:
+    """An app's package installed as `1.0c1` satisfies `==1.0rc1`, and no spelling PEP 440
+    allows makes the layer step aside for a version the set accepts."""
+    assert Version(spelled) == Version(canonical)
+    assert boot.version_matches(spelled, f"=={canonical}") is True
+    assert boot.version_matches(canonical, f"=={spelled}") is True
+    assert boot.version_matches(spelled, f"!={canonical}") is False
+
+
+@pytest.mark.parametrize(
+    ("lower", "higher"),
+    [("1.0a", "1.0a1"), ("1.0a0", "1.0a1"), ("1.0.post", "1.0.post1"), ("1.0.dev", "1.0.dev1")],
 )
-def test_unparseable_versions_never_match(bad: str) -> None:
-    assert boot.version_matches(bad, ">=0") is False
+def test_a_label_without_a_number_is_number_zero(lower: str, higher: str) -> None:
+    """`1.0a` is `1.0a0`, so it is below `1.0a1` and does not satisfy `>=1.0a1`."""
+    assert Version(lower) < Version(higher)
+    assert boot.version_matches(lower, f">={higher}") is False
+    assert boot.version_matches(higher, f">{lower}") is True
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "abc", "rc1", "1.0-foo-bar", "1..x", "1.0-1a1", "1.0_1", "1.0.-1", "1.0+", "1.0+a..b"],
+)
+@pytest.mark.parametrize("spec", [">=0", "<1", "!=1.0"])
+def test_unparseable_versions_never_match(bad: str, spec: str) -> None:
+    assert boot.version_matches(bad, spec) is False
+
+
+@pytest.mark.parametrize("version", ["1.0+7", "1.0+l", "1.0+7.a"])
+def test_one_character_local_labels(version: str) -> None:
+    assert boot.version_matches(version, ">=1.0,<1.1") is True
+    assert boot.version_matches(version, f"=={version}") is True
+    assert boot.version_matches(version, "==1.0+8") is False
 
 
 @pytest.mark.parametrize("clause", ["~=1", ">=abc", "=>1.0", "1.0", "==x.*", "!=x.*"])
@@ -108,6 +146,33 @@ def test_installed_distributions_first_on_path_wins(tmp_path: Path) -> None:
     assert found["flask"] == ("3.1.0", str(second))
     assert found["old-thing"][0] == "1.2"
     assert found["weird"][0] == "0.3"
+
+
+def test_a_development_install_without_version_in_its_name_is_found(tmp_path: Path) -> None:
+    """`setup.py develop` / old editable installs leave `NAME.egg-info` in the source tree
+    (on the app's path), with the version only in its PKG-INFO."""
+    checkout = tmp_path / "protobuf-src"
+    (checkout / "protobuf.egg-info").mkdir(parents=True)
+    (checkout / "protobuf.egg-info" / "PKG-INFO").write_text(
+        "Metadata-Version: 2.1\nName: protobuf\nVersion: 3.20.3\n\nA description.\n"
+    )
+    found = boot.installed_distributions([str(checkout)])
+    assert found == {"protobuf": ("3.20.3", str(checkout))}
+    assert boot.find_conflict(_needs(tmp_path), found) == (
+        "the app has protobuf 3.20.3 but opentelemetry-proto needs protobuf>=5.0,<7.0"
+    )
+
+
+def test_the_version_is_read_from_the_metadata_headers_only(tmp_path: Path) -> None:
+    """A `Version:` line in the description (after the blank line that ends the headers)
+    is no version: metadata without one in its headers names no installed version."""
+    site = tmp_path / "site"
+    broken = site / "protobuf.dist-info"
+    broken.mkdir(parents=True)
+    (broken / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: protobuf\n\nChangelog\nVersion: 3.20.3\n"
+    )
+    assert boot.installed_distributions([str(site)]) == {}
 
 
 def _package_set(requires: list[Requirement], dists: dict[str, str]) -> PackageSet:
@@ -182,7 +247,7 @@ def test_compatible_app_packages_are_no_conflict(tmp_path: Path) -> None:
 
 def test_app_with_its_own_distro_is_a_conflict(tmp_path: Path) -> None:
     message = boot.find_conflict(_needs(tmp_path), {"lumigo-opentelemetry": ("0.0.9", "/app")})
-    assert message is not None and "its own lumigo-opentelemetry 0.0.9" in message
+    assert message == "the app has its own lumigo-opentelemetry 0.0.9 (in /app)"
 
 
 def _os_with(monkeypatch: pytest.MonkeyPatch, confstr: object, lib: list[str]) -> None:
@@ -202,6 +267,20 @@ def test_libc_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert boot.detect_libc() == ("musl", ())
     _os_with(monkeypatch, None, ["libc.so.6"])
     assert boot.detect_libc() == ("", ())
+
+
+@pytest.mark.parametrize(
+    ("reported", "version"),
+    [("glibc 2.31", (2, 31)), ("glibc 2.39.9000", (2, 39, 9000)), ("glibc 2.28.x", (2, 28)),
+     ("glibc 2.", (2,)), ("glibc ", ())],
+)  # fmt: skip
+def test_a_glibc_version_is_read_up_to_its_first_part_that_is_no_number(
+    monkeypatch: pytest.MonkeyPatch, reported: str, version: tuple[int, ...]
+) -> None:
+    """An odd version string still gives an answer: the bootstrap compares what it could
+    read instead of failing to start."""
+    _os_with(monkeypatch, reported, [])
+    assert boot.detect_libc() == ("glibc", version)
 
 
 @pytest.fixture

@@ -208,6 +208,58 @@ def test_failing_app_sitecustomize_reported_as_python_would(scene311: Scene) -> 
     assert "Error in sitecustomize; set PYTHONVERBOSE for traceback:\nValueError: boom" in base_err
     assert stderr == base_err
     assert facts["layerpkg"] == 42
+    # as Python drops a module whose import failed, the app's half-run one is not left in
+    # sys.modules (without the layer none is; with it, the layer's own hook module stays)
+    assert _base["sitecustomize"] is None
+    assert facts["sitecustomize"] == str(scene311.layer / "bootstrap" / "sitecustomize.py")
+
+
+def test_failing_app_sitecustomize_traceback_with_pythonverbose(scene311: Scene) -> None:
+    """PYTHONVERBOSE shows the failing sitecustomize's traceback, with the layer as without."""
+    (scene311.app / "sitecustomize.py").write_text("raise ValueError('boom')\n")
+    for injected in (False, True):
+        facts, stderr, code = scene311.run(injected=injected, PYTHONVERBOSE="1")
+        assert code == 0 and facts["layerpkg"] == (42 if injected else None)
+        tail = stderr[stderr.index("Traceback (most recent call last):") :]
+        assert "ValueError: boom" in tail
+        assert "Error in sitecustomize" not in stderr
+
+
+def test_the_warning_is_written_at_once(scene311: Scene) -> None:
+    """The abstention line reaches stderr before the app runs, even through a block-buffered
+    stream the app's sitecustomize installed and an app that ends with os._exit."""
+    (scene311.app / "sitecustomize.py").write_text(
+        "import io, sys\n"
+        "sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, 'w', closefd=False)))\n"
+    )
+    (scene311.app / "protobuf-3.20.3.dist-info").mkdir()
+    (scene311.app / "app.py").write_text("import os\nos._exit(0)\n")
+    _facts, stderr, code = scene311.run()
+    assert code == 0
+    assert _warnings(stderr) == [
+        f"{WARNING_PREFIX} the app has protobuf 3.20.3 but opentelemetry-proto needs "
+        "protobuf>=5.0,<7.0; the app runs without Lumigo tracing"
+    ]
+
+
+def test_a_broken_path_hook_costs_the_app_sitecustomize_only_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """In-process: a path hook (e.g. from an app's `.pth`) that raises while the bootstrap
+    looks for the app's sitecustomize is reported in one line, and start-up goes on."""
+
+    def broken_hook(path: str) -> Any:
+        raise RuntimeError("hook exploded")
+
+    odd = str(tmp_path / "odd-entry")
+    monkeypatch.setattr(boot.sys, "path", [odd])
+    monkeypatch.setattr(boot.sys, "path_hooks", [broken_hook])
+    monkeypatch.setattr(boot.sys, "path_importer_cache", {})
+    assert boot.run_app_sitecustomize(str(tmp_path / "layer" / "bootstrap")) is None
+    assert capsys.readouterr().err == (
+        f"{WARNING_PREFIX} could not look for the app's sitecustomize "
+        "(RuntimeError: hook exploded)\n"
+    )
 
 
 def test_app_sitecustomize_exit_is_kept(scene311: Scene) -> None:
@@ -303,6 +355,22 @@ def test_a_glibc_exactly_as_new_as_the_set_needs_is_enough(scene311: Scene) -> N
     facts, stderr, code = scene311.run()
     assert code == 0 and stderr == ""
     assert facts["layerpkg"] == 42
+
+
+def test_a_directory_the_app_adds_at_run_time_gets_its_bytecode(scene311: Scene) -> None:
+    """Only the layer is kept free of `__pycache__`: a plugin directory the app puts on
+    sys.path after start-up gets bytecode as without the layer."""
+    plugins = scene311.app / "plugins"
+    plugins.mkdir()
+    (plugins / "plugin.py").write_text("NAME = 'plugin'\n")
+    (scene311.app / "app.py").write_text(
+        f"import json, sys\nsys.path.insert(0, {str(plugins)!r})\n"
+        "import plugin\nprint(json.dumps({'plugin': plugin.NAME}))\n"
+    )
+    facts, stderr, code = scene311.run()
+    assert code == 0 and stderr == "" and facts == {"plugin": "plugin"}
+    assert (plugins / "__pycache__").is_dir()
+    assert added_entries(scene311.layer, scene311.shipped) == []
 
 
 def test_pth_files_the_set_lists_are_processed(scene311: Scene) -> None:

@@ -229,8 +229,14 @@ def parse_version(text: str) -> Optional[tuple[int, tuple[int, ...], Any, Any, A
     Local versions compare as their public part (see `_parse` for the local part).
     """
     parts = _parse(text)
-    if parts is None:
-        return None
+    return None if parts is None else _comparable(parts)
+
+
+def _comparable(
+    parts: tuple[int, tuple[int, ...], Any, Any, Any, Any],
+) -> tuple[int, tuple[int, ...], Any, Any, Any]:
+    """`_parse`'s answer without the local part and with the release's trailing zeros
+    trimmed (`1.0` is `1`)."""
     epoch, release, pre, post, dev, _local = parts
     trimmed = list(release)
     while len(trimmed) > 1 and trimmed[-1] == 0:
@@ -279,10 +285,8 @@ def _parse(text: str) -> Optional[tuple[int, tuple[int, ...], Any, Any, Any, Any
     release: list[int] = []
     while True:
         value, stop = number(at)
-        if value is None:
-            if not release:
-                return None
-            break
+        if value is None:  # only the first: the loop goes round only where a digit follows
+            return None
         release.append(value)
         at = stop
         if not (s[at : at + 1] == "." and "0" <= s[at + 1 : at + 2] <= "9"):
@@ -372,9 +376,7 @@ def _clause_matches(raw: str, parsed: Any, clause: str) -> bool:
     full = _parse(target)
     if full is None or (full[5] is not None and op not in ("==", "!=")):
         return False  # a local version only with `==` / `!=`
-    wanted = parse_version(target)
-    if wanted is None:
-        return False
+    wanted = _comparable(full)
     mine, theirs = _sort_key(parsed), _sort_key(wanted)
     if op in ("==", "!="):
         equal = mine == theirs
