@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from lumigo_injector.k8s.mutation import InjectionSettings, inject
 from lumigo_injector.serve import fastjson
-from lumigo_injector.serve.patches import json_patch
+from lumigo_injector.serve.patches import json_patch, pod_patch
 from lumigo_injector.serve.review import MalformedReview, parse_review, review_response
 from tests.helpers.mutation import corpus_files, load_file, pod_template, workloads
 
@@ -240,5 +240,9 @@ def test_json_patch_of_every_corpus_pod_reproduces_the_mutation() -> None:
             result = inject(pod, InjectionSettings(inject_all=True))
             ops = json_patch(pod, result.obj)
             assert jsonpatch.apply_patch(pod, ops, in_place=False) == result.obj
+            # the patch the webhook answers with (recorded by the mutation): the same pod,
+            # key order included
+            answered = jsonpatch.apply_patch(pod, pod_patch(pod, result), in_place=False)
+            assert json.dumps(answered) == json.dumps(result.obj)
             checked += 1
     assert checked >= 5
