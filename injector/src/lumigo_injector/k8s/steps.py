@@ -245,7 +245,7 @@ def add_volume(
     volumes = ensure_list(spec, "volumes", state["created"], edits, path)
     if any(as_map(v).get("name") == c.VOLUME_NAME for v in volumes):
         return
-    edits.insert(volumes, f"{path}/volumes", len(volumes), layer_volume(settings, delivery))
+    edits.append(volumes, f"{path}/volumes", layer_volume(settings, delivery))
     state["volume"] = True
 
 
@@ -261,7 +261,7 @@ def add_init_container(
     if any(as_map(ic).get("name") == c.INIT_CONTAINER_NAME for ic in init_containers):
         return
     ours = init_container(settings, as_map(spec.get("securityContext")))
-    edits.insert(init_containers, f"{path}/initContainers", len(init_containers), ours)
+    edits.append(init_containers, f"{path}/initContainers", ours)
     state["initContainer"] = True
 
 
@@ -276,7 +276,7 @@ def add_mount(
         for m in mounts
     ):
         return
-    edits.insert(mounts, f"{path}/volumeMounts", len(mounts), layer_mount(delivery))
+    edits.append(mounts, f"{path}/volumeMounts", layer_mount(delivery))
     record["mount"] = True
 
 
@@ -284,13 +284,16 @@ class EnvEdits:
     """A container's `env` list while the injection changes it through `edits`.
 
     Knows where each name is defined last (the definition that wins), kept current as
-    entries go in, so each variable is looked up without scanning the list.
+    entries go in, so each variable is looked up without scanning the list; the names it
+    adds go to `added` (the container's record).
     """
 
-    def __init__(self, entries: list[Any], path: str, edits: Edits) -> None:
+    def __init__(self, entries: list[Any], path: str, edits: Edits, added: list[str]) -> None:
         self.entries = entries
         self._path = path
         self._edits = edits
+        self._ops = edits.ops_for(entries)
+        self._added = added
         self._last: dict[str, int] = {}
         for position, entry in enumerate(entries):
             name = as_map(entry).get("name")
@@ -301,17 +304,23 @@ class EnvEdits:
         """Index of the effective (last) entry named `name`, if any."""
         return self._last.get(name)
 
-    def insert(self, position: int, entry: dict[str, Any]) -> None:
-        """Put `entry`, whose name is not defined yet, at `position` (the end: `len`)."""
-        if position < len(self.entries):
+    def add(self, entry: dict[str, Any], position: int | None = None) -> None:
+        """Put `entry`, whose name is not defined yet, at `position` (default: the end)."""
+        if position is None:
+            position = len(self.entries)
+        elif position < len(self.entries):  # the names at and after it move up one
             for name, index in self._last.items():
                 if index >= position:
                     self._last[name] = index + 1
-        self._edits.insert(self.entries, self._path, position, entry)
+        self.entries.insert(position, entry)
+        if self._ops is not None:
+            self._ops.append({"op": "add", "path": f"{self._path}/{position}", "value": entry})
         self._last[entry["name"]] = position
+        self._added.append(entry["name"])
 
-    def append(self, entry: dict[str, Any]) -> None:
-        self.insert(len(self.entries), entry)
+    def add_if_absent(self, entry: dict[str, Any]) -> None:
+        if entry["name"] not in self._last:
+            self.add(entry)
 
     def set_value(self, index: int, value: str) -> None:
         """The entry at `index` gets `value` as its `value` (its other keys are kept)."""
@@ -324,8 +333,7 @@ def _set_merged(
     """Set `name` to merge(existing literal) in place, or append it if absent."""
     index = env.find(name)
     if index is None:
-        env.append({"name": name, "value": merge("")})
-        record["added"].append(name)
+        env.add({"name": name, "value": merge("")})
         return
     entry = env.entries[index]
     existing = literal_value(entry)
@@ -336,12 +344,6 @@ def _set_merged(
     if new != existing or "value" not in entry:
         record["changed"][name] = plain_copy(entry)
         env.set_value(index, new)
-
-
-def _append_if_absent(env: EnvEdits, entry: dict[str, Any], record: dict[str, Any]) -> None:
-    if env.find(entry["name"]) is None:
-        env.append(entry)
-        record["added"].append(entry["name"])
 
 
 def set_env(
@@ -355,12 +357,12 @@ def set_env(
 ) -> None:
     """Our variables into the container's env; `path` is the container's pointer."""
     entries = ensure_list(container, "env", record["created"], edits, path)
-    env = EnvEdits(entries, f"{path}/env", edits)
+    env = EnvEdits(entries, f"{path}/env", edits, record["added"])
     if env.find(c.ENV_PYTHONPATH) is None and as_list(container.get("envFrom")):
         # A PYTHONPATH from a ConfigMap/Secret in envFrom would be shadowed by ours; the
         # kubelet expands $(PYTHONPATH) to it (and leaves the harmless text if there is none).
         inherit = {"name": c.ENV_PYTHONPATH, "value": f"{c.BOOTSTRAP_PATH}:$({c.ENV_PYTHONPATH})"}
-        _append_if_absent(env, inherit, record)
+        env.add_if_absent(inherit)
     _set_merged(env, c.ENV_PYTHONPATH, merged_pythonpath, record, warnings)
     _set_merged(env, c.ENV_AUTOWRAPT_BOOTSTRAP, merged_autowrapt, record, warnings)
     token = {
@@ -373,15 +375,15 @@ def set_env(
             }
         },
     }
-    _append_if_absent(env, token, record)
+    env.add_if_absent(token)
     if options.service_name:
         service = {"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)}
-        _append_if_absent(env, service, record)
+        env.add_if_absent(service)
     if settings.endpoint:
         endpoint = {"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)}
-        _append_if_absent(env, endpoint, record)
+        env.add_if_absent(endpoint)
     for name, value in container_variables(str(container["name"]), options.enable_logs):
-        _append_if_absent(env, {"name": name, "value": escape_reference(value)}, record)
+        env.add_if_absent({"name": name, "value": escape_reference(value)})
     set_resource_attributes(container, env, options, record, warnings)
 
 
@@ -422,8 +424,7 @@ def set_resource_attributes(
     position = len(env.entries) if index is None else index
     for _, var, path in needed:
         if env.find(var) is None:
-            env.insert(position, {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}})
-            record["added"].append(var)
+            env.add({"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}, position)
             position += 1
     _set_merged(
         env, c.ENV_RESOURCE_ATTRIBUTES, lambda old: merged_attributes(old, ours), record, warnings
