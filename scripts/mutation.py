@@ -68,6 +68,7 @@ TARGETS: tuple[Target, ...] = (
             "tests/k8s/test_mutation_rules.py",
             "tests/k8s/test_mutation_properties.py",
             "tests/k8s/test_mutation_annotation_limit.py",
+            "tests/k8s/test_state_json.py",
         ),
     ),
     Target(
@@ -344,6 +345,16 @@ EQUIVALENT: dict[str, str] = {
         "insertion order instead of sorted; every reader parses the JSON, and the text is the "
         "same for the same pod either way (the key also names the injected result's True, "
         "which the tests kill)"
+    ),
+    f"{INJ}/k8s/steps.py::EnvEdits.add::compare-swap::"
+    "position < len(self.entries) -> position <= len(self.entries)": (
+        "the index update for an entry added at the end as well: no name sits at or after "
+        "len(entries), so the loop changes nothing"
+    ),
+    f"{INJ}/k8s/steps.py::EnvEdits.add::compare-flip::index >= position -> index <= position": (
+        "the one insertion before other entries puts the LUMIGO_K8S_* variables just before "
+        "OTEL_RESOURCE_ATTRIBUTES, at its index, which moves up either way; it is the only "
+        "index read after such an insertion (the others are only tested for presence)"
     ),
     f"{INJ}/ecs/containers.py::sidecar_reason::off-by-one::1 -> 2": (
         "rsplit('/', 1)[-1] with maxsplit 2: the last part is the same however many splits "
