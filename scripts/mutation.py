@@ -68,6 +68,7 @@ TARGETS: tuple[Target, ...] = (
             "tests/k8s/test_mutation_rules.py",
             "tests/k8s/test_mutation_properties.py",
             "tests/k8s/test_mutation_annotation_limit.py",
+            "tests/k8s/test_state_json.py",
         ),
     ),
     Target(
@@ -452,6 +453,26 @@ EQUIVALENT: dict[str, str] = {
         "insertion order instead of sorted; every reader parses the JSON, and the text is the "
         "same for the same pod either way (the key also names the injected result's True, "
         "which the tests kill)"
+    ),
+    f"{INJ}/k8s/steps.py::EnvEdits.add::compare-swap::"
+    "position < len(self.entries) -> position <= len(self.entries)": (
+        "the index update for an entry added at the end as well: no name sits at or after "
+        "len(entries), so the loop changes nothing"
+    ),
+    f"{INJ}/k8s/steps.py::EnvEdits.add::compare-flip::index >= position -> index <= position": (
+        "the one insertion before other entries puts the LUMIGO_K8S_* variables just before "
+        "OTEL_RESOURCE_ATTRIBUTES, at its index, which moves up either way; it is the only "
+        "index read after such an insertion (the others are only tested for presence)"
+    ),
+    f"{INJ}/k8s/state_json.py::state_text::compare-swap::orjson is not None -> orjson is None": (
+        "the orjson fast path never taken: the text comes from json.dumps, which is the "
+        "definition of the annotation's bytes"
+    ),
+    f"{INJ}/k8s/state_json.py::state_text::compare-swap::"
+    "b'\\\\' not in raw -> b'\\\\' in raw": (
+        "orjson and json escape every ASCII character alike except DEL (checked on its own), "
+        "so sending a text without a backslash to json, or keeping orjson's with one, gives "
+        "the same bytes"
     ),
     f"{INJ}/ecs/containers.py::sidecar_reason::off-by-one::1 -> 2": (
         "rsplit('/', 1)[-1] with maxsplit 2: the last part is the same however many splits "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 from typing import Any
 
+import jsonpatch
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -290,6 +292,30 @@ def test_reinjecting_with_other_settings_equals_injecting_the_original(
         assert switched.obj == direct.obj
     assert uninject(switched.obj) == original
     assert inject(switched.obj, then, ns).obj == switched.obj
+
+
+def _patched(obj: dict[str, Any], patch: list[dict[str, Any]]) -> str:
+    """`obj` with `patch` applied as the API server would, as text (key order included)."""
+    return json.dumps(jsonpatch.apply_patch(obj, patch, in_place=False))
+
+
+@PROPERTIES
+@given(objects, all_settings, all_settings, namespaces)
+def test_the_patch_recorded_by_the_mutation_gives_its_output_exactly(
+    obj: dict[str, Any], first: InjectionSettings, then: InjectionSettings, ns: Any
+) -> None:
+    """What the webhook answers with: the JSONPatch the mutation recorded as it went."""
+    original = json.dumps(obj)
+    once = inject(obj, first, ns)
+    if once.injected:  # a fresh injection always records its patch
+        assert once.patch is not None
+        assert _patched(obj, once.patch) == json.dumps(once.obj)
+    else:
+        assert once.patch is None
+    again = inject(once.obj, then, ns)  # an upgrade, a switch, or already injected
+    if again.patch is not None:
+        assert _patched(once.obj, again.patch) == json.dumps(again.obj)
+    assert json.dumps(obj) == original
 
 
 @PROPERTIES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -13,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumigo_injector.k8s.mutation import InjectionSettings, inject
-from lumigo_injector.serve import fastjson
-from lumigo_injector.serve.patches import json_patch
+from lumigo_injector.serve import fastjson, webhook
+from lumigo_injector.serve.patches import json_patch, pod_patch
 from lumigo_injector.serve.review import MalformedReview, parse_review, review_response
+from lumigo_injector.spec import names as c
+from tests.helpers.kube import admission_review, deployment_pod
 from tests.helpers.mutation import corpus_files, load_file, pod_template, workloads
 
 ENVELOPE = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}
@@ -240,5 +243,30 @@ def test_json_patch_of_every_corpus_pod_reproduces_the_mutation() -> None:
             result = inject(pod, InjectionSettings(inject_all=True))
             ops = json_patch(pod, result.obj)
             assert jsonpatch.apply_patch(pod, ops, in_place=False) == result.obj
+            # the patch the webhook answers with (recorded by the mutation): the same pod,
+            # key order included
+            answered = jsonpatch.apply_patch(pod, pod_patch(pod, result), in_place=False)
+            assert json.dumps(answered) == json.dumps(result.obj)
             checked += 1
     assert checked >= 5
+
+
+def test_a_pod_injected_with_another_layer_version_is_upgraded_by_the_answer() -> None:
+    """A pod carrying an earlier injection (say, from a template `inject -f` wrote) comes
+    out of admission injected as a fresh pod would be, with the operator's layer version."""
+    pod = deployment_pod("web", annotations={c.ANNOTATION_INJECT: "python"})
+    current = InjectionSettings(layer_version="2.0.0")
+    fresh = inject(pod, current).obj
+    earlier = inject(pod, InjectionSettings(layer_version="1.0.0")).obj
+
+    async def namespaces(_: str) -> dict[str, str]:
+        return {}
+
+    admission = webhook.Admission(injection=current, namespaces=namespaces)
+    for admitted in (earlier, pod):
+        body = json.dumps(admission_review(admitted, namespace="shop")).encode()
+        answer = json.loads(asyncio.run(webhook.review_answer(admission, body)))["response"]
+        ops = json.loads(base64.b64decode(answer["patch"]))
+        patched = jsonpatch.apply_patch(admitted, ops, in_place=False)
+        assert json.dumps(patched) == json.dumps(fresh)
+        assert patched["metadata"]["annotations"][c.ANNOTATION_INJECTED] == "2.0.0"

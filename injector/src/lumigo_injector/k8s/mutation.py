@@ -6,6 +6,8 @@ The mutation locates the pod (`site`), reads its annotations once (`options`), t
 steps (`steps`: volume, init container, per-container mount and environment), each of which
 leaves what is already there alone and records what it added or changed in the annotation
 `lumigo.io/injection-state`, so that `uninject` (`undo`) gives back the original exactly.
+The steps change the pod through `edits`, which records each change as a JSON Patch operation:
+`MutationResult.patch`, the webhook's answer without diffing the pod afterwards.
 
 The delivery (`spec.delivery`) decides the volume: an emptyDir the init container fills, or the
 init image as a read-only image volume (no init container); the environment is the same.
@@ -20,9 +22,10 @@ separate last check).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from lumigo_injector.k8s.edits import Edits, pointer
 from lumigo_injector.k8s.options import InjectionSettings, pod_options
 from lumigo_injector.k8s.site import PodSite, effective_annotations, is_injected, locate
 from lumigo_injector.k8s.state_json import state_text
@@ -41,6 +44,7 @@ from lumigo_injector.spec import names as c
 from lumigo_injector.spec.delivery import INIT_CONTAINER, Delivery, pod_delivery
 from lumigo_injector.spec.inject import raw_value, skip_reason, wants_injection
 from lumigo_injector.spec.plain import as_map, plain_copy
+from lumigo_injector.spec.workloads import POD_TEMPLATE_KINDS
 
 __all__ = [
     "InjectionSettings",
@@ -65,6 +69,9 @@ class MutationResult:
     warnings: tuple[str, ...] = ()
     #: Skipped because neither the pod nor its namespace carries `lumigo.io/inject`.
     unannotated: bool = False
+    #: The JSON Patch turning the object given into `obj`, when the mutation recorded it as
+    #: it went (a fresh injection: see `edits`); None when it did not.
+    patch: list[dict[str, Any]] | None = None
 
 
 def inject(
@@ -107,7 +114,12 @@ def inject(
         out = uninject(out)
         site = locate(out)
         assert not isinstance(site, str)
-    result = _inject_site(out, site, annotations, namespace_annotations, settings)
+        # the edits are recorded from the uninjected copy, not from `obj`
+        result = replace(
+            _inject_site(out, site, annotations, namespace_annotations, settings), patch=None
+        )
+    else:
+        result = _inject_site(out, site, annotations, namespace_annotations, settings)
     return within_annotation_limit(obj, site, result)
 
 
@@ -177,21 +189,34 @@ def _inject_site(
 
     state: dict[str, Any] = {"v": _STATE_VERSION, "created": [], "containers": {}}
     state["delivery"] = delivery
-    meta: dict[str, Any] = ensure(site.holder, "metadata", dict, state["created"])
-    ensure(meta, "annotations", dict, state["created"])
+    edits = Edits()
+    holder_path = pointer(POD_TEMPLATE_KINDS[site.kind])
+    meta_path = f"{holder_path}/metadata"
+    spec_path = f"{holder_path}/spec"
+    meta: dict[str, Any] = ensure(
+        site.holder, "metadata", dict, state["created"], edits, holder_path
+    )
+    annotations_now: dict[str, Any] = ensure(
+        meta, "annotations", dict, state["created"], edits, meta_path
+    )
 
-    add_volume(spec, settings, state, delivery)
+    add_volume(spec, settings, state, delivery, edits, spec_path)
     if delivery == INIT_CONTAINER:
-        add_init_container(spec, settings, state)
+        add_init_container(spec, settings, state, edits, spec_path)
+    positions = {id(ct): index for index, ct in enumerate(spec["containers"])}
+    changed = []  # the user's entries the record keeps: the only part that may hold a float
     for container in targets:
         record: dict[str, Any] = {"created": [], "added": [], "changed": {}}
-        add_mount(container, record, delivery)
-        set_env(container, options, settings, record, warnings)
+        path = f"{spec_path}/containers/{positions[id(container)]}"
+        add_mount(container, record, delivery, edits, path)
+        set_env(container, options, settings, record, warnings, edits, path)
         state["containers"][container["name"]] = {k: v for k, v in record.items() if v}
+        changed.append(record["changed"])
 
-    meta["annotations"][c.ANNOTATION_INJECTED] = settings.layer_version
-    meta["annotations"][c.ANNOTATION_INJECTION_STATE] = state_text(state)
+    annotations_path = f"{meta_path}/annotations"
+    edits.put(annotations_now, annotations_path, c.ANNOTATION_INJECTED, settings.layer_version)
+    text = state_text(state, changed)
+    edits.put(annotations_now, annotations_path, c.ANNOTATION_INJECTION_STATE, text)
     names = ", ".join(str(ct["name"]) for ct in targets)
-    return MutationResult(
-        out, True, f"injected containers: {names} ({delivery})", tuple(warnings)
-    )
+    why = f"injected containers: {names} ({delivery})"
+    return MutationResult(out, True, why, tuple(warnings), patch=edits.ops)

@@ -51,9 +51,16 @@ def has_float(value: Any) -> bool:
     return False
 
 
-def state_text(state: Any) -> str:
-    """`reference_text(state)`, through orjson where that gives the same bytes."""
-    if orjson is not None and not has_float(state):
+_ALL = object()
+
+
+def state_text(state: Any, user_parts: Any = _ALL) -> str:
+    """`reference_text(state)`, through orjson where that gives the same bytes.
+
+    `user_parts`, when the caller knows it: the parts of `state` that may hold a float (the
+    rest holds only strings, integers, booleans and None); by default the whole of it.
+    """
+    if orjson is not None and not has_float(state if user_parts is _ALL else user_parts):
         try:
             raw = orjson.dumps(state, option=_OPTIONS)
         except TypeError:  # a type orjson will not write the same way: `json` decides

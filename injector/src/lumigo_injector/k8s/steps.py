@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lumigo_injector.k8s.edits import Edits
 from lumigo_injector.k8s.options import InjectionSettings, PodOptions
 from lumigo_injector.spec import names as c
 from lumigo_injector.spec.delivery import IMAGE_VOLUME, INIT_CONTAINER, Delivery
@@ -88,22 +89,28 @@ def init_container(settings: InjectionSettings, pod_security: Mapping[str, Any])
     }
 
 
-def ensure(holder: dict[str, Any], key: str, kind: type, created: list[str]) -> Any:
+def ensure(
+    holder: dict[str, Any], key: str, kind: type, created: list[str], edits: Edits, path: str
+) -> Any:
     """`holder[key]`, made an empty list/dict when absent or null, recorded in `created`.
 
     Recorded as `key` when it was absent and `key=null` when it was an explicit null, so that
     `uninject` can put back exactly that. (Other types are refused earlier by the blockers.)
+    `path` is `holder`'s JSON Pointer, for `edits`.
     """
     value = holder.get(key)
     if isinstance(value, kind):
         return value
     created.append(key if key not in holder else f"{key}=null")
-    holder[key] = value = kind()
+    value = kind()
+    edits.create(holder, path, key, value)
     return value
 
 
-def ensure_list(holder: dict[str, Any], key: str, created: list[str]) -> list[Any]:
-    value: list[Any] = ensure(holder, key, list, created)
+def ensure_list(
+    holder: dict[str, Any], key: str, created: list[str], edits: Edits, path: str
+) -> list[Any]:
+    value: list[Any] = ensure(holder, key, list, created, edits, path)
     return value
 
 
@@ -227,47 +234,108 @@ def layer_mount(delivery: Delivery) -> dict[str, Any]:
 
 
 def add_volume(
-    spec: dict[str, Any], settings: InjectionSettings, state: dict[str, Any], delivery: Delivery
+    spec: dict[str, Any],
+    settings: InjectionSettings,
+    state: dict[str, Any],
+    delivery: Delivery,
+    edits: Edits,
+    path: str,
 ) -> None:
-    volumes = ensure_list(spec, "volumes", state["created"])
+    """The layer's volume, unless the pod has one of that name; `path` is `spec`'s pointer."""
+    volumes = ensure_list(spec, "volumes", state["created"], edits, path)
     if any(as_map(v).get("name") == c.VOLUME_NAME for v in volumes):
         return
-    volumes.append(layer_volume(settings, delivery))
+    edits.append(volumes, f"{path}/volumes", layer_volume(settings, delivery))
     state["volume"] = True
 
 
 def add_init_container(
-    spec: dict[str, Any], settings: InjectionSettings, state: dict[str, Any]
+    spec: dict[str, Any],
+    settings: InjectionSettings,
+    state: dict[str, Any],
+    edits: Edits,
+    path: str,
 ) -> None:
-    init_containers = ensure_list(spec, "initContainers", state["created"])
+    """The init container, unless the pod has one of that name; `path` is `spec`'s pointer."""
+    init_containers = ensure_list(spec, "initContainers", state["created"], edits, path)
     if any(as_map(ic).get("name") == c.INIT_CONTAINER_NAME for ic in init_containers):
         return
-    init_containers.append(init_container(settings, as_map(spec.get("securityContext"))))
+    ours = init_container(settings, as_map(spec.get("securityContext")))
+    edits.append(init_containers, f"{path}/initContainers", ours)
     state["initContainer"] = True
 
 
-def add_mount(container: dict[str, Any], record: dict[str, Any], delivery: Delivery) -> None:
-    mounts = ensure_list(container, "volumeMounts", record["created"])
+def add_mount(
+    container: dict[str, Any], record: dict[str, Any], delivery: Delivery, edits: Edits, path: str
+) -> None:
+    """The layer's mount, unless the container has it; `path` is the container's pointer."""
+    mounts = ensure_list(container, "volumeMounts", record["created"], edits, path)
     if any(
         as_map(m).get("name") == c.VOLUME_NAME
         and str(as_map(m).get("mountPath", "")).rstrip("/") == c.MOUNT_PATH
         for m in mounts
     ):
         return
-    mounts.append(layer_mount(delivery))
+    edits.append(mounts, f"{path}/volumeMounts", layer_mount(delivery))
     record["mount"] = True
 
 
+class EnvEdits:
+    """A container's `env` list while the injection changes it through `edits`.
+
+    Knows where each name is defined last (the definition that wins), kept current as
+    entries go in, so each variable is looked up without scanning the list; the names it
+    adds go to `added` (the container's record).
+    """
+
+    def __init__(self, entries: list[Any], path: str, edits: Edits, added: list[str]) -> None:
+        self.entries = entries
+        self._path = path
+        self._edits = edits
+        self._ops = edits.ops_for(entries)
+        self._added = added
+        self._last: dict[str, int] = {}
+        for position, entry in enumerate(entries):
+            name = as_map(entry).get("name")
+            if isinstance(name, str):
+                self._last[name] = position
+
+    def find(self, name: str) -> int | None:
+        """Index of the effective (last) entry named `name`, if any."""
+        return self._last.get(name)
+
+    def add(self, entry: dict[str, Any], position: int | None = None) -> None:
+        """Put `entry`, whose name is not defined yet, at `position` (default: the end)."""
+        if position is None:
+            position = len(self.entries)
+        elif position < len(self.entries):  # the names at and after it move up one
+            for name, index in self._last.items():
+                if index >= position:
+                    self._last[name] = index + 1
+        self.entries.insert(position, entry)
+        if self._ops is not None:
+            self._ops.append({"op": "add", "path": f"{self._path}/{position}", "value": entry})
+        self._last[entry["name"]] = position
+        self._added.append(entry["name"])
+
+    def add_if_absent(self, entry: dict[str, Any]) -> None:
+        if entry["name"] not in self._last:
+            self.add(entry)
+
+    def set_value(self, index: int, value: str) -> None:
+        """The entry at `index` gets `value` as its `value` (its other keys are kept)."""
+        self._edits.put(self.entries[index], f"{self._path}/{index}", "value", value)
+
+
 def _set_merged(
-    env: list[Any], name: str, merge: Any, record: dict[str, Any], warnings: list[str]
+    env: EnvEdits, name: str, merge: Any, record: dict[str, Any], warnings: list[str]
 ) -> None:
     """Set `name` to merge(existing literal) in place, or append it if absent."""
-    index = last_index(env, name)
+    index = env.find(name)
     if index is None:
-        env.append({"name": name, "value": merge("")})
-        record["added"].append(name)
+        env.add({"name": name, "value": merge("")})
         return
-    entry = env[index]
+    entry = env.entries[index]
     existing = literal_value(entry)
     if existing is None:  # guarded by container_blocker for the variables that matter
         warnings.append(f"{name} comes from valueFrom; left unchanged")
@@ -275,13 +343,7 @@ def _set_merged(
     new = merge(existing)
     if new != existing or "value" not in entry:
         record["changed"][name] = plain_copy(entry)
-        env[index] = {**entry, "value": new}
-
-
-def _append_if_absent(env: list[Any], entry: dict[str, Any], record: dict[str, Any]) -> None:
-    if last_index(env, entry["name"]) is None:
-        env.append(entry)
-        record["added"].append(entry["name"])
+        env.set_value(index, new)
 
 
 def set_env(
@@ -290,13 +352,17 @@ def set_env(
     settings: InjectionSettings,
     record: dict[str, Any],
     warnings: list[str],
+    edits: Edits,
+    path: str,
 ) -> None:
-    env = ensure_list(container, "env", record["created"])
-    if last_index(env, c.ENV_PYTHONPATH) is None and as_list(container.get("envFrom")):
+    """Our variables into the container's env; `path` is the container's pointer."""
+    entries = ensure_list(container, "env", record["created"], edits, path)
+    env = EnvEdits(entries, f"{path}/env", edits, record["added"])
+    if env.find(c.ENV_PYTHONPATH) is None and as_list(container.get("envFrom")):
         # A PYTHONPATH from a ConfigMap/Secret in envFrom would be shadowed by ours; the
         # kubelet expands $(PYTHONPATH) to it (and leaves the harmless text if there is none).
         inherit = {"name": c.ENV_PYTHONPATH, "value": f"{c.BOOTSTRAP_PATH}:$({c.ENV_PYTHONPATH})"}
-        _append_if_absent(env, inherit, record)
+        env.add_if_absent(inherit)
     _set_merged(env, c.ENV_PYTHONPATH, merged_pythonpath, record, warnings)
     _set_merged(env, c.ENV_AUTOWRAPT_BOOTSTRAP, merged_autowrapt, record, warnings)
     token = {
@@ -309,32 +375,36 @@ def set_env(
             }
         },
     }
-    _append_if_absent(env, token, record)
+    env.add_if_absent(token)
     if options.service_name:
         service = {"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)}
-        _append_if_absent(env, service, record)
+        env.add_if_absent(service)
     if settings.endpoint:
         endpoint = {"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)}
-        _append_if_absent(env, endpoint, record)
+        env.add_if_absent(endpoint)
     for name, value in container_variables(str(container["name"]), options.enable_logs):
-        _append_if_absent(env, {"name": name, "value": escape_reference(value)}, record)
+        env.add_if_absent({"name": name, "value": escape_reference(value)})
     set_resource_attributes(container, env, options, record, warnings)
+
+
+#: Our resource attributes read from the downward-API variables, e.g. `k8s.pod.name`.
+_DOWNWARD_REFERENCES = tuple((key, f"$({var})") for key, var, _ in DOWNWARD_FIELDS)
 
 
 def set_resource_attributes(
     container: Mapping[str, Any],
-    env: list[Any],
+    env: EnvEdits,
     options: PodOptions,
     record: dict[str, Any],
     warnings: list[str],
 ) -> None:
-    ours = [(key, f"$({var})") for key, var, _ in DOWNWARD_FIELDS]
+    ours = list(_DOWNWARD_REFERENCES)
     ours.append(("k8s.container.name", str(container.get("name", ""))))
     ours.extend(workload_attributes(options.workloads))
-    index = last_index(env, c.ENV_RESOURCE_ATTRIBUTES)
+    index = env.find(c.ENV_RESOURCE_ATTRIBUTES)
     existing = ""
     if index is not None:
-        literal = literal_value(env[index])
+        literal = literal_value(env.entries[index])
         if literal is None:
             warnings.append(
                 f"container {container.get('name')!r}: {c.ENV_RESOURCE_ATTRIBUTES} comes from "
@@ -351,11 +421,10 @@ def set_resource_attributes(
     user_keys = attribute_keys(existing)
     needed = [(key, var, path) for key, var, path in DOWNWARD_FIELDS if key not in user_keys]
     # Downward-API variables must be defined before the variable that references them.
-    position = len(env) if index is None else index
+    position = len(env.entries) if index is None else index
     for _, var, path in needed:
-        if last_index(env, var) is None:
-            env.insert(position, {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}})
-            record["added"].append(var)
+        if env.find(var) is None:
+            env.add({"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}, position)
             position += 1
     _set_merged(
         env, c.ENV_RESOURCE_ATTRIBUTES, lambda old: merged_attributes(old, ours), record, warnings

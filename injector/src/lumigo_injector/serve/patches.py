@@ -7,21 +7,18 @@ from typing import Any
 
 import jsonpatch
 
+from lumigo_injector.k8s.edits import escape
 from lumigo_injector.k8s.mutation import MutationResult
 
 
 def pod_patch(pod: Mapping[str, Any], result: MutationResult) -> list[dict[str, Any]]:
-    """The JSONPatch turning the admitted pod into the mutation's output."""
+    """The JSONPatch turning the admitted pod into the mutation's output: the one the
+    mutation recorded as it went when it did (`result.patch`), else the two diffed."""
     if not result.injected:
         return []
+    if result.patch is not None:
+        return result.patch
     return json_patch(pod, result.obj)
-
-
-def escape(key: str) -> str:
-    """A JSON Pointer reference token (RFC 6901): `~` -> `~0`, `/` -> `~1`."""
-    if "~" not in key and "/" not in key:
-        return key
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 def json_patch(src: Any, dst: Any, prefix: str = "") -> list[dict[str, Any]]:

@@ -38,13 +38,16 @@ class Workload:
 def controller_reference(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The owner reference marked `controller: true`, else the first one, else None."""
     refs = meta.get("ownerReferences")
-    if not isinstance(refs, Sequence) or isinstance(refs, str):
+    if type(refs) is not list and (not isinstance(refs, Sequence) or isinstance(refs, str)):
         return None
-    candidates = [ref for ref in refs if isinstance(ref, Mapping)]
-    for ref in candidates:
-        if ref.get("controller") is True:
-            return ref
-    return candidates[0] if candidates else None
+    first = None
+    for ref in refs:
+        if type(ref) is dict or isinstance(ref, Mapping):  # parsed JSON: no ABC check
+            if ref.get("controller") is True:
+                return ref
+            if first is None:
+                first = ref
+    return first
 
 
 def _owner_chain(kind: str, name: str, meta: Mapping[str, Any]) -> list[Workload]:
