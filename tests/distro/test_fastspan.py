@@ -166,3 +166,29 @@ def test_one_layer_per_tracer() -> None:
         {"k": ("a",), "user.on_start": "yes"},
     ]
     assert seen.seen == [{"k": "v"}, {"k": ("a",)}]
+
+
+def test_the_distro_exporting_processor_alone_is_called_directly() -> None:
+    """With only the distro's exporting processor (`SkipExportFilter` around a batch
+    processor), its hooks are called without the SDK's layers in between: spans still
+    reach the exporter, marked spans do not, and a processor added later sees every
+    span from then on."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from lumigo_opentelemetry.export.skip import SkipExportFilter, mark_skip_export
+
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SkipExportFilter(BatchSpanProcessor(exporter)))
+    spans = fast_spans(provider.get_tracer("opentelemetry.instrumentation.flask"))
+    spans.start_span("kept", None, SpanKind.SERVER, {"k": "v"}).end()
+    skipped = spans.start_span("skipped", None, SpanKind.SERVER, {"k": "v"})
+    mark_skip_export(skipped)
+    skipped.end()
+    seen = StartSeen()
+    provider.add_span_processor(seen)
+    spans.start_span("later", None, SpanKind.SERVER, {"k": "w"}).end()
+    provider.force_flush()
+    assert [s.name for s in exporter.get_finished_spans()] == ["kept", "later"]
+    assert seen.seen == [{"k": "w"}]
+    provider.shutdown()
