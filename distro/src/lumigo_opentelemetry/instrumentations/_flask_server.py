@@ -33,7 +33,7 @@ import logging
 import sys
 import threading
 from time import time_ns
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
@@ -122,7 +122,7 @@ class FlaskServerSpans:
             self._context = context
             self._trace = trace
             self._extract = Extractor(wsgi_getter, asgi=False)
-            self._collect = _memoized(collect_request_attributes)
+            self._collect = _memoized(collect_request_attributes, self._masked, Attributes)
             self._status_of = http_status_to_status_code
             self._server = SpanKind.SERVER
             self._internal = SpanKind.INTERNAL
@@ -221,20 +221,20 @@ class FlaskServerSpans:
         if self.has_exclusions and self.excluded.url_disabled(request.url):
             return
         rule = request.url_rule
-        attributes = Attributes(self._collect(environ))
+        trace = self._trace
+        server = trace.get_current_span() is self._invalid
+        # contrib's request attributes (a copy); a server span's with their URLs masked
+        attributes: Attributes = self._collect(environ, server)  # type: ignore[assignment]
         if rule is not None:
             attributes["http.route"] = rule.rule
         name = _span_name(environ, rule)
-        trace = self._trace
-        if trace.get_current_span() is self._invalid:
-            parent = self._extract(environ)
-            kind = self._server
-        else:
+        if not server:
             parent = self._context.get_current()
             kind = self._internal
-        if kind is self._server:
+        else:
+            parent = self._extract(environ)
+            kind = self._server
             config = self.config
-            payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
             payloads.set_captured(
                 attributes,  # type: ignore[arg-type]
                 payloads.REQUEST_HEADERS,
@@ -248,6 +248,12 @@ class FlaskServerSpans:
         state.span = span
         state.context = self._current_context()
         state.token = self._context.attach(trace.set_span_in_context(span, parent))
+
+    def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
+        """A server span's request attributes: URL secrets masked."""
+        masked = Attributes(attributes)
+        payloads.mask_span_urls(masked, self.config)  # type: ignore[arg-type]
+        return dict(masked)
 
     # --- span end ---------------------------------------------------------------------
 
@@ -384,23 +390,33 @@ _REQUEST_KEYS = (
 _MEMO_SIZE = 256
 
 
-def _memoized(collect: Callable[..., Dict[str, Any]]) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+def _memoized(
+    collect: Callable[..., Dict[str, Any]],
+    mask: Callable[[Dict[str, Any]], Dict[str, Any]],
+    copy: Callable[[Dict[str, Any]], Dict[str, Any]] = dict,
+) -> Callable[[Dict[str, Any], bool], Dict[str, Any]]:
     """contrib's request attributes are a pure function of a few environ values: a
-    keep-alive connection asking for the same URL gets them from a bounded memo (a copy)."""
-    memo: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
+    keep-alive connection asking for the same URL gets them from a bounded memo (a
+    `copy`), and so does a server span get them masked (`mask`, once per memo entry)."""
+    memo: Dict[Tuple[Any, ...], List[Any]] = {}
 
-    def collect_request_attributes(environ: Dict[str, Any]) -> Dict[str, Any]:
+    def collect_request_attributes(environ: Dict[str, Any], masked: bool) -> Dict[str, Any]:
         key = tuple(map(environ.get, _REQUEST_KEYS))
         try:
             known = memo.get(key)
         except TypeError:  # an unhashable value: no memo
-            return collect(environ)
+            found = collect(environ)
+            return copy(mask(found) if masked else found)
         if known is None:
-            known = collect(environ)
+            known = [collect(environ), None]
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
             memo[key] = known
-        return dict(known)
+        if not masked:
+            return copy(known[0])
+        if known[1] is None:
+            known[1] = mask(known[0])
+        return copy(known[1])
 
     return collect_request_attributes
 
