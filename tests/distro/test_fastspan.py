@@ -192,3 +192,30 @@ def test_the_distro_exporting_processor_alone_is_called_directly() -> None:
     assert [s.name for s in exporter.get_finished_spans()] == ["kept", "later"]
     assert seen.seen == [{"k": "w"}]
     provider.shutdown()
+
+
+def test_attributes_found_clean_before_are_not_checked_again() -> None:
+    """`values_clean` gives a verdict a caller keeps; with it only the `unchecked`
+    attributes and the count are checked: a long value among them, or too many
+    attributes, still take the SDK's path (cut, dropped) as without the verdict."""
+    limits = SpanLimits(max_span_attributes=8, max_span_attribute_length=5)
+    provider, exporter, _ = _pipeline(Recording(), limits)
+    spans = fast_spans(provider.get_tracer("t"))
+    known = {"a": "short", "b": 1}
+    assert spans.values_clean(known) and not spans.values_clean({"c": "too long"})
+    cases = [
+        ({**known, "c": "ok"}, {"c": "ok"}),
+        ({**known, "c": "too long"}, {"c": "too long"}),
+        ({**known, **{f"k{i}": i for i in range(9)}}, {}),
+    ]
+    for attributes, unchecked in cases:
+        spans.start_span("s", None, SpanKind.SERVER, attributes, unchecked=unchecked).end()
+    recorded = exporter.get_finished_spans()
+    assert dict(recorded[0].attributes or {}) == {
+        "a": "short",
+        "b": 1,
+        "c": "ok",
+        "user.on_start": "yes",
+    }
+    assert (recorded[1].attributes or {})["c"] == "too l"
+    assert recorded[2].dropped_attributes > 0

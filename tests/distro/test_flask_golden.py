@@ -135,7 +135,7 @@ def test_request_attribute_memo_gives_fresh_copies_and_follows_the_environ() -> 
     memoized = _memoized(collect_request_attributes, mask)
 
     def collect(environ: dict[str, Any]) -> dict[str, Any]:
-        return memoized(environ, False)
+        return memoized(environ, False)[0]
 
     environ = {
         "REQUEST_METHOD": "GET",
@@ -159,7 +159,7 @@ def test_request_attribute_memo_gives_fresh_copies_and_follows_the_environ() -> 
     # a server span's copy: URL secrets masked, the memo's own copy untouched
     secret = {**environ, "QUERY_STRING": "password=hunter2"}
     for _ in range(2):
-        masked = memoized(dict(secret), True)
+        masked = memoized(dict(secret), True)[0]
         assert masked == mask(collect_request_attributes(secret))
         assert "hunter2" not in repr(masked) and masked["http.url"].endswith("password=****")
         masked["http.url"] = "changed"

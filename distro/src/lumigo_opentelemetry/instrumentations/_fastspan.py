@@ -290,6 +290,11 @@ class FastSpans:
         )
         return True
 
+    def values_clean(self, attributes: Mapping[str, Any]) -> bool:
+        """Whether `attributes` (keys and values) are clean for this tracer's limits,
+        whatever their count: a verdict a caller may keep for attributes it reuses."""
+        return self.enabled and clean(attributes, None, self.max_length)
+
     def start_span(
         self,
         name: str,
@@ -297,10 +302,23 @@ class FastSpans:
         kind: Any,
         attributes: Dict[str, Any],
         start_time: Optional[int] = None,
+        unchecked: Optional[Mapping[str, Any]] = None,
     ) -> Any:
-        """`tracer.start_span(name, context, kind, attributes, start_time=...)`."""
+        """`tracer.start_span(name, context, kind, attributes, start_time=...)`.
+
+        `unchecked`: when given, the only attributes `values_clean` has not found clean
+        (the others were); only they, and the count, are checked."""
         tracer = self.tracer
-        if not self.enabled or not clean(attributes, self.max_count, self.max_length):
+        max_count = self.max_count
+        if unchecked is None:
+            fast = self.enabled and clean(attributes, max_count, self.max_length)
+        else:
+            fast = (
+                self.enabled
+                and (max_count is None or len(attributes) <= max_count)
+                and clean(unchecked, None, self.max_length)
+            )
+        if not fast:
             return tracer.start_span(
                 name, context=context, kind=kind, attributes=attributes, start_time=start_time
             )

@@ -122,7 +122,9 @@ class FlaskServerSpans:
             self._context = context
             self._trace = trace
             self._extract = Extractor(wsgi_getter, asgi=False)
-            self._collect = _memoized(collect_request_attributes, self._masked, Attributes)
+            self._collect = _memoized(
+                collect_request_attributes, self._masked, Attributes, self.spans.values_clean
+            )
             self._status_of = http_status_to_status_code
             self._server = SpanKind.SERVER
             self._internal = SpanKind.INTERNAL
@@ -224,9 +226,13 @@ class FlaskServerSpans:
         trace = self._trace
         server = trace.get_current_span() is self._invalid
         # contrib's request attributes (a copy); a server span's with their URLs masked
-        attributes: Attributes = self._collect(environ, server)  # type: ignore[assignment]
+        found, known_clean = self._collect(environ, server)
+        attributes: Attributes = found  # type: ignore[assignment]
+        unchecked: Optional[Dict[str, Any]] = {} if known_clean else None
         if rule is not None:
             attributes["http.route"] = rule.rule
+            if unchecked is not None:
+                unchecked["http.route"] = rule.rule
         name = _span_name(environ, rule)
         if not server:
             parent = self._context.get_current()
@@ -242,9 +248,12 @@ class FlaskServerSpans:
                 environ,
                 config,
             )
+            if unchecked is not None and payloads.REQUEST_HEADERS in attributes:
+                unchecked[payloads.REQUEST_HEADERS] = attributes[payloads.REQUEST_HEADERS]
             if self._custom_request is not None:
                 attributes.update(self._custom_request(environ))
-        span = self.spans.start_span(name, parent, kind, attributes, state.start)
+                unchecked = None
+        span = self.spans.start_span(name, parent, kind, attributes, state.start, unchecked)
         state.span = span
         state.context = self._current_context()
         state.token = self._context.attach(trace.set_span_in_context(span, parent))
@@ -394,29 +403,36 @@ def _memoized(
     collect: Callable[..., Dict[str, Any]],
     mask: Callable[[Dict[str, Any]], Dict[str, Any]],
     copy: Callable[[Dict[str, Any]], Dict[str, Any]] = dict,
-) -> Callable[[Dict[str, Any], bool], Dict[str, Any]]:
+    check: Callable[[Dict[str, Any]], bool] = lambda attributes: False,
+) -> Callable[[Dict[str, Any], bool], Tuple[Dict[str, Any], bool]]:
     """contrib's request attributes are a pure function of a few environ values: a
     keep-alive connection asking for the same URL gets them from a bounded memo (a
-    `copy`), and so does a server span get them masked (`mask`, once per memo entry)."""
+    `copy`), and so does a server span get them masked (`mask`, once per memo entry).
+    With each copy comes the memo's verdict `check` gave for them (False: none)."""
     memo: Dict[Tuple[Any, ...], List[Any]] = {}
 
-    def collect_request_attributes(environ: Dict[str, Any], masked: bool) -> Dict[str, Any]:
+    def collect_request_attributes(
+        environ: Dict[str, Any], masked: bool
+    ) -> Tuple[Dict[str, Any], bool]:
         key = tuple(map(environ.get, _REQUEST_KEYS))
         try:
             known = memo.get(key)
         except TypeError:  # an unhashable value: no memo
             found = collect(environ)
-            return copy(mask(found) if masked else found)
+            return copy(mask(found) if masked else found), False
         if known is None:
-            known = [collect(environ), None]
+            raw = collect(environ)
+            known = [raw, check(raw), None, False]
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
             memo[key] = known
         if not masked:
-            return copy(known[0])
-        if known[1] is None:
-            known[1] = mask(known[0])
-        return copy(known[1])
+            return copy(known[0]), known[1]
+        masked_copy = known[2]
+        if masked_copy is None:
+            masked_copy = known[2] = mask(known[0])
+            known[3] = check(masked_copy)
+        return copy(masked_copy), known[3]
 
     return collect_request_attributes
 
