@@ -134,6 +134,12 @@ class FlaskServerSpans:
             self._invalid = trace.INVALID_SPAN
             self._custom_request, self._custom_response = _custom_header_collectors()
             self._current_context = _request_context_getter()
+            import flask
+
+            from lumigo_opentelemetry.instrumentations.flask import _response_body
+
+            self._request = flask.request
+            self._response_body = _response_body
             self._prepared = True
 
     # --- installation -----------------------------------------------------------------
@@ -210,12 +216,10 @@ class FlaskServerSpans:
             logger.debug("flask server span not started", exc_info=True)
 
     def _start(self) -> None:
-        import flask
-
         if not self._prepared:
             self._prepare()
 
-        request = flask.request._get_current_object()  # type: ignore[attr-defined]
+        request = self._request._get_current_object()  # type: ignore[attr-defined]
         environ = request.environ
         state = environ.get(_STATE_KEY)
         if state is None or state.span is not None:
@@ -267,13 +271,14 @@ class FlaskServerSpans:
     # --- span end ---------------------------------------------------------------------
 
     def _teardown_request(self, exc: Optional[BaseException]) -> None:
+        if not self._prepared:
+            return  # no span started yet
         try:
-            import flask
-
-            state = flask.request.environ.get(_STATE_KEY)
+            current = self._current_context()
+            state = current.request.environ.get(_STATE_KEY)
             if state is None or state.span is None or state.token is None:
                 return
-            if state.context is not self._current_context():
+            if state.context is not current:
                 return  # a copied request context ends, not the one that started the span
             token, state.token = state.token, None
             try:
@@ -331,30 +336,26 @@ class FlaskServerSpans:
                 late.update(self._custom_response(headers))
         recorder = getattr(state.recording, "recorder", None)
         if recorder is not None and recorder.total:
-            import flask
-
             payloads.set_captured(
                 late,  # type: ignore[arg-type]
                 payloads.REQUEST_BODY,
                 recorder.attribute,
                 config,
-                flask.request.environ.get("CONTENT_TYPE"),
+                self._current_context().request.environ.get("CONTENT_TYPE"),
             )
 
     def _response(self, response: Any) -> None:
         """The final response's body, kept for the server span's end."""
+        if not self._prepared:
+            return  # no span started yet
         try:
-            import flask
-
-            state: Any = flask.request.environ.get(_STATE_KEY)
+            state: Any = self._current_context().request.environ.get(_STATE_KEY)
             span = getattr(state, "span", None)
             if span is not None and span.kind is self._server and span.is_recording():
-                from lumigo_opentelemetry.instrumentations.flask import _response_body
-
                 payloads.set_captured(
                     state.late,
                     payloads.RESPONSE_BODY,
-                    _response_body,
+                    self._response_body,
                     response,
                     self.config,
                 )
