@@ -166,3 +166,56 @@ def test_one_layer_per_tracer() -> None:
         {"k": ("a",), "user.on_start": "yes"},
     ]
     assert seen.seen == [{"k": "v"}, {"k": ("a",)}]
+
+
+def test_the_distro_exporting_processor_alone_is_called_directly() -> None:
+    """With only the distro's exporting processor (`SkipExportFilter` around a batch
+    processor), its hooks are called without the SDK's layers in between: spans still
+    reach the exporter, marked spans do not, and a processor added later sees every
+    span from then on."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from lumigo_opentelemetry.export.skip import SkipExportFilter, mark_skip_export
+
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SkipExportFilter(BatchSpanProcessor(exporter)))
+    spans = fast_spans(provider.get_tracer("opentelemetry.instrumentation.flask"))
+    spans.start_span("kept", None, SpanKind.SERVER, {"k": "v"}).end()
+    skipped = spans.start_span("skipped", None, SpanKind.SERVER, {"k": "v"})
+    mark_skip_export(skipped)
+    skipped.end()
+    seen = StartSeen()
+    provider.add_span_processor(seen)
+    spans.start_span("later", None, SpanKind.SERVER, {"k": "w"}).end()
+    provider.force_flush()
+    assert [s.name for s in exporter.get_finished_spans()] == ["kept", "later"]
+    assert seen.seen == [{"k": "w"}]
+    provider.shutdown()
+
+
+def test_attributes_found_clean_before_are_not_checked_again() -> None:
+    """`values_clean` gives a verdict a caller keeps; with it only the `unchecked`
+    attributes and the count are checked: a long value among them, or too many
+    attributes, still take the SDK's path (cut, dropped) as without the verdict."""
+    limits = SpanLimits(max_span_attributes=8, max_span_attribute_length=5)
+    provider, exporter, _ = _pipeline(Recording(), limits)
+    spans = fast_spans(provider.get_tracer("t"))
+    known = {"a": "short", "b": 1}
+    assert spans.values_clean(known) and not spans.values_clean({"c": "too long"})
+    cases = [
+        ({**known, "c": "ok"}, {"c": "ok"}),
+        ({**known, "c": "too long"}, {"c": "too long"}),
+        ({**known, **{f"k{i}": i for i in range(9)}}, {}),
+    ]
+    for attributes, unchecked in cases:
+        spans.start_span("s", None, SpanKind.SERVER, attributes, unchecked=unchecked).end()
+    recorded = exporter.get_finished_spans()
+    assert dict(recorded[0].attributes or {}) == {
+        "a": "short",
+        "b": 1,
+        "c": "ok",
+        "user.on_start": "yes",
+    }
+    assert (recorded[1].attributes or {})["c"] == "too l"
+    assert recorded[2].dropped_attributes > 0

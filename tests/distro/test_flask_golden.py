@@ -121,9 +121,22 @@ def test_semconv_opt_in_uses_the_contrib_instrumentor() -> None:
 def test_request_attribute_memo_gives_fresh_copies_and_follows_the_environ() -> None:
     from opentelemetry.instrumentation.wsgi import collect_request_attributes
 
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import payloads
     from lumigo_opentelemetry.instrumentations._flask_server import _memoized
 
-    collect = _memoized(collect_request_attributes)
+    config = Config()
+
+    def mask(attributes: dict[str, Any]) -> dict[str, Any]:
+        masked = dict(attributes)
+        masked.update(payloads.masked_url_attributes(masked, config))
+        return masked
+
+    memoized = _memoized(collect_request_attributes, mask)
+
+    def collect(environ: dict[str, Any]) -> dict[str, Any]:
+        return memoized(environ, False)[0]
+
     environ = {
         "REQUEST_METHOD": "GET",
         "SERVER_NAME": "h",
@@ -143,3 +156,11 @@ def test_request_attribute_memo_gives_fresh_copies_and_follows_the_environ() -> 
     other = {**environ, "PATH_INFO": "/b", "REMOTE_PORT": "5001"}
     assert collect(other) == collect_request_attributes(other)
     assert collect(other)["http.url"].endswith("/b?x=1")
+    # a server span's copy: URL secrets masked, the memo's own copy untouched
+    secret = {**environ, "QUERY_STRING": "password=hunter2"}
+    for _ in range(2):
+        masked = memoized(dict(secret), True)[0]
+        assert masked == mask(collect_request_attributes(secret))
+        assert "hunter2" not in repr(masked) and masked["http.url"].endswith("password=****")
+        masked["http.url"] = "changed"
+    assert collect(secret)["http.url"].endswith("password=hunter2")

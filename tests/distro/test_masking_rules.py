@@ -926,3 +926,25 @@ def test_json_encoded_twice_after_other_text_is_encoded_as_everywhere_else() -> 
     compact = json.dumps(json.dumps(["a", "b"], separators=(",", ":")))
     out = json.loads(DEFAULT.apply(Site.DB, {"m": "saved " + held, "whole": held}))
     assert out == {"m": "saved " + compact, "whole": compact}
+
+
+def test_a_repeated_text_is_masked_the_same_each_time() -> None:
+    """`apply` remembers short texts it masked nothing in: a repeated body gives the
+    same text, a secret in a repeated body is masked every time, and other rules
+    (another `Masking`) decide for themselves."""
+    plain = '{"message": "hello", "items": [1, 2, 3]}'
+    secret = '{"password": "hunter2", "user": "me"}'
+    json_body = Site.HTTP_RESPONSE_BODIES
+    first = [DEFAULT.apply(json_body, text, "application/json") for text in (plain, secret)]
+    again = [DEFAULT.apply(json_body, text, "application/json") for text in (plain, secret)]
+    assert (
+        first
+        == again
+        == ['{"message":"hello","items":[1,2,3]}', f'{{"password":"{MASKED}","user":"me"}}']
+    )
+    strict = masking(LUMIGO_SECRET_MASKING_REGEX='[".*message.*"]')
+    assert (
+        strict.apply(json_body, plain, "application/json")
+        == f'{{"message":"{MASKED}","items":[1,2,3]}}'
+    )
+    assert DEFAULT.apply(json_body, plain, "text/plain") == '{"message":"hello","items":[1,2,3]}'

@@ -323,6 +323,9 @@ _SQL_LITERAL = re.compile(r"'((?:[^'\\]|\\.|'')*)('?)")
 _PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECASE)
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _TOKEN_TAIL_MIN = 6
+#: texts `Masking.apply` remembers its answer for: how many, and up to what length
+_MEMO_SIZE = 256
+_MEMO_TEXT_LENGTH = 512
 _warned: set[str] = set()
 
 
@@ -361,6 +364,10 @@ class Masking:
         self._token_heads = tuple(
             (token or "")[:size] for size in range(len(token or "") - 1, _TOKEN_TAIL_MIN - 1, -1)
         )
+        # (id(site), media type, text) -> the text `apply` gave for it, when nothing in
+        # it was masked (so no value the rules call secret is kept): bodies and queries
+        # repeat (health checks, fixed answers, parameterized SQL)
+        self._texts: Dict[Tuple[int, str, str], str] = {}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Masking) and (self.general, self.sites, self.token) == (
@@ -441,6 +448,21 @@ class Masking:
             and not (self.token and self.token in value)
         ):
             return value  # a URL without query or userinfo: nothing to mask
+        if type(value) is str and len(value) <= _MEMO_TEXT_LENGTH:
+            key = (id(site), media_type, value)
+            known = self._texts.get(key)
+            if known is not None:
+                return known
+            masked = self._apply(site, value, media_type, encode)
+            if MASKED not in masked:
+                texts = self._texts
+                if len(texts) >= _MEMO_SIZE:
+                    texts.clear()
+                texts[key] = masked
+            return masked
+        return self._apply(site, value, media_type, encode)
+
+    def _apply(self, site: Site, value: Any, media_type: str, encode: Callable[[Any], str]) -> str:
         rules = self.rules(site)
         budget = _Budget(rules.time_bound)
         try:

@@ -1,10 +1,10 @@
-"""OTLP posts on one kept-alive `http.client` connection, where requests would add nothing.
+"""OTLP posts on one kept-alive connection, where requests would add nothing.
 
 A post through `requests` and `urllib3` (session merge, adapter, connection pool,
 response wrapping) costs more instructions than encoding ten spans. `DirectTransport`
-sends the same request line, headers and body on one kept-alive `http.client`
-connection, when nothing `requests` would do differs for the endpoint: checked once
-per URL against the SDK's session: no proxy from the session or the environment
+sends the same request line, headers and body on one kept-alive connection, when
+nothing `requests` would do differs for the endpoint: checked once per URL against the
+SDK's session: no proxy from the session or the environment
 (`HTTP(S)_PROXY`, `ALL_PROXY`, `NO_PROXY`), no netrc entry, no session auth, hooks,
 query parameters or mounted adapters of its own. TLS verifies as requests does: the
 session's `verify` (the `OTEL_EXPORTER_OTLP_*CERTIFICATE` file), else
@@ -13,7 +13,9 @@ and key from the session's `cert`. Timeout, compression, retries and headers sta
 SDK's (`_OTLPHTTPClient` hands them in). Everything else (a proxy, a backend that has
 set a cookie, another URL) goes to the `fallback` transport (`transport.py`), which
 sets any cookie a direct response brought, so it goes back as with `requests`.
-After a fork the child opens its own connection.
+After a fork the child opens its own connection. The request head is prepared once
+per URL and headers; the response is read by `http11.Connection` (the framing rules of
+`http.client`, without its `email.parser` header parsing).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ import requests.utils
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
 from requests.cookies import MockRequest, MockResponse
 from requests.structures import CaseInsensitiveDict
+
+from lumigo_opentelemetry.export.http11 import Connection, host_header, request_head
 
 _CONNECTION_ERRORS = (OSError, http.client.HTTPException)
 
@@ -144,20 +148,20 @@ class DirectTransport(BaseHTTPTransport):
         self._session = session
         self._fallback = fallback
         self._lock = threading.Lock()
-        self._connection: Optional[http.client.HTTPConnection] = None
-        # (url and headers, route): the route `_route` made for them, None: the fallback
-        self._plan: Optional[Tuple[str, Optional[Tuple[Any, ...]]]] = None
+        self._connection: Optional[Connection] = None
+        # (url, headers, route): the route `_route` made for them, None: the fallback
+        self._plan: Optional[Tuple[str, Dict[str, str], Optional[Tuple[Any, ...]]]] = None
         self._context: Optional[ssl.SSLContext] = None
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: _drop_connection(ref))
 
     def _route(self, url: str, headers: Optional[Dict[str, str]]) -> Optional[Tuple[Any, ...]]:
-        """(https, host, port, target, header items) when `url` can go direct."""
+        """(https, host, port, request head) when `url` can go direct."""
         known = self._plan
-        key = url + "\0" + repr(sorted(headers.items()) if headers else ())
-        if known is not None and known[0] == key:
-            return known[1]
+        given = headers or {}
+        if known is not None and known[0] == url and known[1] == given:
+            return known[2]
         route: Optional[Tuple[Any, ...]] = None
         parts = urlsplit(url)
         direct = parts.scheme in ("http", "https") and parts.hostname and not parts.username
@@ -172,19 +176,23 @@ class DirectTransport(BaseHTTPTransport):
             )
             target = prepared.path_url  # the request target requests would send
             https = parts.scheme == "https"
-            port = parts.port or (443 if https else 80)
-            route = (https, parts.hostname, port, target, items)
+            default_port = 443 if https else 80
+            port = parts.port or default_port
+            host = str(parts.hostname)
+            # what http.client sent: the request line, Host, then the headers
+            head = request_head(
+                "POST", target, [("Host", host_header(host, port, default_port)), *items]
+            )
+            route = (https, host, port, head)
             if https and self._context is None:
                 self._context = _tls_context(self._session.verify, self._session.cert)
-        self._plan = (key, route)
+        self._plan = (url, dict(given), route)
         self._close()
         return route
 
-    def _connect(self, route: Tuple[Any, ...], timeout: Optional[float]) -> Any:
+    def _connect(self, route: Tuple[Any, ...], timeout: Optional[float]) -> Connection:
         https, host, port = route[0], route[1], route[2]
-        if https:
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context)
-        return http.client.HTTPConnection(host, port, timeout=timeout)
+        return Connection(host, port, self._context if https else None, timeout)
 
     def request(
         self,
@@ -195,7 +203,7 @@ class DirectTransport(BaseHTTPTransport):
         timeout: Optional[float] = None,
         data: Optional[bytes] = None,
     ) -> BaseHTTPResult:
-        if self._session.cookies:
+        if self._session.cookies or method != "POST":
             return self._fallback.request(method, url, headers=headers, timeout=timeout, data=data)
         with self._lock:
             try:
@@ -220,31 +228,22 @@ class DirectTransport(BaseHTTPTransport):
         try:
             if connection is None:
                 self._connection = connection = self._connect(route, timeout)
-            elif connection.sock is not None:
-                connection.sock.settimeout(timeout)
-            connection.timeout = timeout
-            body = data or b""
-            connection.putrequest(method, route[3], skip_accept_encoding=True)
-            for name, value in route[4]:
-                connection.putheader(name, value)
-            connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body)
-            response = connection.getresponse()
-            content = response.read()
+            response = connection.post(route[3], data or b"", timeout)
         except _CONNECTION_ERRORS as error:
             self._close()
             return DirectResult(error=error)
         if response.will_close:
             self._close()
-        if response.msg.get("Set-Cookie") is not None:
-            self._keep_cookies(url, response)
-        return DirectResult(response.status, response.reason, None, content, response.msg)
+        headers = response.headers
+        if headers.get("Set-Cookie") is not None:
+            self._keep_cookies(url, headers)
+        return DirectResult(response.status, response.reason, None, response.body, headers)
 
-    def _keep_cookies(self, url: str, response: Any) -> None:
+    def _keep_cookies(self, url: str, headers: Any) -> None:
         """The cookies a response set, in the session: the next posts take the
         fallback (requests), which sends them back."""
         request = requests.Request(method="POST", url=url).prepare()
-        self._session.cookies.extract_cookies(MockResponse(response.msg), MockRequest(request))
+        self._session.cookies.extract_cookies(MockResponse(headers), MockRequest(request))
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None

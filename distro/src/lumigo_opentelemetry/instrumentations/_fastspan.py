@@ -13,7 +13,10 @@ change in what is recorded:
   as usual) and, when the sampler keeps them unchanged, lets the SDK build the span
   without them; the processor layer puts them on the span before any span processor's
   `on_start` runs. Spans started any other way (or with attributes that are not clean,
-  or a sampler that changes them) go through the SDK untouched.
+  or a sampler that changes them) go through the SDK untouched. When the SDK's span
+  processors are just the distro's exporting one, the processor layer calls its hooks
+  directly (the SDK's multi-processor and the export filter, a call each per hook,
+  are done in the layer; hooks with an empty body are not called).
 - `set_attributes(span, attributes)`: the same for the attributes set when a request
   ends (new keys only, within the limits), else `span.set_attributes`.
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -89,10 +92,8 @@ class _SamplerLayer:
         kept = result.attributes
         if kept is None or len(kept) != len(given) or kept != given:
             return result  # the sampler's own attributes: the SDK records (and checks) them
-        from opentelemetry.sdk.trace.sampling import SamplingResult
-
         pending.fill = given
-        return SamplingResult(result.decision, None, result.trace_state)
+        return _sdk["SamplingResult"](result.decision, None, result.trace_state)
 
     def get_description(self) -> str:
         return str(self.inner.get_description())
@@ -101,12 +102,31 @@ class _SamplerLayer:
         return getattr(self.inner, name)
 
 
+#: what a span processor's hooks are when there is just the distro's own exporting one:
+#: (on_start, _on_ending, on_end, where None is a method that does nothing)
+_Plan = Tuple[Optional[Callable[..., Any]], Optional[Callable[..., Any]], Callable[..., Any]]
+
+
 class _ProcessorLayer:
-    """Puts a pending span's attributes on it, then runs the real span processors."""
+    """Puts a pending span's attributes on it, then runs the real span processors.
+
+    When the SDK's processors are just the distro's exporting one (`SkipExportFilter`
+    around a `BatchSpanProcessor`, the usual set-up), its hooks are called directly:
+    the multi-processor's and the filter's layers (a call each per hook) are done here
+    with the same effect, and hooks that do nothing are not called."""
 
     def __init__(self, inner: Any, pending: _Pending) -> None:
         self.inner = inner
         self.pending = pending
+        self._known: Any = _NOTHING  # the processors tuple `_plan` was made for
+        self._made: Optional[_Plan] = None
+
+    def _plan(self) -> Optional[_Plan]:
+        processors = getattr(self.inner, "_span_processors", None)
+        if processors is not self._known:
+            self._made = _lone_exporter(self.inner, processors)
+            self._known = processors
+        return self._made
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         pending = self.pending
@@ -118,13 +138,33 @@ class _ProcessorLayer:
                 store.update(fill)
             else:  # not the SDK span we know: its own (checking) way
                 span.set_attributes(fill)
-        self.inner.on_start(span, parent_context=parent_context)
+        plan = self._plan()
+        if plan is None:
+            self.inner.on_start(span, parent_context=parent_context)
+        elif plan[0] is not None:
+            plan[0](span, parent_context=parent_context)
 
     def _on_ending(self, span: Any) -> None:
-        self.inner._on_ending(span)
+        plan = self._plan()
+        if plan is None:
+            self.inner._on_ending(span)
+        elif plan[1] is not None:
+            plan[1](span)
 
     def on_end(self, span: Any) -> None:
-        self.inner.on_end(span)
+        plan = self._plan()
+        if plan is None:
+            self.inner.on_end(span)
+            return
+        store = getattr(getattr(span, "_attributes", None), "_dict", None)
+        sdk = _sdk
+        skipped = (
+            store.get(sdk["SKIP_EXPORT"]) is True
+            if type(store) is dict
+            else sdk["is_skipped"](span)
+        )
+        if not skipped:
+            plan[2](span)
 
     def shutdown(self) -> None:
         self.inner.shutdown()
@@ -134,6 +174,71 @@ class _ProcessorLayer:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+_NOTHING = object()
+#: SDK classes, set when the first `FastSpans` is installed (this module imports no
+#: OpenTelemetry itself)
+_sdk: Dict[str, Any] = {}
+
+
+def _does_nothing(method: Any) -> bool:
+    """Whether `method`'s function body is empty (`pass`, maybe with a docstring)."""
+    code = getattr(getattr(method, "__func__", None), "__code__", None)
+    return code is not None and code.co_code in _sdk["empty bodies"]
+
+
+def _empty_bodies() -> frozenset[bytes]:
+    def bare(*args: Any, **kwargs: Any) -> None:
+        pass
+
+    def documented(*args: Any, **kwargs: Any) -> None:
+        """A docstring."""
+
+    return frozenset({bare.__code__.co_code, documented.__code__.co_code})
+
+
+def _lone_exporter(inner: Any, processors: Any) -> Optional[_Plan]:
+    """The hooks of the one exporting processor behind `inner` (the SDK's
+    multi-processor), when it holds only `SkipExportFilter(BatchSpanProcessor)`."""
+    if type(inner) is not _sdk["SynchronousMultiSpanProcessor"] or type(processors) is not tuple:
+        return None
+    if len(processors) != 1 or type(processors[0]) is not _sdk["SkipExportFilter"]:
+        return None
+    batch = processors[0].inner
+    if type(batch) is not _sdk["BatchSpanProcessor"]:
+        return None
+    return (
+        None if _does_nothing(batch.on_start) else batch.on_start,
+        None if _does_nothing(batch._on_ending) else batch._on_ending,
+        batch.on_end,
+    )
+
+
+def _load_sdk() -> None:
+    if _sdk:
+        return
+    from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import SamplingResult
+
+    from lumigo_opentelemetry.export.skip import (
+        SKIP_EXPORT_ATTRIBUTE,
+        SkipExportFilter,
+        is_skipped,
+    )
+
+    _sdk.update(
+        {
+            "SamplingResult": SamplingResult,
+            "SynchronousMultiSpanProcessor": SynchronousMultiSpanProcessor,
+            "BatchSpanProcessor": BatchSpanProcessor,
+            "SkipExportFilter": SkipExportFilter,
+            "SKIP_EXPORT": SKIP_EXPORT_ATTRIBUTE,
+            "is_skipped": is_skipped,
+            "empty bodies": _empty_bodies(),
+        }
+    )
 
 
 def fast_spans(tracer: Any) -> FastSpans:
@@ -171,6 +276,7 @@ class FastSpans:
         tracer: Any = self.tracer
         if type(tracer) is not Tracer or isinstance(tracer.sampler, _SamplerLayer):
             return False
+        _load_sdk()
         limits = tracer._span_limits
         self.max_count = limits.max_span_attributes
         self.max_length = limits.max_span_attribute_length
@@ -184,6 +290,11 @@ class FastSpans:
         )
         return True
 
+    def values_clean(self, attributes: Mapping[str, Any]) -> bool:
+        """Whether `attributes` (keys and values) are clean for this tracer's limits,
+        whatever their count: a verdict a caller may keep for attributes it reuses."""
+        return self.enabled and clean(attributes, None, self.max_length)
+
     def start_span(
         self,
         name: str,
@@ -191,10 +302,23 @@ class FastSpans:
         kind: Any,
         attributes: Dict[str, Any],
         start_time: Optional[int] = None,
+        unchecked: Optional[Mapping[str, Any]] = None,
     ) -> Any:
-        """`tracer.start_span(name, context, kind, attributes, start_time=...)`."""
+        """`tracer.start_span(name, context, kind, attributes, start_time=...)`.
+
+        `unchecked`: when given, the only attributes `values_clean` has not found clean
+        (the others were); only they, and the count, are checked."""
         tracer = self.tracer
-        if not self.enabled or not clean(attributes, self.max_count, self.max_length):
+        max_count = self.max_count
+        if unchecked is None:
+            fast = self.enabled and clean(attributes, max_count, self.max_length)
+        else:
+            fast = (
+                self.enabled
+                and (max_count is None or len(attributes) <= max_count)
+                and clean(unchecked, None, self.max_length)
+            )
+        if not fast:
             return tracer.start_span(
                 name, context=context, kind=kind, attributes=attributes, start_time=start_time
             )

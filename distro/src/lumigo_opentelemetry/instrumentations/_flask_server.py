@@ -33,7 +33,7 @@ import logging
 import sys
 import threading
 from time import time_ns
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
@@ -122,7 +122,9 @@ class FlaskServerSpans:
             self._context = context
             self._trace = trace
             self._extract = Extractor(wsgi_getter, asgi=False)
-            self._collect = _memoized(collect_request_attributes)
+            self._collect = _memoized(
+                collect_request_attributes, self._masked, Attributes, self.spans.values_clean
+            )
             self._status_of = http_status_to_status_code
             self._server = SpanKind.SERVER
             self._internal = SpanKind.INTERNAL
@@ -132,6 +134,12 @@ class FlaskServerSpans:
             self._invalid = trace.INVALID_SPAN
             self._custom_request, self._custom_response = _custom_header_collectors()
             self._current_context = _request_context_getter()
+            import flask
+
+            from lumigo_opentelemetry.instrumentations.flask import _response_body
+
+            self._request = flask.request
+            self._response_body = _response_body
             self._prepared = True
 
     # --- installation -----------------------------------------------------------------
@@ -208,12 +216,10 @@ class FlaskServerSpans:
             logger.debug("flask server span not started", exc_info=True)
 
     def _start(self) -> None:
-        import flask
-
         if not self._prepared:
             self._prepare()
 
-        request = flask.request._get_current_object()  # type: ignore[attr-defined]
+        request = self._request._get_current_object()  # type: ignore[attr-defined]
         environ = request.environ
         state = environ.get(_STATE_KEY)
         if state is None or state.span is not None:
@@ -221,20 +227,24 @@ class FlaskServerSpans:
         if self.has_exclusions and self.excluded.url_disabled(request.url):
             return
         rule = request.url_rule
-        attributes = Attributes(self._collect(environ))
+        trace = self._trace
+        server = trace.get_current_span() is self._invalid
+        # contrib's request attributes (a copy); a server span's with their URLs masked
+        found, known_clean = self._collect(environ, server)
+        attributes: Attributes = found  # type: ignore[assignment]
+        unchecked: Optional[Dict[str, Any]] = {} if known_clean else None
         if rule is not None:
             attributes["http.route"] = rule.rule
+            if unchecked is not None:
+                unchecked["http.route"] = rule.rule
         name = _span_name(environ, rule)
-        trace = self._trace
-        if trace.get_current_span() is self._invalid:
-            parent = self._extract(environ)
-            kind = self._server
-        else:
+        if not server:
             parent = self._context.get_current()
             kind = self._internal
-        if kind is self._server:
+        else:
+            parent = self._extract(environ)
+            kind = self._server
             config = self.config
-            payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
             payloads.set_captured(
                 attributes,  # type: ignore[arg-type]
                 payloads.REQUEST_HEADERS,
@@ -242,23 +252,33 @@ class FlaskServerSpans:
                 environ,
                 config,
             )
+            if unchecked is not None and payloads.REQUEST_HEADERS in attributes:
+                unchecked[payloads.REQUEST_HEADERS] = attributes[payloads.REQUEST_HEADERS]
             if self._custom_request is not None:
                 attributes.update(self._custom_request(environ))
-        span = self.spans.start_span(name, parent, kind, attributes, state.start)
+                unchecked = None
+        span = self.spans.start_span(name, parent, kind, attributes, state.start, unchecked)
         state.span = span
         state.context = self._current_context()
         state.token = self._context.attach(trace.set_span_in_context(span, parent))
 
+    def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
+        """A server span's request attributes: URL secrets masked."""
+        masked = Attributes(attributes)
+        payloads.mask_span_urls(masked, self.config)  # type: ignore[arg-type]
+        return dict(masked)
+
     # --- span end ---------------------------------------------------------------------
 
     def _teardown_request(self, exc: Optional[BaseException]) -> None:
+        if not self._prepared:
+            return  # no span started yet
         try:
-            import flask
-
-            state = flask.request.environ.get(_STATE_KEY)
+            current = self._current_context()
+            state = current.request.environ.get(_STATE_KEY)
             if state is None or state.span is None or state.token is None:
                 return
-            if state.context is not self._current_context():
+            if state.context is not current:
                 return  # a copied request context ends, not the one that started the span
             token, state.token = state.token, None
             try:
@@ -316,30 +336,26 @@ class FlaskServerSpans:
                 late.update(self._custom_response(headers))
         recorder = getattr(state.recording, "recorder", None)
         if recorder is not None and recorder.total:
-            import flask
-
             payloads.set_captured(
                 late,  # type: ignore[arg-type]
                 payloads.REQUEST_BODY,
                 recorder.attribute,
                 config,
-                flask.request.environ.get("CONTENT_TYPE"),
+                self._current_context().request.environ.get("CONTENT_TYPE"),
             )
 
     def _response(self, response: Any) -> None:
         """The final response's body, kept for the server span's end."""
+        if not self._prepared:
+            return  # no span started yet
         try:
-            import flask
-
-            state: Any = flask.request.environ.get(_STATE_KEY)
+            state: Any = self._current_context().request.environ.get(_STATE_KEY)
             span = getattr(state, "span", None)
             if span is not None and span.kind is self._server and span.is_recording():
-                from lumigo_opentelemetry.instrumentations.flask import _response_body
-
                 payloads.set_captured(
                     state.late,
                     payloads.RESPONSE_BODY,
-                    _response_body,
+                    self._response_body,
                     response,
                     self.config,
                 )
@@ -384,23 +400,40 @@ _REQUEST_KEYS = (
 _MEMO_SIZE = 256
 
 
-def _memoized(collect: Callable[..., Dict[str, Any]]) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+def _memoized(
+    collect: Callable[..., Dict[str, Any]],
+    mask: Callable[[Dict[str, Any]], Dict[str, Any]],
+    copy: Callable[[Dict[str, Any]], Dict[str, Any]] = dict,
+    check: Callable[[Dict[str, Any]], bool] = lambda attributes: False,
+) -> Callable[[Dict[str, Any], bool], Tuple[Dict[str, Any], bool]]:
     """contrib's request attributes are a pure function of a few environ values: a
-    keep-alive connection asking for the same URL gets them from a bounded memo (a copy)."""
-    memo: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
+    keep-alive connection asking for the same URL gets them from a bounded memo (a
+    `copy`), and so does a server span get them masked (`mask`, once per memo entry).
+    With each copy comes the memo's verdict `check` gave for them (False: none)."""
+    memo: Dict[Tuple[Any, ...], List[Any]] = {}
 
-    def collect_request_attributes(environ: Dict[str, Any]) -> Dict[str, Any]:
+    def collect_request_attributes(
+        environ: Dict[str, Any], masked: bool
+    ) -> Tuple[Dict[str, Any], bool]:
         key = tuple(map(environ.get, _REQUEST_KEYS))
         try:
             known = memo.get(key)
         except TypeError:  # an unhashable value: no memo
-            return collect(environ)
+            found = collect(environ)
+            return copy(mask(found) if masked else found), False
         if known is None:
-            known = collect(environ)
+            raw = collect(environ)
+            known = [raw, check(raw), None, False]
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
             memo[key] = known
-        return dict(known)
+        if not masked:
+            return copy(known[0]), known[1]
+        masked_copy = known[2]
+        if masked_copy is None:
+            masked_copy = known[2] = mask(known[0])
+            known[3] = check(masked_copy)
+        return copy(masked_copy), known[3]
 
     return collect_request_attributes
 

@@ -83,6 +83,10 @@ _ENVIRON_CACHE_SIZE = 512
 #: (site, header pairs) -> (masking, limit, attribute text) of header sets seen before
 _HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
 _HEADER_TEXTS_SIZE = 256
+#: environ keys (in order) -> (the keys that are headers, their header names)
+_HEADER_PLANS: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Tuple[str, ...]]] = {}
+_HEADER_PLANS_SIZE = 64
+_STR_ONLY = frozenset({str})
 
 HeaderSource = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
 
@@ -139,8 +143,12 @@ def headers_attribute(
     A header set seen before (same pairs, same masking and limit) takes its text from a
     bounded memo; only texts in which nothing was masked are kept there, so the memo
     never holds a value the rules call secret."""
-    pairs = tuple(headers.items() if isinstance(headers, abc.Mapping) else headers)
-    key: Optional[Tuple[Any, ...]] = (site, pairs)
+    kind = type(headers)
+    if kind is list or kind is tuple:  # no ABC check for the usual pairs
+        pairs = tuple(headers)
+    else:
+        pairs = tuple(headers.items() if isinstance(headers, abc.Mapping) else headers)
+    key: Optional[Tuple[Any, ...]] = (id(site), pairs)  # a Site member's hash runs Python
     try:
         known = _HEADER_TEXTS.get(key)  # type: ignore[arg-type]
     except TypeError:  # unhashable pairs: no memo
@@ -165,7 +173,39 @@ def headers_attribute(
 
 
 def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]:
-    """The request headers of a WSGI environ, as (name, value) pairs."""
+    """The request headers of a WSGI environ, as (name, value) pairs.
+
+    Environs with the same keys in the same order (one client's requests) share a plan
+    (which keys are headers, their names), kept in a bounded memo: the values are then
+    read in C, and only an environ with an empty or non-`str` header value goes key by
+    key."""
+    keys = tuple(environ)
+    plan = _HEADER_PLANS.get(keys)
+    if plan is None:
+        plan = _header_plan(keys)
+    header_keys, names = plan
+    values = tuple(map(environ.get, header_keys))
+    if "" not in values and _STR_ONLY.issuperset(map(type, values)):
+        return list(zip(names, values))  # type: ignore[arg-type]
+    return _request_headers_one_by_one(environ)
+
+
+def _header_plan(keys: Tuple[str, ...]) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    header_keys = []
+    names = []
+    for key in keys:
+        name = _environ_header_name(key) if type(key) is str else None
+        if name is not None:
+            header_keys.append(key)
+            names.append(name)
+    plan = (tuple(header_keys), tuple(names))
+    if len(_HEADER_PLANS) >= _HEADER_PLANS_SIZE:
+        _HEADER_PLANS.clear()
+    _HEADER_PLANS[keys] = plan
+    return plan
+
+
+def _request_headers_one_by_one(environ: Mapping[str, object]) -> List[Tuple[str, str]]:
     names = _ENVIRON_HEADER_NAMES
     pairs: List[Tuple[str, str]] = []
     for key, value in environ.items():
