@@ -90,6 +90,9 @@ def contender_env(
         "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(work),
         "LANG": "C.UTF-8",
+        # one string-hash seed for every run: set and dict layouts (and so the instructions a
+        # lookup takes) no longer differ between runs; it moved a Flask figure by ~0.02 M
+        "PYTHONHASHSEED": "0",
         "OTEL_SERVICE_NAME": f"cpu-{c.name}",
         # no timer-driven export: cpu_driver.py flushes every FLUSH_EVERY requests instead,
         # so both runs export at the same points (the export cost stays included)

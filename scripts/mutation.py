@@ -220,7 +220,13 @@ EQUIVALENT: dict[str, str] = {
     ),
     f"{DISTRO}/masking.py::::off-by-one::256 -> *": (
         "the longest key worth caching (CACHED_KEY_LENGTH) one more or less: a key at the "
-        "cut-off is answered again instead of from the cache, with the same answer"
+        "cut-off is answered again instead of from the cache, with the same answer; or the "
+        "texts `apply` remembers (TEXT_MEMO_SIZE) one more or less: still bounded"
+    ),
+    f"{DISTRO}/masking.py::Masking.apply::compare-swap::"
+    "len(value) <= TEXT_MEMO_LENGTH -> len(value) < TEXT_MEMO_LENGTH": (
+        "whether a text of exactly 512 characters is remembered: it is masked again instead "
+        "of answered from the memo, with the same text"
     ),
     f"{DISTRO}/masking.py::Rules._decide::compare-swap::"
     "len(key) <= CACHED_KEY_LENGTH -> len(key) < CACHED_KEY_LENGTH": (

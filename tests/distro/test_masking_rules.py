@@ -23,6 +23,8 @@ from lumigo_opentelemetry.masking import (
     CACHED_KEY_LENGTH,
     DEFAULT_REGEXES,
     MASKED,
+    TEXT_MEMO_LENGTH,
+    TEXT_MEMO_SIZE,
     Masking,
     Rules,
     Site,
@@ -948,3 +950,25 @@ def test_a_repeated_text_is_masked_the_same_each_time() -> None:
         == f'{{"message":"{MASKED}","items":[1,2,3]}}'
     )
     assert DEFAULT.apply(json_body, plain, "text/plain") == '{"message":"hello","items":[1,2,3]}'
+
+
+def test_the_texts_remembered_are_short_bounded_and_hold_no_secret() -> None:
+    """The memo of `apply` keeps repeated short texts only: never one in which something
+    was masked (its key would keep the secret in memory), never a long body, and never
+    more than `TEXT_MEMO_SIZE` texts however many distinct ones go through."""
+    fresh = Masking.default()
+    body = Site.HTTP_RESPONSE_BODIES
+    for i in range(10):
+        fresh.apply(body, f'{{"n": {i}}}', "application/json")
+    assert fresh.remembered_texts == 10
+    fresh.apply(body, '{"n": 1}', "application/json")  # seen: answered from the memo
+    assert fresh.remembered_texts == 10
+    fresh.apply(body, '{"password": "hunter2"}', "application/json")
+    fresh.apply(body, '{"n": "' + "x" * TEXT_MEMO_LENGTH + '"}', "application/json")
+    assert fresh.remembered_texts == 10
+    for i in range(TEXT_MEMO_SIZE + 1 - fresh.remembered_texts):  # one more than the bound
+        fresh.apply(Site.DB, f"SELECT * FROM t WHERE id = {i}")
+    assert 0 < fresh.remembered_texts <= TEXT_MEMO_SIZE
+    for i in range(TEXT_MEMO_SIZE * 3):
+        fresh.apply(Site.DB, f"SELECT * FROM u WHERE id = {i}")
+    assert 0 < fresh.remembered_texts <= TEXT_MEMO_SIZE

@@ -324,8 +324,8 @@ _PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECA
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _TOKEN_TAIL_MIN = 6
 #: texts `Masking.apply` remembers its answer for: how many, and up to what length
-_MEMO_SIZE = 256
-_MEMO_TEXT_LENGTH = 512
+TEXT_MEMO_SIZE = 256
+TEXT_MEMO_LENGTH = 512
 _warned: set[str] = set()
 
 
@@ -368,6 +368,11 @@ class Masking:
         # it was masked (so no value the rules call secret is kept): bodies and queries
         # repeat (health checks, fixed answers, parameterized SQL)
         self._texts: Dict[Tuple[int, str, str], str] = {}
+
+    @property
+    def remembered_texts(self) -> int:
+        """How many texts `apply` remembers its answer for (at most `TEXT_MEMO_SIZE`)."""
+        return len(self._texts)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Masking) and (self.general, self.sites, self.token) == (
@@ -448,7 +453,7 @@ class Masking:
             and not (self.token and self.token in value)
         ):
             return value  # a URL without query or userinfo: nothing to mask
-        if type(value) is str and len(value) <= _MEMO_TEXT_LENGTH:
+        if type(value) is str and len(value) <= TEXT_MEMO_LENGTH:
             key = (id(site), media_type, value)
             known = self._texts.get(key)
             if known is not None:
@@ -456,7 +461,7 @@ class Masking:
             masked = self._apply(site, value, media_type, encode)
             if MASKED not in masked:
                 texts = self._texts
-                if len(texts) >= _MEMO_SIZE:
+                if len(texts) >= TEXT_MEMO_SIZE:
                     texts.clear()
                 texts[key] = masked
             return masked
