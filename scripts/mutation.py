@@ -63,7 +63,13 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "pod-mutation",
-        (f"{INJ}/k8s/steps.py", f"{INJ}/k8s/undo.py", f"{INJ}/k8s/mutation.py"),
+        (
+            f"{INJ}/k8s/steps.py",
+            f"{INJ}/k8s/edits.py",
+            f"{INJ}/k8s/undo.py",
+            f"{INJ}/k8s/mutation.py",
+            f"{INJ}/k8s/state_json.py",
+        ),
         (
             "tests/k8s/test_mutation_rules.py",
             "tests/k8s/test_mutation_properties.py",
@@ -98,7 +104,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "webhook",
-        (f"{INJ}/serve/webhook.py", f"{INJ}/serve/review.py"),
+        (f"{INJ}/serve/webhook.py", f"{INJ}/serve/review.py", f"{INJ}/serve/patches.py"),
         (
             "tests/serve/test_webhook_review.py",
             "tests/serve/test_webhook_fastpath.py",
@@ -121,6 +127,38 @@ TARGETS: tuple[Target, ...] = (
 # Survivors judged equivalent (no behaviour a user could notice changes), keyed by
 # `Mutant.key`. Each reason is repeated in docs/testing.md.
 EQUIVALENT: dict[str, str] = {
+    f"{INJ}/serve/patches.py::json_patch::compare-swap::"
+    "len(src) <= len(dst) -> len(src) < len(dst)": (
+        "a list that kept its length diffed by jsonpatch's make_patch instead of item by "
+        "item: the same pod when applied, and make_patch too diffs the changed items key by "
+        "key (no value of the user's written back: tested); only the diff's cost changes"
+    ),
+    f"{INJ}/serve/patches.py::json_patch::bool-swap::"
+    "isinstance(src, list) and isinstance(dst, list) -> "
+    "isinstance(src, list) or isinstance(dst, list)": (
+        "a value that became a list, or stopped being one, goes to make_patch, which replaces "
+        "it whole too: the same operation"
+    ),
+    f"{INJ}/k8s/state_json.py::has_float::bool-swap::*": (
+        "the scalar shortcut (`str`, `bool`, `int`, None go on at once) made to match nothing: "
+        "a scalar then falls through the dict and list tests to `isinstance(item, float)`, "
+        "false for each of them, with the same answer"
+    ),
+    f"{INJ}/k8s/state_json.py::has_float::remove-jump::continue -> pass": (
+        "the same shortcut's `continue` removed: a scalar falls through to the same false "
+        "tests, with the same answer"
+    ),
+    f"{INJ}/k8s/state_json.py::has_float::remove-call::stack.extend(item) -> pass": (
+        "a dict's keys not walked (the list items' twin is killed): a float key makes orjson "
+        "refuse the dict (keys must be strings), so `json` writes the text either way"
+    ),
+    f"{INJ}/k8s/state_json.py::has_float::return-none::return False -> return None": (
+        "its one caller only tests the answer for truth"
+    ),
+    f"{INJ}/k8s/state_json.py::has_float::bool-constant::False -> True": (
+        "'a float somewhere' for every state: every text is written by `json`, the "
+        "definition, which orjson's fast path only matches byte for byte"
+    ),
     f"{DISTRO}/export/otlp.py::::off-by-one::*": (
         "batch processor defaults (queue 2048, delay 5000 ms, batch 512, timeout 30000 ms): "
         "one span or millisecond more or less is not observable"
@@ -474,8 +512,7 @@ EQUIVALENT: dict[str, str] = {
         "the orjson fast path never taken: the text comes from json.dumps, which is the "
         "definition of the annotation's bytes"
     ),
-    f"{INJ}/k8s/state_json.py::state_text::compare-swap::"
-    "b'\\\\' not in raw -> b'\\\\' in raw": (
+    f"{INJ}/k8s/state_json.py::state_text::compare-swap::b'\\\\' not in raw -> b'\\\\' in raw": (
         "orjson and json escape every ASCII character alike except DEL (checked on its own), "
         "so sending a text without a backslash to json, or keeping orjson's with one, gives "
         "the same bytes"

@@ -8,9 +8,11 @@ from dataclasses import replace
 from typing import Any
 
 import jsonpatch
+import jsonpointer
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
+from lumigo_injector.k8s.edits import pointer
 from lumigo_injector.k8s.mutation import InjectionSettings, inject, uninject
 from lumigo_injector.spec import names as c
 from lumigo_injector.spec.delivery import CHOICES, DELIVERIES
@@ -453,3 +455,10 @@ def test_injected_containers_see_the_layer_and_their_own_values(
         }
         for key, value in expected.items():
             assert attributes[key] == user_attributes.get(key, value), key
+
+
+@given(st.lists(st.text(alphabet="ab/~01", max_size=5), max_size=4))
+def test_a_patch_path_names_exactly_the_keys_it_was_made_of(keys: list[str]) -> None:
+    """RFC 6901: `/` and `~` in a key (an annotation key such as `lumigo.io/inject`) are
+    escaped, so the API server resolves the path to the same keys."""
+    assert jsonpointer.JsonPointer(pointer(keys)).parts == keys

@@ -73,3 +73,19 @@ def test_the_state_annotation_is_what_earlier_releases_wrote_and_undo_reads_it(
     assert text == reference_text(json.loads(text))
     # undo reads it back: the original pod (a changed entry's keys come back sorted)
     assert json.dumps(uninject(result.obj), sort_keys=True) == json.dumps(pod, sort_keys=True)
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ({"z": [1, None], "a": {"y": True, "b": "x"}}, '{"a":{"b":"x","y":true},"z":[1,null]}'),
+        ({"z": 1.5, "a": "caf\u00e9"}, '{"a":"caf\\u00e9","z":1.5}'),
+    ],
+    ids=["orjson-written", "json-written"],
+)
+def test_the_annotation_text_is_compact_with_its_keys_sorted(
+    state: dict[str, Any], expected: str
+) -> None:
+    """What readers of earlier releases' annotations compare: compact, keys sorted, non-ASCII
+    escaped, however the text is written."""
+    assert state_text(state) == reference_text(state) == expected

@@ -18,6 +18,7 @@ from lumigo_injector.serve import fastjson, webhook
 from lumigo_injector.serve.patches import json_patch, pod_patch
 from lumigo_injector.serve.review import MalformedReview, parse_review, review_response
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.delivery import IMAGE_VOLUME, INIT_CONTAINER
 from tests.helpers.kube import admission_review, deployment_pod
 from tests.helpers.mutation import corpus_files, load_file, pod_template, workloads
 
@@ -270,3 +271,36 @@ def test_a_pod_injected_with_another_layer_version_is_upgraded_by_the_answer() -
         patched = jsonpatch.apply_patch(admitted, ops, in_place=False)
         assert json.dumps(patched) == json.dumps(fresh)
         assert patched["metadata"]["annotations"][c.ANNOTATION_INJECTED] == "2.0.0"
+
+
+def test_a_delivery_switch_answer_carries_no_value_the_user_wrote() -> None:
+    """A pod injected with the init container and admitted by an injector that mounts the
+    layer as an image volume: our init container goes, the user's stays, and the patch
+    removes ours without writing the user's init container or env back (a patch carrying
+    the user's values could change what it did not mean to touch)."""
+    marker = "user-written-4f1c"
+    own_init = {"name": "migrate", "image": f"registry.local/{marker}:1", "args": [marker]}
+    app = {
+        "name": "app",
+        "image": "python:3.12",
+        "env": [{"name": "MODE", "value": marker}, {"name": "TIER", "value": marker}],
+    }
+    pod = deployment_pod("web", annotations={c.ANNOTATION_INJECT: "python"}, containers=[app])
+    pod["spec"]["initContainers"] = [own_init]
+    earlier = inject(pod, InjectionSettings(delivery=INIT_CONTAINER)).obj
+    current = InjectionSettings(delivery=IMAGE_VOLUME)
+    fresh = inject(pod, current).obj
+    assert len(earlier["spec"]["initContainers"]) == 2 and fresh["spec"]["initContainers"] == [
+        own_init
+    ]
+
+    async def namespaces(_: str) -> dict[str, str]:
+        return {}
+
+    admission = webhook.Admission(injection=current, namespaces=namespaces)
+    body = json.dumps(admission_review(earlier, namespace="shop")).encode()
+    answer = json.loads(asyncio.run(webhook.review_answer(admission, body)))["response"]
+    ops = json.loads(base64.b64decode(answer["patch"]))
+    patched = jsonpatch.apply_patch(earlier, ops, in_place=False)
+    assert json.dumps(patched) == json.dumps(fresh)
+    assert marker not in json.dumps(ops)
