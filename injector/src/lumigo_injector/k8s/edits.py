@@ -37,11 +37,6 @@ class Edits:
         #: ids of the lists and maps `create` put in (alive: the object holds them)
         self._created: set[int] = set()
 
-    def ops_for(self, container: dict[str, Any] | list[Any]) -> list[dict[str, Any]] | None:
-        """Where the operations changing `container` go: `ops`, or None when `create` put
-        it in (its contents ride along with it)."""
-        return None if id(container) in self._created else self.ops
-
     def put(self, holder: dict[str, Any], path: str, key: str, value: Any) -> None:
         """`holder[key] = value`; `path` is `holder`'s pointer."""
         if id(holder) not in self._created:
@@ -54,8 +49,12 @@ class Edits:
         self.put(holder, path, key, value)
         self._created.add(id(value))
 
+    def insert(self, items: list[Any], path: str, position: int, value: Any) -> None:
+        """`items.insert(position, value)`; `path` is `items`' pointer."""
+        if id(items) not in self._created:
+            self.ops.append({"op": "add", "path": f"{path}/{position}", "value": value})
+        items.insert(position, value)
+
     def append(self, items: list[Any], path: str, value: Any) -> None:
         """`items.append(value)`; `path` is `items`' pointer."""
-        if id(items) not in self._created:
-            self.ops.append({"op": "add", "path": f"{path}/{len(items)}", "value": value})
-        items.append(value)
+        self.insert(items, path, len(items), value)

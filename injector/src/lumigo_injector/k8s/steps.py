@@ -292,7 +292,6 @@ class EnvEdits:
         self.entries = entries
         self._path = path
         self._edits = edits
-        self._ops = edits.ops_for(entries)
         self._added = added
         self._last: dict[str, int] = {}
         for position, entry in enumerate(entries):
@@ -312,9 +311,7 @@ class EnvEdits:
             for name, index in self._last.items():
                 if index >= position:
                     self._last[name] = index + 1
-        self.entries.insert(position, entry)
-        if self._ops is not None:
-            self._ops.append({"op": "add", "path": f"{self._path}/{position}", "value": entry})
+        self._edits.insert(self.entries, self._path, position, entry)
         self._last[entry["name"]] = position
         self._added.append(entry["name"])
 
