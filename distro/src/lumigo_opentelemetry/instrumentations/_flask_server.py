@@ -284,6 +284,9 @@ class FlaskServerSpans:
             try:
                 self._end(state, exc)
             finally:
+                # the environ holds the state and the request context holds the environ:
+                # let go of the context, so the request's objects die with it, not in a GC
+                state.context = None
                 self._context.detach(token)
         except Exception:
             logger.debug("flask server span not ended", exc_info=True)
