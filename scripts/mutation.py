@@ -89,8 +89,12 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "export",
-        (f"{DISTRO}/export/otlp.py",),
-        ("tests/distro/test_distro_internals.py", "tests/distro/test_export_deadline.py"),
+        (f"{DISTRO}/export/otlp.py", f"{DISTRO}/export/early.py"),
+        (
+            "tests/distro/test_distro_internals.py",
+            "tests/distro/test_export_deadline.py",
+            "tests/distro/test_export_early.py",
+        ),
     ),
     Target(
         "propagation",

@@ -17,12 +17,18 @@ cheaper per span because what repeats is encoded once:
 Spans are encoded in slices; between slices the encoding thread yields the GIL
 (`time.sleep(0)`), so a large batch never holds the application's threads back
 for the whole of its encoding.
+
+A span can also be encoded as it ends (`SpanEncoder.early`): the batch queue then holds
+an `Encoded` pair (its field bytes and the number of its resource and scope in `GROUPS`)
+instead of the span's objects, which the cycle collector would otherwise walk over and
+over while they wait; `encode` takes such pairs and spans alike.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -147,6 +153,47 @@ def _sequence(items: Any) -> Any:
     if type(inner) is deque:
         return inner
     return items
+
+
+#: a span encoded when it ended: (its `ScopeSpans.spans` field, its group in `GROUPS`);
+#: bytes and an int, so nothing in it is tracked by the cycle collector
+Encoded = Tuple[bytes, int]
+
+
+class Groups:
+    """Numbers for the (resource, instrumentation scope) pairs of encoded spans.
+
+    A pair, once numbered, is kept for the life of the process (so its `id`s stay its
+    own); at most `limit` pairs are numbered, later ones get none (their spans wait in
+    the queue unencoded)."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self._numbers: Dict[Tuple[int, int], int] = {}
+        self._pairs: List[Tuple[Any, Any]] = []
+        self._lock = threading.Lock()
+
+    def number(self, resource: Any, scope: Any) -> Optional[int]:
+        """The number of `(resource, scope)`; None when `limit` pairs are numbered."""
+        key = (id(resource), id(scope))
+        known = self._numbers.get(key)
+        if known is not None:
+            return known
+        with self._lock:
+            known = self._numbers.get(key)
+            if known is None:
+                if len(self._pairs) >= self.limit:
+                    return None
+                known = len(self._pairs)
+                self._pairs.append((resource, scope))
+                self._numbers[key] = known
+            return known
+
+    def pair(self, number: int) -> Tuple[Any, Any]:
+        return self._pairs[number]
+
+
+GROUPS = Groups()
 
 
 class SpanEncoder:
@@ -335,6 +382,19 @@ class SpanEncoder:
         parts.append(_REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT)
         return b"".join(parts)
 
+    def early(self, span: ReadableSpan) -> Optional[Encoded]:
+        """`span` encoded now, for `encode` to take later in its place; None when its
+        resource and scope get no number in `GROUPS`."""
+        if type(span) in _SDK_SPANS:
+            group = GROUPS.number(span._resource, span._instrumentation_scope or None)
+        else:
+            scope = getattr(span, "instrumentation_scope", None) or None
+            group = GROUPS.number(span.resource, scope)
+        if group is None:
+            return None
+        body = self.span(span)
+        return (b"\x12" + _length(len(body)) + body, group)
+
     def _event(self, event: Any) -> bytes:
         parts = [_EVENT_TIME.pack(0x09, event.timestamp or 0)]
         if event.name:
@@ -363,12 +423,14 @@ class SpanEncoder:
 
     # --- the request ------------------------------------------------------------------
 
-    def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
-        """An `ExportTraceServiceRequest` holding `spans`, serialized."""
+    def encode(self, spans: Sequence[Any]) -> bytes:
+        """An `ExportTraceServiceRequest` holding `spans` (SDK spans or `Encoded`
+        pairs), serialized."""
         # resource id -> (resource, scope id -> (scope, encoded spans))
         groups: Dict[int, Tuple[Any, Dict[int, Tuple[Any, List[bytes]]]]] = {}
         step = self.slice_size
         encode_span = self.span
+        pairs = GROUPS.pair
         # the bucket of the previous span: consecutive spans mostly share it
         last_resource: Any = _NOTHING
         last_scope: Any = _NOTHING
@@ -377,7 +439,11 @@ class SpanEncoder:
             if start:
                 time.sleep(0)  # let the application's threads run between slices
             for span in spans[start : start + step]:
-                if type(span) in _SDK_SPANS:
+                field: Optional[bytes] = None
+                if type(span) is tuple:
+                    field, group = span
+                    resource, scope = pairs(group)
+                elif type(span) in _SDK_SPANS:
                     resource = span._resource
                     scope = span._instrumentation_scope or None
                 else:
@@ -392,8 +458,10 @@ class SpanEncoder:
                         known = by_scope[1][id(scope)] = (scope, [])
                     bucket = known[1]
                     last_resource, last_scope = resource, scope
-                body = encode_span(span)
-                bucket.append(b"\x12" + _length(len(body)) + body)
+                if field is None:
+                    body = encode_span(span)
+                    field = b"\x12" + _length(len(body)) + body
+                bucket.append(field)
         out = []
         for resource, scopes in groups.values():
             parts = [self._resource(resource)]

@@ -11,16 +11,13 @@ never at start-up.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from lumigo_opentelemetry.export.encoder import SpanEncoder
 from lumigo_opentelemetry.export.transport import lean_transport
-
-if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -45,7 +42,8 @@ class LumigoSpanExporter(OTLPSpanExporter):
         send = getattr(client, "export", None)
         return send if callable(send) else None
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        """Sends `spans` (SDK spans or `encoder.Encoded` pairs) in one post."""
         send = self._transport()
         if send is None or getattr(self, "_shutdown", False):
             result: SpanExportResult = super().export(spans)

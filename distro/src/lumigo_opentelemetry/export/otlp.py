@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -27,10 +27,6 @@ from lumigo_opentelemetry.config import (
     Config,
     authorization_header,
 )
-
-if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan
-
 
 __all__ = [
     "BSP_DEFAULT_EXPORT_TIMEOUT_MS",
@@ -63,8 +59,11 @@ class DeadlineExporter(SpanExporter):
     receives everything that was queued.
     """
 
-    def __init__(self, factory: Callable[[], SpanExporter]) -> None:
+    def __init__(self, factory: Callable[[], SpanExporter], takes_encoded: bool = False) -> None:
+        """`takes_encoded`: the exporter `factory` builds takes `encoder.Encoded` pairs
+        in place of spans (the distro's own)."""
         self._factory: Optional[Callable[[], SpanExporter]] = factory
+        self.takes_encoded = takes_encoded
         self._inner: Optional[SpanExporter] = None
         self._lock = threading.Lock()
         self._deadline: Optional[float] = None
@@ -113,7 +112,7 @@ class DeadlineExporter(SpanExporter):
     def _exiting(self) -> bool:
         return self._deadline is not None
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
         if self._exiting() and (self._gave_up or time.monotonic() >= (self._deadline or 0.0)):
             self._dropped += len(spans)
             return SpanExportResult.FAILURE
@@ -164,13 +163,16 @@ def otlp_exporter(config: Config) -> SpanExporter:
 
 def build_exporter(config: Config) -> DeadlineExporter:
     """A lazy exporter: nothing of the HTTP stack is imported until the first export."""
-    return DeadlineExporter(functools.partial(otlp_exporter, config))
+    return DeadlineExporter(functools.partial(otlp_exporter, config), takes_encoded=True)
 
 
 def build_batch_processor(config: Config, exporter: SpanExporter) -> BatchSpanProcessor:
-    """A BatchSpanProcessor with the OTEL_BSP_* values already validated by `Config`."""
+    """A batch processor (queueing spans encoded: `early`) with the OTEL_BSP_* values
+    already validated by `Config`."""
+    from lumigo_opentelemetry.export.early import EncodingBatchSpanProcessor
+
     # Explicit values (never None) so the SDK does not re-read a bad env value itself.
-    return BatchSpanProcessor(
+    return EncodingBatchSpanProcessor(
         exporter,
         max_queue_size=config.bsp_max_queue_size or BSP_DEFAULT_MAX_QUEUE_SIZE,
         schedule_delay_millis=config.bsp_schedule_delay_ms or BSP_DEFAULT_SCHEDULE_DELAY_MS,

@@ -206,7 +206,7 @@ def _lone_exporter(inner: Any, processors: Any) -> Optional[_Plan]:
     if len(processors) != 1 or type(processors[0]) is not _sdk["SkipExportFilter"]:
         return None
     batch = processors[0].inner
-    if type(batch) is not _sdk["BatchSpanProcessor"]:
+    if type(batch) not in _sdk["batch processors"]:
         return None
     return (
         None if _does_nothing(batch.on_start) else batch.on_start,
@@ -222,6 +222,7 @@ def _load_sdk() -> None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import SamplingResult
 
+    from lumigo_opentelemetry.export.early import EncodingBatchSpanProcessor
     from lumigo_opentelemetry.export.skip import (
         SKIP_EXPORT_ATTRIBUTE,
         SkipExportFilter,
@@ -232,7 +233,7 @@ def _load_sdk() -> None:
         {
             "SamplingResult": SamplingResult,
             "SynchronousMultiSpanProcessor": SynchronousMultiSpanProcessor,
-            "BatchSpanProcessor": BatchSpanProcessor,
+            "batch processors": (BatchSpanProcessor, EncodingBatchSpanProcessor),
             "SkipExportFilter": SkipExportFilter,
             "SKIP_EXPORT": SKIP_EXPORT_ATTRIBUTE,
             "is_skipped": is_skipped,

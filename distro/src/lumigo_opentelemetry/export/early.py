@@ -1,0 +1,84 @@
+"""A batch span processor that queues each span already encoded.
+
+The SDK's `BatchSpanProcessor` keeps every ended span (a dozen objects with its
+attributes, events and context) until its batch is exported. Those objects outlive
+two generations of the cycle collector, so they are counted into the oldest one,
+and a full collection of the whole heap runs every couple of thousand requests,
+stalling every request behind it (the p99 tail of a traced app). Encoded as it ends,
+a span waits as an `encoder.Encoded` pair of bytes and an int, which the collector
+does not track; the same bytes reach the backend, and encoding a span costs the same
+on the request thread as it did on the export thread.
+
+Spans are encoded early only for the distro's own exporter (`DeadlineExporter` with
+`takes_encoded`, sending through `LumigoSpanExporter`'s transport, which
+opentelemetry-exporter-otlp-proto-http has from 1.42 on); any other exporter, or a
+span that cannot be encoded, gets the span itself, as from the SDK's processor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from lumigo_opentelemetry._logging import logger
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+#: the first opentelemetry-exporter-otlp-proto-http release whose exporter has the
+#: transport client `LumigoSpanExporter` sends its own encoding through
+TRANSPORT_SINCE = (1, 42)
+
+
+def exporter_sends_our_encoding() -> bool:
+    """Whether the installed OTLP/HTTP exporter sends what `SpanEncoder` writes (read
+    from its metadata: importing it would load the HTTP stack)."""
+    from lumigo_opentelemetry.instrumentations._version_gate import installed_version
+
+    version = installed_version("opentelemetry-exporter-otlp-proto-http") or ""
+    numbers = []
+    for part in version.split(".")[:2]:
+        if not part.isdigit():
+            return False
+        numbers.append(int(part))
+    return tuple(numbers) >= TRANSPORT_SINCE
+
+
+class EncodingBatchSpanProcessor(BatchSpanProcessor):
+    """`BatchSpanProcessor` whose queue holds spans encoded as they end (see module)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._encoder: Any = None
+        self._early: Optional[bool] = None  # decided on the first span
+
+    def _decide(self) -> bool:
+        early = False
+        try:
+            if getattr(self._batch_processor._exporter, "takes_encoded", False) is True:
+                early = exporter_sends_our_encoding()
+            if early:
+                from lumigo_opentelemetry.export.encoder import SpanEncoder
+
+                self._encoder = SpanEncoder()
+        except Exception as exc:
+            logger.debug("spans are queued unencoded: %r", exc)
+            early = False
+        self._early = early
+        return early
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if not (context and context.trace_flags.sampled):
+            return
+        early = self._early
+        if early is None:
+            early = self._decide()
+        item: Any = span
+        if early:
+            try:
+                item = self._encoder.early(span) or span
+            except Exception as exc:
+                logger.debug("span queued unencoded: %r", exc)
+        self._batch_processor.emit(item)

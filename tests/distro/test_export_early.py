@@ -1,0 +1,197 @@
+"""Spans encoded as they end: same bytes at the receiver, nothing for the cycle collector.
+
+The distro's batch processor (`export/early.py`) queues each span already encoded. What
+reaches the real OTLP receiver must equal the reference encoder's output for the same
+spans; a queued span must hold nothing the cycle collector tracks (else the p99 tail
+comes back); any other exporter, or an OTLP exporter too old to send our encoding, gets
+the SDK spans themselves.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+from lumigo_devtools.receiver import OtlpReceiver
+from lumigo_opentelemetry.config import Config
+from lumigo_opentelemetry.export import early
+from lumigo_opentelemetry.export.encoder import Groups, SpanEncoder
+from lumigo_opentelemetry.export.otlp import build_batch_processor, build_exporter
+from tests.distro.test_distro_encoder import _spans
+
+
+@pytest.fixture()
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as rec:
+        yield rec
+
+
+class _Keep(SpanExporter):
+    """An exporter that is not the distro's: keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Any]] = []
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.batches.append(list(spans))
+        return SpanExportResult.SUCCESS
+
+
+def _replay(processor: Any, spans: list[ReadableSpan]) -> None:
+    for span in spans:
+        processor.on_end(span)
+
+
+def _queued(processor: Any) -> list[Any]:
+    return list(processor._batch_processor._queue)
+
+
+def test_spans_encoded_as_they_end_arrive_as_the_reference_encodes_them(
+    receiver: OtlpReceiver,
+) -> None:
+    spans = _spans(100)  # 300 spans, two resources, three scopes
+    config = Config(token="t_early", endpoint=receiver.url)
+    processor = build_batch_processor(config, build_exporter(config))
+    try:
+        _replay(processor, spans)
+        assert processor.force_flush(10_000)
+    finally:
+        processor.shutdown()
+    sent = [ExportTraceServiceRequest.FromString(r.body) for r in receiver.requests()]
+    got = [span for request in sent for rs in request.resource_spans for ss in rs.scope_spans
+           for span in ss.spans]  # fmt: skip
+    assert len(got) == len(spans)
+    reference = encode_spans(spans)
+    assert _grouped(sent) == _grouped([reference])
+    assert all(r.headers["authorization"] == "LumigoToken t_early" for r in receiver.requests())
+
+
+def _grouped(requests: list[ExportTraceServiceRequest]) -> dict[tuple[bytes, ...], list[bytes]]:
+    """Spans (serialized) under each (resource, scope), whichever batch carried them."""
+    out: dict[tuple[bytes, ...], list[bytes]] = {}
+    for request in requests:
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                key = (rs.resource.SerializeToString(), ss.scope.SerializeToString())
+                out.setdefault(key, []).extend(s.SerializeToString() for s in ss.spans)
+    return out
+
+
+def test_a_queued_span_holds_nothing_the_cycle_collector_tracks(receiver: OtlpReceiver) -> None:
+    config = Config(token="t_early", endpoint=receiver.url)
+    processor = build_batch_processor(config, build_exporter(config))
+    try:
+        _replay(processor, _spans(10))
+        queued = _queued(processor)
+        assert len(queued) == 30
+        gc.collect()  # the collector stops tracking tuples of untracked values when it meets them
+        assert [item for item in queued if gc.is_tracked(item)] == []
+    finally:
+        processor.shutdown()
+
+
+def test_mixed_batches_of_encoded_and_plain_spans_encode_as_the_reference() -> None:
+    spans = _spans(20)
+    encoder = SpanEncoder(slice_size=7)
+    mixed = [encoder.early(span) if i % 3 else span for i, span in enumerate(spans)]
+    assert all(type(item) is tuple for i, item in enumerate(mixed) if i % 3)
+    assert ExportTraceServiceRequest.FromString(encoder.encode(mixed)) == encode_spans(spans)
+
+
+def test_past_the_group_limit_spans_are_queued_unencoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    groups = Groups(limit=1)
+    monkeypatch.setattr("lumigo_opentelemetry.export.encoder.GROUPS", groups)
+    spans = _spans(2)  # three scopes
+    encoder = SpanEncoder()
+    items = [encoder.early(span) for span in spans]
+    first_scope = spans[0].instrumentation_scope
+    assert [item is not None for item in items] == [
+        span.instrumentation_scope is first_scope and span.resource is spans[0].resource
+        for span in spans
+    ]
+    assert ExportTraceServiceRequest.FromString(
+        encoder.encode([item or span for item, span in zip(items, spans)])
+    ) == encode_spans(spans)
+
+
+def test_another_exporter_gets_the_sdk_spans_themselves() -> None:
+    kept = _Keep()
+    processor = build_batch_processor(Config(token="t"), kept)
+    spans = _spans(3)
+    _replay(processor, spans)
+    processor.force_flush(5_000)
+    processor.shutdown()
+    assert [span for batch in kept.batches for span in batch] == spans
+
+
+def test_an_exporter_too_old_to_send_our_encoding_gets_the_spans(
+    monkeypatch: pytest.MonkeyPatch, receiver: OtlpReceiver
+) -> None:
+    monkeypatch.setattr(
+        "lumigo_opentelemetry.instrumentations._version_gate.installed_version",
+        lambda name: "1.41.0" if name == "opentelemetry-exporter-otlp-proto-http" else None,
+    )
+    assert not early.exporter_sends_our_encoding()
+    config = Config(token="t_early", endpoint=receiver.url)
+    processor = build_batch_processor(config, build_exporter(config))
+    try:
+        _replay(processor, _spans(2))
+        assert all(isinstance(item, ReadableSpan) for item in _queued(processor))
+    finally:
+        processor.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("version", "sends"),
+    [
+        ("1.42.0", True),
+        ("1.45.1", True),
+        ("2.0", True),
+        ("1.41.2", False),
+        ("1.x", False),
+        ("", False),
+    ],
+)
+def test_which_exporter_releases_send_our_encoding(
+    monkeypatch: pytest.MonkeyPatch, version: str, sends: bool
+) -> None:
+    monkeypatch.setattr(
+        "lumigo_opentelemetry.instrumentations._version_gate.installed_version",
+        lambda name: version if name == "opentelemetry-exporter-otlp-proto-http" else None,
+    )
+    assert early.exporter_sends_our_encoding() is sends
+
+
+def test_unsampled_spans_are_not_queued(receiver: OtlpReceiver) -> None:
+    config = Config(token="t_early", endpoint=receiver.url)
+    processor = build_batch_processor(config, build_exporter(config))
+    provider = TracerProvider(resource=Resource.create({}), sampler=ALWAYS_OFF)
+    provider.add_span_processor(processor)
+    try:
+        provider.get_tracer("t").start_span("dropped").end()
+        assert _queued(processor) == []
+    finally:
+        provider.shutdown()
+
+
+def test_a_span_that_cannot_be_encoded_is_queued_as_is(receiver: OtlpReceiver) -> None:
+    config = Config(token="t_early", endpoint=receiver.url)
+    processor = build_batch_processor(config, build_exporter(config))
+    span = _spans(1)[0]
+    try:
+        processor.on_end(span)  # decides, and builds its encoder
+        processor._encoder = None  # an encoder that fails
+        processor.on_end(span)
+        first, second = reversed(_queued(processor))
+        assert type(first) is tuple and second is span
+    finally:
+        processor.shutdown()
