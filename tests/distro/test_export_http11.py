@@ -216,3 +216,39 @@ def test_a_cookie_sends_the_next_post_through_requests(serve: Any) -> None:
     assert results == ["SUCCESS", "SUCCESS"]
     assert b"cookie: route=b1" not in server.requests[0].lower()
     assert b"cookie: route=b1" in server.requests[1].lower()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10737418240\r\n\r\n" + b"x" * 100,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\r\n" % (400, b"y" * 400) for _ in range(10))
+        + b"0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"z" * 5000,
+    ],
+    ids=["content-length", "chunked", "until-closed"],
+)
+def test_an_oversized_answer_keeps_its_status_and_is_not_read_on(
+    serve: Any, monkeypatch: pytest.MonkeyPatch, answer: bytes
+) -> None:
+    monkeypatch.setattr("lumigo_opentelemetry.export.http11.MAX_BODY", 1000)
+    response = _post(serve(answer))  # a 10 GiB Content-Length would block or exhaust memory
+    assert (response.status, response.body, response.will_close) == (200, b"", True)
+
+
+def test_a_backend_answering_a_huge_body_still_gets_the_spans_once(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lumigo_opentelemetry.export.http11.MAX_BODY", 1000)
+    huge = b"HTTP/1.1 200 OK\r\nContent-Length: 10737418240\r\n\r\n" + b"x" * 2000
+    server = serve(huge, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    exporter = otlp_exporter(
+        Config(token="t_big", endpoint=f"http://127.0.0.1:{server.port}/v1/traces")
+    )
+    try:
+        assert exporter.export(_spans(2)).name == "SUCCESS"  # accepted: not retried
+        assert exporter.export(_spans(2)).name == "SUCCESS"  # on a new connection
+    finally:
+        exporter.shutdown()
+    assert len(server.requests) == 2 and server.connections == 2

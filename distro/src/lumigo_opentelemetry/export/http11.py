@@ -14,6 +14,11 @@ itself, with the framing rules of `http.client`:
 - `will_close` as `http.client` decides it: `Connection: close`, an HTTP/1.0 answer
   without keep-alive, or a body that ends with the connection.
 
+An answer's body is read up to `MAX_BODY` bytes (an OTLP answer is a few bytes of
+partial-success message): a longer one is not read on; the answer keeps its status with
+an empty body and the connection is closed, so a broken or hostile endpoint cannot make
+the exporter hold an unbounded body in memory.
+
 Errors are `http.client`'s own exception types (`RemoteDisconnected` for a connection
 the server closed before answering, `IncompleteRead`, `BadStatusLine`, `LineTooLong`,
 `UnknownProtocol`) or the socket's `OSError`s, so callers tell connection errors apart
@@ -30,11 +35,17 @@ from typing import Iterator, List, Optional, Tuple
 
 #: longest response head (status line and headers) and chunk-size line accepted
 MAX_HEAD = 65536
+#: largest response body read (all chunks together)
+MAX_BODY = 4 * 1024 * 1024
 _RECV = 65536
 _NO_BODY = frozenset({204, 304})
 _NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE = re.compile(r"[\r\n\0]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+
+
+class _BodyTooLarge(Exception):
+    """The answer's body is longer than `MAX_BODY`."""
 
 
 class Headers:
@@ -193,22 +204,28 @@ class Connection:
                 or "keep-alive" in (headers.get("proxy-connection") or "").lower()
             )
         coding = headers.get("transfer-encoding")
-        if status in _NO_BODY or status < 200:
-            body = b""
-        elif coding and coding.lower() == "chunked":
-            body = self._chunked()
-        else:
-            length = _length(headers.get("content-length"))
-            if length is None:
-                will_close = True
-                body = self._until_closed()
+        try:
+            if status in _NO_BODY or status < 200:
+                body = b""
+            elif coding and coding.lower() == "chunked":
+                body = self._chunked()
             else:
-                body = self._exactly(length)
+                length = _length(headers.get("content-length"))
+                if length is None:
+                    will_close = True
+                    body = self._until_closed()
+                else:
+                    body = self._exactly(length)
+        except _BodyTooLarge:  # the status stands; the rest is never read
+            body, will_close, self._buffer = b"", True, b""
         if self._buffer:  # bytes past the answer: the connection is not reusable
             will_close = True
         return Response(status, reason, headers, body, will_close)
 
-    def _exactly(self, size: int) -> bytes:
+    def _exactly(self, size: int, before: int = 0) -> bytes:
+        """The next `size` bytes (`before`: body bytes already read, for the cap)."""
+        if before + size > MAX_BODY:
+            raise _BodyTooLarge()
         buffer = self._buffer
         if len(buffer) < size:
             parts = [buffer]
@@ -225,12 +242,16 @@ class Connection:
 
     def _until_closed(self) -> bytes:
         parts = [self._buffer]
-        while True:
+        have = len(self._buffer)
+        while have <= MAX_BODY:
             data = self._more()
             if not data:
                 break
             parts.append(data)
+            have += len(data)
         self._buffer = b""
+        if have > MAX_BODY:
+            raise _BodyTooLarge()
         return b"".join(parts)
 
     def _line(self) -> bytes:
@@ -249,6 +270,7 @@ class Connection:
 
     def _chunked(self) -> bytes:
         parts: List[bytes] = []
+        have = 0
         while True:
             line = self._line().split(b";", 1)[0].strip()
             try:
@@ -257,7 +279,8 @@ class Connection:
                 raise http.client.IncompleteRead(b"".join(parts)) from None
             if size == 0:
                 break
-            parts.append(self._exactly(size))
+            parts.append(self._exactly(size, have))
+            have += size
             self._line()  # the CRLF after the chunk
         while self._line().strip():  # trailers, up to the empty line
             pass
