@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
 from lumigo_devtools.receiver import OtlpReceiver
 from lumigo_opentelemetry.config import Config
@@ -136,16 +136,23 @@ def test_another_exporter_gets_the_sdk_spans_themselves() -> None:
 def test_an_exporter_too_old_to_send_our_encoding_gets_the_spans(
     monkeypatch: pytest.MonkeyPatch, receiver: OtlpReceiver
 ) -> None:
+    looked_up: list[str] = []
+
+    def installed_version(name: str) -> str | None:
+        looked_up.append(name)
+        return "1.41.0" if name == "opentelemetry-exporter-otlp-proto-http" else None
+
     monkeypatch.setattr(
         "lumigo_opentelemetry.instrumentations._version_gate.installed_version",
-        lambda name: "1.41.0" if name == "opentelemetry-exporter-otlp-proto-http" else None,
+        installed_version,
     )
-    assert not early.exporter_sends_our_encoding()
     config = Config(token="t_early", endpoint=receiver.url)
     processor = build_batch_processor(config, build_exporter(config))
     try:
         _replay(processor, _spans(2))
         assert all(isinstance(item, ReadableSpan) for item in _queued(processor))
+        # the metadata is read once per processor, not once per span
+        assert looked_up == ["opentelemetry-exporter-otlp-proto-http"]
     finally:
         processor.shutdown()
 
@@ -156,6 +163,7 @@ def test_an_exporter_too_old_to_send_our_encoding_gets_the_spans(
         ("1.42.0", True),
         ("1.45.1", True),
         ("2.0", True),
+        ("1.42.0rc1", True),
         ("1.41.2", False),
         ("1.x", False),
         ("", False),
@@ -171,16 +179,33 @@ def test_which_exporter_releases_send_our_encoding(
     assert early.exporter_sends_our_encoding() is sends
 
 
-def test_unsampled_spans_are_not_queued(receiver: OtlpReceiver) -> None:
+class _RecordOnly(Sampler):
+    """Spans are recorded (processors see them end) but not sampled."""
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_ONLY)
+
+    def get_description(self) -> str:
+        return "record only"
+
+
+def test_recorded_but_unsampled_spans_are_not_queued(receiver: OtlpReceiver) -> None:
     config = Config(token="t_early", endpoint=receiver.url)
     processor = build_batch_processor(config, build_exporter(config))
-    provider = TracerProvider(resource=Resource.create({}), sampler=ALWAYS_OFF)
+    provider = TracerProvider(resource=Resource.create({}), sampler=_RecordOnly())
     provider.add_span_processor(processor)
     try:
-        provider.get_tracer("t").start_span("dropped").end()
+        span = provider.get_tracer("t").start_span("recorded only")
+        assert span.is_recording()
+        span.end()
         assert _queued(processor) == []
     finally:
         provider.shutdown()
+
+
+class _Failing:
+    def early(self, span: Any) -> Any:
+        raise ValueError("cannot encode")
 
 
 def test_a_span_that_cannot_be_encoded_is_queued_as_is(receiver: OtlpReceiver) -> None:
@@ -189,9 +214,29 @@ def test_a_span_that_cannot_be_encoded_is_queued_as_is(receiver: OtlpReceiver) -
     span = _spans(1)[0]
     try:
         processor.on_end(span)  # decides, and builds its encoder
-        processor._encoder = None  # an encoder that fails
+        processor._encoder = _Failing()
         processor.on_end(span)
         first, second = reversed(_queued(processor))
         assert type(first) is tuple and second is span
     finally:
         processor.shutdown()
+
+
+def test_when_the_choice_fails_spans_are_queued_as_they_are(
+    monkeypatch: pytest.MonkeyPatch, receiver: OtlpReceiver
+) -> None:
+    def broken() -> bool:
+        raise OSError("metadata unreadable")
+
+    monkeypatch.setattr(early, "exporter_sends_our_encoding", broken)
+    config = Config(token="t_early", endpoint=receiver.url)
+    processor = build_batch_processor(config, build_exporter(config))
+    try:
+        spans = _spans(2)
+        _replay(processor, spans)
+        assert list(reversed(_queued(processor))) == spans
+        assert processor.force_flush(10_000)
+    finally:
+        processor.shutdown()
+    got = [ExportTraceServiceRequest.FromString(r.body) for r in receiver.requests()]
+    assert _grouped(got) == _grouped([encode_spans(spans)])

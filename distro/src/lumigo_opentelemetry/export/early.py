@@ -17,7 +17,7 @@ span that cannot be encoded, gets the span itself, as from the SDK's processor.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -50,35 +50,32 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._encoder: Any = None
-        self._early: Optional[bool] = None  # decided on the first span
+        self._encoder: Any = None  # set on the first span when spans are encoded early
+        self._decided = False
 
-    def _decide(self) -> bool:
-        early = False
+    def _decide(self) -> Any:
+        self._decided = True
         try:
-            if getattr(self._batch_processor._exporter, "takes_encoded", False) is True:
-                early = exporter_sends_our_encoding()
-            if early:
+            exporter = self._batch_processor._exporter
+            if getattr(exporter, "takes_encoded", False) is True and exporter_sends_our_encoding():
                 from lumigo_opentelemetry.export.encoder import SpanEncoder
 
                 self._encoder = SpanEncoder()
         except Exception as exc:
             logger.debug("spans are queued unencoded: %r", exc)
-            early = False
-        self._early = early
-        return early
+        return self._encoder
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
         if not (context and context.trace_flags.sampled):
             return
-        early = self._early
-        if early is None:
-            early = self._decide()
+        encoder = self._encoder
+        if encoder is None and not self._decided:
+            encoder = self._decide()
         item: Any = span
-        if early:
+        if encoder is not None:
             try:
-                item = self._encoder.early(span) or span
+                item = encoder.early(span) or span
             except Exception as exc:
                 logger.debug("span queued unencoded: %r", exc)
         self._batch_processor.emit(item)
