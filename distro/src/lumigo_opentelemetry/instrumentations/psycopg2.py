@@ -32,6 +32,9 @@ def instrumentor() -> BaseInstrumentor:
 
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     """Wrap `psycopg2.connect` once (a second call is a no-op)."""
+    from lumigo_opentelemetry.instrumentations import _dbapi
+
+    _dbapi.release_errors()
     upstream = instrumentor()
     if not upstream.is_instrumented_by_opentelemetry:
         upstream.instrument(tracer_provider=tracer_provider, skip_dep_check=True)
