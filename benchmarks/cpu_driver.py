@@ -18,7 +18,7 @@ import asyncio
 import io
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
 
@@ -29,13 +29,26 @@ FLUSH_EVERY = 10
 _every = [FLUSH_EVERY]
 
 
-def flask_requests(count: int, every: Callable[[int], None]) -> None:
+def flask_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
     from flask_app import app
 
+    wsgi_requests(app, count, every, path)
+
+
+def django_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
+    """The Django app (PostgreSQL behind `/db`) through its WSGI handler."""
+    from django_app import application
+
+    wsgi_requests(application, count, every, path)
+
+
+def wsgi_requests(
+    app: Callable[..., Any], count: int, every: Callable[[int], None], path: str
+) -> None:
     base = {
         "REQUEST_METHOD": "GET",
         "SCRIPT_NAME": "",
-        "PATH_INFO": "/hello",
+        "PATH_INFO": path,
         "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000",
@@ -73,7 +86,7 @@ def flask_requests(count: int, every: Callable[[int], None]) -> None:
         raise SystemExit(f"unexpected status: {set(statuses)}")
 
 
-def fastapi_requests(count: int, every: Callable[[int], None]) -> None:
+def fastapi_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
     from fastapi_app import app
 
     raw_headers = [(k.encode(), v.encode()) for k, v in HEADERS]
@@ -95,8 +108,8 @@ def fastapi_requests(count: int, every: Callable[[int], None]) -> None:
                 "http_version": "1.1",
                 "method": "GET",
                 "scheme": "http",
-                "path": "/hello",
-                "raw_path": b"/hello",
+                "path": path,
+                "raw_path": path.encode(),
                 "query_string": b"",
                 "root_path": "",
                 "headers": list(raw_headers),
