@@ -1,14 +1,18 @@
-"""Endpoints the garbage probe adds to a benchmark app: the request paths that fail inside.
+"""Endpoints the garbage probe adds to a benchmark app: client calls, some of them failing.
 
 - `/db-error`: a query the database rejects (an unknown column), the error handled by
   the view (pymysql for Flask and FastAPI, psycopg through Django's connection);
+- `/pg/psycopg2` (Flask), `/pg/psycopg-async` (FastAPI): a PostgreSQL connection opened
+  for the request, one query, closed;
 - `/call/requests`, `/call/httpx`: an outgoing call to `GARBAGE_DOWNSTREAM` (a local
   HTTP server the test runs);
 - `/call/refused/requests`, `/call/refused/httpx`: the same call to `GARBAGE_REFUSED`,
   a port nothing listens on, the connection error handled by the view.
 
-FastAPI's httpx calls use an `AsyncClient` per request (each probe phase runs its own
-event loop); Flask's share one `httpx.Client`, as apps usually do.
+`django-fresh` is the Django app with Django's default `CONN_MAX_AGE = 0` (a connection
+per request) instead of the benchmark's persistent one. FastAPI's httpx calls use an
+`AsyncClient` per request (each probe phase runs its own event loop); Flask's share one
+`httpx.Client`, as apps usually do.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import os
 from typing import Any, Callable, Dict
 
 _MISSING_COLUMN = "SELECT no_such_column FROM bench_items WHERE id = %s"
+_ITEM = "SELECT id, name FROM bench_items WHERE id = %s"
+PG_DSN = "host=127.0.0.1 dbname=test user=postgres"
 
 
 def _urls() -> Dict[str, str]:
@@ -88,7 +94,20 @@ def add_flask() -> None:
             return {"error": exc.args[0]}
         return {"error": None}
 
+    def psycopg2_item() -> Dict[str, Any]:
+        import psycopg2
+
+        connection = psycopg2.connect(PG_DSN)
+        try:
+            with connection.cursor() as cur:
+                cur.execute(_ITEM, (42,))
+                row = cur.fetchone()
+        finally:
+            connection.close()
+        return {"id": row[0], "name": row[1]}
+
     flask_app.app.add_url_rule("/db-error", "db_error", db_error)
+    flask_app.app.add_url_rule("/pg/psycopg2", "psycopg2_item", psycopg2_item)
     for path, call in _calls().items():
         flask_app.app.add_url_rule(path, path, call)
 
@@ -105,7 +124,17 @@ def add_fastapi() -> None:
             return {"error": exc.args[0]}
         return {"error": None}
 
+    async def psycopg_async_item() -> Dict[str, Any]:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(PG_DSN) as connection:
+            cur = await connection.execute(_ITEM, (42,))
+            row = await cur.fetchone()
+        assert row is not None
+        return {"id": row[0], "name": row[1]}
+
     fastapi_app.app.add_api_route("/db-error", db_error)
+    fastapi_app.app.add_api_route("/pg/psycopg-async", psycopg_async_item)
     urls = _urls()
     for path, url in urls.items():
         fastapi_app.app.add_api_route(path, _requests_call(url))
@@ -134,4 +163,17 @@ def add_django() -> None:
         django_settings.urlpatterns.append(route(path.lstrip("/"), view(call)))
 
 
-ADD = {"flask": add_flask, "fastapi": add_fastapi, "django": add_django}
+def add_django_fresh() -> None:
+    """Django with its default `CONN_MAX_AGE = 0`: a new connection for every request."""
+    import django_settings
+
+    django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    add_django()
+
+
+ADD = {
+    "flask": add_flask,
+    "fastapi": add_fastapi,
+    "django": add_django,
+    "django-fresh": add_django_fresh,
+}
