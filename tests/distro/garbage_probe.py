@@ -1,6 +1,6 @@
 """Serves in-process requests to a benchmark app and prints the cyclic garbage they left.
 
-    python garbage_probe.py flask|fastapi|django|django-fresh PATH N
+    python garbage_probe.py flask|fastapi|django|django-fresh|django-asgi PATH N
 
 Run in a fresh interpreter (traced when the environment activates the distro). The
 app gets the probe's extra endpoints (`garbage_routes`). After a warm-up, the cycle
@@ -83,6 +83,7 @@ apps: Dict[str, Callable[..., None]] = {
     "fastapi": cpu_driver.fastapi_requests,
     "django": cpu_driver.django_requests,
     "django-fresh": cpu_driver.django_requests,
+    "django-asgi": cpu_driver.django_asgi_requests,
 }
 app, path, count = apps[sys.argv[1]], sys.argv[2], int(sys.argv[3])
 garbage_routes.ADD[sys.argv[1]]()

@@ -10,9 +10,10 @@
   a port nothing listens on, the connection error handled by the view.
 
 `django-fresh` is the Django app with Django's default `CONN_MAX_AGE = 0` (a connection
-per request) instead of the benchmark's persistent one. FastAPI's httpx calls use an
-`AsyncClient` per request (each probe phase runs its own event loop); Flask's share one
-`httpx.Client`, as apps usually do.
+per request) instead of the benchmark's persistent one; `django-asgi` the Django app
+served through its ASGI handler (where Django opens a connection per request too).
+FastAPI's httpx calls use an `AsyncClient` per request (each probe phase runs its own
+event loop); Flask's share one `httpx.Client`, as apps usually do.
 """
 
 from __future__ import annotations
@@ -176,4 +177,5 @@ ADD = {
     "fastapi": add_fastapi,
     "django": add_django,
     "django-fresh": add_django_fresh,
+    "django-asgi": add_django,
 }

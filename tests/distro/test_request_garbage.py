@@ -53,6 +53,8 @@ PATHS = [
     ("django", "/db", True),
     ("django", "/db-error", False),  # Django's DatabaseErrorWrapper re-raise cycle
     ("django-fresh", "/db", True),  # a connection per request
+    ("django-asgi", "/hello", True),
+    ("django-asgi", "/db", True),  # a connection per request
 ]
 
 
