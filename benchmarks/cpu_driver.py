@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
 
@@ -29,13 +30,26 @@ FLUSH_EVERY = 10
 _every = [FLUSH_EVERY]
 
 
-def flask_requests(count: int, every: Callable[[int], None]) -> None:
+def flask_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
     from flask_app import app
 
+    wsgi_requests(app, count, every, path)
+
+
+def django_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
+    """The Django app (PostgreSQL behind `/db`) through its WSGI handler."""
+    from django_app import application
+
+    wsgi_requests(application, count, every, path)
+
+
+def wsgi_requests(
+    app: Callable[..., Any], count: int, every: Callable[[int], None], path: str
+) -> None:
     base = {
         "REQUEST_METHOD": "GET",
         "SCRIPT_NAME": "",
-        "PATH_INFO": "/hello",
+        "PATH_INFO": path,
         "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000",
@@ -73,13 +87,43 @@ def flask_requests(count: int, every: Callable[[int], None]) -> None:
         raise SystemExit(f"unexpected status: {set(statuses)}")
 
 
-def fastapi_requests(count: int, every: Callable[[int], None]) -> None:
+def fastapi_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
     from fastapi_app import app
 
+    asgi_requests(app, count, every, path)
+
+
+_django_asgi: list[Any] = []
+
+
+def django_asgi_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
+    """The Django app through its ASGI handler (made once), as under uvicorn."""
+    if not _django_asgi:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_settings")
+        from django.core.asgi import get_asgi_application
+
+        _django_asgi.append(get_asgi_application())
+    asgi_requests(_django_asgi[0], count, every, path, wait_after_body=True)
+
+
+def asgi_requests(
+    app: Callable[..., Any],
+    count: int,
+    every: Callable[[int], None],
+    path: str,
+    wait_after_body: bool = False,
+) -> None:
+    """`wait_after_body`: a `receive` after the body waits (for a disconnect that never
+    comes), as a server's does; otherwise it hands the body again."""
     raw_headers = [(k.encode(), v.encode()) for k, v in HEADERS]
     statuses: list[int] = []
 
+    body_sent = [False]
+
     async def receive() -> dict:
+        if wait_after_body and body_sent[0]:
+            await asyncio.Event().wait()
+        body_sent[0] = True
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict) -> None:
@@ -95,8 +139,8 @@ def fastapi_requests(count: int, every: Callable[[int], None]) -> None:
                 "http_version": "1.1",
                 "method": "GET",
                 "scheme": "http",
-                "path": "/hello",
-                "raw_path": b"/hello",
+                "path": path,
+                "raw_path": path.encode(),
                 "query_string": b"",
                 "root_path": "",
                 "headers": list(raw_headers),
@@ -104,6 +148,7 @@ def fastapi_requests(count: int, every: Callable[[int], None]) -> None:
                 "server": ("127.0.0.1", 8000),
                 "state": {},
             }
+            body_sent[0] = False
             await app(scope, receive, send)
 
     asyncio.run(serve())

@@ -70,3 +70,25 @@ def install(config: Config) -> None:
 
     _installed = _StatementMasking(config)
     wrap_function_wrapper(_MODULE, _METHOD, _installed)
+
+
+def release_errors() -> None:
+    """Wrap `CursorTracer.traced_execution` and its async twin once, so that a failed
+    query's exception does not keep its span and cursor in a reference cycle
+    (`_release`)."""
+    from opentelemetry.instrumentation.dbapi import CursorTracer
+    from wrapt import wrap_function_wrapper
+
+    from lumigo_opentelemetry.instrumentations._release import (
+        Releasing,
+        ReleasingAsync,
+        is_releasing,
+    )
+
+    for name, releasing in (
+        ("traced_execution", Releasing),
+        ("traced_execution_async", ReleasingAsync),
+    ):
+        method = CursorTracer.__dict__.get(name)
+        if method is not None and not is_releasing(method):
+            wrap_function_wrapper(CursorTracer, name, releasing(method))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Optional
 
-from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations import _release, payloads
 
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
@@ -117,10 +117,45 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
             async_response_hook=_hooks.async_response,
             skip_dep_check=True,
         )
+    _release_errors()
+
+
+#: the transports' methods contrib wraps, and the name of its wrapper of each
+_TRANSPORT_METHODS = (
+    ("HTTPTransport", "handle_request", "_handle_request_wrapper"),
+    ("AsyncHTTPTransport", "handle_async_request", "_handle_async_request_wrapper"),
+)
+
+
+def _release_errors() -> None:
+    """Wrap contrib's transport wrappers once, so that a failed request's exception does
+    not keep its span and request in a reference cycle (`_release`)."""
+    import httpx
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from wrapt import wrap_function_wrapper
+
+    for transport_name, method, contrib_name in _TRANSPORT_METHODS:
+        transport = getattr(httpx, transport_name)
+        current = transport.__dict__.get(method)
+        if getattr(current, "_self_wrapper", None) is None or _release.is_releasing(current):
+            continue  # not wrapped by contrib, or already released
+        releasing = (
+            _release.ReleasingAsync if method.endswith("async_request") else _release.Releasing
+        )
+        wrap_function_wrapper(
+            transport, method, releasing(getattr(HTTPXClientInstrumentor, contrib_name))
+        )
 
 
 def uninstrument() -> None:
     """Undo `instrument()` (used by tests)."""
+    import httpx
+
+    for transport_name, method, _contrib_name in _TRANSPORT_METHODS:
+        transport = getattr(httpx, transport_name)
+        current = transport.__dict__.get(method)
+        if _release.is_releasing(current):
+            setattr(transport, method, current.__wrapped__)
     upstream = instrumentor()
     if upstream.is_instrumented_by_opentelemetry:
         upstream.uninstrument()

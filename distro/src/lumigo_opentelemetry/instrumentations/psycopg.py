@@ -6,6 +6,8 @@ the SQL verb and database, `db.system=postgresql`, `db.name`, `db.user`, peer ad
 The statement is the query text with its placeholders: values sent as parameters never
 leave the process; long statements are cut by the span limits. Django's PostgreSQL
 backend on psycopg 3 is traced through `Connection.connect`.
+Connections share one traced cursor class (`_pg_cursors`), so a connection per request
+leaves nothing to the cycle collector; a failed statement neither (`_dbapi`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,20 @@ def instrumentor() -> BaseInstrumentor:
 
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     """Wrap psycopg's connect functions once (a second call is a no-op)."""
+    import psycopg
+    from opentelemetry.instrumentation import psycopg as contrib
+
+    from lumigo_opentelemetry.instrumentations import _dbapi, _pg_cursors
+
+    _dbapi.release_errors()
+    _pg_cursors.install(
+        contrib.DatabaseApiIntegration,
+        _pg_cursors.Connect(psycopg.Cursor, contrib.CursorTracer, is_async=False),
+    )
+    _pg_cursors.install(
+        contrib.DatabaseApiAsyncIntegration,
+        _pg_cursors.Connect(psycopg.AsyncCursor, contrib.CursorTracer, is_async=True),
+    )
     upstream = instrumentor()
     if not upstream.is_instrumented_by_opentelemetry:
         upstream.instrument(tracer_provider=tracer_provider, skip_dep_check=True)
@@ -39,6 +55,12 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
 
 def uninstrument() -> None:
     """Undo `instrument()` (used by tests)."""
+    from opentelemetry.instrumentation import psycopg as contrib
+
+    from lumigo_opentelemetry.instrumentations import _pg_cursors
+
+    _pg_cursors.uninstall(contrib.DatabaseApiIntegration)
+    _pg_cursors.uninstall(contrib.DatabaseApiAsyncIntegration)
     upstream = instrumentor()
     if upstream.is_instrumented_by_opentelemetry:
         upstream.uninstrument()

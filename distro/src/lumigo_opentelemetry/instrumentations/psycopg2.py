@@ -6,6 +6,8 @@ The statement is the query text the app passed, with its placeholders: values se
 parameters never leave the process. Statements longer than the attribute limit are cut
 by the tracer provider's span limits. Connections made by `psycopg2.connect(...)`
 (which is what Django's PostgreSQL backend calls) are traced.
+Connections share one traced cursor class (`_pg_cursors`), so a connection per request
+leaves nothing to the cycle collector; a failed statement neither (`_dbapi`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ def instrumentor() -> BaseInstrumentor:
 
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     """Wrap `psycopg2.connect` once (a second call is a no-op)."""
+    from opentelemetry.instrumentation import psycopg2 as contrib
+    from psycopg2.extensions import cursor
+
+    from lumigo_opentelemetry.instrumentations import _dbapi, _pg_cursors
+
+    _dbapi.release_errors()
+    _pg_cursors.install(
+        contrib.DatabaseApiIntegration,
+        _pg_cursors.Connect(cursor, contrib.CursorTracer, is_async=False),
+    )
     upstream = instrumentor()
     if not upstream.is_instrumented_by_opentelemetry:
         upstream.instrument(tracer_provider=tracer_provider, skip_dep_check=True)
@@ -39,6 +51,11 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
 
 def uninstrument() -> None:
     """Undo `instrument()` (used by tests)."""
+    from opentelemetry.instrumentation import psycopg2 as contrib
+
+    from lumigo_opentelemetry.instrumentations import _pg_cursors
+
+    _pg_cursors.uninstall(contrib.DatabaseApiIntegration)
     upstream = instrumentor()
     if upstream.is_instrumented_by_opentelemetry:
         upstream.uninstrument()

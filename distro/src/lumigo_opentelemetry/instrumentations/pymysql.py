@@ -37,6 +37,7 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     from lumigo_opentelemetry.instrumentations import _dbapi
 
     _dbapi.install(config)
+    _dbapi.release_errors()
     upstream = instrumentor()
     if not upstream.is_instrumented_by_opentelemetry:
         upstream.instrument(tracer_provider=tracer_provider)

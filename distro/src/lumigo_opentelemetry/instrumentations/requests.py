@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Optional
 
-from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations import _release, payloads
 
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
@@ -123,10 +123,27 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
             request_hook=_hooks.request,
             response_hook=_hooks.response,
         )
+    _release_errors()
+
+
+def _release_errors() -> None:
+    """Wrap contrib's `Session.send` once, so that a failed call's exception does not
+    keep its span and request in a reference cycle (`_release`)."""
+    from requests import Session
+    from wrapt import wrap_function_wrapper
+
+    send = Session.__dict__["send"]
+    applied = getattr(send, "opentelemetry_instrumentation_requests_applied", False)
+    if applied and not _release.is_releasing(send):
+        wrap_function_wrapper(Session, "send", _release.Releasing(send))
 
 
 def uninstrument() -> None:
     """Undo `instrument()` (used by tests)."""
+    from requests import Session
+
+    if _release.is_releasing(Session.__dict__.get("send")):
+        Session.send = Session.__dict__["send"].__wrapped__  # type: ignore[method-assign]
     upstream = instrumentor()
     if upstream.is_instrumented_by_opentelemetry:
         upstream.uninstrument()
