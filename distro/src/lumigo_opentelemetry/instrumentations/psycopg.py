@@ -4,7 +4,8 @@ Built on opentelemetry-instrumentation-psycopg (DB-API integration over
 `psycopg.connect`, `Connection.connect` and `AsyncConnection.connect`: span named after
 the SQL verb and database, `db.system=postgresql`, `db.name`, `db.user`, peer address).
 The statement is the query text with its placeholders: values sent as parameters never
-leave the process; long statements are cut by the span limits. Django's PostgreSQL
+leave the process, a literal with a secret name (`password = '...'`) is masked
+(`_dbapi`); long statements are cut by the span limits. Django's PostgreSQL
 backend on psycopg 3 is traced through `Connection.connect`.
 Connections share one traced cursor class (`_pg_cursors`), so a connection per request
 leaves nothing to the cycle collector; a failed statement neither (`_dbapi`).
@@ -39,6 +40,7 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
 
     from lumigo_opentelemetry.instrumentations import _dbapi, _pg_cursors
 
+    _dbapi.install(config)  # statements masked, as for every DB-API driver
     _dbapi.release_errors()
     _pg_cursors.install(
         contrib.DatabaseApiIntegration,

@@ -3,7 +3,8 @@
 Built on opentelemetry-instrumentation-psycopg2 (DB-API integration: span named after
 the SQL verb and database, `db.system=postgresql`, `db.name`, `db.user`, peer address).
 The statement is the query text the app passed, with its placeholders: values sent as
-parameters never leave the process. Statements longer than the attribute limit are cut
+parameters never leave the process; a literal with a secret name
+(`password = '...'`) is masked (`_dbapi`). Statements longer than the attribute limit are cut
 by the tracer provider's span limits. Connections made by `psycopg2.connect(...)`
 (which is what Django's PostgreSQL backend calls) are traced.
 Connections share one traced cursor class (`_pg_cursors`), so a connection per request
@@ -39,6 +40,7 @@ def instrument(config: Config, tracer_provider: TracerProvider) -> None:
 
     from lumigo_opentelemetry.instrumentations import _dbapi, _pg_cursors
 
+    _dbapi.install(config)  # statements masked, as for every DB-API driver
     _dbapi.release_errors()
     _pg_cursors.install(
         contrib.DatabaseApiIntegration,
