@@ -1,6 +1,6 @@
 """Serve N in-process requests to a benchmark app, then flush the tracer (runs in a venv).
 
-    python cpu_driver.py flask|fastapi N [FLUSH_EVERY]
+    python cpu_driver.py flask|fastapi|django N [FLUSH_EVERY]
 
 No HTTP server and no load generator: the app's WSGI/ASGI callable is called directly
 with a request like the one wrk sends (`GET /hello`, a few headers), N times, on one
@@ -29,10 +29,9 @@ FLUSH_EVERY = 10
 _every = [FLUSH_EVERY]
 
 
-def flask_requests(count: int, every: Callable[[int], None]) -> None:
-    from flask_app import app
-
-    base = {
+def _wsgi_environ() -> dict:
+    """The environ of a `GET /hello` like wrk's (a fresh `wsgi.input` per request)."""
+    environ = {
         "REQUEST_METHOD": "GET",
         "SCRIPT_NAME": "",
         "PATH_INFO": "/hello",
@@ -50,7 +49,13 @@ def flask_requests(count: int, every: Callable[[int], None]) -> None:
         "wsgi.run_once": False,
     }
     for name, value in HEADERS:
-        base["HTTP_" + name.upper().replace("-", "_")] = value
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return environ
+
+
+def _serve_wsgi(app: Callable, count: int, every: Callable[[int], None]) -> None:
+    """Call a WSGI app `count` times with `GET /hello`, reading and closing each body."""
+    base = _wsgi_environ()
     statuses: list[str] = []
 
     def start_response(status: str, headers: list, exc_info: object = None) -> None:
@@ -71,6 +76,23 @@ def flask_requests(count: int, every: Callable[[int], None]) -> None:
             raise SystemExit("empty response")
     if any(not s.startswith("200") for s in statuses):
         raise SystemExit(f"unexpected status: {set(statuses)}")
+
+
+def flask_requests(count: int, every: Callable[[int], None]) -> None:
+    from flask_app import app
+
+    _serve_wsgi(app, count, every)
+
+
+def django_requests(count: int, every: Callable[[int], None]) -> None:
+    """Django's WSGI handler (django_app.py, settings in django_settings.py); `/hello`
+    touches no database."""
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_settings")
+    from django_app import application
+
+    _serve_wsgi(application, count, every)
 
 
 def fastapi_requests(count: int, every: Callable[[int], None]) -> None:
@@ -140,7 +162,7 @@ def main() -> None:
     app, count = sys.argv[1], int(sys.argv[2])
     if len(sys.argv) > 3:
         _every[0] = int(sys.argv[3])
-    serve = flask_requests if app == "flask" else fastapi_requests
+    serve = {"flask": flask_requests, "django": django_requests}.get(app, fastapi_requests)
     serve(WARMUP + count, flush_points)
     print(f"requests={count} provider={flush()}")
 
