@@ -109,3 +109,31 @@ def test_lean_django_spans_equal_contrib_across_versions(row: tuple[str, list[st
     _label, requirements = row
     venv = app_venv(list(requirements))
     _compare(str(venv / "bin" / "python"))
+
+
+def test_request_headers_are_what_django_request_headers_gives() -> None:
+    """The lean path reads the request headers from `request.META` itself: the same
+    pairs, in the same order, as `dict(request.headers)` (empty values included)."""
+    from django.http.request import HttpHeaders
+
+    from lumigo_opentelemetry.instrumentations import payloads
+
+    base = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/a",
+        "SERVER_NAME": "h",
+        "HTTP_HOST": "h:80",
+        "HTTP_X_API_KEY": "k",
+        "wsgi.input": object(),
+    }
+    metas = [
+        base,
+        {**base, "CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": ""},  # wsgiref's GET
+        {**base, "CONTENT_LENGTH": "3", "HTTP_X_EMPTY": ""},
+        {"CONTENT_TYPE": "", **base, "SERVER_PORT": "80"},
+    ]
+    for meta in metas:
+        for _ in range(2):  # the first call makes the memo's plan, the second uses it
+            pairs = payloads.wsgi_request_headers(meta, keep_empty_content=True)
+            expected = [(name.lower(), value) for name, value in HttpHeaders(meta).items()]
+            assert pairs == expected, meta

@@ -181,15 +181,15 @@ def wsgi_request_headers(
 
     Environs with the same keys in the same order (one client's requests) share a plan
     (which keys are headers, their names), kept in a bounded memo: the values are then
-    read in C, and only an environ with an empty or non-`str` header value goes key by
-    key."""
+    read in C, and only an environ with a non-`str` header value (or an empty one, unless
+    `keep_empty_content`) goes key by key."""
     keys = tuple(environ)
     plan = _HEADER_PLANS.get(keys)
     if plan is None:
         plan = _header_plan(keys)
     header_keys, names = plan
     values = tuple(map(environ.get, header_keys))
-    if "" not in values and _STR_ONLY.issuperset(map(type, values)):
+    if (keep_empty_content or "" not in values) and _STR_ONLY.issuperset(map(type, values)):
         return list(zip(names, values))  # type: ignore[arg-type]
     return _request_headers_one_by_one(environ, keep_empty_content)
 
