@@ -112,9 +112,11 @@ class _Lean:
         self.names: Dict[Tuple[int, str], Tuple[Any, Optional[str]]] = {}
 
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
-        masked = dict(attributes)
-        masked.update(payloads.masked_url_attributes(masked, self.config))
-        return masked
+        """The request attributes with URL secrets masked, as the response hook masks
+        them (query strings dropped as a whole should masking fail)."""
+        masked = Attributes(attributes)
+        payloads.mask_span_urls(masked, self.config)  # type: ignore[arg-type]
+        return dict(masked)
 
     # --- span name ------------------------------------------------------------------
 
