@@ -277,6 +277,8 @@ class LeanMiddleware(_DjangoMiddleware):
         try:
             response = self.get_response(request)
         finally:
+            # the request keeps no span state (nor the exception) past its span
+            request.__dict__.pop(_STATE, None)
             try:
                 lean.end(request, state, response)
             except Exception:
