@@ -2,9 +2,10 @@
 
     uv run python benchmarks/cpu.py [--quick] [--batch 10|512] [--only NAME ...] [--json out.json]
 
-For each contender and app (Flask, FastAPI) `cpu_driver.py` serves N in-process requests
-(no HTTP server, no load generator) and then flushes the tracer, so the export of every
-span to a local OTLP receiver happens inside the measured process, at fixed points
+For each contender and app (Flask, FastAPI, Django; `/hello`) `cpu_driver.py` serves N
+in-process requests (no HTTP server, no load generator) and then flushes the tracer, so
+the export of every span to a local OTLP receiver happens inside the measured process,
+at fixed points
 (a forced flush every `--batch` requests: 10 by default, one OTLP POST per 10 spans, the
 worst case for the per-post cost; 512 is the batch a busy server sends, when the batch
 processor's queue fills; the batch processor's timer is set an hour out so no export
@@ -37,7 +38,8 @@ from contenders import Contender, contenders, exporter_env, venv_for  # noqa: E4
 from lumigo_devtools.receiver import OtlpReceiver  # noqa: E402
 
 DRIVER = HERE / "cpu_driver.py"
-APPS = ("flask", "fastapi")
+APPS_DIR = HERE / "apps"
+APPS = ("flask", "fastapi", "django")
 #: the contenders of the CPU figure: untraced, ours (pip and layer) and vanilla OTel
 NAMES = ("baseline", "ours", "ours-layer", "vanilla")
 COUNTS = {"full": (200, 1200), "quick": (10, 60)}
@@ -148,6 +150,11 @@ def measure(
     low, high = counts
     with OtlpReceiver() as receiver:
         env = contender_env(c, venv, receiver.url, layer, work)
+        if app == "django":
+            # as under gunicorn in run.py: a tracer that reads the settings at start-up
+            # (opentelemetry-instrument) must find the settings module before the driver runs
+            env["DJANGO_SETTINGS_MODULE"] = "django_settings"
+            env["PYTHONPATH"] = ":".join(p for p in (env.get("PYTHONPATH"), str(APPS_DIR)) if p)
         python = venv / "bin" / "python"
         # once without valgrind: byte-compiles every module, so neither count includes that
         subprocess.run(

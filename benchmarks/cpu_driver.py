@@ -1,6 +1,6 @@
 """Serve N in-process requests to a benchmark app, then flush the tracer (runs in a venv).
 
-    python cpu_driver.py flask|fastapi N [FLUSH_EVERY]
+    python cpu_driver.py flask|fastapi|django N [FLUSH_EVERY]
 
 No HTTP server and no load generator: the app's WSGI/ASGI callable is called directly
 with a request like the one wrk sends (`GET /hello`, a few headers), N times, on one
@@ -37,7 +37,9 @@ def flask_requests(count: int, every: Callable[[int], None], path: str = "/hello
 
 
 def django_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
-    """The Django app (PostgreSQL behind `/db`) through its WSGI handler."""
+    """The Django app (PostgreSQL behind `/db`; `/hello` touches no database) through its
+    WSGI handler."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_settings")
     from django_app import application
 
     wsgi_requests(application, count, every, path)
@@ -185,7 +187,7 @@ def main() -> None:
     app, count = sys.argv[1], int(sys.argv[2])
     if len(sys.argv) > 3:
         _every[0] = int(sys.argv[3])
-    serve = flask_requests if app == "flask" else fastapi_requests
+    serve = {"flask": flask_requests, "django": django_requests}.get(app, fastapi_requests)
     serve(WARMUP + count, flush_points)
     print(f"requests={count} provider={flush()}")
 

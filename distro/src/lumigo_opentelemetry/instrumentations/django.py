@@ -17,11 +17,16 @@ settings on the app's behalf. On top of it, as for Flask:
 - secret query parameters masked in the URL attributes; everything truncated.
 
 Hooks are guarded: a capture failure drops that attribute; the request is untouched.
+
+On the default HTTP semantic conventions, WSGI requests take our lean path instead
+(`_django_server.LeanMiddleware` in the upstream middleware's place: the same spans and
+payloads for a fraction of the CPU); ASGI requests keep the upstream middleware's code.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
@@ -54,7 +59,11 @@ def response_body(response: Any, config: Config) -> Optional[str]:
     content = response.content
     limit = max(0, config.attribute_length_limit)
     return payloads.body_attribute(
-        content[: 4 * limit], config, response.get("Content-Type"), total_size=len(content)
+        content[: 4 * limit],
+        config,
+        response.get("Content-Type"),
+        total_size=len(content),
+        site=payloads.Site.HTTP_RESPONSE_BODIES,
     )
 
 
@@ -96,6 +105,7 @@ class _Hooks:
                 payloads.headers_attribute,
                 list(response.items()),
                 config,
+                payloads.Site.HTTP_RESPONSE_HEADERS,
             )
             payloads.set_captured(span, payloads.REQUEST_BODY, request_body, request, config)
             payloads.set_captured(span, payloads.RESPONSE_BODY, response_body, response, config)
@@ -106,6 +116,8 @@ class _Hooks:
 
 _hooks: Optional[_Hooks] = None
 _provider: Optional[TracerProvider] = None
+#: whether WSGI requests take the lean path (the golden test turns it off for contrib's)
+_lean = True
 
 
 def _instrument_before_middleware(
@@ -121,19 +133,40 @@ def _instrument_before_middleware(
                 response_hook=_hooks.response,
                 skip_dep_check=True,
             )
+            if _lean:
+                _install_lean(_hooks.config)
     except Exception:
         _LOG.warning("django is not instrumented: its middleware could not be added")
         _LOG.debug("django instrumentation failed", exc_info=True)
     return wrapped(*args, **kwargs)
 
 
-def instrument(config: Config, tracer_provider: TracerProvider) -> None:
-    """Arrange for the upstream middleware to be added when Django loads its middleware."""
-    global _hooks, _provider
+def _install_lean(config: Config) -> None:
+    """The lean middleware in the upstream one's place, on the default HTTP semantic
+    conventions (the mode the upstream instrumentor settled on); never raises."""
+    try:
+        from opentelemetry.instrumentation._semconv import _StabilityMode
+        from opentelemetry.instrumentation.django.middleware.otel_middleware import (
+            _DjangoMiddleware,
+        )
+
+        if _DjangoMiddleware._sem_conv_opt_in_mode is _StabilityMode.DEFAULT:
+            from lumigo_opentelemetry.instrumentations import _django_server
+
+            _django_server.install(config)
+    except Exception:
+        _LOG.debug("django lean server spans not installed", exc_info=True)
+
+
+def instrument(config: Config, tracer_provider: TracerProvider, lean: bool = True) -> None:
+    """Arrange for the upstream middleware to be added when Django loads its middleware
+    (replaced by the lean one unless `lean` is False)."""
+    global _hooks, _provider, _lean
     from django.core.handlers.base import BaseHandler
     from wrapt import ObjectProxy, wrap_function_wrapper
 
     _provider = tracer_provider
+    _lean = lean
     if _hooks is None:
         _hooks = _Hooks(config)
     else:
@@ -148,6 +181,10 @@ def uninstrument() -> None:
     from opentelemetry.instrumentation.utils import unwrap
 
     unwrap(BaseHandler, "load_middleware")
+    if "lumigo_opentelemetry.instrumentations._django_server" in sys.modules:
+        from lumigo_opentelemetry.instrumentations import _django_server
+
+        _django_server.uninstall()
     upstream = instrumentor()
     if upstream.is_instrumented_by_opentelemetry:
         upstream.uninstrument()

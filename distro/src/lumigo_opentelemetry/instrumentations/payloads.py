@@ -172,22 +172,26 @@ def headers_attribute(
     return text
 
 
-def wsgi_request_headers(environ: Mapping[str, object]) -> List[Tuple[str, str]]:
-    """The request headers of a WSGI environ, as (name, value) pairs.
+def wsgi_request_headers(
+    environ: Mapping[str, object], keep_empty_content: bool = False
+) -> List[Tuple[str, str]]:
+    """The request headers of a WSGI environ, as (name, value) pairs; an empty
+    `CONTENT_TYPE` / `CONTENT_LENGTH` is no header unless `keep_empty_content` (Django's
+    `request.headers` keeps them).
 
     Environs with the same keys in the same order (one client's requests) share a plan
     (which keys are headers, their names), kept in a bounded memo: the values are then
-    read in C, and only an environ with an empty or non-`str` header value goes key by
-    key."""
+    read in C, and only an environ with a non-`str` header value (or an empty one, unless
+    `keep_empty_content`) goes key by key."""
     keys = tuple(environ)
     plan = _HEADER_PLANS.get(keys)
     if plan is None:
         plan = _header_plan(keys)
     header_keys, names = plan
     values = tuple(map(environ.get, header_keys))
-    if "" not in values and _STR_ONLY.issuperset(map(type, values)):
+    if (keep_empty_content or "" not in values) and _STR_ONLY.issuperset(map(type, values)):
         return list(zip(names, values))  # type: ignore[arg-type]
-    return _request_headers_one_by_one(environ)
+    return _request_headers_one_by_one(environ, keep_empty_content)
 
 
 def _header_plan(keys: Tuple[str, ...]) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
@@ -205,7 +209,9 @@ def _header_plan(keys: Tuple[str, ...]) -> Tuple[Tuple[str, ...], Tuple[str, ...
     return plan
 
 
-def _request_headers_one_by_one(environ: Mapping[str, object]) -> List[Tuple[str, str]]:
+def _request_headers_one_by_one(
+    environ: Mapping[str, object], keep_empty_content: bool = False
+) -> List[Tuple[str, str]]:
     names = _ENVIRON_HEADER_NAMES
     pairs: List[Tuple[str, str]] = []
     for key, value in environ.items():
@@ -218,7 +224,7 @@ def _request_headers_one_by_one(environ: Mapping[str, object]) -> List[Tuple[str
             name = _environ_header_name(key)
             if name is None:
                 continue
-        if value or not key.startswith("CONTENT_"):  # empty CONTENT_* values are no header
+        if value or keep_empty_content or not key.startswith("CONTENT_"):
             pairs.append((name, value))
     return pairs
 
