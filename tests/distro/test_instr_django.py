@@ -203,3 +203,24 @@ def test_the_callers_trace_is_continued(base_url: str, receiver: Any) -> None:
         assert json.load(answer) == {"order": 1, "doubled": 2}
     server = _server_span(receiver.wait_for_spans(1, where=lambda s: s.kind == "SERVER"))
     assert (server.trace_id, server.parent_span_id) == (trace_id, parent)
+
+
+def test_instrumenting_twice_wraps_once_and_one_undo_restores_django() -> None:
+    from django.core.handlers.base import BaseHandler
+
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import django as ours
+    from tests.helpers.data_tracing import tracing
+
+    original = BaseHandler.__dict__["load_middleware"]
+    while hasattr(original, "__wrapped__"):  # the session may have instrumented it already
+        original = original.__wrapped__
+    ours.uninstrument()
+    try:
+        ours.instrument(Config(token="t_twice"), tracing().provider)
+        ours.instrument(Config(token="t_twice"), tracing().provider)
+        wrapped = BaseHandler.__dict__["load_middleware"]
+        assert getattr(wrapped, "__wrapped__", None) is original  # one layer, not two
+    finally:
+        ours.uninstrument()
+    assert BaseHandler.__dict__["load_middleware"] is original

@@ -163,7 +163,7 @@ def instrument(config: Config, tracer_provider: TracerProvider, lean: bool = Tru
     (replaced by the lean one unless `lean` is False)."""
     global _hooks, _provider, _lean
     from django.core.handlers.base import BaseHandler
-    from wrapt import ObjectProxy, wrap_function_wrapper
+    from wrapt import wrap_function_wrapper
 
     _provider = tracer_provider
     _lean = lean
@@ -171,8 +171,21 @@ def instrument(config: Config, tracer_provider: TracerProvider, lean: bool = Tru
         _hooks = _Hooks(config)
     else:
         _hooks.config = config
-    if not isinstance(BaseHandler.__dict__.get("load_middleware"), ObjectProxy):
+    if not _wrapped_by_us(BaseHandler.__dict__.get("load_middleware")):
         wrap_function_wrapper(BaseHandler, "load_middleware", _instrument_before_middleware)
+
+
+def _wrapped_by_us(method: Any) -> bool:
+    """Whether `method` or a function it wraps is wrapped by `_instrument_before_middleware`
+    (wrapt 2 no longer makes its wrappers `wrapt.ObjectProxy` instances: the wrapper is
+    asked, layer by layer, what it wraps with)."""
+    for _ in range(32):  # wrappers of wrappers, bounded
+        if method is None:
+            return False
+        if getattr(method, "_self_wrapper", None) is _instrument_before_middleware:
+            return True
+        method = getattr(method, "__wrapped__", None)
+    return False
 
 
 def uninstrument() -> None:
