@@ -15,6 +15,17 @@ module against it below; a test checks it at run time and that `HOOK_MODULES` is
 what the modules declare). The table is spelled out here rather than read from the
 modules because reading it would import every instrumentation module at start-up.
 
+A library imported by an OpenTelemetry contrib instrumentation module's own top-level
+imports (an app doing some manual instrumentation runs `from
+opentelemetry.instrumentation.psycopg import PsycopgInstrumentor` before `import
+psycopg`) fires its hook while that contrib module is half executed, when `instrument()`
+cannot import from it yet. `install_hooks` therefore also watches each enabled
+instrumentation's contrib module (`CONTRIB_PREFIX + name`: its loader is wrapped when it
+is imported, no import of it at start-up) and the hook, when it finds a watched contrib
+module executing on its own thread's stack, defers the activation until that module's
+execution returns (`_post_import.after_import`): the library is instrumented once,
+before the import statement that brought it in returns to the app.
+
 Every step is guarded: a failure is logged and the application runs untraced.
 """
 
@@ -22,14 +33,15 @@ from __future__ import annotations
 
 import _thread  # `threading` itself is not imported at start-up (it costs milliseconds)
 import importlib
+import sys
 
 from lumigo_opentelemetry._logging import logger  # imports logging on first use
-from lumigo_opentelemetry.instrumentations._post_import import when_imported
+from lumigo_opentelemetry.instrumentations._post_import import after_import, watch, when_imported
 
 TYPE_CHECKING = False  # typing is not imported at start-up (it costs milliseconds)
 if TYPE_CHECKING:
     from types import ModuleType
-    from typing import Any, Callable, Dict, Optional, Set, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -64,6 +76,8 @@ HOOK_MODULES: Dict[str, str] = {
     "langchain": "langchain_core",
 }
 KNOWN: Tuple[str, ...] = tuple(HOOK_MODULES)
+#: the package of the contrib instrumentation of `name` is CONTRIB_PREFIX + name
+CONTRIB_PREFIX = "opentelemetry.instrumentation."
 #: instrumentations that ask their provider for a tracer only when they first trace:
 #: the hook gives them a stand-in, and the provider is built then, not at the import
 PROVIDER_ON_FIRST_TRACER = frozenset({"flask", "fastapi"})
@@ -155,6 +169,39 @@ def install_hooks(config: Config, hook_for: Callable[[str], Callable[[Any], None
             logger.debug("%s is disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", name)
             continue
         try:
-            when_imported(hook_module, hook_for(name))
+            watch(CONTRIB_PREFIX + name)
+            when_imported(hook_module, _after_contrib_imports(name, hook_for(name)))
         except Exception as exc:
             logger.warning("%s is not instrumented: its import hook failed (%s)", name, exc)
+
+
+def _after_contrib_imports(name: str, hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """`hook`, run once no watched contrib module is executing around this import."""
+
+    def run(module: Any) -> None:
+        for contrib in _contrib_modules_executing():
+            if after_import(contrib, lambda _contrib: hook(module)):
+                logger.debug("%s: instrumenting once %s is imported", name, contrib)
+                return
+        hook(module)
+
+    return run
+
+
+def _contrib_modules_executing() -> List[str]:
+    """Names of the contrib modules whose body is executing on this thread, outermost first.
+
+    Read from the stack (module bodies are `<module>` frames), so an import of the same
+    module under way on another thread does not count.
+    """
+    get_frame = getattr(sys, "_getframe", None)
+    frame = get_frame(1) if get_frame is not None else None
+    names: List[str] = []
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            module_name = frame.f_globals.get("__name__")
+            if isinstance(module_name, str) and module_name.startswith(CONTRIB_PREFIX):
+                names.append(module_name)
+        frame = frame.f_back
+    names.reverse()
+    return names

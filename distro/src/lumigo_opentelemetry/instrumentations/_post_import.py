@@ -13,6 +13,14 @@ whose loader predates `exec_module` (load_module only, e.g. zipimport on Python 
 handed to wrapt's hook, which supports such loaders.
 
 A callback that raises is logged; the exception never reaches the import.
+
+`watch(name)` has the finder wrap the loader of `name` at its import with no callback
+waiting yet, so that `after_import(name, callback)` can still be told, from inside that
+module's execution (e.g. by a hook fired by an import the module makes at its top), when
+the module has finished: the registry watches the contrib instrumentation modules this
+way, to instrument a library imported by its contrib module only once that module is
+whole. A watched name costs the other imports nothing (it is one more key of the dict
+they already look up); the names imported are found as before, their loader wrapped.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
 _lock = _thread.RLock()
 _pending: Dict[str, List[Callback]] = {}
 _finder: Optional[PostImportFinder] = None
+_executing: Set[str] = set()  # names whose wrapped loader is executing the module now
 _LEGACY = object()  # marks a find_module-only finder
 
 
@@ -77,10 +86,38 @@ class _ImportLock:
             self._manager.__exit__(*exc_info)
 
 
-def pending() -> Dict[str, int]:
-    """{module name: number of callbacks still waiting} (for tests and debugging)."""
+def watch(name: str) -> None:
+    """Wrap the loader of `name` at its next import, so `after_import` can follow it.
+
+    No-op for a module already imported.
+    """
     with _lock:
-        return {name: len(callbacks) for name, callbacks in _pending.items()}
+        if name not in sys.modules:
+            _pending.setdefault(name, [])
+            _install_finder()
+
+
+def after_import(name: str, callback: Callback) -> bool:
+    """Call `callback(module)` once the import of `name` under way has finished.
+
+    True when `name` is being executed by a loader wrapped here (see `watch`): the
+    callback then runs right after that execution returns, before the import hands the
+    module to its importer. False, and nothing registered, otherwise.
+    """
+    with _lock:
+        if name not in _executing:
+            return False
+        _pending.setdefault(name, []).append(callback)
+        return True
+
+
+def pending() -> Dict[str, int]:
+    """{module name: number of callbacks still waiting} (for tests and debugging).
+
+    Names only watched (no callback waiting) are left out.
+    """
+    with _lock:
+        return {name: len(callbacks) for name, callbacks in _pending.items() if callbacks}
 
 
 def _install_finder() -> None:
@@ -101,6 +138,7 @@ def _call(callback: Callback, module: ModuleType, name: str) -> None:
 def _notify(name: str, module: ModuleType) -> None:
     """Run (and forget) the callbacks waiting for `name`."""
     with _lock:
+        _executing.discard(name)
         callbacks = _pending.pop(name, [])
     for callback in callbacks:
         _call(callback, module, name)
@@ -180,8 +218,17 @@ class _NotifyingLoader:
         module_spec = getattr(module, "__spec__", None)
         if module_spec is not None and module_spec.loader is self:
             module_spec.loader = self._lumigo_loader
-        self._lumigo_loader.exec_module(module)
-        _notify(self._lumigo_name, sys.modules.get(self._lumigo_name, module))
+        name = self._lumigo_name
+        with _lock:
+            _executing.add(name)
+        try:
+            self._lumigo_loader.exec_module(module)
+        except BaseException:
+            # the callbacks stay pending: a later import of `name` may still succeed
+            with _lock:
+                _executing.discard(name)
+            raise
+        _notify(name, sys.modules.get(name, module))
 
 
 def _hand_to_wrapt(fullname: str, path: Optional[Sequence[str]], target: Any) -> Any:
