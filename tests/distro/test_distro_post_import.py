@@ -287,3 +287,57 @@ def test_other_imports_pass_through_untouched(libs: Libs) -> None:
     assert type(module.__spec__.loader) is importlib.machinery.SourceFileLoader
     finder = _post_import._finder
     assert finder is not None and finder.find_spec(plain) is None
+
+
+def test_after_import_runs_once_a_watched_module_mid_import_has_finished(libs: Libs) -> None:
+    inner = libs.module("VALUE = 1")
+    outer = libs.module(f"import {inner}\nBEFORE_END = True")
+    finished: Calls = Calls()
+    deferred: list[bool] = []
+
+    def on_inner(module: ModuleType) -> None:
+        # fired from inside outer's body: outer is half executed
+        assert "FINISHED" not in vars(sys.modules[outer])
+        deferred.append(_post_import.after_import(outer, finished))
+
+    _post_import.watch(outer)
+    assert outer not in _post_import.pending()  # watched only: nothing waits
+    when_imported(inner, on_inner)
+    module = importlib.import_module(outer)
+    assert deferred == [True]
+    [(seen_name, attrs)] = finished.seen  # once, after the whole body, before import returned
+    assert seen_name == outer and attrs["FINISHED"] is True
+    assert type(module.__loader__) is importlib.machinery.SourceFileLoader
+    assert outer not in _post_import._pending
+
+
+def test_after_import_declines_a_module_it_does_not_follow(libs: Libs) -> None:
+    unwatched_inner = libs.module()
+    unwatched = libs.module(f"import {unwatched_inner}")
+    answers: list[bool] = []
+    when_imported(
+        unwatched_inner, lambda _m: answers.append(_post_import.after_import(unwatched, Calls()))
+    )
+    importlib.import_module(unwatched)  # executing, but its loader was not wrapped
+    done = libs.module()
+    importlib.import_module(done)
+    never = libs.module()
+    assert answers == [False]
+    assert not _post_import.after_import(done, Calls())  # finished already
+    assert not _post_import.after_import(never, Calls())  # not being imported
+    assert unwatched not in _post_import._pending and never not in _post_import._pending
+
+
+def test_after_import_waits_for_a_retry_when_the_module_raised(libs: Libs) -> None:
+    inner = libs.module()
+    outer = libs.module(f"import {inner}\nraise RuntimeError('broken')")
+    finished = Calls()
+    _post_import.watch(outer)
+    when_imported(inner, lambda _m: _post_import.after_import(outer, finished))
+    with pytest.raises(RuntimeError):
+        importlib.import_module(outer)
+    assert finished.seen == [] and _post_import.pending()[outer] == 1
+    (libs.root / f"{outer}.py").write_text("FINISHED = True\n")
+    importlib.invalidate_caches()
+    importlib.import_module(outer)
+    assert finished.names == [outer]
