@@ -11,10 +11,11 @@ holding a literal masked (its values cannot be told apart). Everything else is k
 written. Statements without a column list (`INSERT INTO t VALUES ...`, `INSERT ... SELECT`)
 are left to the other rules.
 
-The text is read as PostgreSQL (`''` in a string is a quote, a backslash is itself, `$$`
-quotes a string, `--` starts a comment) and, when it holds a backslash, `#` or `--`, also
-as MySQL (a backslash escapes the next character, `#` and `-- ` start a comment): what
-either reading masks is masked.
+The text is read as PostgreSQL (`''` in a string is a quote, a backslash is itself but in
+`E'...'`, `$$` quotes a string, `--` starts a comment) and, when it holds a backslash, `#`
+or `--`, also as MySQL (a backslash escapes the next character, `#` and `-- ` start a
+comment): what either reading masks is masked (so a value beside a secret one may be
+masked too, when the readings differ on where a string ends).
 """
 
 from __future__ import annotations
@@ -26,15 +27,16 @@ MASKED_VALUE = "'****'"
 # the dialects' strings; a string may be cut short (no closing quote) by a recording limit
 _MYSQL_STRINGS = r"""'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.|"")*"?"""
 _POSTGRES_STRINGS = (
-    r"""'(?:[^']|'')*'?|"(?:[^"]|"")*"?|\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?(?:\$(?P=tag)\$|\Z)"""
+    r"""'(?:[^']|'')*'?|"(?:[^"]|"")*"?|[Ee]'(?:[^'\\]|\\.|'')*'?"""
+    r"|\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?(?:\$(?P=tag)\$|\Z)"
 )
 
 
 def _tokens(strings: str, comments: str) -> re.Pattern[str]:
     return re.compile(
-        r"\s*(?:(?P<word>[^\W\d][\w$]*)|(?P<comma>,)|(?P<open>[(\[])|(?P<close>[)\]])"
-        r"|(?P<mark>%(?:\([^)]*\))?[sbt]|\$\d+|:[^\W\d]\w*|:\d+|\?)"
+        r"\s*(?:(?P<mark>%(?:\([^)]*\))?[sbt]|\$\d+|:[^\W\d]\w*|:\d+|\?)"
         rf"|(?P<literal>{strings}|\d[\w.]*|\.\d[\w.]*|\$)"
+        r"|(?P<word>[^\W\d][\w$]*)|(?P<comma>,)|(?P<open>[(\[])|(?P<close>[)\]])"
         rf"|(?P<comment>{comments}|/\*.*?(?:\*/|\Z))"
         r"|(?P<name>`(?:[^`]|``)*`?)"
         r"|(?P<other>\S))",
