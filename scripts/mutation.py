@@ -58,8 +58,12 @@ class Target:
 TARGETS: tuple[Target, ...] = (
     Target(
         "masking",
-        (f"{DISTRO}/masking.py",),
-        ("tests/distro/test_masking_rules.py", "tests/distro/test_masking_multipart.py"),
+        (f"{DISTRO}/masking.py", f"{DISTRO}/sql_values.py"),
+        (
+            "tests/distro/test_masking_rules.py",
+            "tests/distro/test_masking_multipart.py",
+            "tests/distro/test_masking_sql_values.py",
+        ),
     ),
     Target(
         "pod-mutation",
