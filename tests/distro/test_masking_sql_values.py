@@ -100,6 +100,13 @@ def test_a_backslash_before_a_quote_masks_what_either_dialect_would() -> None:
     assert (
         DEFAULT.apply(Site.DB, mysql) == f"INSERT INTO u (note, password, n) VALUES ('it\\'s, {M}"
     )
+    # PostgreSQL reads one string `'a\\'', '` for the note: only MySQL's reading finds the
+    # password
+    doubled = "INSERT INTO u (note, password) VALUES ('a\\'', 'hunter2')"
+    assert DEFAULT.apply(Site.DB, doubled) == f"INSERT INTO u (note, password) VALUES ('a\\'', {M})"
+    # MySQL reads one string from `'C:\\', '` on for the password: masked up to the end
+    path = "INSERT INTO u (password, n) VALUES ('C:\\', 'x')"
+    assert DEFAULT.apply(Site.DB, path) == f"INSERT INTO u (password, n) VALUES ({M}"
     postgres = "INSERT INTO u (note, password, n) VALUES ('C:\\', 'hunter2', 'x')"
     # MySQL reads one string up to `, '`, then a row cut short: the note's, not masked
     assert DEFAULT.apply(Site.DB, postgres) == (

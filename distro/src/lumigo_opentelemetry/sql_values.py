@@ -46,6 +46,11 @@ def _tokens(strings: str, comments: str) -> re.Pattern[str]:
 
 _MYSQL = _tokens(_MYSQL_STRINGS, r"--(?=\s|\Z)[^\n]*|\#[^\n]*")
 _POSTGRES = _tokens(_POSTGRES_STRINGS, r"--[^\n]*")
+# an item that is one placeholder, name or number up to its comma or parenthesis (most are):
+# read at once, as the tokens would read it (a number is a literal)
+_PLAIN_ITEM = re.compile(
+    r"\s*(%(?:\([^)]*\))?[sbt]|\$\d+|\?|:[^\W\d]\w*|[^\W\d][\w$]*|-?\d[\w.]*)\s*([,)])"
+)
 # the names in a column of the column list: quoted (`x`, "x", [x]) or bare
 _NAMES = re.compile(r'`((?:[^`]|``)*)`|"((?:[^"]|"")*)"|\[([^\]]*)\]|([^\W\d][\w$]*)')
 _STATEMENTS = frozenset({"INSERT", "REPLACE"})
@@ -188,6 +193,14 @@ def _items(text: str, tokens: re.Pattern[str], pos: int) -> Tuple[List[_Item], i
     start = end = -1
     literal = False
     while True:
+        plain = _PLAIN_ITEM.match(text, pos) if start < 0 else None
+        if plain is not None:
+            value = plain.group(1)
+            items.append((plain.start(1), plain.end(1), value[0] in "-0123456789"))
+            pos = plain.end()
+            if plain.group(2) == ")":
+                return items, pos, True
+            continue
         token = _next(text, tokens, pos)
         if token is None:
             if start >= 0 or items:
