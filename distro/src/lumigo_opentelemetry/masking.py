@@ -6,7 +6,8 @@ What is masked (values become `****`):
   held by a string, e.g. a message body or an SQL literal, after other text in a string,
   e.g. `login failed for {"password": ...}`, and pair by pair in JSON text that does not
   parse, wherever it is), form and query fields, multipart fields,
-  header names, environment variables, `name = 'literal'` pairs in SQL. A key is
+  header names, environment variables, `name = 'literal'` pairs in SQL and the columns
+  of an SQL INSERT's column list (their values in every row, `sql_values`). A key is
   secret when one of the site's regexes matches at its start, case-insensitively
   (Python `re.match`, as the upstream distro). The default rules are
   `DEFAULT_REGEXES`; `LUMIGO_SECRET_MASKING_REGEX` (a JSON list, or `all`) replaces
