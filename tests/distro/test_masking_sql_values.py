@@ -80,11 +80,23 @@ def _marked(text: str) -> Tuple[str, str]:
         "INSERT INTO t (id, password) VALUES (1, <<'a'>>), (2",
         # `#` starts a comment in MySQL, not in PostgreSQL (three values): what either masks
         "INSERT INTO t (id, password) VALUES (<<1>>, <<# 'x'>>,\n<<'hunter2'>>)",
+        "INSERT INTO u (password, n) VALUES (<<'a'>>, 'b'), (<<'C:\\', 'x')>>",
+        "INSERT INTO t (id, password) VALUES (1, <<'x'>>), ",
+        "INSERT INTO t (password, id) VALUES (<<'x'>>, 1",
+        "INSERT INTO t (password, id) VALUES (<<'x'>>, <<1>>, <<2>>",
+        # MySQL: INTO is optional; a table name in backquotes
+        "INSERT `users` (id, password) VALUES (1, <<'x'>>)",
+        # an empty value is a value: the one after it is for the note
+        "INSERT INTO t (password, note) VALUES (, 'x')",
         # nothing to mask: no secret column, no column list, INSERT ... SELECT, no VALUES
         "INSERT INTO orders (id, total, status) VALUES (7, 19.99, 'paid')",
         "INSERT INTO t (id, name) VALUES (1, 'password')",
         "SELECT * FROM t WHERE kind IN ('value', 'password')",
         "INSERT INTO t () VALUES ()",
+        "INSERT INTO secrets_log (a, b) VALUES (1, 2, 3)",
+        "INSERT INTO t PARTITION (p_secret) VALUES (1, 'x')",
+        "INSERT INTO t SET note = 'values'",
+        "INSERT INTO t (id, password) VALUES",
     ],
 )
 def test_secret_columns_of_insert_rows_are_masked(marked: str) -> None:

@@ -133,11 +133,10 @@ def _insert(
             return len(text)
         kind, start, pos = token
         word = text[start:pos].upper() if kind == "word" else ""
-        if word in _ROWS:
+        if word in _ROWS:  # rows follow (not so after `OVERRIDING SYSTEM VALUE`)
             following = _row(text, tokens, pos)
             if following and following[0] == "open" and text[following[1]] == "(":
                 break
-            continue  # `OVERRIDING SYSTEM VALUE VALUES (...)`
         if kind == "open":
             items, pos, _closed = _items(text, tokens, pos)
             if columns is None and not partition and text[start] == "(":
@@ -232,7 +231,7 @@ def _mask_row(
     """Add the spans of a row's values that are masked: a secret column's value holding a
     literal; every value holding one when the counts differ (a row cut short by the end of
     the text counts its values so far)."""
-    counted = len(items) == len(columns) or (not closed and len(items) <= len(columns))
+    counted = len(items) == len(columns) if closed else len(items) <= len(columns)
     for index, (start, end, literal) in enumerate(items):
         if literal and (columns[index] if counted else True):
             spans.append((start, end))
