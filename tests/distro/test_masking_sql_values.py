@@ -96,6 +96,7 @@ def _marked(text: str) -> Tuple[str, str]:
         "INSERT INTO secrets_log (a, b) VALUES (1, 2, 3)",
         "INSERT INTO t PARTITION (p_secret) VALUES (1, 'x')",
         "INSERT INTO t SET note = 'values'",
+        "INSERT INTO t SET password = <<'values'>>",  # the pair rule's
         "INSERT INTO t (id, password) VALUES",
     ],
 )
@@ -116,6 +117,13 @@ def test_a_backslash_before_a_quote_masks_what_either_dialect_would() -> None:
     # password
     doubled = "INSERT INTO u (note, password) VALUES ('a\\'', 'hunter2')"
     assert DEFAULT.apply(Site.DB, doubled) == f"INSERT INTO u (note, password) VALUES ('a\\'', {M})"
+    # the same in a later row: PostgreSQL's span there holds MySQL's
+    rows = (
+        "INSERT INTO u (note, password, n) VALUES ('a', 'b', 'c'), ('it\\'s, ok', 'hunter2', 'x')"
+    )
+    assert DEFAULT.apply(Site.DB, rows) == (
+        f"INSERT INTO u (note, password, n) VALUES ('a', {M}, 'c'), ('it\\'s, {M}"
+    )
     # MySQL reads one string from `'C:\\', '` on for the password: masked up to the end
     path = "INSERT INTO u (password, n) VALUES ('C:\\', 'x')"
     assert DEFAULT.apply(Site.DB, path) == f"INSERT INTO u (password, n) VALUES ({M}"
