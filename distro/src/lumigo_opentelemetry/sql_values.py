@@ -51,6 +51,10 @@ _POSTGRES = _tokens(_POSTGRES_STRINGS, r"--[^\n]*")
 _PLAIN_ITEM = re.compile(
     r"\s*(%(?:\([^)]*\))?[sbt]|\$\d+|\?|:[^\W\d]\w*|[^\W\d][\w$]*|-?\d[\w.]*)\s*([,)])"
 )
+# what every literal holds (a quote, `$`, a digit), and the placeholders that may hold `$` or
+# a digit: text without the one once the other is taken out has no value to mask
+_LITERAL_MARK = re.compile(r"['\"$\d]")
+_PLACEHOLDER = re.compile(r"%(?:\(\w*\))?[sbt]|\$\d+")
 # the names in a column of the column list: quoted (`x`, "x", [x]) or bare
 _NAMES = re.compile(r'`((?:[^`]|``)*)`|"((?:[^"]|"")*)"|\[([^\]]*)\]|([^\W\d][\w$]*)')
 _STATEMENTS = frozenset({"INSERT", "REPLACE"})
@@ -148,6 +152,8 @@ def _insert(
             return start
     if not columns or not any(columns):
         return pos
+    if not _LITERAL_MARK.search(_PLACEHOLDER.sub("", text[pos:])):
+        return len(text)  # placeholders only (a bulk INSERT of an ORM): no row to read
     while True:  # the rows: `(...)` or `ROW(...)`, separated by commas
         token = _row(text, tokens, pos)
         if token is None or token[0] != "open":
