@@ -58,8 +58,12 @@ class Target:
 TARGETS: tuple[Target, ...] = (
     Target(
         "masking",
-        (f"{DISTRO}/masking.py",),
-        ("tests/distro/test_masking_rules.py", "tests/distro/test_masking_multipart.py"),
+        (f"{DISTRO}/masking.py", f"{DISTRO}/sql_values.py"),
+        (
+            "tests/distro/test_masking_rules.py",
+            "tests/distro/test_masking_multipart.py",
+            "tests/distro/test_masking_sql_values.py",
+        ),
     ),
     Target(
         "pod-mutation",
@@ -351,6 +355,62 @@ EQUIVALENT: dict[str, str] = {
     "'://' in text and '@' in text -> '://' in text or '@' in text": (
         "a fast path: the userinfo pattern needs both `://` and `@`, so running it on a text "
         "without one of them changes nothing"
+    ),
+    f"{DISTRO}/masking.py::Masking._text::bool-swap::"  # fnmatch: ? for []
+    "last >= 0 and rules.may_name_a_secret(lowered?:last?) -> "
+    "last >= 0 or rules.may_name_a_secret(lowered?:last?)": (
+        "the fast reject of INSERT rows: every statement with a `v` is then read, which finds "
+        "nothing to mask where no rule's word is before the last `value` (or no `value` is)"
+    ),
+    f"{DISTRO}/masking.py::Masking._text::compare-swap::last >= 0 -> last > 0": (
+        "`last` is 0 only when the one `value` starts the text: no INSERT before it to read"
+    ),
+    f"{DISTRO}/masking.py::Masking._text::off-by-one::0 -> 1": (
+        "`last >= 0` to `>= 1`: as `last > 0` (the one `value` at the start has no INSERT "
+        "before it)"
+    ),
+    f"{DISTRO}/masking.py::Masking._text::drop-bound:::last -> :": (
+        "the reject then looks for the rules' words in the whole statement instead of the part "
+        "before its last `value`: more statements are read, to the same text"
+    ),
+    f"{DISTRO}/sql_values.py::mask_rows::compare-swap::start < merged?-1??1? -> "
+    "start <= merged?-1??1?": (
+        "spans never meet end to start: one reading's span ends at a quote (or a letter, digit, "
+        "bracket) where the other's would start, and a span only starts after a comma, a "
+        "parenthesis or a space, which the two readings cannot disagree on outside strings"
+    ),
+    f"{DISTRO}/sql_values.py::_read::compare-swap::"
+    "lowered.find('value', pos) >= 0 -> lowered.find('value', pos) > 0": (
+        "the find answers 0 only when the text starts with `value`: no INSERT before it"
+    ),
+    f"{DISTRO}/sql_values.py::_read::off-by-one::0 -> 1": (
+        "`find(...) >= 0` to `>= 1`: as `> 0` above (the key also names `pos = 0` to 1, which "
+        "is killed)"
+    ),
+    f"{DISTRO}/sql_values.py::_insert::drop-bound::pos: -> :": (
+        "the no-literal check of the rows then looks at the whole text, which holds the rows: "
+        "a literal in the rows is still found, so rows are read at least as often (same text)"
+    ),
+    f"{DISTRO}/sql_values.py::_secret_column::return-none::return False -> return None": (
+        "the answers are only tested for truth (`any(columns)`, `columns[index]`)"
+    ),
+    f"{DISTRO}/sql_values.py::_items::off-by-one::1 -> 2": (
+        "`start = end = -1` to -2: both only mean no item yet, compared with 0 (the key also "
+        "names `depth` and group numbers, which are killed)"
+    ),
+    f"{DISTRO}/sql_values.py::_items::compare-swap::start < 0 -> start <= 0": (
+        "an item never starts at 0: it follows the parenthesis of its list"
+    ),
+    f"{DISTRO}/sql_values.py::_items::compare-swap::start >= 0 -> start > 0": (
+        "an item never starts at 0: it follows the parenthesis of its list"
+    ),
+    f"{DISTRO}/sql_values.py::_items::off-by-one::0 -> 1": (
+        "`start < 0`, `start >= 0` moved by one: an item never starts at 0 (the key also names "
+        "`depth == 0` and `value[0]`, which are killed)"
+    ),
+    f"{DISTRO}/sql_values.py::_items::remove-jump::continue -> pass": (
+        "after an item read at once: the next item is read token by token instead, the same "
+        "items (reading at once only saves time)"
     ),
     f"{DISTRO}/masking.py::_TimedPattern.matches::compare-swap::left <= 0 -> left < 0": (
         "the attribute's time bound spent to the nanosecond (left exactly 0.0): `<=` and "

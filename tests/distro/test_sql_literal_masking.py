@@ -20,6 +20,8 @@ PORTS = {"psycopg": 5432, "psycopg2": 5432, "pymysql": 3306}
 
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2", "pymysql"])
 def test_a_password_literal_in_a_statement_is_masked(driver: str) -> None:
+    """A password assigned in an UPDATE and one given in an INSERT's rows (by the column
+    list): both masked, the rest of each statement kept as the app wrote it."""
     tcp_service("127.0.0.1", PORTS[driver], driver)
     table = f"secrets_{uuid.uuid4().hex[:8]}"
     with OtlpReceiver() as receiver:
@@ -31,4 +33,6 @@ def test_a_password_literal_in_a_statement_is_masked(driver: str) -> None:
     assert not [s for s in statements if "hunter" in s], statements
     update = next(s for s in statements if s.startswith("UPDATE"))
     assert update.startswith(f"UPDATE {table} SET password = ") and update.endswith("WHERE id = 1")
+    insert = f"INSERT INTO {table} (id, name, password) VALUES (1, 'Ada', '****'), (2, 'Bob', NULL)"
+    assert insert in statements
     assert f"CREATE TABLE {table} (id INT PRIMARY KEY, name TEXT, password TEXT)" in statements

@@ -6,7 +6,8 @@ What is masked (values become `****`):
   held by a string, e.g. a message body or an SQL literal, after other text in a string,
   e.g. `login failed for {"password": ...}`, and pair by pair in JSON text that does not
   parse, wherever it is), form and query fields, multipart fields,
-  header names, environment variables, `name = 'literal'` pairs in SQL. A key is
+  header names, environment variables, `name = 'literal'` pairs in SQL and the columns
+  of an SQL INSERT's column list (their values in every row, `sql_values`). A key is
   secret when one of the site's regexes matches at its start, case-insensitively
   (Python `re.match`, as the upstream distro). The default rules are
   `DEFAULT_REGEXES`; `LUMIGO_SECRET_MASKING_REGEX` (a JSON list, or `all`) replaces
@@ -30,6 +31,8 @@ import re
 import time
 from collections import abc
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from lumigo_opentelemetry.sql_values import mask_rows
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -258,6 +261,11 @@ class Rules:
         if answer is None:
             raise _OutOfTime
         return bool(answer)
+
+    def may_name_a_secret(self, lowered: str) -> bool:
+        """Whether a name in a text (given in lower case) may be secret: False only for rules
+        of words (`.*word.*`) of which the text holds none."""
+        return self.mask_all or bool(self._patterns) or any(w in lowered for w in self._words)
 
     def _decide(self, key: str, budget: Optional[_Budget]) -> Optional[bool]:
         lowered = key.lower()
@@ -569,6 +577,11 @@ class Masking:
             if _looks_json(text):
                 text = self._json_text(text, rules, budget)
             else:
+                if "v" in text or "V" in text:  # rows of an INSERT: by the column of each value
+                    lowered = text.lower()
+                    last = lowered.rfind("value")  # the column lists are before it
+                    if last >= 0 and rules.may_name_a_secret(lowered[:last]):
+                        text = mask_rows(text, lowered, lambda key: rules.is_secret(key, budget))
                 text = _mask_pairs(_SQL_PAIR, text, rules, budget, "'" + MASKED + "'")
                 if "'" in text and '"' in text:
                     text = _SQL_LITERAL.sub(lambda m: self._sql_literal(m, rules, budget), text)

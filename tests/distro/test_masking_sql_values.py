@@ -1,0 +1,279 @@
+"""The rows of an SQL INSERT masked by column (`lumigo_opentelemetry.sql_values`, through
+`Masking.apply(Site.DB, ...)`): a secret column's value holding a literal becomes '****' in
+every row, everything else is kept byte for byte. End-to-end through the real drivers:
+test_sql_literal_masking.py."""
+
+from __future__ import annotations
+
+import re
+from typing import List, Tuple
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lumigo_opentelemetry.masking import MASKED, Masking, Rules, Site
+
+DEFAULT = Masking.default()
+M = f"'{MASKED}'"
+
+
+def masking(**env: str) -> Masking:
+    built, warnings = Masking.from_environ(env)
+    assert warnings == []
+    return built
+
+
+def _marked(text: str) -> Tuple[str, str]:
+    """A statement written with its masked values marked `<<...>>`: (as sent, as masked)."""
+    return text.replace("<<", "").replace(">>", ""), re.sub(r"<<.*?>>", M, text, flags=re.S)
+
+
+@pytest.mark.parametrize(
+    "marked",
+    [
+        "INSERT INTO users (id, name, password) VALUES (1, 'Ada', <<'hunter2'>>)",
+        # every row; lower case keywords
+        "insert into users (id, api_key, name) values (1, <<'k1'>>, 'a'), (2, <<'k2'>>, 'b'),"
+        "(3,<<'k3'>>,'c')",
+        # quoted names, schema-qualified tables
+        """INSERT INTO "public"."users" ("id", "Password") VALUES (1, <<'x'>>)""",
+        "INSERT INTO app.users (`id`, `token`) VALUES (1, <<'x'>>)",
+        "INSERT INTO [dbo].[users] ([id], [my password]) VALUES (1, <<'x'>>)",
+        "INSERT INTO users (id, users.secret, data[1]) VALUES (1, <<'x'>>, 'y')",
+        # string literals with '' and backslash escapes, commas and parentheses inside
+        "INSERT INTO u (note, password, n) VALUES ('a,(b', <<'it''s, (x)'>>, 'c''d)'),"
+        " ('e\\\\f', <<'g\\\\'>>, ')')",
+        # a value expression is masked whole; numbers too
+        "INSERT INTO u (id, password) VALUES (1, <<crypt('x', gen_salt('bf'))>>)",
+        "INSERT INTO u (id, pin_secret) VALUES (1, <<-1234>>), (2, <<5.5e3>>),"
+        " (3, <<'x'::text>>), (4, <<E'a\\'b'>>)",
+        "INSERT INTO u (id, key_hex) VALUES (1, <<X'DEADBEEF'>>), (2, <<0xBEEF>>),"
+        " (3, <<$$a'b$$>>), (4, <<$t$x$t$>>)",
+        # no literal, nothing to mask: placeholders, NULL, DEFAULT, columns, calls
+        "INSERT INTO u (id, password, token, api_key, jwt, session)"
+        " VALUES (%s, %s, NULL, DEFAULT, now(), $1::text)",
+        "INSERT INTO u (password, token, secret) VALUES (%(password)s, ?, :token)",
+        # whitespace, newlines, comments
+        "INSERT /* c */ INTO users\n  (id,\n   password -- the hash\n  )\n"
+        "VALUES\n  (1, /* x */ <<'hunter2'>> /* y */ )",
+        # REPLACE, MySQL's VALUE and ROW(...), PARTITION, OVERRIDING ... VALUE
+        "REPLACE INTO t (a, secret) VALUE ROW(1, <<'x'>>), ROW(2, <<'y'>>)",
+        "INSERT IGNORE INTO t PARTITION (p0, p1) (a, secret) VALUES (1, <<'x'>>)",
+        "INSERT INTO t AS x (id, token) OVERRIDING SYSTEM VALUE VALUES (1, <<'x'>>)",
+        # the update part is pair-shaped: masked by the pair rule
+        "INSERT INTO t (id, password) VALUES (1, <<'x'>>)"
+        " ON CONFLICT (id) DO UPDATE SET password = <<'y'>> RETURNING id",
+        "INSERT INTO t (id, password) VALUES (1, <<'x'>>) AS n"
+        " ON DUPLICATE KEY UPDATE password = n.password",
+        # an INSERT in a CTE; several statements
+        "WITH n AS (INSERT INTO t (id, token) VALUES (1, <<'x'>>) RETURNING id)"
+        " SELECT 'values' FROM n",
+        "INSERT INTO a (v) VALUES ('insert'); INSERT INTO b (secret) VALUES (<<'s'>>);"
+        " INSERT INTO c (v) VALUES ('t')",
+        # a column count that does not match: every value holding a literal is masked
+        "INSERT INTO t (id, password) VALUES (<<1>>, <<'x'>>, <<'y'>>), (<<2>>), (3, <<'z'>>),"
+        " (NULL, <<'a'>>, %s)",
+        # cut short by a recording limit: in the secret value, in a call, before it
+        "INSERT INTO t (id, password) VALUES (1, <<'hunt>>",
+        "INSERT INTO t (id, password) VALUES (1, <<crypt('hunter2', gen_sa>>",
+        "INSERT INTO t (id, password) VALUES (1, <<'a'>>), (2",
+        # `#` starts a comment in MySQL, not in PostgreSQL (three values): what either masks
+        "INSERT INTO t (id, password) VALUES (<<1>>, <<# 'x'>>,\n<<'hunter2'>>)",
+        "INSERT INTO u (password, n) VALUES (<<'a'>>, 'b'), (<<'C:\\', 'x')>>",
+        "INSERT INTO t (id, password) VALUES (1, <<'x'>>), ",
+        "INSERT INTO t (password, id) VALUES (<<'x'>>, 1",
+        "INSERT INTO t (password, id) VALUES (<<'x'>>, <<1>>, <<2>>",
+        # MySQL: INTO is optional; a table name in backquotes
+        "INSERT `users` (id, password) VALUES (1, <<'x'>>)",
+        # an empty value is a value: the one after it is for the note
+        "INSERT INTO t (password, note) VALUES (, 'x')",
+        # nothing to mask: no secret column, no column list, INSERT ... SELECT, no VALUES
+        "INSERT INTO orders (id, total, status) VALUES (7, 19.99, 'paid')",
+        "INSERT INTO t (id, name) VALUES (1, 'password')",
+        "SELECT * FROM t WHERE kind IN ('value', 'password')",
+        "INSERT INTO t () VALUES ()",
+        "INSERT INTO secrets_log (a, b) VALUES (1, 2, 3)",
+        "INSERT INTO t PARTITION (p_secret) VALUES (1, 'x')",
+        "INSERT INTO t SET note = 'values'",
+        "INSERT INTO t SET password = <<'values'>>",  # the pair rule's
+        "INSERT INTO t (id, password) VALUES",
+    ],
+)
+def test_secret_columns_of_insert_rows_are_masked(marked: str) -> None:
+    sql, expected = _marked(marked)
+    assert DEFAULT.apply(Site.DB, sql) == expected
+
+
+def test_a_backslash_before_a_quote_masks_what_either_dialect_would() -> None:
+    """`\\'` escapes the quote in MySQL and ends the string in PostgreSQL: the row is masked
+    as both read it, so a neighbour of the secret value may be masked too, never less."""
+    mysql = "INSERT INTO u (note, password, n) VALUES ('it\\'s, ok', 'hunter2', 'x')"
+    # PostgreSQL reads `'it\\'`, `s`, then a row cut short from `ok` on
+    assert (
+        DEFAULT.apply(Site.DB, mysql) == f"INSERT INTO u (note, password, n) VALUES ('it\\'s, {M}"
+    )
+    # PostgreSQL reads one string `'a\\'', '` for the note: only MySQL's reading finds the
+    # password
+    doubled = "INSERT INTO u (note, password) VALUES ('a\\'', 'hunter2')"
+    assert DEFAULT.apply(Site.DB, doubled) == f"INSERT INTO u (note, password) VALUES ('a\\'', {M})"
+    # the same in a later row: PostgreSQL's span there holds MySQL's
+    rows = (
+        "INSERT INTO u (note, password, n) VALUES ('a', 'b', 'c'), ('it\\'s, ok', 'hunter2', 'x')"
+    )
+    assert DEFAULT.apply(Site.DB, rows) == (
+        f"INSERT INTO u (note, password, n) VALUES ('a', {M}, 'c'), ('it\\'s, {M}"
+    )
+    # MySQL reads one string from `'C:\\', '` on for the password: masked up to the end
+    path = "INSERT INTO u (password, n) VALUES ('C:\\', 'x')"
+    assert DEFAULT.apply(Site.DB, path) == f"INSERT INTO u (password, n) VALUES ({M}"
+    postgres = "INSERT INTO u (note, password, n) VALUES ('C:\\', 'hunter2', 'x')"
+    # MySQL reads one string up to `, '`, then a row cut short: the note's, not masked
+    assert DEFAULT.apply(Site.DB, postgres) == (
+        f"INSERT INTO u (note, password, n) VALUES ('C:\\', {M}, 'x')"
+    )
+
+
+def test_statements_without_a_column_list_are_left_to_the_other_rules() -> None:
+    """The documented limit: values given without column names (or by a SELECT) cannot be
+    told apart, only the pair and JSON rules apply to them."""
+    for sql in (
+        "INSERT INTO users VALUES (1, 'Ada', 'hunter2')",
+        "INSERT INTO users (id, password) SELECT 1, 'hunter2'",
+    ):
+        assert DEFAULT.apply(Site.DB, sql) == sql
+
+
+def test_the_rules_decide_which_columns_are_secret() -> None:
+    sql = "INSERT INTO t (pin, spin, password) VALUES ('1', '2', '3')"
+    assert masking(LUMIGO_SECRET_MASKING_REGEX='["pin"]').apply(Site.DB, sql) == (
+        f"INSERT INTO t (pin, spin, password) VALUES ({M}, '2', '3')"
+    )
+    assert masking(LUMIGO_SECRET_MASKING_REGEX='["^s?pin$"]').apply(Site.DB, sql) == (
+        f"INSERT INTO t (pin, spin, password) VALUES ({M}, {M}, '3')"
+    )
+    assert masking(LUMIGO_SECRET_MASKING_REGEX="all").apply(Site.DB, sql) == (
+        f"INSERT INTO t (pin, spin, password) VALUES ({M}, {M}, {M})"
+    )
+    assert masking(LUMIGO_SECRET_MASKING_REGEX="[]").apply(Site.DB, sql) == sql
+    # the per-site settings are for HTTP and the environment: SQL follows the general one
+    site_only = masking(LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_BODIES='["pin"]')
+    assert (
+        site_only.apply(Site.DB, sql)
+        == f"INSERT INTO t (pin, spin, password) VALUES ('1', '2', {M})"
+    )
+
+
+def test_only_rules_of_words_missing_from_the_text_skip_the_rows() -> None:
+    """The fast reject: rules of words (`.*word.*`, the defaults) none of which the text
+    holds cannot call a name secret; user patterns, `all` and a word in any case can."""
+    assert not Rules([".*pass.*", ".*key.*"]).may_name_a_secret("insert into t (a, b)")
+    assert Rules([".*pass.*", ".*key.*"]).may_name_a_secret("insert into t (a, api_key)")
+    assert Rules(["^pin$"]).may_name_a_secret("insert into t (a, b)")
+    assert Rules((), mask_all=True).may_name_a_secret("insert into t (a, b)")
+    assert not Rules(()).may_name_a_secret("insert into t (password)")
+
+
+def test_a_statement_with_nothing_masked_is_remembered_and_one_masked_is_not() -> None:
+    fresh = Masking.default()
+    plain = "INSERT INTO orders (id, status) VALUES (7, 'paid')"
+    secret = "INSERT INTO users (id, password) VALUES (7, 'hunter2')"
+    assert fresh.apply(Site.DB, plain) == plain
+    assert fresh.remembered_texts == 1
+    assert fresh.apply(Site.DB, secret) == f"INSERT INTO users (id, password) VALUES (7, {M})"
+    assert fresh.apply(Site.DB, secret) == f"INSERT INTO users (id, password) VALUES (7, {M})"
+    assert fresh.remembered_texts == 1
+
+
+def test_a_failing_rule_masks_the_whole_statement() -> None:
+    """A user pattern out of time on a column name costs the statement, as everywhere."""
+    slow = Masking(Rules(["(a|aa)+$"], time_bound=0.0))
+    sql = "INSERT INTO t (" + "a" * 30 + "!, b) VALUES ('x', 'y')"
+    assert slow.apply(Site.DB, sql) == MASKED
+
+
+# -- properties ------------------------------------------------------------------------
+
+_SECRET_MARK = "Q"  # only secret values hold it
+_TEXT = st.text(alphabet="ab ,()'-#;/*\\\n", max_size=8).map(
+    lambda t: t.replace("\\", "\\\\").replace("'", "''")  # both dialects read it alike
+)
+_PLAIN_VALUES = st.one_of(
+    _TEXT.map(lambda t: f"'{t}'"),
+    st.integers(-999, 999).map(str),
+    st.sampled_from(["NULL", "DEFAULT", "%s", "$1", "?", "now()", "lower(%(name)s)"]),
+    st.tuples(_TEXT, _TEXT).map(lambda p: f"concat('{p[0]}', upper('{p[1]}'))"),
+)
+_SECRET_VALUES = st.one_of(
+    _TEXT.map(lambda t: f"'{_SECRET_MARK}{t}'"),
+    st.integers(0, 999).map(lambda n: f"{n}{_SECRET_MARK}"),  # a number (`1Q`: a literal)
+    _TEXT.map(lambda t: f"crypt('{_SECRET_MARK}{t}', gen_salt('bf'))"),
+    st.sampled_from(["NULL", "%s", "DEFAULT"]),  # no literal: kept
+)
+_COLUMNS = st.lists(
+    st.tuples(st.sampled_from(["id", "name", "note", '"email"', "`age`"]), st.just(False))
+    | st.tuples(st.sampled_from(["password", '"api_key"', "`Token`", "[secret]"]), st.just(True)),
+    min_size=1,
+    max_size=4,
+)
+_SPACES = st.sampled_from(["", " ", "\n  ", " /* (x, 'y') */ ", " -- c\n"])
+
+
+_NO_LITERAL = ("NULL", "DEFAULT", "%s", "$1", "?", "now()", "lower(%(name)s)")
+
+
+@st.composite
+def _statements(draw: st.DrawFn, mismatch: bool = False) -> Tuple[str, str]:
+    """An INSERT with random columns and rows, and its text with the values of the secret
+    columns that hold a literal masked. With `mismatch`, one row has a value more or less
+    than there are columns: every value of it holding a literal is masked."""
+    columns = draw(_COLUMNS)
+    space = draw(_SPACES)
+    rows_in: List[str] = []
+    rows_out: List[str] = []
+    count = draw(st.integers(1, 3))
+    odd = draw(st.integers(0, count - 1)) if mismatch else -1
+    for row in range(count):
+        values = [draw(_SECRET_VALUES if secret else _PLAIN_VALUES) for _n, secret in columns]
+        if row == odd:
+            if len(values) > 1 and draw(st.booleans()):
+                values.pop(draw(st.integers(0, len(values) - 1)))
+            else:
+                values.insert(draw(st.integers(0, len(values))), draw(_PLAIN_VALUES))
+            masked = [v if v in _NO_LITERAL else M for v in values]
+        else:
+            masked = [
+                v if not secret or v in _NO_LITERAL else M
+                for v, (_n, secret) in zip(values, columns)
+            ]
+        rows_in.append("(" + ("," + space).join(values) + ")")
+        rows_out.append("(" + ("," + space).join(masked) + ")")
+    head = f"INSERT INTO s.t{space}(" + ", ".join(n for n, _ in columns) + f"){space}VALUES{space}"
+    return head + ", ".join(rows_in), head + ", ".join(rows_out)
+
+
+@given(_statements())
+def test_secret_columns_are_masked_in_every_row_and_the_rest_kept(pair: Tuple[str, str]) -> None:
+    """Random rows: no secret column's literal is left, every other byte is kept."""
+    sql, expected = pair
+    out = DEFAULT.apply(Site.DB, sql)
+    assert _SECRET_MARK not in out
+    assert out == expected
+
+
+@given(_statements(), st.integers(0, 10_000))
+def test_a_statement_cut_anywhere_keeps_no_secret_value(pair: Tuple[str, str], cut: int) -> None:
+    """Cut short by a recording limit at any point: nothing of a secret value is left."""
+    sql = pair[0][:cut]
+    assert _SECRET_MARK not in DEFAULT.apply(Site.DB, sql)
+
+
+@given(_statements(mismatch=True))
+def test_a_row_of_another_length_keeps_no_literal(pair: Tuple[str, str]) -> None:
+    """A value more (or one less) in a row than columns: which value is for which column
+    cannot be told, so no literal of that row is left (when a column is secret)."""
+    sql, expected = pair
+    out = DEFAULT.apply(Site.DB, sql)
+    assert _SECRET_MARK not in out
+    if "VALUES" in sql and any(w in sql.lower() for w in ("pass", "key", "token", "secret")):
+        assert out == expected
