@@ -163,7 +163,7 @@ class LeanServerSpans:
         token = self._context.attach(self._trace.set_span_in_context(span, parent))
         if capture is not None and not span.is_recording():
             capture = None
-        return _Exchange(self, span, capture), token
+        return _Exchange(self, span, capture, parent), token
 
     def _request(self, scope: Scope) -> Tuple[str, Attributes]:
         """contrib's span name and request attributes, from the memo when the same
@@ -267,13 +267,16 @@ class _Exchange:
     """One request's span: the status when the response starts, the late attributes
     and the end when its last body chunk is sent (or when the app returns or fails)."""
 
-    __slots__ = ("capture", "late", "owner", "span")
+    __slots__ = ("capture", "late", "owner", "parent", "span")
 
-    def __init__(self, owner: LeanServerSpans, span: Any, capture: Optional[_Capture]) -> None:
+    def __init__(
+        self, owner: LeanServerSpans, span: Any, capture: Optional[_Capture], parent: Any = None
+    ) -> None:
         self.owner = owner
         self.span = span
         self.capture = capture
         self.late = Attributes()
+        self.parent = parent  # the context the span was started in
 
     def receive(self, receive: Receive) -> Receive:
         capture = self.capture
@@ -301,9 +304,20 @@ class _Exchange:
                 last = self._on_send(message)
             except Exception:
                 logger.debug("fastapi server span bookkeeping failed", exc_info=True)
-            await send(message)
-            if last:
-                self.end()
+            if not last:
+                await send(message)
+                return
+            # The server's own work once the response is complete runs under the caller's
+            # context, not the span's: uvicorn's keep-alive timer copies the current context,
+            # and a cancelled timer stays in asyncio's queue for seconds, holding the span and
+            # all it refers to (they outlive young collections, so full ones run often).
+            context = self.owner._context
+            outside = context.attach(self.parent or context.Context())
+            try:
+                await send(message)
+            finally:
+                context.detach(outside)
+            self.end()
 
         return traced_send
 
