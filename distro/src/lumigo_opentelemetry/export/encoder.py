@@ -385,11 +385,7 @@ class SpanEncoder:
     def early(self, span: ReadableSpan) -> Optional[Encoded]:
         """`span` encoded now, for `encode` to take later in its place; None when its
         resource and scope get no number in `GROUPS`."""
-        if type(span) in _SDK_SPANS:
-            group = GROUPS.number(span._resource, span._instrumentation_scope or None)
-        else:
-            scope = getattr(span, "instrumentation_scope", None) or None
-            group = GROUPS.number(span.resource, scope)
+        group = GROUPS.number(*_resource_and_scope(span))
         if group is None:
             return None
         body = self.span(span)
@@ -443,12 +439,8 @@ class SpanEncoder:
                 if type(span) is tuple:
                     field, group = span
                     resource, scope = pairs(group)
-                elif type(span) in _SDK_SPANS:
-                    resource = span._resource
-                    scope = span._instrumentation_scope or None
                 else:
-                    resource = span.resource
-                    scope = getattr(span, "instrumentation_scope", None) or None
+                    resource, scope = _resource_and_scope(span)
                 if resource is not last_resource or scope is not last_scope:
                     by_scope = groups.get(id(resource))
                     if by_scope is None:
@@ -477,6 +469,14 @@ class SpanEncoder:
         head = self._scope(scope)
         # the scope's schema_url (field 3) rides with its encoding; field order is free
         return head + b"".join(spans)
+
+
+def _resource_and_scope(span: Any) -> Tuple[Any, Any]:
+    """A span's resource and instrumentation scope (None for an empty one); the SDK's own
+    span classes read directly."""
+    if type(span) in _SDK_SPANS:
+        return span._resource, span._instrumentation_scope or None
+    return span.resource, getattr(span, "instrumentation_scope", None) or None
 
 
 _NOTHING = object()

@@ -213,20 +213,9 @@ class _Lean:
                 self.context.detach(state.token)
 
     def _capture(self, request: Any, response: Any, late: Dict[str, Any]) -> None:
-        from lumigo_opentelemetry.instrumentations.django import request_body, response_body
+        from lumigo_opentelemetry.instrumentations.django import capture_response
 
-        config = self.config
-        attributes: Any = late
-        payloads.set_captured(
-            attributes,
-            payloads.RESPONSE_HEADERS,
-            payloads.headers_attribute,
-            list(response.items()),
-            config,
-            payloads.Site.HTTP_RESPONSE_HEADERS,
-        )
-        payloads.set_captured(attributes, payloads.REQUEST_BODY, request_body, request, config)
-        payloads.set_captured(attributes, payloads.RESPONSE_BODY, response_body, response, config)
+        capture_response(late, request, response, self.config)
 
 
 def _route_part(match: Any) -> Optional[str]:

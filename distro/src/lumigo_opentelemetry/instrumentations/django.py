@@ -77,6 +77,21 @@ def request_body(request: Any, config: Config) -> Optional[str]:
     return payloads.body_attribute(body[: 4 * limit], config, content_type, total_size=len(body))
 
 
+def capture_response(target: Any, request: Any, response: Any, config: Config) -> None:
+    """The end-of-request captures (response headers, the request body the app read,
+    the response body) set on `target`, a span or the attributes set at its end."""
+    payloads.set_captured(
+        target,
+        payloads.RESPONSE_HEADERS,
+        payloads.headers_attribute,
+        list(response.items()),
+        config,
+        payloads.Site.HTTP_RESPONSE_HEADERS,
+    )
+    payloads.set_captured(target, payloads.REQUEST_BODY, request_body, request, config)
+    payloads.set_captured(target, payloads.RESPONSE_BODY, response_body, response, config)
+
+
 class _Hooks:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -99,16 +114,7 @@ class _Hooks:
             if not span.is_recording():
                 return
             config = self.config
-            payloads.set_captured(
-                span,
-                payloads.RESPONSE_HEADERS,
-                payloads.headers_attribute,
-                list(response.items()),
-                config,
-                payloads.Site.HTTP_RESPONSE_HEADERS,
-            )
-            payloads.set_captured(span, payloads.REQUEST_BODY, request_body, request, config)
-            payloads.set_captured(span, payloads.RESPONSE_BODY, response_body, response, config)
+            capture_response(span, request, response, config)
             payloads.mask_span_urls(span, config)
         except Exception:
             _LOG.debug("django response hook failed", exc_info=True)
