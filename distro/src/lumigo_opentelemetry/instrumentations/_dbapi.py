@@ -65,6 +65,7 @@ def install(config: Config) -> None:
     global _installed
     if _installed is not None:
         _installed.config = config
+        _forget_plans()
         return
     from wrapt import wrap_function_wrapper
 
@@ -72,21 +73,28 @@ def install(config: Config) -> None:
     wrap_function_wrapper(_MODULE, _METHOD, _installed)
 
 
+def _forget_plans() -> None:
+    from opentelemetry.instrumentation.dbapi import CursorTracer
+
+    from lumigo_opentelemetry.instrumentations._dbapi_lean import installed
+
+    lean = installed(CursorTracer.__dict__.get("traced_execution"))
+    if lean is not None:
+        lean.clear()
+
+
 def release_errors() -> None:
-    """Wrap `CursorTracer.traced_execution` and its async twin once, so that a failed
-    query's exception does not keep its span and cursor in a reference cycle
-    (`_release`)."""
+    """Wrap `CursorTracer.traced_execution` and its async twin once: the sync one with
+    the lean path (`_dbapi_lean`), both so that a failed query's exception does not keep
+    its span and cursor in a reference cycle (`_release`)."""
     from opentelemetry.instrumentation.dbapi import CursorTracer
     from wrapt import wrap_function_wrapper
 
-    from lumigo_opentelemetry.instrumentations._release import (
-        Releasing,
-        ReleasingAsync,
-        is_releasing,
-    )
+    from lumigo_opentelemetry.instrumentations._dbapi_lean import LeanExecution
+    from lumigo_opentelemetry.instrumentations._release import ReleasingAsync, is_releasing
 
     for name, releasing in (
-        ("traced_execution", Releasing),
+        ("traced_execution", LeanExecution),
         ("traced_execution_async", ReleasingAsync),
     ):
         method = CursorTracer.__dict__.get(name)

@@ -1,0 +1,196 @@
+"""DB-API client spans without contrib's per-query overhead, recorded as contrib records them.
+
+opentelemetry-instrumentation-dbapi's `CursorTracer.traced_execution` does, for every
+query: the operation name (a regular expression), `_populate_span` (the attributes, one
+SDK check each, then the distro's statement masking), and a span started and made
+current through the SDK's generator-based context managers. For a query text seen
+before on an equal connection, everything but the span itself comes out the same.
+
+`LeanExecution` wraps `traced_execution` (on the class, so every driver's subclass gets
+it). For a query given as a `str` (what nearly every app and ORM passes), the span name
+and attributes come from a bounded memo keyed by the tracer class, the connection's
+attributes and the text. The first time, contrib's own `get_operation_name` and
+`_populate_span` (masking included) make them, on a collector, so what the installed
+contrib release records is what is recorded. Then the span is started as contrib starts
+it (no attributes at start: a sampler and a span processor's `on_start` see what they
+saw), its attributes go in at once, it is current while the query runs, contrib's DB
+metrics are recorded, and an exception is recorded with an ERROR status as `use_span`
+does. A statement the masking changed is not kept in the memo, so it never holds a secret.
+
+Contrib's own path (with `Releasing`) serves the rest: sqlcommenter on, parameters
+captured, a query that is not a `str` (bytes, `psycopg.sql` objects, templates), more
+attributes than the span limit, or any failure while making the memo entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from lumigo_opentelemetry.instrumentations._fastspan import set_attributes
+from lumigo_opentelemetry.instrumentations._release import Releasing
+from lumigo_opentelemetry.masking import MASKED
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+_MEMO_SIZE = 512
+#: (span name, attributes, operation name for contrib's metrics)
+_Plan = Tuple[str, Dict[str, Any], str]
+
+
+class _Collected(Dict[str, Any]):
+    """A stand-in span for `_populate_span`: keeps the attributes in the order the SDK
+    would (setting a key again moves it to the end)."""
+
+    def is_recording(self) -> bool:
+        return True
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.pop(key, None)
+        self[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    @property
+    def attributes(self) -> Dict[str, Any]:
+        return self
+
+
+def _connection_key(integration: Any) -> Tuple[Any, ...]:
+    """What of a `DatabaseApiIntegration` the name and attributes depend on (cached on it:
+    it is filled once, when its connection is made)."""
+    known = integration.__dict__.get("_lumigo_lean_key")
+    if known is None:
+        known = (
+            integration.name,
+            integration.database_system,
+            integration.database,
+            getattr(integration, "_sem_conv_opt_in_mode_db", None),
+            tuple(integration.span_attributes.items()),
+        )
+        hash(known)  # unhashable attribute values: TypeError, contrib's path
+        integration._lumigo_lean_key = known
+    return known  # type: ignore[no-any-return]
+
+
+class LeanExecution(Releasing):
+    """A wrapt wrapper for `CursorTracer.traced_execution` (see module)."""
+
+    def __init__(self, *functions: Callable[..., Any]) -> None:
+        super().__init__(*functions)
+        self.enabled = True
+        self._memo: Dict[Tuple[Any, ...], _Plan] = {}
+        self._api: Optional[Dict[str, Any]] = None
+
+    def clear(self) -> None:
+        """Forget every memo entry (the masking configuration changed)."""
+        self._memo = {}
+
+    def __call__(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: Tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        plan = None
+        if self.enabled and len(args) > 2 and type(args[2]) is str and instance is not None:
+            try:
+                plan = self._plan(instance, args[0], args[2:])
+            except Exception:
+                logger.debug("lean DB-API span not planned", exc_info=True)
+        if plan is None:
+            return super().__call__(wrapped, instance, args, kwargs)
+        return self._traced(instance, plan, args[0], args[1], args[2:], kwargs)
+
+    def _plan(self, instance: Any, cursor: Any, query_args: Tuple[Any, ...]) -> Optional[_Plan]:
+        integration = instance._db_api_integration
+        if instance._commenter_enabled or integration.capture_parameters:
+            return None
+        key = (type(instance), _connection_key(integration), query_args[0])
+        known = self._memo.get(key)
+        if known is not None:
+            return known
+        operation = instance.get_operation_name(cursor, query_args)
+        name = operation or integration.database or integration.name
+        collected = _Collected()
+        instance._populate_span(collected, cursor, *query_args)
+        made = (name, dict(collected), operation)
+        if any(type(v) is str and MASKED in v for v in collected.values()):
+            return made  # used once, never kept
+        if len(self._memo) >= _MEMO_SIZE:
+            self._memo = {}
+        self._memo[key] = made
+        return made
+
+    def _load(self) -> Dict[str, Any]:
+        from opentelemetry import context
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+        from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+
+        self._api = {
+            "attach": context.attach,
+            "detach": context.detach,
+            "enabled": is_instrumentation_enabled,
+            "client": SpanKind.CLIENT,
+            "in_context": set_span_in_context,
+            "Status": Status,
+            "ERROR": StatusCode.ERROR,
+        }
+        return self._api
+
+    def _traced(
+        self,
+        instance: Any,
+        plan: _Plan,
+        cursor: Any,
+        query_method: Callable[..., Any],
+        query_args: Tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        api = self._api or self._load()
+        if not api["enabled"]():
+            return query_method(*query_args, **kwargs)
+        name, attributes, operation = plan
+        span = instance._db_api_integration._tracer.start_span(name, kind=api["client"])
+        try:
+            if span.is_recording():
+                set_attributes(span, dict(attributes))
+            token = api["attach"](api["in_context"](span))
+            try:
+                record = getattr(instance, "_record_metrics", None)  # contrib >= 0.63b0
+                started = perf_counter()
+                try:
+                    result = query_method(*query_args, **kwargs)
+                except BaseException as exc:
+                    if record is not None:
+                        error = exc if isinstance(exc, Exception) else None
+                        record(cursor, operation, started, error)
+                        del error  # no frame of ours keeps the exception (`_release`)
+                    raise
+                if record is not None:
+                    record(cursor, operation, started, None)
+                return result
+            finally:
+                api["detach"](token)
+        except Exception as exc:  # as the SDK's `use_span` records it
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(api["Status"](api["ERROR"], f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            span.end()
+
+
+def is_lean(attribute: Any) -> bool:
+    """Whether a class attribute is a wrapt wrapper installed with `LeanExecution`."""
+    return isinstance(getattr(attribute, "_self_wrapper", None), LeanExecution)
+
+
+def installed(attribute: Any) -> Optional[LeanExecution]:
+    """The `LeanExecution` behind a class attribute, if any."""
+    wrapper = getattr(attribute, "_self_wrapper", None)
+    return wrapper if isinstance(wrapper, LeanExecution) else None
