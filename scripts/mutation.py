@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 INJ = "injector/src/lumigo_injector"
 DISTRO = "distro/src/lumigo_opentelemetry"
+FASTSPAN = f"{DISTRO}/instrumentations/_fastspan.py"
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,11 @@ TARGETS: tuple[Target, ...] = (
         "ecs",
         (f"{INJ}/ecs/rewrite.py", f"{INJ}/ecs/containers.py"),
         ("tests/ecs/test_ecs_rewrite.py",),
+    ),
+    Target(
+        "fastspan",
+        (FASTSPAN,),
+        ("tests/distro/test_fastspan.py",),
     ),
 )
 
@@ -593,6 +599,131 @@ EQUIVALENT: dict[str, str] = {
         "a self-check of inject's own output that no input reaches: the input is validated "
         "before (validate(td), validate(base), both killed) and what inject adds is fixed "
         "fields and the settings' strings; it is there to catch a bug of ours"
+    ),
+    # _fastspan: every fast path has the SDK's own path beside it, which records the same
+    # (the tests compare the two); a mutant that only sends clean attributes, or a hook,
+    # down the SDK's path changes nothing but the cost.
+    f"{FASTSPAN}::clean::compare-swap::"
+    "len(attributes) > max_count -> len(attributes) >= max_count": (
+        "exactly max_span_attributes start attributes take the SDK's path, which records "
+        "them all too (none dropped at the limit: tested both ways)"
+    ),
+    f"{FASTSPAN}::clean::return-none::return False -> return None": (
+        "its callers only test the verdict for truth (start_span's `if not fast`, and the "
+        "Flask and Django memos keep values_clean's answer for `{} if known_clean else None`)"
+    ),
+    f"{FASTSPAN}::_SamplerLayer.should_sample::compare-swap::kept is None -> kept is not None": (
+        "a SamplingResult's attributes are never None (it makes None an empty mapping): "
+        "every span then takes the SDK's path, which records the sampler's attributes the same"
+    ),
+    f"{FASTSPAN}::_SamplerLayer.should_sample::compare-swap::"
+    "len(kept) != len(given) -> len(kept) == len(given)": (
+        "the length test is a shortcut before `kept != given`, which sends every changed "
+        "set to the SDK anyway; equal lengths then take the SDK's path too, same record"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer._plan::*processors is*self._known*": (
+        "the direct plan never made: every hook goes through the SDK's multi-processor "
+        "and SkipExportFilter, which call the same hooks with the same spans"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer._plan::return-none::return self._made -> return None": (
+        "the same: no direct plan, the SDK's hooks instead"
+    ),
+    f"{FASTSPAN}::_lone_exporter::return-none::*": (
+        "the same: no direct plan, the SDK's hooks instead"
+    ),
+    f"{FASTSPAN}::_lone_exporter::compare-swap::"
+    "type(processors) is not tuple -> type(processors) is tuple": (
+        "the SDK's multi-processors always hold a tuple: no direct plan, the SDK's hooks instead"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer.on_start::negate-condition::if type(store) is dict*": (
+        "the layer puts the attributes on a span the SDK built with none, so its map is "
+        "always the SDK's empty dict: the mutant sends them through span.set_attributes, "
+        "which records the same clean values"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer.on_start::bool-swap::type(store) is dict and (not store) -> *": (
+        "the map is always an empty dict there (above): the same branch"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer.on_start::compare-swap::"
+    "type(store) is dict -> type(store) is not dict": (
+        "span.set_attributes instead of the map's update (above): the same record"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer.on_start::drop-not::not store -> store": (
+        "span.set_attributes instead of the map's update (above): the same record"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer.on_start::remove-call::span.set_attributes(fill) -> pass": (
+        "the branch for a span whose map is not the SDK's empty dict: never reached, the "
+        "layer is only installed when the SDK's map has one (tested) and builds the span empty"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer._on_ending::remove-call::plan?1?(span) -> pass": (
+        "BatchSpanProcessor's _on_ending is `pass` in every SDK the distro allows, so the "
+        "plan holds None for it and the call is never reached"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer._on_ending::off-by-one::1 -> *": (
+        "the call's index (`plan[0](span)`, `plan[2](span)`): never reached, as above (the "
+        "key also names the condition's index, which the tests kill with a batch on_start "
+        "that does work)"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer.on_end::compare-swap::"
+    "type(store) is dict -> type(store) is not dict": (
+        "is_skipped(span) instead of the map's own get: it reads the same dict, same answer"
+    ),
+    f"{FASTSPAN}::_ProcessorLayer.force_flush::off-by-one::30000 -> *": (
+        "the default timeout one millisecond off: only code calling the tracer's "
+        "span_processor.force_flush() without a timeout gets it (the provider flushes its "
+        "own multi-processor), and only a flush lasting 30 s would tell, a timing figure"
+    ),
+    f"{FASTSPAN}::_does_nothing::return-none::*": (
+        "every hook counted as doing something: the batch processor's empty on_start and "
+        "_on_ending are called, and do nothing"
+    ),
+    f"{FASTSPAN}::_does_nothing::compare-swap::code is not None -> code is None": (
+        "the same: a bound method always has code, so every hook is called"
+    ),
+    f"{FASTSPAN}::FastSpans._install::bool-swap::*": (
+        "only a second FastSpans built directly on one tracer (fast_spans keeps one per "
+        "tracer) is installed again: its pass-through layers over the first record the "
+        "same; a tracer not the SDK's fails further on (no _span_limits) and is left alone"
+    ),
+    f"{FASTSPAN}::FastSpans._install::return-none::return False -> return None": (
+        "`enabled` None instead of False: only tested for truth (start_span, values_clean's "
+        "callers)"
+    ),
+    f"{FASTSPAN}::FastSpans._install::bool-constant::False -> True": (
+        "the probe map built `immutable=True`: it is only looked at for its `_dict` (the "
+        "key also names the two `return False` made `True`, which the tests kill)"
+    ),
+    f"{FASTSPAN}::FastSpans.start_span::compare-swap::"
+    "len(attributes) <= max_count -> len(attributes) < max_count": (
+        "exactly max_span_attributes start attributes take the SDK's path, which records "
+        "them all too (tested both ways)"
+    ),
+    f"{FASTSPAN}::set_attributes::compare-swap::type(store) is not dict -> type(store) is dict": (
+        "every late attribute through span.set_attributes, the SDK's path: the same record"
+    ),
+    f"{FASTSPAN}::set_attributes::compare-swap::"
+    "getattr(span, '_end_time', 0) is not None -> getattr(span, '_end_time', 0) is None": (
+        "an open span takes span.set_attributes (same record), an ended one is stopped by "
+        "the check under the lock and goes there too (ignored, as the SDK does)"
+    ),
+    f"{FASTSPAN}::set_attributes::off-by-one::0 -> 1": (
+        "getattr defaults (`_end_time`, `max_value_len`, `maxlen`) read only for a span or "
+        "map other than the SDK's, which the `_dict` test sends to span.set_attributes first"
+    ),
+    f"{FASTSPAN}::set_attributes::bool-constant::True -> False": (
+        "the `_immutable` default: the SDK's map always has the attribute (as above)"
+    ),
+    f"{FASTSPAN}::set_attributes::compare-swap::"
+    "span._end_time is None -> span._end_time is not None": (
+        "the re-check under the lock always failing: every late attribute goes to "
+        "span.set_attributes, the SDK's path, same record"
+    ),
+    f"{FASTSPAN}::set_attributes::drop-not::not bounded._immutable -> bounded._immutable": (
+        "the same re-check always failing: span.set_attributes, same record"
+    ),
+    f"{FASTSPAN}::set_attributes::compare-swap::"
+    "len(store) + len(attributes) <= maxlen -> len(store) + len(attributes) < maxlen": (
+        "late keys that exactly fill the map take the SDK's path, which drops none "
+        "either (tested at the limit)"
     ),
 }
 
