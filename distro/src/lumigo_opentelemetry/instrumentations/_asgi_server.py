@@ -35,6 +35,7 @@ from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._flask_server import Attributes
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
+from lumigo_opentelemetry.masking import MASKED
 
 if TYPE_CHECKING:
     from lumigo_opentelemetry.config import Config
@@ -48,6 +49,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 _MEMO_SIZE = 256
 _KEYED_HEADERS = (b"host", b"user-agent")
+_UNSEEN: Any = object()
 
 
 def applies(contrib: Any) -> bool:
@@ -108,14 +110,27 @@ class LeanServerSpans:
         self._unset = StatusCode.UNSET
         self._status_of: Any = http_status_to_status_code
         self._response_propagator: Any = get_global_response_propagator
-        self._memo: Dict[Tuple[Any, ...], Tuple[str, Dict[str, Any]]] = {}
+        self._memo: Dict[Tuple[Any, ...], _Shape] = {}
+        self._headers: Dict[Tuple[Any, ...], _Headers] = {}
+        self._response_headers: Dict[Tuple[Any, ...], _Headers] = {}
+        self._statuses: Dict[int, Any] = {}
+        self._error_response: Optional[Callable[..., Any]] = None
+        self._untraced: Callable[[Scope, Receive, Send], Awaitable[None]] = self.app
+
+    def replace_error_wrapper(self, wrapper: Any) -> None:
+        """Take the place of `wrapper`, the bare Starlette `ServerErrorMiddleware` contrib
+        puts around its middleware: as it would, answer 500 (its `error_response`) when
+        the app raises before a response started; requests without a span go through a
+        copy of it around the app."""
+        self._error_response = wrapper.error_response
+        self._untraced = type(wrapper)(self.app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
             await self.contrib(scope, receive, send)
             return
         if not self._enabled():
-            await self.app(scope, receive, send)
+            await self._untraced(scope, receive, send)
             return
         try:
             started = self._start(scope)
@@ -123,73 +138,133 @@ class LeanServerSpans:
             logger.debug("fastapi server span not started", exc_info=True)
             started = None
         if started is None:
-            await self.app(scope, receive, send)
+            await self._untraced(scope, receive, send)
             return
         exchange, token = started
         try:
             await self.app(scope, exchange.receive(receive), exchange.send(send))
         except Exception as exc:
             exchange.failed(exc)
-            raise
+            failure: Optional[Exception] = exc
+        else:
+            failure = None
         finally:
             self._context.detach(token)
             exchange.end()
+        if failure is not None:
+            try:
+                if self._error_response is not None and not exchange.responded:
+                    await self._answer_error(scope, receive, send, failure)
+                raise failure
+            finally:
+                failure = None  # no cycle through this frame's traceback
+
+    async def _answer_error(
+        self, scope: Scope, receive: Receive, send: Send, exc: Exception
+    ) -> None:
+        from starlette.requests import Request
+
+        error_response: Any = self._error_response
+        await error_response(Request(scope), exc)(scope, receive, send)
+
+    def _status_for(self, code: int) -> Any:
+        """The span status for HTTP status `code`; None for UNSET (the SDK ignores it)."""
+        status_code = self._status_of(code, server_span=True)
+        return None if status_code is self._unset else self._status(status_code)
 
     def _start(self, scope: Scope) -> Optional[Tuple[_Exchange, Any]]:
         excluded = self.excluded
         if excluded is not None and excluded.url_disabled(self._url_of(scope)[2]):
             return None
-        name, attributes = self._request(scope)
+        headers = scope.get("headers") or []
+        config = self.config
+        capture = None
         if self._trace.get_current_span() is self._invalid:
+            seen = self._seen_headers(headers)
+            shape = self._shape(scope, seen.keyed)
+            attributes, unchecked = shape.server_attributes(config, self.spans)
+            if seen.text is not None:
+                attributes[payloads.REQUEST_HEADERS] = seen.text
+                if unchecked is not None:
+                    unchecked = {payloads.REQUEST_HEADERS: seen.text}
             parent = self._extract(scope)
             kind = self._server
+            capture = _Capture(config, seen.content_type)
         else:
+            shape = self._shape(scope, _keyed(headers))
+            attributes = Attributes(shape.raw)
+            unchecked = {} if shape.raw_clean(self.spans) else None
             parent = self._context.get_current()
             kind = self._internal
-        capture = None
-        if kind is self._server:
-            config = self.config
-            payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
-            headers = scope.get("headers") or []
-            payloads.set_captured(
-                attributes,  # type: ignore[arg-type]
-                payloads.REQUEST_HEADERS,
-                payloads.headers_attribute,
-                headers,
-                config,
-            )
-            capture = _Capture(config, payloads.header_value(headers, "content-type"))
-        span = self.spans.start_span(name, parent, kind, attributes)
+        span = self.spans.start_span(shape.name, parent, kind, attributes, None, unchecked)
         token = self._context.attach(self._trace.set_span_in_context(span, parent))
         if capture is not None and not span.is_recording():
             capture = None
         return _Exchange(self, span, capture, parent), token
 
-    def _request(self, scope: Scope) -> Tuple[str, Attributes]:
-        """contrib's span name and request attributes, from the memo when the same
-        request shape was seen before (a copy of the attributes)."""
+    def _shape(self, scope: Scope, keyed: Tuple[Any, ...]) -> _Shape:
+        """contrib's span name and request attributes for this request shape, from the
+        memo when the same shape was seen before."""
         try:
-            key = _memo_key(scope)
-            known = self._memo.get(key)
+            key: Optional[Tuple[Any, ...]] = _memo_key(scope, keyed)
+            known = self._memo.get(key)  # type: ignore[arg-type]
         except TypeError:  # an unhashable value in the scope: no memo
             key, known = None, None
         if known is None:
             name, extra = self._details(scope)
             collected = self._collect(scope)
             collected.update(extra)
-            known = (name, collected)
+            known = _Shape(name, collected)
             if key is not None:
                 if len(self._memo) >= _MEMO_SIZE:
                     self._memo.clear()
                 self._memo[key] = known
-        return known[0], Attributes(known[1])
+        return known
+
+    def _seen_headers(self, headers: Any) -> _Headers:
+        """The request headers' attribute text, content type and memo-key part, from a
+        bounded memo for header sets seen before (only texts nothing was masked in)."""
+        try:
+            pairs: Optional[Tuple[Any, ...]] = tuple(headers)
+            known = self._headers.get(pairs)  # type: ignore[arg-type]
+        except TypeError:  # unhashable pairs: no memo
+            pairs, known = None, None
+        config = self.config
+        if (
+            known is not None
+            and known.masking is config.masking
+            and known.limit == config.attribute_length_limit
+        ):
+            return known
+        seen = _Headers(
+            config,
+            _captured(payloads.headers_attribute, headers, config),
+            payloads.header_value(headers, "content-type"),
+            _keyed(headers),
+        )
+        if pairs is not None and seen.text is not None and MASKED not in seen.text:
+            if len(self._headers) >= _MEMO_SIZE:
+                self._headers.clear()
+            self._headers[pairs] = seen
+        return seen
 
 
-def _memo_key(scope: Scope) -> Tuple[Any, ...]:
+def _captured(compute: Callable[..., Optional[str]], *args: Any) -> Optional[str]:
+    """`compute(*args)`, or None (logged at debug) if it fails: the attribute is dropped."""
+    try:
+        return compute(*args)
+    except Exception:
+        logger.debug("capturing HTTP headers failed; attribute dropped", exc_info=True)
+        return None
+
+
+def _keyed(headers: Any) -> Tuple[Any, ...]:
+    """The request headers contrib's attributes depend on (host, user agent)."""
+    return tuple([(k.lower(), v) for k, v in headers if k.lower() in _KEYED_HEADERS])
+
+
+def _memo_key(scope: Scope, keyed: Tuple[Any, ...]) -> Tuple[Any, ...]:
     """Every scope value contrib's span name and request attributes depend on."""
-    keyed = tuple(
-        [(k.lower(), v) for k, v in scope.get("headers") or () if k.lower() in _KEYED_HEADERS]
-    )
     app = scope.get("app")
     routes = getattr(app, "routes", None)
     return (
@@ -206,6 +281,62 @@ def _memo_key(scope: Scope) -> Tuple[Any, ...]:
         len(routes) if isinstance(routes, list) else None,
     )
 
+
+class _Headers:
+    """What a set of headers gives: its attribute text (None: dropped), its content
+    type and (request headers) the part of the memo key it decides."""
+
+    __slots__ = ("content_type", "keyed", "limit", "masking", "text")
+
+    def __init__(
+        self,
+        config: Config,
+        text: Optional[str],
+        content_type: Optional[str],
+        keyed: Tuple[Any, ...] = (),
+    ) -> None:
+        self.masking = config.masking
+        self.limit = config.attribute_length_limit
+        self.text = text
+        self.content_type = content_type
+        self.keyed = keyed
+
+
+class _Shape:
+    """A request shape's span name and contrib attributes; the server span's attributes
+    (URLs masked) and verdicts of `values_clean` kept once found."""
+
+    __slots__ = ("_clean", "_masking", "_server", "_server_clean", "name", "raw")
+
+    def __init__(self, name: str, raw: Dict[str, Any]) -> None:
+        self.name = name
+        self.raw = raw
+        self._clean: Optional[bool] = None
+        self._masking: Any = None
+        self._server: Optional[Dict[str, Any]] = None
+        self._server_clean = False
+
+    def raw_clean(self, spans: Any) -> bool:
+        if self._clean is None:
+            self._clean = bool(spans.values_clean(self.raw))
+        return self._clean
+
+    def server_attributes(
+        self, config: Config, spans: Any
+    ) -> Tuple[Attributes, Optional[Dict[str, Any]]]:
+        """A copy of the server span's attributes, URLs masked, and `unchecked` for
+        `start_span` ({}: all clean, None: unknown). Kept only when masking changed
+        nothing (the memo holds no masked value)."""
+        server = self._server
+        if server is not None and self._masking is config.masking:
+            return Attributes(server), {} if self._server_clean else None
+        attributes = Attributes(self.raw)
+        payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
+        if attributes == self.raw:
+            self._server = self.raw
+            self._masking = config.masking
+            self._server_clean = self.raw_clean(spans)
+        return attributes, None
 
 class _Capture:
     """The payloads of one server span, recorded as the messages pass."""
@@ -235,17 +366,38 @@ class _Capture:
             total_size=recorded.total,
         )
 
-    def response_start(self, message: Message, late: Attributes) -> None:
+    def response_start(
+        self, message: Message, late: Attributes, memo: Dict[Tuple[Any, ...], _Headers]
+    ) -> None:
         headers = message.get("headers") or []
-        self.response_type = payloads.header_value(headers, "content-type")
-        payloads.set_captured(
-            late,  # type: ignore[arg-type]
-            payloads.RESPONSE_HEADERS,
-            payloads.headers_attribute,
-            headers,
-            self.config,
-            payloads.Site.HTTP_RESPONSE_HEADERS,
-        )
+        config = self.config
+        try:
+            pairs: Optional[Tuple[Any, ...]] = tuple(headers)
+            seen = memo.get(pairs)  # type: ignore[arg-type]
+        except TypeError:  # unhashable pairs: no memo
+            pairs, seen = None, None
+        if (
+            seen is None
+            or seen.masking is not config.masking
+            or seen.limit != config.attribute_length_limit
+        ):
+            seen = _Headers(
+                config,
+                _captured(
+                    payloads.headers_attribute,
+                    headers,
+                    config,
+                    payloads.Site.HTTP_RESPONSE_HEADERS,
+                ),
+                payloads.header_value(headers, "content-type"),
+            )
+            if pairs is not None and seen.text is not None and MASKED not in seen.text:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                memo[pairs] = seen
+        self.response_type = seen.content_type
+        if seen.text is not None:
+            late[payloads.RESPONSE_HEADERS] = seen.text
 
     def response_end(self, late: Attributes) -> None:
         if self.request.total:
@@ -267,7 +419,7 @@ class _Exchange:
     """One request's span: the status when the response starts, the late attributes
     and the end when its last body chunk is sent (or when the app returns or fails)."""
 
-    __slots__ = ("capture", "late", "owner", "parent", "span")
+    __slots__ = ("capture", "late", "owner", "parent", "responded", "span")
 
     def __init__(
         self, owner: LeanServerSpans, span: Any, capture: Optional[_Capture], parent: Any = None
@@ -277,6 +429,7 @@ class _Exchange:
         self.capture = capture
         self.late = Attributes()
         self.parent = parent  # the context the span was started in
+        self.responded = False  # whether the response started
 
     def receive(self, receive: Receive) -> Receive:
         capture = self.capture
@@ -326,12 +479,13 @@ class _Exchange:
         kind = message.get("type")
         span = self.span
         if kind == "http.response.start":
+            self.responded = True
             status = message.get("status")
             if status and span.is_recording():
                 self._status(status)
             capture = self.capture
             if capture is not None:
-                capture.response_start(message, self.late)
+                capture.response_start(message, self.late, self.owner._response_headers)
             propagator = self.owner._response_propagator()
             if propagator:
                 from opentelemetry.instrumentation.asgi import asgi_setter
@@ -356,6 +510,16 @@ class _Exchange:
 
     def _status(self, status: Any) -> None:
         owner = self.owner
+        if type(status) is int and status >= 0:  # the usual case: its status kept
+            known = owner._statuses.get(status, _UNSEEN)
+            if known is _UNSEEN:
+                known = owner._status_for(status)
+                if len(owner._statuses) < _MEMO_SIZE:
+                    owner._statuses[status] = known
+            self.late["http.status_code"] = status
+            if known is not None:
+                self.span.set_status(known)
+            return
         text = str(status)
         try:
             code = int(status)
@@ -365,9 +529,9 @@ class _Exchange:
             self.span.set_status(owner._status(owner._error, "Non-integer HTTP status: " + text))
             return
         self.late["http.status_code"] = code
-        status_code = owner._status_of(code, server_span=True)
-        if status_code is not owner._unset:  # the SDK ignores an UNSET status
-            self.span.set_status(owner._status(status_code))
+        known = owner._status_for(code)
+        if known is not None:
+            self.span.set_status(known)
 
     def failed(self, exc: Exception) -> None:
         """What `trace.use_span` does for an exception leaving the request."""
@@ -391,4 +555,7 @@ class _Exchange:
                 late.clear()
         except Exception:
             logger.debug("fastapi late attributes not set", exc_info=True)
-        span.end()
+        try:
+            span.end()
+        except Exception:
+            logger.debug("fastapi server span not ended", exc_info=True)
