@@ -32,10 +32,10 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations._asgi_payloads import Capture, Memos, keyed_headers
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._flask_server import Attributes
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
-from lumigo_opentelemetry.masking import MASKED
 
 if TYPE_CHECKING:
     from lumigo_opentelemetry.config import Config
@@ -48,7 +48,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _MEMO_SIZE = 256
-_KEYED_HEADERS = (b"host", b"user-agent")
 _UNSEEN: Any = object()
 
 
@@ -111,8 +110,7 @@ class LeanServerSpans:
         self._status_of: Any = http_status_to_status_code
         self._response_propagator: Any = get_global_response_propagator
         self._memo: Dict[Tuple[Any, ...], _Shape] = {}
-        self._headers: Dict[Tuple[Any, ...], _Headers] = {}
-        self._response_headers: Dict[Tuple[Any, ...], _Headers] = {}
+        self.memos = Memos(config)
         self._statuses: Dict[int, Any] = {}
         self._error_response: Optional[Callable[..., Any]] = None
         self._untraced: Callable[[Scope, Receive, Send], Awaitable[None]] = self.app
@@ -179,8 +177,9 @@ class LeanServerSpans:
         headers = scope.get("headers") or []
         config = self.config
         capture = None
+        late = Attributes()  # set when the span ends
         if self._trace.get_current_span() is self._invalid:
-            seen = self._seen_headers(headers)
+            seen = self.memos.request(headers)
             shape = self._shape(scope, seen.keyed)
             attributes, unchecked = shape.server_attributes(config, self.spans)
             if seen.text is not None:
@@ -189,9 +188,9 @@ class LeanServerSpans:
                     unchecked = {payloads.REQUEST_HEADERS: seen.text}
             parent = self._extract(scope)
             kind = self._server
-            capture = _Capture(config, seen.content_type)
+            capture = Capture(self.memos, seen.content_type, late)
         else:
-            shape = self._shape(scope, _keyed(headers))
+            shape = self._shape(scope, keyed_headers(headers))
             attributes = Attributes(shape.raw)
             unchecked = {} if shape.raw_clean(self.spans) else None
             parent = self._context.get_current()
@@ -200,7 +199,7 @@ class LeanServerSpans:
         token = self._context.attach(self._trace.set_span_in_context(span, parent))
         if capture is not None and not span.is_recording():
             capture = None
-        return _Exchange(self, span, capture, parent), token
+        return _Exchange(self, span, capture, late, parent), token
 
     def _shape(self, scope: Scope, keyed: Tuple[Any, ...]) -> _Shape:
         """contrib's span name and request attributes for this request shape, from the
@@ -220,47 +219,6 @@ class LeanServerSpans:
                     self._memo.clear()
                 self._memo[key] = known
         return known
-
-    def _seen_headers(self, headers: Any) -> _Headers:
-        """The request headers' attribute text, content type and memo-key part, from a
-        bounded memo for header sets seen before (only texts nothing was masked in)."""
-        try:
-            pairs: Optional[Tuple[Any, ...]] = tuple(headers)
-            known = self._headers.get(pairs)  # type: ignore[arg-type]
-        except TypeError:  # unhashable pairs: no memo
-            pairs, known = None, None
-        config = self.config
-        if (
-            known is not None
-            and known.masking is config.masking
-            and known.limit == config.attribute_length_limit
-        ):
-            return known
-        seen = _Headers(
-            config,
-            _captured(payloads.headers_attribute, headers, config),
-            payloads.header_value(headers, "content-type"),
-            _keyed(headers),
-        )
-        if pairs is not None and seen.text is not None and MASKED not in seen.text:
-            if len(self._headers) >= _MEMO_SIZE:
-                self._headers.clear()
-            self._headers[pairs] = seen
-        return seen
-
-
-def _captured(compute: Callable[..., Optional[str]], *args: Any) -> Optional[str]:
-    """`compute(*args)`, or None (logged at debug) if it fails: the attribute is dropped."""
-    try:
-        return compute(*args)
-    except Exception:
-        logger.debug("capturing HTTP headers failed; attribute dropped", exc_info=True)
-        return None
-
-
-def _keyed(headers: Any) -> Tuple[Any, ...]:
-    """The request headers contrib's attributes depend on (host, user agent)."""
-    return tuple([(k.lower(), v) for k, v in headers if k.lower() in _KEYED_HEADERS])
 
 
 def _memo_key(scope: Scope, keyed: Tuple[Any, ...]) -> Tuple[Any, ...]:
@@ -282,37 +240,16 @@ def _memo_key(scope: Scope, keyed: Tuple[Any, ...]) -> Tuple[Any, ...]:
     )
 
 
-class _Headers:
-    """What a set of headers gives: its attribute text (None: dropped), its content
-    type and (request headers) the part of the memo key it decides."""
-
-    __slots__ = ("content_type", "keyed", "limit", "masking", "text")
-
-    def __init__(
-        self,
-        config: Config,
-        text: Optional[str],
-        content_type: Optional[str],
-        keyed: Tuple[Any, ...] = (),
-    ) -> None:
-        self.masking = config.masking
-        self.limit = config.attribute_length_limit
-        self.text = text
-        self.content_type = content_type
-        self.keyed = keyed
-
-
 class _Shape:
     """A request shape's span name and contrib attributes; the server span's attributes
     (URLs masked) and verdicts of `values_clean` kept once found."""
 
-    __slots__ = ("_clean", "_masking", "_server", "_server_clean", "name", "raw")
+    __slots__ = ("_clean", "_server", "_server_clean", "name", "raw")
 
     def __init__(self, name: str, raw: Dict[str, Any]) -> None:
         self.name = name
         self.raw = raw
         self._clean: Optional[bool] = None
-        self._masking: Any = None
         self._server: Optional[Dict[str, Any]] = None
         self._server_clean = False
 
@@ -326,93 +263,16 @@ class _Shape:
     ) -> Tuple[Attributes, Optional[Dict[str, Any]]]:
         """A copy of the server span's attributes, URLs masked, and `unchecked` for
         `start_span` ({}: all clean, None: unknown). Kept only when masking changed
-        nothing (the memo holds no masked value)."""
+        nothing (the memo holds no masked value; a config never changes)."""
         server = self._server
-        if server is not None and self._masking is config.masking:
+        if server is not None:
             return Attributes(server), {} if self._server_clean else None
         attributes = Attributes(self.raw)
         payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
         if attributes == self.raw:
             self._server = self.raw
-            self._masking = config.masking
             self._server_clean = self.raw_clean(spans)
         return attributes, None
-
-class _Capture:
-    """The payloads of one server span, recorded as the messages pass."""
-
-    __slots__ = ("config", "request", "request_done", "request_type", "response", "response_type")
-
-    def __init__(self, config: Config, request_type: Optional[str]) -> None:
-        self.config = config
-        self.request = payloads.BoundedBody(config.attribute_length_limit)
-        self.response = payloads.BoundedBody(config.attribute_length_limit)
-        self.request_done = False
-        self.request_type = request_type
-        self.response_type: Optional[str] = None
-
-    def request_body(self, late: Attributes) -> None:
-        if self.request_done:
-            return
-        self.request_done = True
-        recorded = self.request
-        payloads.set_captured(
-            late,  # type: ignore[arg-type]
-            payloads.REQUEST_BODY,
-            payloads.body_attribute,
-            recorded.data,
-            self.config,
-            self.request_type,
-            total_size=recorded.total,
-        )
-
-    def response_start(
-        self, message: Message, late: Attributes, memo: Dict[Tuple[Any, ...], _Headers]
-    ) -> None:
-        headers = message.get("headers") or []
-        config = self.config
-        try:
-            pairs: Optional[Tuple[Any, ...]] = tuple(headers)
-            seen = memo.get(pairs)  # type: ignore[arg-type]
-        except TypeError:  # unhashable pairs: no memo
-            pairs, seen = None, None
-        if (
-            seen is None
-            or seen.masking is not config.masking
-            or seen.limit != config.attribute_length_limit
-        ):
-            seen = _Headers(
-                config,
-                _captured(
-                    payloads.headers_attribute,
-                    headers,
-                    config,
-                    payloads.Site.HTTP_RESPONSE_HEADERS,
-                ),
-                payloads.header_value(headers, "content-type"),
-            )
-            if pairs is not None and seen.text is not None and MASKED not in seen.text:
-                if len(memo) >= _MEMO_SIZE:
-                    memo.clear()
-                memo[pairs] = seen
-        self.response_type = seen.content_type
-        if seen.text is not None:
-            late[payloads.RESPONSE_HEADERS] = seen.text
-
-    def response_end(self, late: Attributes) -> None:
-        if self.request.total:
-            self.request_body(late)
-        recorded = self.response
-        payloads.set_captured(
-            late,  # type: ignore[arg-type]
-            payloads.RESPONSE_BODY,
-            payloads.body_attribute,
-            recorded.data,
-            self.config,
-            self.response_type,
-            total_size=recorded.total,
-            site=payloads.Site.HTTP_RESPONSE_BODIES,
-        )
 
 
 class _Exchange:
@@ -422,12 +282,17 @@ class _Exchange:
     __slots__ = ("capture", "late", "owner", "parent", "responded", "span")
 
     def __init__(
-        self, owner: LeanServerSpans, span: Any, capture: Optional[_Capture], parent: Any = None
+        self,
+        owner: LeanServerSpans,
+        span: Any,
+        capture: Optional[Capture],
+        late: Attributes,
+        parent: Any = None,
     ) -> None:
         self.owner = owner
         self.span = span
         self.capture = capture
-        self.late = Attributes()
+        self.late = late
         self.parent = parent  # the context the span was started in
         self.responded = False  # whether the response started
 
@@ -435,15 +300,11 @@ class _Exchange:
         capture = self.capture
         if capture is None:
             return receive
-        late = self.late
 
         async def capturing_receive() -> Message:
             message = await receive()
             try:
-                if message.get("type") == "http.request":
-                    capture.request.add(message.get("body"))
-                    if not message.get("more_body", False):
-                        capture.request_body(late)
+                capture.on_receive(message)
             except Exception:
                 logger.debug("fastapi request body capture failed", exc_info=True)
             return message
@@ -485,7 +346,7 @@ class _Exchange:
                 self._status(status)
             capture = self.capture
             if capture is not None:
-                capture.response_start(message, self.late, self.owner._response_headers)
+                capture.response_start(message)
             propagator = self.owner._response_propagator()
             if propagator:
                 from opentelemetry.instrumentation.asgi import asgi_setter
@@ -498,14 +359,11 @@ class _Exchange:
                 )
             return False
         if kind == "http.response.body":
+            last = not message.get("more_body", False)
             capture = self.capture
             if capture is not None:
-                capture.response.add(message.get("body"))
-            if message.get("more_body", False):
-                return False
-            if capture is not None:
-                capture.response_end(self.late)
-            return True
+                capture.response_body(message, last)
+            return last
         return False
 
     def _status(self, status: Any) -> None:
