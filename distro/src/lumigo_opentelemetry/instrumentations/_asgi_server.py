@@ -6,13 +6,15 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
 
 - the span name and request attributes come from contrib's own functions (the app's
   route lookup, `collect_request_attributes`), once per distinct request shape (a
-  bounded memo, copied per request); URL secrets are masked and the request headers
-  captured before the span starts, and all of them go to `start_span` in one call (a
-  sampler and every span processor's `on_start` see them; `_fastspan` spares the SDK's
-  per-value check of values it would record unchanged); the incoming context is
-  extracted as in `_flask_server`;
+  bounded memo, copied per request, its URL attributes masked once when masking
+  changes none of them, with `_fastspan`'s verdict that they are clean); the request
+  headers are captured (`_asgi_payloads`, memoised per header set) before the span
+  starts, and all of them go to `start_span` in one call (a sampler and every span
+  processor's `on_start` see them); the incoming context is extracted as in
+  `_flask_server`;
 - the context (extracted parent plus the span) is attached once and detached once;
-- the status is set when the response starts; `http.status_code`, the response
+- the status is set when the response starts (one `Status` per HTTP status, kept);
+  `http.status_code`, the response
   headers and the bodies are set in one call when the last body chunk has been sent,
   and the span ends there (as with contrib); streamed bodies pass through untouched,
   only a bounded copy of their beginning is kept.
@@ -23,7 +25,10 @@ request headers, INTERNAL spans (no payloads) for mounted or nested apps, except
 which stays the reference (tests/distro/test_fastapi_golden.py). Websocket and lifespan
 scopes, and apps configured with hooks, custom header capture or the new HTTP semantic
 conventions, go through contrib's middleware itself (`applies`). Metrics, which the
-distro does not export, are not recorded.
+distro does not export, are not recorded. Where contrib wraps its middleware in a bare
+Starlette `ServerErrorMiddleware` (only there to answer 500 should the middleware raise),
+the lean path takes that wrapper's place too (`replace_error_wrapper`), answering 500 as
+it would when the app's own 500 handling fails.
 """
 
 from __future__ import annotations
