@@ -6,13 +6,15 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
 
 - the span name and request attributes come from contrib's own functions (the app's
   route lookup, `collect_request_attributes`), once per distinct request shape (a
-  bounded memo, copied per request); URL secrets are masked and the request headers
-  captured before the span starts, and all of them go to `start_span` in one call (a
-  sampler and every span processor's `on_start` see them; `_fastspan` spares the SDK's
-  per-value check of values it would record unchanged); the incoming context is
-  extracted as in `_flask_server`;
+  bounded memo, copied per request, its URL attributes masked once when masking
+  changes none of them, with `_fastspan`'s verdict that they are clean); the request
+  headers are captured (`_asgi_payloads`, memoised per header set) before the span
+  starts, and all of them go to `start_span` in one call (a sampler and every span
+  processor's `on_start` see them); the incoming context is extracted as in
+  `_flask_server`;
 - the context (extracted parent plus the span) is attached once and detached once;
-- the status is set when the response starts; `http.status_code`, the response
+- the status is set when the response starts (one `Status` per HTTP status, kept);
+  `http.status_code`, the response
   headers and the bodies are set in one call when the last body chunk has been sent,
   and the span ends there (as with contrib); streamed bodies pass through untouched,
   only a bounded copy of their beginning is kept.
@@ -23,7 +25,10 @@ request headers, INTERNAL spans (no payloads) for mounted or nested apps, except
 which stays the reference (tests/distro/test_fastapi_golden.py). Websocket and lifespan
 scopes, and apps configured with hooks, custom header capture or the new HTTP semantic
 conventions, go through contrib's middleware itself (`applies`). Metrics, which the
-distro does not export, are not recorded.
+distro does not export, are not recorded. Where contrib wraps its middleware in a bare
+Starlette `ServerErrorMiddleware` (only there to answer 500 should the middleware raise),
+the lean path takes that wrapper's place too (`replace_error_wrapper`), answering 500 as
+it would when the app's own 500 handling fails.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations._asgi_payloads import Capture, Memos, keyed_headers
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._flask_server import Attributes
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
@@ -47,7 +53,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _MEMO_SIZE = 256
-_KEYED_HEADERS = (b"host", b"user-agent")
+_UNSEEN: Any = object()
 
 
 def applies(contrib: Any) -> bool:
@@ -108,14 +114,26 @@ class LeanServerSpans:
         self._unset = StatusCode.UNSET
         self._status_of: Any = http_status_to_status_code
         self._response_propagator: Any = get_global_response_propagator
-        self._memo: Dict[Tuple[Any, ...], Tuple[str, Dict[str, Any]]] = {}
+        self._memo: Dict[Tuple[Any, ...], _Shape] = {}
+        self.memos = Memos(config)
+        self._statuses: Dict[int, Any] = {}
+        self._error_response: Optional[Callable[..., Any]] = None
+        self._untraced: Callable[[Scope, Receive, Send], Awaitable[None]] = self.app
+
+    def replace_error_wrapper(self, wrapper: Any) -> None:
+        """Take the place of `wrapper`, the bare Starlette `ServerErrorMiddleware` contrib
+        puts around its middleware: as it would, answer 500 (its `error_response`) when
+        the app raises before a response started; requests without a span go through a
+        copy of it around the app."""
+        self._error_response = wrapper.error_response
+        self._untraced = type(wrapper)(self.app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
             await self.contrib(scope, receive, send)
             return
         if not self._enabled():
-            await self.app(scope, receive, send)
+            await self._untraced(scope, receive, send)
             return
         try:
             started = self._start(scope)
@@ -123,73 +141,93 @@ class LeanServerSpans:
             logger.debug("fastapi server span not started", exc_info=True)
             started = None
         if started is None:
-            await self.app(scope, receive, send)
+            await self._untraced(scope, receive, send)
             return
         exchange, token = started
         try:
             await self.app(scope, exchange.receive(receive), exchange.send(send))
         except Exception as exc:
             exchange.failed(exc)
-            raise
+            failure: Optional[Exception] = exc
+        else:
+            failure = None
         finally:
             self._context.detach(token)
             exchange.end()
+        if failure is not None:
+            try:
+                if self._error_response is not None and not exchange.responded:
+                    await self._answer_error(scope, receive, send, failure)
+                raise failure
+            finally:
+                failure = None  # no cycle through this frame's traceback
+
+    async def _answer_error(
+        self, scope: Scope, receive: Receive, send: Send, exc: Exception
+    ) -> None:
+        from starlette.requests import Request
+
+        error_response: Any = self._error_response
+        await error_response(Request(scope), exc)(scope, receive, send)
+
+    def _status_for(self, code: int) -> Any:
+        """The span status for HTTP status `code`; None for UNSET (the SDK ignores it)."""
+        status_code = self._status_of(code, server_span=True)
+        return None if status_code is self._unset else self._status(status_code)
 
     def _start(self, scope: Scope) -> Optional[Tuple[_Exchange, Any]]:
         excluded = self.excluded
         if excluded is not None and excluded.url_disabled(self._url_of(scope)[2]):
             return None
-        name, attributes = self._request(scope)
+        headers = scope.get("headers") or []
+        config = self.config
+        capture = None
+        late = Attributes()  # set when the span ends
         if self._trace.get_current_span() is self._invalid:
+            seen = self.memos.request(headers)
+            shape = self._shape(scope, seen.keyed)
+            attributes, unchecked = shape.server_attributes(config, self.spans)
+            if seen.text is not None:
+                attributes[payloads.REQUEST_HEADERS] = seen.text
+                if unchecked is not None:
+                    unchecked = {payloads.REQUEST_HEADERS: seen.text}
             parent = self._extract(scope)
             kind = self._server
+            capture = Capture(self.memos, seen.content_type, late)
         else:
+            shape = self._shape(scope, keyed_headers(headers))
+            attributes = Attributes(shape.raw)
+            unchecked = {} if shape.raw_clean(self.spans) else None
             parent = self._context.get_current()
             kind = self._internal
-        capture = None
-        if kind is self._server:
-            config = self.config
-            payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
-            headers = scope.get("headers") or []
-            payloads.set_captured(
-                attributes,  # type: ignore[arg-type]
-                payloads.REQUEST_HEADERS,
-                payloads.headers_attribute,
-                headers,
-                config,
-            )
-            capture = _Capture(config, payloads.header_value(headers, "content-type"))
-        span = self.spans.start_span(name, parent, kind, attributes)
+        span = self.spans.start_span(shape.name, parent, kind, attributes, None, unchecked)
         token = self._context.attach(self._trace.set_span_in_context(span, parent))
         if capture is not None and not span.is_recording():
             capture = None
-        return _Exchange(self, span, capture, parent), token
+        return _Exchange(self, span, capture, late, parent), token
 
-    def _request(self, scope: Scope) -> Tuple[str, Attributes]:
-        """contrib's span name and request attributes, from the memo when the same
-        request shape was seen before (a copy of the attributes)."""
+    def _shape(self, scope: Scope, keyed: Tuple[Any, ...]) -> _Shape:
+        """contrib's span name and request attributes for this request shape, from the
+        memo when the same shape was seen before."""
         try:
-            key = _memo_key(scope)
-            known = self._memo.get(key)
+            key: Optional[Tuple[Any, ...]] = _memo_key(scope, keyed)
+            known = self._memo.get(key)  # type: ignore[arg-type]
         except TypeError:  # an unhashable value in the scope: no memo
             key, known = None, None
         if known is None:
             name, extra = self._details(scope)
             collected = self._collect(scope)
             collected.update(extra)
-            known = (name, collected)
+            known = _Shape(name, collected)
             if key is not None:
                 if len(self._memo) >= _MEMO_SIZE:
                     self._memo.clear()
                 self._memo[key] = known
-        return known[0], Attributes(known[1])
+        return known
 
 
-def _memo_key(scope: Scope) -> Tuple[Any, ...]:
+def _memo_key(scope: Scope, keyed: Tuple[Any, ...]) -> Tuple[Any, ...]:
     """Every scope value contrib's span name and request attributes depend on."""
-    keyed = tuple(
-        [(k.lower(), v) for k, v in scope.get("headers") or () if k.lower() in _KEYED_HEADERS]
-    )
     app = scope.get("app")
     routes = getattr(app, "routes", None)
     return (
@@ -207,90 +245,71 @@ def _memo_key(scope: Scope) -> Tuple[Any, ...]:
     )
 
 
-class _Capture:
-    """The payloads of one server span, recorded as the messages pass."""
+class _Shape:
+    """A request shape's span name and contrib attributes; the server span's attributes
+    (URLs masked) and verdicts of `values_clean` kept once found."""
 
-    __slots__ = ("config", "request", "request_done", "request_type", "response", "response_type")
+    __slots__ = ("_clean", "_server", "_server_clean", "name", "raw")
 
-    def __init__(self, config: Config, request_type: Optional[str]) -> None:
-        self.config = config
-        self.request = payloads.BoundedBody(config.attribute_length_limit)
-        self.response = payloads.BoundedBody(config.attribute_length_limit)
-        self.request_done = False
-        self.request_type = request_type
-        self.response_type: Optional[str] = None
+    def __init__(self, name: str, raw: Dict[str, Any]) -> None:
+        self.name = name
+        self.raw = raw
+        self._clean: Optional[bool] = None
+        self._server: Optional[Dict[str, Any]] = None
+        self._server_clean = False
 
-    def request_body(self, late: Attributes) -> None:
-        if self.request_done:
-            return
-        self.request_done = True
-        recorded = self.request
-        payloads.set_captured(
-            late,  # type: ignore[arg-type]
-            payloads.REQUEST_BODY,
-            payloads.body_attribute,
-            recorded.data,
-            self.config,
-            self.request_type,
-            total_size=recorded.total,
-        )
+    def raw_clean(self, spans: Any) -> bool:
+        if self._clean is None:
+            self._clean = bool(spans.values_clean(self.raw))
+        return self._clean
 
-    def response_start(self, message: Message, late: Attributes) -> None:
-        headers = message.get("headers") or []
-        self.response_type = payloads.header_value(headers, "content-type")
-        payloads.set_captured(
-            late,  # type: ignore[arg-type]
-            payloads.RESPONSE_HEADERS,
-            payloads.headers_attribute,
-            headers,
-            self.config,
-            payloads.Site.HTTP_RESPONSE_HEADERS,
-        )
-
-    def response_end(self, late: Attributes) -> None:
-        if self.request.total:
-            self.request_body(late)
-        recorded = self.response
-        payloads.set_captured(
-            late,  # type: ignore[arg-type]
-            payloads.RESPONSE_BODY,
-            payloads.body_attribute,
-            recorded.data,
-            self.config,
-            self.response_type,
-            total_size=recorded.total,
-            site=payloads.Site.HTTP_RESPONSE_BODIES,
-        )
+    def server_attributes(
+        self, config: Config, spans: Any
+    ) -> Tuple[Attributes, Optional[Dict[str, Any]]]:
+        """A copy of the server span's attributes, URLs masked, and `unchecked` for
+        `start_span` ({}: all clean, None: unknown). Kept only when masking changed
+        nothing (the memo holds no masked value; a config never changes)."""
+        server = self._server
+        if server is not None:
+            return Attributes(server), {} if self._server_clean else None
+        attributes = Attributes(self.raw)
+        payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
+        if attributes == self.raw:
+            self._server = self.raw
+            self._server_clean = self.raw_clean(spans)
+        return attributes, None
 
 
 class _Exchange:
     """One request's span: the status when the response starts, the late attributes
     and the end when its last body chunk is sent (or when the app returns or fails)."""
 
-    __slots__ = ("capture", "late", "owner", "parent", "span")
+    __slots__ = ("capture", "late", "owner", "parent", "responded", "span")
 
     def __init__(
-        self, owner: LeanServerSpans, span: Any, capture: Optional[_Capture], parent: Any = None
+        self,
+        owner: LeanServerSpans,
+        span: Any,
+        capture: Optional[Capture],
+        late: Attributes,
+        parent: Any = None,
     ) -> None:
         self.owner = owner
         self.span = span
         self.capture = capture
-        self.late = Attributes()
+        self.late = late
         self.parent = parent  # the context the span was started in
+        self.responded = False  # whether the response started
 
     def receive(self, receive: Receive) -> Receive:
         capture = self.capture
         if capture is None:
             return receive
-        late = self.late
 
         async def capturing_receive() -> Message:
             message = await receive()
             try:
-                if message.get("type") == "http.request":
-                    capture.request.add(message.get("body"))
-                    if not message.get("more_body", False):
-                        capture.request_body(late)
+                capture.on_receive(message)
             except Exception:
                 logger.debug("fastapi request body capture failed", exc_info=True)
             return message
@@ -326,12 +345,13 @@ class _Exchange:
         kind = message.get("type")
         span = self.span
         if kind == "http.response.start":
+            self.responded = True
             status = message.get("status")
             if status and span.is_recording():
                 self._status(status)
             capture = self.capture
             if capture is not None:
-                capture.response_start(message, self.late)
+                capture.response_start(message)
             propagator = self.owner._response_propagator()
             if propagator:
                 from opentelemetry.instrumentation.asgi import asgi_setter
@@ -344,18 +364,25 @@ class _Exchange:
                 )
             return False
         if kind == "http.response.body":
+            last = not message.get("more_body", False)
             capture = self.capture
             if capture is not None:
-                capture.response.add(message.get("body"))
-            if message.get("more_body", False):
-                return False
-            if capture is not None:
-                capture.response_end(self.late)
-            return True
+                capture.response_body(message, last)
+            return last
         return False
 
     def _status(self, status: Any) -> None:
         owner = self.owner
+        if type(status) is int and status >= 0:  # the usual case: its status kept
+            known = owner._statuses.get(status, _UNSEEN)
+            if known is _UNSEEN:
+                known = owner._status_for(status)
+                if len(owner._statuses) < _MEMO_SIZE:
+                    owner._statuses[status] = known
+            self.late["http.status_code"] = status
+            if known is not None:
+                self.span.set_status(known)
+            return
         text = str(status)
         try:
             code = int(status)
@@ -365,9 +392,9 @@ class _Exchange:
             self.span.set_status(owner._status(owner._error, "Non-integer HTTP status: " + text))
             return
         self.late["http.status_code"] = code
-        status_code = owner._status_of(code, server_span=True)
-        if status_code is not owner._unset:  # the SDK ignores an UNSET status
-            self.span.set_status(owner._status(status_code))
+        known = owner._status_for(code)
+        if known is not None:
+            self.span.set_status(known)
 
     def failed(self, exc: Exception) -> None:
         """What `trace.use_span` does for an exception leaving the request."""
@@ -391,4 +418,7 @@ class _Exchange:
                 late.clear()
         except Exception:
             logger.debug("fastapi late attributes not set", exc_info=True)
-        span.end()
+        try:
+            span.end()
+        except Exception:
+            logger.debug("fastapi server span not ended", exc_info=True)

@@ -46,6 +46,7 @@ INSTRUMENTOR_DISTRIBUTION = "opentelemetry-instrumentation-fastapi"
 logger = logging.getLogger("lumigo-opentelemetry")
 
 _UPSTREAM_MIDDLEWARE = ("opentelemetry.instrumentation.asgi", "OpenTelemetryMiddleware")
+_ERROR_MIDDLEWARE = ("starlette.middleware.errors", "ServerErrorMiddleware")
 
 
 def instrumentor() -> BaseInstrumentor:
@@ -163,7 +164,7 @@ def _with_payload_capture(
     def build_middleware_stack() -> Any:
         stack = build()
         try:
-            _insert_capture(stack, config, lean)
+            return _insert_capture(stack, config, lean)
         except Exception:
             logger.debug("fastapi payload capture not inserted", exc_info=True)
         return stack
@@ -171,9 +172,14 @@ def _with_payload_capture(
     return build_middleware_stack
 
 
-def _insert_capture(stack: Any, config: Config, lean: bool = True) -> None:
+def _insert_capture(stack: Any, config: Config, lean: bool = True) -> Any:
     """Replace the upstream middleware by the lean path where it applies, else put the
-    payload capture just inside it."""
+    payload capture just inside it; returns the stack's (maybe new) outermost app.
+
+    contrib wraps its middleware in a bare `ServerErrorMiddleware` (no handler), there
+    only to answer 500 should the middleware itself raise; the lean path never raises
+    anything of its own, so when it replaces contrib's middleware it also takes the
+    place of that wrapper: one middleware frame and one `send` wrapper less per message."""
     from lumigo_opentelemetry.instrumentations import _asgi_server
     from lumigo_opentelemetry.instrumentations._asgi_capture import PayloadCaptureMiddleware
 
@@ -185,12 +191,28 @@ def _insert_capture(stack: Any, config: Config, lean: bool = True) -> None:
         kind = type(node)
         if (kind.__module__, kind.__name__) == _UPSTREAM_MIDDLEWARE:
             if lean and parent is not None and _asgi_server.applies(node):
-                parent.app = _asgi_server.LeanServerSpans(node, config)
+                spans = _asgi_server.LeanServerSpans(node, config)
+                if parent is stack and _bare_error_wrapper(parent):
+                    spans.replace_error_wrapper(parent)
+                    return spans
+                parent.app = spans
             elif not isinstance(node.app, PayloadCaptureMiddleware):
                 node.app = PayloadCaptureMiddleware(node.app, config)
-            return
+            return stack
         parent, node = node, getattr(node, "app", None)
     logger.debug("fastapi payload capture: no OpenTelemetryMiddleware in the stack")
+    return stack
+
+
+def _bare_error_wrapper(node: Any) -> bool:
+    """Whether `node` is a Starlette `ServerErrorMiddleware` with no handler and no debug
+    page: it does nothing but answer 500 when what it wraps raises before responding."""
+    kind = type(node)
+    return (
+        (kind.__module__, kind.__name__) == _ERROR_MIDDLEWARE
+        and getattr(node, "handler", True) is None
+        and getattr(node, "debug", True) is False
+    )
 
 
 def uninstrument() -> None:

@@ -1,0 +1,235 @@
+"""Payloads of the lean ASGI server spans (`_asgi_server`), recorded as the messages pass.
+
+What a set of headers or a short body gives (attribute text, content type) is the same
+for the same bytes, so it is kept in bounded memos, one set per middleware (whose config
+is fixed): header sets by their pairs, complete bodies up to `_BODY_MEMO_LENGTH` bytes by
+their content type and bytes. Only texts in which nothing was masked are kept, so the
+memos never hold a value the masking rules call secret. A body sent in one chunk (the
+usual response) is taken as it is, without a `BoundedBody` recorder.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+
+from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.masking import MASKED
+
+if TYPE_CHECKING:
+    from lumigo_opentelemetry.config import Config
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+_MEMO_SIZE = 256
+_BODY_MEMO_LENGTH = 1024
+_KEYED_HEADERS = (b"host", b"user-agent")
+
+
+def keyed_headers(headers: Any) -> Tuple[Any, ...]:
+    """The request headers contrib's span attributes depend on (host, user agent)."""
+    return tuple([(k.lower(), v) for k, v in headers if k.lower() in _KEYED_HEADERS])
+
+
+def _captured(
+    key: str, compute: Callable[..., Optional[str]], *args: Any, **kwargs: Any
+) -> Optional[str]:
+    """`compute(...)` for attribute `key`, or None (logged at debug, as
+    `payloads.set_captured` does) if it fails: the attribute is dropped."""
+    try:
+        return compute(*args, **kwargs)
+    except Exception:
+        logger.debug("capturing %s failed; attribute dropped", key, exc_info=True)
+        return None
+
+
+class Headers:
+    """What a set of headers gives: its attribute text (None: dropped), its content
+    type and, for request headers, the part of the span-attribute memo key it decides."""
+
+    __slots__ = ("content_type", "keyed", "text")
+
+    def __init__(
+        self, text: Optional[str], content_type: Optional[str], keyed: Tuple[Any, ...] = ()
+    ) -> None:
+        self.text = text
+        self.content_type = content_type
+        self.keyed = keyed
+
+
+class Memos:
+    """The bounded memos of one middleware (one config)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.request_headers: Dict[Tuple[Any, ...], Headers] = {}
+        self.response_headers: Dict[Tuple[Any, ...], Headers] = {}
+        self.bodies: Dict[Tuple[Any, ...], str] = {}
+
+    def request(self, headers: Any) -> Headers:
+        """The request headers' text, content type and memo-key part."""
+        known, pairs = _lookup(self.request_headers, headers)
+        if known is not None:
+            return known
+        config = self.config
+        seen = Headers(
+            _captured(payloads.REQUEST_HEADERS, payloads.headers_attribute, headers, config),
+            payloads.header_value(headers, "content-type"),
+            keyed_headers(headers),
+        )
+        _keep(self.request_headers, pairs, seen.text, seen)
+        return seen
+
+    def response(self, headers: Any) -> Headers:
+        """The response headers' text and content type."""
+        known, pairs = _lookup(self.response_headers, headers)
+        if known is not None:
+            return known
+        seen = Headers(
+            _captured(
+                payloads.RESPONSE_HEADERS,
+                payloads.headers_attribute,
+                headers,
+                self.config,
+                payloads.Site.HTTP_RESPONSE_HEADERS,
+            ),
+            payloads.header_value(headers, "content-type"),
+        )
+        _keep(self.response_headers, pairs, seen.text, seen)
+        return seen
+
+    def body(
+        self, data: bytes, total: int, content_type: Optional[str], site: payloads.Site
+    ) -> Optional[str]:
+        """`payloads.body_attribute` of a body's recorded beginning (None: not set)."""
+        key = None
+        if total == len(data) <= _BODY_MEMO_LENGTH and type(data) is bytes:
+            key = (id(site), content_type, data)  # a Site member's hash runs Python
+            known = self.bodies.get(key)
+            if known is not None:
+                return known
+        text = _captured(
+            payloads.RESPONSE_BODY
+            if site is payloads.Site.HTTP_RESPONSE_BODIES
+            else payloads.REQUEST_BODY,
+            payloads.body_attribute,
+            data,
+            self.config,
+            content_type,
+            total_size=total,
+            site=site,
+        )
+        _keep(self.bodies, key, text, text)
+        return text
+
+
+def _lookup(memo: Dict[Any, Headers], headers: Any) -> Tuple[Optional[Headers], Any]:
+    try:
+        pairs = tuple(headers)
+        return memo.get(pairs), pairs
+    except TypeError:  # unhashable pairs: no memo
+        return None, None
+
+
+def _keep(memo: Dict[Any, Any], key: Any, text: Optional[str], value: Any) -> None:
+    if key is None or text is None or MASKED in text:
+        return
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+
+
+class Body:
+    """A body seen chunk by chunk: a lone last chunk as it is, else a `BoundedBody`."""
+
+    __slots__ = ("limit", "recorder", "single")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(0, limit)
+        self.recorder: Optional[payloads.BoundedBody] = None
+        self.single: Optional[bytes] = None
+
+    def add(self, chunk: Any, last: bool) -> None:
+        if self.recorder is None and self.single is None and last and type(chunk) is bytes:
+            self.single = chunk
+            return
+        if self.recorder is None:
+            self.recorder = payloads.BoundedBody(self.limit)
+            if self.single is not None:
+                self.recorder.add(self.single)
+                self.single = None
+        self.recorder.add(chunk)
+
+    @property
+    def total(self) -> int:
+        single = self.single
+        if single is not None:
+            return len(single)
+        return self.recorder.total if self.recorder is not None else 0
+
+    @property
+    def data(self) -> bytes:
+        single = self.single
+        if single is not None:
+            return single if len(single) <= self.limit else single[: self.limit]
+        return self.recorder.data if self.recorder is not None else b""
+
+
+class Capture:
+    """The payloads of one server span, set on `late` as the messages pass."""
+
+    __slots__ = ("late", "memos", "request", "request_done", "request_type", "response",
+                 "response_type")
+
+    def __init__(self, memos: Memos, request_type: Optional[str], late: Dict[str, Any]) -> None:
+        self.memos = memos
+        self.late = late
+        self.request: Optional[Body] = None
+        self.response: Optional[Body] = None
+        self.request_done = False
+        self.request_type = request_type
+        self.response_type: Optional[str] = None
+
+    def on_receive(self, message: Any) -> None:
+        if message.get("type") == "http.request":
+            last = not message.get("more_body", False)
+            request = self.request
+            if request is None:
+                request = self.request = Body(self.memos.config.attribute_length_limit)
+            request.add(message.get("body"), last)
+            if last:
+                self.request_body()
+
+    def request_body(self) -> None:
+        if self.request_done:
+            return
+        self.request_done = True
+        request = self.request
+        if request is None:
+            return
+        text = self.memos.body(
+            request.data, request.total, self.request_type, payloads.Site.HTTP_REQUEST_BODIES
+        )
+        if text is not None:
+            self.late[payloads.REQUEST_BODY] = text
+
+    def response_start(self, message: Any) -> None:
+        seen = self.memos.response(message.get("headers") or [])
+        self.response_type = seen.content_type
+        if seen.text is not None:
+            self.late[payloads.RESPONSE_HEADERS] = seen.text
+
+    def response_body(self, message: Any, last: bool) -> None:
+        response = self.response
+        if response is None:
+            response = self.response = Body(self.memos.config.attribute_length_limit)
+        response.add(message.get("body"), last)
+        if not last:
+            return
+        if self.request is not None and self.request.total:
+            self.request_body()
+        text = self.memos.body(
+            response.data, response.total, self.response_type, payloads.Site.HTTP_RESPONSE_BODIES
+        )
+        if text is not None:
+            self.late[payloads.RESPONSE_BODY] = text
