@@ -389,10 +389,11 @@ def _mask_row(
     """Add the spans of a row's values that are masked: a secret column's value holding a
     literal; every value holding one when there is no column list or the counts differ (a
     row cut short by the end of the text counts its values so far)."""
-    if columns is None:
-        counted = False
+    if columns is not None and (
+        len(items) == len(columns) if closed else len(items) <= len(columns)
+    ):
+        for (start, end, literal), secret in zip(items, columns):
+            if literal and secret:
+                spans.append((start, end))
     else:
-        counted = len(items) == len(columns) if closed else len(items) <= len(columns)
-    for index, (start, end, literal) in enumerate(items):
-        if literal and (columns[index] if counted and columns is not None else True):
-            spans.append((start, end))
+        spans.extend((start, end) for start, end, literal in items if literal)
