@@ -32,7 +32,7 @@ import time
 from collections import abc
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from lumigo_opentelemetry.sql_values import NO_INSERT_PREFIXES, mask_rows
+from lumigo_opentelemetry.sql_values import NO_INSERT_INITIALS, mask_rows
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -578,9 +578,9 @@ class Masking:
                 text = self._json_text(text, rules, budget)
             else:
                 # the rows of an INSERT (VALUES or SELECT): by the column of each value; no
-                # SELECT, UPDATE or DELETE holds one (but after a `;`)
-                if (rules.mask_all or rules.regexes) and (
-                    ";" in text or not text.startswith(NO_INSERT_PREFIXES)
+                # SELECT, UPDATE, DELETE, ... holds one (but after a `;`)
+                if (text[:1] not in NO_INSERT_INITIALS or ";" in text) and (
+                    rules.mask_all or rules.regexes
                 ):
                     lowered = text.lower()
                     if "insert" in lowered or "replace" in lowered:

@@ -76,8 +76,10 @@ _SELECT_ENDS = frozenset(
     {"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "FETCH", "WINDOW"}
     | {"UNION", "INTERSECT", "EXCEPT", "MINUS", "INTO", "FOR", "LOCK", "RETURNING", "ON"}
 )
-#: how statements that hold no INSERT (unless after a `;`) begin: the caller's fast reject
-NO_INSERT_PREFIXES = ("SELECT", "select", "UPDATE", "update", "DELETE", "delete")
+#: the first letters of statements that hold no INSERT but after a `;` (SELECT, SET, SHOW,
+#: UPDATE, DELETE, DROP, ...; an INSERT or REPLACE, a WITH, a comment start otherwise): the
+#: caller's fast reject, so that they do not pay for the rows of an INSERT
+NO_INSERT_INITIALS = "SsUuDd"
 #: characters after which the dialects may read a text differently
 _DIALECT_MARKS = ("\\", "#", "--")
 
@@ -131,23 +133,14 @@ def _read(
 ) -> None:
     """Add to `spans` where the values of secret columns are, `text` read with `tokens`."""
     pos = 0
-    ahead = _statement_ahead(lowered, 0)
-    while ahead >= 0:  # no INSERT or REPLACE word after pos: nothing to mask
+    last = max(lowered.rfind("insert"), lowered.rfind("replace"))
+    while pos <= last:  # no INSERT or REPLACE word after pos: nothing to mask
         token = _next(text, tokens, pos)
         if token is None:
             return
         kind, start, pos = token
         if kind == "word" and text[start:pos].upper() in _STATEMENTS:
             pos = _insert(text, tokens, pos, is_secret, spans)
-        if pos > ahead:
-            ahead = _statement_ahead(lowered, pos)
-
-
-def _statement_ahead(lowered: str, pos: int) -> int:
-    """Where the next `insert` or `replace` is in `lowered` from `pos` (-1: none)."""
-    insert = lowered.find("insert", pos)
-    replace = lowered.find("replace", pos)
-    return replace if insert < 0 or 0 <= replace < insert else insert
 
 
 def _insert(
@@ -242,9 +235,7 @@ def _query(
             if word == "SELECT":
                 pos = _select_list(text, tokens, pos, columns, spans)
             elif word in _ROWS:
-                following = _row(text, tokens, pos)
-                if following and following[0] == "open" and text[following[1]] == "(":
-                    pos = _rows(text, tokens, pos, columns, spans)
+                pos = _rows(text, tokens, pos, columns, spans)
         elif kind == "other" and text[start] == ";":
             return start
 
@@ -273,11 +264,8 @@ def _select_list(
         kind, at, pos = token
         word = text[at:pos].upper() if kind == "word" else ""
         if first and word in _SELECT_MODIFIERS:
-            following = _next(text, tokens, pos)
-            if word == "DISTINCT" and _word(text, following) == "ON" and following:
-                opening = _next(text, tokens, following[2])  # `DISTINCT ON (...)`
-                if opening and opening[0] == "open":
-                    _on, pos, _closed = _items(text, tokens, opening[2])
+            if word == "DISTINCT":
+                pos = _past_on(text, tokens, pos)
             continue
         first = False
         if depth == 0 and (
@@ -308,6 +296,17 @@ def _select_list(
     star = any(text[s:e] == "*" or text[s:e].endswith(".*") for s, e, _lit in items)
     _mask_row(items, None if star else columns, True, spans)
     return at
+
+
+def _past_on(text: str, tokens: re.Pattern[str], pos: int) -> int:
+    """Where a select list starts after `DISTINCT` at `pos`: past `ON (...)` if one follows."""
+    on = _next(text, tokens, pos)
+    if _word(text, on) != "ON" or on is None:
+        return pos
+    opening = _next(text, tokens, on[2])
+    if opening is None or opening[0] != "open":
+        return on[2]
+    return _items(text, tokens, opening[2])[1]
 
 
 def _word(text: str, token: Optional[_Token]) -> str:
