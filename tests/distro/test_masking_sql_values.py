@@ -125,9 +125,12 @@ def _marked(text: str) -> Tuple[str, str]:
         "INSERT INTO t (token, id) SELECT ALL <<upper ('x')>>, 1",
         "INSERT INTO t (id, token) SELECT DISTINCT ON",
         "INSERT INTO t (id, token) SELECT DISTINCT ON 1, <<'x'>>",
+        "INSERT INTO t (token, id) SELECT DISTINCT ON (id) <<1>>, 'x'",
         "INSERT INTO t (id, password) SELECT 1, <<'x'>> UNION VALUES",
         "INSERT INTO t (id, token) SELECT 1, <<'a'>> FROM (SELECT <<2>>) s"
         " WHERE a = 1 UNION ALL SELECT 3, <<'b'>>",
+        "WITH n AS (INSERT INTO t (id, token) SELECT 1, <<'x'>> FROM (SELECT <<2>>) s"
+        " RETURNING id) SELECT 'y' FROM n",
         "INSERT INTO t (",
         # the fast reject: a statement starting with S, U or D is read only after a `;`
         "select 1; insert into t values (<<'x'>>)",
