@@ -362,36 +362,20 @@ EQUIVALENT: dict[str, str] = {
         "a fast path: the userinfo pattern needs both `://` and `@`, so running it on a text "
         "without one of them changes nothing"
     ),
-    f"{DISTRO}/masking.py::Masking._text::bool-swap::"  # fnmatch: ? for []
-    "last >= 0 and rules.may_name_a_secret(lowered?:last?) -> "
-    "last >= 0 or rules.may_name_a_secret(lowered?:last?)": (
-        "the fast reject of INSERT rows: every statement with a `v` is then read, which finds "
-        "nothing to mask where no rule's word is before the last `value` (or no `value` is)"
+    f"{DISTRO}/masking.py::Masking._text::drop-bound:::1 -> :": (
+        "the INSERT-rows reject by first letter then compares the whole text with `SsUuDd`: "
+        "no statement is rejected, more are read, to the same text"
     ),
-    f"{DISTRO}/masking.py::Masking._text::compare-swap::last >= 0 -> last > 0": (
-        "`last` is 0 only when the one `value` starts the text: no INSERT before it to read"
-    ),
-    f"{DISTRO}/masking.py::Masking._text::off-by-one::0 -> 1": (
-        "`last >= 0` to `>= 1`: as `last > 0` (the one `value` at the start has no INSERT "
-        "before it)"
-    ),
-    f"{DISTRO}/masking.py::Masking._text::drop-bound:::last -> :": (
-        "the reject then looks for the rules' words in the whole statement instead of the part "
-        "before its last `value`: more statements are read, to the same text"
+    f"{DISTRO}/masking.py::Masking._text::off-by-one::1 -> 2": (
+        "`text[:1]` to `text[:2]`: two letters are in `SsUuDd` (`Ss`, `sU`, `Uu`, `uD`, `Dd`) "
+        "only at the start of a text starting with S, U or D: fewer statements rejected, none "
+        "an INSERT, the same text"
     ),
     f"{DISTRO}/sql_values.py::mask_rows::compare-swap::start < merged?-1??1? -> "
     "start <= merged?-1??1?": (
         "spans never meet end to start: one reading's span ends at a quote (or a letter, digit, "
         "bracket) where the other's would start, and a span only starts after a comma, a "
         "parenthesis or a space, which the two readings cannot disagree on outside strings"
-    ),
-    f"{DISTRO}/sql_values.py::_read::compare-swap::"
-    "lowered.find('value', pos) >= 0 -> lowered.find('value', pos) > 0": (
-        "the find answers 0 only when the text starts with `value`: no INSERT before it"
-    ),
-    f"{DISTRO}/sql_values.py::_read::off-by-one::0 -> 1": (
-        "`find(...) >= 0` to `>= 1`: as `> 0` above (the key also names `pos = 0` to 1, which "
-        "is killed)"
     ),
     f"{DISTRO}/sql_values.py::_insert::drop-bound::pos: -> :": (
         "the no-literal check of the rows then looks at the whole text, which holds the rows: "
@@ -413,6 +397,31 @@ EQUIVALENT: dict[str, str] = {
     f"{DISTRO}/sql_values.py::_items::off-by-one::0 -> 1": (
         "`start < 0`, `start >= 0` moved by one: an item never starts at 0 (the key also names "
         "`depth == 0` and `value[0]`, which are killed)"
+    ),
+    f"{DISTRO}/sql_values.py::_select_list::off-by-one::1 -> 2": (
+        "`start = end = -1` to -2: both only mean no item yet, compared with 0 (the key also "
+        "names `depth += 1`, which is killed)"
+    ),
+    f"{DISTRO}/sql_values.py::_select_list::compare-swap::start >= 0 -> start > 0": (
+        "an item never starts at 0: it follows its `SELECT` word"
+    ),
+    f"{DISTRO}/sql_values.py::_select_list::compare-swap::start < 0 -> start <= 0": (
+        "an item never starts at 0: it follows its `SELECT` word"
+    ),
+    f"{DISTRO}/sql_values.py::_select_list::off-by-one::0 -> 1": (
+        "`start < 0`, `start >= 0` moved by one: an item never starts at 0 (the key also names "
+        "`depth == 0`, which is killed)"
+    ),
+    f"{DISTRO}/sql_values.py::_select_list::bool-constant::False -> True": (
+        "`first` never cleared: modifier words are then skipped anywhere in the list, where "
+        "they come only inside an item (`> ALL (...)`, `IS DISTINCT FROM`), never as its "
+        "first or last token: the same item spans (the key also names the resets of `literal` "
+        "and `aliased`, which are killed)"
+    ),
+    f"{DISTRO}/sql_values.py::_select_list::drop-bound::s:e -> :e": (
+        "in the `t.*` test: the text up to an item's end ends with `.*` exactly when the item "
+        "does (an item starts after a comma or `SELECT`, never inside `.*`; the key also "
+        "names the `== '*'` test, which is killed)"
     ),
     f"{DISTRO}/sql_values.py::_items::remove-jump::continue -> pass": (
         "after an item read at once: the next item is read token by token instead, the same "

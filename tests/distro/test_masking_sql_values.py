@@ -88,16 +88,68 @@ def _marked(text: str) -> Tuple[str, str]:
         "INSERT `users` (id, password) VALUES (1, <<'x'>>)",
         # an empty value is a value: the one after it is for the note
         "INSERT INTO t (password, note) VALUES (, 'x')",
-        # nothing to mask: no secret column, no column list, INSERT ... SELECT, no VALUES
+        # nothing to mask: no secret column, no literal, no VALUES
         "INSERT INTO orders (id, total, status) VALUES (7, 19.99, 'paid')",
         "INSERT INTO t (id, name) VALUES (1, 'password')",
         "SELECT * FROM t WHERE kind IN ('value', 'password')",
         "INSERT INTO t () VALUES ()",
         "INSERT INTO secrets_log (a, b) VALUES (1, 2, 3)",
-        "INSERT INTO t PARTITION (p_secret) VALUES (1, 'x')",
         "INSERT INTO t SET note = 'values'",
         "INSERT INTO t SET password = <<'values'>>",  # the pair rule's
         "INSERT INTO t (id, password) VALUES",
+        "SELECT replace(password, 'a', 'b') FROM t WHERE k IN (VALUES ('x'))",  # a call
+        # no column list: every value holding a literal, in every row
+        "INSERT INTO users VALUES (<<1>>, <<'Ada'>>, <<'hunter2'>>), (<<2>>, NULL, DEFAULT)",
+        "insert into t values (%s, %s, $1, ?, :name, NULL, DEFAULT, TRUE, now())",
+        "INSERT INTO t PARTITION (p_secret) VALUES (<<1>>, <<'x'>>)",
+        "REPLACE `t` VALUE ROW(<<crypt('x', gen_salt('bf'))>>, lower(%s))",
+        'INSERT INTO "s"."t" /* (a) */ VALUES (<<\'a\\\\\'>>, <<$$b$$>>) RETURNING id',
+        "INSERT INTO t VALUES (<<'it''s'>>, <<'cut>>",
+        "INSERT INTO t VALUES (<<1>>) ON CONFLICT (id) DO UPDATE SET note = 'n'",
+        "INSERT INTO a VALUES (%s); INSERT INTO b VALUES (<<'x'>>); SELECT 'y'",
+        # INSERT ... SELECT: the select list's items by position, as a row's values
+        "INSERT INTO users (id, name, password) SELECT 1, 'Ada', <<'hunter2'>>",
+        "insert into t (id, token) select distinct id, <<'x'>> AS token from u where a = 'b'",
+        "INSERT INTO t (id, token) SELECT DISTINCT ON (id, 'k') id, <<upper('x')>> FROM u",
+        "INSERT INTO t (id, token) (SELECT 1, <<'x'>>) ON CONFLICT DO NOTHING",
+        "INSERT INTO t (id, token) SELECT 1, <<'a'>> UNION ALL SELECT 2, <<'b'>>; SELECT 'c', 'd'",
+        "INSERT INTO t (id, token) SELECT id, <<'x' || name>> FROM u"
+        " WHERE id IN (SELECT id FROM v WHERE k = 'c') ORDER BY 1 LIMIT 2",
+        "INSERT INTO t (id, token) WITH s AS (SELECT 1 AS a, <<'x'>> AS b) SELECT a, b FROM s",
+        "INSERT INTO t (id, token) SELECT * FROM (VALUES (1, <<'x'>>)) AS v (a, b)",
+        "INSERT INTO t (id, token) OVERRIDING USER VALUE SELECT 1, <<'x'>>",
+        "WITH n AS (INSERT INTO t (id, token) SELECT 1, <<'x'>> RETURNING id) SELECT 'y' FROM n",
+        "INSERT INTO t (id, token) SELECT 1, <<'x'>> FROM u WHERE password = <<'y'>>",
+        "INSERT INTO t (id, token) SELECT 1, <<'cut>>",
+        "INSERT INTO t (token, id) SELECT DISTINCT <<'x'>>, 1",
+        "INSERT INTO t (token, id) SELECT ALL <<upper ('x')>>, 1",
+        "INSERT INTO t (id, token) SELECT DISTINCT ON",
+        "INSERT INTO t (id, token) SELECT DISTINCT ON 1, <<'x'>>",
+        "INSERT INTO t (token, id) SELECT DISTINCT ON (id) <<1>>, 'x'",
+        "INSERT INTO t (id, password) SELECT 1, <<'x'>> UNION VALUES",
+        "INSERT INTO t (id, token) SELECT 1, <<'a'>> FROM (SELECT <<2>>) s"
+        " WHERE a = 1 UNION ALL SELECT 3, <<'b'>>",
+        "WITH n AS (INSERT INTO t (id, token) SELECT 1, <<'x'>> FROM (SELECT <<2>>) s"
+        " RETURNING id) SELECT 'y' FROM n",
+        "INSERT INTO t (",
+        # the fast reject: a statement starting with S, U or D is read only after a `;`
+        "select 1; insert into t values (<<'x'>>)",
+        "Update t SET a = 1;\n /* c */ REPLACE t VALUES (<<'x'>>)",
+        "  INSERT INTO t VALUES (<<'x'>>)",
+        "WITH a AS (SELECT 1) SELECT replace(password, 'a', 'b') FROM a UNION VALUES ('x', 1, 2)",
+        "INSERT INTO t PARTITION (p_secret, p1) VALUES (<<1>>, <<'x'>>)",
+        # positions that cannot be matched: every item holding a literal
+        "INSERT INTO t (token, id) SELECT , <<'x'>>, <<1>>",
+        "INSERT INTO t (token, id) SELECT *, <<'x'>> FROM u",
+        "INSERT INTO t (token, id) SELECT u.*, <<2>> FROM u",
+        "INSERT INTO t (id, token) SELECT <<1>>, <<'x'>>, <<'y'>>",
+        "INSERT INTO t (id, token) SELECT *, <<'x'>> FROM u",
+        "INSERT INTO t (id, token) SELECT u.*, <<2>> FROM u",
+        "INSERT INTO users SELECT <<1>>, <<'Ada'>>, <<'hunter2'>>, %s, NULL FROM dual",
+        "INSERT INTO archive SELECT * FROM orders WHERE status = 'paid'",
+        # no secret column in the list: kept as written
+        "INSERT INTO t (id, name) SELECT 1, 'x' UNION SELECT 2, 'y'",
+        "INSERT INTO t (id, name) SELECT id, name FROM u WHERE password = <<'y'>>",  # a pair
     ],
 )
 def test_secret_columns_of_insert_rows_are_masked(marked: str) -> None:
@@ -134,14 +186,18 @@ def test_a_backslash_before_a_quote_masks_what_either_dialect_would() -> None:
     )
 
 
-def test_statements_without_a_column_list_are_left_to_the_other_rules() -> None:
-    """The documented limit: values given without column names (or by a SELECT) cannot be
-    told apart, only the pair and JSON rules apply to them."""
-    for sql in (
-        "INSERT INTO users VALUES (1, 'Ada', 'hunter2')",
-        "INSERT INTO users (id, password) SELECT 1, 'hunter2'",
-    ):
-        assert DEFAULT.apply(Site.DB, sql) == sql
+def test_rows_without_columns_are_masked_unless_the_rules_call_nothing_secret() -> None:
+    """Values not matched to columns may be any column's: masked whenever the rules may call
+    a name secret (any setting but an empty list), kept with an empty list."""
+    rows = "INSERT INTO people VALUES (1, '123-45-6789')"
+    select = "INSERT INTO people (id, ssn) SELECT 1, '123-45-6789'"
+    ssn = masking(LUMIGO_SECRET_MASKING_REGEX='["^ssn$"]')
+    assert ssn.apply(Site.DB, rows) == f"INSERT INTO people VALUES ({M}, {M})"
+    assert ssn.apply(Site.DB, select) == f"INSERT INTO people (id, ssn) SELECT 1, {M}"
+    assert DEFAULT.apply(Site.DB, select) == select
+    nothing = masking(LUMIGO_SECRET_MASKING_REGEX="[]")
+    assert nothing.apply(Site.DB, rows) == rows
+    assert nothing.apply(Site.DB, select) == select
 
 
 def test_the_rules_decide_which_columns_are_secret() -> None:
@@ -222,17 +278,24 @@ _SPACES = st.sampled_from(["", " ", "\n  ", " /* (x, 'y') */ ", " -- c\n"])
 _NO_LITERAL = ("NULL", "DEFAULT", "%s", "$1", "?", "now()", "lower(%(name)s)")
 
 
+_FORMS = ("values", "bare", "select")
+
+
 @st.composite
-def _statements(draw: st.DrawFn, mismatch: bool = False) -> Tuple[str, str]:
+def _statements(draw: st.DrawFn, mismatch: bool = False, form: str = "values") -> Tuple[str, str]:
     """An INSERT with random columns and rows, and its text with the values of the secret
     columns that hold a literal masked. With `mismatch`, one row has a value more or less
-    than there are columns: every value of it holding a literal is masked."""
+    than there are columns: every value of it holding a literal is masked. `form`: rows
+    after VALUES, the same without a column list (every value holding a literal masked),
+    or the column list and select lists (`SELECT ... UNION ALL SELECT ...`, items maybe
+    aliased, maybe a FROM and WHERE after them)."""
     columns = draw(_COLUMNS)
     space = draw(_SPACES)
     rows_in: List[str] = []
     rows_out: List[str] = []
     count = draw(st.integers(1, 3))
     odd = draw(st.integers(0, count - 1)) if mismatch else -1
+    any_secret = any(secret for _n, secret in columns)
     for row in range(count):
         values = [draw(_SECRET_VALUES if secret else _PLAIN_VALUES) for _n, secret in columns]
         if row == odd:
@@ -240,40 +303,61 @@ def _statements(draw: st.DrawFn, mismatch: bool = False) -> Tuple[str, str]:
                 values.pop(draw(st.integers(0, len(values) - 1)))
             else:
                 values.insert(draw(st.integers(0, len(values))), draw(_PLAIN_VALUES))
+        if form == "bare" or (row == odd and any_secret):
             masked = [v if v in _NO_LITERAL else M for v in values]
+        elif not any_secret:
+            masked = list(values)
         else:
             masked = [
                 v if not secret or v in _NO_LITERAL else M
                 for v, (_n, secret) in zip(values, columns)
             ]
-        rows_in.append("(" + ("," + space).join(values) + ")")
-        rows_out.append("(" + ("," + space).join(masked) + ")")
-    head = f"INSERT INTO s.t{space}(" + ", ".join(n for n, _ in columns) + f"){space}VALUES{space}"
+        if form == "select":
+            aliases = [
+                draw(st.sampled_from(["", f" AS a{i}", ' AS "password"']))
+                for i in range(len(values))
+            ]
+            values = [v + alias for v, alias in zip(values, aliases)]
+            masked = [v + alias for v, alias in zip(masked, aliases)]
+            rows_in.append(("," + space).join(values))
+            rows_out.append(("," + space).join(masked))
+        else:
+            rows_in.append("(" + ("," + space).join(values) + ")")
+            rows_out.append("(" + ("," + space).join(masked) + ")")
+    names = "(" + ", ".join(n for n, _ in columns) + ")"
+    if form == "select":
+        head = f"INSERT INTO s.t{space}{names}{space}SELECT{space or ' '}"
+        tail = draw(st.sampled_from(["", " FROM u", f"{space or ' '}FROM u WHERE a = %s LIMIT 1"]))
+        joint = f"{space or ' '}UNION ALL{space or ' '}SELECT{space or ' '}"
+        return head + joint.join(rows_in) + tail, head + joint.join(rows_out) + tail
+    names = names if form == "values" else " "  # a space at least between table and VALUES
+    head = f"INSERT INTO s.t{space}{names}{space}VALUES{space}"
     return head + ", ".join(rows_in), head + ", ".join(rows_out)
 
 
-@given(_statements())
+@given(st.sampled_from(_FORMS).flatmap(lambda form: _statements(form=form)))
 def test_secret_columns_are_masked_in_every_row_and_the_rest_kept(pair: Tuple[str, str]) -> None:
-    """Random rows: no secret column's literal is left, every other byte is kept."""
+    """Random rows (after VALUES, without a column list, select lists): no secret column's
+    literal is left (no literal at all without a column list), every other byte is kept."""
     sql, expected = pair
     out = DEFAULT.apply(Site.DB, sql)
     assert _SECRET_MARK not in out
     assert out == expected
 
 
-@given(_statements(), st.integers(0, 10_000))
+@given(st.sampled_from(_FORMS).flatmap(lambda form: _statements(form=form)), st.integers(0, 10_000))
 def test_a_statement_cut_anywhere_keeps_no_secret_value(pair: Tuple[str, str], cut: int) -> None:
     """Cut short by a recording limit at any point: nothing of a secret value is left."""
     sql = pair[0][:cut]
     assert _SECRET_MARK not in DEFAULT.apply(Site.DB, sql)
 
 
-@given(_statements(mismatch=True))
+@given(st.sampled_from(_FORMS).flatmap(lambda form: _statements(mismatch=True, form=form)))
 def test_a_row_of_another_length_keeps_no_literal(pair: Tuple[str, str]) -> None:
-    """A value more (or one less) in a row than columns: which value is for which column
-    cannot be told, so no literal of that row is left (when a column is secret)."""
+    """A value more (or one less) in a row (or select list) than columns: which value is for
+    which column cannot be told, so no literal of that row is left (when a column is
+    secret; a statement without one is kept)."""
     sql, expected = pair
     out = DEFAULT.apply(Site.DB, sql)
     assert _SECRET_MARK not in out
-    if "VALUES" in sql and any(w in sql.lower() for w in ("pass", "key", "token", "secret")):
-        assert out == expected
+    assert out == expected

@@ -32,7 +32,7 @@ import time
 from collections import abc
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from lumigo_opentelemetry.sql_values import mask_rows
+from lumigo_opentelemetry.sql_values import NO_INSERT_INITIALS, mask_rows
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -577,10 +577,13 @@ class Masking:
             if _looks_json(text):
                 text = self._json_text(text, rules, budget)
             else:
-                if "v" in text or "V" in text:  # rows of an INSERT: by the column of each value
+                # the rows of an INSERT (VALUES or SELECT): by the column of each value; no
+                # SELECT, UPDATE, DELETE, ... holds one (but after a `;`)
+                if (text[:1] not in NO_INSERT_INITIALS or ";" in text) and (
+                    rules.mask_all or rules.regexes
+                ):
                     lowered = text.lower()
-                    last = lowered.rfind("value")  # the column lists are before it
-                    if last >= 0 and rules.may_name_a_secret(lowered[:last]):
+                    if "insert" in lowered or "replace" in lowered:
                         text = mask_rows(text, lowered, lambda key: rules.is_secret(key, budget))
                 text = _mask_pairs(_SQL_PAIR, text, rules, budget, "'" + MASKED + "'")
                 if "'" in text and '"' in text:

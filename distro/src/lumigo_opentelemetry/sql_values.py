@@ -6,10 +6,17 @@ column whose name `is_secret` calls secret: `VALUES (1, 'Ada', '****')`. A value
 as a whole (`crypt('x', gen_salt('bf'))` becomes `'****'`) when it holds a literal: a
 string, a number, a dollar-quoted string. A value without one is kept: a placeholder
 (`%s`, `%(name)s`, `$1`, `?`, `:name`), `NULL`, `DEFAULT`, `TRUE`, a column or a call
-without literals. A row whose value count differs from the column count has every value
-holding a literal masked (its values cannot be told apart). Everything else is kept as
-written. Statements without a column list (`INSERT INTO t VALUES ...`, `INSERT ... SELECT`)
-are left to the other rules.
+without literals. Values that cannot be matched to columns have every value holding a
+literal masked: a row whose value count differs from the column count, and every row of
+a statement without a column list (`INSERT INTO t VALUES (1, 'x')`: the caller calls
+`mask_rows` only when its rules may call some name secret).
+
+`INSERT INTO t (cols) SELECT ...` gives its rows by the items of a select list: each
+select list of the statement (also after `UNION`, in a subquery or in parentheses; a
+`VALUES` list there too) is a row, its items masked as a `VALUES` row's (an item as far
+as its `AS alias`), all of them holding a literal when positions cannot be matched (no
+column list, another count, `*` or `t.*`). The rest (`FROM`, `WHERE`, ...) is left to
+the other rules. A statement whose column list names no secret column is kept as written.
 
 The text is read as PostgreSQL (`''` in a string is a quote, a backslash is itself but in
 `E'...'`, `$$` quotes a string, `--` starts a comment) and, when it holds a backslash, `#`
@@ -59,6 +66,20 @@ _PLACEHOLDER = re.compile(r"%(?:\(\w*\))?[sbt]|\$\d+")
 _NAMES = re.compile(r'`((?:[^`]|``)*)`|"((?:[^"]|"")*)"|\[([^\]]*)\]|([^\W\d][\w$]*)')
 _STATEMENTS = frozenset({"INSERT", "REPLACE"})
 _ROWS = frozenset({"VALUES", "VALUE"})
+_QUERIES = frozenset({"SELECT", "WITH"})
+# the words before a select list's first item, and those that end it (at its own depth)
+_SELECT_MODIFIERS = frozenset(
+    {"ALL", "DISTINCT", "DISTINCTROW", "HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_NO_CACHE"}
+    | {"SQL_SMALL_RESULT", "SQL_BIG_RESULT", "SQL_BUFFER_RESULT", "SQL_CALC_FOUND_ROWS"}
+)
+_SELECT_ENDS = frozenset(
+    {"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "FETCH", "WINDOW"}
+    | {"UNION", "INTERSECT", "EXCEPT", "MINUS", "INTO", "FOR", "LOCK", "RETURNING", "ON"}
+)
+#: the first letters of statements that hold no INSERT but after a `;` (SELECT, SET, SHOW,
+#: UPDATE, DELETE, DROP, ...; an INSERT or REPLACE, a WITH, a comment start otherwise): the
+#: caller's fast reject, so that they do not pay for the rows of an INSERT
+NO_INSERT_INITIALS = "SsUuDd"
 #: characters after which the dialects may read a text differently
 _DIALECT_MARKS = ("\\", "#", "--")
 
@@ -112,7 +133,8 @@ def _read(
 ) -> None:
     """Add to `spans` where the values of secret columns are, `text` read with `tokens`."""
     pos = 0
-    while lowered.find("value", pos) >= 0:  # no more rows after pos: nothing to mask
+    last = max(lowered.rfind("insert"), lowered.rfind("replace"))
+    while pos <= last:  # no INSERT or REPLACE word after pos: nothing to mask
         token = _next(text, tokens, pos)
         if token is None:
             return
@@ -129,9 +151,9 @@ def _insert(
     spans: List[Tuple[int, int]],
 ) -> int:
     """Read one statement from after its `INSERT`; return where reading goes on."""
-    columns: Optional[List[bool]] = None
-    partition = False
-    while True:  # the table (and partitions) up to the column list, then up to VALUES
+    columns: Optional[List[bool]] = None  # None: no column list
+    partition = named = False
+    while True:  # the table (and partitions) up to the column list, then up to the rows
         token = _next(text, tokens, pos)
         if token is None:
             return len(text)
@@ -140,21 +162,40 @@ def _insert(
         if word in _ROWS:  # rows follow (not so after `OVERRIDING SYSTEM VALUE`)
             following = _row(text, tokens, pos)
             if following and following[0] == "open" and text[following[1]] == "(":
-                break
+                if columns is not None and not any(columns):
+                    return pos
+                if not _LITERAL_MARK.search(_PLACEHOLDER.sub("", text[pos:])):
+                    return len(text)  # placeholders only (an ORM's bulk INSERT): no row to read
+                return _rows(text, tokens, pos, columns, spans)
+        if word in _QUERIES:
+            return _query(text, tokens, start, columns, spans)
         if kind == "open":
+            if not named:  # `replace(...)`: a call, no statement
+                return start
+            if _word(text, _next(text, tokens, pos)) in _QUERIES:  # `(SELECT ...)`
+                return _query(text, tokens, start, columns, spans)
             items, pos, _closed = _items(text, tokens, pos)
             if columns is None and not partition and text[start] == "(":
                 columns = [_secret_column(text[s:e], is_secret) for s, e, _lit in items]
             partition = False
         elif kind == "word":
             partition = word == "PARTITION"
-        elif not (kind == "name" or text[start] in '".'):  # a quoted name, `schema.table`
+            named = True
+        elif kind == "name" or text[start] in '".':  # a quoted name, `schema.table`
+            named = True
+        else:
             return start
-    if not columns or not any(columns):
-        return pos
-    if not _LITERAL_MARK.search(_PLACEHOLDER.sub("", text[pos:])):
-        return len(text)  # placeholders only (a bulk INSERT of an ORM): no row to read
-    while True:  # the rows: `(...)` or `ROW(...)`, separated by commas
+
+
+def _rows(
+    text: str,
+    tokens: re.Pattern[str],
+    pos: int,
+    columns: Optional[List[bool]],
+    spans: List[Tuple[int, int]],
+) -> int:
+    """The rows after a `VALUES` word: `(...)` or `ROW(...)`, separated by commas."""
+    while True:
         token = _row(text, tokens, pos)
         if token is None or token[0] != "open":
             return pos
@@ -164,6 +205,113 @@ def _insert(
         if token is None or token[0] != "comma":
             return pos
         pos = token[2]
+
+
+def _query(
+    text: str,
+    tokens: re.Pattern[str],
+    pos: int,
+    columns: Optional[List[bool]],
+    spans: List[Tuple[int, int]],
+) -> int:
+    """The rows of `INSERT ... SELECT` from `pos` to the statement's end (a `;`, or a
+    parenthesis closing what the statement is in): every select list and `VALUES` list."""
+    if columns is not None and not any(columns):
+        return pos
+    depth = 0
+    while True:
+        token = _next(text, tokens, pos)
+        if token is None:
+            return len(text)
+        kind, start, pos = token
+        if kind == "open":
+            depth += 1
+        elif kind == "close":
+            depth -= 1
+            if depth < 0:
+                return start
+        elif kind == "word":
+            word = text[start:pos].upper()
+            if word == "SELECT":
+                pos = _select_list(text, tokens, pos, columns, spans)
+            elif word in _ROWS:
+                pos = _rows(text, tokens, pos, columns, spans)
+        elif kind == "other" and text[start] == ";":
+            return start
+
+
+def _select_list(
+    text: str,
+    tokens: re.Pattern[str],
+    pos: int,
+    columns: Optional[List[bool]],
+    spans: List[Tuple[int, int]],
+) -> int:
+    """Mask the items of the select list after a `SELECT` word as a row's values; return
+    where it ends (the word, `;` or parenthesis after it, or the text's end)."""
+    items: List[_Item] = []
+    depth = 0
+    start = end = -1
+    literal = aliased = False
+    first = True  # before the first item: modifiers (`DISTINCT ON (...)`) are skipped
+    while True:
+        token = _next(text, tokens, pos)
+        if token is None:  # the statement's end, or a cut: counted as a whole list
+            at = len(text)
+            if start >= 0 or items:
+                items.append((start, end, literal))
+            break
+        kind, at, pos = token
+        word = text[at:pos].upper() if kind == "word" else ""
+        if first and word in _SELECT_MODIFIERS:
+            if word == "DISTINCT":
+                pos = _past_on(text, tokens, pos)
+            continue
+        first = False
+        if depth == 0 and (
+            kind == "comma"
+            or kind == "close"
+            or word in _SELECT_ENDS
+            or (kind == "other" and text[at] == ";")
+        ):
+            if kind == "comma" or start >= 0 or items:
+                items.append((start, end, literal))
+            if kind != "comma":
+                break
+            start = end = -1
+            literal = aliased = False
+            continue
+        if kind == "open":
+            depth += 1
+        elif kind == "close":
+            depth -= 1
+        elif kind == "literal" and not aliased:
+            literal = True
+        elif word == "AS" and depth == 0:
+            aliased = True
+        if start < 0:
+            start = at
+        if not aliased:
+            end = pos
+    star = any(text[s:e] == "*" or text[s:e].endswith(".*") for s, e, _lit in items)
+    _mask_row(items, None if star else columns, True, spans)
+    return at
+
+
+def _past_on(text: str, tokens: re.Pattern[str], pos: int) -> int:
+    """Where a select list starts after `DISTINCT` at `pos`: past `ON (...)` if one follows."""
+    on = _next(text, tokens, pos)
+    if _word(text, on) != "ON" or on is None:
+        return pos
+    opening = _next(text, tokens, on[2])
+    if opening is None or opening[0] != "open":
+        return on[2]
+    return _items(text, tokens, opening[2])[1]
+
+
+def _word(text: str, token: Optional[_Token]) -> str:
+    """The word a token is, in upper case ("" for no word)."""
+    return text[token[1] : token[2]].upper() if token and token[0] == "word" else ""
 
 
 def _row(text: str, tokens: re.Pattern[str], pos: int) -> Optional[_Token]:
@@ -232,12 +380,19 @@ def _items(text: str, tokens: re.Pattern[str], pos: int) -> Tuple[List[_Item], i
 
 
 def _mask_row(
-    items: List[_Item], columns: List[bool], closed: bool, spans: List[Tuple[int, int]]
+    items: List[_Item],
+    columns: Optional[List[bool]],
+    closed: bool,
+    spans: List[Tuple[int, int]],
 ) -> None:
     """Add the spans of a row's values that are masked: a secret column's value holding a
-    literal; every value holding one when the counts differ (a row cut short by the end of
-    the text counts its values so far)."""
-    counted = len(items) == len(columns) if closed else len(items) <= len(columns)
-    for index, (start, end, literal) in enumerate(items):
-        if literal and (columns[index] if counted else True):
-            spans.append((start, end))
+    literal; every value holding one when there is no column list or the counts differ (a
+    row cut short by the end of the text counts its values so far)."""
+    if columns is not None and (
+        len(items) == len(columns) if closed else len(items) <= len(columns)
+    ):
+        for (start, end, literal), secret in zip(items, columns):
+            if literal and secret:
+                spans.append((start, end))
+    else:
+        spans.extend((start, end) for start, end, literal in items if literal)
