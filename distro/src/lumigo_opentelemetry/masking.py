@@ -262,11 +262,6 @@ class Rules:
             raise _OutOfTime
         return bool(answer)
 
-    def may_name_a_secret(self, lowered: str) -> bool:
-        """Whether a name in a text (given in lower case) may be secret: False only for rules
-        of words (`.*word.*`) of which the text holds none."""
-        return self.mask_all or bool(self._patterns) or any(w in lowered for w in self._words)
-
     def _decide(self, key: str, budget: Optional[_Budget]) -> Optional[bool]:
         lowered = key.lower()
         answer: Optional[bool] = any(word in lowered for word in self._words)
