@@ -304,3 +304,35 @@ def test_a_delivery_switch_answer_carries_no_value_the_user_wrote() -> None:
     patched = jsonpatch.apply_patch(earlier, ops, in_place=False)
     assert json.dumps(patched) == json.dumps(fresh)
     assert marker not in json.dumps(ops)
+
+
+def test_every_answer_carries_its_own_patch_when_encodings_are_reused() -> None:
+    """Answers reuse encodings (a patch seen before, a cached decision); each still carries
+    exactly the base64 of its own pod's patch, over pods whose patches differ or coincide."""
+    settings = InjectionSettings(inject_all=True)
+    ask = {c.ANNOTATION_INJECT: "python"}
+    pods = [deployment_pod("web", annotations={**ask, "seq": str(n)}) for n in range(3)]
+    pods += [deployment_pod("api", annotations=ask), deployment_pod("web", annotations=ask)]
+    for path in corpus_files():
+        for obj in workloads(load_file(path)):
+            pods.append({"apiVersion": "v1", "kind": "Pod", **pod_template(obj)})
+    pods += pods[:4] + pods[-3:]  # replicas: answered from the decision cache
+
+    async def no_annotations(_: str) -> dict[str, str]:
+        return {}
+
+    async def answers() -> list[dict[str, Any]]:
+        admission = webhook.Admission(injection=settings, namespaces=no_annotations)
+        bodies = [json.dumps(admission_review(pod, namespace="shop")).encode() for pod in pods]
+        return [json.loads(await webhook.review_answer(admission, body)) for body in bodies]
+
+    patched = 0
+    for pod, answer in zip(pods, asyncio.run(answers()), strict=True):
+        ops = pod_patch(pod, inject(pod, settings))
+        response = answer["response"]
+        if not ops:
+            assert "patch" not in response
+            continue
+        assert response["patch"] == base64.b64encode(fastjson.dumps(ops)).decode()
+        patched += 1
+    assert patched >= 10

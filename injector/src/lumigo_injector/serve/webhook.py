@@ -36,6 +36,7 @@ from lumigo_injector.serve.patches import pod_patch
 from lumigo_injector.serve.review import (
     AdmissionRequest,
     MalformedReview,
+    encode_patch,
     parse_review,
     review_response,
 )
@@ -62,9 +63,14 @@ class Decision:
     injected: bool = False
     reason: str = ""
     failed: bool = False
+    #: `patch` as the answer carries it (`review.encode_patch`), made once per decision: a
+    #: cached decision answers the replicas of a workload without encoding it again.
+    encoded: str | None = None
 
 
 def _map(value: Any) -> Mapping[str, Any]:
+    if type(value) is dict:  # parsed JSON: no ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -227,7 +233,9 @@ class Admission:
                 result = inject(pod, self._injection, namespace_annotations, working_copy=copy)
                 warnings = tuple(f"lumigo-injector: {w}" for w in result.warnings)
                 patch = pod_patch(pod, result)
-                decision = Decision(patch, warnings, result.injected, result.reason[:MAX_REASON])
+                encoded = encode_patch(patch) if patch else None
+                reason = result.reason[:MAX_REASON]
+                decision = Decision(patch, warnings, result.injected, reason, encoded=encoded)
                 self.cache.put(key, decision)
         except Exception as exc:
             log.exception(
@@ -312,12 +320,13 @@ async def review_answer(admission: Admission, body: bytes, started: float | None
     """
     request = parse_review(body)
     patch_ops: list[dict[str, Any]] | tuple[()] = ()
+    encoded: str | None = None
     warnings: list[str] | tuple[str, ...] = ()
     if request.kind == "Pod" and request.operation == "CREATE" and request.obj is not None:
         # kopf's registration (pods, CREATE) selects the handler the same way
         try:
             decision = await admission.admit(request)
-            patch_ops, warnings = decision.patch, decision.warnings
+            patch_ops, warnings, encoded = decision.patch, decision.warnings, decision.encoded
         except Exception as exc:  # a bug outside the handler's guard: still fail open
             log.exception("admission server error; pod admitted unchanged")
             patch_ops, warnings = (), failure(exc, "internal error").warnings
@@ -330,7 +339,7 @@ async def review_answer(admission: Admission, body: bytes, started: float | None
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             },
         )
-    return fastjson.dumps(review_response(request.uid, patch_ops, warnings))
+    return fastjson.dumps(review_response(request.uid, patch_ops, warnings, encoded))
 
 
 def build_app(admission: Admission) -> web.Application:

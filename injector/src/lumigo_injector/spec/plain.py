@@ -15,6 +15,8 @@ def as_map(value: Any) -> Mapping[str, Any]:
     """`value` when it is a mapping, else an empty one."""
     if type(value) is dict:  # parsed JSON and YAML: no ABC check
         return value
+    if value is None or type(value) is str:  # absent or malformed: no ABC check either
+        return {}
     return value if isinstance(value, Mapping) else {}
 
 
