@@ -307,8 +307,8 @@ def test_a_delivery_switch_answer_carries_no_value_the_user_wrote() -> None:
 
 
 def test_every_answer_carries_its_own_patch_when_encodings_are_reused() -> None:
-    """Answers reuse encodings (a patch seen before, a cached decision); each still carries
-    exactly the base64 of its own pod's patch, over pods whose patches differ or coincide."""
+    """A cached decision reuses its encoded patch; each answer still carries exactly the
+    base64 of its own pod's patch, over pods whose patches differ or coincide."""
     settings = InjectionSettings(inject_all=True)
     ask = {c.ANNOTATION_INJECT: "python"}
     pods = [deployment_pod("web", annotations={**ask, "seq": str(n)}) for n in range(3)]

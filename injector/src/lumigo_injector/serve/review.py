@@ -11,7 +11,6 @@ breaks a bound is malformed, not a pod to decide on.
 from __future__ import annotations
 
 import base64
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -165,30 +164,9 @@ def _quote(value: Any) -> str:
     return text if len(text) <= 64 else text[:60] + "...'"
 
 
-#: Recent patches' base64 by their JSON, at most `MAX_ENCODED` of at most `MAX_ENCODED_BYTES`.
-_ENCODED: OrderedDict[bytes, str] = OrderedDict()
-MAX_ENCODED = 64
-MAX_ENCODED_BYTES = 64 * 1024
-
-
 def encode_patch(patch: Sequence[Mapping[str, Any]]) -> str:
-    """The answer's `patch` field: the JSONPatch's JSON in base64.
-
-    base64 costs ~17 instructions a byte (a 3 KB patch: more than parsing the review), and
-    pods that differ only where the patch does not look (a StatefulSet's pod names, per-pod
-    annotations or labels) get the same patch: recent encodings are kept by their JSON.
-    """
-    raw = fastjson.dumps(patch)
-    encoded = _ENCODED.get(raw)
-    if encoded is not None:
-        _ENCODED.move_to_end(raw)
-        return encoded
-    encoded = base64.b64encode(raw).decode()
-    if len(raw) <= MAX_ENCODED_BYTES:
-        _ENCODED[raw] = encoded
-        if len(_ENCODED) > MAX_ENCODED:
-            _ENCODED.popitem(last=False)
-    return encoded
+    """The answer's `patch` field: the JSONPatch's JSON in base64."""
+    return base64.b64encode(fastjson.dumps(patch)).decode()
 
 
 def review_response(
