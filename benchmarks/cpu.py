@@ -1,8 +1,12 @@
 """Instructions per request under callgrind: the CPU figure that does not move with load.
 
-    uv run python benchmarks/cpu.py [--quick] [--batch 10|512] [--only NAME ...] [--json out.json]
+    uv run python benchmarks/cpu.py [--quick] [--batch 10|512] [--path /hello|/db]
+                                    [--only NAME ...] [--json out.json]
 
-For each contender and app (Flask, FastAPI, Django; `/hello`) `cpu_driver.py` serves N
+For each contender and app (Flask, FastAPI, Django; `/hello`, or with `--path /db` the
+endpoint that runs one query: Flask and FastAPI on MariaDB through PyMySQL, Django on
+PostgreSQL through psycopg; the database server's work is in its own process, so only
+the app's side is counted) `cpu_driver.py` serves N
 in-process requests (no HTTP server, no load generator) and then flushes the tracer, so
 the export of every span to a local OTLP receiver happens inside the measured process,
 at fixed points
@@ -47,6 +51,7 @@ COUNTS = {"full": (200, 1200), "quick": (10, 60)}
 #: holds a whole number of exports
 BATCH_COUNTS = {512: {"full": (512, 2048), "quick": (512, 1024)}}
 BATCHES = (10, 512)
+PATHS = ("/hello", "/db")
 _TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
@@ -57,11 +62,13 @@ class CpuFigure:
     instructions_per_request: float
     spans_per_request: float  # spans that reached the receiver, per marginal request
     batch: int = 10  # requests (spans) per forced flush: spans per OTLP POST
+    path: str = "/hello"
 
     def row(self) -> dict[str, Any]:
         return {
             "contender": self.contender,
             "app": self.app,
+            "path": self.path,
             "batch": self.batch,
             "instructions_per_request": round(self.instructions_per_request),
             "spans_per_request": round(self.spans_per_request, 2),
@@ -113,7 +120,13 @@ def contender_env(
 
 
 def count_instructions(
-    python: Path, app: str, requests: int, env: dict[str, str], work: Path, batch: int = 10
+    python: Path,
+    app: str,
+    requests: int,
+    env: dict[str, str],
+    work: Path,
+    batch: int = 10,
+    path: str = "/hello",
 ) -> int:
     out = work / f"callgrind.{app}.{requests}.{os.getpid()}.out"
     argv = [
@@ -127,6 +140,7 @@ def count_instructions(
         app,
         str(requests),
         str(batch),
+        path,
     ]
     done = subprocess.run(argv, env=env, cwd=str(work), capture_output=True, text=True)
     if done.returncode != 0 or f"requests={requests}" not in done.stdout:
@@ -146,6 +160,7 @@ def measure(
     layer: Path | None,
     work: Path,
     batch: int = 10,
+    path: str = "/hello",
 ) -> CpuFigure:
     low, high = counts
     with OtlpReceiver() as receiver:
@@ -158,16 +173,16 @@ def measure(
         python = venv / "bin" / "python"
         # once without valgrind: byte-compiles every module, so neither count includes that
         subprocess.run(
-            [str(python), str(DRIVER), app, "1"],
+            [str(python), str(DRIVER), app, "1", str(batch), path],
             env=env,
             cwd=str(work),
             capture_output=True,
             check=False,
         )
         receiver.clear()
-        first = count_instructions(python, app, low, env, work, batch)
+        first = count_instructions(python, app, low, env, work, batch, path)
         spans_low = len(receiver.spans())
-        second = count_instructions(python, app, high, env, work, batch)
+        second = count_instructions(python, app, high, env, work, batch, path)
         spans_high = len(receiver.spans()) - spans_low
     return CpuFigure(
         c.name,
@@ -175,6 +190,7 @@ def measure(
         (second - first) / (high - low),
         (spans_high - spans_low) / (high - low),
         batch,
+        path,
     )
 
 
@@ -205,21 +221,30 @@ def run_cpu(
     apps: tuple[str, ...] = APPS,
     work: Path | None = None,
     batch: int = 10,
+    path: str = "/hello",
 ) -> dict[str, Any]:
-    """Measure every (contender, app) with a forced flush every `batch` requests;
-    returns {"counts", "batch", "rows", "notes"}."""
+    """Measure every (contender, app) on `path` with a forced flush every `batch`
+    requests; returns {"counts", "batch", "path", "rows", "notes"}."""
     own_work = work is None
     work = work or Path(tempfile.mkdtemp(prefix="lumigo-cpu-"))
     counts = BATCH_COUNTS.get(batch, COUNTS)["quick" if quick else "full"]
     notes: list[str] = []
     rows: list[dict[str, Any]] = []
     try:
+        if path == "/db":
+            from bench_tables import ensure_db, ensure_pg
+
+            ensure_db()
+            missing_pg = ensure_pg() if "django" in apps else None
+            if missing_pg:
+                notes.append(missing_pg)
+                apps = tuple(a for a in apps if a != "django")
         venvs, layer = prepare(names, work)
         for c in [c for c in contenders() if c.name in names]:
             for app in apps:
                 print(f"  callgrind: {c.name} {app} ...", flush=True)
                 try:
-                    figure = measure(c, venvs[c.name], app, counts, layer, work, batch)
+                    figure = measure(c, venvs[c.name], app, counts, layer, work, batch, path)
                 except RuntimeError as exc:
                     notes.append(f"cpu {c.name} {app}: {exc}")
                     continue
@@ -242,15 +267,15 @@ def run_cpu(
             if base and row["instructions_per_request"]
             else None
         )
-    return {"counts": list(counts), "batch": batch, "rows": rows, "notes": notes}
+    return {"counts": list(counts), "batch": batch, "path": path, "rows": rows, "notes": notes}
 
 
 def table(result: dict[str, Any]) -> str:
     low, high = result["counts"]
     lines = [
         f"instructions per in-process request under callgrind (marginal {low}->{high} "
-        "requests, all threads, export to a local receiver included, a forced flush every "
-        "spans/POST requests)",
+        f"requests to {result.get('path', '/hello')}, all threads, export to a local "
+        "receiver included, a forced flush every spans/POST requests)",
         f"{'contender':<12}{'app':<9}{'spans/POST':>11}{'instr/request':>15}"
         f"{'untraced/this':>15}{'spans/req':>11}",
     ]
@@ -278,10 +303,17 @@ def main(argv: list[str] | None = None) -> int:
         default=10,
         help="requests (spans) per forced flush, i.e. per OTLP POST (default 10)",
     )
+    parser.add_argument(
+        "--path", choices=PATHS, default="/hello", help="the endpoint requested (default /hello)"
+    )
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
     result = run_cpu(
-        tuple(args.only or NAMES), args.quick, tuple(args.app or APPS), batch=args.batch
+        tuple(args.only or NAMES),
+        args.quick,
+        tuple(args.app or APPS),
+        batch=args.batch,
+        path=args.path,
     )
     print(table(result))
     if args.json:

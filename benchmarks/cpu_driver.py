@@ -1,9 +1,10 @@
 """Serve N in-process requests to a benchmark app, then flush the tracer (runs in a venv).
 
-    python cpu_driver.py flask|fastapi|django N [FLUSH_EVERY]
+    python cpu_driver.py flask|fastapi|django N [FLUSH_EVERY] [PATH]
 
 No HTTP server and no load generator: the app's WSGI/ASGI callable is called directly
-with a request like the one wrk sends (`GET /hello`, a few headers), N times, on one
+with a request like the one wrk sends (`GET PATH`, `/hello` unless given, a few headers),
+N times, on one
 thread (FastAPI runs its sync endpoint in its thread pool, as under uvicorn). The
 active tracer provider, if any, is flushed after the warm-up and then after every
 `FLUSH_EVERY` requests (10 unless given; cpu.py sets the batch processor's timer far
@@ -187,8 +188,9 @@ def main() -> None:
     app, count = sys.argv[1], int(sys.argv[2])
     if len(sys.argv) > 3:
         _every[0] = int(sys.argv[3])
+    path = sys.argv[4] if len(sys.argv) > 4 else "/hello"
     serve = {"flask": flask_requests, "django": django_requests}.get(app, fastapi_requests)
-    serve(WARMUP + count, flush_points)
+    serve(WARMUP + count, flush_points, path)
     print(f"requests={count} provider={flush()}")
 
 
