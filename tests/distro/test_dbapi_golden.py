@@ -10,7 +10,6 @@ distro supports (SDK 1.41, contrib 0.62b0: no DB metrics hook yet).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import uuid
@@ -19,11 +18,9 @@ from typing import Any
 import pytest
 
 from tests.helpers.app_venv import app_venv
-from tests.helpers.distro_apps import clean_env
 from tests.helpers.need import tcp_service
-from tests.helpers.web_apps import WEB
+from tests.helpers.web_apps import run_golden
 
-SCRIPT = WEB / "dbapi_golden.py"
 PORTS = {"pymysql": 3306, "psycopg": 5432, "psycopg2": 5432}
 OLDEST = [
     "opentelemetry-api==1.41.0",
@@ -36,17 +33,7 @@ OLDEST = [
 
 
 def _run(python: str, mode: str, driver: str, table: str) -> dict[str, Any]:
-    env = clean_env(LUMIGO_SWITCH_OFF="true")  # the script instruments the driver itself
-    done = subprocess.run(
-        [python, str(SCRIPT), mode, driver, table],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=str(WEB),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_golden(python, "dbapi_golden.py", mode, driver, table)
 
 
 def _compare(python: str, driver: str) -> None:

@@ -11,18 +11,16 @@ venvs of the oldest and newest tested Django rows.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from typing import Any
 
 import pytest
 
 from tests.helpers.app_venv import app_venv
-from tests.helpers.distro_apps import clean_env, free_port
+from tests.helpers.distro_apps import free_port
 from tests.helpers.versions import rows
-from tests.helpers.web_apps import MASKED, WEB
+from tests.helpers.web_apps import MASKED, run_golden
 
-SCRIPT = WEB / "django_golden.py"
 LEAN = "lumigo_opentelemetry.instrumentations._django_server.LeanMiddleware"
 CONTRIB = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
 ENV = {
@@ -34,17 +32,7 @@ ENV = {
 
 
 def _run(python: str, mode: str, port: int) -> dict[str, Any]:
-    env = clean_env(LUMIGO_SWITCH_OFF="true", PYTHONHASHSEED="0", **ENV)
-    done = subprocess.run(
-        [python, str(SCRIPT), mode, str(port)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=str(WEB),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_golden(python, "django_golden.py", mode, str(port), PYTHONHASHSEED="0", **ENV)
 
 
 def _compare(python: str) -> None:

@@ -11,36 +11,26 @@ newest tested FastAPI rows.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from typing import Any
 
 import pytest
 
 from tests.helpers.app_venv import app_venv
-from tests.helpers.distro_apps import clean_env, free_port
+from tests.helpers.distro_apps import free_port
 from tests.helpers.versions import rows
-from tests.helpers.web_apps import MASKED, WEB
-
-SCRIPT = WEB / "fastapi_golden.py"
+from tests.helpers.web_apps import MASKED, run_golden
 
 
 def _run(python: str, mode: str, port: int) -> dict[str, Any]:
-    env = clean_env(
-        LUMIGO_SWITCH_OFF="true",  # the script installs each path itself
+    return run_golden(
+        python,
+        "fastapi_golden.py",
+        mode,
+        str(port),
         OTEL_PYTHON_FASTAPI_EXCLUDED_URLS="healthz",
         PYTHONHASHSEED="0",
     )
-    done = subprocess.run(
-        [python, str(SCRIPT), mode, str(port)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=str(WEB),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def _compare(python: str) -> None:

@@ -1,8 +1,10 @@
 """Shared pieces of the Flask/FastAPI instrumentation tests: requests tagged with a
-test id, and finding the server span of one request at the receiver."""
+test id, finding the server span of one request at the receiver, and running a golden app."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import httpx
 from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
 from tests.helpers.app_venv import AppProcess
 from tests.helpers.app_venv import request as http_request
+from tests.helpers.distro_apps import clean_env
 
 WEB = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "web"
 #: not imported from the distro: importing lumigo_opentelemetry activates it in pytest
@@ -19,6 +22,22 @@ MASKED = "****"
 PAYLOAD_KEYS = frozenset(
     {"http.request.headers", "http.request.body", "http.response.headers", "http.response.body"}
 )
+
+
+def run_golden(python: str, script: str, *args: str, **env: str) -> dict[str, Any]:
+    """Run the golden app `script` (in `WEB`, its working directory) under `python` with
+    the distro switched off (the app installs each span path itself) and `env` added;
+    its last stdout line, as JSON."""
+    done = subprocess.run(
+        [python, str(WEB / script), *args],
+        env=clean_env(LUMIGO_SWITCH_OFF="true", **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(WEB),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def call(app: AppProcess, method: str, path: str, **kwargs: Any) -> tuple[str, httpx.Response]:
