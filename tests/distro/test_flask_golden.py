@@ -114,7 +114,7 @@ def test_request_attribute_memo_gives_fresh_copies_and_follows_the_environ() -> 
 
     from lumigo_opentelemetry.config import Config
     from lumigo_opentelemetry.instrumentations import payloads
-    from lumigo_opentelemetry.instrumentations._flask_server import _memoized
+    from lumigo_opentelemetry.instrumentations._wsgi_request import memoized as memoized_
 
     config = Config()
 
@@ -123,7 +123,7 @@ def test_request_attribute_memo_gives_fresh_copies_and_follows_the_environ() -> 
         masked.update(payloads.masked_url_attributes(masked, config))
         return masked
 
-    memoized = _memoized(collect_request_attributes, mask)
+    memoized = memoized_(collect_request_attributes, mask)
 
     def collect(environ: dict[str, Any]) -> dict[str, Any]:
         return memoized(environ, False)[0]

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._asgi_payloads import Capture, Memos, keyed_headers
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
-from lumigo_opentelemetry.instrumentations._flask_server import Attributes
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 
 if TYPE_CHECKING:
@@ -182,7 +181,7 @@ class LeanServerSpans:
         headers = scope.get("headers") or []
         config = self.config
         capture = None
-        late = Attributes()  # set when the span ends
+        late = payloads.Attributes()  # set when the span ends
         if self._trace.get_current_span() is self._invalid:
             seen = self.memos.request(headers)
             shape = self._shape(scope, seen.keyed)
@@ -196,7 +195,7 @@ class LeanServerSpans:
             capture = Capture(self.memos, seen.content_type, late)
         else:
             shape = self._shape(scope, keyed_headers(headers))
-            attributes = Attributes(shape.raw)
+            attributes = payloads.Attributes(shape.raw)
             unchecked = {} if shape.raw_clean(self.spans) else None
             parent = self._context.get_current()
             kind = self._internal
@@ -265,14 +264,14 @@ class _Shape:
 
     def server_attributes(
         self, config: Config, spans: Any
-    ) -> Tuple[Attributes, Optional[Dict[str, Any]]]:
+    ) -> Tuple[payloads.Attributes, Optional[Dict[str, Any]]]:
         """A copy of the server span's attributes, URLs masked, and `unchecked` for
         `start_span` ({}: all clean, None: unknown). Kept only when masking changed
         nothing (the memo holds no masked value; a config never changes)."""
         server = self._server
         if server is not None:
-            return Attributes(server), {} if self._server_clean else None
-        attributes = Attributes(self.raw)
+            return payloads.Attributes(server), {} if self._server_clean else None
+        attributes = payloads.Attributes(self.raw)
         payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
         if attributes == self.raw:
             self._server = self.raw
@@ -291,7 +290,7 @@ class _Exchange:
         owner: LeanServerSpans,
         span: Any,
         capture: Optional[Capture],
-        late: Attributes,
+        late: payloads.Attributes,
         parent: Any = None,
     ) -> None:
         self.owner = owner

@@ -36,13 +36,12 @@ from opentelemetry.instrumentation.django.middleware.otel_middleware import _Dja
 
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
-from lumigo_opentelemetry.instrumentations._flask_server import (
-    _COMMON_METHODS,
-    Attributes,
-    _custom_header_collectors,
-    _memoized,
-)
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
+from lumigo_opentelemetry.instrumentations._wsgi_request import (
+    COMMON_METHODS,
+    custom_header_collectors,
+    memoized,
+)
 
 if TYPE_CHECKING:
     from lumigo_opentelemetry.config import Config
@@ -66,7 +65,7 @@ class _State:
     def __init__(self, span: Any, token: Any) -> None:
         self.span = span
         self.token = token
-        self.late = Attributes()  # set in one call at the end
+        self.late = payloads.Attributes()  # set in one call at the end
         self.exception: Optional[BaseException] = None
 
 
@@ -88,11 +87,11 @@ class _Lean:
         self.excluded = _DjangoMiddleware._excluded_urls
         self.has_exclusions = bool(getattr(self.excluded, "_excluded_urls", True))
         self.traced_attrs = list(_DjangoMiddleware._traced_request_attrs or ())
-        self.collect = _memoized(
-            collect_request_attributes, self._masked, Attributes, self.spans.values_clean
+        self.collect = memoized(
+            collect_request_attributes, self._masked, payloads.Attributes, self.spans.values_clean
         )
         self.extract = Extractor(wsgi_getter, asgi=False)
-        self.custom_request, self.custom_response = _custom_header_collectors()
+        self.custom_request, self.custom_response = custom_header_collectors()
         self.context = context
         self.trace = trace
         self.invalid = trace.INVALID_SPAN
@@ -114,7 +113,7 @@ class _Lean:
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
         """The request attributes with URL secrets masked, as the response hook masks
         them (query strings dropped as a whole should masking fail)."""
-        masked = Attributes(attributes)
+        masked = payloads.Attributes(attributes)
         payloads.mask_span_urls(masked, self.config)  # type: ignore[arg-type]
         return dict(masked)
 
@@ -123,7 +122,7 @@ class _Lean:
     def span_name(self, request: Any) -> str:
         """contrib's `_DjangoMiddleware._get_span_name`."""
         method = request.method.strip()
-        if method not in _COMMON_METHODS:
+        if method not in COMMON_METHODS:
             method = self.sanitize_method(method)
             if method == "_OTHER":
                 return "HTTP"

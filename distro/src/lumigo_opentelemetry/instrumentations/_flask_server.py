@@ -33,11 +33,16 @@ import logging
 import sys
 import threading
 from time import time_ns
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
+from lumigo_opentelemetry.instrumentations._wsgi_request import (
+    COMMON_METHODS,
+    custom_header_collectors,
+    memoized,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -49,18 +54,6 @@ logger = logging.getLogger("lumigo-opentelemetry")
 _STATE_KEY = "lumigo.flask_request"
 _UNSET = object()
 _SCOPE = "opentelemetry.instrumentation.flask"
-
-
-class Attributes(Dict[str, Any]):
-    """Attributes gathered before a span exists, filled by the same capture helpers
-    that set attributes on spans (`set_attribute`, `attributes`)."""
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    @property
-    def attributes(self) -> Dict[str, Any]:
-        return self
 
 
 class _Request:
@@ -85,7 +78,7 @@ class _Request:
         self.recording: Any = None  # RecordingInput of a server span
         self.status: Optional[str] = None
         self.response_headers: Any = None
-        self.late = Attributes()  # attributes set at the end, in one call
+        self.late = payloads.Attributes()  # attributes set at the end, in one call
 
 
 class FlaskServerSpans:
@@ -122,8 +115,11 @@ class FlaskServerSpans:
             self._context = context
             self._trace = trace
             self._extract = Extractor(wsgi_getter, asgi=False)
-            self._collect = _memoized(
-                collect_request_attributes, self._masked, Attributes, self.spans.values_clean
+            self._collect = memoized(
+                collect_request_attributes,
+                self._masked,
+                payloads.Attributes,
+                self.spans.values_clean,
             )
             self._status_of = http_status_to_status_code
             self._server = SpanKind.SERVER
@@ -132,7 +128,7 @@ class FlaskServerSpans:
             self._error = StatusCode.ERROR
             self._unset = StatusCode.UNSET
             self._invalid = trace.INVALID_SPAN
-            self._custom_request, self._custom_response = _custom_header_collectors()
+            self._custom_request, self._custom_response = custom_header_collectors()
             self._current_context = _request_context_getter()
             import flask
 
@@ -231,7 +227,7 @@ class FlaskServerSpans:
         server = trace.get_current_span() is self._invalid
         # contrib's request attributes (a copy); a server span's with their URLs masked
         found, known_clean = self._collect(environ, server)
-        attributes: Attributes = found  # type: ignore[assignment]
+        attributes: payloads.Attributes = found  # type: ignore[assignment]
         unchecked: Optional[Dict[str, Any]] = {} if known_clean else None
         if rule is not None:
             attributes["http.route"] = rule.rule
@@ -264,7 +260,7 @@ class FlaskServerSpans:
 
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
         """A server span's request attributes: URL secrets masked."""
-        masked = Attributes(attributes)
+        masked = payloads.Attributes(attributes)
         payloads.mask_span_urls(masked, self.config)  # type: ignore[arg-type]
         return dict(masked)
 
@@ -380,75 +376,10 @@ def _scope_version() -> str:
     return str(__version__)
 
 
-#: every environ key contrib's `collect_request_attributes` reads
-_REQUEST_KEYS = (
-    "REQUEST_METHOD",
-    "SERVER_NAME",
-    "wsgi.url_scheme",
-    "HTTP_HOST",
-    "SERVER_PORT",
-    "RAW_URI",
-    "REQUEST_URI",
-    "PATH_INFO",
-    "QUERY_STRING",
-    "SCRIPT_NAME",
-    "REMOTE_ADDR",
-    "REMOTE_PORT",
-    "REMOTE_HOST",
-    "HTTP_USER_AGENT",
-    "SERVER_PROTOCOL",
-    "HTTPS",  # and two that other contrib releases may read
-    "HTTP_X_FORWARDED_FOR",
-)
-_MEMO_SIZE = 256
-
-
-def _memoized(
-    collect: Callable[..., Dict[str, Any]],
-    mask: Callable[[Dict[str, Any]], Dict[str, Any]],
-    copy: Callable[[Dict[str, Any]], Dict[str, Any]] = dict,
-    check: Callable[[Dict[str, Any]], bool] = lambda attributes: False,
-) -> Callable[[Dict[str, Any], bool], Tuple[Dict[str, Any], bool]]:
-    """contrib's request attributes are a pure function of a few environ values: a
-    keep-alive connection asking for the same URL gets them from a bounded memo (a
-    `copy`), and so does a server span get them masked (`mask`, once per memo entry).
-    With each copy comes the memo's verdict `check` gave for them (False: none)."""
-    memo: Dict[Tuple[Any, ...], List[Any]] = {}
-
-    def collect_request_attributes(
-        environ: Dict[str, Any], masked: bool
-    ) -> Tuple[Dict[str, Any], bool]:
-        key = tuple(map(environ.get, _REQUEST_KEYS))
-        try:
-            known = memo.get(key)
-        except TypeError:  # an unhashable value: no memo
-            found = collect(environ)
-            return copy(mask(found) if masked else found), False
-        if known is None:
-            raw = collect(environ)
-            known = [raw, check(raw), None, False]
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[key] = known
-        if not masked:
-            return copy(known[0]), known[1]
-        masked_copy = known[2]
-        if masked_copy is None:
-            masked_copy = known[2] = mask(known[0])
-            known[3] = check(masked_copy)
-        return copy(masked_copy), known[3]
-
-    return collect_request_attributes
-
-
-#: methods every contrib release keeps as they are (upper-cased) in span names
-_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
-
-
 def _span_name(environ: Dict[str, Any], rule: Any) -> str:
     """contrib's `get_default_span_name`: `METHOD route`, else `METHOD path`."""
     method = environ.get("REQUEST_METHOD", "").strip().upper()
-    if method not in _COMMON_METHODS:  # the rest as contrib's sanitize_method has them
+    if method not in COMMON_METHODS:  # the rest as contrib's sanitize_method has them
         from opentelemetry.util.http import sanitize_method
 
         method = sanitize_method(method)
@@ -462,29 +393,6 @@ def _span_name(environ: Dict[str, Any], rule: Any) -> str:
 
 def _request_headers(environ: Dict[str, Any], config: Config) -> str:
     return payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
-
-
-_Collector = Optional[Callable[..., Any]]
-
-
-def _custom_header_collectors() -> Tuple[_Collector, _Collector]:
-    """contrib's custom request/response header attributes, when configured at all."""
-    from opentelemetry.instrumentation.wsgi import (
-        collect_custom_request_headers_attributes,
-        collect_custom_response_headers_attributes,
-    )
-    from opentelemetry.util.http import (
-        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
-        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
-        get_custom_headers,
-    )
-
-    request = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST)
-    response = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE)
-    return (
-        collect_custom_request_headers_attributes if request else None,
-        collect_custom_response_headers_attributes if response else None,
-    )
 
 
 def _request_context_getter() -> Callable[[], Any]:

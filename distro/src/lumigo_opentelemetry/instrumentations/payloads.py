@@ -88,6 +88,18 @@ _HEADER_PLANS: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Tuple[str, ...]]] = 
 _HEADER_PLANS_SIZE = 64
 _STR_ONLY = frozenset({str})
 
+class Attributes(Dict[str, Any]):
+    """Attributes gathered before a span exists, filled by the same capture helpers
+    that set attributes on spans (`set_attribute`, `attributes`)."""
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    @property
+    def attributes(self) -> Dict[str, Any]:
+        return self
+
+
 HeaderSource = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
 
 
