@@ -9,9 +9,7 @@ def ensure_db() -> None:
 
     conn = pymysql.connect(host="127.0.0.1", user="root", password="", database="test")
     with conn.cursor() as cur:
-        cur.execute(
-            "CREATE TABLE IF NOT EXISTS bench_items (id INT PRIMARY KEY, name VARCHAR(64))"
-        )
+        cur.execute("CREATE TABLE IF NOT EXISTS bench_items (id INT PRIMARY KEY, name VARCHAR(64))")
         cur.execute("SELECT COUNT(*) FROM bench_items")
         if cur.fetchone()[0] < 100:
             cur.executemany(

@@ -65,8 +65,11 @@ def contenders() -> list[Contender]:
         Contender(
             "vanilla",
             "opentelemetry-instrument",
-            extra=("opentelemetry-distro", "opentelemetry-exporter-otlp-proto-http",
-                   *OTEL_INSTRUMENTATIONS),
+            extra=(
+                "opentelemetry-distro",
+                "opentelemetry-exporter-otlp-proto-http",
+                *OTEL_INSTRUMENTATIONS,
+            ),
             wrapper=("opentelemetry-instrument",),
             env={
                 "OTEL_TRACES_EXPORTER": "otlp",

@@ -60,8 +60,16 @@ def wrk_path() -> str:
 
 def run_wrk(url: str, seconds: float, connections: int = 4) -> LoadResult:
     done = subprocess.run(
-        [wrk_path(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-         "--timeout", "10s", url],
+        [
+            wrk_path(),
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -85,8 +93,13 @@ class Server:
         self._log = log.open("ab")
         self.started = time.perf_counter()
         self.popen = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.log = log
 

@@ -48,8 +48,19 @@ from lumigo_devtools.receiver import OtlpReceiver  # noqa: E402
 APPS = HERE / "apps"
 CPU_NAMES = ("baseline", "ours", "ours-layer", "vanilla")
 CPU_QUICK_NAMES = ("baseline", "ours")
-VERSIONED = ["flask", "fastapi", "django", "gunicorn", "uvicorn", "pymysql", "psycopg",
-             "opentelemetry-sdk", "lumigo_opentelemetry", "ddtrace", "opentelemetry-distro"]
+VERSIONED = [
+    "flask",
+    "fastapi",
+    "django",
+    "gunicorn",
+    "uvicorn",
+    "pymysql",
+    "psycopg",
+    "opentelemetry-sdk",
+    "lumigo_opentelemetry",
+    "ddtrace",
+    "opentelemetry-distro",
+]
 #: the start-up rows' `python -c` commands, by metric prefix
 STARTUP_CODES = (("import_flask", "import flask"), ("import_fastapi", "import fastapi"),
                  ("bare", "pass"))  # fmt: skip
@@ -137,11 +148,33 @@ class Bench:
         wrapper = [str(venv / c.wrapper[0]), *c.wrapper[1:]] if c.wrapper else []
         if app in ("flask", "django"):
             target = "flask_app:app" if app == "flask" else "django_app:application"
-            return [*wrapper, str(venv / "gunicorn"), "-w", "1", "-k", "sync",
-                    "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), target]
-        return [*wrapper, str(venv / "python"), "-m", "uvicorn", "fastapi_app:app",
-                "--app-dir", str(APPS), "--port", str(port), "--log-level", "warning",
-                "--no-access-log"]
+            return [
+                *wrapper,
+                str(venv / "gunicorn"),
+                "-w",
+                "1",
+                "-k",
+                "sync",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--chdir",
+                str(APPS),
+                target,
+            ]
+        return [
+            *wrapper,
+            str(venv / "python"),
+            "-m",
+            "uvicorn",
+            "fastapi_app:app",
+            "--app-dir",
+            str(APPS),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
 
     # --- measurements -----------------------------------------------------------------
 
@@ -219,8 +252,9 @@ class Bench:
                     self.samples.add("blackhole.p50_ms", c.name, result2.p50_ms)
                     self.samples.add("blackhole.p99_ms", c.name, result2.p99_ms)
                     self.samples.add("blackhole.rps", c.name, (result.rps + result2.rps) / 2)
-                    self.samples.add("blackhole.rss_growth_mib", c.name,
-                                     server.rss_mib() - rss_start)
+                    self.samples.add(
+                        "blackhole.rss_growth_mib", c.name, server.rss_mib() - rss_start
+                    )
                 finally:
                     server.stop()
         finally:
@@ -244,7 +278,9 @@ class Bench:
         with OtlpReceiver(decode=False) as sink:
             done = subprocess.run(
                 [str(self.venvs["ours"] / "bin" / "python"), str(script), sink.url, seconds],
-                capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+                capture_output=True,
+                text=True,
+                env={"PATH": "/usr/bin:/bin"},
             )
         if done.returncode != 0:
             self.notes.append(f"exporter throughput failed: {done.stderr.strip()[-300:]}")
@@ -268,11 +304,14 @@ class Bench:
             copies.append(time.perf_counter() - started)
             shutil.rmtree(dest, ignore_errors=True)
         sets = sorted(p.name for p in built.iterdir() if p.is_dir() and p.name.startswith("py3"))
-        return {"path": str(built), "size_mib": size,
-                "apparent_mib": disk_usage_mib(built, apparent=True),
-                "copy_s": statistics.median(copies),
-                "sets": sets,
-                "pod_startup": self.pod_startup_work(built)}
+        return {
+            "path": str(built),
+            "size_mib": size,
+            "apparent_mib": disk_usage_mib(built, apparent=True),
+            "copy_s": statistics.median(copies),
+            "sets": sets,
+            "pod_startup": self.pod_startup_work(built),
+        }
 
     def pod_startup_work(self, built: Path) -> dict[str, dict[str, Any]]:
         """What a pod does before its app starts, per delivery.
@@ -287,8 +326,12 @@ class Bench:
         for _ in range(1 if self.quick else 3):
             dest = self.work / f"init-container-{len(runs)}"
             started = time.perf_counter()
-            done = subprocess.run(["/bin/sh", str(built / "copy-layer.sh"), str(dest)],
-                                  capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                ["/bin/sh", str(built / "copy-layer.sh"), str(dest)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             runs.append(time.perf_counter() - started)
             if done.returncode != 0:
                 self.notes.append(f"copy-layer.sh failed: {done.stderr.strip()[-300:]}")
@@ -296,10 +339,17 @@ class Bench:
             copied = sum(1 for p in dest.rglob("*") if p.is_file() and not p.is_symlink())
             shutil.rmtree(dest, ignore_errors=True)
         return {
-            "init-container": {"files_copied": copied, "copy_s": statistics.median(runs),
-                               "volume_mib": disk_usage_mib(built)},
-            "image-volume": {"files_copied": 0, "copy_s": 0.0, "volume_mib": 0.0,
-                             "files_in_image": files},
+            "init-container": {
+                "files_copied": copied,
+                "copy_s": statistics.median(runs),
+                "volume_mib": disk_usage_mib(built),
+            },
+            "image-volume": {
+                "files_copied": 0,
+                "copy_s": 0.0,
+                "volume_mib": 0.0,
+                "files_in_image": files,
+            },
         }
 
     def webhook_figures(self) -> dict[str, Any]:
@@ -384,8 +434,9 @@ def build_report(
     rows.append(("flask start-up to first 200 (added ms)", added("flask.startup_s", 1000, " ms")))
     for app in WEB_APPS[1:]:
         if f"{app}.startup_s" in s.data:
-            rows.append((f"{app} start-up to first 200 (added ms)",
-                         added(f"{app}.startup_s", 1000, " ms")))
+            rows.append(
+                (f"{app} start-up to first 200 (added ms)", added(f"{app}.startup_s", 1000, " ms"))
+            )
     rows.append(("python -c 'import flask' (added ms)", added("import_flask.wall_ms", 1, " ms")))
     rows.append(
         ("python -c 'import fastapi' (added ms)", added("import_fastapi.wall_ms", 1, " ms"))
@@ -411,11 +462,15 @@ def build_report(
         lines.append(title.ljust(width) + "".join(c.ljust(18) for c in cells))
     if layer:
         lines.append("")
-        lines.append(f"layer: {len(layer['sets'])} sets {', '.join(layer['sets'])}: "
-                     f"{layer['size_mib']:.1f} MiB on disk, copy {layer['copy_s'] * 1000:.0f} ms")
-        lines += [f"pod start-up work, {mode}: {work['files_copied']} files copied in "
-                  f"{work['copy_s'] * 1000:.0f} ms, {work['volume_mib']:.1f} MiB of emptyDir"
-                  for mode, work in (layer.get("pod_startup") or {}).items()]
+        lines.append(
+            f"layer: {len(layer['sets'])} sets {', '.join(layer['sets'])}: "
+            f"{layer['size_mib']:.1f} MiB on disk, copy {layer['copy_s'] * 1000:.0f} ms"
+        )
+        lines += [
+            f"pod start-up work, {mode}: {work['files_copied']} files copied in "
+            f"{work['copy_s'] * 1000:.0f} ms, {work['volume_mib']:.1f} MiB of emptyDir"
+            for mode, work in (layer.get("pod_startup") or {}).items()
+        ]
     if cpu and cpu.get("rows"):
         lines.append("")
         lines.append(cpu_table(cpu))
@@ -433,8 +488,12 @@ def build_report(
         lines.append(f"note: {note}")
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"cores": os.cpu_count(), "memory_gib": _mem_gib(),
-                    "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cores": os.cpu_count(),
+            "memory_gib": _mem_gib(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "mode": "quick" if bench.quick else "full",
         "rounds": bench.args.rounds,
         "versions": bench.versions,
@@ -468,44 +527,66 @@ def markdown(report: dict[str, Any]) -> str:
         out.append(f"| {row['figure']} | " + " | ".join(row[n] for n in names) + " |")
     layer = report.get("layer") or {}
     if layer:
-        out += ["", f"Layer: {len(layer['sets'])} package sets ({', '.join(layer['sets'])}), "
-                f"{layer.get('apparent_mib', 0):.1f} MiB of files, "
-                f"{layer['size_mib']:.1f} MiB of disk blocks (hard links counted once), copied in "
-                f"{layer['copy_s'] * 1000:.0f} ms."]
+        out += [
+            "",
+            f"Layer: {len(layer['sets'])} package sets ({', '.join(layer['sets'])}), "
+            f"{layer.get('apparent_mib', 0):.1f} MiB of files, "
+            f"{layer['size_mib']:.1f} MiB of disk blocks (hard links counted once), copied in "
+            f"{layer['copy_s'] * 1000:.0f} ms.",
+        ]
         startup = layer.get("pod_startup") or {}
         if startup:
-            out += ["", "Pod start-up work per layer delivery (before the app starts; the image "
-                    "pull, once per node and version, is the same for both):", "",
-                    "| delivery | files copied | seconds | emptyDir MiB |", "|---|---|---|---|"]
-            out += [f"| {mode} | {work['files_copied']} | {work['copy_s']:.2f} | "
-                    f"{work['volume_mib']:.1f} |" for mode, work in startup.items()]
+            out += [
+                "",
+                "Pod start-up work per layer delivery (before the app starts; the image "
+                "pull, once per node and version, is the same for both):",
+                "",
+                "| delivery | files copied | seconds | emptyDir MiB |",
+                "|---|---|---|---|",
+            ]
+            out += [
+                f"| {mode} | {work['files_copied']} | {work['copy_s']:.2f} | "
+                f"{work['volume_mib']:.1f} |"
+                for mode, work in startup.items()
+            ]
     cpu = report.get("cpu") or {}
     if cpu.get("rows"):
         low, high = cpu["counts"]
         low512, high512 = cpu.get("counts_batch512") or (512, 2048)
-        out += ["", "Instructions per request under callgrind (`benchmarks/cpu.py`: the app's "
-                "WSGI/ASGI callable called in-process, `GET /hello`; marginal between "
-                f"{low} and {high} requests, all threads, export to a local OTLP receiver "
-                "included, a forced flush every 10 requests (spans/POST 10) or, between "
-                f"{low512} and {high512} requests, "
-                "every 512 (the batch a busy server sends); does not move with the "
-                "machine's load):", "",
-                "| contender | app | spans/POST | instructions/request | untraced/this | "
-                "spans/request |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "Instructions per request under callgrind (`benchmarks/cpu.py`: the app's "
+            "WSGI/ASGI callable called in-process, `GET /hello`; marginal between "
+            f"{low} and {high} requests, all threads, export to a local OTLP receiver "
+            "included, a forced flush every 10 requests (spans/POST 10) or, between "
+            f"{low512} and {high512} requests, "
+            "every 512 (the batch a busy server sends); does not move with the "
+            "machine's load):",
+            "",
+            "| contender | app | spans/POST | instructions/request | untraced/this | "
+            "spans/request |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in cpu["rows"]:
             ratio = row["ratio_untraced_to_this"]
-            out.append(f"| {row['contender']} | {row['app']} | {row.get('batch', 10)} | "
-                       f"{row['instructions_per_request'] / 1e6:.3f} M | "
-                       f"{'-' if ratio is None else f'{ratio:.2f}'} | "
-                       f"{row['spans_per_request']:.2f} |")
+            out.append(
+                f"| {row['contender']} | {row['app']} | {row.get('batch', 10)} | "
+                f"{row['instructions_per_request'] / 1e6:.3f} M | "
+                f"{'-' if ratio is None else f'{ratio:.2f}'} | "
+                f"{row['spans_per_request']:.2f} |"
+            )
     webhook = report.get("webhook") or {}
     if webhook.get("rows"):
         keys = [k for k in webhook["rows"][0] if isinstance(webhook["rows"][0][k], (int, float))]
-        out += ["", "Webhook admission over loopback TLS (`lumigo-injector serve` against a "
-                "kmock API server, next to a bare aiohttp TLS server returning a fixed "
-                "AdmissionReview):", "",
-                "| server | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        out += [
+            "",
+            "Webhook admission over loopback TLS (`lumigo-injector serve` against a "
+            "kmock API server, next to a bare aiohttp TLS server returning a fixed "
+            "AdmissionReview):",
+            "",
+            "| server | " + " | ".join(keys) + " |",
+            "|---|" + "---|" * len(keys),
+        ]
         for row in webhook["rows"]:
             cells = [f"{row[k]:.2f}" if isinstance(row[k], float) else str(row[k]) for k in keys]
             out.append(f"| {row.get('server', '?')} | " + " | ".join(cells) + " |")
@@ -535,8 +616,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="contenders to run (baseline always runs)")
     parser.add_argument("--markdown", type=Path, help="write the table as Markdown (BENCHMARKS.md)")
     parser.add_argument("--no-cpu", action="store_true", help="skip the callgrind CPU figure")
-    parser.add_argument("--apps", nargs="*", choices=WEB_APPS,
-                        help="web apps to load (default: all)")
+    parser.add_argument(
+        "--apps", nargs="*", choices=WEB_APPS, help="web apps to load (default: all)"
+    )
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
     seconds = args.seconds or (1.0 if args.quick else 5.0)
@@ -567,11 +649,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_cpu:
             print("instructions per request under callgrind", flush=True)
             names = tuple(c.name for c in bench.all if c.name in CPU_NAMES)
-            cpu = run_cpu(CPU_QUICK_NAMES if bench.quick else names, quick=bench.quick,
-                          work=bench.work)
+            cpu = run_cpu(
+                CPU_QUICK_NAMES if bench.quick else names, quick=bench.quick, work=bench.work
+            )
             if not bench.quick:  # the same at the batch a busy server sends: 512 spans per POST
-                big = run_cpu(tuple(n for n in names if n != "vanilla"), work=bench.work,
-                              batch=512)
+                big = run_cpu(tuple(n for n in names if n != "vanilla"), work=bench.work, batch=512)
                 cpu["rows"] += big["rows"]
                 cpu["notes"] += big["notes"]
                 cpu["counts_batch512"] = big["counts"]

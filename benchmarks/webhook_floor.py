@@ -30,8 +30,7 @@ def main() -> None:
     context.load_cert_chain(cert, key)
     app = web.Application()
     app.router.add_post("/mutate-pods", mutate)
-    web.run_app(app, host="127.0.0.1", port=port, ssl_context=context, print=None,
-                access_log=None)
+    web.run_app(app, host="127.0.0.1", port=port, ssl_context=context, print=None, access_log=None)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,17 @@ def test_demo_shows_a_trace_across_both_services_and_leaves_nothing_running(
 
 def test_demo_manifest_preview_does_not_run_anything(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "lumigo_injector.cli", "demo", "--manifest",
-         str(ROOT / "examples" / "kubernetes" / "shop.yaml")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "lumigo_injector.cli",
+            "demo",
+            "--manifest",
+            str(ROOT / "examples" / "kubernetes" / "shop.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "+++ Deployment/frontend (injected)" in done.stdout
@@ -73,7 +81,9 @@ def test_demo_manifest_preview_does_not_run_anything(tmp_path: Path) -> None:
 def test_demo_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "lumigo_injector.cli", "demo", "--manifest", str(tmp_path / "no")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2
     assert "no such file" in done.stderr
@@ -88,9 +98,20 @@ def test_demo_port_taken_fails_cleanly(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "lumigo_injector.cli", "demo", "--receiver-port", str(port),
-             "--workdir", str(tmp_path / "w")],
-            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "lumigo_injector.cli",
+                "demo",
+                "--receiver-port",
+                str(port),
+                "--workdir",
+                str(tmp_path / "w"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr

@@ -65,9 +65,17 @@ def test_missing_stand_in_is_a_clear_error() -> None:
 
 def _span(name: str, span_id: str, parent: str, service: str, start: int, end: int) -> ReceivedSpan:
     return ReceivedSpan(
-        trace_id="ab" * 16, span_id=span_id, parent_span_id=parent, name=name, kind="SERVER",
-        start_ns=start, end_ns=end, attributes={"http.route": "/x"},
-        resource={"service.name": service}, scope="s", status="UNSET",
+        trace_id="ab" * 16,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=name,
+        kind="SERVER",
+        start_ns=start,
+        end_ns=end,
+        attributes={"http.route": "/x"},
+        resource={"service.name": service},
+        scope="s",
+        status="UNSET",
     )
 
 

@@ -49,9 +49,7 @@ def _compare(python: str) -> None:
     assert [s["parent"] for s in propagated] == [
         "remote:0af7651916cd43dd8448eb211c80319c:b7ad6b7169203331:True"
     ]
-    assert [s["parent"] for s in lean["spans"] if s["name"] == "GET /inner"] == [
-        "span:GET /nested"
-    ]
+    assert [s["parent"] for s in lean["spans"] if s["name"] == "GET /inner"] == ["span:GET /nested"]
     assert spans[("GET /leaf/{name}", "INTERNAL")]["parent"] == "span:GET /sub"
     failed = spans[("GET /fail", "SERVER")]
     assert failed["status"][0] == "ERROR"

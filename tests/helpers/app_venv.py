@@ -71,9 +71,7 @@ def app_python() -> str:
     return os.environ.get("LUMIGO_MATRIX_PYTHON") or "3.11"
 
 
-def app_venv(
-    requirements: list[str], python: str | None = None, with_distro: bool = True
-) -> Path:
+def app_venv(requirements: list[str], python: str | None = None, with_distro: bool = True) -> Path:
     """A cached venv (its directory) holding `requirements` and, by default, the distro,
     for CPython `python` (default `app_python()`)."""
     python = python or app_python()

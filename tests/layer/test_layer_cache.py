@@ -46,9 +46,7 @@ def test_when_nothing_is_recent_the_newest_few_stay(tmp_path: Path) -> None:
 
 def test_a_cache_hit_counts_as_a_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LUMIGO_INJECTOR_CACHE", str(tmp_path))
-    key = cache.layer_key(
-        ("3.11",), ("glibc",), ("amd64",), cache.default_distro_source()
-    )
+    key = cache.layer_key(("3.11",), ("glibc",), ("amd64",), cache.default_distro_source())
     hit = _layer(tmp_path / "layers", key, 5 * 3600)
     assert cache.cached_layer(("3.11",), "glibc", "amd64") == hit
     assert time.time() - hit.stat().st_mtime < 600

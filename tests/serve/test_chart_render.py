@@ -525,9 +525,9 @@ def test_rbac_has_no_wildcards_and_no_secret_reads(render: Any, scenario: str) -
         for field in ("apiGroups", "resources", "verbs", "resourceNames"):
             assert "*" not in rule.get(field, []), rule
         assert not dangerous & set(rule["verbs"]), rule
-        assert not {"pods/exec", "configmaps", "serviceaccounts/token"} & set(
-            rule["resources"]
-        ), rule
+        assert not {"pods/exec", "configmaps", "serviceaccounts/token"} & set(rule["resources"]), (
+            rule
+        )
         if "pods" in rule["resources"]:  # the fleet checks read pods, never change them
             assert rule["resources"] == ["pods"] and rule["verbs"] == ["list", "watch"], rule
         assert "admissionregistration.k8s.io" not in rule["apiGroups"], rule

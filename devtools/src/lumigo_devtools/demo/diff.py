@@ -20,8 +20,12 @@ def document_diff(before: Mapping[str, Any], after: Mapping[str, Any], color: bo
     name = f"{before.get('kind', '?')}/{before.get('metadata', {}).get('name', '?')}"
     lines = list(
         difflib.unified_diff(
-            _yaml(before), _yaml(after), f"{name} (as written)", f"{name} (injected)",
-            n=2, lineterm="",
+            _yaml(before),
+            _yaml(after),
+            f"{name} (as written)",
+            f"{name} (injected)",
+            n=2,
+            lineterm="",
         )
     )
     if not color:

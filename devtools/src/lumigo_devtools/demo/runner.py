@@ -87,9 +87,7 @@ def preview(manifest: Path, out: TextIO, color: bool) -> int:
 
 
 def _config_maps(docs: list[dict[str, Any]]) -> dict[str, Mapping[str, str]]:
-    return {
-        d["metadata"]["name"]: d.get("data", {}) for d in docs if d.get("kind") == "ConfigMap"
-    }
+    return {d["metadata"]["name"]: d.get("data", {}) for d in docs if d.get("kind") == "ConfigMap"}
 
 
 def _service_ports(docs: list[dict[str, Any]]) -> list[tuple[str, int, dict[str, str], int]]:

@@ -178,8 +178,15 @@ class Body:
 class Capture:
     """The payloads of one server span, set on `late` as the messages pass."""
 
-    __slots__ = ("late", "memos", "request", "request_done", "request_type", "response",
-                 "response_type")
+    __slots__ = (
+        "late",
+        "memos",
+        "request",
+        "request_done",
+        "request_type",
+        "response",
+        "response_type",
+    )
 
     def __init__(self, memos: Memos, request_type: Optional[str], late: Dict[str, Any]) -> None:
         self.memos = memos

@@ -88,6 +88,7 @@ _HEADER_PLANS: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Tuple[str, ...]]] = 
 _HEADER_PLANS_SIZE = 64
 _STR_ONLY = frozenset({str})
 
+
 class Attributes(Dict[str, Any]):
     """Attributes gathered before a span exists, filled by the same capture helpers
     that set attributes on spans (`set_attribute`, `attributes`)."""
