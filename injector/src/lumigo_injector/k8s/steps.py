@@ -124,12 +124,18 @@ def wrong_type(holder: Mapping[str, Any], key: str, kind: type) -> str | None:
 
 def pod_blocker(holder: Mapping[str, Any]) -> str | None:
     spec: Mapping[str, Any] = holder["spec"]
-    wrong = (
+    volumes, inits, meta = spec.get("volumes"), spec.get("initContainers"), holder.get("metadata")
+    plain = (
+        (volumes is None or type(volumes) is list)
+        and (inits is None or type(inits) is list)
+        and (meta is None or (type(meta) is dict and type(meta.get("annotations", {})) is dict))
+    )  # the common case; anything else is looked at closely
+    wrong = None if plain else (
         wrong_type(spec, "volumes", list)
         or wrong_type(spec, "initContainers", list)
         or wrong_type(holder, "metadata", dict)
-        or wrong_type(as_map(holder.get("metadata")), "annotations", dict)
-    )
+        or wrong_type(as_map(meta), "annotations", dict)
+    )  # fmt: skip
     if wrong:
         return f"the pod spec is malformed: {wrong}"
     if as_map(spec.get("os")).get("name") == "windows":
@@ -176,16 +182,19 @@ def _mount_conflict(container: Mapping[str, Any]) -> str | None:
 
 def container_blocker(container: Mapping[str, Any]) -> str | None:
     """Why this container cannot be injected, or None."""
-    for key in ("env", "volumeMounts"):
-        wrong = wrong_type(container, key, list)
-        if wrong:
-            return wrong
-    env = as_list(container.get("env"))
-    for name in EXTENDED_VARIABLES:
-        index = last_index(env, name)
-        if index is not None and literal_value(env[index]) is None:
-            return f"its {name} comes from valueFrom and cannot be extended"
-    return _mount_conflict(container)
+    env, mounts = container.get("env"), container.get("volumeMounts")
+    if not ((env is None or type(env) is list) and (mounts is None or type(mounts) is list)):
+        for key in ("env", "volumeMounts"):
+            wrong = wrong_type(container, key, list)
+            if wrong:
+                return wrong
+    if env:
+        env = as_list(env)
+        for name in EXTENDED_VARIABLES:
+            index = last_index(env, name)
+            if index is not None and literal_value(env[index]) is None:
+                return f"its {name} comes from valueFrom and cannot be extended"
+    return _mount_conflict(container) if mounts else None
 
 
 def select_containers(
@@ -292,31 +301,40 @@ class EnvEdits:
         self.entries = entries
         self._path = path
         self._edits = edits
+        #: the patch's operations when `entries` is the user's list (else the list itself,
+        #: created by the injection, carries what is added to it)
+        self._ops = edits.ops if edits.records(entries) else None
         self._added = added
-        self._last: dict[str, int] = {}
+        #: where each name is defined last
+        self.last: dict[str, int] = {}
         for position, entry in enumerate(entries):
-            name = as_map(entry).get("name")
-            if isinstance(name, str):
-                self._last[name] = position
+            name = entry.get("name") if type(entry) is dict else as_map(entry).get("name")
+            if type(name) is str or isinstance(name, str):
+                self.last[name] = position
 
     def find(self, name: str) -> int | None:
         """Index of the effective (last) entry named `name`, if any."""
-        return self._last.get(name)
+        return self.last.get(name)
 
     def add(self, entry: dict[str, Any], position: int | None = None) -> None:
         """Put `entry`, whose name is not defined yet, at `position` (default: the end)."""
+        entries = self.entries
+        last = self.last
         if position is None:
-            position = len(self.entries)
-        elif position < len(self.entries):  # the names at and after it move up one
-            for name, index in self._last.items():
+            position = len(entries)
+        elif position < len(entries):  # the names at and after it move up one
+            for name, index in last.items():
                 if index >= position:
-                    self._last[name] = index + 1
-        self._edits.insert(self.entries, self._path, position, entry)
-        self._last[entry["name"]] = position
-        self._added.append(entry["name"])
+                    last[name] = index + 1
+        if self._ops is not None:
+            self._ops.append({"op": "add", "path": f"{self._path}/{position}", "value": entry})
+        entries.insert(position, entry)
+        name = entry["name"]
+        last[name] = position
+        self._added.append(name)
 
     def add_if_absent(self, entry: dict[str, Any]) -> None:
-        if entry["name"] not in self._last:
+        if entry["name"] not in self.last:
             self.add(entry)
 
     def set_value(self, index: int, value: str) -> None:
@@ -328,7 +346,7 @@ def _set_merged(
     env: EnvEdits, name: str, merge: Any, record: dict[str, Any], warnings: list[str]
 ) -> None:
     """Set `name` to merge(existing literal) in place, or append it if absent."""
-    index = env.find(name)
+    index = env.last.get(name)
     if index is None:
         env.add({"name": name, "value": merge("")})
         return
@@ -355,32 +373,24 @@ def set_env(
     """Our variables into the container's env; `path` is the container's pointer."""
     entries = ensure_list(container, "env", record["created"], edits, path)
     env = EnvEdits(entries, f"{path}/env", edits, record["added"])
-    if env.find(c.ENV_PYTHONPATH) is None and as_list(container.get("envFrom")):
+    last = env.last
+    if c.ENV_PYTHONPATH not in last and as_list(container.get("envFrom")):
         # A PYTHONPATH from a ConfigMap/Secret in envFrom would be shadowed by ours; the
         # kubelet expands $(PYTHONPATH) to it (and leaves the harmless text if there is none).
         inherit = {"name": c.ENV_PYTHONPATH, "value": f"{c.BOOTSTRAP_PATH}:$({c.ENV_PYTHONPATH})"}
-        env.add_if_absent(inherit)
+        env.add(inherit)
     _set_merged(env, c.ENV_PYTHONPATH, merged_pythonpath, record, warnings)
     _set_merged(env, c.ENV_AUTOWRAPT_BOOTSTRAP, merged_autowrapt, record, warnings)
-    token = {
-        "name": c.ENV_TRACER_TOKEN,
-        "valueFrom": {
-            "secretKeyRef": {
-                "name": options.secret_name,
-                "key": options.secret_key,
-                "optional": True,
-            }
-        },
-    }
-    env.add_if_absent(token)
-    if options.service_name:
-        service = {"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)}
-        env.add_if_absent(service)
-    if settings.endpoint:
-        endpoint = {"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)}
-        env.add_if_absent(endpoint)
+    if c.ENV_TRACER_TOKEN not in last:
+        secret = {"name": options.secret_name, "key": options.secret_key, "optional": True}
+        env.add({"name": c.ENV_TRACER_TOKEN, "valueFrom": {"secretKeyRef": secret}})
+    if options.service_name and c.ENV_SERVICE_NAME not in last:
+        env.add({"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)})
+    if settings.endpoint and c.ENV_ENDPOINT not in last:
+        env.add({"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)})
     for name, value in container_variables(str(container["name"]), options.enable_logs):
-        env.add_if_absent({"name": name, "value": escape_reference(value)})
+        if name not in last:
+            env.add({"name": name, "value": escape_reference(value)})
     set_resource_attributes(container, env, options, record, warnings)
 
 
@@ -398,7 +408,7 @@ def set_resource_attributes(
     ours = list(_DOWNWARD_REFERENCES)
     ours.append(("k8s.container.name", str(container.get("name", ""))))
     ours.extend(workload_attributes(options.workloads))
-    index = env.find(c.ENV_RESOURCE_ATTRIBUTES)
+    index = env.last.get(c.ENV_RESOURCE_ATTRIBUTES)
     existing = ""
     if index is not None:
         literal = literal_value(env.entries[index])
@@ -420,7 +430,7 @@ def set_resource_attributes(
     # Downward-API variables must be defined before the variable that references them.
     position = len(env.entries) if index is None else index
     for _, var, path in needed:
-        if env.find(var) is None:
+        if var not in env.last:
             env.add({"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}, position)
             position += 1
     _set_merged(
