@@ -217,6 +217,6 @@ def _inject_site(
     edits.put(annotations_now, annotations_path, c.ANNOTATION_INJECTED, settings.layer_version)
     text = state_text(state, changed)
     edits.put(annotations_now, annotations_path, c.ANNOTATION_INJECTION_STATE, text)
-    names = ", ".join(str(ct["name"]) for ct in targets)
+    names = ", ".join([str(ct["name"]) for ct in targets])
     why = f"injected containers: {names} ({delivery})"
     return MutationResult(out, True, why, tuple(warnings), patch=edits.ops)

@@ -107,13 +107,6 @@ def ensure(
     return value
 
 
-def ensure_list(
-    holder: dict[str, Any], key: str, created: list[str], edits: Edits, path: str
-) -> list[Any]:
-    value: list[Any] = ensure(holder, key, list, created, edits, path)
-    return value
-
-
 def wrong_type(holder: Mapping[str, Any], key: str, kind: type) -> str | None:
     """A message when `holder[key]` is present, not null and not of `kind`."""
     value = holder.get(key)
@@ -140,8 +133,10 @@ def pod_blocker(holder: Mapping[str, Any]) -> str | None:
         return f"the pod spec is malformed: {wrong}"
     if as_map(spec.get("os")).get("name") == "windows":
         return "Windows pods are not supported"
-    if any(as_map(ct).get("name") == c.INIT_CONTAINER_NAME for ct in as_list(spec["containers"])):
-        return f"an app container is named {c.INIT_CONTAINER_NAME!r}"
+    for ct in as_list(spec["containers"]):
+        name = ct.get("name") if type(ct) is dict else as_map(ct).get("name")
+        if name == c.INIT_CONTAINER_NAME:
+            return f"an app container is named {c.INIT_CONTAINER_NAME!r}"
     for volume in as_list(spec.get("volumes")):
         if as_map(volume).get("name") == c.VOLUME_NAME and volume_delivery(volume) is None:
             return (
@@ -251,8 +246,8 @@ def add_volume(
     path: str,
 ) -> None:
     """The layer's volume, unless the pod has one of that name; `path` is `spec`'s pointer."""
-    volumes = ensure_list(spec, "volumes", state["created"], edits, path)
-    if any(as_map(v).get("name") == c.VOLUME_NAME for v in volumes):
+    volumes: list[Any] = ensure(spec, "volumes", list, state["created"], edits, path)
+    if volumes and any(as_map(v).get("name") == c.VOLUME_NAME for v in volumes):
         return
     edits.append(volumes, f"{path}/volumes", layer_volume(settings, delivery))
     state["volume"] = True
@@ -266,8 +261,10 @@ def add_init_container(
     path: str,
 ) -> None:
     """The init container, unless the pod has one of that name; `path` is `spec`'s pointer."""
-    init_containers = ensure_list(spec, "initContainers", state["created"], edits, path)
-    if any(as_map(ic).get("name") == c.INIT_CONTAINER_NAME for ic in init_containers):
+    init_containers: list[Any] = ensure(spec, "initContainers", list, state["created"], edits, path)
+    if init_containers and any(
+        as_map(ic).get("name") == c.INIT_CONTAINER_NAME for ic in init_containers
+    ):
         return
     ours = init_container(settings, as_map(spec.get("securityContext")))
     edits.append(init_containers, f"{path}/initContainers", ours)
@@ -278,8 +275,8 @@ def add_mount(
     container: dict[str, Any], record: dict[str, Any], delivery: Delivery, edits: Edits, path: str
 ) -> None:
     """The layer's mount, unless the container has it; `path` is the container's pointer."""
-    mounts = ensure_list(container, "volumeMounts", record["created"], edits, path)
-    if any(
+    mounts: list[Any] = ensure(container, "volumeMounts", list, record["created"], edits, path)
+    if mounts and any(
         as_map(m).get("name") == c.VOLUME_NAME
         and str(as_map(m).get("mountPath", "")).rstrip("/") == c.MOUNT_PATH
         for m in mounts
@@ -371,7 +368,7 @@ def set_env(
     path: str,
 ) -> None:
     """Our variables into the container's env; `path` is the container's pointer."""
-    entries = ensure_list(container, "env", record["created"], edits, path)
+    entries: list[Any] = ensure(container, "env", list, record["created"], edits, path)
     env = EnvEdits(entries, f"{path}/env", edits, record["added"])
     last = env.last
     if c.ENV_PYTHONPATH not in last and as_list(container.get("envFrom")):
