@@ -66,4 +66,6 @@ class Edits:
 
     def append(self, items: list[Any], path: str, value: Any) -> None:
         """`items.append(value)`; `path` is `items`' pointer."""
-        self.insert(items, path, len(items), value)
+        if id(items) not in self._created:
+            self.ops.append({"op": "add", "path": f"{path}/{len(items)}", "value": value})
+        items.append(value)

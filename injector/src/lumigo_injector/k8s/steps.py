@@ -422,7 +422,7 @@ def set_resource_attributes(
                 "unclosed $( reference; Kubernetes attributes not added"
             )
             return
-    user_keys = attribute_keys(existing)
+    user_keys = attribute_keys(existing) if existing else set()
     needed = [(key, var, path) for key, var, path in DOWNWARD_FIELDS if key not in user_keys]
     # Downward-API variables must be defined before the variable that references them.
     position = len(env.entries) if index is None else index

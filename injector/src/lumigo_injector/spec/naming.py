@@ -129,7 +129,7 @@ def workload_attributes(chain: Sequence[Workload]) -> list[tuple[str, str]]:
     attributes: list[tuple[str, str]] = []
     seen: set[str] = set()
     for workload in chain:
-        key = workload.attribute
+        key = WORKLOAD_ATTRIBUTES.get(workload.kind)  # `workload.attribute`, without a call
         if key and key not in seen:
             seen.add(key)
             attributes.append((key, workload.name))
