@@ -41,28 +41,17 @@ class Edits:
         """`holder[key] = value`; `path` is `holder`'s pointer."""
         if id(holder) not in self._created:
             op = "replace" if key in holder else "add"
-            token = key if "~" not in key and "/" not in key else escape(key)
-            self.ops.append({"op": op, "path": f"{path}/{token}", "value": value})
+            self.ops.append({"op": op, "path": f"{path}/{escape(key)}", "value": value})
         holder[key] = value
 
     def create(self, holder: dict[str, Any], path: str, key: str, value: Any) -> None:
         """`put` of a new, empty list or map, which the edits then fill."""
-        if id(holder) not in self._created:
-            op = "replace" if key in holder else "add"
-            token = key if "~" not in key and "/" not in key else escape(key)
-            self.ops.append({"op": op, "path": f"{path}/{token}", "value": value})
-        holder[key] = value
+        self.put(holder, path, key, value)
         self._created.add(id(value))
 
     def records(self, value: list[Any] | dict[str, Any]) -> bool:
         """Whether changes to `value` need operations of their own (`create` did not make it)."""
         return id(value) not in self._created
-
-    def insert(self, items: list[Any], path: str, position: int, value: Any) -> None:
-        """`items.insert(position, value)`; `path` is `items`' pointer."""
-        if id(items) not in self._created:
-            self.ops.append({"op": "add", "path": f"{path}/{position}", "value": value})
-        items.insert(position, value)
 
     def append(self, items: list[Any], path: str, value: Any) -> None:
         """`items.append(value)`; `path` is `items`' pointer."""

@@ -117,25 +117,18 @@ def wrong_type(holder: Mapping[str, Any], key: str, kind: type) -> str | None:
 
 def pod_blocker(holder: Mapping[str, Any]) -> str | None:
     spec: Mapping[str, Any] = holder["spec"]
-    volumes, inits, meta = spec.get("volumes"), spec.get("initContainers"), holder.get("metadata")
-    plain = (
-        (volumes is None or type(volumes) is list)
-        and (inits is None or type(inits) is list)
-        and (meta is None or (type(meta) is dict and type(meta.get("annotations", {})) is dict))
-    )  # the common case; anything else is looked at closely
-    wrong = None if plain else (
+    wrong = (
         wrong_type(spec, "volumes", list)
         or wrong_type(spec, "initContainers", list)
         or wrong_type(holder, "metadata", dict)
-        or wrong_type(as_map(meta), "annotations", dict)
-    )  # fmt: skip
+        or wrong_type(as_map(holder.get("metadata")), "annotations", dict)
+    )
     if wrong:
         return f"the pod spec is malformed: {wrong}"
     if as_map(spec.get("os")).get("name") == "windows":
         return "Windows pods are not supported"
     for ct in as_list(spec["containers"]):
-        name = ct.get("name") if type(ct) is dict else as_map(ct).get("name")
-        if name == c.INIT_CONTAINER_NAME:
+        if as_map(ct).get("name") == c.INIT_CONTAINER_NAME:
             return f"an app container is named {c.INIT_CONTAINER_NAME!r}"
     for volume in as_list(spec.get("volumes")):
         if as_map(volume).get("name") == c.VOLUME_NAME and volume_delivery(volume) is None:
@@ -177,19 +170,17 @@ def _mount_conflict(container: Mapping[str, Any]) -> str | None:
 
 def container_blocker(container: Mapping[str, Any]) -> str | None:
     """Why this container cannot be injected, or None."""
-    env, mounts = container.get("env"), container.get("volumeMounts")
-    if not ((env is None or type(env) is list) and (mounts is None or type(mounts) is list)):
-        for key in ("env", "volumeMounts"):
-            wrong = wrong_type(container, key, list)
-            if wrong:
-                return wrong
+    for key in ("env", "volumeMounts"):
+        wrong = wrong_type(container, key, list)
+        if wrong:
+            return wrong
+    env = container.get("env")
     if env:
-        env = as_list(env)
         for name in EXTENDED_VARIABLES:
             index = last_index(env, name)
             if index is not None and literal_value(env[index]) is None:
                 return f"its {name} comes from valueFrom and cannot be extended"
-    return _mount_conflict(container) if mounts else None
+    return _mount_conflict(container) if container.get("volumeMounts") else None
 
 
 def select_containers(
@@ -305,13 +296,9 @@ class EnvEdits:
         #: where each name is defined last
         self.last: dict[str, int] = {}
         for position, entry in enumerate(entries):
-            name = entry.get("name") if type(entry) is dict else as_map(entry).get("name")
-            if type(name) is str or isinstance(name, str):
+            name = as_map(entry).get("name")
+            if isinstance(name, str):
                 self.last[name] = position
-
-    def find(self, name: str) -> int | None:
-        """Index of the effective (last) entry named `name`, if any."""
-        return self.last.get(name)
 
     def add(self, entry: dict[str, Any], position: int | None = None) -> None:
         """Put `entry`, whose name is not defined yet, at `position` (default: the end)."""
@@ -329,10 +316,6 @@ class EnvEdits:
         name = entry["name"]
         last[name] = position
         self._added.append(name)
-
-    def add_if_absent(self, entry: dict[str, Any]) -> None:
-        if entry["name"] not in self.last:
-            self.add(entry)
 
     def set_value(self, index: int, value: str) -> None:
         """The entry at `index` gets `value` as its `value` (its other keys are kept)."""
