@@ -578,7 +578,7 @@ EQUIVALENT: dict[str, str] = {
         "which the tests kill)"
     ),
     f"{INJ}/k8s/steps.py::EnvEdits.add::compare-swap::"
-    "position < len(self.entries) -> position <= len(self.entries)": (
+    "position < len(entries) -> position <= len(entries)": (
         "the index update for an entry added at the end as well: no name sits at or after "
         "len(entries), so the loop changes nothing"
     ),

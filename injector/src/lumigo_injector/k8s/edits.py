@@ -49,12 +49,12 @@ class Edits:
         self.put(holder, path, key, value)
         self._created.add(id(value))
 
-    def insert(self, items: list[Any], path: str, position: int, value: Any) -> None:
-        """`items.insert(position, value)`; `path` is `items`' pointer."""
-        if id(items) not in self._created:
-            self.ops.append({"op": "add", "path": f"{path}/{position}", "value": value})
-        items.insert(position, value)
+    def records(self, value: list[Any] | dict[str, Any]) -> bool:
+        """Whether changes to `value` need operations of their own (`create` did not make it)."""
+        return id(value) not in self._created
 
     def append(self, items: list[Any], path: str, value: Any) -> None:
         """`items.append(value)`; `path` is `items`' pointer."""
-        self.insert(items, path, len(items), value)
+        if id(items) not in self._created:
+            self.ops.append({"op": "add", "path": f"{path}/{len(items)}", "value": value})
+        items.append(value)

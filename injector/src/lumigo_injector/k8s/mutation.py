@@ -136,7 +136,7 @@ def within_annotation_limit(
     if not result.injected:
         return result
     annotations = as_map(as_map(site.holder.get("metadata")).get("annotations"))
-    characters = sum(len(k) + len(str(v)) for k, v in annotations.items())
+    characters = sum(map(len, annotations)) + sum(map(len, map(str, annotations.values())))
     if characters * 4 <= ANNOTATIONS_LIMIT:  # UTF-8 takes at most 4 bytes a character
         return result
     size = annotations_size(annotations)
@@ -217,6 +217,6 @@ def _inject_site(
     edits.put(annotations_now, annotations_path, c.ANNOTATION_INJECTED, settings.layer_version)
     text = state_text(state, changed)
     edits.put(annotations_now, annotations_path, c.ANNOTATION_INJECTION_STATE, text)
-    names = ", ".join(str(ct["name"]) for ct in targets)
+    names = ", ".join([str(ct["name"]) for ct in targets])
     why = f"injected containers: {names} ({delivery})"
     return MutationResult(out, True, why, tuple(warnings), patch=edits.ops)

@@ -73,7 +73,7 @@ def _override(
     warnings: list[str],
 ) -> str:
     """The annotation's value when it is a valid `what`; else a warning and `default`."""
-    value = _annotation(annotations, key)
+    value = _annotation(annotations, key) if key in annotations else None
     if value is None:
         return default
     if valid(value):
@@ -114,6 +114,11 @@ def pod_options(
     labels = dict(as_map(site.outer_meta.get("labels"))) if site.kind != "Pod" else {}
     labels.update(as_map(pod_meta.get("labels")))
     name = service_name(annotations, labels, chain, pod_meta)
-    enable_logs, logs_warnings = logs_enabled(annotations, namespace_annotations)
-    warnings.extend(logs_warnings)
+    if c.ANNOTATION_ENABLE_LOGS in annotations or (
+        namespace_annotations and c.ANNOTATION_ENABLE_LOGS in namespace_annotations
+    ):
+        enable_logs, logs_warnings = logs_enabled(annotations, namespace_annotations)
+        warnings.extend(logs_warnings)
+    else:  # what `logs_enabled` says without either annotation
+        enable_logs = False
     return PodOptions(secret_name, secret_key, name, container_names, chain, warnings, enable_logs)

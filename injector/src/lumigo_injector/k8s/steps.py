@@ -107,13 +107,6 @@ def ensure(
     return value
 
 
-def ensure_list(
-    holder: dict[str, Any], key: str, created: list[str], edits: Edits, path: str
-) -> list[Any]:
-    value: list[Any] = ensure(holder, key, list, created, edits, path)
-    return value
-
-
 def wrong_type(holder: Mapping[str, Any], key: str, kind: type) -> str | None:
     """A message when `holder[key]` is present, not null and not of `kind`."""
     value = holder.get(key)
@@ -134,8 +127,9 @@ def pod_blocker(holder: Mapping[str, Any]) -> str | None:
         return f"the pod spec is malformed: {wrong}"
     if as_map(spec.get("os")).get("name") == "windows":
         return "Windows pods are not supported"
-    if any(as_map(ct).get("name") == c.INIT_CONTAINER_NAME for ct in as_list(spec["containers"])):
-        return f"an app container is named {c.INIT_CONTAINER_NAME!r}"
+    for ct in as_list(spec["containers"]):
+        if as_map(ct).get("name") == c.INIT_CONTAINER_NAME:
+            return f"an app container is named {c.INIT_CONTAINER_NAME!r}"
     for volume in as_list(spec.get("volumes")):
         if as_map(volume).get("name") == c.VOLUME_NAME and volume_delivery(volume) is None:
             return (
@@ -180,12 +174,13 @@ def container_blocker(container: Mapping[str, Any]) -> str | None:
         wrong = wrong_type(container, key, list)
         if wrong:
             return wrong
-    env = as_list(container.get("env"))
-    for name in EXTENDED_VARIABLES:
-        index = last_index(env, name)
-        if index is not None and literal_value(env[index]) is None:
-            return f"its {name} comes from valueFrom and cannot be extended"
-    return _mount_conflict(container)
+    env = container.get("env")
+    if env:
+        for name in EXTENDED_VARIABLES:
+            index = last_index(env, name)
+            if index is not None and literal_value(env[index]) is None:
+                return f"its {name} comes from valueFrom and cannot be extended"
+    return _mount_conflict(container) if container.get("volumeMounts") else None
 
 
 def select_containers(
@@ -242,8 +237,8 @@ def add_volume(
     path: str,
 ) -> None:
     """The layer's volume, unless the pod has one of that name; `path` is `spec`'s pointer."""
-    volumes = ensure_list(spec, "volumes", state["created"], edits, path)
-    if any(as_map(v).get("name") == c.VOLUME_NAME for v in volumes):
+    volumes: list[Any] = ensure(spec, "volumes", list, state["created"], edits, path)
+    if volumes and any(as_map(v).get("name") == c.VOLUME_NAME for v in volumes):
         return
     edits.append(volumes, f"{path}/volumes", layer_volume(settings, delivery))
     state["volume"] = True
@@ -257,8 +252,10 @@ def add_init_container(
     path: str,
 ) -> None:
     """The init container, unless the pod has one of that name; `path` is `spec`'s pointer."""
-    init_containers = ensure_list(spec, "initContainers", state["created"], edits, path)
-    if any(as_map(ic).get("name") == c.INIT_CONTAINER_NAME for ic in init_containers):
+    init_containers: list[Any] = ensure(spec, "initContainers", list, state["created"], edits, path)
+    if init_containers and any(
+        as_map(ic).get("name") == c.INIT_CONTAINER_NAME for ic in init_containers
+    ):
         return
     ours = init_container(settings, as_map(spec.get("securityContext")))
     edits.append(init_containers, f"{path}/initContainers", ours)
@@ -269,8 +266,8 @@ def add_mount(
     container: dict[str, Any], record: dict[str, Any], delivery: Delivery, edits: Edits, path: str
 ) -> None:
     """The layer's mount, unless the container has it; `path` is the container's pointer."""
-    mounts = ensure_list(container, "volumeMounts", record["created"], edits, path)
-    if any(
+    mounts: list[Any] = ensure(container, "volumeMounts", list, record["created"], edits, path)
+    if mounts and any(
         as_map(m).get("name") == c.VOLUME_NAME
         and str(as_map(m).get("mountPath", "")).rstrip("/") == c.MOUNT_PATH
         for m in mounts
@@ -292,32 +289,33 @@ class EnvEdits:
         self.entries = entries
         self._path = path
         self._edits = edits
+        #: the patch's operations when `entries` is the user's list (else the list itself,
+        #: created by the injection, carries what is added to it)
+        self._ops = edits.ops if edits.records(entries) else None
         self._added = added
-        self._last: dict[str, int] = {}
+        #: where each name is defined last
+        self.last: dict[str, int] = {}
         for position, entry in enumerate(entries):
             name = as_map(entry).get("name")
             if isinstance(name, str):
-                self._last[name] = position
-
-    def find(self, name: str) -> int | None:
-        """Index of the effective (last) entry named `name`, if any."""
-        return self._last.get(name)
+                self.last[name] = position
 
     def add(self, entry: dict[str, Any], position: int | None = None) -> None:
         """Put `entry`, whose name is not defined yet, at `position` (default: the end)."""
+        entries = self.entries
+        last = self.last
         if position is None:
-            position = len(self.entries)
-        elif position < len(self.entries):  # the names at and after it move up one
-            for name, index in self._last.items():
+            position = len(entries)
+        elif position < len(entries):  # the names at and after it move up one
+            for name, index in last.items():
                 if index >= position:
-                    self._last[name] = index + 1
-        self._edits.insert(self.entries, self._path, position, entry)
-        self._last[entry["name"]] = position
-        self._added.append(entry["name"])
-
-    def add_if_absent(self, entry: dict[str, Any]) -> None:
-        if entry["name"] not in self._last:
-            self.add(entry)
+                    last[name] = index + 1
+        if self._ops is not None:
+            self._ops.append({"op": "add", "path": f"{self._path}/{position}", "value": entry})
+        entries.insert(position, entry)
+        name = entry["name"]
+        last[name] = position
+        self._added.append(name)
 
     def set_value(self, index: int, value: str) -> None:
         """The entry at `index` gets `value` as its `value` (its other keys are kept)."""
@@ -328,7 +326,7 @@ def _set_merged(
     env: EnvEdits, name: str, merge: Any, record: dict[str, Any], warnings: list[str]
 ) -> None:
     """Set `name` to merge(existing literal) in place, or append it if absent."""
-    index = env.find(name)
+    index = env.last.get(name)
     if index is None:
         env.add({"name": name, "value": merge("")})
         return
@@ -353,34 +351,26 @@ def set_env(
     path: str,
 ) -> None:
     """Our variables into the container's env; `path` is the container's pointer."""
-    entries = ensure_list(container, "env", record["created"], edits, path)
+    entries: list[Any] = ensure(container, "env", list, record["created"], edits, path)
     env = EnvEdits(entries, f"{path}/env", edits, record["added"])
-    if env.find(c.ENV_PYTHONPATH) is None and as_list(container.get("envFrom")):
+    last = env.last
+    if c.ENV_PYTHONPATH not in last and as_list(container.get("envFrom")):
         # A PYTHONPATH from a ConfigMap/Secret in envFrom would be shadowed by ours; the
         # kubelet expands $(PYTHONPATH) to it (and leaves the harmless text if there is none).
         inherit = {"name": c.ENV_PYTHONPATH, "value": f"{c.BOOTSTRAP_PATH}:$({c.ENV_PYTHONPATH})"}
-        env.add_if_absent(inherit)
+        env.add(inherit)
     _set_merged(env, c.ENV_PYTHONPATH, merged_pythonpath, record, warnings)
     _set_merged(env, c.ENV_AUTOWRAPT_BOOTSTRAP, merged_autowrapt, record, warnings)
-    token = {
-        "name": c.ENV_TRACER_TOKEN,
-        "valueFrom": {
-            "secretKeyRef": {
-                "name": options.secret_name,
-                "key": options.secret_key,
-                "optional": True,
-            }
-        },
-    }
-    env.add_if_absent(token)
-    if options.service_name:
-        service = {"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)}
-        env.add_if_absent(service)
-    if settings.endpoint:
-        endpoint = {"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)}
-        env.add_if_absent(endpoint)
+    if c.ENV_TRACER_TOKEN not in last:
+        secret = {"name": options.secret_name, "key": options.secret_key, "optional": True}
+        env.add({"name": c.ENV_TRACER_TOKEN, "valueFrom": {"secretKeyRef": secret}})
+    if options.service_name and c.ENV_SERVICE_NAME not in last:
+        env.add({"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)})
+    if settings.endpoint and c.ENV_ENDPOINT not in last:
+        env.add({"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)})
     for name, value in container_variables(str(container["name"]), options.enable_logs):
-        env.add_if_absent({"name": name, "value": escape_reference(value)})
+        if name not in last:
+            env.add({"name": name, "value": escape_reference(value)})
     set_resource_attributes(container, env, options, record, warnings)
 
 
@@ -398,7 +388,7 @@ def set_resource_attributes(
     ours = list(_DOWNWARD_REFERENCES)
     ours.append(("k8s.container.name", str(container.get("name", ""))))
     ours.extend(workload_attributes(options.workloads))
-    index = env.find(c.ENV_RESOURCE_ATTRIBUTES)
+    index = env.last.get(c.ENV_RESOURCE_ATTRIBUTES)
     existing = ""
     if index is not None:
         literal = literal_value(env.entries[index])
@@ -415,12 +405,12 @@ def set_resource_attributes(
                 "unclosed $( reference; Kubernetes attributes not added"
             )
             return
-    user_keys = attribute_keys(existing)
+    user_keys = attribute_keys(existing) if existing else set()
     needed = [(key, var, path) for key, var, path in DOWNWARD_FIELDS if key not in user_keys]
     # Downward-API variables must be defined before the variable that references them.
     position = len(env.entries) if index is None else index
     for _, var, path in needed:
-        if env.find(var) is None:
+        if var not in env.last:
             env.add({"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}, position)
             position += 1
     _set_merged(

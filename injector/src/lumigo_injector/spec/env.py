@@ -121,8 +121,8 @@ def attribute_keys(value: str) -> set[str]:
 
 def merged_attributes(existing: str, ours: list[tuple[str, str]]) -> str:
     """The user's attributes verbatim, then ours for keys the user does not set."""
-    keys = attribute_keys(existing)
-    extra = ",".join(f"{k}={v}" for k, v in ours if k not in keys)
+    keys = attribute_keys(existing) if existing else set()
+    extra = ",".join([f"{k}={v}" for k, v in ours if k not in keys])
     if not extra:
         return existing
     head = existing.rstrip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from lumigo_injector.spec.names import ANNOTATION_SERVICE_NAME
@@ -50,19 +51,26 @@ def controller_reference(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return first
 
 
-def _owner_chain(kind: str, name: str, meta: Mapping[str, Any]) -> list[Workload]:
+def _owner_chain(kind: str, name: str, meta: Mapping[str, Any]) -> tuple[Workload, ...]:
     """A workload and the parent its controller's naming convention reveals."""
-    chain = [Workload(kind, name)]
-    labels = as_map(meta.get("labels"))
+    template_hash = None
     if kind == "ReplicaSet":
-        template_hash = text(labels.get(LABEL_POD_TEMPLATE_HASH))
+        template_hash = text(as_map(meta.get("labels")).get(LABEL_POD_TEMPLATE_HASH))
+    return _named_chain(kind, name, template_hash)
+
+
+@lru_cache(maxsize=1024)
+def _named_chain(kind: str, name: str, template_hash: str | None) -> tuple[Workload, ...]:
+    """`_owner_chain` from the names alone (the pods of one ReplicaSet share it)."""
+    chain = [Workload(kind, name)]
+    if kind == "ReplicaSet":
         if template_hash and name.endswith("-" + template_hash):
             chain.append(Workload("Deployment", name[: -len(template_hash) - 1]))
     elif kind == "Job":
         match = _CRONJOB_JOB_NAME.match(name)
         if match:
             chain.append(Workload("CronJob", match.group("cronjob")))
-    return chain
+    return tuple(chain)
 
 
 def workload_chain(kind: str | None, meta: Mapping[str, Any]) -> tuple[Workload, ...]:
@@ -89,7 +97,7 @@ def workload_chain(kind: str | None, meta: Mapping[str, Any]) -> tuple[Workload,
     if owner_kind not in SERVICE_OWNER_KINDS or not owner_name:
         return ()
     # A pod carries the ReplicaSet's pod-template-hash label itself.
-    return tuple(_owner_chain(owner_kind, owner_name, meta))
+    return _owner_chain(owner_kind, owner_name, meta)
 
 
 def service_name(
@@ -121,7 +129,7 @@ def workload_attributes(chain: Sequence[Workload]) -> list[tuple[str, str]]:
     attributes: list[tuple[str, str]] = []
     seen: set[str] = set()
     for workload in chain:
-        key = workload.attribute
+        key = WORKLOAD_ATTRIBUTES.get(workload.kind)  # `workload.attribute`, without a call
         if key and key not in seen:
             seen.add(key)
             attributes.append((key, workload.name))
