@@ -123,19 +123,35 @@ class Option:
 
 # --- shared by inject, ecs and serve -------------------------------------------------------
 INIT_IMAGE = Option(
-    "--init-image", "LUMIGO_INJECTOR_INIT_IMAGE", "injection", "init_image", non_empty,
+    "--init-image",
+    "LUMIGO_INJECTOR_INIT_IMAGE",
+    "injection",
+    "init_image",
+    non_empty,
     "the layer's image: the init container's, or the image volume's",
 )
 SECRET_NAME = Option(
-    "--secret-name", "LUMIGO_INJECTOR_SECRET_NAME", "injection", "secret_name", non_empty,
+    "--secret-name",
+    "LUMIGO_INJECTOR_SECRET_NAME",
+    "injection",
+    "secret_name",
+    non_empty,
     "Secret holding the Lumigo token in app namespaces",
 )
 SECRET_KEY = Option(
-    "--secret-key", "LUMIGO_INJECTOR_SECRET_KEY", "injection", "secret_key", non_empty,
+    "--secret-key",
+    "LUMIGO_INJECTOR_SECRET_KEY",
+    "injection",
+    "secret_key",
+    non_empty,
     "key of the token in that Secret",
 )
 ENDPOINT = Option(
-    "--endpoint", ENV_ENDPOINT, "injection", "endpoint", optional,
+    "--endpoint",
+    ENV_ENDPOINT,
+    "injection",
+    "endpoint",
+    optional,
     "OTLP endpoint set as LUMIGO_ENDPOINT in injected containers",
 )
 

@@ -71,6 +71,7 @@ from lumigo_injector.spec.names import (
 MAX_CONTAINERS = 10  # ECS limit of container definitions per task definition
 INIT_MEMORY_RESERVATION_MIB = 64  # only set when the task has no task-level memory (EC2)
 
+
 @dataclass(frozen=True)
 class EcsSettings:
     """Options of one rewrite."""
@@ -287,9 +288,7 @@ def _inject_token(
     if index is not None:
         existing = secrets[index].get("valueFrom")
         if settings.token_secret_arn and existing != settings.token_secret_arn:
-            return [
-                f"container '{name}' already takes {ENV_TRACER_TOKEN} from {existing}; kept it"
-            ]
+            return [f"container '{name}' already takes {ENV_TRACER_TOKEN} from {existing}; kept it"]
         return []
     if settings.token_secret_arn is None:
         return [

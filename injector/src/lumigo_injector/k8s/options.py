@@ -91,8 +91,12 @@ def pod_options(
     """Secret, service name, containers, workloads and logs for this pod, with warnings."""
     warnings: list[str] = []
     secret_name = _override(
-        annotations, c.ANNOTATION_SECRET_NAME, _is_dns_subdomain, "Secret name",
-        settings.secret_name, warnings,
+        annotations,
+        c.ANNOTATION_SECRET_NAME,
+        _is_dns_subdomain,
+        "Secret name",
+        settings.secret_name,
+        warnings,
     )
     secret_key = _override(
         annotations, c.ANNOTATION_SECRET_KEY, _is_secret_key, "Secret key",

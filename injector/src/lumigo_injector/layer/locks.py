@@ -180,6 +180,4 @@ def compile_locks(
     declared = declared_requirements(distro)
     combos = [(v, p, a) for p in platforms for a in arches for v in pythons]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(
-            pool.map(lambda c: compile_lock(declared, c[0], c[1], c[2], lock_dir), combos)
-        )
+        return list(pool.map(lambda c: compile_lock(declared, c[0], c[1], c[2], lock_dir), combos))
