@@ -185,11 +185,6 @@ class LeanExecution(Releasing):
             span.end()
 
 
-def is_lean(attribute: Any) -> bool:
-    """Whether a class attribute is a wrapt wrapper installed with `LeanExecution`."""
-    return isinstance(getattr(attribute, "_self_wrapper", None), LeanExecution)
-
-
 def installed(attribute: Any) -> Optional[LeanExecution]:
     """The `LeanExecution` behind a class attribute, if any."""
     wrapper = getattr(attribute, "_self_wrapper", None)
