@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Pattern, Sequence, Tuple
 
+from opentelemetry.context import get_current
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -26,9 +27,11 @@ from opentelemetry.sdk.trace.sampling import (
     ParentBased,
     Sampler,
     SamplingResult,
+    StaticSampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import SpanKind, get_current_span
+from opentelemetry.trace import Span, SpanContext, SpanKind, get_current_span
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from lumigo_opentelemetry._logging import logger
 from lumigo_opentelemetry.config import Config
@@ -110,8 +113,39 @@ def endpoint_filtered(config: Config, kind: Any, attributes: Optional[Mapping[st
     return False
 
 
+#: the decisions of a sampler made of the SDK's static samplers, by parent: (no valid
+#: parent, remote sampled, remote not sampled, local sampled, local not sampled)
+_Decisions = Tuple[Decision, Decision, Decision, Decision, Decision]
+
+
+def static_decisions(sampler: Sampler) -> Optional[_Decisions]:
+    """The decisions of `sampler` when it is an SDK `StaticSampler` (always_on/off) or
+    an SDK `ParentBased` whose five samplers are; None for any other sampler."""
+    if type(sampler) is StaticSampler:
+        decision: Decision = sampler._decision
+        return (decision, decision, decision, decision, decision)
+    if type(sampler) is not ParentBased:
+        return None
+    parts = (
+        sampler._root,
+        sampler._remote_parent_sampled,
+        sampler._remote_parent_not_sampled,
+        sampler._local_parent_sampled,
+        sampler._local_parent_not_sampled,
+    )
+    if any(type(part) is not StaticSampler for part in parts):
+        return None
+    root, remote, remote_not, local, local_not = (part._decision for part in parts)  # type: ignore[attr-defined]
+    return (root, remote, remote_not, local, local_not)
+
+
 class LumigoSampler(Sampler):
-    """Drops filtered endpoints, then defers to the user's sampler."""
+    """Drops filtered endpoints, then defers to the user's sampler.
+
+    When that sampler is made of the SDK's static samplers (`parentbased_always_on`, the
+    default, `always_on`, ...), its decision is taken here, from the same parent span
+    context and with the same result (the attributes given, unless dropped; the parent's
+    trace state): its chain of calls (up to five per span) is not run."""
 
     def __init__(self, config: Config, delegate: Optional[Sampler] = None) -> None:
         self._config = config
@@ -121,6 +155,11 @@ class LumigoSampler(Sampler):
             or config.filter_server_endpoints
             or config.filter_client_endpoints
         )
+        self._decisions: Optional[_Decisions] = None
+        try:
+            self._decisions = static_decisions(self._delegate)
+        except Exception:
+            logger.debug("sampler decisions not read", exc_info=True)
 
     def should_sample(
         self,
@@ -135,11 +174,33 @@ class LumigoSampler(Sampler):
         if self._filters:
             try:
                 if endpoint_filtered(self._config, kind, attributes):
-                    parent = get_current_span(parent_context).get_span_context()
-                    state = parent.trace_state if parent.is_valid else None
+                    dropped = get_current_span(parent_context).get_span_context()
+                    state = dropped.trace_state if dropped.is_valid else None
                     return SamplingResult(Decision.DROP, None, state)
             except Exception:
                 logger.debug("endpoint filter failed; span kept", exc_info=True)
+        decisions = self._decisions
+        if decisions is not None:
+            found = (parent_context if parent_context is not None else get_current()).get(_SPAN_KEY)
+            parent = found.get_span_context() if isinstance(found, Span) else None
+            if parent is None:
+                decision = decisions[0]
+                state = None
+            elif type(parent) is SpanContext:
+                # (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)
+                if parent[5]:
+                    decision = decisions[(1 if parent[2] else 3) + (0 if parent[3] & 1 else 1)]
+                    state = parent[4]
+                else:
+                    decision = decisions[0]
+                    state = None
+            else:
+                return self._delegate.should_sample(
+                    parent_context, trace_id, name, kind, attributes, links, trace_state
+                )
+            return SamplingResult(
+                decision, None if decision is Decision.DROP else attributes, state
+            )
         return self._delegate.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )

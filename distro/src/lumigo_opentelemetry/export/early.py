@@ -17,14 +17,13 @@ span that cannot be encoded, gets the span itself, as from the SDK's processor.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanContext
 
 from lumigo_opentelemetry._logging import logger
-
-if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan
 
 #: the first opentelemetry-exporter-otlp-proto-http release whose exporter has the
 #: transport client `LumigoSpanExporter` sends its own encoding through
@@ -66,8 +65,12 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
         return self._encoder
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        if not (context and context.trace_flags.sampled):
+        # what a span's `end` hands over is the SDK's `ReadableSpan`: its fields read directly
+        context: Any = span._context if type(span) is ReadableSpan else span.context
+        if type(context) is SpanContext:
+            if not context[3] & 1:  # trace_flags: sampled
+                return
+        elif not (context and context.trace_flags.sampled):
             return
         encoder = self._encoder
         if encoder is None and not self._decided:

@@ -138,21 +138,30 @@ class _ProcessorLayer:
                 store.update(fill)
             else:  # not the SDK span we know: its own (checking) way
                 span.set_attributes(fill)
-        plan = self._plan()
+        known = self._known  # read before the plan: `_plan` sets it after
+        plan = self._made
+        if getattr(self.inner, "_span_processors", None) is not known:
+            plan = self._plan()
         if plan is None:
             self.inner.on_start(span, parent_context=parent_context)
         elif plan[0] is not None:
             plan[0](span, parent_context=parent_context)
 
     def _on_ending(self, span: Any) -> None:
-        plan = self._plan()
+        known = self._known  # read before the plan: `_plan` sets it after
+        plan = self._made
+        if getattr(self.inner, "_span_processors", None) is not known:
+            plan = self._plan()
         if plan is None:
             self.inner._on_ending(span)
         elif plan[1] is not None:
             plan[1](span)
 
     def on_end(self, span: Any) -> None:
-        plan = self._plan()
+        known = self._known  # read before the plan: `_plan` sets it after
+        plan = self._made
+        if getattr(self.inner, "_span_processors", None) is not known:
+            plan = self._plan()
         if plan is None:
             self.inner.on_end(span)
             return
