@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Pattern, Sequence, Tuple
 
 from opentelemetry.context import get_current
+from opentelemetry.sdk.trace import _Span
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -30,7 +31,7 @@ from opentelemetry.sdk.trace.sampling import (
     StaticSampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Span, SpanContext, SpanKind, get_current_span
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, get_current_span
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from lumigo_opentelemetry._logging import logger
@@ -113,6 +114,9 @@ def endpoint_filtered(config: Config, kind: Any, attributes: Optional[Mapping[st
     return False
 
 
+#: span types known to be `Span`s (`isinstance` on the ABC runs Python code)
+_SPAN_TYPES = frozenset({_Span, NonRecordingSpan})
+
 #: the decisions of a sampler made of the SDK's static samplers, by parent: (no valid
 #: parent, remote sampled, remote not sampled, local sampled, local not sampled)
 _Decisions = Tuple[Decision, Decision, Decision, Decision, Decision]
@@ -181,8 +185,12 @@ class LumigoSampler(Sampler):
                 logger.debug("endpoint filter failed; span kept", exc_info=True)
         decisions = self._decisions
         if decisions is not None:
-            found = (parent_context if parent_context is not None else get_current()).get(_SPAN_KEY)
-            parent = found.get_span_context() if isinstance(found, Span) else None
+            found: Any = (parent_context if parent_context is not None else get_current()).get(
+                _SPAN_KEY
+            )
+            parent = None
+            if found is not None and (type(found) in _SPAN_TYPES or isinstance(found, Span)):
+                parent = found.get_span_context()  # (the SDK's own types: no ABC check)
             if parent is None:
                 decision = decisions[0]
                 state = None

@@ -274,6 +274,7 @@ class FastSpans:
         self.max_count: Optional[int] = None
         self.max_length: Optional[int] = None
         self.enabled = False
+        self._lean: Any = None  # a `LeanStart`, for the SDK releases it knows
         try:
             self.enabled = self._install()
         except Exception:
@@ -298,6 +299,9 @@ class FastSpans:
         tracer.span_processor = _ProcessorLayer(  # type: ignore[assignment]
             tracer.span_processor, self._pending
         )
+        from lumigo_opentelemetry.instrumentations._leanstart import lean_start
+
+        self._lean = lean_start(tracer, _SamplerLayer)
         return True
 
     def values_clean(self, attributes: Mapping[str, Any]) -> bool:
@@ -332,6 +336,11 @@ class FastSpans:
             return tracer.start_span(
                 name, context=context, kind=kind, attributes=attributes, start_time=start_time
             )
+        lean = self._lean
+        if lean is not None:
+            span = lean.start(name, context, kind, attributes, start_time)
+            if span is not None:
+                return span
         pending = self._pending
         pending.attributes = attributes
         try:
