@@ -1,12 +1,13 @@
 """The span lifecycle alone: N server-like spans through the lean paths' calls (runs in a venv).
 
-    python span_lifecycle.py server|db N [FLUSH_EVERY]
+    python span_lifecycle.py server|db|db-lean N [FLUSH_EVERY]
 
 Under the distro's own tracer provider and exporter (the environment names the endpoint,
 as for cpu_driver.py), each iteration does what the Flask path does for its server span
 (`FastSpans.start_span` with 14 clean attributes, attach, `set_attributes` with 3 more at
 the end, end, detach); `db` adds, inside it, what the lean DB-API path does for a client
-span (`tracer.start_span`, `set_attributes` with 6, attach, detach, end). The provider is
+span (`tracer.start_span`, `set_attributes` with 6, attach, detach, end); `db-lean` starts
+that client span through `FastSpans.start_span(name, None, kind, None)`. The provider is
 flushed every FLUSH_EVERY iterations (10 unless given), so the export is counted too.
 Count it under callgrind at two N for the marginal instructions per iteration.
 """
@@ -63,14 +64,18 @@ def setup(mode: str) -> Tuple[Callable[[], None], Any]:
     spans = fast_spans(server_tracer)
     server, client = SpanKind.SERVER, SpanKind.CLIENT
     root = context.Context()
-    with_db = mode == "db"
+    with_db = mode.startswith("db")
+    db_spans = fast_spans(db_tracer) if mode == "db-lean" else None
 
     def one() -> None:
         attributes = dict(START)
         span = spans.start_span("GET /db", root, server, attributes, time_ns(), {})
         token = context.attach(trace.set_span_in_context(span, root))
         if with_db:
-            db = db_tracer.start_span("SELECT", kind=client)
+            if db_spans is None:
+                db = db_tracer.start_span("SELECT", kind=client)
+            else:
+                db = db_spans.start_span("SELECT", None, client, None)
             set_attributes(db, dict(DB))
             db_token = context.attach(trace.set_span_in_context(db))
             context.detach(db_token)

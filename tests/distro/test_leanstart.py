@@ -165,3 +165,38 @@ def test_only_the_start_spans_read_are_recognised() -> None:
 
     assert variant(other, "1.45.1") is None
     assert variant(Tracer.start_span, "1.46.0") is None
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_a_span_without_attributes_under_the_current_span(sampler: str) -> None:
+    """As a DB-API span starts: no attributes, no context (the current one's span is
+    the parent), through `start_span(name, None, kind, None)`."""
+    from opentelemetry import context
+
+    def start(lean: bool) -> Any:
+        provider = TracerProvider(sampler=SAMPLERS[sampler]())
+        seen = Seen()
+        provider.add_span_processor(seen)
+        random.seed(5)
+        server = provider.get_tracer("server").start_span("GET /db", kind=SpanKind.SERVER)
+        tracer = provider.get_tracer("opentelemetry.instrumentation.dbapi", "1.0")
+        token = context.attach(trace.set_span_in_context(server))
+        try:
+            random.seed(11)
+            if lean:
+                span = fast_spans(tracer).start_span("SELECT", None, SpanKind.CLIENT, None)
+            else:
+                span = tracer.start_span("SELECT", kind=SpanKind.CLIENT)
+        finally:
+            context.detach(token)
+        return span, seen.seen[1:], server.get_span_context()
+
+    ours, ours_seen, ours_parent = start(True)
+    theirs, theirs_seen, theirs_parent = start(False)
+    assert ours_parent == theirs_parent
+    fields, reference = _fields(ours), _fields(theirs)
+    fields.pop("start", None), reference.pop("start", None)  # now, for both
+    assert fields == reference
+    assert [seen[:3] for seen in ours_seen] == [seen[:3] for seen in theirs_seen]
+    if ours.is_recording():
+        assert ours.parent == ours_parent

@@ -314,23 +314,26 @@ class FastSpans:
         name: str,
         context: Any,
         kind: Any,
-        attributes: Dict[str, Any],
+        attributes: Optional[Dict[str, Any]],
         start_time: Optional[int] = None,
         unchecked: Optional[Mapping[str, Any]] = None,
     ) -> Any:
         """`tracer.start_span(name, context, kind, attributes, start_time=...)`.
 
         `unchecked`: when given, the only attributes `values_clean` has not found clean
-        (the others were); only they, and the count, are checked."""
+        (the others were); only they, and the count, are checked. `attributes` None: a
+        span started without any (as a DB-API span is), in one call too."""
         tracer = self.tracer
         max_count = self.max_count
-        if unchecked is None:
+        if attributes is None:
+            fast = self.enabled
+        elif unchecked is None:
             fast = self.enabled and clean(attributes, max_count, self.max_length)
         else:
             fast = (
                 self.enabled
                 and (max_count is None or len(attributes) <= max_count)
-                and clean(unchecked, None, self.max_length)
+                and (not unchecked or clean(unchecked, None, self.max_length))
             )
         if not fast:
             return tracer.start_span(
