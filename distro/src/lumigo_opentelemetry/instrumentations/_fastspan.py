@@ -355,24 +355,21 @@ class FastSpans:
 
 def set_attributes(span: Any, attributes: Dict[str, Any]) -> None:
     """`span.set_attributes(attributes)`; new, clean keys go straight into the span's map."""
-    bounded: Any = getattr(span, "_attributes", None)
-    store = getattr(bounded, "_dict", None)
-    if (
-        type(store) is not dict
-        or getattr(span, "_end_time", 0) is not None
-        or getattr(bounded, "_immutable", True)
-        or not clean(attributes, None, getattr(bounded, "max_value_len", 0))
-    ):
-        span.set_attributes(attributes)
-        return
-    maxlen = getattr(bounded, "maxlen", 0)
-    with span._lock, bounded._lock:
-        if (
-            span._end_time is None
-            and not bounded._immutable
-            and (maxlen is None or len(store) + len(attributes) <= maxlen)
-            and store.keys().isdisjoint(attributes)
-        ):
-            store.update(attributes)
-            return
+    try:
+        bounded = span._attributes
+        store = bounded._dict
+        maxlen = bounded.maxlen
+        fast = type(store) is dict and clean(attributes, None, bounded.max_value_len)
+    except AttributeError:  # not the SDK's span and attribute map
+        fast = False
+    if fast:
+        with span._lock, bounded._lock:
+            if (
+                span._end_time is None
+                and not bounded._immutable
+                and (maxlen is None or len(store) + len(attributes) <= maxlen)
+                and store.keys().isdisjoint(attributes)
+            ):
+                store.update(attributes)
+                return
     span.set_attributes(attributes)
