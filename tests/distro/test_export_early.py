@@ -240,3 +240,20 @@ def test_when_the_choice_fails_spans_are_queued_as_they_are(
         processor.shutdown()
     got = [ExportTraceServiceRequest.FromString(r.body) for r in receiver.requests()]
     assert _grouped(got) == _grouped([encode_spans(spans)])
+
+
+def test_values_that_compare_equal_and_large_spans_encode_as_the_reference() -> None:
+    """The attribute cache keeps `True`, `1` and `1.0` (equal, same hash) apart, and
+    -0.0 from 0.0; a span over 16 KiB gets its three-byte length."""
+    provider = TracerProvider()
+    tracer = provider.get_tracer("t")
+    spans = []
+    for value in (True, 1, 1.0, False, 0, 0.0, -0.0, "1", "x" * 20000):
+        span = tracer.start_span("s", attributes={"k": value, "n": 1, "flag": True})
+        span.end()
+        spans.append(span)
+    encoder = SpanEncoder()
+    for _ in range(2):  # the second pass from the cache
+        items = [encoder.early(span) for span in spans]
+        decoded = ExportTraceServiceRequest.FromString(encoder.encode(items))
+        assert decoded == encode_spans(spans)

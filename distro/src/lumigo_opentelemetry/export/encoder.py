@@ -373,7 +373,7 @@ class SpanEncoder:
             trace_id, span_id = context.trace_id, context.span_id
             trace_state = context.trace_state
         parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
-        if trace_state:
+        if trace_state is not _NO_STATE and trace_state:  # (the usual empty one: no __len__)
             parts.append(_text(b"\x1a", ",".join(f"{k}={v}" for k, v in trace_state.items())))
         remote = False
         if parent:
@@ -430,7 +430,13 @@ class SpanEncoder:
                 return None
         body = self.span(span)
         size = len(body)
-        return (b"\x12" + (_SMALL_VARINTS[size] if size < 128 else _length(size)) + body, group)
+        if size < 128:
+            head = _SMALL_VARINTS[size]
+        elif size < 16384:
+            head = bytes(((size & 0x7F) | 0x80, size >> 7))
+        else:
+            head = varint(size)
+        return (b"\x12" + head + body, group)
 
     def _event(self, event: Any) -> bytes:
         parts = [_EVENT_TIME.pack(0x09, event.timestamp or 0)]
@@ -547,6 +553,14 @@ def _unset_status() -> Any:
     return StatusCode.UNSET
 
 
+def _empty_trace_state() -> Any:
+    """The API's default (empty) `TraceState`, which span contexts share; a fresh object
+    (matching no span's) if it is not empty."""
+    from opentelemetry.trace.span import DEFAULT_TRACE_STATE
+
+    return DEFAULT_TRACE_STATE if len(DEFAULT_TRACE_STATE) == 0 else object()
+
+
 def _status_type() -> Any:
     """The API's `Status`, whose properties are plain reads of `_status_code` and
     `_description`."""
@@ -567,6 +581,7 @@ _KIND_BY_ID = _kinds_by_identity()
 _SDK_SPANS = frozenset(_sdk_span_types())
 _UNSET = _unset_status()
 _STATUS = _status_type()
+_NO_STATE = _empty_trace_state()
 
 
 def _status(status: Any) -> bytes:
