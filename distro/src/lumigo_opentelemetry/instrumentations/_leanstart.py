@@ -6,8 +6,9 @@ the trace flags, the span context's validation). `LeanStart.start` does the same
 in the same order with the same objects, and builds the span with the SDK's own `_Span`
 constructor and `start` (so the span, its limits and every span processor's `on_start`
 are the SDK's): the sampler the tracer has decides, with the same arguments; the id
-generator makes the ids (the default one's ids are drawn as it draws them); the span's
-trace flags, trace state, parent and attributes are the ones `start_span` gives.
+generator makes the ids (the default one's are drawn as it draws them, from
+`random.getrandbits`); the span's trace flags, trace state, parent and attributes are
+the ones `start_span` gives.
 
 Which steps `start_span` takes changed between releases (the random-trace-id flag came
 in 1.42 and took the parent's flag in 1.43), so it is used only for the releases read
@@ -19,7 +20,7 @@ that is not a `SpanContext` get the SDK's own `start_span`.
 from __future__ import annotations
 
 import logging
-from random import getrandbits
+import random
 from typing import Any, Dict, Optional
 
 logger = logging.getLogger("lumigo-opentelemetry")
@@ -171,9 +172,9 @@ class LeanStart:
         if parent is not None:
             trace_id = parent[0]
         elif random_ids:
-            trace_id = getrandbits(128)
+            trace_id = random.getrandbits(128)
             while trace_id == self.invalid_trace_id:
-                trace_id = getrandbits(128)
+                trace_id = random.getrandbits(128)
         else:
             trace_id = ids.generate_trace_id()
         result = sampler.inner.should_sample(context, trace_id, name, kind, attributes, ())
@@ -194,9 +195,9 @@ class LeanStart:
             if random_trace_id:
                 flags |= self.random_flag
         if random_ids:
-            span_id = getrandbits(64)
+            span_id = random.getrandbits(64)
             while span_id == self.invalid_span_id:
-                span_id = getrandbits(64)
+                span_id = random.getrandbits(64)
         else:
             span_id = ids.generate_span_id()
         span_context = self.span_context(
