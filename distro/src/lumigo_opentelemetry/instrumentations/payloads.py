@@ -83,6 +83,8 @@ _ENVIRON_CACHE_SIZE = 512
 #: (site, header pairs) -> (masking, limit, attribute text) of header sets seen before
 _HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
 _HEADER_TEXTS_SIZE = 256
+#: (header names, values) of a WSGI environ -> (masking, limit, request headers text)
+_WSGI_HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
 #: environ keys (in order) -> (the keys that are headers, their header names)
 _HEADER_PLANS: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Tuple[str, ...]]] = {}
 _HEADER_PLANS_SIZE = 64
@@ -147,7 +149,11 @@ def truncate(text: str, limit: int) -> str:
 
 
 def headers_attribute(
-    headers: HeaderSource, config: Config, site: Site = Site.HTTP_REQUEST_HEADERS
+    headers: HeaderSource,
+    config: Config,
+    site: Site = Site.HTTP_REQUEST_HEADERS,
+    *,
+    memo: bool = True,
 ) -> str:
     """Headers as a JSON object (lower-case names, repeated names joined with ", "),
     masked for `site` (request or response headers), truncated to the attribute
@@ -155,12 +161,14 @@ def headers_attribute(
 
     A header set seen before (same pairs, same masking and limit) takes its text from a
     bounded memo; only texts in which nothing was masked are kept there, so the memo
-    never holds a value the rules call secret."""
+    never holds a value the rules call secret. `memo=False`: the caller keeps its own."""
     kind = type(headers)
     if kind is list or kind is tuple:  # no ABC check for the usual pairs
         pairs = tuple(headers)
     else:
         pairs = tuple(headers.items() if isinstance(headers, abc.Mapping) else headers)
+    if not memo:
+        return _headers_text(pairs, config.masking, config.attribute_length_limit, site)
     key: Optional[Tuple[Any, ...]] = (id(site), pairs)  # a Site member's hash runs Python
     try:
         known = _HEADER_TEXTS.get(key)  # type: ignore[arg-type]
@@ -170,6 +178,16 @@ def headers_attribute(
     limit = config.attribute_length_limit
     if known is not None and known[0] is masking and known[1] == limit:
         return known[2]
+    text = _headers_text(pairs, masking, limit, site)
+    if key is not None and MASKED not in text:
+        if len(_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
+            _HEADER_TEXTS.clear()
+        _HEADER_TEXTS[key] = (masking, limit, text)
+    return text
+
+
+def _headers_text(pairs: Iterable[Any], masking: Any, limit: int, site: Site) -> str:
+    """`headers_attribute` without its memo."""
     merged: Dict[str, str] = {}
     for raw_name, raw_value in pairs:
         name = (raw_name if type(raw_name) is str else _text(raw_name)).strip().lower()
@@ -177,11 +195,35 @@ def headers_attribute(
             merged[name] = f"{merged[name]}, {_text(raw_value)}"
         else:
             merged[name] = raw_value if type(raw_value) is str else _text(raw_value)
-    text = truncate(masking.apply(site, merged), limit)
-    if key is not None and MASKED not in text:
-        if len(_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
-            _HEADER_TEXTS.clear()
-        _HEADER_TEXTS[key] = (masking, limit, text)
+    return truncate(masking.apply(site, merged), limit)
+
+
+def wsgi_headers_attribute(environ: Mapping[str, object], config: Config) -> str:
+    """`headers_attribute(wsgi_request_headers(environ), config)`, in fewer steps.
+
+    When every header value is a non-empty `str` (the usual environ), the text is kept in
+    a bounded memo keyed on the header names (shared by every environ with the same keys)
+    and values: that is all it depends on, with the masking and limit. As in
+    `headers_attribute`, only texts in which nothing was masked are kept."""
+    keys = tuple(environ)
+    plan = _HEADER_PLANS.get(keys)
+    if plan is None:
+        plan = _header_plan(keys)
+    header_keys, names = plan
+    values = tuple(map(environ.get, header_keys))
+    if "" in values or not _STR_ONLY.issuperset(map(type, values)):
+        return headers_attribute(_request_headers_one_by_one(environ), config)
+    key = (names, values)
+    known = _WSGI_HEADER_TEXTS.get(key)
+    masking = config.masking
+    limit = config.attribute_length_limit
+    if known is not None and known[0] is masking and known[1] == limit:
+        return known[2]
+    text = headers_attribute(list(zip(names, values)), config, memo=False)  # type: ignore[arg-type]
+    if MASKED not in text:
+        if len(_WSGI_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
+            _WSGI_HEADER_TEXTS.clear()
+        _WSGI_HEADER_TEXTS[key] = (masking, limit, text)
     return text
 
 
