@@ -224,3 +224,75 @@ def test_a_failed_detach_is_logged_by_the_api(caplog: pytest.LogCaptureFixture) 
     current.detach(token)
     current.detach(token)  # a token used twice: the API logs it, nothing raises
     assert "Failed to detach context" in caplog.text
+
+
+# --- header objects put together from their members ---------------------------------------
+
+_NAMES = st.sampled_from(
+    ["host", "user-agent", "cookie", "x-api-key", "x-thing", "authorization", "accept", "a"]
+)
+_HEADER_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "x",
+            "user:pw@example.com",
+            '{"password": "p", "ok": 1}',
+            'failed for {"token": "t"}',
+            "https://u:p@h/p?q=1",
+            "t_secret_token_value",
+            "value with t_secret_token_value inside",
+            "\u00e9\u4e2d\x00",
+        ]
+    ),
+    st.text(max_size=12),
+)
+_MASKINGS = [
+    Config.from_environ({}),
+    Config.from_environ({"LUMIGO_TRACER_TOKEN": "t_secret_token_value"}),
+    Config.from_environ({"LUMIGO_SECRET_MASKING_REGEX": '[".*thing.*"]'}),
+    Config.from_environ({"LUMIGO_SECRET_MASKING_REGEX_HTTP_REQUEST_HEADERS": "all"}),
+    Config.from_environ({"LUMIGO_SECRET_MASKING_REGEX": '["^x-.*", "a"]'}),
+]
+
+
+@given(
+    st.dictionaries(_NAMES, _HEADER_VALUES, max_size=6),
+    st.sampled_from(range(len(_MASKINGS))),
+    st.sampled_from([payloads.Site.HTTP_REQUEST_HEADERS, payloads.Site.HTTP_RESPONSE_HEADERS]),
+)
+def test_composed_header_text_is_the_whole_objects_masking(
+    merged: Dict[str, str], which: int, site: payloads.Site
+) -> None:
+    masking = _MASKINGS[which].masking
+    expected = masking.apply(site, merged)
+    for _ in range(2):  # first seen, then from the members remembered
+        composed = payloads._composed(merged, masking, site) if merged else None
+        assert composed is None or composed == expected
+        limit = _MASKINGS[which].attribute_length_limit
+        assert payloads._headers_text(list(merged.items()), masking, limit, site) == expected
+
+
+def test_members_with_a_secret_are_kept_by_name_only() -> None:
+    config = Config.from_environ({"LUMIGO_TRACER_TOKEN": "t_secret_token_value"})
+    site = payloads.Site.HTTP_REQUEST_HEADERS
+    headers = {
+        "cookie": "session=abc123",
+        "x-note": "carries t_secret_token_value",
+        "accept": "*/*",
+    }
+    text = payloads._headers_text(list(headers.items()), config.masking, 2048, site)
+    assert json.loads(text) == {"cookie": MASKED, "x-note": f"carries {MASKED}", "accept": "*/*"}
+    memos = payloads._FRAGMENTS[0]
+    remembered = repr((memos.plain, memos.by_name))
+    assert "abc123" not in remembered and "t_secret_token_value" not in remembered
+    assert (id(site), "cookie") in memos.by_name
+    assert not any(key[1] == "x-note" for key in memos.by_name)  # masked for its value
+
+
+def test_user_regexes_with_a_time_bound_are_not_composed() -> None:
+    config = Config.from_environ({"LUMIGO_SECRET_MASKING_REGEX": '["^(a|b)+$"]'})
+    site = payloads.Site.HTTP_REQUEST_HEADERS
+    assert payloads._composed({"a": "1"}, config.masking, site) is None
+    text = payloads.headers_attribute([("a", "1"), ("c", "2")], config)
+    assert json.loads(text) == {"a": MASKED, "c": "2"}

@@ -26,7 +26,7 @@ from typing import (
     Union,
 )
 
-from lumigo_opentelemetry.masking import MASKED
+from lumigo_opentelemetry.masking import MASKED, Masking
 from lumigo_opentelemetry.masking import Site as Site  # re-exported for the capture sites
 
 if TYPE_CHECKING:
@@ -195,7 +195,87 @@ def _headers_text(pairs: Iterable[Any], masking: Any, limit: int, site: Site) ->
             merged[name] = f"{merged[name]}, {_text(raw_value)}"
         else:
             merged[name] = raw_value if type(raw_value) is str else _text(raw_value)
-    return truncate(masking.apply(site, merged), limit)
+    text = _composed(merged, masking, site) if merged else None
+    if text is None:
+        text = masking.apply(site, merged)
+    return truncate(text, limit)
+
+
+class _Fragments:
+    """The masked JSON member (`"name":"value"`) of header pairs seen before, for one
+    `Masking` (bounded): in which nothing was masked, by (site, name, value); masked by
+    their name whatever the value, by (site, name) only (no value is kept)."""
+
+    def __init__(self, masking: Masking) -> None:
+        self.masking = masking
+        self.plain: Dict[Tuple[int, str, str], str] = {}
+        self.by_name: Dict[Tuple[int, str], str] = {}
+        self.composable: Dict[int, bool] = {}
+
+
+_FRAGMENTS: List[_Fragments] = []
+_FRAGMENTS_SIZE = 2048
+_PROBE_VALUE = "x"
+
+
+def _composed(merged: Dict[str, str], masking: Masking, site: Site) -> Optional[str]:
+    """`masking.apply(site, merged)` put together from each header's own masked member,
+    or None when that cannot be sure to give the same text.
+
+    Masking a header object masks each member on its own (its name's rules, its value's
+    content), and compact JSON of an object is its members joined by commas in braces;
+    only the time bound of the user's regexes spans the whole object, so rules with any
+    such regex (anything but the `.*word.*` shape and `all`) are not composed."""
+    memos = _FRAGMENTS[0] if _FRAGMENTS else None
+    if memos is None or memos.masking is not masking:
+        memos = _Fragments(masking)
+        _FRAGMENTS[:] = [memos]
+    site_id = id(site)  # a Site member's hash runs Python
+    composable = memos.composable.get(site_id)
+    if composable is None:
+        rules = masking.rules(site)
+        composable = memos.composable[site_id] = getattr(rules, "_patterns", None) == ()
+    if not composable:
+        return None
+    plain = memos.plain
+    by_name = memos.by_name
+    members: List[str] = []
+    for name, value in merged.items():
+        member = by_name.get((site_id, name))
+        if member is None:
+            member = plain.get((site_id, name, value))
+        if member is None:
+            member = _member(memos, site_id, site, name, value)
+            if member is None:
+                return None
+        members.append(member)
+    return "{" + ",".join(members) + "}"
+
+
+def _member(memos: _Fragments, site_id: int, site: Site, name: str, value: str) -> Optional[str]:
+    """One header's masked JSON member, remembered when it may be (see `_Fragments`)."""
+    masking = memos.masking
+    text = masking.apply(site, {name: value})
+    if len(text) < 2 or text[0] != "{" or text[-1] != "}":
+        return None  # masked as a whole: the whole object would be too
+    member = text[1:-1]
+    if MASKED not in member:
+        plain = memos.plain
+        if len(plain) >= _FRAGMENTS_SIZE:
+            plain.clear()
+        plain[(site_id, name, value)] = member
+        return member
+    # masked by its name? then a harmless value is masked the same way (`x` is not
+    # masked for what it holds unless it holds the token)
+    token = masking.token
+    if token and token in _PROBE_VALUE:
+        return member
+    if masking.apply(site, {name: _PROBE_VALUE})[1:-1] == member:
+        by_name = memos.by_name
+        if len(by_name) >= _FRAGMENTS_SIZE:
+            by_name.clear()
+        by_name[(site_id, name)] = member
+    return member
 
 
 def wsgi_headers_attribute(environ: Mapping[str, object], config: Config) -> str:
