@@ -11,7 +11,13 @@ Per request, on the default (old) HTTP semantic conventions:
   per-value check of values it would record unchanged);
 - the incoming context is extracted with the global propagator (`_propagation`: not
   run when the default W3C propagators would find neither of their headers);
-- the context (extracted parent plus the span) is attached once and detached once;
+- the context (extracted parent plus the span) is attached once and detached once,
+  through the API's context variable when its runtime context is the default one
+  (`_otel_context`), and the Flask request context is read from Flask's own context
+  variable (no werkzeug proxy);
+- whether payloads are captured is decided once, when the span starts (a recording
+  server span); the request headers text and a short response body's text come from
+  bounded memos (`payloads.wsgi_headers_attribute`, `flask._response_body`);
 - the response body is taken after the last `after_request` step; the status code,
   response headers and bodies are set together when the request ends (after the last
   teardown function), with the exception recorded and the status set the way
