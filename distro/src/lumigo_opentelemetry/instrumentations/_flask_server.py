@@ -11,7 +11,13 @@ Per request, on the default (old) HTTP semantic conventions:
   per-value check of values it would record unchanged);
 - the incoming context is extracted with the global propagator (`_propagation`: not
   run when the default W3C propagators would find neither of their headers);
-- the context (extracted parent plus the span) is attached once and detached once;
+- the context (extracted parent plus the span) is attached once and detached once,
+  through the API's context variable when its runtime context is the default one
+  (`_otel_context`), and the Flask request context is read from Flask's own context
+  variable (no werkzeug proxy);
+- whether payloads are captured is decided once, when the span starts (a recording
+  server span); the request headers text and a short response body's text come from
+  bounded memos (`payloads.wsgi_headers_attribute`, `flask._response_body`);
 - the response body is taken after the last `after_request` step; the status code,
   response headers and bodies are set together when the request ends (after the last
   teardown function), with the exception recorded and the status set the way
@@ -37,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 from lumigo_opentelemetry.instrumentations._wsgi_request import (
     COMMON_METHODS,
@@ -60,6 +67,7 @@ class _Request:
     """One request's tracing state, kept in its WSGI environ."""
 
     __slots__ = (
+        "capture",
         "context",
         "late",
         "recording",
@@ -78,7 +86,8 @@ class _Request:
         self.recording: Any = None  # RecordingInput of a server span
         self.status: Optional[str] = None
         self.response_headers: Any = None
-        self.late = payloads.Attributes()  # attributes set at the end, in one call
+        self.capture = False  # a recording server span: payloads are captured
+        self.late: Dict[str, Any] = {}  # attributes set at the end, in one call
 
 
 class FlaskServerSpans:
@@ -97,7 +106,7 @@ class FlaskServerSpans:
         with self._prepare_lock:
             if self._prepared:
                 return
-            from opentelemetry import context, trace
+            from opentelemetry import trace
             from opentelemetry.instrumentation.utils import http_status_to_status_code
             from opentelemetry.instrumentation.wsgi import collect_request_attributes, wsgi_getter
             from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -112,9 +121,8 @@ class FlaskServerSpans:
             self.spans = fast_spans(self.tracer)
             self.excluded = get_excluded_urls("FLASK")
             self.has_exclusions = bool(getattr(self.excluded, "_excluded_urls", True))
-            self._context = context
-            self._trace = trace
-            self._extract = Extractor(wsgi_getter, asgi=False)
+            self._current = CurrentContext()
+            self._extract = Extractor(wsgi_getter, asgi=False).wsgi
             self._collect = memoized(
                 collect_request_attributes,
                 self._masked,
@@ -127,7 +135,6 @@ class FlaskServerSpans:
             self._status = Status
             self._error = StatusCode.ERROR
             self._unset = StatusCode.UNSET
-            self._invalid = trace.INVALID_SPAN
             self._custom_request, self._custom_response = custom_header_collectors()
             self._current_context = _request_context_getter()
             import flask
@@ -215,7 +222,8 @@ class FlaskServerSpans:
         if not self._prepared:
             self._prepare()
 
-        request = self._request._get_current_object()  # type: ignore[attr-defined]
+        request_context = self._current_context()
+        request = request_context.request
         environ = request.environ
         state = environ.get(_STATE_KEY)
         if state is None or state.span is not None:
@@ -223,8 +231,7 @@ class FlaskServerSpans:
         if self.has_exclusions and self.excluded.url_disabled(request.url):
             return
         rule = request.url_rule
-        trace = self._trace
-        server = trace.get_current_span() is self._invalid
+        current, server = self._current.current()
         # contrib's request attributes (a copy); a server span's with their URLs masked
         found, known_clean = self._collect(environ, server)
         attributes: payloads.Attributes = found  # type: ignore[assignment]
@@ -235,28 +242,26 @@ class FlaskServerSpans:
                 unchecked["http.route"] = rule.rule
         name = _span_name(environ, rule)
         if not server:
-            parent = self._context.get_current()
+            parent = current
             kind = self._internal
         else:
             parent = self._extract(environ)
             kind = self._server
-            config = self.config
-            payloads.set_captured(
-                attributes,  # type: ignore[arg-type]
-                payloads.REQUEST_HEADERS,
-                _request_headers,
-                environ,
-                config,
+            headers = _captured(
+                payloads.REQUEST_HEADERS, payloads.wsgi_headers_attribute, environ, self.config
             )
-            if unchecked is not None and payloads.REQUEST_HEADERS in attributes:
-                unchecked[payloads.REQUEST_HEADERS] = attributes[payloads.REQUEST_HEADERS]
+            if headers is not None:
+                attributes[payloads.REQUEST_HEADERS] = headers
+                if unchecked is not None:
+                    unchecked[payloads.REQUEST_HEADERS] = headers
             if self._custom_request is not None:
                 attributes.update(self._custom_request(environ))
                 unchecked = None
         span = self.spans.start_span(name, parent, kind, attributes, state.start, unchecked)
         state.span = span
-        state.context = self._current_context()
-        state.token = self._context.attach(trace.set_span_in_context(span, parent))
+        state.capture = server and span.is_recording()
+        state.context = request_context
+        state.token = self._current.attach(span, parent)
 
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
         """A server span's request attributes: URL secrets masked."""
@@ -283,7 +288,7 @@ class FlaskServerSpans:
                 # the environ holds the state and the request context holds the environ:
                 # let go of the context, so the request's objects die with it, not in a GC
                 state.context = None
-                self._context.detach(token)
+                self._current.detach(token)
         except Exception:
             logger.debug("flask server span not ended", exc_info=True)
 
@@ -304,7 +309,7 @@ class FlaskServerSpans:
                 code = -1
             if code >= 0:
                 late["http.status_code"] = code
-        if span.kind is self._server:
+        if state.capture:
             self._capture(state, late)
         if late:
             set_attributes(span, late)
@@ -324,24 +329,22 @@ class FlaskServerSpans:
         config = self.config
         headers = state.response_headers
         if headers is not None:
-            payloads.set_captured(
-                late,  # type: ignore[arg-type]
-                payloads.RESPONSE_HEADERS,
-                payloads.headers_attribute,
-                headers,
-                config,
-            )
+            text = _captured(payloads.RESPONSE_HEADERS, payloads.headers_attribute, headers, config)
+            if text is not None:
+                late[payloads.RESPONSE_HEADERS] = text
             if self._custom_response is not None:
                 late.update(self._custom_response(headers))
-        recorder = getattr(state.recording, "recorder", None)
+        recording = state.recording
+        recorder = recording.recorder if recording is not None else None
         if recorder is not None and recorder.total:
-            payloads.set_captured(
-                late,  # type: ignore[arg-type]
+            text = _captured(
                 payloads.REQUEST_BODY,
                 recorder.attribute,
                 config,
                 self._current_context().request.environ.get("CONTENT_TYPE"),
             )
+            if text is not None:
+                late[payloads.REQUEST_BODY] = text
 
     def _response(self, response: Any) -> None:
         """The final response's body, kept for the server span's end."""
@@ -349,15 +352,10 @@ class FlaskServerSpans:
             return  # no span started yet
         try:
             state: Any = self._current_context().request.environ.get(_STATE_KEY)
-            span = getattr(state, "span", None)
-            if span is not None and span.kind is self._server and span.is_recording():
-                payloads.set_captured(
-                    state.late,
-                    payloads.RESPONSE_BODY,
-                    self._response_body,
-                    response,
-                    self.config,
-                )
+            if state is not None and state.capture:
+                body = _captured(payloads.RESPONSE_BODY, self._response_body, response, self.config)
+                if body is not None:
+                    state.late[payloads.RESPONSE_BODY] = body
         except Exception:
             logger.debug("flask body capture failed", exc_info=True)
 
@@ -391,14 +389,23 @@ def _span_name(environ: Dict[str, Any], rule: Any) -> str:
     return f"{method} {path}" if method and path else str(method)
 
 
-def _request_headers(environ: Dict[str, Any], config: Config) -> str:
-    return payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
+def _captured(key: str, compute: Callable[..., Optional[str]], *args: Any) -> Optional[str]:
+    """`compute(*args)` for attribute `key`, or None (logged at debug, as
+    `payloads.set_captured` does) if it fails: the attribute is dropped."""
+    try:
+        return compute(*args)
+    except Exception:
+        logger.debug("capturing %s failed; attribute dropped", key, exc_info=True)
+        return None
 
 
 def _request_context_getter() -> Callable[[], Any]:
     """The current Flask request context object (Flask >= 2.2, and before)."""
     import flask
 
+    variable = getattr(flask.globals, "_cv_request", None)
+    if variable is not None and hasattr(variable, "get"):
+        return variable.get  # type: ignore[no-any-return]  # a ContextVar: one C call
     current = getattr(flask.globals, "request_ctx", None)
     if current is not None:
         return current._get_current_object  # type: ignore[no-any-return]

@@ -29,9 +29,19 @@ class Extractor:
         self._default: Optional[Any] = None  # the global propagator found to be the default
 
     def __call__(self, carrier: Any) -> Any:
-        if not self._has_headers(carrier) and self._is_default(self._global()):
-            return self._empty()
+        if not self._has_headers(carrier):
+            propagator = self._global()
+            if propagator is self._default or self._is_default(propagator):
+                return self._empty()
         return self._extract(carrier, getter=self._getter)
+
+    def wsgi(self, environ: Any) -> Any:
+        """`self(environ)` for a WSGI environ, with the header check inline."""
+        if "HTTP_TRACEPARENT" not in environ and "HTTP_BAGGAGE" not in environ:
+            propagator = self._global()
+            if propagator is self._default or self._is_default(propagator):
+                return self._empty()
+        return self._extract(environ, getter=self._getter)
 
     def _is_default(self, propagator: Any) -> bool:
         if propagator is self._default:

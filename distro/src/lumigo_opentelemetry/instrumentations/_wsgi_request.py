@@ -54,13 +54,15 @@ def memoized(
             found = collect(environ)
             return copy(mask(found) if masked else found), False
         if known is None:
-            raw = collect(environ)
-            known = [raw, check(raw), None, False]
+            known = [collect(environ), None, None, False]  # checked when first needed
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
             memo[key] = known
         if not masked:
-            return copy(known[0]), known[1]
+            verdict = known[1]
+            if verdict is None:
+                verdict = known[1] = check(known[0])
+            return copy(known[0]), verdict
         masked_copy = known[2]
         if masked_copy is None:
             masked_copy = known[2] = mask(known[0])

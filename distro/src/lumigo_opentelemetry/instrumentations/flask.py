@@ -20,9 +20,10 @@ All capture code is guarded: a failure drops that attribute and logs at debug.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.masking import MASKED
 
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
@@ -225,24 +226,40 @@ def _capture_bodies(config: Config) -> Callable[[Any], Any]:
 
 
 def _response_body(response: Any, config: Config) -> Optional[str]:
-    """The body of a non-streamed response, without touching streamed ones."""
-    if getattr(response, "direct_passthrough", False) or not getattr(
-        response, "is_sequence", False
-    ):
+    """The body of a non-streamed response, without touching streamed ones.
+
+    A short single-chunk body's text is kept in a bounded memo keyed on its content type
+    and bytes (fixed answers repeat: health checks, empty lists, `ok`); only texts in
+    which nothing was masked are kept there."""
+    items: Any = getattr(response, "response", None)
+    kind = type(items)
+    if kind is not list and kind is not tuple and not getattr(response, "is_sequence", False):
+        return None
+    if getattr(response, "direct_passthrough", False):
         return None
     content_type = response.headers.get("Content-Type")
-    items = response.response
     if len(items) == 1 and type(items[0]) is bytes:
         # the usual single-chunk body: no copy, no re-encoding
         body = items[0]
         limit = max(0, config.attribute_length_limit)
-        return payloads.body_attribute(
+        key = (content_type, body) if len(body) <= _BODY_MEMO_LENGTH else None
+        masking = config.masking
+        if key is not None:
+            known = _BODY_TEXTS.get(key)
+            if known is not None and known[0] is masking and known[1] == limit:
+                return known[2]
+        text = payloads.body_attribute(
             body[:limit],
             config,
             content_type,
             total_size=len(body),
             site=payloads.Site.HTTP_RESPONSE_BODIES,
         )
+        if key is not None and text is not None and MASKED not in text:
+            if len(_BODY_TEXTS) >= _BODY_MEMO_SIZE:
+                _BODY_TEXTS.clear()
+            _BODY_TEXTS[key] = (masking, limit, text)
+        return text
     recorder = payloads.BoundedBody(config.attribute_length_limit)
     for item in items:
         recorder.add(item)
@@ -253,6 +270,12 @@ def _response_body(response: Any, config: Config) -> Optional[str]:
         total_size=recorder.total,
         site=payloads.Site.HTTP_RESPONSE_BODIES,
     )
+
+
+_BODY_MEMO_LENGTH = 1024
+_BODY_MEMO_SIZE = 256
+#: (content type, body) -> (masking, limit, attribute text) of short bodies seen before
+_BODY_TEXTS: Dict[Tuple[Any, bytes], Tuple[Any, int, str]] = {}
 
 
 def uninstrument() -> None:

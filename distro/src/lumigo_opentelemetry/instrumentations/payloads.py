@@ -26,7 +26,7 @@ from typing import (
     Union,
 )
 
-from lumigo_opentelemetry.masking import MASKED
+from lumigo_opentelemetry.masking import MASKED, Masking
 from lumigo_opentelemetry.masking import Site as Site  # re-exported for the capture sites
 
 if TYPE_CHECKING:
@@ -83,6 +83,8 @@ _ENVIRON_CACHE_SIZE = 512
 #: (site, header pairs) -> (masking, limit, attribute text) of header sets seen before
 _HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
 _HEADER_TEXTS_SIZE = 256
+#: (header names, values) of a WSGI environ -> (masking, limit, request headers text)
+_WSGI_HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
 #: environ keys (in order) -> (the keys that are headers, their header names)
 _HEADER_PLANS: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Tuple[str, ...]]] = {}
 _HEADER_PLANS_SIZE = 64
@@ -147,7 +149,11 @@ def truncate(text: str, limit: int) -> str:
 
 
 def headers_attribute(
-    headers: HeaderSource, config: Config, site: Site = Site.HTTP_REQUEST_HEADERS
+    headers: HeaderSource,
+    config: Config,
+    site: Site = Site.HTTP_REQUEST_HEADERS,
+    *,
+    memo: bool = True,
 ) -> str:
     """Headers as a JSON object (lower-case names, repeated names joined with ", "),
     masked for `site` (request or response headers), truncated to the attribute
@@ -155,12 +161,14 @@ def headers_attribute(
 
     A header set seen before (same pairs, same masking and limit) takes its text from a
     bounded memo; only texts in which nothing was masked are kept there, so the memo
-    never holds a value the rules call secret."""
+    never holds a value the rules call secret. `memo=False`: the caller keeps its own."""
     kind = type(headers)
     if kind is list or kind is tuple:  # no ABC check for the usual pairs
         pairs = tuple(headers)
     else:
         pairs = tuple(headers.items() if isinstance(headers, abc.Mapping) else headers)
+    if not memo:
+        return _headers_text(pairs, config.masking, config.attribute_length_limit, site)
     key: Optional[Tuple[Any, ...]] = (id(site), pairs)  # a Site member's hash runs Python
     try:
         known = _HEADER_TEXTS.get(key)  # type: ignore[arg-type]
@@ -170,6 +178,16 @@ def headers_attribute(
     limit = config.attribute_length_limit
     if known is not None and known[0] is masking and known[1] == limit:
         return known[2]
+    text = _headers_text(pairs, masking, limit, site)
+    if key is not None and MASKED not in text:
+        if len(_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
+            _HEADER_TEXTS.clear()
+        _HEADER_TEXTS[key] = (masking, limit, text)
+    return text
+
+
+def _headers_text(pairs: Iterable[Any], masking: Any, limit: int, site: Site) -> str:
+    """`headers_attribute` without its memo."""
     merged: Dict[str, str] = {}
     for raw_name, raw_value in pairs:
         name = (raw_name if type(raw_name) is str else _text(raw_name)).strip().lower()
@@ -177,11 +195,115 @@ def headers_attribute(
             merged[name] = f"{merged[name]}, {_text(raw_value)}"
         else:
             merged[name] = raw_value if type(raw_value) is str else _text(raw_value)
-    text = truncate(masking.apply(site, merged), limit)
-    if key is not None and MASKED not in text:
-        if len(_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
-            _HEADER_TEXTS.clear()
-        _HEADER_TEXTS[key] = (masking, limit, text)
+    text = _composed(merged, masking, site) if merged else None
+    if text is None:
+        text = masking.apply(site, merged)
+    return truncate(text, limit)
+
+
+class _Fragments:
+    """The masked JSON member (`"name":"value"`) of header pairs seen before, for one
+    `Masking` (bounded): in which nothing was masked, by (site, name, value); masked by
+    their name whatever the value, by (site, name) only (no value is kept)."""
+
+    def __init__(self, masking: Masking) -> None:
+        self.masking = masking
+        self.plain: Dict[Tuple[int, str, str], str] = {}
+        self.by_name: Dict[Tuple[int, str], str] = {}
+        self.composable: Dict[int, bool] = {}
+
+
+_FRAGMENTS: List[_Fragments] = []
+_FRAGMENTS_SIZE = 2048
+_PROBE_VALUE = "x"
+
+
+def _composed(merged: Dict[str, str], masking: Masking, site: Site) -> Optional[str]:
+    """`masking.apply(site, merged)` put together from each header's own masked member,
+    or None when that cannot be sure to give the same text.
+
+    Masking a header object masks each member on its own (its name's rules, its value's
+    content), and compact JSON of an object is its members joined by commas in braces;
+    only the time bound of the user's regexes spans the whole object, so rules with any
+    such regex (anything but the `.*word.*` shape and `all`) are not composed."""
+    memos = _FRAGMENTS[0] if _FRAGMENTS else None
+    if memos is None or memos.masking is not masking:
+        memos = _Fragments(masking)
+        _FRAGMENTS[:] = [memos]
+    site_id = id(site)  # a Site member's hash runs Python
+    composable = memos.composable.get(site_id)
+    if composable is None:
+        rules = masking.rules(site)
+        composable = memos.composable[site_id] = getattr(rules, "_patterns", None) == ()
+    if not composable:
+        return None
+    plain = memos.plain
+    by_name = memos.by_name
+    members: List[str] = []
+    for name, value in merged.items():
+        member = by_name.get((site_id, name))
+        if member is None:
+            member = plain.get((site_id, name, value))
+        if member is None:
+            member = _member(memos, site_id, site, name, value)
+            if member is None:
+                return None
+        members.append(member)
+    return "{" + ",".join(members) + "}"
+
+
+def _member(memos: _Fragments, site_id: int, site: Site, name: str, value: str) -> Optional[str]:
+    """One header's masked JSON member, remembered when it may be (see `_Fragments`)."""
+    masking = memos.masking
+    text = masking.apply(site, {name: value})
+    if len(text) < 2 or text[0] != "{" or text[-1] != "}":
+        return None  # masked as a whole: the whole object would be too
+    member = text[1:-1]
+    if MASKED not in member:
+        plain = memos.plain
+        if len(plain) >= _FRAGMENTS_SIZE:
+            plain.clear()
+        plain[(site_id, name, value)] = member
+        return member
+    # masked by its name? then a harmless value is masked the same way (`x` is not
+    # masked for what it holds unless it holds the token)
+    token = masking.token
+    if token and token in _PROBE_VALUE:
+        return member
+    if masking.apply(site, {name: _PROBE_VALUE})[1:-1] == member:
+        by_name = memos.by_name
+        if len(by_name) >= _FRAGMENTS_SIZE:
+            by_name.clear()
+        by_name[(site_id, name)] = member
+    return member
+
+
+def wsgi_headers_attribute(environ: Mapping[str, object], config: Config) -> str:
+    """`headers_attribute(wsgi_request_headers(environ), config)`, in fewer steps.
+
+    When every header value is a non-empty `str` (the usual environ), the text is kept in
+    a bounded memo keyed on the header names (shared by every environ with the same keys)
+    and values: that is all it depends on, with the masking and limit. As in
+    `headers_attribute`, only texts in which nothing was masked are kept."""
+    keys = tuple(environ)
+    plan = _HEADER_PLANS.get(keys)
+    if plan is None:
+        plan = _header_plan(keys)
+    header_keys, names = plan
+    values = tuple(map(environ.get, header_keys))
+    if "" in values or not _STR_ONLY.issuperset(map(type, values)):
+        return headers_attribute(_request_headers_one_by_one(environ), config)
+    key = (names, values)
+    known = _WSGI_HEADER_TEXTS.get(key)
+    masking = config.masking
+    limit = config.attribute_length_limit
+    if known is not None and known[0] is masking and known[1] == limit:
+        return known[2]
+    text = headers_attribute(list(zip(names, values)), config, memo=False)  # type: ignore[arg-type]
+    if MASKED not in text:
+        if len(_WSGI_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
+            _WSGI_HEADER_TEXTS.clear()
+        _WSGI_HEADER_TEXTS[key] = (masking, limit, text)
     return text
 
 
