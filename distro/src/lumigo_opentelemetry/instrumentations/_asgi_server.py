@@ -136,11 +136,14 @@ class LeanServerSpans:
         if scope.get("type") != "http":
             await self.contrib(scope, receive, send)
             return
-        if not self._enabled():
+        # an empty context (the usual one at a request's start) holds no suppression
+        # flag and no current span: nothing more to read from it
+        current = self._context.get_current()
+        if current and not self._enabled():
             await self._untraced(scope, receive, send)
             return
         try:
-            started = self._start(scope)
+            started = self._start(scope, current)
         except Exception:
             logger.debug("fastapi server span not started", exc_info=True)
             started = None
@@ -180,14 +183,16 @@ class LeanServerSpans:
         status_code = self._status_of(code, server_span=True)
         return None if status_code is self._unset else self._status(status_code)
 
-    def _start(self, scope: Scope) -> Optional[Tuple[_Exchange, Any]]:
+    def _start(self, scope: Scope, current: Any) -> Optional[Tuple[_Exchange, Any]]:
+        """The span (with its exchange) and the token of its context, for a request
+        in the `current` context; None: not traced (an excluded URL)."""
         excluded = self.excluded
         if excluded is not None and excluded.url_disabled(self._url_of(scope)[2]):
             return None
         headers = scope.get("headers") or []
         capture = None
         late = payloads.Attributes()  # set when the span ends
-        if self._trace.get_current_span() is self._invalid:
+        if not current or self._trace.get_current_span(current) is self._invalid:
             seen = self.memos.request(headers)
             shape, peer = self._shape(scope, seen.keyed)
             attributes, unchecked = shape.server_attributes(self.config, self.spans, peer)
@@ -204,7 +209,7 @@ class LeanServerSpans:
             if peer is not None:
                 attributes[_PEER_IP], attributes[_PEER_PORT] = peer
             unchecked = {} if shape.raw_clean(self.spans) else None
-            parent = self._context.get_current()
+            parent = current
             kind = self._internal
         span = self.spans.start_span(shape.name, parent, kind, attributes, None, unchecked)
         token = self._context.attach(self._set_value(self._span_key, span, parent))
