@@ -34,3 +34,15 @@ def test_every_connection_gets_its_own_peer_attributes() -> None:
     rest = [{k: v for k, v in s.attributes.items() if not k.startswith("net.peer.")} for s in spans]
     assert all(r == rest[0] for r in rest)
     assert {s.name for s in spans} == {"GET /items/{item}"}
+
+
+def test_a_global_propagator_set_later_finds_its_parent() -> None:
+    """The same header set, remembered as carrying no W3C header, still goes through
+    the global propagator once the app has set its own."""
+    done = run_app("asgi_propagator.py", traced_env())
+    assert done.returncode == 0, done.stderr
+    traces = json.loads(done.stdout.strip().splitlines()[-1])["traces"]
+    parent = "0af7651916cd43dd8448eb211c80319c"
+    assert parent not in traces[:2]
+    assert len(set(traces[:2])) == 2
+    assert traces[2:] == [parent, parent]

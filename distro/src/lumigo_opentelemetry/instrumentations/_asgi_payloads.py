@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations._propagation import _asgi_has_headers
 from lumigo_opentelemetry.masking import MASKED
 
 if TYPE_CHECKING:
@@ -45,16 +46,23 @@ def _captured(
 
 class Headers:
     """What a set of headers gives: its attribute text (None: dropped), its content
-    type and, for request headers, the part of the span-attribute memo key it decides."""
+    type and, for request headers, the part of the span-attribute memo key it decides
+    and whether a propagator may find a parent context in them (`propagated`: a
+    `traceparent` or `baggage` header, as `_propagation` checks)."""
 
-    __slots__ = ("content_type", "keyed", "text")
+    __slots__ = ("content_type", "keyed", "propagated", "text")
 
     def __init__(
-        self, text: Optional[str], content_type: Optional[str], keyed: Tuple[Any, ...] = ()
+        self,
+        text: Optional[str],
+        content_type: Optional[str],
+        keyed: Tuple[Any, ...] = (),
+        propagated: bool = True,
     ) -> None:
         self.text = text
         self.content_type = content_type
         self.keyed = keyed
+        self.propagated = propagated
 
 
 class Memos:
@@ -80,6 +88,7 @@ class Memos:
             _captured(payloads.REQUEST_HEADERS, payloads.headers_attribute, headers, config),
             payloads.header_value(headers, "content-type"),
             keyed_headers(headers),
+            _asgi_has_headers({"headers": headers}),
         )
         _keep(self.request_headers, pairs, seen.text, seen)
         return seen

@@ -79,7 +79,7 @@ class LeanServerSpans:
     """An ASGI middleware: one server span per HTTP request, payloads included."""
 
     def __init__(self, contrib: Any, config: Config) -> None:
-        from opentelemetry import context, trace
+        from opentelemetry import context, propagate, trace
         from opentelemetry.instrumentation.asgi import (
             asgi_getter,
             collect_request_attributes,
@@ -114,7 +114,11 @@ class LeanServerSpans:
         self._unset = StatusCode.UNSET
         self._status_of: Any = http_status_to_status_code
         self._response_propagator: Any = get_global_response_propagator
-        self._propagators: Any = _response_propagators(get_global_response_propagator)
+        self._propagators: Any = _module_global(
+            get_global_response_propagator, "_RESPONSE_PROPAGATOR"
+        )
+        self._textmaps: Any = _module_global(propagate.get_global_textmap, "_HTTP_TEXT_FORMAT")
+        self._no_parent: Any = context.Context
         self._span_key, self._set_value = _span_key(trace, context)
         self._plain_routes = _plain_routes()
         self._plain_app: Any = None  # an app class whose `routes` is Starlette's property
@@ -200,7 +204,15 @@ class LeanServerSpans:
                 attributes[payloads.REQUEST_HEADERS] = seen.text
                 if unchecked is not None:
                     unchecked = {payloads.REQUEST_HEADERS: seen.text}
-            parent = self._extract(scope)
+            textmaps = self._textmaps
+            if (
+                not seen.propagated
+                and textmaps is not None
+                and textmaps._HTTP_TEXT_FORMAT is self._extract._default
+            ):  # no header the (default) global propagator reads: what it would give
+                parent = self._no_parent()
+            else:
+                parent = self._extract(scope)
             kind = self._server
             capture = Capture(self.memos, seen.content_type, late)
         else:
@@ -291,16 +303,16 @@ def _peer(client: Any, max_length: Optional[int]) -> Optional[Tuple[str, int]]:
     return ip, port
 
 
-def _response_propagators(get_global: Any) -> Any:
-    """The module whose `_RESPONSE_PROPAGATOR` `get_global` returns (read at each
-    response, without the call), or None: call `get_global`."""
+def _module_global(get_global: Any, name: str) -> Any:
+    """The module whose global `name` the function `get_global` just returns (read at
+    each request, without the call), or None."""
     module = sys.modules.get(getattr(get_global, "__module__", ""))
     code = getattr(get_global, "__code__", None)
     if (
         module is not None
-        and hasattr(module, "_RESPONSE_PROPAGATOR")
+        and hasattr(module, name)
         and code is not None
-        and code.co_names == ("_RESPONSE_PROPAGATOR",)
+        and code.co_names == (name,)
         and code.co_argcount == 0
     ):
         return module
