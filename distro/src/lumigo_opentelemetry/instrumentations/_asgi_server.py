@@ -156,7 +156,7 @@ class LeanServerSpans:
             return
         exchange, token = started
         try:
-            await self.app(scope, exchange.receive(receive), exchange.send(send))
+            await self.app(scope, *exchange.wrap(receive, send))
         except Exception as exc:
             exchange.failed(exc)
             failure: Optional[Exception] = exc
@@ -414,22 +414,21 @@ class _Exchange:
         self.responded = False  # whether the response started
         self.ended = False  # whether `end` ran
 
-    def receive(self, receive: Receive) -> Receive:
+    def wrap(self, receive: Receive, send: Send) -> Tuple[Receive, Send]:
+        """The app's `receive` (capturing the request body) and `send` (the span's
+        bookkeeping)."""
         capture = self.capture
-        if capture is None:
-            return receive
+        capturing_receive = receive
+        if capture is not None:
 
-        async def capturing_receive() -> Message:
-            message = await receive()
-            try:
-                capture.on_receive(message)
-            except Exception:
-                logger.debug("fastapi request body capture failed", exc_info=True)
-            return message
+            async def capturing_receive() -> Message:
+                message = await receive()
+                try:
+                    capture.on_receive(message)
+                except Exception:
+                    logger.debug("fastapi request body capture failed", exc_info=True)
+                return message
 
-        return capturing_receive
-
-    def send(self, send: Send) -> Send:
         async def traced_send(message: Message) -> None:
             try:
                 kind = message.get("type")
@@ -460,7 +459,7 @@ class _Exchange:
                 context.detach(outside)
             self.end()
 
-        return traced_send
+        return capturing_receive, traced_send
 
     def _response_start(self, message: Message) -> None:
         """Bookkeeping before the response's start `message` is sent."""
