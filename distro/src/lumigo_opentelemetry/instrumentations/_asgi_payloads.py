@@ -90,7 +90,8 @@ class Memos:
             keyed_headers(headers),
             _asgi_has_headers({"headers": headers}),
         )
-        _keep(self.request_headers, pairs, seen.text, seen)
+        if not seen.propagated:  # a traceparent makes each request's set its own
+            _keep(self.request_headers, pairs, seen.text, seen)
         return seen
 
     def response(self, headers: Any) -> Headers:

@@ -275,6 +275,9 @@ class LeanServerSpans:
                 and (collected.get(_PEER_IP), collected.get(_PEER_PORT)) != peer
             ):
                 key = None  # not the client attributes `_peer` replaces: no memo
+            route = extra.get("http.route") if isinstance(extra, dict) else None
+            if isinstance(route, str) and "{" in route:
+                key = None  # a path with ids: seldom seen again, kept out of the memo
             if key is not None:
                 if len(self._memo) >= _MEMO_SIZE:
                     self._memo.clear()
