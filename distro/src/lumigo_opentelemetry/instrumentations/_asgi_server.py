@@ -7,7 +7,9 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
 - the span name and request attributes come from contrib's own functions (the app's
   route lookup, `collect_request_attributes`), once per distinct request shape (a
   bounded memo, copied per request, its URL attributes masked once when masking
-  changes none of them, with `_fastspan`'s verdict that they are clean); the request
+  changes none of them, with `_fastspan`'s verdict that they are clean; one entry for
+  every client, whose `net.peer.ip`/`net.peer.port` are set per request in their
+  place; routes with path parameters are not kept); the request
   headers are captured (`_asgi_payloads`, memoised per header set) before the span
   starts, and all of them go to `start_span` in one call (a sampler and every span
   processor's `on_start` see them); the incoming context is extracted as in
