@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.instrumentations._propagation import _asgi_has_headers
 from lumigo_opentelemetry.masking import MASKED
 
 if TYPE_CHECKING:
@@ -45,16 +46,23 @@ def _captured(
 
 class Headers:
     """What a set of headers gives: its attribute text (None: dropped), its content
-    type and, for request headers, the part of the span-attribute memo key it decides."""
+    type and, for request headers, the part of the span-attribute memo key it decides
+    and whether a propagator may find a parent context in them (`propagated`: a
+    `traceparent` or `baggage` header, as `_propagation` checks)."""
 
-    __slots__ = ("content_type", "keyed", "text")
+    __slots__ = ("content_type", "keyed", "propagated", "text")
 
     def __init__(
-        self, text: Optional[str], content_type: Optional[str], keyed: Tuple[Any, ...] = ()
+        self,
+        text: Optional[str],
+        content_type: Optional[str],
+        keyed: Tuple[Any, ...] = (),
+        propagated: bool = True,
     ) -> None:
         self.text = text
         self.content_type = content_type
         self.keyed = keyed
+        self.propagated = propagated
 
 
 class Memos:
@@ -68,7 +76,11 @@ class Memos:
 
     def request(self, headers: Any) -> Headers:
         """The request headers' text, content type and memo-key part."""
-        known, pairs = _lookup(self.request_headers, headers)
+        try:
+            pairs: Any = tuple(headers)
+            known = self.request_headers.get(pairs)
+        except TypeError:  # unhashable pairs: no memo
+            pairs, known = None, None
         if known is not None:
             return known
         config = self.config
@@ -76,13 +88,19 @@ class Memos:
             _captured(payloads.REQUEST_HEADERS, payloads.headers_attribute, headers, config),
             payloads.header_value(headers, "content-type"),
             keyed_headers(headers),
+            _asgi_has_headers({"headers": headers}),
         )
-        _keep(self.request_headers, pairs, seen.text, seen)
+        if not seen.propagated:  # a traceparent makes each request's set its own
+            _keep(self.request_headers, pairs, seen.text, seen)
         return seen
 
     def response(self, headers: Any) -> Headers:
         """The response headers' text and content type."""
-        known, pairs = _lookup(self.response_headers, headers)
+        try:
+            pairs: Any = tuple(headers)
+            known = self.response_headers.get(pairs)
+        except TypeError:  # unhashable pairs: no memo
+            pairs, known = None, None
         if known is not None:
             return known
         seen = Headers(
@@ -121,14 +139,6 @@ class Memos:
         )
         _keep(self.bodies, key, text, text)
         return text
-
-
-def _lookup(memo: Dict[Any, Headers], headers: Any) -> Tuple[Optional[Headers], Any]:
-    try:
-        pairs = tuple(headers)
-        return memo.get(pairs), pairs
-    except TypeError:  # unhashable pairs: no memo
-        return None, None
 
 
 def _keep(memo: Dict[Any, Any], key: Any, text: Optional[str], value: Any) -> None:
@@ -228,15 +238,20 @@ class Capture:
 
     def response_body(self, message: Any, last: bool) -> None:
         response = self.response
-        if response is None:
-            response = self.response = Body(self.memos.config.attribute_length_limit)
-        response.add(message.get("body"), last)
-        if not last:
-            return
+        body = message.get("body")
+        if response is None and last and type(body) is bytes:  # the usual lone chunk
+            total = len(body)
+            limit = max(0, self.memos.config.attribute_length_limit)
+            data = body if total <= limit else body[:limit]
+        else:
+            if response is None:
+                response = self.response = Body(self.memos.config.attribute_length_limit)
+            response.add(body, last)
+            if not last:
+                return
+            data, total = response.data, response.total
         if self.request is not None and self.request.total:
             self.request_body()
-        text = self.memos.body(
-            response.data, response.total, self.response_type, payloads.Site.HTTP_RESPONSE_BODIES
-        )
+        text = self.memos.body(data, total, self.response_type, payloads.Site.HTTP_RESPONSE_BODIES)
         if text is not None:
             self.late[payloads.RESPONSE_BODY] = text

@@ -7,7 +7,9 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
 - the span name and request attributes come from contrib's own functions (the app's
   route lookup, `collect_request_attributes`), once per distinct request shape (a
   bounded memo, copied per request, its URL attributes masked once when masking
-  changes none of them, with `_fastspan`'s verdict that they are clean); the request
+  changes none of them, with `_fastspan`'s verdict that they are clean; one entry for
+  every client, whose `net.peer.ip`/`net.peer.port` are set per request in their
+  place; routes with path parameters are not kept); the request
   headers are captured (`_asgi_payloads`, memoised per header set) before the span
   starts, and all of them go to `start_span` in one call (a sampler and every span
   processor's `on_start` see them); the incoming context is extracted as in
@@ -34,6 +36,7 @@ it would when the app's own 500 handling fails.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
@@ -78,7 +81,7 @@ class LeanServerSpans:
     """An ASGI middleware: one server span per HTTP request, payloads included."""
 
     def __init__(self, contrib: Any, config: Config) -> None:
-        from opentelemetry import context, trace
+        from opentelemetry import context, propagate, trace
         from opentelemetry.instrumentation.asgi import (
             asgi_getter,
             collect_request_attributes,
@@ -113,6 +116,14 @@ class LeanServerSpans:
         self._unset = StatusCode.UNSET
         self._status_of: Any = http_status_to_status_code
         self._response_propagator: Any = get_global_response_propagator
+        self._propagators: Any = _module_global(
+            get_global_response_propagator, "_RESPONSE_PROPAGATOR"
+        )
+        self._textmaps: Any = _module_global(propagate.get_global_textmap, "_HTTP_TEXT_FORMAT")
+        self._no_parent: Any = context.Context
+        self._span_key, self._set_value = _span_key(trace, context)
+        self._plain_routes = _plain_routes()
+        self._plain_app: Any = None  # an app class whose `routes` is Starlette's property
         self._memo: Dict[Tuple[Any, ...], _Shape] = {}
         self.memos = Memos(config)
         self._statuses: Dict[int, Any] = {}
@@ -131,11 +142,14 @@ class LeanServerSpans:
         if scope.get("type") != "http":
             await self.contrib(scope, receive, send)
             return
-        if not self._enabled():
+        # an empty context (the usual one at a request's start) holds no suppression
+        # flag and no current span: nothing more to read from it
+        current = self._context.get_current()
+        if current and not self._enabled():
             await self._untraced(scope, receive, send)
             return
         try:
-            started = self._start(scope)
+            started = self._start(scope, current)
         except Exception:
             logger.debug("fastapi server span not started", exc_info=True)
             started = None
@@ -144,7 +158,7 @@ class LeanServerSpans:
             return
         exchange, token = started
         try:
-            await self.app(scope, exchange.receive(receive), exchange.send(send))
+            await self.app(scope, *exchange.wrap(receive, send))
         except Exception as exc:
             exchange.failed(exc)
             failure: Optional[Exception] = exc
@@ -152,7 +166,8 @@ class LeanServerSpans:
             failure = None
         finally:
             self._context.detach(token)
-            exchange.end()
+            if not exchange.ended:
+                exchange.end()
         if failure is not None:
             try:
                 if self._error_response is not None and not exchange.responded:
@@ -174,42 +189,80 @@ class LeanServerSpans:
         status_code = self._status_of(code, server_span=True)
         return None if status_code is self._unset else self._status(status_code)
 
-    def _start(self, scope: Scope) -> Optional[Tuple[_Exchange, Any]]:
+    def _start(self, scope: Scope, current: Any) -> Optional[Tuple[_Exchange, Any]]:
+        """The span (with its exchange) and the token of its context, for a request
+        in the `current` context; None: not traced (an excluded URL)."""
         excluded = self.excluded
         if excluded is not None and excluded.url_disabled(self._url_of(scope)[2]):
             return None
         headers = scope.get("headers") or []
-        config = self.config
         capture = None
         late = payloads.Attributes()  # set when the span ends
-        if self._trace.get_current_span() is self._invalid:
+        if not current or self._trace.get_current_span(current) is self._invalid:
             seen = self.memos.request(headers)
-            shape = self._shape(scope, seen.keyed)
-            attributes, unchecked = shape.server_attributes(config, self.spans)
+            shape, peer = self._shape(scope, seen.keyed)
+            attributes, unchecked = shape.server_attributes(self.config, self.spans, peer)
             if seen.text is not None:
                 attributes[payloads.REQUEST_HEADERS] = seen.text
                 if unchecked is not None:
                     unchecked = {payloads.REQUEST_HEADERS: seen.text}
-            parent = self._extract(scope)
+            textmaps = self._textmaps
+            if (
+                not seen.propagated
+                and textmaps is not None
+                and textmaps._HTTP_TEXT_FORMAT is self._extract._default
+            ):  # no header the (default) global propagator reads: what it would give
+                parent = self._no_parent()
+            else:
+                parent = self._extract(scope)
             kind = self._server
             capture = Capture(self.memos, seen.content_type, late)
         else:
-            shape = self._shape(scope, keyed_headers(headers))
+            shape, peer = self._shape(scope, keyed_headers(headers))
             attributes = payloads.Attributes(shape.raw)
+            if peer is not None:
+                attributes[_PEER_IP], attributes[_PEER_PORT] = peer
             unchecked = {} if shape.raw_clean(self.spans) else None
-            parent = self._context.get_current()
+            parent = current
             kind = self._internal
         span = self.spans.start_span(shape.name, parent, kind, attributes, None, unchecked)
-        token = self._context.attach(self._trace.set_span_in_context(span, parent))
+        token = self._context.attach(self._set_value(self._span_key, span, parent))
         if capture is not None and not span.is_recording():
             capture = None
         return _Exchange(self, span, capture, late, parent), token
 
-    def _shape(self, scope: Scope, keyed: Tuple[Any, ...]) -> _Shape:
+    def _shape(
+        self, scope: Scope, keyed: Tuple[Any, ...]
+    ) -> Tuple[_Shape, Optional[Tuple[str, int]]]:
         """contrib's span name and request attributes for this request shape, from the
-        memo when the same shape was seen before."""
+        memo when the same shape was seen before; and the client's address and port
+        when they are to replace the shape's own (`_peer`: the memo holds one shape for
+        every client, whose port changes with each connection)."""
+        app: Any = scope.get("app")
+        if type(app) is self._plain_app:
+            routes = app.router.routes
+        else:
+            routes = getattr(app, "routes", None)
+            if self._plain_routes is not None and (
+                getattr(type(app), "routes", None) is self._plain_routes
+            ):
+                self._plain_app = type(app)
+        client = scope.get("client")
+        peer = _peer(client, self.spans.max_length)
         try:
-            key: Optional[Tuple[Any, ...]] = _memo_key(scope, keyed)
+            key: Optional[Tuple[Any, ...]] = (
+                scope.get("method"),
+                scope.get("scheme"),
+                scope.get("http_version"),
+                scope.get("path"),
+                scope.get("root_path"),
+                scope.get("query_string"),
+                scope.get("server"),
+                _PEER if peer is not None else client,
+                keyed,
+                id(app),
+                len(routes) if isinstance(routes, list) else None,
+            )
             known = self._memo.get(key)  # type: ignore[arg-type]
         except TypeError:  # an unhashable value in the scope: no memo
             key, known = None, None
@@ -218,30 +271,89 @@ class LeanServerSpans:
             collected = self._collect(scope)
             collected.update(extra)
             known = _Shape(name, collected)
+            if (
+                peer is not None
+                and key is not None
+                and (collected.get(_PEER_IP), collected.get(_PEER_PORT)) != peer
+            ):
+                key = None  # not the client attributes `_peer` replaces: no memo
+            route = extra.get("http.route") if isinstance(extra, dict) else None
+            if isinstance(route, str) and "{" in route:
+                key = None  # a path with ids: seldom seen again, kept out of the memo
             if key is not None:
                 if len(self._memo) >= _MEMO_SIZE:
                     self._memo.clear()
                 self._memo[key] = known
-        return known
+        return known, peer
 
 
-def _memo_key(scope: Scope, keyed: Tuple[Any, ...]) -> Tuple[Any, ...]:
-    """Every scope value contrib's span name and request attributes depend on."""
-    app = scope.get("app")
-    routes = getattr(app, "routes", None)
-    return (
-        scope.get("method"),
-        scope.get("scheme"),
-        scope.get("http_version"),
-        scope.get("path"),
-        scope.get("root_path"),
-        scope.get("query_string"),
-        scope.get("server"),
-        scope.get("client"),
-        keyed,
-        id(app),
-        len(routes) if isinstance(routes, list) else None,
-    )
+_PEER: Any = object()  # the memo key's client part when `_peer` gives the client
+_PEER_IP = "net.peer.ip"
+_PEER_PORT = "net.peer.port"
+
+
+def _peer(client: Any, max_length: Optional[int]) -> Optional[Tuple[str, int]]:
+    """The client's (address, port) when contrib records them as they are under
+    `net.peer.ip` and `net.peer.port` (a non-empty string within the length limit, a
+    non-zero int), else None (the memo key holds the client itself then)."""
+    if type(client) is not tuple and type(client) is not list:
+        return None
+    if len(client) != 2:
+        return None
+    ip, port = client
+    if type(ip) is not str or not ip or type(port) is not int or not port:
+        return None
+    if max_length is not None and len(ip) > max_length:
+        return None
+    return ip, port
+
+
+def _module_global(get_global: Any, name: str) -> Any:
+    """The module whose global `name` the function `get_global` just returns (read at
+    each request, without the call), or None."""
+    module = sys.modules.get(getattr(get_global, "__module__", ""))
+    code = getattr(get_global, "__code__", None)
+    if (
+        module is not None
+        and hasattr(module, name)
+        and code is not None
+        and code.co_names == (name,)
+        and code.co_argcount == 0
+    ):
+        return module
+    return None
+
+
+def _span_key(trace: Any, context: Any) -> Tuple[Any, Callable[..., Any]]:
+    """`set_span_in_context(span, parent)` as `set_value(key, span, parent)`, or as
+    itself when the key is not where it has always been."""
+    try:
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
+        span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+        made = context.set_value(_SPAN_KEY, span, context.Context())
+        if trace.get_current_span(made) is span and made == trace.set_span_in_context(
+            span, context.Context()
+        ):
+            return _SPAN_KEY, context.set_value
+    except Exception:
+        logger.debug("span key not found", exc_info=True)
+
+    def set_span(_key: Any, span: Any, parent: Any) -> Any:
+        return trace.set_span_in_context(span, parent)
+
+    return None, set_span
+
+
+def _plain_routes() -> Any:
+    """Starlette's `routes` property (`self.router.routes`), or None."""
+    try:
+        from starlette.applications import Starlette
+
+        routes = Starlette.__dict__.get("routes")
+        return routes if isinstance(routes, property) else None
+    except Exception:
+        return None
 
 
 class _Shape:
@@ -263,19 +375,25 @@ class _Shape:
         return self._clean
 
     def server_attributes(
-        self, config: Config, spans: Any
+        self, config: Config, spans: Any, peer: Optional[Tuple[str, int]] = None
     ) -> Tuple[payloads.Attributes, Optional[Dict[str, Any]]]:
-        """A copy of the server span's attributes, URLs masked, and `unchecked` for
-        `start_span` ({}: all clean, None: unknown). Kept only when masking changed
-        nothing (the memo holds no masked value; a config never changes)."""
+        """A copy of the server span's attributes, URLs masked, the client's `peer`
+        (address, port) in place of the shape's, and `unchecked` for `start_span`
+        ({}: all clean, None: unknown). Kept only when masking changed nothing (the
+        memo holds no masked value; a config never changes)."""
         server = self._server
         if server is not None:
-            return payloads.Attributes(server), {} if self._server_clean else None
+            attributes = payloads.Attributes(server)
+            if peer is not None:
+                attributes[_PEER_IP], attributes[_PEER_PORT] = peer
+            return attributes, {} if self._server_clean else None
         attributes = payloads.Attributes(self.raw)
         payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
         if attributes == self.raw:
             self._server = self.raw
             self._server_clean = self.raw_clean(spans)
+        if peer is not None:
+            attributes[_PEER_IP], attributes[_PEER_PORT] = peer
         return attributes, None
 
 
@@ -283,7 +401,7 @@ class _Exchange:
     """One request's span: the status when the response starts, the late attributes
     and the end when its last body chunk is sent (or when the app returns or fails)."""
 
-    __slots__ = ("capture", "late", "owner", "parent", "responded", "span")
+    __slots__ = ("capture", "ended", "late", "owner", "parent", "responded", "span")
 
     def __init__(
         self,
@@ -299,28 +417,37 @@ class _Exchange:
         self.late = late
         self.parent = parent  # the context the span was started in
         self.responded = False  # whether the response started
+        self.ended = False  # whether `end` ran
 
-    def receive(self, receive: Receive) -> Receive:
+    def wrap(self, receive: Receive, send: Send) -> Tuple[Receive, Send]:
+        """The app's `receive` (capturing the request body) and `send` (the span's
+        bookkeeping)."""
         capture = self.capture
-        if capture is None:
-            return receive
+        capturing_receive = receive
+        if capture is not None:
 
-        async def capturing_receive() -> Message:
-            message = await receive()
-            try:
-                capture.on_receive(message)
-            except Exception:
-                logger.debug("fastapi request body capture failed", exc_info=True)
-            return message
+            async def capturing_receive() -> Message:
+                message = await receive()
+                try:
+                    capture.on_receive(message)
+                except Exception:
+                    logger.debug("fastapi request body capture failed", exc_info=True)
+                return message
 
-        return capturing_receive
-
-    def send(self, send: Send) -> Send:
         async def traced_send(message: Message) -> None:
-            last = False
             try:
-                last = self._on_send(message)
+                kind = message.get("type")
+                if kind == "http.response.body":
+                    last = not message.get("more_body", False)
+                    capture = self.capture
+                    if capture is not None:
+                        capture.response_body(message, last)
+                else:
+                    last = False
+                    if kind == "http.response.start":
+                        self._response_start(message)
             except Exception:
+                last = False
                 logger.debug("fastapi server span bookkeeping failed", exc_info=True)
             if not last:
                 await send(message)
@@ -337,38 +464,32 @@ class _Exchange:
                 context.detach(outside)
             self.end()
 
-        return traced_send
+        return capturing_receive, traced_send
 
-    def _on_send(self, message: Message) -> bool:
-        """Bookkeeping before `message` is sent; True after the last body chunk."""
-        kind = message.get("type")
+    def _response_start(self, message: Message) -> None:
+        """Bookkeeping before the response's start `message` is sent."""
         span = self.span
-        if kind == "http.response.start":
-            self.responded = True
-            status = message.get("status")
-            if status and span.is_recording():
-                self._status(status)
-            capture = self.capture
-            if capture is not None:
-                capture.response_start(message)
-            propagator = self.owner._response_propagator()
-            if propagator:
-                from opentelemetry.instrumentation.asgi import asgi_setter
+        self.responded = True
+        status = message.get("status")
+        if status and span.is_recording():
+            self._status(status)
+        capture = self.capture
+        if capture is not None:
+            capture.response_start(message)
+        owner = self.owner
+        module = owner._propagators
+        propagator = (
+            module._RESPONSE_PROPAGATOR if module is not None else owner._response_propagator()
+        )
+        if propagator:
+            from opentelemetry.instrumentation.asgi import asgi_setter
 
-                trace = self.owner._trace
-                propagator.inject(
-                    message,
-                    context=trace.set_span_in_context(span, trace.context_api.Context()),
-                    setter=asgi_setter,
-                )
-            return False
-        if kind == "http.response.body":
-            last = not message.get("more_body", False)
-            capture = self.capture
-            if capture is not None:
-                capture.response_body(message, last)
-            return last
-        return False
+            trace = owner._trace
+            propagator.inject(
+                message,
+                context=trace.set_span_in_context(span, trace.context_api.Context()),
+                setter=asgi_setter,
+            )
 
     def _status(self, status: Any) -> None:
         owner = self.owner
@@ -407,6 +528,7 @@ class _Exchange:
             logger.debug("fastapi exception not recorded", exc_info=True)
 
     def end(self) -> None:
+        self.ended = True
         span = self.span
         if not span.is_recording():
             return
