@@ -77,13 +77,15 @@ def _connection_key(integration: Any) -> Tuple[Any, ...]:
 
 
 class LeanExecution(Releasing):
-    """A wrapt wrapper for `CursorTracer.traced_execution` (see module)."""
+    """A wrapt wrapper for `CursorTracer.traced_execution` (see module); `run` is the same
+    call made directly by our cursor proxies (`_dbapi_proxies`, `_pg_cursors`)."""
 
     def __init__(self, *functions: Callable[..., Any]) -> None:
         super().__init__(*functions)
         self.enabled = True
         self._memo: Dict[Tuple[Any, ...], _Plan] = {}
         self._api: Optional[Dict[str, Any]] = None
+        self._contrib = functions[0] if functions else None  # contrib's own, unwrapped
 
     def clear(self) -> None:
         """Forget every memo entry (the masking configuration changed)."""
@@ -105,6 +107,34 @@ class LeanExecution(Releasing):
         if plan is None:
             return super().__call__(wrapped, instance, args, kwargs)
         return self._traced(instance, plan, args[0], args[1], args[2:], kwargs)
+
+    def run(
+        self,
+        instance: Any,
+        cursor: Any,
+        query_method: Callable[..., Any],
+        query_args: Tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        """`instance.traced_execution(cursor, query_method, *query_args, **kwargs)`, for an
+        `instance` whose `traced_execution` is this wrapper's (no wrapt binding per call)."""
+        plan = None
+        if self.enabled and query_args and type(query_args[0]) is str:
+            try:
+                plan = self._plan(instance, cursor, query_args)
+            except Exception:
+                logger.debug("lean DB-API span not planned", exc_info=True)
+        if plan is None:
+            contrib = self._contrib
+            if contrib is None:  # pragma: no cover - always given by `release_errors`
+                return instance.traced_execution(cursor, query_method, *query_args, **kwargs)
+            return super().__call__(
+                contrib.__get__(instance, type(instance)),
+                instance,
+                (cursor, query_method, *query_args),
+                kwargs,
+            )
+        return self._traced(instance, plan, cursor, query_method, query_args, kwargs)
 
     def _plan(self, instance: Any, cursor: Any, query_args: Tuple[Any, ...]) -> Optional[_Plan]:
         integration = instance._db_api_integration

@@ -1,0 +1,165 @@
+"""DB-API connection and cursor proxies that cost less per cursor and per query.
+
+opentelemetry-instrumentation-dbapi (pymysql and every driver on its generic
+`TracedConnectionProxy`) builds, for each `connection.cursor()`, a `TracedCursorProxy`
+with a new `CursorTracer` (through `typing`'s generic alias call, plus a regular
+expression lookup), and each `cursor.execute` goes through the proxy's method, then the
+wrapt binding of `traced_execution` and its wrapper: about as much work as the untraced
+query's own Python.
+
+Here `DatabaseApiIntegration.wrapped_connection` is wrapped: a connection proxy that
+contrib made as usual (`TracedConnectionProxy`, exactly) is replaced by its subclass
+`LeanConnectionProxy` around the same connection and integration. Its cursors are
+`LeanCursorProxy` (a `TracedCursorProxy` subclass) sharing one `CursorTracer` per
+connection: the one contrib makes for a cursor (it holds nothing about the cursor), made
+once when the connection is. Their `execute`, `executemany` and `callproc` call the lean path
+(`LeanExecution.run`) directly, which is what `traced_execution` would have called.
+Anything else (another proxy type, a tracer class whose `traced_execution` is not ours,
+a failure here) gets contrib's own cursor proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping, Optional, Tuple
+
+from lumigo_opentelemetry.instrumentations._dbapi_lean import LeanExecution, installed
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+#: (LeanConnectionProxy, LeanCursorProxy), made when installed
+_classes: Optional[Tuple[type, type]] = None
+
+
+def _lean_of(tracer: Any) -> Optional[LeanExecution]:
+    """The `LeanExecution` that `tracer.traced_execution` runs, if that is what it runs."""
+    for klass in type(tracer).__mro__:
+        method = klass.__dict__.get("traced_execution")
+        if method is not None:
+            return installed(method)
+    return None
+
+
+def _make_classes(dbapi: Any) -> Tuple[type, type]:
+    # what `TracedCursorProxy.__init__` calls first: its wrapt base's `__init__`
+    base_init: Callable[..., None] = next(
+        klass.__dict__["__init__"]
+        for klass in dbapi.TracedCursorProxy.__mro__[1:]
+        if "__init__" in klass.__dict__
+    )
+    get = object.__getattribute__
+
+    class LeanCursorProxy(dbapi.TracedCursorProxy):  # type: ignore[misc]
+        """`TracedCursorProxy` with its connection's tracer; queries go straight to the
+        lean path."""
+
+        def __init__(self, cursor: Any, cursor_tracer: Any, lean: LeanExecution) -> None:
+            base_init(self, cursor)
+            self._self_cursor_tracer = cursor_tracer
+            self._self_lumigo_lean = lean
+
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            cursor = self.__wrapped__
+            return self._self_lumigo_lean.run(
+                self._self_cursor_tracer, cursor, cursor.execute, args, kwargs
+            )
+
+        def executemany(self, *args: Any, **kwargs: Any) -> Any:
+            cursor = self.__wrapped__
+            return self._self_lumigo_lean.run(
+                self._self_cursor_tracer, cursor, cursor.executemany, args, kwargs
+            )
+
+        def callproc(self, *args: Any, **kwargs: Any) -> Any:
+            cursor = self.__wrapped__
+            return self._self_lumigo_lean.run(
+                self._self_cursor_tracer, cursor, cursor.callproc, args, kwargs
+            )
+
+    class LeanConnectionProxy(dbapi.TracedConnectionProxy):  # type: ignore[misc]
+        """`TracedConnectionProxy` whose cursors share one tracer (see module)."""
+
+        def __init__(self, connection: Any, db_api_integration: Any) -> None:
+            super().__init__(connection, db_api_integration)
+            self._self_lumigo_tracer = _tracer_for(dbapi, db_api_integration)
+
+        def cursor(self, *args: Any, **kwargs: Any) -> Any:
+            cursor = get(self, "__wrapped__").cursor(*args, **kwargs)
+            known = get(self, "_self_lumigo_tracer")
+            if known is None:
+                return dbapi.get_traced_cursor_proxy(cursor, get(self, "_self_db_api_integration"))
+            return LeanCursorProxy(cursor, known[0], known[1])
+
+    return LeanConnectionProxy, LeanCursorProxy
+
+
+def _tracer_for(dbapi: Any, integration: Any) -> Optional[Tuple[Any, LeanExecution]]:
+    """(tracer, lean): the `CursorTracer` contrib makes for a cursor of `integration`'s
+    connection (made around a stand-in cursor, which it does not touch), when its
+    `traced_execution` is ours; else None (the connection's cursors stay contrib's)."""
+    try:
+        proxy = dbapi.get_traced_cursor_proxy(_StandIn(), integration)
+        if type(proxy) is dbapi.TracedCursorProxy:
+            tracer = proxy._self_cursor_tracer
+            lean = _lean_of(tracer)
+            if lean is not None:
+                return (tracer, lean)
+    except Exception:
+        logger.debug("lean DB-API cursors not used", exc_info=True)
+    return None
+
+
+class _StandIn:
+    """The cursor the tracer is made around (contrib's proxy only wraps it)."""
+
+
+class _WrappedConnection:
+    """Wraps `DatabaseApiIntegration.wrapped_connection`: contrib's connection proxy,
+    re-made as a `LeanConnectionProxy`."""
+
+    def __init__(self, reference: Any, lean_class: Any) -> None:
+        self.reference = reference
+        self.lean_class = lean_class
+
+    def __call__(
+        self,
+        wrapped: Callable[..., Any],
+        _instance: Any,
+        args: Tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        proxy: Any = wrapped(*args, **kwargs)
+        try:
+            if type(proxy) is self.reference:
+                return self.lean_class(proxy.__wrapped__, proxy._self_db_api_integration)
+        except Exception:
+            logger.debug("lean DB-API connection proxy not used", exc_info=True)
+        return proxy
+
+
+def install() -> None:
+    """Wrap `DatabaseApiIntegration.wrapped_connection` once."""
+    global _classes
+    from opentelemetry.instrumentation import dbapi
+    from wrapt import wrap_function_wrapper
+
+    current = dbapi.DatabaseApiIntegration.__dict__.get("wrapped_connection")
+    if isinstance(getattr(current, "_self_wrapper", None), _WrappedConnection):
+        return
+    if _classes is None:
+        _classes = _make_classes(dbapi)
+    wrap_function_wrapper(
+        dbapi.DatabaseApiIntegration,
+        "wrapped_connection",
+        _WrappedConnection(dbapi.TracedConnectionProxy, _classes[0]),
+    )
+
+
+def uninstall() -> None:
+    """Undo `install()` (used by tests); connections made since keep their proxies."""
+    from opentelemetry.instrumentation import dbapi
+    from opentelemetry.instrumentation.utils import unwrap
+
+    current = dbapi.DatabaseApiIntegration.__dict__.get("wrapped_connection")
+    if isinstance(getattr(current, "_self_wrapper", None), _WrappedConnection):
+        unwrap(dbapi.DatabaseApiIntegration, "wrapped_connection")
