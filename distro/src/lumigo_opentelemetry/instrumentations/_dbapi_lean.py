@@ -25,6 +25,7 @@ attributes than the span limit, or any failure while making the memo entry.
 from __future__ import annotations
 
 import logging
+from itertools import count
 from time import perf_counter
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
@@ -84,6 +85,8 @@ class LeanExecution(Releasing):
         super().__init__(*functions)
         self.enabled = True
         self._memo: Dict[Tuple[Any, ...], _Plan] = {}
+        self._tokens: Dict[Tuple[Any, ...], int] = {}
+        self._numbers = count()
         self._api: Optional[Dict[str, Any]] = None
         self._contrib = functions[0] if functions else None  # contrib's own, unwrapped
 
@@ -140,7 +143,10 @@ class LeanExecution(Releasing):
         integration = instance._db_api_integration
         if instance._commenter_enabled or integration.capture_parameters:
             return None
-        key = (type(instance), _connection_key(integration), query_args[0])
+        token = integration.__dict__.get("_lumigo_lean_token")
+        if token is None:
+            token = self._token(integration)
+        key = (type(instance), token, query_args[0])
         known = self._memo.get(key)
         if known is not None:
             return known
@@ -156,15 +162,32 @@ class LeanExecution(Releasing):
         self._memo[key] = made
         return made
 
+    def _token(self, integration: Any) -> int:
+        """A number for what the integration's spans depend on (`_connection_key`): equal
+        connections share it, a number is never given to another key (cached on it)."""
+        key = _connection_key(integration)
+        token = self._tokens.get(key)
+        if token is None:
+            if len(self._tokens) >= _MEMO_SIZE:
+                self._tokens = {}
+            token = self._tokens[key] = next(self._numbers)
+        integration._lumigo_lean_token = token
+        return token
+
     def _load(self) -> Dict[str, Any]:
         from opentelemetry import context
-        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+        from opentelemetry.instrumentation import utils
         from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
+        # contrib's `is_instrumentation_enabled()` reads these two keys of the current
+        # context; read here from the context the span starts in (one lookup of it)
+        keys = getattr(utils, "_SUPPRESS_INSTRUMENTATION_KEY_PLAIN", None)
         self._api = {
             "attach": context.attach,
             "detach": context.detach,
-            "enabled": is_instrumentation_enabled,
+            "current": context.get_current,
+            "enabled": utils.is_instrumentation_enabled,
+            "suppress": None if keys is None else (context._SUPPRESS_INSTRUMENTATION_KEY, keys),
             "client": SpanKind.CLIENT,
             "in_context": set_span_in_context,
             "Status": Status,
@@ -182,14 +205,22 @@ class LeanExecution(Releasing):
         kwargs: Mapping[str, Any],
     ) -> Any:
         api = self._api or self._load()
-        if not api["enabled"]():
+        current = api["current"]()
+        suppress = api["suppress"]
+        if (
+            (current.get(suppress[0]) or current.get(suppress[1]))
+            if suppress is not None
+            else not api["enabled"]()
+        ):
             return query_method(*query_args, **kwargs)
         name, attributes, operation = plan
-        span = instance._db_api_integration._tracer.start_span(name, kind=api["client"])
+        span = instance._db_api_integration._tracer.start_span(
+            name, context=current, kind=api["client"]
+        )
         try:
             if span.is_recording():
-                set_attributes(span, dict(attributes))
-            token = api["attach"](api["in_context"](span))
+                set_attributes(span, attributes)  # read, never changed
+            token = api["attach"](api["in_context"](span, current))
             try:
                 record = getattr(instance, "_record_metrics", None)  # contrib >= 0.63b0
                 started = perf_counter()
