@@ -110,3 +110,23 @@ def test_a_replaced_cursor_proxy_factory_is_honoured(connection: Any) -> None:
             conn.close()
     finally:
         dbapi.get_traced_cursor_proxy = original
+
+
+def test_suppressed_instrumentation_makes_no_span_either_way(
+    connection: Any, receiver: OtlpReceiver
+) -> None:
+    from opentelemetry import context
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with connection.cursor() as cursor:
+        with suppress_instrumentation():
+            cursor.execute("SELECT 1")
+        token = context.attach(context.set_value("suppress_instrumentation", True))
+        try:
+            cursor.execute("SELECT 2")  # the plain key contrib also honours
+        finally:
+            context.detach(token)
+        assert cursor.fetchall() == ((2,),)
+        cursor.execute("SELECT 3")
+    spans = receiver.wait_for_spans(1)
+    assert [s.attributes["db.statement"] for s in spans] == ["SELECT 3"]

@@ -101,15 +101,9 @@ class LeanExecution(Releasing):
         args: Tuple[Any, ...],
         kwargs: Mapping[str, Any],
     ) -> Any:
-        plan = None
-        if self.enabled and len(args) > 2 and type(args[2]) is str and instance is not None:
-            try:
-                plan = self._plan(instance, args[0], args[2:])
-            except Exception:
-                logger.debug("lean DB-API span not planned", exc_info=True)
-        if plan is None:
+        if instance is None or len(args) < 2:
             return super().__call__(wrapped, instance, args, kwargs)
-        return self._traced(instance, plan, args[0], args[1], args[2:], kwargs)
+        return self.run(instance, args[0], args[1], args[2:], kwargs, wrapped)
 
     def run(
         self,
@@ -118,26 +112,74 @@ class LeanExecution(Releasing):
         query_method: Callable[..., Any],
         query_args: Tuple[Any, ...],
         kwargs: Mapping[str, Any],
+        wrapped: Optional[Callable[..., Any]] = None,
     ) -> Any:
         """`instance.traced_execution(cursor, query_method, *query_args, **kwargs)`, for an
-        `instance` whose `traced_execution` is this wrapper's (no wrapt binding per call)."""
+        `instance` whose `traced_execution` is this wrapper's; `wrapped`: contrib's, bound
+        (by default, made here: our cursor proxies call this with no wrapt binding)."""
         plan = None
         if self.enabled and query_args and type(query_args[0]) is str:
             try:
-                plan = self._plan(instance, cursor, query_args)
+                integration = instance._db_api_integration
+                token = integration.__dict__.get("_lumigo_lean_token")
+                if (
+                    token is not None
+                    and not instance._commenter_enabled
+                    and not integration.capture_parameters
+                ):
+                    plan = self._memo.get((type(instance), token, query_args[0]))
+                if plan is None:
+                    plan = self._plan(instance, cursor, query_args)
             except Exception:
                 logger.debug("lean DB-API span not planned", exc_info=True)
         if plan is None:
-            contrib = self._contrib
-            if contrib is None:  # pragma: no cover - always given by `release_errors`
-                return instance.traced_execution(cursor, query_method, *query_args, **kwargs)
-            return super().__call__(
-                contrib.__get__(instance, type(instance)),
-                instance,
-                (cursor, query_method, *query_args),
-                kwargs,
-            )
-        return self._traced(instance, plan, cursor, query_method, query_args, kwargs)
+            if wrapped is None:
+                contrib = self._contrib
+                if contrib is None:  # pragma: no cover - always given by `release_errors`
+                    return instance.traced_execution(cursor, query_method, *query_args, **kwargs)
+                wrapped = contrib.__get__(instance, type(instance))
+            return super().__call__(wrapped, instance, (cursor, query_method, *query_args), kwargs)
+
+        api = self._api or self._load()
+        current = api["current"]()
+        suppress = api["suppress"]
+        if (
+            (current.get(suppress[0]) or current.get(suppress[1]))
+            if suppress is not None
+            else not api["enabled"]()
+        ):
+            return query_method(*query_args, **kwargs)
+        name, attributes, operation = plan
+        span = instance._db_api_integration._tracer.start_span(
+            name, context=current, kind=api["client"]
+        )
+        try:
+            if span.is_recording():
+                set_attributes(span, attributes)  # read, never changed
+            token = api["attach"](api["in_context"](span, current))
+            try:
+                record = getattr(instance, "_record_metrics", None)  # contrib >= 0.63b0
+                started = perf_counter()
+                try:
+                    result = query_method(*query_args, **kwargs)
+                except BaseException as exc:
+                    if record is not None:
+                        error = exc if isinstance(exc, Exception) else None
+                        record(cursor, operation, started, error)
+                        del error  # no frame of ours keeps the exception (`_release`)
+                    raise
+                if record is not None:
+                    record(cursor, operation, started, None)
+                return result
+            finally:
+                api["detach"](token)
+        except Exception as exc:  # as the SDK's `use_span` records it
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(api["Status"](api["ERROR"], f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            span.end()
 
     def _plan(self, instance: Any, cursor: Any, query_args: Tuple[Any, ...]) -> Optional[_Plan]:
         integration = instance._db_api_integration
@@ -195,58 +237,17 @@ class LeanExecution(Releasing):
         }
         return self._api
 
-    def _traced(
-        self,
-        instance: Any,
-        plan: _Plan,
-        cursor: Any,
-        query_method: Callable[..., Any],
-        query_args: Tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-    ) -> Any:
-        api = self._api or self._load()
-        current = api["current"]()
-        suppress = api["suppress"]
-        if (
-            (current.get(suppress[0]) or current.get(suppress[1]))
-            if suppress is not None
-            else not api["enabled"]()
-        ):
-            return query_method(*query_args, **kwargs)
-        name, attributes, operation = plan
-        span = instance._db_api_integration._tracer.start_span(
-            name, context=current, kind=api["client"]
-        )
-        try:
-            if span.is_recording():
-                set_attributes(span, attributes)  # read, never changed
-            token = api["attach"](api["in_context"](span, current))
-            try:
-                record = getattr(instance, "_record_metrics", None)  # contrib >= 0.63b0
-                started = perf_counter()
-                try:
-                    result = query_method(*query_args, **kwargs)
-                except BaseException as exc:
-                    if record is not None:
-                        error = exc if isinstance(exc, Exception) else None
-                        record(cursor, operation, started, error)
-                        del error  # no frame of ours keeps the exception (`_release`)
-                    raise
-                if record is not None:
-                    record(cursor, operation, started, None)
-                return result
-            finally:
-                api["detach"](token)
-        except Exception as exc:  # as the SDK's `use_span` records it
-            if span.is_recording():
-                span.record_exception(exc)
-                span.set_status(api["Status"](api["ERROR"], f"{type(exc).__name__}: {exc}"))
-            raise
-        finally:
-            span.end()
-
 
 def installed(attribute: Any) -> Optional[LeanExecution]:
     """The `LeanExecution` behind a class attribute, if any."""
     wrapper = getattr(attribute, "_self_wrapper", None)
     return wrapper if isinstance(wrapper, LeanExecution) else None
+
+
+def lean_of(tracer: Any) -> Optional[LeanExecution]:
+    """The `LeanExecution` that `tracer.traced_execution` runs, if that is what it runs."""
+    for klass in type(tracer).__mro__:
+        method = klass.__dict__.get("traced_execution")
+        if method is not None:
+            return installed(method)
+    return None

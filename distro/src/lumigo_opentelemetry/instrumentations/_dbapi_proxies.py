@@ -23,21 +23,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping, Optional, Tuple
 
-from lumigo_opentelemetry.instrumentations._dbapi_lean import LeanExecution, installed
+from lumigo_opentelemetry.instrumentations._dbapi_lean import LeanExecution, lean_of
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
 #: (LeanConnectionProxy, LeanCursorProxy), made when installed
 _classes: Optional[Tuple[type, type]] = None
-
-
-def _lean_of(tracer: Any) -> Optional[LeanExecution]:
-    """The `LeanExecution` that `tracer.traced_execution` runs, if that is what it runs."""
-    for klass in type(tracer).__mro__:
-        method = klass.__dict__.get("traced_execution")
-        if method is not None:
-            return installed(method)
-    return None
 
 
 def _make_classes(dbapi: Any) -> Tuple[type, type]:
@@ -101,7 +92,7 @@ def _tracer_for(dbapi: Any, integration: Any) -> Optional[Tuple[Any, LeanExecuti
         proxy = dbapi.get_traced_cursor_proxy(_StandIn(), integration)
         if type(proxy) is dbapi.TracedCursorProxy:
             tracer = proxy._self_cursor_tracer
-            lean = _lean_of(tracer)
+            lean = lean_of(tracer)
             if lean is not None:
                 return (tracer, lean)
     except Exception:
