@@ -130,3 +130,20 @@ def test_suppressed_instrumentation_makes_no_span_either_way(
         cursor.execute("SELECT 3")
     spans = receiver.wait_for_spans(1)
     assert [s.attributes["db.statement"] for s in spans] == ["SELECT 3"]
+
+
+def test_cursor_attributes_are_the_cursors_read_set_and_patched(connection: Any) -> None:
+    from unittest import mock
+
+    with connection.cursor() as cursor:
+        raw = cursor.__wrapped__
+        cursor.execute("SELECT 1 UNION SELECT 2")
+        assert cursor.rowcount == 2 and cursor.description == raw.description
+        assert cursor.fetchone() == (1,) and cursor.fetchall() == ((2,),)
+        cursor.arraysize = 7
+        assert raw.arraysize == 7 and cursor.arraysize == 7
+        with mock.patch.object(cursor, "fetchone", return_value=("mocked",)):
+            assert cursor.fetchone() == ("mocked",)
+        assert "fetchone" not in vars(raw)  # the patch undone on the cursor itself
+        with pytest.raises(AttributeError):
+            cursor.no_such_attribute_here  # noqa: B018

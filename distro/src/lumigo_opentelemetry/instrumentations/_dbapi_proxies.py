@@ -13,7 +13,9 @@ contrib made as usual (`TracedConnectionProxy`, exactly) is replaced by its subc
 `LeanCursorProxy` (a `TracedCursorProxy` subclass) sharing one `CursorTracer` per
 connection: the one contrib makes for a cursor (it holds nothing about the cursor), made
 once when the connection is. Their `execute`, `executemany` and `callproc` call the lean path
-(`LeanExecution.run`) directly, which is what `traced_execution` would have called.
+(`LeanExecution.run`) directly, which is what `traced_execution` would have called; the
+usual cursor attributes (`fetchone`, `rowcount`, ...) are read through properties that
+forward to the cursor as wrapt's proxy does, without its failed lookup first.
 Anything else (another proxy type, a tracer class whose `traced_execution` is not ours,
 a failure here) gets contrib's own cursor proxy.
 """
@@ -21,6 +23,7 @@ a failure here) gets contrib's own cursor proxy.
 from __future__ import annotations
 
 import logging
+from operator import attrgetter
 from typing import Any, Callable, Mapping, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations._dbapi_lean import LeanExecution, lean_of
@@ -81,7 +84,39 @@ def _make_classes(dbapi: Any) -> Tuple[type, type]:
                 return dbapi.get_traced_cursor_proxy(cursor, get(self, "_self_db_api_integration"))
             return LeanCursorProxy(cursor, known[0], known[1])
 
+    for name in _FORWARDED:
+        setattr(LeanCursorProxy, name, _forwarded(name))
     return LeanConnectionProxy, LeanCursorProxy
+
+
+#: cursor attributes read through a property of the proxy, not wrapt's fallback (which
+#: makes and drops an AttributeError, message included, on every read)
+_FORWARDED = (
+    "fetchone",
+    "fetchmany",
+    "fetchall",
+    "close",
+    "description",
+    "rowcount",
+    "lastrowid",
+    "rownumber",
+    "arraysize",
+    "nextset",
+    "connection",
+    "scroll",
+)
+
+
+def _forwarded(name: str) -> property:
+    """The wrapped cursor's `name`: read (in C), set and deleted there, as wrapt does."""
+
+    def set_(proxy: Any, value: Any) -> None:
+        setattr(proxy.__wrapped__, name, value)
+
+    def delete(proxy: Any) -> None:
+        delattr(proxy.__wrapped__, name)
+
+    return property(attrgetter(f"__wrapped__.{name}"), set_, delete)
 
 
 def _tracer_for(dbapi: Any, integration: Any) -> Optional[Tuple[Any, LeanExecution]]:
