@@ -41,16 +41,12 @@ def _make_classes(dbapi: Any) -> Tuple[type, type]:
         for klass in dbapi.TracedCursorProxy.__mro__[1:]
         if "__init__" in klass.__dict__
     )
+    new: Callable[[type], Any] = dbapi.TracedCursorProxy.__new__
     get = object.__getattribute__
 
     class LeanCursorProxy(dbapi.TracedCursorProxy):  # type: ignore[misc]
-        """`TracedCursorProxy` with its connection's tracer; queries go straight to the
-        lean path."""
-
-        def __init__(self, cursor: Any, cursor_tracer: Any, lean: LeanExecution) -> None:
-            base_init(self, cursor)
-            self._self_cursor_tracer = cursor_tracer
-            self._self_lumigo_lean = lean
+        """`TracedCursorProxy` with its connection's tracer (`_lean_cursor`); queries go
+        straight to the lean path."""
 
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             cursor = self.__wrapped__
@@ -80,9 +76,16 @@ def _make_classes(dbapi: Any) -> Tuple[type, type]:
         def cursor(self, *args: Any, **kwargs: Any) -> Any:
             cursor = get(self, "__wrapped__").cursor(*args, **kwargs)
             known = get(self, "_self_lumigo_tracer")
-            if known is None:
-                return dbapi.get_traced_cursor_proxy(cursor, get(self, "_self_db_api_integration"))
-            return LeanCursorProxy(cursor, known[0], known[1])
+            if known is not None:
+                try:  # `LeanCursorProxy(...)` with no `__init__` call (no frame of ours)
+                    proxy = new(LeanCursorProxy)
+                    base_init(proxy, cursor)
+                    proxy._self_cursor_tracer = known[0]
+                    proxy._self_lumigo_lean = known[1]
+                    return proxy
+                except Exception:
+                    logger.debug("lean DB-API cursor not made", exc_info=True)
+            return dbapi.get_traced_cursor_proxy(cursor, get(self, "_self_db_api_integration"))
 
     for name in _FORWARDED:
         setattr(LeanCursorProxy, name, _forwarded(name))
