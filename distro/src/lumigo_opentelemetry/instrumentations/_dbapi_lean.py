@@ -7,13 +7,15 @@ current through the SDK's generator-based context managers. For a query text see
 before on an equal connection, everything but the span itself comes out the same.
 
 `LeanExecution` wraps `traced_execution` (on the class, so every driver's subclass gets
-it). For a query given as a `str` (what nearly every app and ORM passes), the span name
-and attributes come from a bounded memo keyed by the tracer class, the connection's
-attributes and the text. The first time, contrib's own `get_operation_name` and
+it); our cursor proxies (`_dbapi_proxies`, `_pg_cursors`) call its `run` directly. For a
+query given as a `str` (what nearly every app and ORM passes), the span name and
+attributes come from a bounded memo keyed by the tracer class, a number standing for the
+connection's attributes (equal connections share it) and the text. The first time, contrib's own `get_operation_name` and
 `_populate_span` (masking included) make them, on a collector, so what the installed
 contrib release records is what is recorded. Then the span is started as contrib starts
 it (no attributes at start: a sampler and a span processor's `on_start` see what they
-saw), its attributes go in at once, it is current while the query runs, contrib's DB
+saw; its parent read from the context the suppression check read), its attributes go in
+at once, it is current while the query runs, contrib's DB
 metrics are recorded, and an exception is recorded with an ERROR status as `use_span`
 does. A statement the masking changed is not kept in the memo, so it never holds a secret.
 
