@@ -10,9 +10,9 @@ before on an equal connection, everything but the span itself comes out the same
 it); our cursor proxies (`_dbapi_proxies`, `_pg_cursors`) call its `run` directly. For a
 query given as a `str` (what nearly every app and ORM passes), the span name and
 attributes come from a bounded memo keyed by the tracer class, a number standing for the
-connection's attributes (equal connections share it) and the text. The first time, contrib's own `get_operation_name` and
-`_populate_span` (masking included) make them, on a collector, so what the installed
-contrib release records is what is recorded. Then the span is started as contrib starts
+connection's attributes (equal connections share it) and the text. The first time,
+contrib's own `get_operation_name` and `_populate_span` (masking included) make them, on
+a collector, so what the installed contrib release records is what is recorded. Then the span is started as contrib starts
 it (no attributes at start: a sampler and a span processor's `on_start` see what they
 saw; its parent read from the context the suppression check read), its attributes go in
 at once, it is current while the query runs, contrib's DB
