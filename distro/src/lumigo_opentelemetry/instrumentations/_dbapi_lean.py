@@ -12,12 +12,13 @@ query given as a `str` (what nearly every app and ORM passes), the span name and
 attributes come from a bounded memo keyed by the tracer class, a number standing for the
 connection's attributes (equal connections share it) and the text. The first time,
 contrib's own `get_operation_name` and `_populate_span` (masking included) make them, on
-a collector, so what the installed contrib release records is what is recorded. Then the span is started as contrib starts
-it (no attributes at start: a sampler and a span processor's `on_start` see what they
-saw; its parent read from the context the suppression check read), its attributes go in
-at once, it is current while the query runs, contrib's DB
-metrics are recorded, and an exception is recorded with an ERROR status as `use_span`
-does. A statement the masking changed is not kept in the memo, so it never holds a secret.
+a collector, so what the installed contrib release records is what is recorded. Then the
+span is started as contrib starts it (no attributes at start: a sampler and a span
+processor's `on_start` see what they saw; its parent from the context read once for the
+suppression check), its attributes go in at once, it is current while the query runs,
+contrib's DB metrics are recorded, and an exception is recorded with an ERROR status as
+`use_span` does. A statement the masking changed is not kept in the memo, so it never
+holds a secret.
 
 Contrib's own path (with `Releasing`) serves the rest: sqlcommenter on, parameters
 captured, a query that is not a `str` (bytes, `psycopg.sql` objects, templates), more
