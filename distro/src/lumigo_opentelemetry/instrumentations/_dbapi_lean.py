@@ -7,15 +7,18 @@ current through the SDK's generator-based context managers. For a query text see
 before on an equal connection, everything but the span itself comes out the same.
 
 `LeanExecution` wraps `traced_execution` (on the class, so every driver's subclass gets
-it). For a query given as a `str` (what nearly every app and ORM passes), the span name
-and attributes come from a bounded memo keyed by the tracer class, the connection's
-attributes and the text. The first time, contrib's own `get_operation_name` and
-`_populate_span` (masking included) make them, on a collector, so what the installed
-contrib release records is what is recorded. Then the span is started as contrib starts
-it (no attributes at start: a sampler and a span processor's `on_start` see what they
-saw), its attributes go in at once, it is current while the query runs, contrib's DB
-metrics are recorded, and an exception is recorded with an ERROR status as `use_span`
-does. A statement the masking changed is not kept in the memo, so it never holds a secret.
+it); our cursor proxies (`_dbapi_proxies`, `_pg_cursors`) call its `run` directly. For a
+query given as a `str` (what nearly every app and ORM passes), the span name and
+attributes come from a bounded memo keyed by the tracer class, a number standing for the
+connection's attributes (equal connections share it) and the text. The first time,
+contrib's own `get_operation_name` and `_populate_span` (masking included) make them, on
+a collector, so what the installed contrib release records is what is recorded. Then the
+span is started as contrib starts it (no attributes at start: a sampler and a span
+processor's `on_start` see what they saw; its parent from the context read once for the
+suppression check), its attributes go in at once, it is current while the query runs,
+contrib's DB metrics are recorded, and an exception is recorded with an ERROR status as
+`use_span` does. A statement the masking changed is not kept in the memo, so it never
+holds a secret.
 
 Contrib's own path (with `Releasing`) serves the rest: sqlcommenter on, parameters
 captured, a query that is not a `str` (bytes, `psycopg.sql` objects, templates), more
@@ -25,6 +28,7 @@ attributes than the span limit, or any failure while making the memo entry.
 from __future__ import annotations
 
 import logging
+from itertools import count
 from time import perf_counter
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
@@ -77,13 +81,17 @@ def _connection_key(integration: Any) -> Tuple[Any, ...]:
 
 
 class LeanExecution(Releasing):
-    """A wrapt wrapper for `CursorTracer.traced_execution` (see module)."""
+    """A wrapt wrapper for `CursorTracer.traced_execution` (see module); `run` is the same
+    call made directly by our cursor proxies (`_dbapi_proxies`, `_pg_cursors`)."""
 
     def __init__(self, *functions: Callable[..., Any]) -> None:
         super().__init__(*functions)
         self.enabled = True
         self._memo: Dict[Tuple[Any, ...], _Plan] = {}
+        self._tokens: Dict[Tuple[Any, ...], int] = {}
+        self._numbers = count()
         self._api: Optional[Dict[str, Any]] = None
+        self._contrib = functions[0] if functions else None  # contrib's own, unwrapped
 
     def clear(self) -> None:
         """Forget every memo entry (the masking configuration changed)."""
@@ -96,70 +104,62 @@ class LeanExecution(Releasing):
         args: Tuple[Any, ...],
         kwargs: Mapping[str, Any],
     ) -> Any:
-        plan = None
-        if self.enabled and len(args) > 2 and type(args[2]) is str and instance is not None:
-            try:
-                plan = self._plan(instance, args[0], args[2:])
-            except Exception:
-                logger.debug("lean DB-API span not planned", exc_info=True)
-        if plan is None:
+        if instance is None or len(args) < 2:
             return super().__call__(wrapped, instance, args, kwargs)
-        return self._traced(instance, plan, args[0], args[1], args[2:], kwargs)
+        return self.run(instance, args[0], args[1], args[2:], kwargs, wrapped)
 
-    def _plan(self, instance: Any, cursor: Any, query_args: Tuple[Any, ...]) -> Optional[_Plan]:
-        integration = instance._db_api_integration
-        if instance._commenter_enabled or integration.capture_parameters:
-            return None
-        key = (type(instance), _connection_key(integration), query_args[0])
-        known = self._memo.get(key)
-        if known is not None:
-            return known
-        operation = instance.get_operation_name(cursor, query_args)
-        name = operation or integration.database or integration.name
-        collected = _Collected()
-        instance._populate_span(collected, cursor, *query_args)
-        made = (name, dict(collected), operation)
-        if any(type(v) is str and MASKED in v for v in collected.values()):
-            return made  # used once, never kept
-        if len(self._memo) >= _MEMO_SIZE:
-            self._memo = {}
-        self._memo[key] = made
-        return made
-
-    def _load(self) -> Dict[str, Any]:
-        from opentelemetry import context
-        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-        from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
-
-        self._api = {
-            "attach": context.attach,
-            "detach": context.detach,
-            "enabled": is_instrumentation_enabled,
-            "client": SpanKind.CLIENT,
-            "in_context": set_span_in_context,
-            "Status": Status,
-            "ERROR": StatusCode.ERROR,
-        }
-        return self._api
-
-    def _traced(
+    def run(
         self,
         instance: Any,
-        plan: _Plan,
         cursor: Any,
         query_method: Callable[..., Any],
         query_args: Tuple[Any, ...],
         kwargs: Mapping[str, Any],
+        wrapped: Optional[Callable[..., Any]] = None,
     ) -> Any:
+        """`instance.traced_execution(cursor, query_method, *query_args, **kwargs)`, for an
+        `instance` whose `traced_execution` is this wrapper's; `wrapped`: contrib's, bound
+        (by default, made here: our cursor proxies call this with no wrapt binding)."""
+        plan = None
+        if self.enabled and query_args and type(query_args[0]) is str:
+            try:
+                integration = instance._db_api_integration
+                token = integration.__dict__.get("_lumigo_lean_token")
+                if (
+                    token is not None
+                    and not instance._commenter_enabled
+                    and not integration.capture_parameters
+                ):
+                    plan = self._memo.get((type(instance), token, query_args[0]))
+                if plan is None:
+                    plan = self._plan(instance, cursor, query_args)
+            except Exception:
+                logger.debug("lean DB-API span not planned", exc_info=True)
+        if plan is None:
+            if wrapped is None:
+                contrib = self._contrib
+                if contrib is None:  # pragma: no cover - always given by `release_errors`
+                    return instance.traced_execution(cursor, query_method, *query_args, **kwargs)
+                wrapped = contrib.__get__(instance, type(instance))
+            return super().__call__(wrapped, instance, (cursor, query_method, *query_args), kwargs)
+
         api = self._api or self._load()
-        if not api["enabled"]():
+        current = api["current"]()
+        suppress = api["suppress"]
+        if (
+            (current.get(suppress[0]) or current.get(suppress[1]))
+            if suppress is not None
+            else not api["enabled"]()
+        ):
             return query_method(*query_args, **kwargs)
         name, attributes, operation = plan
-        span = instance._db_api_integration._tracer.start_span(name, kind=api["client"])
+        span = instance._db_api_integration._tracer.start_span(
+            name, context=current, kind=api["client"]
+        )
         try:
             if span.is_recording():
-                set_attributes(span, dict(attributes))
-            token = api["attach"](api["in_context"](span))
+                set_attributes(span, attributes)  # read, never changed
+            token = api["attach"](api["in_context"](span, current))
             try:
                 record = getattr(instance, "_record_metrics", None)  # contrib >= 0.63b0
                 started = perf_counter()
@@ -184,8 +184,73 @@ class LeanExecution(Releasing):
         finally:
             span.end()
 
+    def _plan(self, instance: Any, cursor: Any, query_args: Tuple[Any, ...]) -> Optional[_Plan]:
+        integration = instance._db_api_integration
+        if instance._commenter_enabled or integration.capture_parameters:
+            return None
+        token = integration.__dict__.get("_lumigo_lean_token")
+        if token is None:
+            token = self._token(integration)
+        key = (type(instance), token, query_args[0])
+        known = self._memo.get(key)
+        if known is not None:
+            return known
+        operation = instance.get_operation_name(cursor, query_args)
+        name = operation or integration.database or integration.name
+        collected = _Collected()
+        instance._populate_span(collected, cursor, *query_args)
+        made = (name, dict(collected), operation)
+        if any(type(v) is str and MASKED in v for v in collected.values()):
+            return made  # used once, never kept
+        if len(self._memo) >= _MEMO_SIZE:
+            self._memo = {}
+        self._memo[key] = made
+        return made
+
+    def _token(self, integration: Any) -> int:
+        """A number for what the integration's spans depend on (`_connection_key`): equal
+        connections share it, a number is never given to another key (cached on it)."""
+        key = _connection_key(integration)
+        token = self._tokens.get(key)
+        if token is None:
+            if len(self._tokens) >= _MEMO_SIZE:
+                self._tokens = {}
+            token = self._tokens[key] = next(self._numbers)
+        integration._lumigo_lean_token = token
+        return token
+
+    def _load(self) -> Dict[str, Any]:
+        from opentelemetry import context
+        from opentelemetry.instrumentation import utils
+        from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+
+        # contrib's `is_instrumentation_enabled()` reads these two keys of the current
+        # context; read here from the context the span starts in (one lookup of it)
+        keys = getattr(utils, "_SUPPRESS_INSTRUMENTATION_KEY_PLAIN", None)
+        self._api = {
+            "attach": context.attach,
+            "detach": context.detach,
+            "current": context.get_current,
+            "enabled": utils.is_instrumentation_enabled,
+            "suppress": None if keys is None else (context._SUPPRESS_INSTRUMENTATION_KEY, keys),
+            "client": SpanKind.CLIENT,
+            "in_context": set_span_in_context,
+            "Status": Status,
+            "ERROR": StatusCode.ERROR,
+        }
+        return self._api
+
 
 def installed(attribute: Any) -> Optional[LeanExecution]:
     """The `LeanExecution` behind a class attribute, if any."""
     wrapper = getattr(attribute, "_self_wrapper", None)
     return wrapper if isinstance(wrapper, LeanExecution) else None
+
+
+def lean_of(tracer: Any) -> Optional[LeanExecution]:
+    """The `LeanExecution` that `tracer.traced_execution` runs, if that is what it runs."""
+    for klass in type(tracer).__mro__:
+        method = klass.__dict__.get("traced_execution")
+        if method is not None:
+            return installed(method)
+    return None

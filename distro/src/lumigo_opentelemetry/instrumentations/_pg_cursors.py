@@ -11,7 +11,9 @@ Here contrib's connect wrapper (`wrapped_connection` of its integration, sync an
 is replaced: the traced cursor class is made once per base cursor class and kept, and
 each connection's tracer (contrib's `CursorTracer` over that connection's integration,
 which carries its database, host, port and user) is kept by connection (weakly); the
-class finds it through `cursor.connection`. Spans, names and attributes are contrib's.
+class finds it through `cursor.connection`. Spans, names and attributes are contrib's; a
+sync query goes straight to the lean path (`LeanExecution.run`) when that is what the
+tracer's `traced_execution` runs.
 """
 
 from __future__ import annotations
@@ -19,58 +21,81 @@ from __future__ import annotations
 import weakref
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from lumigo_opentelemetry.instrumentations._dbapi_lean import LeanExecution, lean_of
+
 _MAX_CLASSES = 64  # base cursor classes remembered; past that, a class per connection
 _classes: Dict[Tuple[type, bool], type] = {}
-#: connection -> its tracer
+#: connection -> (its tracer, the `LeanExecution` its `traced_execution` runs, or None)
 _tracers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _tracer(cursor: Any) -> Any:
+    """(tracer, its `LeanExecution` or None) of the cursor's connection, if registered."""
     try:
         return _tracers.get(cursor.connection)
     except TypeError:  # a connection that cannot be weakly referenced: never registered
         return None
 
 
+def _async_tracer(cursor: Any) -> Any:
+    known = _tracer(cursor)
+    return None if known is None else known[0]
+
+
 def _sync_class(base: type) -> type:
     class TracedCursor(base):  # type: ignore[misc]
         def execute(self, *args: Any, **kwargs: Any) -> Any:
-            tracer = _tracer(self)
-            if tracer is None:
+            known = _tracer(self)
+            if known is None:
                 return super().execute(*args, **kwargs)
-            return tracer.traced_execution(self, super().execute, *args, **kwargs)
+            return _run(known, self, super().execute, args, kwargs)
 
         def executemany(self, *args: Any, **kwargs: Any) -> Any:
-            tracer = _tracer(self)
-            if tracer is None:
+            known = _tracer(self)
+            if known is None:
                 return super().executemany(*args, **kwargs)
-            return tracer.traced_execution(self, super().executemany, *args, **kwargs)
+            return _run(known, self, super().executemany, args, kwargs)
 
         def callproc(self, *args: Any, **kwargs: Any) -> Any:
-            tracer = _tracer(self)
-            if tracer is None:
+            known = _tracer(self)
+            if known is None:
                 return super().callproc(*args, **kwargs)
-            return tracer.traced_execution(self, super().callproc, *args, **kwargs)
+            return _run(known, self, super().callproc, args, kwargs)
 
     return TracedCursor
+
+
+def _run(
+    known: Tuple[Any, Optional[LeanExecution]],
+    cursor: Any,
+    method: Callable[..., Any],
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+) -> Any:
+    """`tracer.traced_execution(cursor, method, *args, **kwargs)`; straight to the lean
+    path when that is what it runs."""
+    tracer, lean = known
+    if lean is None:
+        return tracer.traced_execution(cursor, method, *args, **kwargs)
+    return lean.run(tracer, cursor, method, args, kwargs)
 
 
 def _async_class(base: type) -> type:
     class TracedAsyncCursor(base):  # type: ignore[misc]
         async def execute(self, *args: Any, **kwargs: Any) -> Any:
-            tracer = _tracer(self)
+            tracer = _async_tracer(self)
             if tracer is None:
                 return await super().execute(*args, **kwargs)
             return await tracer.traced_execution_async(self, super().execute, *args, **kwargs)
 
         async def executemany(self, *args: Any, **kwargs: Any) -> Any:
-            tracer = _tracer(self)
+            tracer = _async_tracer(self)
             if tracer is None:
                 return await super().executemany(*args, **kwargs)
             return await tracer.traced_execution_async(self, super().executemany, *args, **kwargs)
 
         async def callproc(self, *args: Any, **kwargs: Any) -> Any:
-            tracer = _tracer(self)
+            tracer = _async_tracer(self)
             if tracer is None:
                 return await super().callproc(*args, **kwargs)
             return await tracer.traced_execution_async(self, super().callproc, *args, **kwargs)
@@ -103,7 +128,8 @@ class Connect:
 
     def _keep_tracer(self, integration: Any, connection: Any) -> Any:
         integration.get_connection_attributes(connection)
-        _tracers[connection] = self.tracer_class(integration)
+        tracer = self.tracer_class(integration)
+        _tracers[connection] = (tracer, lean_of(tracer))
         return connection
 
     def __call__(

@@ -34,10 +34,11 @@ def instrumentor() -> BaseInstrumentor:
 
 def instrument(config: Config, tracer_provider: TracerProvider) -> None:
     """Wrap `pymysql.connect` once (a second call is a no-op)."""
-    from lumigo_opentelemetry.instrumentations import _dbapi
+    from lumigo_opentelemetry.instrumentations import _dbapi, _dbapi_proxies
 
     _dbapi.install(config)
     _dbapi.release_errors()
+    _dbapi_proxies.install()  # cursors sharing their connection's tracer
     upstream = instrumentor()
     if not upstream.is_instrumented_by_opentelemetry:
         upstream.instrument(tracer_provider=tracer_provider)
