@@ -228,8 +228,38 @@ def test_the_cache_stays_within_its_bound() -> None:
     spans = _cache_spans(200, names=200)  # 200 distinct names, ~200 distinct `n` values
     for start in range(0, len(spans), 10):
         encoder.encode(spans[start : start + 10])
-        assert encoder.cache_entries <= 2 * 16  # pairs and names, each at most the bound
+        assert encoder.cache_entries <= 4 * 16  # pairs and names, two generations each
     assert encoder.cache_entries > 0
+
+
+def test_pairs_every_span_carries_outlive_values_that_never_repeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client's port or a request id is new on every span; the pairs all spans share
+    are still encoded once, not again each time the cache fills with the new values."""
+    from lumigo_opentelemetry.export import encoder as module
+
+    encoded: list[tuple[str, Any]] = []
+    real = module.key_value
+
+    def counting(key: str, value: Any) -> bytes:
+        encoded.append((key, value))
+        return real(key, value)
+
+    monkeypatch.setattr(module, "key_value", counting)
+    kept = _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(kept)
+    tracer = provider.get_tracer("t")
+    for n in range(200):
+        tracer.start_span("GET", attributes={"http.method": "GET", "net.peer.port": n}).end()
+    spans = kept.spans
+    encoder = SpanEncoder(cache_limit=16)
+    for start in range(0, len(spans), 10):
+        batch = spans[start : start + 10]
+        assert ExportTraceServiceRequest.FromString(encoder.encode(batch)) == encode_spans(batch)
+    assert encoded.count(("http.method", "GET")) == 1
+    assert len([k for k, _ in encoded if k == "net.peer.port"]) == 200
 
 
 def test_consecutive_posts_each_carry_their_own_batch(receiver: OtlpReceiver) -> None:

@@ -199,8 +199,12 @@ GROUPS = Groups()
 class SpanEncoder:
     """Encodes batches of SDK spans; keeps what repeats across spans and batches.
 
-    `cache_limit` bounds the cache of encoded attribute pairs and span names (entries
-    each); when it is full it is emptied and refilled from what comes next.
+    `cache_limit` bounds the caches of encoded attribute pairs and span names (entries
+    each). They are generational: when one is full it becomes the old generation and a
+    new one starts; a miss in the new one that the old one holds is moved over (a dict
+    lookup, not an encoding). So values that never repeat (a client's port, a request
+    id) cycle through without pushing out the pairs every span carries; at most twice
+    `cache_limit` entries each are held.
     """
 
     def __init__(self, slice_size: int = SLICE, cache_limit: int = _CACHE_LIMIT) -> None:
@@ -208,15 +212,23 @@ class SpanEncoder:
         self.cache_limit = max(1, cache_limit)
         # (key, value, type) -> a span's attribute field (tag, length, `KeyValue`)
         self._span_attributes: Dict[Tuple[Any, ...], bytes] = {}
+        self._old_span_attributes: Dict[Tuple[Any, ...], bytes] = {}
         self._names: Dict[str, bytes] = {}
+        self._old_names: Dict[str, bytes] = {}
         # id -> (object kept alive so the id stays its own, encoded bytes)
         self._resources: Dict[int, Tuple[Any, bytes]] = {}
         self._scopes: Dict[int, Tuple[Any, bytes]] = {}
 
     @property
     def cache_entries(self) -> int:
-        """Encoded attribute pairs and span names held now (at most `cache_limit` each)."""
-        return len(self._span_attributes) + len(self._names)
+        """Encoded attribute pairs and span names held now, both generations (at most
+        twice `cache_limit` each)."""
+        return (
+            len(self._span_attributes)
+            + len(self._old_span_attributes)
+            + len(self._names)
+            + len(self._old_names)
+        )
 
     # --- attributes -------------------------------------------------------------------
 
@@ -279,6 +291,10 @@ class SpanEncoder:
             field = cache.get(cache_key)
             if field is not None:
                 return field
+            field = self._old_span_attributes.get(cache_key)
+            if field is not None:
+                self._keep_attribute(cache_key, field)
+                return field
         try:
             body = key_value(key, value)
         except Exception as exc:
@@ -286,10 +302,15 @@ class SpanEncoder:
             return None
         field = b"\x4a" + _length(len(body)) + body
         if cache_key is not None and (kind is not str or len(value) <= _CACHED_VALUE_LENGTH):
-            if len(cache) >= self.cache_limit:
-                cache.clear()
-            cache[cache_key] = field
+            self._keep_attribute(cache_key, field)
         return field
+
+    def _keep_attribute(self, cache_key: Tuple[Any, ...], field: bytes) -> None:
+        cache = self._span_attributes
+        if len(cache) >= self.cache_limit:  # a new generation; this one becomes the old
+            self._old_span_attributes = cache
+            self._span_attributes = cache = {}
+        cache[cache_key] = field
 
     # --- resource and scope -----------------------------------------------------------
 
@@ -386,9 +407,12 @@ class SpanEncoder:
             remote = parent.is_remote
         encoded_name = self._names.get(name)
         if encoded_name is None:
-            encoded_name = _text(b"\x2a", name) if name else b""
-            if len(self._names) >= self.cache_limit:
-                self._names.clear()
+            encoded_name = self._old_names.get(name)
+            if encoded_name is None:
+                encoded_name = _text(b"\x2a", name) if name else b""
+            if len(self._names) >= self.cache_limit:  # a new generation (see class)
+                self._old_names = self._names
+                self._names = {}
             self._names[name] = encoded_name
         parts.append(encoded_name)
         parts.append(_KIND_BY_ID.get(id(kind)) or _KIND[kind.value])
