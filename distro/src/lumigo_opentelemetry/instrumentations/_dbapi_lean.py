@@ -32,7 +32,7 @@ from itertools import count
 from time import perf_counter
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from lumigo_opentelemetry.instrumentations._fastspan import set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._release import Releasing
 from lumigo_opentelemetry.masking import MASKED
 
@@ -153,8 +153,9 @@ class LeanExecution(Releasing):
         ):
             return query_method(*query_args, **kwargs)
         name, attributes, operation = plan
-        span = instance._db_api_integration._tracer.start_span(
-            name, context=current, kind=api["client"]
+        # started as contrib starts it (no attributes), in one call (`FastSpans`)
+        span = fast_spans(instance._db_api_integration._tracer).start_span(
+            name, current, api["client"], None
         )
         try:
             if span.is_recording():
