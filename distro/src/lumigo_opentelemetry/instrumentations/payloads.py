@@ -255,10 +255,12 @@ def _composed(merged: Dict[str, str], masking: Masking, site: Site) -> Optional[
 def _member(memos: _Fragments, site_id: int, site: Site, name: str, value: str) -> Optional[str]:
     """One header's masked JSON member, remembered when it may be (see `_Fragments`)."""
     masking = memos.masking
-    text = masking.apply(site, {name: value})
-    if len(text) < 2 or text[0] != "{" or text[-1] != "}":
-        return None  # masked as a whole: the whole object would be too
-    member = text[1:-1]
+    member = masking.header_member(site, name, value)  # None: `apply` must say
+    if member is None:
+        text = masking.apply(site, {name: value})
+        if len(text) < 2 or text[0] != "{" or text[-1] != "}":
+            return None  # masked as a whole: the whole object would be too
+        member = text[1:-1]
     if MASKED not in member:
         plain = memos.plain
         if len(plain) >= _FRAGMENTS_SIZE:
