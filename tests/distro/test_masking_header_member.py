@@ -117,3 +117,52 @@ def test_any_header_is_answered_as_apply_answers(
     member = masking.header_member(site, name, value)
     if member is not None:
         assert member == _expected(masking, site, name, value)
+
+
+URL_MASKINGS = {
+    **MASKINGS,
+    "query-all": Masking(sites={Site.HTTP_QUERY_PARAMS: Rules((), mask_all=True)}),
+    "query-regex": Masking(sites={Site.HTTP_QUERY_PARAMS: Rules(["i.*"])}),
+}
+URLS = [
+    "http://127.0.0.1:8000/hello?id=1",
+    "/hello?id=1&q=x#frag",
+    "/hello?password=1",
+    "/hello?p%61ssword=1",
+    "/hello?to+ken=1&x",
+    "/hello?my+secret=1",
+    "http://user:pw@host/?id=1",
+    f"/hello?id={TOKEN}",
+    f"/hello?id={TOKEN[:8]}",
+    "/hello?=1&&id",
+    "/hello?id=1#password=2",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    label=st.sampled_from(sorted(URL_MASKINGS)),
+    url=st.one_of(
+        st.sampled_from(URLS),
+        st.text(alphabet="/?#&=+%@:ab pwdsecrt_" + TOKEN[:8], max_size=40),
+    ),
+)
+def test_a_url_let_through_is_one_masking_keeps(label: str, url: str) -> None:
+    """A fresh `Masking` per example: `apply` answers from its text memo otherwise."""
+    masking = URL_MASKINGS[label]
+    fresh = Masking(masking.general, masking.sites, masking.token)
+    if fresh._plain_url(url):
+        assert fresh._apply(Site.HTTP_QUERY_PARAMS, url, "", lambda v: str(v)) == url
+    assert fresh.apply(Site.HTTP_QUERY_PARAMS, url) == masking._apply(
+        Site.HTTP_QUERY_PARAMS, url, "", lambda v: str(v)
+    )
+
+
+def test_secret_query_fields_are_still_masked() -> None:
+    masking = Masking(token=TOKEN)
+    site = Site.HTTP_QUERY_PARAMS
+    assert masking.apply(site, "/a?id=1&password=x") == f"/a?id=1&password={MASKED}"
+    assert masking.apply(site, "/a?id=1&p%61ss=x") == f"/a?id=1&p%61ss={MASKED}"
+    assert masking.apply(site, f"/a?id={TOKEN}") == f"/a?id={MASKED}"
+    assert masking.apply(site, "http://u:p@h/a?id=1") == f"http://{MASKED}@h/a?id=1"
+    assert masking._plain_url("/a?id=1&q=2") and not masking._plain_url("/a?token=1")

@@ -466,7 +466,10 @@ class Masking:
             known = self._texts.get(key)
             if known is not None:
                 return known
-            masked = self._apply(site, value, media_type, encode)
+            if site is Site.HTTP_QUERY_PARAMS and self._plain_url(value):
+                masked = value
+            else:
+                masked = self._apply(site, value, media_type, encode)
             if MASKED not in masked:
                 texts = self._texts
                 if len(texts) >= TEXT_MEMO_SIZE:
@@ -495,6 +498,25 @@ class Masking:
         except Exception:
             logger.debug("masking failed; the attribute was masked as a whole", exc_info=True)
             return MASKED
+
+    def _plain_url(self, url: str) -> bool:
+        """Whether `_apply` gives a URL back as it is, told by a few checks: rules
+        without user regexes (their time bound spans the URL), no `@` (userinfo), no
+        token nor its beginning at the end, and no query field whose name is secret
+        (names with escapes are left to `_apply`). False: `_apply` must say."""
+        rules = self.rules(Site.HTTP_QUERY_PARAMS)
+        if rules.mask_all or rules._patterns or "@" in url:
+            return False
+        token = self.token
+        if token and (token in url or url.endswith(self._token_heads)):
+            return False
+        query = url.partition("?")[2].partition("#")[0]
+        is_secret = rules.is_secret
+        for field in query.split("&"):
+            name, sep, _value = field.partition("=")
+            if sep and ("%" in name or "+" in name or is_secret(name)):
+                return False
+        return True
 
     def header_member(self, site: Site, name: str, value: str) -> Optional[str]:
         """`apply(site, {name: value})` without its braces, when a few checks show that
