@@ -99,3 +99,59 @@ def test_the_usual_requests_equal_contrib() -> None:
         if n % 11 == 0:
             environ["HTTP_HOST"] = "user:secret@127.0.0.1:8000"
         assert _outcome(lean, environ) == _outcome(collect_request_attributes, environ)
+
+
+def test_url_masked_copy_is_what_the_span_masking_gives() -> None:
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import payloads
+
+    config = Config()
+    samples = [
+        {},
+        {"http.method": "GET", "http.url": "http://h/a?id=1", "net.peer.port": 1},
+        {"http.method": "GET", "http.target": "/a?password=x&id=1", "http.flavor": "1.1"},
+        {"http.host": "user:pw@h", "http.url": "http://user:pw@h/?token=t", "x": None},
+        {"url.query": "secret=1", "url.full": "https://h/?secret=1", "http.route": "/a"},
+    ]
+    for attributes in samples:
+        reference = payloads.Attributes(attributes)
+        payloads.mask_span_urls(reference, config)  # type: ignore[arg-type]
+        masked = payloads.url_masked(attributes, config)
+        assert list(masked.items()) == list(reference.items())
+        assert type(masked) is dict and masked is not attributes
+
+    class Failing:
+        """A config whose masking fails: the query strings go as a whole, as before."""
+
+        attribute_length_limit = 2048
+
+        @property
+        def masking(self) -> Any:
+            raise RuntimeError("boom")
+
+    attributes = {"http.method": "GET", "http.target": "/a?password=x"}
+    reference = payloads.Attributes(attributes)
+    payloads.mask_span_urls(reference, Failing())  # type: ignore[arg-type]
+    assert payloads.url_masked(attributes, Failing()) == dict(reference)  # type: ignore[arg-type]
+    assert reference["http.target"] == "/a?****"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["HTTP_CONTENT_TYPE", "CONTENT_TYPE", "HTTP_X-A", "HTTP_X_A", "HTTP_ X", "HTTP_Y"]
+        ),
+        st.one_of(st.sampled_from(["a", "b c", '"q"', "user:pw@h"]), st.text(max_size=6)),
+        max_size=6,
+    )
+)
+def test_request_headers_with_repeated_or_spaced_names_are_the_general_text(
+    environ: dict[str, Any],
+) -> None:
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import payloads
+
+    config = Config()
+    general = payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
+    assert payloads.wsgi_headers_attribute(environ, config) == general

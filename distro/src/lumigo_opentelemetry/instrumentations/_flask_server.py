@@ -265,9 +265,7 @@ class FlaskServerSpans:
 
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
         """A server span's request attributes: URL secrets masked."""
-        masked = payloads.Attributes(attributes)
-        payloads.mask_span_urls(masked, self.config)  # type: ignore[arg-type]
-        return dict(masked)
+        return payloads.url_masked(attributes, self.config)
 
     # --- span end ---------------------------------------------------------------------
 
