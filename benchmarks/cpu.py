@@ -1,13 +1,17 @@
 """Instructions per request under callgrind: the CPU figure that does not move with load.
 
     uv run python benchmarks/cpu.py [--quick] [--batch 10|512] [--path /hello|/db]
-                                    [--only NAME ...] [--json out.json]
+                                    [--traffic same|varied] [--only NAME ...]
+                                    [--json out.json]
 
 For each contender and app (Flask, FastAPI, Django; `/hello`, or with `--path /db` the
 endpoint that runs one query: Flask and FastAPI on MariaDB through PyMySQL, Django on
 PostgreSQL through psycopg; the database server's work is in its own process, so only
 the app's side is counted) `cpu_driver.py` serves N
-in-process requests (no HTTP server, no load generator) and then flushes the tracer, so
+in-process requests (no HTTP server, no load generator; `--traffic same`, the default,
+repeats wrk's one request, `--traffic varied` gives each request its own query id,
+request id, client port, user agent and, every second one, incoming trace, as a real
+server's traffic, on which per-request-shape memos miss) and then flushes the tracer, so
 the export of every span to a local OTLP receiver happens inside the measured process,
 at fixed points
 (a forced flush every `--batch` requests: 10 by default, one OTLP POST per 10 spans, the
@@ -52,6 +56,7 @@ COUNTS = {"full": (200, 1200), "quick": (10, 60)}
 BATCH_COUNTS = {512: {"full": (512, 2048), "quick": (512, 1024)}}
 BATCHES = (10, 512)
 PATHS = ("/hello", "/db")
+TRAFFIC = ("same", "varied")
 _TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
@@ -63,12 +68,14 @@ class CpuFigure:
     spans_per_request: float  # spans that reached the receiver, per marginal request
     batch: int = 10  # requests (spans) per forced flush: spans per OTLP POST
     path: str = "/hello"
+    traffic: str = "same"
 
     def row(self) -> dict[str, Any]:
         return {
             "contender": self.contender,
             "app": self.app,
             "path": self.path,
+            "traffic": self.traffic,
             "batch": self.batch,
             "instructions_per_request": round(self.instructions_per_request),
             "spans_per_request": round(self.spans_per_request, 2),
@@ -127,6 +134,7 @@ def count_instructions(
     work: Path,
     batch: int = 10,
     path: str = "/hello",
+    traffic: str = "same",
 ) -> int:
     out = work / f"callgrind.{app}.{requests}.{os.getpid()}.out"
     argv = [
@@ -141,6 +149,7 @@ def count_instructions(
         str(requests),
         str(batch),
         path,
+        traffic,
     ]
     done = subprocess.run(argv, env=env, cwd=str(work), capture_output=True, text=True)
     if done.returncode != 0 or f"requests={requests}" not in done.stdout:
@@ -161,6 +170,7 @@ def measure(
     work: Path,
     batch: int = 10,
     path: str = "/hello",
+    traffic: str = "same",
 ) -> CpuFigure:
     low, high = counts
     with OtlpReceiver() as receiver:
@@ -173,16 +183,16 @@ def measure(
         python = venv / "bin" / "python"
         # once without valgrind: byte-compiles every module, so neither count includes that
         subprocess.run(
-            [str(python), str(DRIVER), app, "1", str(batch), path],
+            [str(python), str(DRIVER), app, "1", str(batch), path, traffic],
             env=env,
             cwd=str(work),
             capture_output=True,
             check=False,
         )
         receiver.clear()
-        first = count_instructions(python, app, low, env, work, batch, path)
+        first = count_instructions(python, app, low, env, work, batch, path, traffic)
         spans_low = len(receiver.spans())
-        second = count_instructions(python, app, high, env, work, batch, path)
+        second = count_instructions(python, app, high, env, work, batch, path, traffic)
         spans_high = len(receiver.spans()) - spans_low
     return CpuFigure(
         c.name,
@@ -191,6 +201,7 @@ def measure(
         (spans_high - spans_low) / (high - low),
         batch,
         path,
+        traffic,
     )
 
 
@@ -222,9 +233,11 @@ def run_cpu(
     work: Path | None = None,
     batch: int = 10,
     path: str = "/hello",
+    traffic: str = "same",
 ) -> dict[str, Any]:
     """Measure every (contender, app) on `path` with a forced flush every `batch`
-    requests; returns {"counts", "batch", "path", "rows", "notes"}."""
+    requests, on `traffic` (`same` or `varied` requests); returns {"counts", "batch",
+    "path", "traffic", "rows", "notes"}."""
     own_work = work is None
     work = work or Path(tempfile.mkdtemp(prefix="lumigo-cpu-"))
     counts = BATCH_COUNTS.get(batch, COUNTS)["quick" if quick else "full"]
@@ -244,7 +257,9 @@ def run_cpu(
             for app in apps:
                 print(f"  callgrind: {c.name} {app} ...", flush=True)
                 try:
-                    figure = measure(c, venvs[c.name], app, counts, layer, work, batch, path)
+                    figure = measure(
+                        c, venvs[c.name], app, counts, layer, work, batch, path, traffic
+                    )
                 except RuntimeError as exc:
                     notes.append(f"cpu {c.name} {app}: {exc}")
                     continue
@@ -267,15 +282,23 @@ def run_cpu(
             if base and row["instructions_per_request"]
             else None
         )
-    return {"counts": list(counts), "batch": batch, "path": path, "rows": rows, "notes": notes}
+    return {
+        "counts": list(counts),
+        "batch": batch,
+        "path": path,
+        "traffic": traffic,
+        "rows": rows,
+        "notes": notes,
+    }
 
 
 def table(result: dict[str, Any]) -> str:
     low, high = result["counts"]
     lines = [
         f"instructions per in-process request under callgrind (marginal {low}->{high} "
-        f"requests to {result.get('path', '/hello')}, all threads, export to a local "
-        "receiver included, a forced flush every spans/POST requests)",
+        f"requests to {result.get('path', '/hello')}, {result.get('traffic', 'same')} "
+        "traffic, all threads, export to a local receiver included, a forced flush every "
+        "spans/POST requests)",
         f"{'contender':<12}{'app':<9}{'spans/POST':>11}{'instr/request':>15}"
         f"{'untraced/this':>15}{'spans/req':>11}",
     ]
@@ -306,6 +329,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--path", choices=PATHS, default="/hello", help="the endpoint requested (default /hello)"
     )
+    parser.add_argument(
+        "--traffic",
+        choices=TRAFFIC,
+        default="same",
+        help="same: wrk's one request every time (default); varied: each request its own"
+        " query id, request id, client port, user agent, and every second one an incoming"
+        " trace, as a real server's traffic",
+    )
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
     result = run_cpu(
@@ -314,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         tuple(args.app or APPS),
         batch=args.batch,
         path=args.path,
+        traffic=args.traffic,
     )
     print(table(result))
     if args.json:

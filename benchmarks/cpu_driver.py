@@ -1,11 +1,17 @@
 """Serve N in-process requests to a benchmark app, then flush the tracer (runs in a venv).
 
-    python cpu_driver.py flask|fastapi|django N [FLUSH_EVERY] [PATH]
+    python cpu_driver.py flask|fastapi|django N [FLUSH_EVERY] [PATH] [same|varied]
 
 No HTTP server and no load generator: the app's WSGI/ASGI callable is called directly
-with a request like the one wrk sends (`GET PATH`, `/hello` unless given, a few headers),
-N times, on one
-thread (FastAPI runs its sync endpoint in its thread pool, as under uvicorn). The
+with `GET PATH` (`/hello` unless given) N times, on one thread (FastAPI runs its sync
+endpoint in its thread pool, as under uvicorn). The traffic (`same` unless given) is
+either the identical request wrk sends every time (a few headers, no query, one client
+port), or `varied`, requests as a real server sees them: each request `n` (counted from
+the first, warm-up included) adds a query with an id (`?id=n`), comes from a client port
+of a pool of 50, carries a request id of its own (`x-request-id`), one of 20 user agents,
+`accept-encoding`, and, on every second request, an incoming W3C `traceparent` with a
+trace id of its own. Every value is a function of `n`, so two runs send the same
+requests and count the same instructions; untraced and traced runs get the same. The
 active tracer provider, if any, is flushed after the warm-up and then after every
 `FLUSH_EVERY` requests (10 unless given; cpu.py sets the batch processor's timer far
 out, so no export happens at a time-dependent point): the export of every span (to the receiver the
@@ -29,6 +35,38 @@ WARMUP = 5
 #: requests between two forced flushes (request counts are multiples of it)
 FLUSH_EVERY = 10
 _every = [FLUSH_EVERY]
+TRAFFIC = ("same", "varied")
+_traffic = ["same"]
+CLIENT_PORT = 40000
+#: varied traffic: client ports and user agents rotate through pools of these sizes
+PORTS = 50
+AGENTS = 20
+_MASK64 = (1 << 64) - 1
+
+
+def _mix(n: int, salt: int) -> int:
+    """A 64-bit value that looks random, from `n` alone (splitmix64's finaliser)."""
+    z = (n * 0x9E3779B97F4A7C15 + salt) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def request_parts(n: int, traffic: str = "same") -> tuple[str, int, list[tuple[str, str]]]:
+    """Request `n`'s query string, client port and headers (lower-case names, in order)."""
+    if traffic == "same":
+        return "", CLIENT_PORT, HEADERS
+    headers = [
+        ("host", "127.0.0.1:8000"),
+        ("user-agent", f"client/{n % AGENTS}.0 (bench)"),
+        ("accept", "*/*"),
+        ("accept-encoding", "gzip, deflate"),
+        ("x-request-id", f"{_mix(n, 1):016x}{_mix(n, 2):016x}"),
+    ]
+    if n % 2 == 0:
+        trace_id = f"{_mix(n, 3):016x}{_mix(n, 4):016x}"
+        headers.append(("traceparent", f"00-{trace_id}-{_mix(n, 5) | 1:016x}-01"))
+    return f"id={n}", CLIENT_PORT + n % PORTS, headers
 
 
 def flask_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
@@ -58,7 +96,7 @@ def wsgi_requests(
         "SERVER_PORT": "8000",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "40000",
+        "REMOTE_PORT": str(CLIENT_PORT),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
         "wsgi.errors": sys.stderr,
@@ -68,6 +106,10 @@ def wsgi_requests(
     }
     for name, value in HEADERS:
         base["HTTP_" + name.upper().replace("-", "_")] = value
+    varied = _traffic[0] == "varied"
+    if varied:
+        for name, _ in HEADERS:
+            del base["HTTP_" + name.upper().replace("-", "_")]
     statuses: list[str] = []
 
     def start_response(status: str, headers: list, exc_info: object = None) -> None:
@@ -76,6 +118,12 @@ def wsgi_requests(
     for done in range(count):
         every(done)
         environ = dict(base)
+        if varied:
+            query, port, headers = request_parts(done, "varied")
+            environ["QUERY_STRING"] = query
+            environ["REMOTE_PORT"] = str(port)
+            for name, value in headers:
+                environ["HTTP_" + name.upper().replace("-", "_")] = value
         environ["wsgi.input"] = io.BytesIO(b"")
         result = app(environ, start_response)
         try:
@@ -119,6 +167,7 @@ def asgi_requests(
     """`wait_after_body`: a `receive` after the body waits (for a disconnect that never
     comes), as a server's does; otherwise it hands the body again."""
     raw_headers = [(k.encode(), v.encode()) for k, v in HEADERS]
+    varied = _traffic[0] == "varied"
     statuses: list[int] = []
 
     body_sent = [False]
@@ -136,6 +185,11 @@ def asgi_requests(
     async def serve() -> None:
         for done in range(count):
             every(done)
+            query, port, headers = b"", CLIENT_PORT, list(raw_headers)
+            if varied:
+                text, port, parts = request_parts(done, "varied")
+                query = text.encode()
+                headers = [(k.encode(), v.encode()) for k, v in parts]
             scope = {
                 "type": "http",
                 "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -144,10 +198,10 @@ def asgi_requests(
                 "scheme": "http",
                 "path": path,
                 "raw_path": path.encode(),
-                "query_string": b"",
+                "query_string": query,
                 "root_path": "",
-                "headers": list(raw_headers),
-                "client": ("127.0.0.1", 40000),
+                "headers": headers,
+                "client": ("127.0.0.1", port),
                 "server": ("127.0.0.1", 8000),
                 "state": {},
             }
@@ -189,9 +243,13 @@ def main() -> None:
     if len(sys.argv) > 3:
         _every[0] = int(sys.argv[3])
     path = sys.argv[4] if len(sys.argv) > 4 else "/hello"
+    if len(sys.argv) > 5:
+        if sys.argv[5] not in TRAFFIC:
+            raise SystemExit(f"traffic must be one of {TRAFFIC}, not {sys.argv[5]!r}")
+        _traffic[0] = sys.argv[5]
     serve = {"flask": flask_requests, "django": django_requests}.get(app, fastapi_requests)
     serve(WARMUP + count, flush_points, path)
-    print(f"requests={count} provider={flush()}")
+    print(f"requests={count} provider={flush()} traffic={_traffic[0]}")
 
 
 if __name__ == "__main__":

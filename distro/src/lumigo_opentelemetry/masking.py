@@ -325,6 +325,8 @@ _SQL_PAIR = re.compile(
 _SQL_LITERAL = re.compile(r"'((?:[^'\\]|\\.|'')*)('?)")
 _PART_NAME = re.compile(r'^content-disposition:.*?\bname="([^"]*)"', re.IGNORECASE)
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# a string `_JSON_ENCODER` writes as it is, in quotes (it escapes only these characters)
+_PLAIN_JSON_STRING = re.compile(r'[^\x00-\x1f"\\]*')
 _TOKEN_TAIL_MIN = 6
 #: texts `Masking.apply` remembers its answer for: how many, and up to what length
 TEXT_MEMO_SIZE = 256
@@ -371,6 +373,9 @@ class Masking:
         # it was masked (so no value the rules call secret is kept): bodies and queries
         # repeat (health checks, fixed answers, parameterized SQL)
         self._texts: Dict[Tuple[int, str, str], str] = {}
+        # (id(site), header name) -> its JSON member's beginning (`"name":`) when a value
+        # the rules leave alone is kept as it is under that name (`header_member`), or None
+        self._plain_names: Dict[Tuple[int, str], Optional[str]] = {}
 
     @property
     def remembered_texts(self) -> int:
@@ -461,7 +466,10 @@ class Masking:
             known = self._texts.get(key)
             if known is not None:
                 return known
-            masked = self._apply(site, value, media_type, encode)
+            if site is Site.HTTP_QUERY_PARAMS and self._plain_url(value):
+                masked = value
+            else:
+                masked = self._apply(site, value, media_type, encode)
             if MASKED not in masked:
                 texts = self._texts
                 if len(texts) >= TEXT_MEMO_SIZE:
@@ -490,6 +498,74 @@ class Masking:
         except Exception:
             logger.debug("masking failed; the attribute was masked as a whole", exc_info=True)
             return MASKED
+
+    def _plain_url(self, url: str) -> bool:
+        """Whether `_apply` gives a URL back as it is, told by a few checks: rules
+        without user regexes (their time bound spans the URL), no `@` (userinfo), no
+        token nor its beginning at the end, and no query field whose name is secret
+        (names with escapes are left to `_apply`). False: `_apply` must say."""
+        rules = self.rules(Site.HTTP_QUERY_PARAMS)
+        if rules.mask_all or rules._patterns or "@" in url:
+            return False
+        token = self.token
+        if token and (token in url or url.endswith(self._token_heads)):
+            return False
+        query = url.partition("?")[2].partition("#")[0]
+        is_secret = rules.is_secret
+        for field in query.split("&"):
+            name, sep, _value = field.partition("=")
+            if sep and ("%" in name or "+" in name or is_secret(name)):
+                return False
+        return True
+
+    def header_member(self, site: Site, name: str, value: str) -> Optional[str]:
+        """`apply(site, {name: value})` without its braces, when a few checks show that
+        masking keeps the value as it is (no rule or always-masked set names the header,
+        no `host` authority, no JSON, quote, escape or control character, no URL userinfo,
+        no token: what `_structure` and `_leaf` look for); None when they cannot tell
+        (call `apply`). Header sites only, for rules without user regexes (whose time
+        bound spans the whole object)."""
+        plain = self._plain_names
+        head = plain.get((id(site), name), _UNKNOWN)
+        if head is _UNKNOWN:
+            head = self._plain_name(site, name)
+        if head is None:
+            return None
+        first = value[:1]
+        if (
+            not first
+            or first in "{["
+            or first.isspace()
+            or _PLAIN_JSON_STRING.fullmatch(value) is None
+            or ("://" in value and "@" in value)
+            or (self.token and self.token in value)
+        ):
+            return None
+        return f'{head}"{value}"'
+
+    def _plain_name(self, site: Site, name: str) -> Optional[str]:
+        """`header_member`'s verdict on a header name (remembered, bounded)."""
+        head: Optional[str] = None
+        if (
+            (site is Site.HTTP_REQUEST_HEADERS or site is Site.HTTP_RESPONSE_HEADERS)
+            and type(name) is str
+            and len(name) <= CACHED_KEY_LENGTH
+        ):
+            rules = self.rules(site)
+            lowered = name.lower()
+            if (
+                not rules.mask_all
+                and not rules._patterns
+                and lowered not in ALWAYS_MASKED_HEADERS
+                and lowered != "host"
+                and not rules.is_secret(name)
+            ):
+                head = compact_json(name) + ":"
+        plain = self._plain_names
+        if len(plain) >= CACHE_SIZE:
+            plain.clear()
+        plain[(id(site), name)] = head
+        return head
 
     # -- internals ------------------------------------------------------------------------
 

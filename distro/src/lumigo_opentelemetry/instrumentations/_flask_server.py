@@ -5,7 +5,8 @@ Per request, on the default (old) HTTP semantic conventions:
 - one WSGI wrapper records the start time and (for the payload capture) wraps
   `wsgi.input`; the span starts once the request is routed (the app's own
   `preprocess_request`, wrapped on the instance): the request attributes are collected
-  once (with contrib's own `collect_request_attributes`), URL secrets masked, the
+  once (contrib's `collect_request_attributes`, from a bounded memo; a miss built by
+  `_wsgi_attributes` for the contrib release it reproduces), URL secrets masked, the
   request headers captured, and all of them given to `start_span` in one call (a
   sampler and every span processor's `on_start` see them; `_fastspan` spares the SDK's
   per-value check of values it would record unchanged);
@@ -265,9 +266,7 @@ class FlaskServerSpans:
 
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
         """A server span's request attributes: URL secrets masked."""
-        masked = payloads.Attributes(attributes)
-        payloads.mask_span_urls(masked, self.config)  # type: ignore[arg-type]
-        return dict(masked)
+        return payloads.url_masked(attributes, self.config)
 
     # --- span end ---------------------------------------------------------------------
 

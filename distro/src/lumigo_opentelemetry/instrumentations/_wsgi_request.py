@@ -1,6 +1,7 @@
 """The request side of the lean WSGI server-span paths (Flask, Django).
 
-contrib's WSGI request attributes from a bounded memo (`memoized`), the HTTP methods
+contrib's WSGI request attributes from a bounded memo (`memoized`; a miss built by
+`_wsgi_attributes` where it reproduces contrib's release), the HTTP methods
 every contrib release keeps in span names, and contrib's custom request/response header
 collectors when they are configured.
 """
@@ -41,7 +42,12 @@ def memoized(
     """contrib's request attributes are a pure function of a few environ values: a
     keep-alive connection asking for the same URL gets them from a bounded memo (a
     `copy`), and so does a server span get them masked (`mask`, once per memo entry).
-    With each copy comes the memo's verdict `check` gave for them (False: none)."""
+    With each copy comes the memo's verdict `check` gave for them (False: none).
+    A miss (a new query, client port or user agent: most requests of a real server)
+    builds them without contrib's call layers when `_wsgi_attributes` can."""
+    from lumigo_opentelemetry.instrumentations._wsgi_attributes import lean_collect
+
+    collect = lean_collect(collect)
     memo: Dict[Tuple[Any, ...], List[Any]] = {}
 
     def collect_request_attributes(

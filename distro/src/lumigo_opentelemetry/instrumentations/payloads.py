@@ -88,6 +88,8 @@ _WSGI_HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
 #: environ keys (in order) -> (the keys that are headers, their header names)
 _HEADER_PLANS: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Tuple[str, ...]]] = {}
 _HEADER_PLANS_SIZE = 64
+#: header names of a plan -> whether they are distinct, stripped and lower-case
+_PLAIN_NAMES: Dict[Tuple[str, ...], bool] = {}
 _STR_ONLY = frozenset({str})
 
 
@@ -137,6 +139,21 @@ def mask_span_urls(span: Span, config: Config) -> None:
                     span.set_attribute(key, kept + MASKED)
         except Exception:
             logger.debug("dropping query strings failed", exc_info=True)
+
+
+def url_masked(attributes: Mapping[str, Any], config: Config) -> Dict[str, Any]:
+    """A copy of `attributes` with their URL attributes masked: what `mask_span_urls`
+    makes of an `Attributes` copy (never raises), without its per-key calls."""
+    try:
+        changed = masked_url_attributes(attributes, config)
+    except Exception:
+        masked = Attributes(attributes)
+        mask_span_urls(masked, config)  # type: ignore[arg-type]  # its fallback
+        return dict(masked)
+    copy = dict(attributes)
+    if changed:
+        copy.update(changed)  # keys already there: their places kept
+    return copy
 
 
 def _text(value: Union[str, bytes]) -> str:
@@ -255,10 +272,12 @@ def _composed(merged: Dict[str, str], masking: Masking, site: Site) -> Optional[
 def _member(memos: _Fragments, site_id: int, site: Site, name: str, value: str) -> Optional[str]:
     """One header's masked JSON member, remembered when it may be (see `_Fragments`)."""
     masking = memos.masking
-    text = masking.apply(site, {name: value})
-    if len(text) < 2 or text[0] != "{" or text[-1] != "}":
-        return None  # masked as a whole: the whole object would be too
-    member = text[1:-1]
+    member = masking.header_member(site, name, value)  # None: `apply` must say
+    if member is None:
+        text = masking.apply(site, {name: value})
+        if len(text) < 2 or text[0] != "{" or text[-1] != "}":
+            return None  # masked as a whole: the whole object would be too
+        member = text[1:-1]
     if MASKED not in member:
         plain = memos.plain
         if len(plain) >= _FRAGMENTS_SIZE:
@@ -299,12 +318,34 @@ def wsgi_headers_attribute(environ: Mapping[str, object], config: Config) -> str
     limit = config.attribute_length_limit
     if known is not None and known[0] is masking and known[1] == limit:
         return known[2]
-    text = headers_attribute(list(zip(names, values)), config, memo=False)  # type: ignore[arg-type]
+    if _plain_names(names):  # what `_headers_text` would merge them into, as they are
+        merged: Dict[str, str] = dict(zip(names, values))  # type: ignore[arg-type]
+        site = Site.HTTP_REQUEST_HEADERS
+        text = _composed(merged, masking, site) if merged else None
+        if text is None:
+            text = masking.apply(site, merged)
+        text = truncate(text, limit)
+    else:
+        text = headers_attribute(list(zip(names, values)), config, memo=False)  # type: ignore[arg-type]
     if MASKED not in text:
         if len(_WSGI_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
             _WSGI_HEADER_TEXTS.clear()
         _WSGI_HEADER_TEXTS[key] = (masking, limit, text)
     return text
+
+
+def _plain_names(names: Tuple[str, ...]) -> bool:
+    """Whether header `names` are distinct and already stripped and lower-case (as
+    `_headers_text` makes them), remembered (bounded)."""
+    known = _PLAIN_NAMES.get(names)
+    if known is None:
+        known = len(set(names)) == len(names) and all(
+            type(n) is str and n == n.strip().lower() for n in names
+        )
+        if len(_PLAIN_NAMES) >= _HEADER_PLANS_SIZE:
+            _PLAIN_NAMES.clear()
+        _PLAIN_NAMES[names] = known
+    return known
 
 
 def wsgi_request_headers(

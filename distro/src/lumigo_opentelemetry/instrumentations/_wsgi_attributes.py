@@ -1,0 +1,189 @@
+"""contrib's WSGI request attributes, built without its call layers on the usual environ.
+
+`opentelemetry-instrumentation-wsgi`'s `collect_request_attributes`, on the default
+(old) HTTP semantic conventions, copies a dozen environ values into attributes through
+a helper per attribute, and for `http.url` runs `urllib.parse` three times
+(`wsgiref.util.request_uri`, then `redact_url`'s credential and query checks). On a
+real server's traffic (a query, client port or user agent per request) the request
+attribute memo misses and that is the cost of every request.
+
+`lean_collect(collect)` gives the same dictionary (keys, order, values) from plain
+reads, for the contrib release it was checked against (`CHECKED`: the one the golden
+tests run), when the environ looks usual (a common method, `str` values); anything
+else, and any other release, goes to contrib's own function. `redact_url` is run only
+when the URL could hold what it changes (userinfo, a query parameter it redacts).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple
+
+#: contrib releases whose `collect_request_attributes` this module reproduces
+CHECKED = frozenset({"0.66b1"})
+_DISTRIBUTIONS = (
+    "opentelemetry-instrumentation-wsgi",
+    "opentelemetry-instrumentation",
+    "opentelemetry-util-http",
+)
+#: methods every contrib release keeps as they are (its `sanitize_method`)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+_MEMO_SIZE = 256
+
+Collect = Callable[[Dict[str, Any]], Dict[str, Any]]
+
+
+def lean_collect(collect: Collect) -> Collect:
+    """`collect` itself unless it is contrib's `collect_request_attributes` of a
+    `CHECKED` release; then the same function, built from plain reads where it can."""
+    try:
+        from opentelemetry.instrumentation import wsgi
+
+        if collect is not wsgi.collect_request_attributes or not _checked_release():
+            return collect
+        return _Builder(collect).collect
+    except Exception:
+        return collect
+
+
+def _checked_release() -> bool:
+    from lumigo_opentelemetry.instrumentations._version_gate import installed_version
+
+    return all(installed_version(name) in CHECKED for name in _DISTRIBUTIONS)
+
+
+class _Builder:
+    """The attributes of one environ, as `contrib(environ)` gives them."""
+
+    def __init__(self, contrib: Collect) -> None:
+        from wsgiref.util import request_uri
+
+        from opentelemetry.util.http import (
+            PARAMS_TO_REDACT,
+            detect_synthetic_user_agent,
+            redact_url,
+        )
+
+        self._contrib = contrib
+        self._request_uri = request_uri
+        self._redact_url = redact_url
+        self._redacted = tuple(str(p) for p in PARAMS_TO_REDACT)
+        self._synthetic = detect_synthetic_user_agent
+        # (scheme, host, server name, server port, script name, path) -> URL without query
+        self._bases: Dict[Tuple[Any, ...], str] = {}
+        self._agents: Dict[str, Optional[str]] = {}
+
+    def collect(self, environ: Dict[str, Any]) -> Dict[str, Any]:
+        method = environ.get("REQUEST_METHOD", "")
+        flavor = environ.get("SERVER_PROTOCOL", "")
+        agent = environ.get("HTTP_USER_AGENT")
+        if (
+            method not in _METHODS
+            or type(method) is not str
+            or type(flavor) is not str
+            or (agent is not None and type(agent) is not str)
+        ):
+            return self._contrib(environ)
+        get = environ.get
+        result: Dict[str, Any] = {"http.method": method}
+        server_name = get("SERVER_NAME")
+        result["http.server_name"] = server_name
+        scheme = get("wsgi.url_scheme")
+        if scheme:
+            result["http.scheme"] = scheme
+        host = get("HTTP_HOST")
+        if host:
+            result["net.host.name"] = host
+            result["http.host"] = host
+        host_port = get("SERVER_PORT")
+        if host_port:
+            try:
+                port = int(host_port)
+            except (ValueError, TypeError):
+                return self._contrib(environ)  # contrib raises what it raises
+            if port:
+                result["net.host.port"] = port
+        target = get("RAW_URI")
+        if target is None:
+            target = get("REQUEST_URI")
+        if target:
+            result["http.target"] = target
+        else:
+            url = self._url(environ)
+            if url is None:
+                return self._contrib(environ)
+            result["http.url"] = url
+        remote_addr = get("REMOTE_ADDR")
+        if remote_addr:
+            result["net.peer.ip"] = remote_addr
+        _set_int(result, "net.peer.port", get("REMOTE_PORT"))
+        remote_host = get("REMOTE_HOST")
+        if remote_host and remote_host != remote_addr:
+            result["net.peer.name"] = remote_host
+        if agent:
+            result["http.user_agent"] = agent
+            synthetic = self._agent_type(agent)
+            if synthetic:
+                result["user_agent.synthetic.type"] = synthetic
+        if flavor.upper().startswith("HTTP/"):
+            flavor = flavor[5:]
+        if flavor:
+            result["http.flavor"] = flavor
+        return result
+
+    def _url(self, environ: Dict[str, Any]) -> Optional[str]:
+        """`redact_url(request_uri(environ))`; None when `request_uri` fails (contrib
+        then raises what it raises)."""
+        get = environ.get
+        key = (
+            get("wsgi.url_scheme"),
+            get("HTTP_HOST"),
+            get("SERVER_NAME"),
+            get("SERVER_PORT"),
+            get("SCRIPT_NAME"),
+            get("PATH_INFO", ""),
+        )
+        bases = self._bases
+        try:
+            base = bases.get(key)
+        except TypeError:  # an unhashable value
+            return None
+        if base is None:
+            try:
+                base = self._request_uri(environ, include_query=False)
+            except Exception:
+                return None
+            if type(base) is not str:
+                return None
+            if len(bases) >= _MEMO_SIZE:
+                bases.clear()
+            bases[key] = base
+        query = get("QUERY_STRING")
+        if query and type(query) is not str:
+            return None
+        url = base + "?" + query if query else base
+        if "@" in url or ("%" in url and "?" in url) or any(p in url for p in self._redacted):
+            # userinfo, or a parameter `redact_url` redacts may be there: its own answer
+            url = self._redact_url(url)
+        return url
+
+    def _agent_type(self, agent: str) -> Optional[str]:
+        agents = self._agents
+        known = agents.get(agent, "")
+        if known != "":
+            return known
+        found = self._synthetic(agent)
+        if len(agent) <= 512:
+            if len(agents) >= _MEMO_SIZE:
+                agents.clear()
+            agents[agent] = found
+        return found
+
+
+def _set_int(result: Dict[str, Any], key: str, value: Any) -> None:
+    """contrib's `set_int_attribute`."""
+    if value:
+        try:
+            number = int(value)
+        except (ValueError, TypeError):
+            return
+        result[key] = number

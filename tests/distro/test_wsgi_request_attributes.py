@@ -1,0 +1,157 @@
+"""The lean WSGI request attributes are contrib's `collect_request_attributes`, key for
+key and in the same order, on any environ (or raise as contrib raises)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.instrumentation.wsgi import collect_request_attributes
+
+from lumigo_opentelemetry.instrumentations._wsgi_attributes import lean_collect
+
+lean = lean_collect(collect_request_attributes)
+_ABSENT = object()
+
+
+def _outcome(collect: Any, environ: dict[str, Any]) -> Any:
+    try:
+        return list(collect(dict(environ)).items())
+    except Exception as exc:
+        return type(exc)
+
+
+def _text(*examples: Any) -> st.SearchStrategy[Any]:
+    return st.one_of(st.sampled_from(examples), st.text(max_size=12))
+
+
+ENVIRON = st.fixed_dictionaries(
+    {},
+    optional={
+        "REQUEST_METHOD": _text("GET", "POST", "PATCH", "get", "BREW", " GET", "QUERY", ""),
+        "SERVER_NAME": _text("127.0.0.1", "example.com", "", None),
+        "wsgi.url_scheme": _text("http", "https", ""),
+        "HTTP_HOST": _text("127.0.0.1:8000", "user:pw@h", "", None),
+        "SERVER_PORT": _text("80", "443", "8000", "0", "x", " 81", "", None),
+        "RAW_URI": _text("/a?b=1", "", None),
+        "REQUEST_URI": _text("/a?password=1", ""),
+        "PATH_INFO": _text("/hello", "/a b/ü", "/p%2F?x", "/design", ""),
+        "QUERY_STRING": _text(
+            "id=1",
+            "sig=1",
+            "a=1&Signature=2",
+            "%73ig=1",
+            "AWSAccessKeyId=k&x=1",
+            "X-Goog-Signature=s",
+            "a=1#frag",
+            "a+b=c",
+            "",
+        ),
+        "SCRIPT_NAME": _text("", "/app", "/ä"),
+        "REMOTE_ADDR": _text("10.0.0.1", "", None),
+        "REMOTE_PORT": _text("40000", "0", "x", "", None),
+        "REMOTE_HOST": _text("10.0.0.1", "client", "", None),
+        "HTTP_USER_AGENT": st.one_of(
+            _text("curl/8.0", "Googlebot/2.1", "AlwaysOn test", "client/1.0", "", None),
+            st.just(b"bytes-agent/1"),
+        ),
+        "SERVER_PROTOCOL": _text("HTTP/1.1", "http/2", "HTTP/", "HTTPS/1", "", None),
+        "HTTPS": _text("on", ""),
+    },
+)
+
+
+def test_the_checked_release_gets_the_lean_builder() -> None:
+    assert lean is not collect_request_attributes
+    assert lean_collect(dict) is dict  # not contrib's function: left as it is
+
+
+@settings(max_examples=1500, deadline=None)
+@given(ENVIRON)
+def test_lean_attributes_equal_contrib(environ: dict[str, Any]) -> None:
+    assert _outcome(lean, environ) == _outcome(collect_request_attributes, environ)
+
+
+def test_the_usual_requests_equal_contrib() -> None:
+    base = {
+        "REQUEST_METHOD": "GET",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "wsgi.url_scheme": "http",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "PATH_INFO": "/hello",
+        "SCRIPT_NAME": "",
+        "REMOTE_ADDR": "127.0.0.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+    for n in range(300):  # more than the URL memo holds
+        environ = {
+            **base,
+            "QUERY_STRING": f"id={n}",
+            "REMOTE_PORT": str(40000 + n % 50),
+            "HTTP_USER_AGENT": f"client/{n % 20}.0",
+        }
+        if n % 3 == 0:
+            environ["RAW_URI"] = f"/hello?id={n}"
+        if n % 7 == 0:
+            environ["QUERY_STRING"] = f"id={n}&X-Goog-Signature=abc&sig=1"
+        if n % 11 == 0:
+            environ["HTTP_HOST"] = "user:secret@127.0.0.1:8000"
+        assert _outcome(lean, environ) == _outcome(collect_request_attributes, environ)
+
+
+def test_url_masked_copy_is_what_the_span_masking_gives() -> None:
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import payloads
+
+    config = Config()
+    samples = [
+        {},
+        {"http.method": "GET", "http.url": "http://h/a?id=1", "net.peer.port": 1},
+        {"http.method": "GET", "http.target": "/a?password=x&id=1", "http.flavor": "1.1"},
+        {"http.host": "user:pw@h", "http.url": "http://user:pw@h/?token=t", "x": None},
+        {"url.query": "secret=1", "url.full": "https://h/?secret=1", "http.route": "/a"},
+    ]
+    for attributes in samples:
+        reference = payloads.Attributes(attributes)
+        payloads.mask_span_urls(reference, config)  # type: ignore[arg-type]
+        masked = payloads.url_masked(attributes, config)
+        assert list(masked.items()) == list(reference.items())
+        assert type(masked) is dict and masked is not attributes
+
+    class Failing:
+        """A config whose masking fails: the query strings go as a whole, as before."""
+
+        attribute_length_limit = 2048
+
+        @property
+        def masking(self) -> Any:
+            raise RuntimeError("boom")
+
+    attributes = {"http.method": "GET", "http.target": "/a?password=x"}
+    reference = payloads.Attributes(attributes)
+    payloads.mask_span_urls(reference, Failing())  # type: ignore[arg-type]
+    assert payloads.url_masked(attributes, Failing()) == dict(reference)  # type: ignore[arg-type]
+    assert reference["http.target"] == "/a?****"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["HTTP_CONTENT_TYPE", "CONTENT_TYPE", "HTTP_X-A", "HTTP_X_A", "HTTP_ X", "HTTP_Y"]
+        ),
+        st.one_of(st.sampled_from(["a", "b c", '"q"', "user:pw@h"]), st.text(max_size=6)),
+        max_size=6,
+    )
+)
+def test_request_headers_with_repeated_or_spaced_names_are_the_general_text(
+    environ: dict[str, Any],
+) -> None:
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import payloads
+
+    config = Config()
+    general = payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
+    assert payloads.wsgi_headers_attribute(environ, config) == general
