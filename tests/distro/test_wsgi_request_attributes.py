@@ -36,7 +36,7 @@ ENVIRON = st.fixed_dictionaries(
         "SERVER_PORT": _text("80", "443", "8000", "0", "x", " 81", "", None),
         "RAW_URI": _text("/a?b=1", "", None),
         "REQUEST_URI": _text("/a?password=1", ""),
-        "PATH_INFO": _text("/hello", "/a b/ü", "/p%2F?x", "/design", ""),
+        "PATH_INFO": _text("/hello", "/a b/ü", "/p%2F?x", "/design", "/?s\tig=1", ""),
         "QUERY_STRING": _text(
             "id=1",
             "sig=1",
@@ -46,6 +46,8 @@ ENVIRON = st.fixed_dictionaries(
             "X-Goog-Signature=s",
             "a=1#frag",
             "a+b=c",
+            "s\tig=1",  # urlsplit drops tabs and line breaks before contrib's redaction
+            "si\ng=1&x=\r",
             "",
         ),
         "SCRIPT_NAME": _text("", "/app", "/ä"),
@@ -155,3 +157,19 @@ def test_request_headers_with_repeated_or_spaced_names_are_the_general_text(
     config = Config()
     general = payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
     assert payloads.wsgi_headers_attribute(environ, config) == general
+
+
+def test_a_query_split_by_tabs_or_line_breaks_is_redacted_as_contrib_redacts_it() -> None:
+    """`urlsplit` drops tabs and line breaks, so `s<TAB>ig=1` reaches contrib's redaction
+    as `sig=1`: the lean builder must not send it unredacted."""
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "SERVER_NAME": "h",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "PATH_INFO": "/",
+    }
+    for query in ("s\tig=1", "si\ng=1&x=\r", "a=1&Signa\rture=2", "X-Goog-\tSignature=s"):
+        ours = _outcome(lean, {**environ, "QUERY_STRING": query})
+        assert ours == _outcome(collect_request_attributes, {**environ, "QUERY_STRING": query})
+        assert "REDACTED" in dict(ours)["http.url"]  # type: ignore[arg-type]

@@ -28,6 +28,8 @@ _DISTRIBUTIONS = (
 #: methods every contrib release keeps as they are (its `sanitize_method`)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 _MEMO_SIZE = 256
+#: characters `urlsplit` removes from a URL before `redact_url` looks at its parameters
+_SPLIT_DROPS = frozenset("\t\r\n")
 
 Collect = Callable[[Dict[str, Any]], Dict[str, Any]]
 
@@ -161,8 +163,14 @@ class _Builder:
         if query and type(query) is not str:
             return None
         url = base + "?" + query if query else base
-        if "@" in url or ("%" in url and "?" in url) or any(p in url for p in self._redacted):
-            # userinfo, or a parameter `redact_url` redacts may be there: its own answer
+        if (
+            "@" in url
+            or ("%" in url and "?" in url)
+            or not _SPLIT_DROPS.isdisjoint(url)
+            or any(p in url for p in self._redacted)
+        ):
+            # userinfo, or a parameter `redact_url` redacts may be there (also one split
+            # by a tab or line break, which `urlsplit` drops first): its own answer
             url = self._redact_url(url)
         return url
 
