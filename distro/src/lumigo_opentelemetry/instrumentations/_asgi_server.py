@@ -102,7 +102,9 @@ class LeanServerSpans:
         excluded = getattr(contrib, "excluded_urls", None)
         self.excluded = excluded if getattr(excluded, "_excluded_urls", True) else None
         self._details: Any = contrib.default_span_details
-        self._collect: Any = collect_request_attributes
+        from lumigo_opentelemetry.instrumentations._asgi_attributes import lean_collect
+
+        self._collect: Any = lean_collect(collect_request_attributes)
         self._url_of: Any = get_host_port_url_tuple
         self._enabled = is_http_instrumentation_enabled
         self._extract: Any = Extractor(asgi_getter, asgi=True)
@@ -125,6 +127,7 @@ class LeanServerSpans:
         self._plain_routes = _plain_routes()
         self._plain_app: Any = None  # an app class whose `routes` is Starlette's property
         self._memo: Dict[Tuple[Any, ...], _Shape] = {}
+        self._routes: Dict[Tuple[Any, ...], Tuple[str, Dict[str, Any]]] = {}
         self.memos = Memos(config)
         self._statuses: Dict[int, Any] = {}
         self._error_response: Optional[Callable[..., Any]] = None
@@ -267,7 +270,7 @@ class LeanServerSpans:
         except TypeError:  # an unhashable value in the scope: no memo
             key, known = None, None
         if known is None:
-            name, extra = self._details(scope)
+            name, extra = self._route(scope, key, keyed)
             collected = self._collect(scope)
             collected.update(extra)
             known = _Shape(name, collected)
@@ -285,6 +288,29 @@ class LeanServerSpans:
                     self._memo.clear()
                 self._memo[key] = known
         return known, peer
+
+    def _route(
+        self, scope: Scope, key: Optional[Tuple[Any, ...]], keyed: Tuple[Any, ...]
+    ) -> Tuple[str, Dict[str, Any]]:
+        """The span name and route attributes (`default_span_details`) of a request
+        whose shape the memo does not hold: kept by what Starlette's routes match on
+        (method, path, root path, host header, the app and its route count), not the
+        query, client or user agent, which vary per request; routes with path
+        parameters are not kept."""
+        route_key = None
+        if key is not None:
+            hosts = tuple([pair for pair in keyed if pair[0] == b"host"])
+            route_key = key[:5] + key[6:7] + (hosts,) + key[9:]
+            known = self._routes.get(route_key)
+            if known is not None:
+                return known
+        name, extra = self._details(scope)
+        route = extra.get("http.route") if type(extra) is dict else None
+        if route_key is not None and type(name) is str and type(route) is str and "{" not in route:
+            if len(self._routes) >= _MEMO_SIZE:
+                self._routes.clear()
+            self._routes[route_key] = (name, extra)
+        return name, extra
 
 
 _PEER: Any = object()  # the memo key's client part when `_peer` gives the client
@@ -387,8 +413,7 @@ class _Shape:
             if peer is not None:
                 attributes[_PEER_IP], attributes[_PEER_PORT] = peer
             return attributes, {} if self._server_clean else None
-        attributes = payloads.Attributes(self.raw)
-        payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
+        attributes = payloads.Attributes(payloads.url_masked(self.raw, config))
         if attributes == self.raw:
             self._server = self.raw
             self._server_clean = self.raw_clean(spans)
