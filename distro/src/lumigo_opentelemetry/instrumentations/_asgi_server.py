@@ -216,6 +216,8 @@ class LeanServerSpans:
                 and textmaps._HTTP_TEXT_FORMAT is self._extract._default
             ):  # no header the (default) global propagator reads: what it would give
                 parent = self._no_parent()
+            elif seen.carrier is not None and textmaps is not None:
+                parent = self._extract_from(seen.carrier, textmaps._HTTP_TEXT_FORMAT, scope)
             else:
                 parent = self._extract(scope)
             kind = self._server
@@ -233,6 +235,15 @@ class LeanServerSpans:
         if capture is not None and not span.is_recording():
             capture = None
         return _Exchange(self, span, capture, late, parent), token
+
+    def _extract_from(self, carrier: Dict[str, Any], propagator: Any, scope: Scope) -> Any:
+        """The parent context: the default global `propagator` (W3C trace context and
+        baggage, which read the `traceparent`, `tracestate` and `baggage` headers only)
+        run on `carrier`, those headers as contrib's ASGI getter reads them, without it
+        decoding every header name per read; any other propagator reads the scope."""
+        if self._extract._is_default(propagator):
+            return propagator.extract(carrier)
+        return self._extract(scope)
 
     def _shape(
         self, scope: Scope, keyed: Tuple[Any, ...]
