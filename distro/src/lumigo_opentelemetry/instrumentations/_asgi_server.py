@@ -424,10 +424,16 @@ class _Shape:
             if peer is not None:
                 attributes[_PEER_IP], attributes[_PEER_PORT] = peer
             return attributes, {} if self._server_clean else None
-        attributes = payloads.Attributes(payloads.url_masked(self.raw, config))
-        if attributes == self.raw:
-            self._server = self.raw
+        raw = self.raw
+        try:
+            changed = payloads.masked_url_attributes(raw, config)
+        except Exception:  # `url_masked` says what the failure gives
+            changed = None
+        if changed is not None and not changed:  # masking keeps them all
+            self._server = raw
             self._server_clean = self.raw_clean(spans)
+            return self.server_attributes(config, spans, peer)
+        attributes = payloads.Attributes(payloads.url_masked(raw, config))
         if peer is not None:
             attributes[_PEER_IP], attributes[_PEER_PORT] = peer
         return attributes, None
