@@ -9,11 +9,15 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
   bounded memo, copied per request, its URL attributes masked once when masking
   changes none of them, with `_fastspan`'s verdict that they are clean; one entry for
   every client, whose `net.peer.ip`/`net.peer.port` are set per request in their
-  place; routes with path parameters are not kept); the request
-  headers are captured (`_asgi_payloads`, memoised per header set) before the span
-  starts, and all of them go to `start_span` in one call (a sampler and every span
-  processor's `on_start` see them); the incoming context is extracted as in
-  `_flask_server`;
+  place; routes with path parameters are not kept). A shape the memo misses (on real
+  traffic: a query, user agent or client per request) takes its route details from a
+  second memo keyed without those, and its attributes from `_asgi_attributes` (contrib's
+  function rebuilt from plain reads for the checked release); the request
+  headers are captured (`_asgi_payloads`, memoised per header set, else read in one
+  pass) before the span starts, and all of them go to `start_span` in one call (a
+  sampler and every span processor's `on_start` see them); the incoming context is
+  extracted as in `_flask_server` (the default W3C propagators on the propagation
+  headers the one pass kept);
 - the context (extracted parent plus the span) is attached once and detached once;
 - the status is set when the response starts (one `Status` per HTTP status, kept);
   `http.status_code`, the response
