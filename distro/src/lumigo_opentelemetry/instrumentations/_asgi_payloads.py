@@ -11,7 +11,7 @@ usual response) is taken as it is, without a `BoundedBody` recorder.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._propagation import _asgi_has_headers
@@ -25,6 +25,7 @@ logger = logging.getLogger("lumigo-opentelemetry")
 _MEMO_SIZE = 256
 _BODY_MEMO_LENGTH = 1024
 _KEYED_HEADERS = (b"host", b"user-agent")
+_UNSEEN: Any = object()
 
 
 def keyed_headers(headers: Any) -> Tuple[Any, ...]:
@@ -44,13 +45,96 @@ def _captured(
         return None
 
 
+#: header names (bytes) -> the name as text when it is plain: ASCII, lower-case, starting
+#: and ending with a letter or digit (what every reading of it, decoded or not, stripped
+#: or not, agrees on); None for any other name (bounded: names come from requests)
+_NAMES: Dict[bytes, Optional[str]] = {}
+_NAMES_SIZE = 512
+#: what a plain name is to `_scanned`: 1 content type, 2 memo key, 3 propagation
+_ROLES = {
+    "content-type": 1,
+    "host": 2,
+    "user-agent": 2,
+    "traceparent": 3,
+    "baggage": 3,
+    "tracestate": 4,
+}
+
+
+def _plain_name(raw: bytes) -> Optional[str]:
+    name: Optional[str] = None
+    if raw.isascii() and raw == raw.lower() and raw[:1].isalnum() and raw[-1:].isalnum():
+        name = raw.decode("ascii")
+    if len(_NAMES) >= _NAMES_SIZE:
+        _NAMES.clear()
+    _NAMES[raw] = name
+    return name
+
+
+def _scanned(headers: List[Any], config: Config) -> Optional[Headers]:
+    """What `Memos.request` makes of request `headers`, in one pass over them, when
+    they are (bytes, bytes) tuples with plain names (see `_NAMES`); else None. The
+    headers a propagator reads (`traceparent`, `tracestate`, `baggage`) are kept as
+    `carrier` when their values are ASCII (each reading decodes them alike)."""
+    merged: Dict[str, str] = {}
+    content_type: Optional[str] = None
+    keyed: List[Tuple[bytes, bytes]] = []
+    propagated = False
+    carrier: Optional[Dict[str, List[str]]] = None
+    names = _NAMES
+    roles = _ROLES
+    for pair in headers:
+        if type(pair) is not tuple or len(pair) != 2:
+            return None
+        raw_name, raw_value = pair
+        if type(raw_name) is not bytes or type(raw_value) is not bytes:
+            return None
+        name = names.get(raw_name, _UNSEEN)
+        if name is _UNSEEN:
+            name = _plain_name(raw_name)
+        if name is None:
+            return None
+        value = raw_value.decode("latin-1")
+        known = merged.get(name)
+        merged[name] = value if known is None else known + ", " + value
+        role = roles.get(name)
+        if role is not None:
+            if role == 1:
+                if content_type is None:
+                    content_type = value
+            elif role == 2:
+                keyed.append(pair)
+            else:
+                if role == 3:
+                    propagated = True
+                if carrier is None:
+                    carrier = {}
+                if raw_value.isascii():
+                    carrier.setdefault(name, []).append(value)
+                else:
+                    carrier[""] = []  # a value each reading may decode its own way
+    try:
+        text: Optional[str] = payloads.merged_headers_text(
+            merged, config, payloads.Site.HTTP_REQUEST_HEADERS
+        )
+    except Exception:
+        logger.debug(
+            "capturing %s failed; attribute dropped", payloads.REQUEST_HEADERS, exc_info=True
+        )
+        text = None
+    seen = Headers(text, content_type, tuple(keyed), propagated)
+    if propagated and carrier is not None and "" not in carrier:
+        seen.carrier = carrier
+    return seen
+
+
 class Headers:
     """What a set of headers gives: its attribute text (None: dropped), its content
     type and, for request headers, the part of the span-attribute memo key it decides
     and whether a propagator may find a parent context in them (`propagated`: a
     `traceparent` or `baggage` header, as `_propagation` checks)."""
 
-    __slots__ = ("content_type", "keyed", "propagated", "text")
+    __slots__ = ("carrier", "content_type", "keyed", "propagated", "text")
 
     def __init__(
         self,
@@ -63,6 +147,9 @@ class Headers:
         self.content_type = content_type
         self.keyed = keyed
         self.propagated = propagated
+        #: the propagation headers by name (values in order), when known to be what
+        #: contrib's ASGI getter reads; None: read the scope
+        self.carrier: Optional[Dict[str, List[str]]] = None
 
 
 class Memos:
@@ -83,13 +170,15 @@ class Memos:
             pairs, known = None, None
         if known is not None:
             return known
-        config = self.config
-        seen = Headers(
-            _captured(payloads.REQUEST_HEADERS, payloads.headers_attribute, headers, config),
-            payloads.header_value(headers, "content-type"),
-            keyed_headers(headers),
-            _asgi_has_headers({"headers": headers}),
-        )
+        seen = _scanned(headers, self.config) if type(headers) is list else None
+        if seen is None:
+            config = self.config
+            seen = Headers(
+                _captured(payloads.REQUEST_HEADERS, payloads.headers_attribute, headers, config),
+                payloads.header_value(headers, "content-type"),
+                keyed_headers(headers),
+                _asgi_has_headers({"headers": headers}),
+            )
         if not seen.propagated:  # a traceparent makes each request's set its own
             _keep(self.request_headers, pairs, seen.text, seen)
         return seen

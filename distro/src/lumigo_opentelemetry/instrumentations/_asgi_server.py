@@ -9,11 +9,15 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
   bounded memo, copied per request, its URL attributes masked once when masking
   changes none of them, with `_fastspan`'s verdict that they are clean; one entry for
   every client, whose `net.peer.ip`/`net.peer.port` are set per request in their
-  place; routes with path parameters are not kept); the request
-  headers are captured (`_asgi_payloads`, memoised per header set) before the span
-  starts, and all of them go to `start_span` in one call (a sampler and every span
-  processor's `on_start` see them); the incoming context is extracted as in
-  `_flask_server`;
+  place; routes with path parameters are not kept). A shape the memo misses (on real
+  traffic: a query, user agent or client per request) takes its route details from a
+  second memo keyed without those, and its attributes from `_asgi_attributes` (contrib's
+  function rebuilt from plain reads for the checked release); the request
+  headers are captured (`_asgi_payloads`, memoised per header set, else read in one
+  pass) before the span starts, and all of them go to `start_span` in one call (a
+  sampler and every span processor's `on_start` see them); the incoming context is
+  extracted as in `_flask_server` (the default W3C propagators on the propagation
+  headers the one pass kept);
 - the context (extracted parent plus the span) is attached once and detached once;
 - the status is set when the response starts (one `Status` per HTTP status, kept);
   `http.status_code`, the response
@@ -102,7 +106,9 @@ class LeanServerSpans:
         excluded = getattr(contrib, "excluded_urls", None)
         self.excluded = excluded if getattr(excluded, "_excluded_urls", True) else None
         self._details: Any = contrib.default_span_details
-        self._collect: Any = collect_request_attributes
+        from lumigo_opentelemetry.instrumentations._asgi_attributes import lean_collect
+
+        self._collect: Any = lean_collect(collect_request_attributes)
         self._url_of: Any = get_host_port_url_tuple
         self._enabled = is_http_instrumentation_enabled
         self._extract: Any = Extractor(asgi_getter, asgi=True)
@@ -125,6 +131,7 @@ class LeanServerSpans:
         self._plain_routes = _plain_routes()
         self._plain_app: Any = None  # an app class whose `routes` is Starlette's property
         self._memo: Dict[Tuple[Any, ...], _Shape] = {}
+        self._routes: Dict[Tuple[Any, ...], Tuple[str, Dict[str, Any]]] = {}
         self.memos = Memos(config)
         self._statuses: Dict[int, Any] = {}
         self._error_response: Optional[Callable[..., Any]] = None
@@ -213,6 +220,8 @@ class LeanServerSpans:
                 and textmaps._HTTP_TEXT_FORMAT is self._extract._default
             ):  # no header the (default) global propagator reads: what it would give
                 parent = self._no_parent()
+            elif seen.carrier is not None and textmaps is not None:
+                parent = self._extract_from(seen.carrier, textmaps._HTTP_TEXT_FORMAT, scope)
             else:
                 parent = self._extract(scope)
             kind = self._server
@@ -230,6 +239,15 @@ class LeanServerSpans:
         if capture is not None and not span.is_recording():
             capture = None
         return _Exchange(self, span, capture, late, parent), token
+
+    def _extract_from(self, carrier: Dict[str, Any], propagator: Any, scope: Scope) -> Any:
+        """The parent context: the default global `propagator` (W3C trace context and
+        baggage, which read the `traceparent`, `tracestate` and `baggage` headers only)
+        run on `carrier`, those headers as contrib's ASGI getter reads them, without it
+        decoding every header name per read; any other propagator reads the scope."""
+        if self._extract._is_default(propagator):
+            return propagator.extract(carrier)
+        return self._extract(scope)
 
     def _shape(
         self, scope: Scope, keyed: Tuple[Any, ...]
@@ -267,7 +285,7 @@ class LeanServerSpans:
         except TypeError:  # an unhashable value in the scope: no memo
             key, known = None, None
         if known is None:
-            name, extra = self._details(scope)
+            name, extra = self._route(scope, key, keyed)
             collected = self._collect(scope)
             collected.update(extra)
             known = _Shape(name, collected)
@@ -285,6 +303,29 @@ class LeanServerSpans:
                     self._memo.clear()
                 self._memo[key] = known
         return known, peer
+
+    def _route(
+        self, scope: Scope, key: Optional[Tuple[Any, ...]], keyed: Tuple[Any, ...]
+    ) -> Tuple[str, Dict[str, Any]]:
+        """The span name and route attributes (`default_span_details`) of a request
+        whose shape the memo does not hold: kept by what Starlette's routes match on
+        (method, path, root path, host header, the app and its route count), not the
+        query, client or user agent, which vary per request; routes with path
+        parameters are not kept."""
+        route_key = None
+        if key is not None:
+            hosts = tuple([pair for pair in keyed if pair[0] == b"host"])
+            route_key = key[:5] + key[6:7] + (hosts,) + key[9:]
+            known = self._routes.get(route_key)
+            if known is not None:
+                return known
+        name, extra = self._details(scope)
+        route = extra.get("http.route") if type(extra) is dict else None
+        if route_key is not None and type(name) is str and type(route) is str and "{" not in route:
+            if len(self._routes) >= _MEMO_SIZE:
+                self._routes.clear()
+            self._routes[route_key] = (name, extra)
+        return name, extra
 
 
 _PEER: Any = object()  # the memo key's client part when `_peer` gives the client
@@ -387,11 +428,16 @@ class _Shape:
             if peer is not None:
                 attributes[_PEER_IP], attributes[_PEER_PORT] = peer
             return attributes, {} if self._server_clean else None
-        attributes = payloads.Attributes(self.raw)
-        payloads.mask_span_urls(attributes, config)  # type: ignore[arg-type]
-        if attributes == self.raw:
-            self._server = self.raw
+        raw = self.raw
+        try:
+            changed = payloads.masked_url_attributes(raw, config)
+        except Exception:  # `url_masked` says what the failure gives
+            changed = None
+        if changed is not None and not changed:  # masking keeps them all
+            self._server = raw
             self._server_clean = self.raw_clean(spans)
+            return self.server_attributes(config, spans, peer)
+        attributes = payloads.Attributes(payloads.url_masked(raw, config))
         if peer is not None:
             attributes[_PEER_IP], attributes[_PEER_PORT] = peer
         return attributes, None

@@ -218,6 +218,16 @@ def _headers_text(pairs: Iterable[Any], masking: Any, limit: int, site: Site) ->
     return truncate(text, limit)
 
 
+def merged_headers_text(merged: Dict[str, str], config: Config, site: Site) -> str:
+    """What `headers_attribute` gives for headers already merged as it merges them
+    (stripped lower-case names, repeated names' values joined with ", "), without memo."""
+    masking = config.masking
+    text = _composed(merged, masking, site) if merged else None
+    if text is None:
+        text = masking.apply(site, merged)
+    return truncate(text, config.attribute_length_limit)
+
+
 class _Fragments:
     """The masked JSON member (`"name":"value"`) of header pairs seen before, for one
     `Masking` (bounded): in which nothing was masked, by (site, name, value); masked by

@@ -1,0 +1,193 @@
+"""contrib's ASGI request attributes, built without its call layers on the usual scope.
+
+`opentelemetry-instrumentation-asgi`'s `collect_request_attributes`, on the default
+(old) HTTP semantic conventions, reads the host and user-agent headers by decoding every
+header name twice, sets each attribute through a helper, and runs `urllib.parse` twice
+on `http.url` (`redact_url`). On a real server's traffic (a query, client port or user
+agent per request) the lean path's request-shape memo misses and that is the cost of
+every request.
+
+`lean_collect(collect)` gives the same dictionary (keys, order, values) from plain
+reads, for the contrib release it was checked against (`CHECKED`: the one the golden
+tests run), when the scope looks usual (a common method; `str` scheme and path; a
+`(str, int)` server and client; `bytes` header pairs and query); anything else, and
+any other release, goes to contrib's own function. `redact_url` is run only when the
+URL could hold what it changes (userinfo, an escape, a character `urlsplit` drops, a
+query parameter it redacts).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Dict, List, Optional
+
+#: contrib releases whose `collect_request_attributes` this module reproduces
+CHECKED = frozenset({"0.66b1"})
+_DISTRIBUTIONS = (
+    "opentelemetry-instrumentation-asgi",
+    "opentelemetry-instrumentation",
+    "opentelemetry-util-http",
+)
+#: methods every contrib release keeps as they are (its `sanitize_method`)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+_HOST = b"host"
+_AGENT = b"user-agent"
+_MEMO_SIZE = 256
+_DEFAULT_SERVER = ("0.0.0.0", 80)
+
+Collect = Callable[..., Dict[str, Any]]
+
+
+def lean_collect(collect: Collect) -> Collect:
+    """`collect` itself unless it is contrib's `collect_request_attributes` of a
+    `CHECKED` release; then the same function (on the default semantic conventions),
+    built from plain reads where it can."""
+    try:
+        from opentelemetry.instrumentation import asgi
+
+        if collect is not asgi.collect_request_attributes or not _checked_release():
+            return collect
+        return _Builder(collect).collect
+    except Exception:
+        return collect
+
+
+def _checked_release() -> bool:
+    from lumigo_opentelemetry.instrumentations._version_gate import installed_version
+
+    return all(installed_version(name) in CHECKED for name in _DISTRIBUTIONS)
+
+
+def _pair(value: Any, first: type) -> bool:
+    """Whether `value` is a (first, int) pair (an address and a port)."""
+    kind = type(value)
+    return (
+        (kind is tuple or kind is list)
+        and len(value) == 2
+        and type(value[0]) is first
+        and type(value[1]) is int
+    )
+
+
+class _Builder:
+    """The attributes of one scope, as `contrib(scope)` gives them."""
+
+    def __init__(self, contrib: Collect) -> None:
+        from urllib.parse import unquote
+
+        from opentelemetry.util.http import (
+            PARAMS_TO_REDACT,
+            detect_synthetic_user_agent,
+            redact_url,
+        )
+
+        self._contrib = contrib
+        self._unquote = unquote
+        self._redact_url = redact_url
+        # what `redact_url` may change: userinfo, escapes, what `urlsplit` drops, names
+        self._redactable = re.compile(
+            "[@%\t\r\n]|" + "|".join(re.escape(str(p)) for p in PARAMS_TO_REDACT)
+        ).search
+        self._synthetic = detect_synthetic_user_agent
+        self._agents: Dict[str, Optional[str]] = {}
+
+    def collect(self, scope: Any, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+        if args or kwargs:  # another semantic-convention mode: contrib's own
+            return self._contrib(scope, *args, **kwargs)
+        built = self._build(scope)
+        return self._contrib(scope) if built is None else built
+
+    def _build(self, scope: Any) -> Optional[Dict[str, Any]]:
+        get = scope.get
+        method = get("method", "")
+        scheme = get("scheme", "http")
+        path = get("path", "")
+        server = get("server") or _DEFAULT_SERVER
+        client = get("client")
+        if (
+            method not in _METHODS
+            or type(method) is not str
+            or type(scheme) is not str
+            or type(path) is not str
+            or not _pair(server, str)
+            or (client is not None and not _pair(client, str))
+        ):
+            return None
+        hosts: List[str] = []
+        agent: Optional[str] = None
+        headers = get("headers")
+        if headers:
+            kind = type(headers)
+            if kind is not list and kind is not tuple:
+                return None
+            try:
+                for name, value in headers:
+                    if type(name) is not bytes or type(value) is not bytes:
+                        return None
+                    lowered = name.lower()
+                    if lowered == _HOST:
+                        hosts.append(value.decode("utf-8"))
+                    elif lowered == _AGENT and agent is None:
+                        agent = value.decode("utf-8")
+                    elif not name.isascii():
+                        return None  # a name decoding to one of them: contrib's reading
+            except (ValueError, TypeError):  # not pairs, or not UTF-8: contrib's reading
+                return None
+        host, port = server
+        server_host = host if port == 80 else host + ":" + str(port)
+        url = scheme + "://" + (hosts[0] if hosts else server_host) + path
+        query = get("query_string")
+        if query:
+            if type(query) is bytes:
+                try:
+                    query = query.decode("utf8")
+                except ValueError:
+                    return None
+            elif type(query) is not str:
+                return None
+            url += "?" + (self._unquote(query) if "%" in query else query)
+        if self._redactable(url) is not None:
+            url = self._redact_url(url)
+        result: Dict[str, Any] = {}
+        scheme = get("scheme")
+        if scheme:
+            result["http.scheme"] = scheme
+        if server_host:
+            result["http.host"] = server_host
+        if port:
+            result["net.host.port"] = port
+        flavor = get("http_version")
+        if flavor:
+            result["http.flavor"] = flavor
+        if path:
+            result["http.target"] = path
+        if url:
+            result["http.url"] = url
+        result["http.method"] = method
+        if hosts:
+            result["http.server_name"] = ",".join(hosts)
+        if agent is not None:
+            if agent:
+                result["http.user_agent"] = agent
+            synthetic = self._agent_type(agent)
+            if synthetic:
+                result["user_agent.synthetic.type"] = synthetic
+        if client is not None:
+            peer_ip, peer_port = client
+            if peer_ip:
+                result["net.peer.ip"] = peer_ip
+            if peer_port:
+                result["net.peer.port"] = peer_port
+        return result
+
+    def _agent_type(self, agent: str) -> Optional[str]:
+        agents = self._agents
+        known = agents.get(agent, "")
+        if known != "":
+            return known
+        found = self._synthetic(agent)
+        if len(agent) <= 512:
+            if len(agents) >= _MEMO_SIZE:
+                agents.clear()
+            agents[agent] = found
+        return found

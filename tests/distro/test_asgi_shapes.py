@@ -1,0 +1,74 @@
+"""The lean ASGI path's span name and request attributes, through its memos (request
+shape, route details, user agents), are contrib's for every request of a varied mix:
+queries, clients, user agents and request ids per request, routes with and without
+path parameters, a host-routed sub-application, unknown paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware, collect_request_attributes
+from opentelemetry.instrumentation.fastapi import _get_default_span_details
+from starlette.routing import Host, Router
+
+from lumigo_opentelemetry.config import Config
+from lumigo_opentelemetry.instrumentations._asgi_payloads import keyed_headers
+from lumigo_opentelemetry.instrumentations._asgi_server import LeanServerSpans, applies
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/hello")
+    def hello() -> dict[str, str]:
+        return {}
+
+    @app.get("/items/{item}")
+    def item(item: int) -> dict[str, str]:
+        return {}
+
+    sub = Router()
+    sub.add_route("/h", lambda request: None)
+    app.router.routes.append(Host("api.example.com", app=sub))
+    return app
+
+
+def test_names_and_attributes_through_the_memos_are_contribs() -> None:
+    app = _app()
+    contrib = OpenTelemetryMiddleware(
+        app, default_span_details=_get_default_span_details, exclude_spans=["receive", "send"]
+    )
+    assert applies(contrib)
+    lean = LeanServerSpans(contrib, Config())
+    paths = ["/hello", "/items/7", "/items/x", "/missing", "/h", "/hello/"]
+    for n in range(900):  # more than each memo holds
+        host = b"api.example.com" if n % 3 == 0 else b"127.0.0.1:8000"
+        headers = [
+            (b"host", host),
+            (b"user-agent", f"client/{n % 20}.0{' bot' if n % 7 == 0 else ''}".encode()),
+            (b"x-request-id", f"{n:032x}".encode()),
+        ]
+        scope: dict[str, Any] = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": ("GET", "POST", "HEAD")[n % 3 % 2],
+            "scheme": "http",
+            "path": paths[n % len(paths)],
+            "raw_path": b"",
+            "query_string": f"id={n}".encode() if n % 5 else b"",
+            "root_path": "",
+            "headers": headers,
+            "client": (f"10.0.0.{n % 4}", 40000 + n % 50),
+            "server": ("127.0.0.1", 8000),
+            "app": app,
+        }
+        shape, peer = lean._shape(scope, keyed_headers(headers))
+        got = dict(shape.raw)
+        if peer is not None:
+            got["net.peer.ip"], got["net.peer.port"] = peer
+        name, extra = _get_default_span_details(scope)
+        expected = collect_request_attributes(scope)
+        expected.update(extra)
+        assert (shape.name, list(got.items())) == (name, list(expected.items()))
+    assert lean._routes  # the route details were kept apart from the shapes
