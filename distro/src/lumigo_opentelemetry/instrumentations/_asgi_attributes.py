@@ -8,7 +8,7 @@ agent per request) the lean path's request-shape memo misses and that is the cos
 every request.
 
 `lean_collect(collect)` gives the same dictionary (keys, order, values) from plain
-reads, for the contrib release it was checked against (`CHECKED`: the one the golden
+reads, for the contrib release it was checked against (`_contrib_http.CHECKED`: the one the golden
 tests run), when the scope looks usual (a common method; `str` scheme and path; a
 `(str, int)` server and client; `bytes` header pairs and query); anything else, and
 any other release, goes to contrib's own function. `redact_url` is run only when the
@@ -18,21 +18,18 @@ query parameter it redacts).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Dict, List, Optional
 
-#: contrib releases whose `collect_request_attributes` this module reproduces
-CHECKED = frozenset({"0.66b1"})
-_DISTRIBUTIONS = (
-    "opentelemetry-instrumentation-asgi",
-    "opentelemetry-instrumentation",
-    "opentelemetry-util-http",
+from lumigo_opentelemetry.instrumentations._contrib_http import (
+    SyntheticAgents,
+    UrlRedaction,
+    checked_release,
 )
+
 #: methods every contrib release keeps as they are (its `sanitize_method`)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 _HOST = b"host"
 _AGENT = b"user-agent"
-_MEMO_SIZE = 256
 _DEFAULT_SERVER = ("0.0.0.0", 80)
 
 Collect = Callable[..., Dict[str, Any]]
@@ -45,17 +42,13 @@ def lean_collect(collect: Collect) -> Collect:
     try:
         from opentelemetry.instrumentation import asgi
 
-        if collect is not asgi.collect_request_attributes or not _checked_release():
+        if collect is not asgi.collect_request_attributes or not checked_release(
+            "opentelemetry-instrumentation-asgi"
+        ):
             return collect
         return _Builder(collect).collect
     except Exception:
         return collect
-
-
-def _checked_release() -> bool:
-    from lumigo_opentelemetry.instrumentations._version_gate import installed_version
-
-    return all(installed_version(name) in CHECKED for name in _DISTRIBUTIONS)
 
 
 def _pair(value: Any, first: type) -> bool:
@@ -75,21 +68,10 @@ class _Builder:
     def __init__(self, contrib: Collect) -> None:
         from urllib.parse import unquote
 
-        from opentelemetry.util.http import (
-            PARAMS_TO_REDACT,
-            detect_synthetic_user_agent,
-            redact_url,
-        )
-
         self._contrib = contrib
         self._unquote = unquote
-        self._redact_url = redact_url
-        # what `redact_url` may change: userinfo, escapes, what `urlsplit` drops, names
-        self._redactable = re.compile(
-            "[@%\t\r\n]|" + "|".join(re.escape(str(p)) for p in PARAMS_TO_REDACT)
-        ).search
-        self._synthetic = detect_synthetic_user_agent
-        self._agents: Dict[str, Optional[str]] = {}
+        self._redact = UrlRedaction()
+        self._agent_type = SyntheticAgents()
 
     def collect(self, scope: Any, *args: Any, **kwargs: Any) -> Dict[str, Any]:
         if args or kwargs:  # another semantic-convention mode: contrib's own
@@ -146,8 +128,7 @@ class _Builder:
             elif type(query) is not str:
                 return None
             url += "?" + (self._unquote(query) if "%" in query else query)
-        if self._redactable(url) is not None:
-            url = self._redact_url(url)
+        url = self._redact(url)
         result: Dict[str, Any] = {}
         scheme = get("scheme")
         if scheme:
@@ -179,15 +160,3 @@ class _Builder:
             if peer_port:
                 result["net.peer.port"] = peer_port
         return result
-
-    def _agent_type(self, agent: str) -> Optional[str]:
-        agents = self._agents
-        known = agents.get(agent, "")
-        if known != "":
-            return known
-        found = self._synthetic(agent)
-        if len(agent) <= 512:
-            if len(agents) >= _MEMO_SIZE:
-                agents.clear()
-            agents[agent] = found
-        return found

@@ -8,7 +8,7 @@ real server's traffic (a query, client port or user agent per request) the reque
 attribute memo misses and that is the cost of every request.
 
 `lean_collect(collect)` gives the same dictionary (keys, order, values) from plain
-reads, for the contrib release it was checked against (`CHECKED`: the one the golden
+reads, for the contrib release it was checked against (`_contrib_http.CHECKED`: the one the golden
 tests run), when the environ looks usual (a common method, `str` values); anything
 else, and any other release, goes to contrib's own function. `redact_url` is run only
 when the URL could hold what it changes (userinfo, a query parameter it redacts).
@@ -18,18 +18,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional, Tuple
 
-#: contrib releases whose `collect_request_attributes` this module reproduces
-CHECKED = frozenset({"0.66b1"})
-_DISTRIBUTIONS = (
-    "opentelemetry-instrumentation-wsgi",
-    "opentelemetry-instrumentation",
-    "opentelemetry-util-http",
+from lumigo_opentelemetry.instrumentations._contrib_http import (
+    SyntheticAgents,
+    UrlRedaction,
+    checked_release,
 )
+
 #: methods every contrib release keeps as they are (its `sanitize_method`)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 _MEMO_SIZE = 256
-#: characters `urlsplit` removes from a URL before `redact_url` looks at its parameters
-_SPLIT_DROPS = frozenset("\t\r\n")
 
 Collect = Callable[[Dict[str, Any]], Dict[str, Any]]
 
@@ -40,17 +37,13 @@ def lean_collect(collect: Collect) -> Collect:
     try:
         from opentelemetry.instrumentation import wsgi
 
-        if collect is not wsgi.collect_request_attributes or not _checked_release():
+        if collect is not wsgi.collect_request_attributes or not checked_release(
+            "opentelemetry-instrumentation-wsgi"
+        ):
             return collect
         return _Builder(collect).collect
     except Exception:
         return collect
-
-
-def _checked_release() -> bool:
-    from lumigo_opentelemetry.instrumentations._version_gate import installed_version
-
-    return all(installed_version(name) in CHECKED for name in _DISTRIBUTIONS)
 
 
 class _Builder:
@@ -59,20 +52,12 @@ class _Builder:
     def __init__(self, contrib: Collect) -> None:
         from wsgiref.util import request_uri
 
-        from opentelemetry.util.http import (
-            PARAMS_TO_REDACT,
-            detect_synthetic_user_agent,
-            redact_url,
-        )
-
         self._contrib = contrib
         self._request_uri = request_uri
-        self._redact_url = redact_url
-        self._redacted = tuple(str(p) for p in PARAMS_TO_REDACT)
-        self._synthetic = detect_synthetic_user_agent
+        self._redact = UrlRedaction()
         # (scheme, host, server name, server port, script name, path) -> URL without query
         self._bases: Dict[Tuple[Any, ...], str] = {}
-        self._agents: Dict[str, Optional[str]] = {}
+        self._agent_type = SyntheticAgents()
 
     def collect(self, environ: Dict[str, Any]) -> Dict[str, Any]:
         method = environ.get("REQUEST_METHOD", "")
@@ -162,29 +147,7 @@ class _Builder:
         query = get("QUERY_STRING")
         if query and type(query) is not str:
             return None
-        url = base + "?" + query if query else base
-        if (
-            "@" in url
-            or ("%" in url and "?" in url)
-            or not _SPLIT_DROPS.isdisjoint(url)
-            or any(p in url for p in self._redacted)
-        ):
-            # userinfo, or a parameter `redact_url` redacts may be there (also one split
-            # by a tab or line break, which `urlsplit` drops first): its own answer
-            url = self._redact_url(url)
-        return url
-
-    def _agent_type(self, agent: str) -> Optional[str]:
-        agents = self._agents
-        known = agents.get(agent, "")
-        if known != "":
-            return known
-        found = self._synthetic(agent)
-        if len(agent) <= 512:
-            if len(agents) >= _MEMO_SIZE:
-                agents.clear()
-            agents[agent] = found
-        return found
+        return self._redact(base + "?" + query if query else base)
 
 
 def _set_int(result: Dict[str, Any], key: str, value: Any) -> None:
