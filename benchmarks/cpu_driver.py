@@ -5,18 +5,25 @@
 No HTTP server and no load generator: the app's WSGI/ASGI callable is called directly
 with `GET PATH` (`/hello` unless given) N times, on one thread (FastAPI runs its sync
 endpoint in its thread pool, as under uvicorn). The traffic (`same` unless given) is
-either the identical request wrk sends every time (a few headers, no query, one client
-port), or `varied`, requests as a real server sees them: each request `n` (counted from
-the first, warm-up included) adds a query with an id (`?id=n`), comes from a client port
-of a pool of 50, carries a request id of its own (`x-request-id`), one of 20 user agents,
-`accept-encoding`, and, on every second request, an incoming W3C `traceparent` with a
-trace id of its own. Every value is a function of `n`, so two runs send the same
-requests and count the same instructions; untraced and traced runs get the same. The
-active tracer provider, if any, is flushed after the warm-up and then after every
+either the identical request wrk sends every time (a few headers, no query), or
+`varied`, requests as a real server sees them: each request `n` (counted from the first,
+warm-up included) adds a query with an id (`?id=n`), carries a request id of its own
+(`x-request-id`), one of 20 user agents, `accept-encoding`, and, on every second
+request, an incoming W3C `traceparent` with a trace id of its own.
+
+The client port is the connection's, as `run.py`'s servers see wrk's: for the WSGI apps
+(gunicorn's sync worker closes every connection) a new one per request; for the ASGI
+apps (uvicorn keeps them open) one port, or with varied traffic one of a pool of 50
+connections. The WSGI environ holds the request line's target (`RAW_URI`), as
+gunicorn's and most WSGI servers' do. Every value is a function of `n`, so two runs
+send the same requests and count the same instructions; untraced and traced runs get
+the same.
+
+The active tracer provider, if any, is flushed after the warm-up and then after every
 `FLUSH_EVERY` requests (10 unless given; cpu.py sets the batch processor's timer far
-out, so no export happens at a time-dependent point): the export of every span (to the receiver the
-environment names) happens inside the measured process, at the same points in every
-run. Prints `requests=N` and the tracer provider's class name.
+out, so no export happens at a time-dependent point): the export of every span (to the
+receiver the environment names) happens inside the measured process, at the same points
+in every run. Prints `requests=N` and the tracer provider's class name.
 """
 
 from __future__ import annotations
@@ -38,8 +45,12 @@ _every = [FLUSH_EVERY]
 TRAFFIC = ("same", "varied")
 _traffic = ["same"]
 CLIENT_PORT = 40000
-#: varied traffic: client ports and user agents rotate through pools of these sizes
+#: varied traffic: client ports (of kept-open connections) and user agents rotate
+#: through pools of these sizes
 PORTS = 50
+#: the client ports a server that closes each connection sees, in turn (as the kernel's
+#: ephemeral port range gives them)
+CONNECTION_PORTS = 28000
 AGENTS = 20
 _MASK64 = (1 << 64) - 1
 
@@ -52,10 +63,18 @@ def _mix(n: int, salt: int) -> int:
     return z ^ (z >> 31)
 
 
-def request_parts(n: int, traffic: str = "same") -> tuple[str, int, list[tuple[str, str]]]:
-    """Request `n`'s query string, client port and headers (lower-case names, in order)."""
+def request_parts(
+    n: int, traffic: str = "same", per_request_connection: bool = False
+) -> tuple[str, int, list[tuple[str, str]]]:
+    """Request `n`'s query string, client port and headers (lower-case names, in order);
+    `per_request_connection`: a server that closes each connection (a new client port
+    for every request), else one that keeps them open."""
+    if per_request_connection:
+        port = CLIENT_PORT + n % CONNECTION_PORTS
+    else:
+        port = CLIENT_PORT if traffic == "same" else CLIENT_PORT + n % PORTS
     if traffic == "same":
-        return "", CLIENT_PORT, HEADERS
+        return "", port, HEADERS
     headers = [
         ("host", "127.0.0.1:8000"),
         ("user-agent", f"client/{n % AGENTS}.0 (bench)"),
@@ -66,7 +85,7 @@ def request_parts(n: int, traffic: str = "same") -> tuple[str, int, list[tuple[s
     if n % 2 == 0:
         trace_id = f"{_mix(n, 3):016x}{_mix(n, 4):016x}"
         headers.append(("traceparent", f"00-{trace_id}-{_mix(n, 5) | 1:016x}-01"))
-    return f"id={n}", CLIENT_PORT + n % PORTS, headers
+    return f"id={n}", port, headers
 
 
 def flask_requests(count: int, every: Callable[[int], None], path: str = "/hello") -> None:
@@ -106,7 +125,8 @@ def wsgi_requests(
     }
     for name, value in HEADERS:
         base["HTTP_" + name.upper().replace("-", "_")] = value
-    varied = _traffic[0] == "varied"
+    traffic = _traffic[0]
+    varied = traffic == "varied"
     if varied:
         for name, _ in HEADERS:
             del base["HTTP_" + name.upper().replace("-", "_")]
@@ -118,10 +138,11 @@ def wsgi_requests(
     for done in range(count):
         every(done)
         environ = dict(base)
+        query, port, headers = request_parts(done, traffic, per_request_connection=True)
+        environ["REMOTE_PORT"] = str(port)
+        environ["RAW_URI"] = f"{path}?{query}" if query else path  # as gunicorn sets it
         if varied:
-            query, port, headers = request_parts(done, "varied")
             environ["QUERY_STRING"] = query
-            environ["REMOTE_PORT"] = str(port)
             for name, value in headers:
                 environ["HTTP_" + name.upper().replace("-", "_")] = value
         environ["wsgi.input"] = io.BytesIO(b"")

@@ -35,6 +35,18 @@ def test_same_traffic_is_the_one_request_wrk_sends(driver: ModuleType) -> None:
     assert parts == {repr(("", 40000, driver.HEADERS))}
 
 
+def test_a_server_that_closes_connections_sees_a_new_client_port_per_request(
+    driver: ModuleType,
+) -> None:
+    """gunicorn's sync worker (the WSGI apps' server in run.py) closes each connection:
+    wrk's next request comes from a new port; the rest of the request stays the same."""
+    for traffic in ("same", "varied"):
+        parts = [driver.request_parts(n, traffic, per_request_connection=True) for n in range(300)]
+        assert len({port for _q, port, _h in parts}) == 300
+        kept = [driver.request_parts(n, traffic) for n in range(300)]
+        assert [(q, h) for q, _p, h in parts] == [(q, h) for q, _p, h in kept]
+
+
 def test_varied_traffic_differs_per_request_and_repeats_per_run(driver: ModuleType) -> None:
     requests = [driver.request_parts(n, "varied") for n in range(200)]
     assert requests == [driver.request_parts(n, "varied") for n in range(200)]
@@ -84,7 +96,10 @@ def test_varied_traffic_reaches_the_server_spans(app: str, driver: ModuleType) -
         by_id[int(target.rsplit("?id=", 1)[1])] = span
     assert sorted(by_id) == list(range(driver.WARMUP + count))
     for n, span in by_id.items():
-        _query, _port, headers = driver.request_parts(n, "varied")
+        _query, port, headers = driver.request_parts(
+            n, "varied", per_request_connection=app != "fastapi"
+        )
+        assert span.attributes["net.peer.port"] == port  # each request's own client
         sent = dict(headers)
         assert sent["x-request-id"] in span.attributes["http.request.headers"]
         if "traceparent" in sent:

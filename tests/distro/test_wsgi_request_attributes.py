@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from opentelemetry.instrumentation.wsgi import collect_request_attributes
 
 from lumigo_opentelemetry.instrumentations._wsgi_attributes import lean_collect
+from lumigo_opentelemetry.instrumentations._wsgi_request import memoized
 
 lean = lean_collect(collect_request_attributes)
 _ABSENT = object()
@@ -101,6 +102,69 @@ def test_the_usual_requests_equal_contrib() -> None:
         if n % 11 == 0:
             environ["HTTP_HOST"] = "user:secret@127.0.0.1:8000"
         assert _outcome(lean, environ) == _outcome(collect_request_attributes, environ)
+
+
+def _short(attributes: dict[str, Any]) -> bool:
+    """A stand-in for the tracer's check: every text within 9 characters."""
+    return all(len(v) <= 9 for v in attributes.values() if isinstance(v, str))
+
+
+CLIENTS = st.lists(
+    st.tuples(
+        _text("10.0.0.2", "::1", "2001:db8::1234:5678", ""),
+        _text("40001", "7", "0", " 9", "٣", "x", ""),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(ENVIRON, min_size=1, max_size=4), CLIENTS)
+def test_the_memo_gives_every_client_contribs_attributes_whoever_came_before(
+    environs: list[dict[str, Any]], clients: list[tuple[str, str]]
+) -> None:
+    """The memo keeps one entry for every client of a request shape and sets each
+    client's address and port on its copy: the result is still contrib's, key for key,
+    in contrib's order, and so is the check's verdict, for any clients in any order."""
+    memo = memoized(collect_request_attributes, dict, dict, _short, max_length=9)
+    for environ in environs:
+        for address, port in [(None, None), *clients, *clients]:
+            request = dict(environ)
+            if address is not None:
+                request["REMOTE_ADDR"], request["REMOTE_PORT"] = address, port
+            expected = _outcome(collect_request_attributes, request)
+            got = _outcome(lambda e: memo(e, False)[0], request)
+            assert got == expected
+            if isinstance(expected, list):
+                assert memo(dict(request), False)[1] == _short(dict(expected))
+
+
+def test_a_new_connection_per_request_is_served_from_one_memo_entry() -> None:
+    """Under a server that closes each connection (gunicorn's sync worker) every request
+    comes from a new client port: the request attributes are still built once."""
+    built = []
+
+    def counting(environ: dict[str, Any]) -> dict[str, Any]:
+        built.append(1)
+        return collect_request_attributes(environ)
+
+    memo = memoized(counting, dict)
+    for port in range(40000, 40600):  # more ports than the memo holds entries
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "wsgi.url_scheme": "http",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "RAW_URI": "/hello",
+            "PATH_INFO": "/hello",
+            "REMOTE_ADDR": f"10.0.{port % 3}.1",
+            "REMOTE_PORT": str(port),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+        }
+        got = memo(environ, port % 2 == 0)[0]
+        assert list(got.items()) == list(collect_request_attributes(environ).items())
+    assert len(built) == 1
 
 
 def test_url_masked_copy_is_what_the_span_masking_gives() -> None:

@@ -88,7 +88,11 @@ class _Lean:
         self.has_exclusions = bool(getattr(self.excluded, "_excluded_urls", True))
         self.traced_attrs = list(_DjangoMiddleware._traced_request_attrs or ())
         self.collect = memoized(
-            collect_request_attributes, self._masked, payloads.Attributes, self.spans.values_clean
+            collect_request_attributes,
+            self._masked,
+            payloads.Attributes,
+            self.spans.values_clean,
+            self.spans.max_length,
         )
         self.extract = Extractor(wsgi_getter, asgi=False)
         self.custom_request, self.custom_response = custom_header_collectors()

@@ -129,6 +129,7 @@ class FlaskServerSpans:
                 self._masked,
                 payloads.Attributes,
                 self.spans.values_clean,
+                self.spans.max_length,
             )
             self._status_of = http_status_to_status_code
             self._server = SpanKind.SERVER

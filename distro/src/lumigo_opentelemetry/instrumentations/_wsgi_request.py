@@ -30,7 +30,32 @@ _REQUEST_KEYS = (
     "HTTPS",  # and two that other contrib releases may read
     "HTTP_X_FORWARDED_FOR",
 )
+#: the memo key's environ values: all of them but the client's address and port
+_SHAPE_KEYS = tuple(k for k in _REQUEST_KEYS if k not in ("REMOTE_ADDR", "REMOTE_PORT"))
+_ANY_PEER: Any = ("lumigo.any-peer",)  # the key's client part when `_peer` gives the client
+_PEER_IP = "net.peer.ip"
+_PEER_PORT = "net.peer.port"
 _MEMO_SIZE = 256
+
+
+def _peer(environ: Dict[str, Any], max_length: Optional[int]) -> Optional[Tuple[str, int]]:
+    """The client's (address, port) when contrib records them as they are, under
+    `net.peer.ip` and `net.peer.port` (a non-empty address within the length limit, a
+    port of ASCII digits, no `REMOTE_HOST` compared with the address), else None."""
+    address = environ.get("REMOTE_ADDR")
+    port = environ.get("REMOTE_PORT")
+    if (
+        type(address) is not str
+        or not address
+        or type(port) is not str
+        or not port.isdigit()
+        or not port.isascii()
+        or "REMOTE_HOST" in environ
+    ):
+        return None
+    if max_length is not None and len(address) > max_length:
+        return None
+    return address, int(port)
 
 
 def memoized(
@@ -38,12 +63,16 @@ def memoized(
     mask: Callable[[Dict[str, Any]], Dict[str, Any]],
     copy: Callable[[Dict[str, Any]], Dict[str, Any]] = dict,
     check: Callable[[Dict[str, Any]], bool] = lambda attributes: False,
+    max_length: Optional[int] = None,
 ) -> Callable[[Dict[str, Any], bool], Tuple[Dict[str, Any], bool]]:
     """contrib's request attributes are a pure function of a few environ values: a
-    keep-alive connection asking for the same URL gets them from a bounded memo (a
-    `copy`), and so does a server span get them masked (`mask`, once per memo entry).
-    With each copy comes the memo's verdict `check` gave for them (False: none).
-    A miss (a new query, client port or user agent: most requests of a real server)
+    request asking for the same URL gets them from a bounded memo (a `copy`), and so
+    does a server span get them masked (`mask`, once per memo entry). With each copy
+    comes the memo's verdict `check` gave for them (False: none). The client's address
+    and port, which change with every connection (a new port per request under a server
+    that closes each one), are not part of the key: they are set on the copy, in the
+    place contrib gives them (`max_length`: the tracer's attribute length limit, which
+    an address set this way must be within). A miss (a new query or user agent)
     builds them without contrib's call layers when `_wsgi_attributes` can."""
     from lumigo_opentelemetry.instrumentations._wsgi_attributes import lean_collect
 
@@ -53,27 +82,38 @@ def memoized(
     def collect_request_attributes(
         environ: Dict[str, Any], masked: bool
     ) -> Tuple[Dict[str, Any], bool]:
-        key = tuple(map(environ.get, _REQUEST_KEYS))
+        get = environ.get
+        peer = _peer(environ, max_length)
+        client = _ANY_PEER if peer is not None else (get("REMOTE_ADDR"), get("REMOTE_PORT"))
+        key = (*map(get, _SHAPE_KEYS), client)
         try:
             known = memo.get(key)
         except TypeError:  # an unhashable value: no memo
             found = collect(environ)
             return copy(mask(found) if masked else found), False
         if known is None:
-            known = [collect(environ), None, None, False]  # checked when first needed
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[key] = known
+            found = collect(environ)
+            known = [found, None, None, False]  # checked when first needed
+            if peer is not None and (found.get(_PEER_IP), found.get(_PEER_PORT)) != peer:
+                peer = None  # not the client attributes `_peer` stands for: not kept
+            else:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                memo[key] = known
         if not masked:
             verdict = known[1]
             if verdict is None:
                 verdict = known[1] = check(known[0])
-            return copy(known[0]), verdict
-        masked_copy = known[2]
-        if masked_copy is None:
-            masked_copy = known[2] = mask(known[0])
-            known[3] = check(masked_copy)
-        return copy(masked_copy), known[3]
+            result = copy(known[0])
+        else:
+            masked_copy = known[2]
+            if masked_copy is None:
+                masked_copy = known[2] = mask(known[0])
+                known[3] = check(masked_copy)
+            result, verdict = copy(masked_copy), known[3]
+        if peer is not None:
+            result[_PEER_IP], result[_PEER_PORT] = peer
+        return result, verdict
 
     return collect_request_attributes
 
