@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 from lumigo_injector.k8s.mutation import InjectionSettings, inject
 from lumigo_injector.serve import fastjson, webhook
 from lumigo_injector.serve.patches import json_patch, pod_patch
-from lumigo_injector.serve.review import MalformedReview, parse_review, review_response
+from lumigo_injector.serve.review import (
+    MalformedReview,
+    answer_json,
+    encode_patch,
+    parse_review,
+    review_response,
+)
 from lumigo_injector.spec import names as c
 from lumigo_injector.spec.delivery import IMAGE_VOLUME, INIT_CONTAINER
 from tests.helpers.kube import admission_review, deployment_pod
@@ -218,6 +224,25 @@ def test_answer_carries_uid_patch_and_warnings() -> None:
     assert json.loads(base64.b64decode(response["patch"])) == ops
     assert len(response["warnings"][0]) == 256
     assert review_response("u2", [], ())["response"] == {"uid": "u2", "allowed": True}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=40),
+    st.lists(st.text(max_size=300), max_size=3),
+    st.booleans(),
+    st.booleans(),
+)
+def test_answer_json_is_the_answer_written_by_the_json_encoder(
+    uid: str, warnings: list[str], patched: bool, pre_encoded: bool
+) -> None:
+    """The answer written around the base64 patch is byte for byte what the encoder writes
+    for `review_response`: any uid (quotes, controls, non-ASCII), warnings, with or without
+    a patch, with the patch encoded by the caller or not."""
+    ops = [{"op": "add", "path": "/metadata/labels", "value": {"a": uid}}] if patched else []
+    encoded = encode_patch(ops) if pre_encoded and ops else None
+    want = fastjson.dumps(review_response(uid, ops, warnings, encoded))
+    assert answer_json(uid, ops, warnings, encoded) == want
 
 
 json_values = st.recursive(

@@ -36,9 +36,9 @@ from lumigo_injector.serve.patches import pod_patch
 from lumigo_injector.serve.review import (
     AdmissionRequest,
     MalformedReview,
+    answer_json,
     encode_patch,
     parse_review,
-    review_response,
 )
 from lumigo_injector.spec import names as c
 
@@ -339,7 +339,7 @@ async def review_answer(admission: Admission, body: bytes, started: float | None
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             },
         )
-    return fastjson.dumps(review_response(request.uid, patch_ops, warnings, encoded))
+    return answer_json(request.uid, patch_ops, warnings, encoded)
 
 
 def build_app(admission: Admission) -> web.Application:
