@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from lumigo_injector.k8s.mutation import (
@@ -79,3 +80,15 @@ def test_a_note_of_four_byte_characters_is_counted_in_bytes() -> None:
     result = inject(original, InjectionSettings())
     assert not result.injected and result.obj == original
     assert inject(pod(20, note="n" * 65_000), InjectionSettings()).injected
+
+
+def test_a_pod_changed_in_place_and_turned_away_by_the_limit_comes_back_as_it_was() -> None:
+    """The webhook gives its freshly parsed pod as its own working copy: a pod over the limit
+    then comes back as the original, not as the half-injected pod."""
+    original = pod(3000)
+    given = copy.deepcopy(original)
+
+    result = inject(given, InjectionSettings(), working_copy=given)
+
+    assert not result.injected and result.reason.startswith("skipped: the injection record")
+    assert result.obj == original

@@ -341,6 +341,11 @@ def test_every_answer_carries_its_own_patch_when_encodings_are_reused() -> None:
     for path in corpus_files():
         for obj in workloads(load_file(path)):
             pods.append({"apiVersion": "v1", "kind": "Pod", **pod_template(obj)})
+    # pods injected before: with another layer version (upgraded), or as they are now
+    pods += [inject(pods[3], InjectionSettings(layer_version="0.0.1")).obj]
+    pods += [inject(pods[4], settings).obj]
+    many = [{"name": f"w{n:04d}", "image": "python:3.12"} for n in range(3000)]
+    pods += [deployment_pod("many", annotations=ask, containers=many)]  # over the limit
     pods += pods[:4] + pods[-3:]  # replicas: answered from the decision cache
 
     async def no_annotations(_: str) -> dict[str, str]:

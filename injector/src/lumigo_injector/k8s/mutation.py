@@ -91,7 +91,10 @@ def inject(
 
     `working_copy`, when the caller has one, is used as that deep copy (and changed): equal
     to `obj`, with no object shared with `obj` or within itself (e.g. `obj` parsed again
-    from its JSON, which is several times faster than `plain_copy`).
+    from its JSON, which is several times faster than `plain_copy`). Or `obj` itself, when
+    it shares no object within itself and the caller gives it up (the webhook's freshly
+    parsed pod): it is then changed in place, and `result.obj` is `obj`, except that a pod
+    the annotation limit turns away comes back uninjected (`uninject`: the original again).
     """
     out: dict[str, Any] = plain_copy(obj) if working_copy is None else working_copy
     site = locate(out)
@@ -146,7 +149,8 @@ def within_annotation_limit(
         f"the injection record would make the pod's annotations {size} bytes, over the "
         f"API server's limit of {ANNOTATIONS_LIMIT}"
     )
-    return MutationResult(plain_copy(original), False, f"skipped: {why}", (why,))
+    unchanged = uninject(result.obj) if original is result.obj else plain_copy(original)
+    return MutationResult(unchanged, False, f"skipped: {why}", (why,))
 
 
 def _choose_delivery(

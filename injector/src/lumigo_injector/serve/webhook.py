@@ -228,8 +228,12 @@ class Admission:
             key = self.cache.key(pod, namespace_annotations, request.obj_json)
             decision = self.cache.get(key)
             if decision is None:
-                # the body's pod read again from its JSON: the copy the mutation may change
-                copy = None if request.obj_json is None else fastjson.loads(request.obj_json)
+                # A pod parsed from the body by orjson (`obj_json` set: no object shared in
+                # it) belongs to this admission alone: the mutation changes it in place, no
+                # copy. What is read of it afterwards (`has_intent`, `_report`: its name,
+                # generateName, owners, `lumigo.io/inject`) the mutation never changes; a
+                # re-injection diffs the pod against the uninjected copy it works on.
+                copy = pod if request.obj_json is not None and type(pod) is dict else None
                 result = inject(pod, self._injection, namespace_annotations, working_copy=copy)
                 warnings = tuple(f"lumigo-injector: {w}" for w in result.warnings)
                 patch = pod_patch(pod, result)
