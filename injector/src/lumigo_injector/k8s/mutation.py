@@ -44,6 +44,7 @@ from lumigo_injector.spec import names as c
 from lumigo_injector.spec.delivery import INIT_CONTAINER, Delivery, pod_delivery
 from lumigo_injector.spec.inject import raw_value, skip_reason, wants_injection
 from lumigo_injector.spec.plain import as_map, plain_copy
+from lumigo_injector.spec.records import cheap_init
 from lumigo_injector.spec.workloads import POD_TEMPLATE_KINDS
 
 __all__ = [
@@ -59,6 +60,7 @@ _STATE_VERSION = 1
 ANNOTATIONS_LIMIT = 256 * 1024
 
 
+@cheap_init
 @dataclass(frozen=True)
 class MutationResult:
     """The outcome of `inject`: always a deep copy, mutated only when `injected`."""

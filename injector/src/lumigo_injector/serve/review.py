@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lumigo_injector.serve import fastjson
+from lumigo_injector.spec.records import cheap_init
 
 API_VERSION = "admission.k8s.io/v1"
 MAX_NAME = 253  # DNS subdomain: the longest name Kubernetes accepts for any object
@@ -29,6 +30,7 @@ class MalformedReview(ValueError):
     """The request body is not a usable AdmissionReview v1."""
 
 
+@cheap_init
 @dataclass(frozen=True)
 class AdmissionRequest:
     """The parts of an AdmissionReview v1 request the webhook uses."""

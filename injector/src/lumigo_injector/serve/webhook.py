@@ -41,6 +41,7 @@ from lumigo_injector.serve.review import (
     parse_review,
 )
 from lumigo_injector.spec import names as c
+from lumigo_injector.spec.records import cheap_init
 
 log = logging.getLogger("lumigo_injector.webhook")
 
@@ -54,6 +55,7 @@ MAX_REASON = 256
 FAILED = "lumigo-injector: pod admitted without injection: "
 
 
+@cheap_init
 @dataclass(frozen=True)
 class Decision:
     """The answer to one review, plus what to log and report."""
