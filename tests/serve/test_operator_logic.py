@@ -244,6 +244,13 @@ def test_event_target_for_pods_with_and_without_names() -> None:
         "uid": "u",
     }
     assert involved_object({"metadata": {"generateName": "x-"}}, "ns")["kind"] == "Namespace"
+    # references without a kind or a name are passed over, the controller among them too
+    nameless = {"kind": "ReplicaSet", "controller": True}
+    refs = [nameless, {"name": "n", "controller": True}, "junk", other]
+    found = involved_object({"metadata": {"ownerReferences": refs}}, "ns")
+    assert found == {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "namespace": "ns"}
+    refs = [{**owner, "name": ""}, other, owner]
+    assert involved_object({"metadata": {"ownerReferences": refs}}, "ns")["name"] == "web-1"
 
 
 def parse(argv: list[str], env: dict[str, str]) -> Any:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lumigo_injector.spec.naming import controller_reference
-from lumigo_injector.spec.plain import as_list, as_map
+from lumigo_injector.spec.plain import as_map
 
 log = logging.getLogger("lumigo_injector.events")
 
@@ -63,12 +63,7 @@ def involved_object(pod: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     name = meta.get("name")
     if isinstance(name, str) and name:
         return {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": namespace}
-    named = [
-        ref
-        for ref in as_list(meta.get("ownerReferences"))
-        if as_map(ref).get("kind") and as_map(ref).get("name")
-    ]
-    owner = controller_reference({"ownerReferences": named})
+    owner = controller_reference(meta, named=True)
     if owner is not None:
         involved = {
             "apiVersion": owner.get("apiVersion"),

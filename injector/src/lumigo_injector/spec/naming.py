@@ -36,14 +36,18 @@ class Workload:
         return WORKLOAD_ATTRIBUTES.get(self.kind)
 
 
-def controller_reference(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The owner reference marked `controller: true`, else the first one, else None."""
+def controller_reference(meta: Mapping[str, Any], named: bool = False) -> Mapping[str, Any] | None:
+    """The owner reference marked `controller: true`, else the first one, else None.
+
+    `named`: only references with a `kind` and a `name` count (an Event needs both)."""
     refs = meta.get("ownerReferences")
     if type(refs) is not list and (not isinstance(refs, Sequence) or isinstance(refs, str)):
         return None
     first = None
     for ref in refs:
         if type(ref) is dict or isinstance(ref, Mapping):  # parsed JSON: no ABC check
+            if named and not (ref.get("kind") and ref.get("name")):
+                continue
             if ref.get("controller") is True:
                 return ref
             if first is None:
