@@ -178,6 +178,7 @@ def test_current_context_is_the_apis() -> None:
     assert current._variable is not None  # the default runtime context: the fast path
     found, server = current.current()
     assert found is context.get_current() and server
+    assert current.get() is context.get_current()
     span = TracerProvider().get_tracer("t").start_span("s")
     parent = context.set_value("other", 1)
     token = current.attach(span, parent)
@@ -186,6 +187,7 @@ def test_current_context_is_the_apis() -> None:
         assert context.get_value("other") == 1
         found, server = current.current()
         assert found is context.get_current() and not server
+        assert current.get() is context.get_current()
     finally:
         current.detach(token)
     assert trace.get_current_span() is trace.INVALID_SPAN
@@ -207,6 +209,7 @@ def test_current_context_follows_a_replaced_runtime_context(
     try:
         assert trace.get_current_span() is span  # set through the API's new runtime
         assert not current.current()[1]
+        assert trace.get_current_span(current.get()) is span  # read through it
     finally:
         current.detach(token)
     assert current.current()[1]
