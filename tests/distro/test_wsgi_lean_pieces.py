@@ -41,13 +41,29 @@ _VALUES = st.one_of(
 )
 
 
-def _general(environ: Dict[str, Any], config: Config = CONFIG) -> str:
-    return payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
+def _general(environ: Dict[str, Any], config: Config = CONFIG, keep: bool = False) -> str:
+    return payloads.headers_attribute(payloads.wsgi_request_headers(environ, keep), config)
 
 
 @given(st.dictionaries(_HEADER_KEYS, _VALUES, max_size=8))
 def test_wsgi_headers_attribute_is_the_general_text(environ: Dict[str, Any]) -> None:
     assert payloads.wsgi_headers_attribute(environ, CONFIG) == _general(environ)
+
+
+@given(st.dictionaries(_HEADER_KEYS, _VALUES, max_size=8))
+def test_wsgi_headers_attribute_keeping_empty_content_is_the_general_text(
+    environ: Dict[str, Any],
+) -> None:
+    """As Django's `request.headers` has them: an empty content type or length kept."""
+    text = payloads.wsgi_headers_attribute(environ, CONFIG, keep_empty_content=True)
+    assert text == _general(environ, keep=True)
+
+
+def test_an_empty_content_type_is_kept_when_asked() -> None:
+    environ = {"HTTP_HOST": "h", "CONTENT_TYPE": "", "CONTENT_LENGTH": ""}
+    kept = payloads.wsgi_headers_attribute(environ, CONFIG, keep_empty_content=True)
+    assert json.loads(kept) == {"host": "h", "content-type": "", "content-length": ""}
+    assert json.loads(payloads.wsgi_headers_attribute(environ, CONFIG)) == {"host": "h"}
     # and again, from the memo when it keeps the text
     assert payloads.wsgi_headers_attribute(dict(environ), CONFIG) == _general(environ)
 

@@ -234,10 +234,9 @@ def _is_asgi(request: Any) -> bool:
 
 
 def _request_headers(meta: Dict[str, Any], config: Config) -> str:
-    """`dict(request.headers)` as the hook renders it, from `request.META`."""
-    return payloads.headers_attribute(
-        payloads.wsgi_request_headers(meta, keep_empty_content=True), config
-    )
+    """`dict(request.headers)` as the hook renders it, from `request.META` (the text
+    from `wsgi_headers_attribute`'s bounded memo)."""
+    return payloads.wsgi_headers_attribute(meta, config, keep_empty_content=True)
 
 
 class LeanMiddleware(_DjangoMiddleware):
