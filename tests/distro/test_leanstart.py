@@ -107,6 +107,15 @@ SAMPLERS = {
     "lumigo ratio": lambda: LumigoSampler(
         Config.from_environ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"})
     ),
+    "lumigo parent-based off": lambda: LumigoSampler(
+        Config.from_environ({"OTEL_TRACES_SAMPLER": "parentbased_always_off"})
+    ),
+    "lumigo always off": lambda: LumigoSampler(
+        Config.from_environ({"OTEL_TRACES_SAMPLER": "always_off"})
+    ),
+    "lumigo filtered": lambda: LumigoSampler(
+        Config.from_environ({"LUMIGO_FILTER_HTTP_ENDPOINTS_REGEX": ".*hello.*"})
+    ),
     "ratio": lambda: TraceIdRatioBased(0.5),
     "parent-based off": lambda: ParentBased(ALWAYS_OFF),
 }

@@ -41,13 +41,29 @@ _VALUES = st.one_of(
 )
 
 
-def _general(environ: Dict[str, Any], config: Config = CONFIG) -> str:
-    return payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
+def _general(environ: Dict[str, Any], config: Config = CONFIG, keep: bool = False) -> str:
+    return payloads.headers_attribute(payloads.wsgi_request_headers(environ, keep), config)
 
 
 @given(st.dictionaries(_HEADER_KEYS, _VALUES, max_size=8))
 def test_wsgi_headers_attribute_is_the_general_text(environ: Dict[str, Any]) -> None:
     assert payloads.wsgi_headers_attribute(environ, CONFIG) == _general(environ)
+
+
+@given(st.dictionaries(_HEADER_KEYS, _VALUES, max_size=8))
+def test_wsgi_headers_attribute_keeping_empty_content_is_the_general_text(
+    environ: Dict[str, Any],
+) -> None:
+    """As Django's `request.headers` has them: an empty content type or length kept."""
+    text = payloads.wsgi_headers_attribute(environ, CONFIG, keep_empty_content=True)
+    assert text == _general(environ, keep=True)
+
+
+def test_an_empty_content_type_is_kept_when_asked() -> None:
+    environ = {"HTTP_HOST": "h", "CONTENT_TYPE": "", "CONTENT_LENGTH": ""}
+    kept = payloads.wsgi_headers_attribute(environ, CONFIG, keep_empty_content=True)
+    assert json.loads(kept) == {"host": "h", "content-type": "", "content-length": ""}
+    assert json.loads(payloads.wsgi_headers_attribute(environ, CONFIG)) == {"host": "h"}
     # and again, from the memo when it keeps the text
     assert payloads.wsgi_headers_attribute(dict(environ), CONFIG) == _general(environ)
 
@@ -178,6 +194,7 @@ def test_current_context_is_the_apis() -> None:
     assert current._variable is not None  # the default runtime context: the fast path
     found, server = current.current()
     assert found is context.get_current() and server
+    assert current.get() is context.get_current()
     span = TracerProvider().get_tracer("t").start_span("s")
     parent = context.set_value("other", 1)
     token = current.attach(span, parent)
@@ -186,6 +203,7 @@ def test_current_context_is_the_apis() -> None:
         assert context.get_value("other") == 1
         found, server = current.current()
         assert found is context.get_current() and not server
+        assert current.get() is context.get_current()
     finally:
         current.detach(token)
     assert trace.get_current_span() is trace.INVALID_SPAN
@@ -207,6 +225,7 @@ def test_current_context_follows_a_replaced_runtime_context(
     try:
         assert trace.get_current_span() is span  # set through the API's new runtime
         assert not current.current()[1]
+        assert trace.get_current_span(current.get()) is span  # read through it
     finally:
         current.detach(token)
     assert current.current()[1]

@@ -144,7 +144,8 @@ class LeanExecution(Releasing):
             return super().__call__(wrapped, instance, (cursor, query_method, *query_args), kwargs)
 
         api = self._api or self._load()
-        current = api["current"]()
+        now = api["context"]
+        current = now.get()
         suppress = api["suppress"]
         if (
             (current.get(suppress[0]) or current.get(suppress[1]))
@@ -160,7 +161,7 @@ class LeanExecution(Releasing):
         try:
             if span.is_recording():
                 set_attributes(span, attributes)  # read, never changed
-            token = api["attach"](api["in_context"](span, current))
+            token = now.attach(span, current)
             try:
                 record = getattr(instance, "_record_metrics", None)  # contrib >= 0.63b0
                 started = perf_counter()
@@ -176,7 +177,7 @@ class LeanExecution(Releasing):
                     record(cursor, operation, started, None)
                 return result
             finally:
-                api["detach"](token)
+                now.detach(token)
         except Exception as exc:  # as the SDK's `use_span` records it
             if span.is_recording():
                 span.record_exception(exc)
@@ -223,19 +224,18 @@ class LeanExecution(Releasing):
     def _load(self) -> Dict[str, Any]:
         from opentelemetry import context
         from opentelemetry.instrumentation import utils
-        from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 
         # contrib's `is_instrumentation_enabled()` reads these two keys of the current
         # context; read here from the context the span starts in (one lookup of it)
         keys = getattr(utils, "_SUPPRESS_INSTRUMENTATION_KEY_PLAIN", None)
         self._api = {
-            "attach": context.attach,
-            "detach": context.detach,
-            "current": context.get_current,
+            "context": CurrentContext(),  # get_current, attach and detach, as the API's
             "enabled": utils.is_instrumentation_enabled,
             "suppress": None if keys is None else (context._SUPPRESS_INSTRUMENTATION_KEY, keys),
             "client": SpanKind.CLIENT,
-            "in_context": set_span_in_context,
             "Status": Status,
             "ERROR": StatusCode.ERROR,
         }

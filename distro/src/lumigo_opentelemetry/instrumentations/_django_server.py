@@ -12,7 +12,8 @@ semantic conventions; ASGI requests go through contrib's own code. Per WSGI requ
   secrets masked once per memo entry), given to `start_span` with the request headers
   in one call (`_fastspan`);
 - the incoming context is extracted only when a header can carry one (`_propagation`);
-  the context (parent plus span) is attached once and detached once;
+  the context (parent plus span) is attached once and detached once, through the
+  API's context variable when its runtime context is the default one (`_otel_context`);
 - `http.route` (when Django reaches the view middleware), the status code, the
   response headers and the request/response bodies are set together at the end, the
   exception Django gave `process_exception` recorded with the status, as contrib's
@@ -36,6 +37,7 @@ from opentelemetry.instrumentation.django.middleware.otel_middleware import _Dja
 
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 from lumigo_opentelemetry.instrumentations._wsgi_request import (
     COMMON_METHODS,
@@ -74,7 +76,6 @@ class _Lean:
 
     def __init__(self, config: Config) -> None:
         from django.urls import Resolver404, get_resolver, get_urlconf, resolve
-        from opentelemetry import context, trace
         from opentelemetry.instrumentation.propagators import get_global_response_propagator
         from opentelemetry.instrumentation.utils import http_status_to_status_code
         from opentelemetry.instrumentation.wsgi import collect_request_attributes, wsgi_getter
@@ -96,9 +97,7 @@ class _Lean:
         )
         self.extract = Extractor(wsgi_getter, asgi=False)
         self.custom_request, self.custom_response = custom_header_collectors()
-        self.context = context
-        self.trace = trace
-        self.invalid = trace.INVALID_SPAN
+        self.current = CurrentContext()
         self.server = SpanKind.SERVER
         self.internal = SpanKind.INTERNAL
         self.status = Status
@@ -163,16 +162,16 @@ class _Lean:
 
             extract_attributes_from_object(request, self.traced_attrs, attributes)
             unchecked = None
-        trace = self.trace
         name = self.span_name(request)
-        if trace.get_current_span() is self.invalid:
+        current, server = self.current.current()
+        if server:
             parent = self.extract(meta)
             kind = self.server
             if self.custom_request is not None:
                 attributes.update(self.custom_request(meta))
                 unchecked = None
         else:
-            parent = self.context.get_current()
+            parent = current
             kind = self.internal
         payloads.set_captured(
             attributes,  # type: ignore[arg-type]
@@ -184,8 +183,7 @@ class _Lean:
         if unchecked is not None and payloads.REQUEST_HEADERS in attributes:
             unchecked[payloads.REQUEST_HEADERS] = attributes[payloads.REQUEST_HEADERS]
         span = self.spans.start_span(name, parent, kind, attributes, start, unchecked)
-        token = self.context.attach(trace.set_span_in_context(span, parent))
-        return _State(span, token)
+        return _State(span, self.current.attach(span, parent))
 
     def end(self, request: Any, state: _State, response: Any) -> None:
         span = state.span
@@ -213,7 +211,7 @@ class _Lean:
             try:
                 span.end()
             finally:
-                self.context.detach(state.token)
+                self.current.detach(state.token)
 
     def _capture(self, request: Any, response: Any, late: Dict[str, Any]) -> None:
         from lumigo_opentelemetry.instrumentations.django import capture_response
@@ -236,10 +234,9 @@ def _is_asgi(request: Any) -> bool:
 
 
 def _request_headers(meta: Dict[str, Any], config: Config) -> str:
-    """`dict(request.headers)` as the hook renders it, from `request.META`."""
-    return payloads.headers_attribute(
-        payloads.wsgi_request_headers(meta, keep_empty_content=True), config
-    )
+    """`dict(request.headers)` as the hook renders it, from `request.META` (the text
+    from `wsgi_headers_attribute`'s bounded memo)."""
+    return payloads.wsgi_headers_attribute(meta, config, keep_empty_content=True)
 
 
 class LeanMiddleware(_DjangoMiddleware):

@@ -3,7 +3,8 @@
 Per request, on the default (old) HTTP semantic conventions:
 
 - one WSGI wrapper records the start time and (for the payload capture) wraps
-  `wsgi.input`; the span starts once the request is routed (the app's own
+  `wsgi.input` when the request can carry a body (`_wsgi_capture.may_have_body`);
+  the span starts once the request is routed (the app's own
   `preprocess_request`, wrapped on the instance): the request attributes are collected
   once (contrib's `collect_request_attributes`, from a bounded memo; a miss built by
   `_wsgi_attributes` for the contrib release it reproduces), URL secrets masked, the
@@ -184,7 +185,10 @@ class FlaskServerSpans:
         app.do_teardown_request = do_teardown_request
 
     def _middleware(self, wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
-        from lumigo_opentelemetry.instrumentations._wsgi_capture import RecordingInput
+        from lumigo_opentelemetry.instrumentations._wsgi_capture import (
+            RecordingInput,
+            may_have_body,
+        )
 
         limit = self.config.attribute_length_limit
 
@@ -192,9 +196,10 @@ class FlaskServerSpans:
             state = _Request(time_ns())
             outer = environ.get(_STATE_KEY)  # a Flask app nested in another one
             try:
-                stream = environ.get("wsgi.input")
-                if stream is not None and not isinstance(stream, RecordingInput):
-                    state.recording = environ["wsgi.input"] = RecordingInput(stream, limit)
+                if may_have_body(environ):  # else no body to record: no wrapper
+                    stream = environ.get("wsgi.input")
+                    if stream is not None and not isinstance(stream, RecordingInput):
+                        state.recording = environ["wsgi.input"] = RecordingInput(stream, limit)
                 environ[_STATE_KEY] = state
             except Exception:
                 logger.debug("flask request state not installed", exc_info=True)

@@ -5,7 +5,10 @@ The SDK's `Tracer.start_span` takes about twenty Python calls before it builds t
 the trace flags, the span context's validation). `LeanStart.start` does the same steps
 in the same order with the same objects, and builds the span with the SDK's own `_Span`
 constructor and `start` (so the span, its limits and every span processor's `on_start`
-are the SDK's): the sampler the tracer has decides, with the same arguments; the id
+are the SDK's): the sampler the tracer has decides, with the same arguments (the
+distro's `LumigoSampler` over the SDK's static samplers, with no endpoint filter, decides
+by the parent alone: its decision is taken here, from the parent already found, as it
+takes it, without its call and `SamplingResult`); the id
 generator makes the ids (the default one's are drawn as it draws them, from
 `random.getrandbits`); the span's trace flags, trace state, parent and attributes are
 the ones `start_span` gives.
@@ -109,7 +112,10 @@ class LeanStart:
         from opentelemetry.sdk.trace.sampling import Decision
         from opentelemetry.trace.propagation import _SPAN_KEY
 
+        from lumigo_opentelemetry.sampling import LumigoSampler
+
         self.tracer = tracer
+        self.lumigo_sampler = LumigoSampler
         self.layer: Any = sampler_layer
         self.how = how
         self.copy = how != PARENT  # 1.41 and 1.42 copy the sampler's attributes
@@ -177,8 +183,20 @@ class LeanStart:
                 trace_id = random.getrandbits(128)
         else:
             trace_id = ids.generate_trace_id()
-        result = sampler.inner.should_sample(context, trace_id, name, kind, attributes, ())
-        decision = result.decision
+        inner = sampler.inner
+        decisions: Any = (
+            inner._decisions if type(inner) is self.lumigo_sampler and not inner._filters else None
+        )
+        if decisions is not None:  # its decision by parent alone, as it takes it
+            if parent is None:
+                decision, trace_state = decisions[0], None
+            else:  # (1 if remote else 3) + (0 if sampled else 1)
+                decision = decisions[(1 if parent[2] else 3) + (0 if parent[3] & 1 else 1)]
+                trace_state = parent[4]
+            result: Any = None  # the attributes given, unchanged
+        else:
+            result = inner.should_sample(context, trace_id, name, kind, attributes, ())
+            decision, trace_state = result.decision, result.trace_state
         if type(decision) is self.decision:
             sampled = decision is self.sample
             recording = sampled or decision is self.record
@@ -200,18 +218,27 @@ class LeanStart:
                 span_id = random.getrandbits(64)
         else:
             span_id = ids.generate_span_id()
-        span_context = self.span_context(
-            trace_id, span_id, False, self.flags[flags], result.trace_state
-        )
+        span_context = self.span_context(trace_id, span_id, False, self.flags[flags], trace_state)
         record_end_metrics = tracer._tracer_metrics.start_span(parent, decision)
         if not recording:
             return self.non_recording(context=span_context)
-        kept = result.attributes
         fill = None
-        if attributes and kept is not None and len(kept) == len(attributes) and kept == attributes:
-            fill, kept = attributes, None  # unchanged by the sampler: put in unchecked
-        elif self.copy:
-            kept = kept.copy()
+        if result is None:  # the sampler's own decision: the attributes given, unchanged
+            if attributes:
+                fill, kept = attributes, None  # put in unchecked
+            else:
+                kept = {}
+        else:
+            kept = result.attributes
+            if (
+                attributes
+                and kept is not None
+                and len(kept) == len(attributes)
+                and kept == attributes
+            ):
+                fill, kept = attributes, None  # unchanged by the sampler: put in unchecked
+            elif self.copy:
+                kept = kept.copy()
         if self.positional:  # the same arguments, without a dict of 15 keywords
             span = self.span_type(
                 name,

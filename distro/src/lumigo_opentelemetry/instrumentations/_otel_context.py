@@ -9,11 +9,11 @@ through the API functions, as before.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 
 class CurrentContext:
-    """`get_current_span`, `attach(set_span_in_context(...))` and `detach`."""
+    """`get_current`, `get_current_span`, `attach(set_span_in_context(...))` and `detach`."""
 
     def __init__(self) -> None:
         from opentelemetry import context, trace
@@ -31,22 +31,24 @@ class CurrentContext:
         if type(runtime) is not ContextVarsRuntimeContext or variable is None:
             runtime = variable = None
         self._runtime = runtime
-        self._variable = variable
+        self._variable: Any = variable  # set whenever `_runtime` is
 
-    def _var(self) -> Optional[Any]:
-        """The context variable, while the API's runtime context is the one found."""
+    # each method checks inline that the API's runtime context is still the one found
+
+    def get(self) -> Any:
+        """`get_current()`."""
         runtime = self._runtime
-        if runtime is not None and getattr(self._api, "_RUNTIME_CONTEXT", None) is runtime:
-            return self._variable
-        return None
+        if runtime is None or getattr(self._api, "_RUNTIME_CONTEXT", None) is not runtime:
+            return self._api.get_current()
+        return self._variable.get()
 
     def current(self) -> Tuple[Any, bool]:
         """(the current context, whether it holds no valid span: a server span's case)."""
-        variable = self._var()
-        if variable is None:
+        runtime = self._runtime
+        if runtime is None or getattr(self._api, "_RUNTIME_CONTEXT", None) is not runtime:
             current = self._api.get_current()
             return current, self._trace.get_current_span(current) is self._invalid
-        current = variable.get()
+        current = self._variable.get()
         span = current.get(self._key)
         return current, (
             span is None or span is self._invalid or not isinstance(span, self._span_type)
@@ -54,19 +56,23 @@ class CurrentContext:
 
     def attach(self, span: Any, parent: Any) -> Any:
         """`attach(set_span_in_context(span, parent))`: the token for `detach`."""
-        variable = self._var()
-        if variable is None or parent is None:
+        runtime = self._runtime
+        if (
+            parent is None
+            or runtime is None
+            or getattr(self._api, "_RUNTIME_CONTEXT", None) is not runtime
+        ):
             return self._api.attach(self._trace.set_span_in_context(span, parent))
         values = parent.copy() if parent else {}
         values[self._key] = span
-        return variable.set(self._context_type(values))
+        return self._variable.set(self._context_type(values))
 
     def detach(self, token: Any) -> None:
         """`detach(token)`: a failure is logged by the API, as it logs its own."""
-        variable = self._var()
-        if variable is not None:
+        runtime = self._runtime
+        if runtime is not None and getattr(self._api, "_RUNTIME_CONTEXT", None) is runtime:
             try:
-                variable.reset(token)
+                self._variable.reset(token)
                 return
             except Exception:  # the API's own detach says why (logged there)
                 pass

@@ -13,6 +13,20 @@ from lumigo_opentelemetry.instrumentations.payloads import BoundedBody
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
+#: `CONTENT_LENGTH` values of a request without a body (none given, or 0)
+_NO_LENGTH = frozenset({"", "0"})
+
+
+def may_have_body(environ: Any) -> bool:
+    """Whether a request can carry a body, by HTTP/1.1's message framing (RFC 9112
+    6.3): it has one only with a `Transfer-Encoding` or a `Content-Length` other than
+    0. Without either, a server gives an empty `wsgi.input` (gunicorn, which sets
+    `wsgi.input_terminated`), or werkzeug does not read it at all: nothing to record."""
+    if environ.get("HTTP_TRANSFER_ENCODING") is not None:
+        return True
+    length = environ.get("CONTENT_LENGTH")
+    return length is not None and (type(length) is not str or length not in _NO_LENGTH)
+
 
 class RecordingInput:
     """Wraps a WSGI input stream; `recorder` gets a copy of what is read."""

@@ -307,8 +307,11 @@ def _member(memos: _Fragments, site_id: int, site: Site, name: str, value: str) 
     return member
 
 
-def wsgi_headers_attribute(environ: Mapping[str, object], config: Config) -> str:
-    """`headers_attribute(wsgi_request_headers(environ), config)`, in fewer steps.
+def wsgi_headers_attribute(
+    environ: Mapping[str, object], config: Config, keep_empty_content: bool = False
+) -> str:
+    """`headers_attribute(wsgi_request_headers(environ, keep_empty_content), config)`, in
+    fewer steps.
 
     When every header value is a non-empty `str` (the usual environ), the text is kept in
     a bounded memo keyed on the header names (shared by every environ with the same keys)
@@ -321,8 +324,8 @@ def wsgi_headers_attribute(environ: Mapping[str, object], config: Config) -> str
     header_keys, names = plan
     values = tuple(map(environ.get, header_keys))
     if "" in values or not _STR_ONLY.issuperset(map(type, values)):
-        return headers_attribute(_request_headers_one_by_one(environ), config)
-    key = (names, values)
+        return headers_attribute(_request_headers_one_by_one(environ, keep_empty_content), config)
+    key = (names, values)  # (no empty value: the same text whether or not it keeps them)
     known = _WSGI_HEADER_TEXTS.get(key)
     masking = config.masking
     limit = config.attribute_length_limit
