@@ -4,7 +4,8 @@
 
 Under the distro's own tracer provider and exporter (the environment names the endpoint,
 as for cpu_driver.py), each iteration does what the Flask path does for its server span
-(`FastSpans.start_span` with 14 clean attributes, attach, `set_attributes` with 3 more at
+(`FastSpans.start_span` with 13 clean attributes, one of them the client port, new on
+each iteration as under real traffic; attach, `set_attributes` with 3 more at
 the end, end, detach); `db` adds, inside it, what the lean DB-API path does for a client
 span (`tracer.start_span`, `set_attributes` with 6, attach, detach, end); `db-lean` starts
 that client span through `FastSpans.start_span(name, None, kind, None)`. The provider is
@@ -14,6 +15,7 @@ Count it under callgrind at two N for the marginal instructions per iteration.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from time import time_ns
 from typing import Any, Callable, Tuple
@@ -67,8 +69,12 @@ def setup(mode: str) -> Tuple[Callable[[], None], Any]:
     with_db = mode.startswith("db")
     db_spans = fast_spans(db_tracer) if mode == "db-lean" else None
 
+    ports = itertools.count(40000)
+
     def one() -> None:
         attributes = dict(START)
+        # a new client port per request, as a server that closes each connection sees
+        attributes["net.peer.port"] = 40000 + next(ports) % 20000
         span = spans.start_span("GET /db", root, server, attributes, time_ns(), {})
         token = context.attach(trace.set_span_in_context(span, root))
         if with_db:

@@ -262,6 +262,34 @@ def test_pairs_every_span_carries_outlive_values_that_never_repeat(
     assert len([k for k, _ in encoded if k == "net.peer.port"]) == 200
 
 
+def test_pairs_the_cache_misses_are_filled_in_place() -> None:
+    """A span whose pairs the cache partly holds: the ones it misses (first, in the
+    middle, last, next to each other, one that cannot be encoded) come out encoded in
+    the span's own order, the unencodable one left out, as the reference encoder does."""
+    kept = _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(kept)
+    tracer = provider.get_tracer("t")
+    shared = {"a": "GET", "b": 1, "c": True, "d": "x" * 10, "e": 2.5}
+    tracer.start_span("warm", attributes=shared).end()
+    for n in range(4):
+        with tracer.start_as_current_span("s") as span:
+            span.set_attribute("first", n)
+            span.set_attributes(shared)
+            span.set_attribute("c", n % 2 == 0)  # a hit or a miss, in the middle
+            span.set_attribute("long", "y" * (200 + n))  # never cached
+            span.set_attribute("next.to.it", f"id-{n}")
+            span._attributes._dict["huge"] = 1 << 70  # type: ignore[attr-defined]
+            span.set_attribute("last", (n, "t"))  # an array: never cached
+    encoder = SpanEncoder()
+    encoder.encode(kept.spans[:1])
+    for span in kept.spans[1:]:
+        sent = ExportTraceServiceRequest.FromString(encoder.encode([span]))
+        assert sent == encode_spans([span])
+        got = sent.resource_spans[0].scope_spans[0].spans[0].attributes
+        assert [kv.key for kv in got] == [key for key in span.attributes if key != "huge"]
+
+
 def test_consecutive_posts_each_carry_their_own_batch(receiver: OtlpReceiver) -> None:
     """The prepared post is reused: each export still sends its own body and headers."""
     spans = _spans(10)
