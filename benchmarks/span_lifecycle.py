@@ -6,8 +6,8 @@ Under the distro's own tracer provider and exporter (the environment names the e
 as for cpu_driver.py), each iteration does what the Flask path does for its server span
 (`FastSpans.start_span` with 13 clean attributes, one of them the client port, new on
 each iteration as under real traffic; attach, `set_attributes` with 3 more at
-the end, end, detach); `db` adds, inside it, what the lean DB-API path does for a client
-span (`tracer.start_span`, `set_attributes` with 6, attach, detach, end); `db-lean` starts
+the end, `end_span`, detach); `db` adds, inside it, what the lean DB-API path does for a client
+span (`tracer.start_span`, `set_attributes` with 6, attach, detach, `end_span`); `db-lean` starts
 that client span through `FastSpans.start_span(name, None, kind, None)`. The provider is
 flushed every FLUSH_EVERY iterations (10 unless given), so the export is counted too.
 Count it under callgrind at two N for the marginal instructions per iteration.
@@ -56,7 +56,7 @@ def setup(mode: str) -> Tuple[Callable[[], None], Any]:
     from opentelemetry.trace import SpanKind
 
     import lumigo_opentelemetry
-    from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+    from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
 
     provider = lumigo_opentelemetry.tracer_provider
     server_tracer = provider.get_tracer(
@@ -85,9 +85,9 @@ def setup(mode: str) -> Tuple[Callable[[], None], Any]:
             set_attributes(db, dict(DB))
             db_token = context.attach(trace.set_span_in_context(db))
             context.detach(db_token)
-            db.end()
+            end_span(db)
         set_attributes(span, dict(LATE))
-        span.end()
+        end_span(span)
         context.detach(token)
 
     return one, provider
