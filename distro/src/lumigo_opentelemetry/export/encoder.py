@@ -47,6 +47,7 @@ _CACHE_LIMIT = 4096
 _CACHED_VALUE_LENGTH = 128
 
 _SMALL_VARINTS = [bytes([n]) for n in range(128)]
+_INT64 = 1 << 63
 _DOUBLE = struct.Struct("<d")
 _TIMES = struct.Struct("<BQBQ")  # start and end time, fields 7 and 8 (fixed64)
 _EVENT_TIME = struct.Struct("<BQ")
@@ -214,6 +215,7 @@ class SpanEncoder:
         self._span_attributes: Dict[Tuple[Any, ...], bytes] = {}
         self._old_span_attributes: Dict[Tuple[Any, ...], bytes] = {}
         self._names: Dict[str, bytes] = {}
+        self._key_heads: Dict[str, bytes] = {}  # key -> its `KeyValue.key` field and value tag
         self._old_names: Dict[str, bytes] = {}
         # id -> (object kept alive so the id stays its own, encoded bytes)
         self._resources: Dict[int, Tuple[Any, bytes]] = {}
@@ -301,16 +303,46 @@ class SpanEncoder:
         return self._encoded_field(key, value, None)
 
     def _missing_field(self, cache_key: Tuple[Any, Any, type]) -> Optional[bytes]:
-        """The field of a (key, value, type) not in the new generation of the cache."""
+        """The field of a (key, value, type) not in the new generation of the cache.
+
+        A str, int or bool value is encoded here, with its key's encoding kept (what
+        `key_value` writes, fewer calls: a miss is on most spans); anything else, or
+        what fails here, through `key_value`."""
         key, value, kind = cache_key
         if kind is str or kind is int or kind is bool:
             field = self._old_span_attributes.get(cache_key)
             if field is not None:
                 self._keep_attribute(cache_key, field)
                 return field
-            if kind is not str or len(value) <= _CACHED_VALUE_LENGTH:
+            try:
+                if kind is str:
+                    if len(value) > _CACHED_VALUE_LENGTH:
+                        return self._encoded_field(key, value, None)
+                    data = value.encode("utf-8")
+                    body = b"\x0a" + _SMALL_VARINTS[len(data)] + data if len(data) < 128 else b""
+                elif kind is int:
+                    body = b"\x18" + varint(value) if -_INT64 <= value < _INT64 else b""
+                else:
+                    body = b"\x10\x01" if value else b"\x10\x00"
+                head = self._key_heads.get(key) or self._key_head(key)
+            except Exception:  # the general way tells (and logs) why
+                body = b""
+            if not body:
                 return self._encoded_field(key, value, cache_key)
+            pair = head + _length(len(body)) + body
+            field = b"\x4a" + _length(len(pair)) + pair
+            self._keep_attribute(cache_key, field)
+            return field
         return self._encoded_field(key, value, None)
+
+    def _key_head(self, key: str) -> bytes:
+        """A `KeyValue`'s key field and its value's tag and (to come) length, kept per key
+        (at most `cache_limit` keys)."""
+        head = _text(b"\x0a", key) + b"\x12"
+        if len(self._key_heads) >= self.cache_limit:
+            self._key_heads.clear()
+        self._key_heads[key] = head
+        return head
 
     def _encoded_field(
         self, key: str, value: Any, cache_key: Optional[Tuple[Any, ...]]
