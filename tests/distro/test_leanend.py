@@ -132,14 +132,17 @@ def test_the_ended_span_is_as_span_end_leaves_it() -> None:
     with OtlpReceiver() as receiver:
         provider = _provider(receiver)
         spans = fast_spans(provider.get_tracer("t"))
-        span = spans.start_span("s", Context(), SpanKind.SERVER, dict(START))
-        end_span(span)
-        assert span.end_time is not None and not span.is_recording()
-        assert span._attributes._immutable  # type: ignore[attr-defined]
-        span.set_attribute("late", 1)
-        assert "late" not in span.attributes
+        ours, sdk = (spans.start_span(n, Context(), SpanKind.SERVER, dict(START)) for n in "ab")
+        end_span(ours)
+        sdk.end()
+        for span in (ours, sdk):
+            assert span.end_time is not None and not span.is_recording()
+            span.set_attribute("late", 1)
+            assert "late" not in span.attributes
+        attributes: Any = ours._attributes  # type: ignore[attr-defined]
+        assert attributes._immutable == sdk._attributes._immutable  # type: ignore[attr-defined]
         queued = list(_batch(provider)._batch_processor._queue)
-        assert len(queued) == 1 and type(queued[0]) is tuple  # encoded as it ended
+        assert [type(item) for item in queued] == [type(queued[1])] * 2  # both encoded or not
         provider.shutdown()
 
 
