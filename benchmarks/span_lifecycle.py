@@ -4,9 +4,10 @@
 
 Under the distro's own tracer provider and exporter (the environment names the endpoint,
 as for cpu_driver.py), each iteration does what the Flask path does for its server span
-(`FastSpans.start_span` with 14 clean attributes, attach, `set_attributes` with 3 more at
-the end, end, detach); `db` adds, inside it, what the lean DB-API path does for a client
-span (`tracer.start_span`, `set_attributes` with 6, attach, detach, end); `db-lean` starts
+(`FastSpans.start_span` with 13 clean attributes, one of them the client port, new on
+each iteration as under real traffic; attach, `set_attributes` with 3 more at
+the end, `end_span`, detach); `db` adds, inside it, what the lean DB-API path does for a client
+span (`tracer.start_span`, `set_attributes` with 6, attach, detach, `end_span`); `db-lean` starts
 that client span through `FastSpans.start_span(name, None, kind, None)`. The provider is
 flushed every FLUSH_EVERY iterations (10 unless given), so the export is counted too.
 Count it under callgrind at two N for the marginal instructions per iteration.
@@ -14,6 +15,7 @@ Count it under callgrind at two N for the marginal instructions per iteration.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from time import time_ns
 from typing import Any, Callable, Tuple
@@ -54,7 +56,7 @@ def setup(mode: str) -> Tuple[Callable[[], None], Any]:
     from opentelemetry.trace import SpanKind
 
     import lumigo_opentelemetry
-    from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+    from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
 
     provider = lumigo_opentelemetry.tracer_provider
     server_tracer = provider.get_tracer(
@@ -67,8 +69,12 @@ def setup(mode: str) -> Tuple[Callable[[], None], Any]:
     with_db = mode.startswith("db")
     db_spans = fast_spans(db_tracer) if mode == "db-lean" else None
 
+    ports = itertools.count(40000)
+
     def one() -> None:
         attributes = dict(START)
+        # a new client port per request, as a server that closes each connection sees
+        attributes["net.peer.port"] = 40000 + next(ports) % 20000
         span = spans.start_span("GET /db", root, server, attributes, time_ns(), {})
         token = context.attach(trace.set_span_in_context(span, root))
         if with_db:
@@ -79,9 +85,9 @@ def setup(mode: str) -> Tuple[Callable[[], None], Any]:
             set_attributes(db, dict(DB))
             db_token = context.attach(trace.set_span_in_context(db))
             context.detach(db_token)
-            db.end()
+            end_span(db)
         set_attributes(span, dict(LATE))
-        span.end()
+        end_span(span)
         context.detach(token)
 
     return one, provider

@@ -240,13 +240,14 @@ def test_pairs_every_span_carries_outlive_values_that_never_repeat(
     from lumigo_opentelemetry.export import encoder as module
 
     encoded: list[tuple[str, Any]] = []
-    real = module.key_value
+    real = module.SpanEncoder._keep_attribute
 
-    def counting(key: str, value: Any) -> bytes:
-        encoded.append((key, value))
-        return real(key, value)
+    def counting(self: SpanEncoder, cache_key: tuple[Any, ...], field: bytes) -> None:
+        if self._old_span_attributes.get(cache_key) is not field:  # encoded, not moved
+            encoded.append(cache_key[:2])
+        real(self, cache_key, field)
 
-    monkeypatch.setattr(module, "key_value", counting)
+    monkeypatch.setattr(module.SpanEncoder, "_keep_attribute", counting)
     kept = _Keep()
     provider = TracerProvider()
     provider.add_span_processor(kept)
@@ -260,6 +261,38 @@ def test_pairs_every_span_carries_outlive_values_that_never_repeat(
         assert ExportTraceServiceRequest.FromString(encoder.encode(batch)) == encode_spans(batch)
     assert encoded.count(("http.method", "GET")) == 1
     assert len([k for k, _ in encoded if k == "net.peer.port"]) == 200
+
+
+def test_pairs_the_cache_misses_are_filled_in_place() -> None:
+    """A span whose pairs the cache partly holds: the ones it misses (first, in the
+    middle, last, next to each other, one that cannot be encoded) come out encoded in
+    the span's own order, the unencodable one left out, as the reference encoder does."""
+    kept = _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(kept)
+    tracer = provider.get_tracer("t")
+    shared = {"a": "GET", "b": 1, "c": True, "d": "x" * 10, "e": 2.5}
+    tracer.start_span("warm", attributes=shared).end()
+    for n in range(4):
+        with tracer.start_as_current_span("s") as span:
+            span.set_attribute("first", n)
+            span.set_attributes(shared)
+            span.set_attribute("c", n % 2 == 0)  # a hit or a miss, in the middle
+            span.set_attribute("long", "y" * (200 + n))  # never cached
+            span.set_attribute("next.to.it", f"id-{n}")
+            span.set_attribute("edge", "a" * 126 + str(n))  # 127 bytes: a short field
+            span.set_attribute("wide", "é" * 63 + str(n))  # 127 characters, 127 bytes
+            span.set_attribute("negative", -5 - n)  # a ten-byte varint
+            span.set_attribute("flag", n % 3 == 1)
+            span._attributes._dict["huge"] = 1 << (63 + n % 2)  # type: ignore[attr-defined]
+            span.set_attribute("last", (n, "t"))  # an array: never cached
+    encoder = SpanEncoder()
+    encoder.encode(kept.spans[:1])
+    for span in kept.spans[1:]:
+        sent = ExportTraceServiceRequest.FromString(encoder.encode([span]))
+        assert sent == encode_spans([span])
+        got = sent.resource_spans[0].scope_spans[0].spans[0].attributes
+        assert [kv.key for kv in got] == [key for key in span.attributes if key != "huge"]
 
 
 def test_consecutive_posts_each_carry_their_own_batch(receiver: OtlpReceiver) -> None:

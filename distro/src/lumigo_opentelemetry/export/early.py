@@ -82,3 +82,24 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
             except Exception as exc:
                 logger.debug("span queued unencoded: %r", exc)
         self._batch_processor.emit(item)
+
+    def on_end_live(self, span: Any) -> None:
+        """`on_end(span._readable_span())` for the SDK's own span (`_Span`) just ended,
+        given itself: encoded early, it needs no `ReadableSpan` copy (which holds the
+        same objects, so the bytes are the same); the copy is made only when the span
+        is queued unencoded."""
+        if not span._context[3] & 1:  # trace_flags: sampled
+            return
+        encoder = self._encoder
+        if encoder is None and not self._decided:
+            encoder = self._decide()
+        if encoder is not None:
+            try:
+                item = encoder.early(span)
+            except Exception as exc:
+                logger.debug("span queued unencoded: %r", exc)
+                item = None
+            if item is not None:
+                self._batch_processor.emit(item)
+                return
+        self._batch_processor.emit(span._readable_span())

@@ -47,6 +47,7 @@ _CACHE_LIMIT = 4096
 _CACHED_VALUE_LENGTH = 128
 
 _SMALL_VARINTS = [bytes([n]) for n in range(128)]
+_INT64 = 1 << 63
 _DOUBLE = struct.Struct("<d")
 _TIMES = struct.Struct("<BQBQ")  # start and end time, fields 7 and 8 (fixed64)
 _EVENT_TIME = struct.Struct("<BQ")
@@ -214,6 +215,7 @@ class SpanEncoder:
         self._span_attributes: Dict[Tuple[Any, ...], bytes] = {}
         self._old_span_attributes: Dict[Tuple[Any, ...], bytes] = {}
         self._names: Dict[str, bytes] = {}
+        self._key_heads: Dict[str, bytes] = {}  # key -> its `KeyValue.key` field and value tag
         self._old_names: Dict[str, bytes] = {}
         # id -> (object kept alive so the id stays its own, encoded bytes)
         self._resources: Dict[int, Tuple[Any, bytes]] = {}
@@ -253,55 +255,106 @@ class SpanEncoder:
         A pair whose value is a bool, an int or a string of at most
         `_CACHED_VALUE_LENGTH` characters is kept, whole field, in the bounded cache,
         keyed by (key, value, type of value: `True == 1`); anything else is encoded
-        afresh. A plain dict (a finished SDK span's) is looked up in one pass of C
-        (no Python code per cached pair).
+        afresh. A plain dict (a finished SDK span's) is looked up in one pass of C;
+        only the pairs the cache misses (a client's port, a request id: under real
+        traffic most spans carry one) run Python code, found with `list.index`.
         """
-        cache = self._span_attributes
         inner = getattr(attributes, "_dict", None)
-        fields: Optional[List[Optional[bytes]]] = None
         if type(inner) is dict:
             values = inner.values()
+            keys = list(zip(inner, values, map(type, values)))
             try:
-                fields = list(map(cache.get, zip(inner, values, map(type, values))))
+                fields: List[Optional[bytes]] = list(map(self._span_attributes.get, keys))
             except TypeError:  # an unhashable value: each pair on its own
-                fields = None
-        if fields is not None:
-            if None not in fields:
+                pass
+            else:
+                missing = fields.count(None)
+                if missing:
+                    lost = False
+                    at = -1
+                    index = fields.index
+                    for _ in range(missing):
+                        at = index(None, at + 1)
+                        field = self._missing_field(keys[at])
+                        if field is None:
+                            lost = True
+                        else:
+                            fields[at] = field
+                    if lost:  # left out, as the reference encoder does
+                        fields = [field for field in fields if field is not None]
                 parts += fields  # type: ignore[arg-type]
                 return
-            pairs: Any = zip(fields, inner.items())  # type: ignore[union-attr]
-        else:
-            pairs = ((None, pair) for pair in _items(attributes))
         append = parts.append
-        for field, (key, value) in pairs:
-            if field is None:
-                field = self._span_attribute_field(key, value)
-                if field is None:
-                    continue
-            append(field)
+        for key, value in _items(attributes):
+            field = self._span_attribute_field(key, value)
+            if field is not None:
+                append(field)
 
     def _span_attribute_field(self, key: str, value: Any) -> Optional[bytes]:
         """One attribute's field 9, cached when its value is a bool, an int or a short
         string (None when it cannot be encoded: logged, as the reference encoder does)."""
-        cache = self._span_attributes
         kind = type(value)
-        cache_key: Optional[Tuple[Any, ...]] = None
         if kind is str or kind is int or kind is bool:
             cache_key = (key, value, kind)
-            field = cache.get(cache_key)
+            field = self._span_attributes.get(cache_key)
             if field is not None:
                 return field
+            return self._missing_field(cache_key)
+        return self._encoded_field(key, value, None)
+
+    def _missing_field(self, cache_key: Tuple[Any, Any, type]) -> Optional[bytes]:
+        """The field of a (key, value, type) not in the new generation of the cache.
+
+        A str, int or bool value is encoded here, with its key's encoding kept (what
+        `key_value` writes, fewer calls: a miss is on most spans); anything else, or
+        what fails here, through `key_value`."""
+        key, value, kind = cache_key
+        if kind is str or kind is int or kind is bool:
             field = self._old_span_attributes.get(cache_key)
             if field is not None:
                 self._keep_attribute(cache_key, field)
                 return field
+            try:
+                if kind is str:
+                    if len(value) > _CACHED_VALUE_LENGTH:
+                        return self._encoded_field(key, value, None)
+                    data = value.encode("utf-8")
+                    body = b"\x0a" + _SMALL_VARINTS[len(data)] + data if len(data) < 128 else b""
+                elif kind is int:
+                    body = b"\x18" + varint(value) if -_INT64 <= value < _INT64 else b""
+                else:
+                    body = b"\x10\x01" if value else b"\x10\x00"
+                head = self._key_heads.get(key) or self._key_head(key)
+            except Exception:  # the general way tells (and logs) why
+                body = b""
+            if not body:
+                return self._encoded_field(key, value, cache_key)
+            pair = head + _length(len(body)) + body
+            field = b"\x4a" + _length(len(pair)) + pair
+            self._keep_attribute(cache_key, field)
+            return field
+        return self._encoded_field(key, value, None)
+
+    def _key_head(self, key: str) -> bytes:
+        """A `KeyValue`'s key field and its value's tag and (to come) length, kept per key
+        (at most `cache_limit` keys)."""
+        head = _text(b"\x0a", key) + b"\x12"
+        if len(self._key_heads) >= self.cache_limit:
+            self._key_heads.clear()
+        self._key_heads[key] = head
+        return head
+
+    def _encoded_field(
+        self, key: str, value: Any, cache_key: Optional[Tuple[Any, ...]]
+    ) -> Optional[bytes]:
+        """The field encoded now, kept under `cache_key` when one is given."""
         try:
             body = key_value(key, value)
         except Exception as exc:
             logger.debug("attribute %s not encoded: %r", key, exc)
             return None
         field = b"\x4a" + _length(len(body)) + body
-        if cache_key is not None and (kind is not str or len(value) <= _CACHED_VALUE_LENGTH):
+        if cache_key is not None:
             self._keep_attribute(cache_key, field)
         return field
 

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping
 
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._asgi_payloads import Capture, Memos, keyed_headers
-from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 
 if TYPE_CHECKING:
@@ -586,6 +586,6 @@ class _Exchange:
         except Exception:
             logger.debug("fastapi late attributes not set", exc_info=True)
         try:
-            span.end()
+            end_span(span)
         except Exception:
             logger.debug("fastapi server span not ended", exc_info=True)

@@ -32,7 +32,7 @@ from itertools import count
 from time import perf_counter
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._release import Releasing
 from lumigo_opentelemetry.masking import MASKED
 
@@ -184,7 +184,7 @@ class LeanExecution(Releasing):
                 span.set_status(api["Status"](api["ERROR"], f"{type(exc).__name__}: {exc}"))
             raise
         finally:
-            span.end()
+            end_span(span)
 
     def _plan(self, instance: Any, cursor: Any, query_args: Tuple[Any, ...]) -> Optional[_Plan]:
         integration = instance._db_api_integration

@@ -36,7 +36,7 @@ from opentelemetry.instrumentation.django.middleware import otel_middleware
 from opentelemetry.instrumentation.django.middleware.otel_middleware import _DjangoMiddleware
 
 from lumigo_opentelemetry.instrumentations import payloads
-from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 from lumigo_opentelemetry.instrumentations._wsgi_request import (
@@ -209,7 +209,7 @@ class _Lean:
                 span.set_status(self.status(self.error, f"{type(exc).__name__}: {exc}"))
         finally:
             try:
-                span.end()
+                end_span(span)
             finally:
                 self.current.detach(state.token)
 

@@ -17,6 +17,8 @@ change in what is recorded:
   processors are just the distro's exporting one, the processor layer calls its hooks
   directly (the SDK's multi-processor and the export filter, a call each per hook,
   are done in the layer; hooks with an empty body are not called).
+- `end_span(span)`: `span.end()`, in one call when the span goes only to the distro's
+  exporting processor (`_leanend`).
 - `set_attributes(span, attributes)`: the same for the attributes set when a request
   ends (new keys only, within the limits), else `span.set_attributes`.
 
@@ -103,8 +105,8 @@ class _SamplerLayer:
 
 
 #: what a span processor's hooks are when there is just the distro's own exporting one:
-#: (on_start, _on_ending, on_end, where None is a method that does nothing)
-_Plan = Tuple[Optional[Callable[..., Any]], Optional[Callable[..., Any]], Callable[..., Any]]
+#: (on_start, _on_ending, on_end, where None is a method that does nothing; the processor)
+_Plan = Tuple[Optional[Callable[..., Any]], Optional[Callable[..., Any]], Callable[..., Any], Any]
 
 
 class _ProcessorLayer:
@@ -120,6 +122,7 @@ class _ProcessorLayer:
         self.pending = pending
         self._known: Any = _NOTHING  # the processors tuple `_plan` was made for
         self._made: Optional[_Plan] = None
+        self.lean_end: Any = None  # a `LeanEnd`, for the SDK releases it knows
 
     def _plan(self) -> Optional[_Plan]:
         processors = getattr(self.inner, "_span_processors", None)
@@ -214,13 +217,16 @@ def _lone_exporter(inner: Any, processors: Any) -> Optional[_Plan]:
         return None
     if len(processors) != 1 or type(processors[0]) is not _sdk["SkipExportFilter"]:
         return None
-    batch = processors[0].inner
+    skip_filter = processors[0]
+    batch = skip_filter.inner
     if type(batch) not in _sdk["batch processors"]:
         return None
     return (
         None if _does_nothing(batch.on_start) else batch.on_start,
-        None if _does_nothing(batch._on_ending) else batch._on_ending,
+        # the filter's own (it does not pass `_on_ending` on)
+        None if _does_nothing(skip_filter._on_ending) else skip_filter._on_ending,
         batch.on_end,
+        batch,
     )
 
 
@@ -296,11 +302,12 @@ class FastSpans:
         if type(getattr(probe, "_dict", None)) is not dict:
             return False
         tracer.sampler = _SamplerLayer(tracer.sampler, self._pending)  # type: ignore[assignment]
-        tracer.span_processor = _ProcessorLayer(  # type: ignore[assignment]
-            tracer.span_processor, self._pending
-        )
+        from lumigo_opentelemetry.instrumentations._leanend import lean_end
         from lumigo_opentelemetry.instrumentations._leanstart import lean_start
 
+        layer = _ProcessorLayer(tracer.span_processor, self._pending)
+        layer.lean_end = lean_end()
+        tracer.span_processor = layer  # type: ignore[assignment]
         self._lean = lean_start(tracer, _SamplerLayer)
         return True
 
@@ -351,6 +358,22 @@ class FastSpans:
         finally:
             pending.attributes = None
             pending.fill = None
+
+
+def end_span(span: Any, end_time: Optional[int] = None) -> None:
+    """`span.end(end_time)`; in one call (`_leanend.LeanEnd`) when the span goes only to the
+    distro's exporting processor."""
+    processor = getattr(span, "_span_processor", None)
+    if type(processor) is _ProcessorLayer:
+        lean = processor.lean_end
+        if lean is not None:
+            known = processor._known  # read before the plan: `_plan` sets it after
+            plan = processor._made
+            if getattr(processor.inner, "_span_processors", None) is not known:
+                plan = processor._plan()
+            if plan is not None and lean.end(span, end_time, plan[1], plan[3], _sdk["SKIP_EXPORT"]):
+                return
+    span.end(end_time)
 
 
 def set_attributes(span: Any, attributes: Dict[str, Any]) -> None:

@@ -44,7 +44,7 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from lumigo_opentelemetry.instrumentations import payloads
-from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 from lumigo_opentelemetry.instrumentations._wsgi_request import (
@@ -328,7 +328,7 @@ class FlaskServerSpans:
         if exc is not None and isinstance(exc, Exception):
             span.record_exception(exc)
             span.set_status(self._status(self._error, f"{type(exc).__name__}: {exc}"))
-        span.end()
+        end_span(span)
 
     def _capture(self, state: _Request, late: Dict[str, Any]) -> None:
         config = self.config

@@ -1,0 +1,117 @@
+"""`Span.end` in one Python call, when the span goes only to the distro's exporting processor.
+
+The SDK's `Span.end` sets the end time under the span's lock (and, from some release
+on, makes its attribute map immutable), ends the span's metrics, then calls its span
+processor's `_on_ending` and `on_end` with a new `ReadableSpan` copy of it. For a span
+started on a tracer with `FastSpans` (whose processor is `_fastspan._ProcessorLayer`),
+when the provider's processors are just the distro's own exporting one
+(`SkipExportFilter` around `EncodingBatchSpanProcessor`), `LeanEnd.end` does the same
+steps in the same order and hands the span itself to
+`EncodingBatchSpanProcessor.on_end_live`, which encodes it into the queue (the copy
+holds the same objects, so the bytes are the same) and makes the copy only when it
+queues the span unencoded.
+
+Used only for the SDK releases read (1.41 to 1.45), recognised by the release and by
+the names their `Span.end` uses. Anything else gets `span.end()`: another SDK, a span
+that is not the SDK's `_Span` or whose `end` was replaced, a span not started or
+already ended (the SDK raises or warns), any other span processor (a user's own, the
+execution-tag processor, the span dump), which so sees every span as it does today.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+logger = logging.getLogger("lumigo-opentelemetry")
+
+#: names `Span.end` uses in every release read (its code's `co_names`)
+_NAMES = frozenset(
+    {
+        "RuntimeError",
+        "_end_time",
+        "_lock",
+        "_on_ending",
+        "_readable_span",
+        "_record_end_metrics",
+        "_span_processor",
+        "_start_time",
+        "logger",
+        "on_end",
+        "time_ns",
+        "warning",
+    }
+)
+#: whether `end` makes the attribute map immutable, by the names its code uses
+_VARIANTS = {_NAMES: False, _NAMES | {"_attributes", "_immutable"}: True}
+_RELEASES = ("1.41.", "1.42.", "1.43.", "1.44.", "1.45.")
+
+
+def variant(end: Any, release: str) -> Optional[bool]:
+    """Whether this `Span.end` of this SDK release makes the attributes immutable; None
+    when it is not one read."""
+    code = getattr(end, "__code__", None)
+    if code is None or not release.startswith(_RELEASES):
+        return None
+    return _VARIANTS.get(frozenset(code.co_names))
+
+
+class LeanEnd:
+    """Ends spans as `Span.end` does (see module); made by `lean_end`."""
+
+    def __init__(self, immutable: bool) -> None:
+        from opentelemetry.sdk import trace
+        from opentelemetry.sdk.trace import Span, _Span
+
+        from lumigo_opentelemetry.export.early import EncodingBatchSpanProcessor
+
+        self.immutable = immutable
+        self.span_type = _Span
+        self.end_function = Span.end
+        self.encoding = EncodingBatchSpanProcessor
+        self.sdk: Any = trace  # its `time_ns`, looked up per call as `end` does
+
+    def end(
+        self, span: Any, end_time: Optional[int], on_ending: Any, batch: Any, skip_key: str
+    ) -> bool:
+        """`span.end(end_time)` for a span whose processor's only hooks are `on_ending` (None:
+        none) and `batch.on_end`; False (nothing done) when `span.end` must do it."""
+        if (
+            type(span) is not self.span_type
+            or type(span).end is not self.end_function
+            or "end" in span.__dict__
+            or type(batch) is not self.encoding
+        ):
+            return False
+        attributes: Any = span._attributes
+        store = getattr(attributes, "_dict", None)
+        if type(store) is not dict:
+            return False
+        with span._lock:
+            if span._start_time is None or span._end_time is not None:
+                return False  # `end` raises or warns
+            span._end_time = end_time if end_time is not None else self.sdk.time_ns()
+            if self.immutable:
+                attributes._immutable = True
+        if span._record_end_metrics:
+            span._record_end_metrics()
+        if on_ending is not None:
+            on_ending(span)
+        if store.get(skip_key) is not True:
+            batch.on_end_live(span)
+        return True
+
+
+def lean_end() -> Optional[LeanEnd]:
+    """A `LeanEnd` when the SDK release's `Span.end` is one read; else None."""
+    try:
+        from opentelemetry.sdk.trace import Span
+        from opentelemetry.sdk.version import __version__
+
+        immutable = variant(Span.end, str(__version__))
+        if immutable is None:
+            return None
+        return LeanEnd(immutable)
+    except Exception:
+        logger.debug("lean span end not available", exc_info=True)
+        return None
