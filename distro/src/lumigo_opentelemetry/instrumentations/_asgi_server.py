@@ -12,13 +12,18 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
   place; routes with path parameters are not kept). A shape the memo misses (on real
   traffic: a query, user agent or client per request) takes its route details from a
   second memo keyed without those, and its attributes from `_asgi_attributes` (contrib's
-  function rebuilt from plain reads for the checked release); the request
+  function rebuilt from plain reads for the checked release); one that differs from a
+  seen shape only by its query takes that shape without its query from a third memo
+  and builds `http.url` alone (the one attribute the query decides), masking and
+  checking only it when the rest is known plain; the request
   headers are captured (`_asgi_payloads`, memoised per header set, else read in one
   pass) before the span starts, and all of them go to `start_span` in one call (a
   sampler and every span processor's `on_start` see them); the incoming context is
   extracted as in `_flask_server` (the default W3C propagators on the propagation
   headers the one pass kept);
-- the context (extracted parent plus the span) is attached once and detached once;
+- the context (extracted parent plus the span) is attached once and detached once
+  (`_otel_context.CurrentContext`); the app gets the exchange's own `receive` and
+  `send` methods, no closures per request;
 - the status is set when the response starts (one `Status` per HTTP status, kept);
   `http.status_code`, the response
   headers and the bodies are set in one call when the last body chunk has been sent,
