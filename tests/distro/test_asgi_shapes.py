@@ -15,7 +15,7 @@ from starlette.routing import Host, Router
 
 from lumigo_opentelemetry.config import Config
 from lumigo_opentelemetry.instrumentations._asgi_payloads import keyed_headers
-from lumigo_opentelemetry.instrumentations._asgi_server import LeanServerSpans, applies
+from lumigo_opentelemetry.instrumentations._asgi_server import LeanServerSpans, _Shape, applies
 
 
 def _app() -> FastAPI:
@@ -126,3 +126,44 @@ def test_queries_on_a_known_shape_give_contribs_url() -> None:
         expected.update(extra)
         assert (shape.name, list(got.items())) == (name, list(expected.items())), scope
     assert lean._bases  # the shapes without their query were kept
+
+
+def test_a_querys_shape_masks_and_checks_as_any_other() -> None:
+    """A shape built from the one without its query masks and checks only its URL when
+    the rest is known plain: the server span's attributes and the `unchecked` verdict
+    are those the whole shape gives (secret parameters masked, an over-long URL left
+    to `start_span`'s check), and stay so from the shape's memo."""
+    app = _app()
+    contrib = OpenTelemetryMiddleware(
+        app, default_span_details=_get_default_span_details, exclude_spans=["receive", "send"]
+    )
+    config = Config()
+    lean = LeanServerSpans(contrib, config)
+    lean.spans.max_length = 60  # a URL with a long query is over it
+    queries = [b"id=1", b"password=hunter2", b"id=" + b"9" * 40, b"api_key=k&id=2", b"id=3"]
+    variants = 0
+    for n in range(20):
+        headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"client/1.0")]
+        scope: dict[str, Any] = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/hello",
+            "raw_path": b"",
+            "query_string": queries[n % len(queries)],
+            "root_path": "",
+            "headers": headers,
+            "client": ("10.0.0.1", 40000 + n),
+            "server": ("127.0.0.1", 8000),
+            "app": app,
+        }
+        shape, peer = lean._shape(scope, keyed_headers(headers))
+        variants += shape.base is not None
+        whole = _Shape(shape.name, dict(shape.raw))  # no base: every attribute checked
+        expected = whole.server_attributes(config, lean.spans, peer)
+        for _ in range(2):  # as found, then as kept
+            attributes, unchecked = shape.server_attributes(config, lean.spans, peer)
+            assert list(attributes.items()) == list(expected[0].items())
+            assert unchecked == expected[1]
+    assert variants >= 10

@@ -299,8 +299,8 @@ class LeanServerSpans:
         except TypeError:  # an unhashable value in the scope: no memo
             key, known = None, None
         if known is None:
-            name, collected, extra = self._collected(scope, key, keyed, peer)
-            known = _Shape(name, collected)
+            name, collected, extra, base = self._collected(scope, key, keyed, peer)
+            known = _Shape(name, collected, base)
             if (
                 peer is not None
                 and key is not None
@@ -322,9 +322,10 @@ class LeanServerSpans:
         key: Optional[Tuple[Any, ...]],
         keyed: Tuple[Any, ...],
         peer: Optional[Tuple[str, int]],
-    ) -> Tuple[str, Dict[str, Any], Any]:
-        """The span name, the request attributes (route details included) and the route
-        details of a request whose shape the memo does not hold. With a query, from the
+    ) -> Tuple[str, Dict[str, Any], Any, Optional[_Base]]:
+        """The span name, the request attributes (route details included), the route
+        details and the shape without the query they came from (or None) of a request
+        whose shape the memo does not hold. With a query, from the
         memo of shapes without their query (`_bases`, keyed as the shape memo, the query
         aside) where it can: the query decides `http.url` alone (`query_split`)."""
         query = scope.get("query_string")
@@ -336,7 +337,7 @@ class LeanServerSpans:
                 name, extra = self._route(scope, key, keyed)
                 parts = split.split(scope)
                 if parts is None or type(extra) is not dict:
-                    return name, self._collect_with(scope, extra), extra
+                    return name, self._collect_with(scope, extra), extra, None
                 raw, url = parts
                 raw.update(extra)
                 base = _Base(name, raw, url, extra)
@@ -350,13 +351,13 @@ class LeanServerSpans:
             full = split.query_url(base.url, query)
             if full is not None:
                 collected = dict(base.raw)
-                collected["http.url"] = full
+                collected[_URL] = full
                 if peer is not None:  # the shape's own client: as contrib records it
                     collected[_PEER_IP], collected[_PEER_PORT] = peer
-                return base.name, collected, base.extra
-            return base.name, self._collect_with(scope, base.extra), base.extra
+                return base.name, collected, base.extra, base
+            return base.name, self._collect_with(scope, base.extra), base.extra, None
         name, extra = self._route(scope, key, keyed)
-        return name, self._collect_with(scope, extra), extra
+        return name, self._collect_with(scope, extra), extra, None
 
     def _collect_with(self, scope: Scope, extra: Any) -> Dict[str, Any]:
         collected: Dict[str, Any] = self._collect(scope)
@@ -390,6 +391,7 @@ class LeanServerSpans:
 _PEER: Any = object()  # the memo key's client part when `_peer` gives the client
 _NO_QUERY: Any = object()  # the query's part of a `_bases` key
 _PEER_IP = "net.peer.ip"
+_URL = "http.url"
 _PEER_PORT = "net.peer.port"
 
 
@@ -440,24 +442,42 @@ class _Base:
     """A request shape without its query: span name, attributes (whose `http.url` each
     query replaces), the URL before the query (unredacted) and the route details."""
 
-    __slots__ = ("extra", "name", "raw", "url")
+    __slots__ = ("_plain", "extra", "name", "raw", "url")
 
     def __init__(self, name: str, raw: Dict[str, Any], url: str, extra: Dict[str, Any]) -> None:
         self.name = name
         self.raw = raw
         self.url = url
         self.extra = extra
+        self._plain: Optional[bool] = None
+
+    def plain(self, config: Config, spans: Any) -> bool:
+        """Whether masking changes none of its attributes but `http.url` and all of
+        those are clean (`values_clean`): then a query's shape needs only its URL
+        masked and checked (kept once found; a config never changes)."""
+        plain = self._plain
+        if plain is None:
+            rest = {key: value for key, value in self.raw.items() if key != _URL}
+            try:
+                plain = not payloads.masked_url_attributes(rest, config) and bool(
+                    spans.values_clean(rest)
+                )
+            except Exception:
+                plain = False
+            self._plain = plain
+        return plain
 
 
 class _Shape:
     """A request shape's span name and contrib attributes; the server span's attributes
     (URLs masked) and verdicts of `values_clean` kept once found."""
 
-    __slots__ = ("_clean", "_server", "_server_clean", "name", "raw")
+    __slots__ = ("_clean", "_server", "_server_clean", "base", "name", "raw")
 
-    def __init__(self, name: str, raw: Dict[str, Any]) -> None:
+    def __init__(self, name: str, raw: Dict[str, Any], base: Optional[_Base] = None) -> None:
         self.name = name
         self.raw = raw
+        self.base = base  # the shape without the query this one was built from
         self._clean: Optional[bool] = None
         self._server: Optional[Dict[str, Any]] = None
         self._server_clean = False
@@ -481,13 +501,20 @@ class _Shape:
                 attributes[_PEER_IP], attributes[_PEER_PORT] = peer
             return attributes, {} if self._server_clean else None
         raw = self.raw
+        base = self.base
+        # a query's shape whose other attributes are known plain: its URL alone
+        url: Optional[Dict[str, Any]] = None
+        if base is not None and base.plain(config, spans) and _URL in raw:
+            url = {_URL: raw[_URL]}
         try:
-            changed = payloads.masked_url_attributes(raw, config)
+            changed = payloads.masked_url_attributes(raw if url is None else url, config)
         except Exception:  # `url_masked` says what the failure gives
             changed = None
         if changed is not None and not changed:  # masking keeps them all
             self._server = raw
-            self._server_clean = self.raw_clean(spans)
+            self._server_clean = (
+                self.raw_clean(spans) if url is None else bool(spans.values_clean(url))
+            )
             return self.server_attributes(config, spans, peer)
         attributes = payloads.Attributes(payloads.url_masked(raw, config))
         if peer is not None:
