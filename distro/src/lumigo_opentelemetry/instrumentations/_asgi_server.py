@@ -14,7 +14,8 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
   second memo keyed without those, and its attributes from `_asgi_attributes` (contrib's
   function rebuilt from plain reads for the checked release); one that differs from a
   seen shape only by its query takes that shape without its query from a third memo
-  and builds `http.url` alone (the one attribute the query decides); the request
+  and builds `http.url` alone (the one attribute the query decides), masking and
+  checking only it when the rest is known plain; the request
   headers are captured (`_asgi_payloads`, memoised per header set, else read in one
   pass) before the span starts, and all of them go to `start_span` in one call (a
   sampler and every span processor's `on_start` see them); the incoming context is
