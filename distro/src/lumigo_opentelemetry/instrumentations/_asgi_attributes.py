@@ -18,7 +18,7 @@ query parameter it redacts).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations._contrib_http import (
     SyntheticAgents,
@@ -51,6 +51,14 @@ def lean_collect(collect: Collect) -> Collect:
         return collect
 
 
+def query_split(collect: Collect) -> Optional[Any]:
+    """The `_Builder` behind `collect` (a `lean_collect` result), or None: its `split`
+    and `query_url` give a scope's attributes without its query, then `http.url` (the
+    one attribute the query decides) per query."""
+    builder = getattr(collect, "__self__", None)
+    return builder if type(builder) is _Builder else None
+
+
 def _pair(value: Any, first: type) -> bool:
     """Whether `value` is a (first, int) pair (an address and a port)."""
     kind = type(value)
@@ -76,10 +84,30 @@ class _Builder:
     def collect(self, scope: Any, *args: Any, **kwargs: Any) -> Dict[str, Any]:
         if args or kwargs:  # another semantic-convention mode: contrib's own
             return self._contrib(scope, *args, **kwargs)
-        built = self._build(scope)
-        return self._contrib(scope) if built is None else built
+        built = self._build(scope, True)
+        return self._contrib(scope) if built is None else built[0]
 
-    def _build(self, scope: Any) -> Optional[Dict[str, Any]]:
+    def split(self, scope: Any) -> Optional[Tuple[Dict[str, Any], str]]:
+        """What `collect` gives for `scope` without its query (`http.url` aside, which
+        `query_url` gives per query), and its URL before the query (unredacted); None:
+        not from plain reads."""
+        return self._build(scope, False)
+
+    def query_url(self, base: str, query: Any) -> Optional[str]:
+        """`http.url` as `collect` gives it for a scope whose `split` URL is `base` and
+        whose query is `query` (non-empty); None: not known here."""
+        if type(query) is bytes:
+            try:
+                query = query.decode("utf8")
+            except ValueError:
+                return None
+        elif type(query) is not str:
+            return None
+        return self._redact(base + "?" + (self._unquote(query) if "%" in query else query))
+
+    def _build(self, scope: Any, with_query: bool = True) -> Optional[Tuple[Dict[str, Any], str]]:
+        """The attributes (with the query's URL, or without it) and the URL before
+        the query, unredacted."""
         get = scope.get
         method = get("method", "")
         scheme = get("scheme", "http")
@@ -117,8 +145,8 @@ class _Builder:
                 return None
         host, port = server
         server_host = host if port == 80 else host + ":" + str(port)
-        url = scheme + "://" + (hosts[0] if hosts else server_host) + path
-        query = get("query_string")
+        url = base = scheme + "://" + (hosts[0] if hosts else server_host) + path
+        query = get("query_string") if with_query else None
         if query:
             if type(query) is bytes:
                 try:
@@ -159,4 +187,4 @@ class _Builder:
                 result["net.peer.ip"] = peer_ip
             if peer_port:
                 result["net.peer.port"] = peer_port
-        return result
+        return result, base

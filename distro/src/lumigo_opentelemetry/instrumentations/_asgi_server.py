@@ -12,13 +12,18 @@ included, stays). Per HTTP request, on the default (old) HTTP semantic conventio
   place; routes with path parameters are not kept). A shape the memo misses (on real
   traffic: a query, user agent or client per request) takes its route details from a
   second memo keyed without those, and its attributes from `_asgi_attributes` (contrib's
-  function rebuilt from plain reads for the checked release); the request
+  function rebuilt from plain reads for the checked release); one that differs from a
+  seen shape only by its query takes that shape without its query from a third memo
+  and builds `http.url` alone (the one attribute the query decides), masking and
+  checking only it when the rest is known plain; the request
   headers are captured (`_asgi_payloads`, memoised per header set, else read in one
   pass) before the span starts, and all of them go to `start_span` in one call (a
   sampler and every span processor's `on_start` see them); the incoming context is
   extracted as in `_flask_server` (the default W3C propagators on the propagation
   headers the one pass kept);
-- the context (extracted parent plus the span) is attached once and detached once;
+- the context (extracted parent plus the span) is attached once and detached once
+  (`_otel_context.CurrentContext`); the app gets the exchange's own `receive` and
+  `send` methods, no closures per request;
 - the status is set when the response starts (one `Status` per HTTP status, kept);
   `http.status_code`, the response
   headers and the bodies are set in one call when the last body chunk has been sent,
@@ -46,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, MutableMapping
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._asgi_payloads import Capture, Memos, keyed_headers
 from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 
 if TYPE_CHECKING:
@@ -106,15 +112,19 @@ class LeanServerSpans:
         excluded = getattr(contrib, "excluded_urls", None)
         self.excluded = excluded if getattr(excluded, "_excluded_urls", True) else None
         self._details: Any = contrib.default_span_details
-        from lumigo_opentelemetry.instrumentations._asgi_attributes import lean_collect
+        from lumigo_opentelemetry.instrumentations._asgi_attributes import (
+            lean_collect,
+            query_split,
+        )
 
         self._collect: Any = lean_collect(collect_request_attributes)
+        self._split: Any = query_split(self._collect)
+        self._bases: Dict[Tuple[Any, ...], _Base] = {}
         self._url_of: Any = get_host_port_url_tuple
         self._enabled = is_http_instrumentation_enabled
         self._extract: Any = Extractor(asgi_getter, asgi=True)
         self._context = context
         self._trace = trace
-        self._invalid = trace.INVALID_SPAN
         self._server = SpanKind.SERVER
         self._internal = SpanKind.INTERNAL
         self._status = Status
@@ -127,7 +137,7 @@ class LeanServerSpans:
         )
         self._textmaps: Any = _module_global(propagate.get_global_textmap, "_HTTP_TEXT_FORMAT")
         self._no_parent: Any = context.Context
-        self._span_key, self._set_value = _span_key(trace, context)
+        self._current = CurrentContext()
         self._plain_routes = _plain_routes()
         self._plain_app: Any = None  # an app class whose `routes` is Starlette's property
         self._memo: Dict[Tuple[Any, ...], _Shape] = {}
@@ -151,12 +161,12 @@ class LeanServerSpans:
             return
         # an empty context (the usual one at a request's start) holds no suppression
         # flag and no current span: nothing more to read from it
-        current = self._context.get_current()
+        current, outermost = self._current.current()
         if current and not self._enabled():
             await self._untraced(scope, receive, send)
             return
         try:
-            started = self._start(scope, current)
+            started = self._start(scope, current, outermost, receive, send)
         except Exception:
             logger.debug("fastapi server span not started", exc_info=True)
             started = None
@@ -165,14 +175,16 @@ class LeanServerSpans:
             return
         exchange, token = started
         try:
-            await self.app(scope, *exchange.wrap(receive, send))
+            await self.app(
+                scope, receive if exchange.capture is None else exchange.receive, exchange.send
+            )
         except Exception as exc:
             exchange.failed(exc)
             failure: Optional[Exception] = exc
         else:
             failure = None
         finally:
-            self._context.detach(token)
+            self._current.detach(token)
             if not exchange.ended:
                 exchange.end()
         if failure is not None:
@@ -196,16 +208,19 @@ class LeanServerSpans:
         status_code = self._status_of(code, server_span=True)
         return None if status_code is self._unset else self._status(status_code)
 
-    def _start(self, scope: Scope, current: Any) -> Optional[Tuple[_Exchange, Any]]:
+    def _start(
+        self, scope: Scope, current: Any, outermost: bool, receive: Receive, send: Send
+    ) -> Optional[Tuple[_Exchange, Any]]:
         """The span (with its exchange) and the token of its context, for a request
-        in the `current` context; None: not traced (an excluded URL)."""
+        in the `current` context (`outermost`: it holds no valid span, so a SERVER span
+        with payloads, else an INTERNAL one); None: not traced (an excluded URL)."""
         excluded = self.excluded
         if excluded is not None and excluded.url_disabled(self._url_of(scope)[2]):
             return None
         headers = scope.get("headers") or []
         capture = None
         late = payloads.Attributes()  # set when the span ends
-        if not current or self._trace.get_current_span(current) is self._invalid:
+        if outermost:
             seen = self.memos.request(headers)
             shape, peer = self._shape(scope, seen.keyed)
             attributes, unchecked = shape.server_attributes(self.config, self.spans, peer)
@@ -235,10 +250,10 @@ class LeanServerSpans:
             parent = current
             kind = self._internal
         span = self.spans.start_span(shape.name, parent, kind, attributes, None, unchecked)
-        token = self._context.attach(self._set_value(self._span_key, span, parent))
+        token = self._current.attach(span, parent)
         if capture is not None and not span.is_recording():
             capture = None
-        return _Exchange(self, span, capture, late, parent), token
+        return _Exchange(self, span, capture, late, parent, receive, send), token
 
     def _extract_from(self, carrier: Dict[str, Any], propagator: Any, scope: Scope) -> Any:
         """The parent context: the default global `propagator` (W3C trace context and
@@ -285,10 +300,8 @@ class LeanServerSpans:
         except TypeError:  # an unhashable value in the scope: no memo
             key, known = None, None
         if known is None:
-            name, extra = self._route(scope, key, keyed)
-            collected = self._collect(scope)
-            collected.update(extra)
-            known = _Shape(name, collected)
+            name, collected, extra, base = self._collected(scope, key, keyed, peer)
+            known = _Shape(name, collected, base)
             if (
                 peer is not None
                 and key is not None
@@ -303,6 +316,54 @@ class LeanServerSpans:
                     self._memo.clear()
                 self._memo[key] = known
         return known, peer
+
+    def _collected(
+        self,
+        scope: Scope,
+        key: Optional[Tuple[Any, ...]],
+        keyed: Tuple[Any, ...],
+        peer: Optional[Tuple[str, int]],
+    ) -> Tuple[str, Dict[str, Any], Any, Optional[_Base]]:
+        """The span name, the request attributes (route details included), the route
+        details and the shape without the query they came from (or None) of a request
+        whose shape the memo does not hold. With a query, from the
+        memo of shapes without their query (`_bases`, keyed as the shape memo, the query
+        aside) where it can: the query decides `http.url` alone (`query_split`)."""
+        query = scope.get("query_string")
+        split = self._split
+        if query and split is not None and key is not None:
+            base_key = (*key[:5], _NO_QUERY, *key[6:])
+            base = self._bases.get(base_key)
+            if base is None:
+                name, extra = self._route(scope, key, keyed)
+                parts = split.split(scope)
+                if parts is None or type(extra) is not dict:
+                    return name, self._collect_with(scope, extra), extra, None
+                raw, url = parts
+                raw.update(extra)
+                base = _Base(name, raw, url, extra)
+                route = extra.get("http.route")
+                if not (isinstance(route, str) and "{" in route) and (
+                    peer is None or (raw.get(_PEER_IP), raw.get(_PEER_PORT)) == peer
+                ):
+                    if len(self._bases) >= _MEMO_SIZE:
+                        self._bases.clear()
+                    self._bases[base_key] = base
+            full = split.query_url(base.url, query)
+            if full is not None:
+                collected = dict(base.raw)
+                collected[_URL] = full
+                if peer is not None:  # the shape's own client: as contrib records it
+                    collected[_PEER_IP], collected[_PEER_PORT] = peer
+                return base.name, collected, base.extra, base
+            return base.name, self._collect_with(scope, base.extra), base.extra, None
+        name, extra = self._route(scope, key, keyed)
+        return name, self._collect_with(scope, extra), extra, None
+
+    def _collect_with(self, scope: Scope, extra: Any) -> Dict[str, Any]:
+        collected: Dict[str, Any] = self._collect(scope)
+        collected.update(extra)
+        return collected
 
     def _route(
         self, scope: Scope, key: Optional[Tuple[Any, ...]], keyed: Tuple[Any, ...]
@@ -329,7 +390,9 @@ class LeanServerSpans:
 
 
 _PEER: Any = object()  # the memo key's client part when `_peer` gives the client
+_NO_QUERY: Any = object()  # the query's part of a `_bases` key
 _PEER_IP = "net.peer.ip"
+_URL = "http.url"
 _PEER_PORT = "net.peer.port"
 
 
@@ -365,27 +428,6 @@ def _module_global(get_global: Any, name: str) -> Any:
     return None
 
 
-def _span_key(trace: Any, context: Any) -> Tuple[Any, Callable[..., Any]]:
-    """`set_span_in_context(span, parent)` as `set_value(key, span, parent)`, or as
-    itself when the key is not where it has always been."""
-    try:
-        from opentelemetry.trace.propagation import _SPAN_KEY
-
-        span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
-        made = context.set_value(_SPAN_KEY, span, context.Context())
-        if trace.get_current_span(made) is span and made == trace.set_span_in_context(
-            span, context.Context()
-        ):
-            return _SPAN_KEY, context.set_value
-    except Exception:
-        logger.debug("span key not found", exc_info=True)
-
-    def set_span(_key: Any, span: Any, parent: Any) -> Any:
-        return trace.set_span_in_context(span, parent)
-
-    return None, set_span
-
-
 def _plain_routes() -> Any:
     """Starlette's `routes` property (`self.router.routes`), or None."""
     try:
@@ -397,15 +439,46 @@ def _plain_routes() -> Any:
         return None
 
 
+class _Base:
+    """A request shape without its query: span name, attributes (whose `http.url` each
+    query replaces), the URL before the query (unredacted) and the route details."""
+
+    __slots__ = ("_plain", "extra", "name", "raw", "url")
+
+    def __init__(self, name: str, raw: Dict[str, Any], url: str, extra: Dict[str, Any]) -> None:
+        self.name = name
+        self.raw = raw
+        self.url = url
+        self.extra = extra
+        self._plain: Optional[bool] = None
+
+    def plain(self, config: Config, spans: Any) -> bool:
+        """Whether masking changes none of its attributes but `http.url` and all of
+        those are clean (`values_clean`): then a query's shape needs only its URL
+        masked and checked (kept once found; a config never changes)."""
+        plain = self._plain
+        if plain is None:
+            rest = {key: value for key, value in self.raw.items() if key != _URL}
+            try:
+                plain = not payloads.masked_url_attributes(rest, config) and bool(
+                    spans.values_clean(rest)
+                )
+            except Exception:
+                plain = False
+            self._plain = plain
+        return plain
+
+
 class _Shape:
     """A request shape's span name and contrib attributes; the server span's attributes
     (URLs masked) and verdicts of `values_clean` kept once found."""
 
-    __slots__ = ("_clean", "_server", "_server_clean", "name", "raw")
+    __slots__ = ("_clean", "_server", "_server_clean", "base", "name", "raw")
 
-    def __init__(self, name: str, raw: Dict[str, Any]) -> None:
+    def __init__(self, name: str, raw: Dict[str, Any], base: Optional[_Base] = None) -> None:
         self.name = name
         self.raw = raw
+        self.base = base  # the shape without the query this one was built from
         self._clean: Optional[bool] = None
         self._server: Optional[Dict[str, Any]] = None
         self._server_clean = False
@@ -429,13 +502,20 @@ class _Shape:
                 attributes[_PEER_IP], attributes[_PEER_PORT] = peer
             return attributes, {} if self._server_clean else None
         raw = self.raw
+        base = self.base
+        # a query's shape whose other attributes are known plain: its URL alone
+        url: Optional[Dict[str, Any]] = None
+        if base is not None and base.plain(config, spans) and _URL in raw:
+            url = {_URL: raw[_URL]}
         try:
-            changed = payloads.masked_url_attributes(raw, config)
+            changed = payloads.masked_url_attributes(raw if url is None else url, config)
         except Exception:  # `url_masked` says what the failure gives
             changed = None
         if changed is not None and not changed:  # masking keeps them all
             self._server = raw
-            self._server_clean = self.raw_clean(spans)
+            self._server_clean = (
+                self.raw_clean(spans) if url is None else bool(spans.values_clean(url))
+            )
             return self.server_attributes(config, spans, peer)
         attributes = payloads.Attributes(payloads.url_masked(raw, config))
         if peer is not None:
@@ -447,7 +527,17 @@ class _Exchange:
     """One request's span: the status when the response starts, the late attributes
     and the end when its last body chunk is sent (or when the app returns or fails)."""
 
-    __slots__ = ("capture", "ended", "late", "owner", "parent", "responded", "span")
+    __slots__ = (
+        "capture",
+        "downstream_receive",
+        "downstream_send",
+        "ended",
+        "late",
+        "owner",
+        "parent",
+        "responded",
+        "span",
+    )
 
     def __init__(
         self,
@@ -455,9 +545,13 @@ class _Exchange:
         span: Any,
         capture: Optional[Capture],
         late: payloads.Attributes,
-        parent: Any = None,
+        parent: Any,
+        receive: Receive,
+        send: Send,
     ) -> None:
         self.owner = owner
+        self.downstream_receive = receive  # the server's
+        self.downstream_send = send
         self.span = span
         self.capture = capture
         self.late = late
@@ -465,52 +559,48 @@ class _Exchange:
         self.responded = False  # whether the response started
         self.ended = False  # whether `end` ran
 
-    def wrap(self, receive: Receive, send: Send) -> Tuple[Receive, Send]:
-        """The app's `receive` (capturing the request body) and `send` (the span's
-        bookkeeping)."""
+    async def receive(self) -> Message:
+        """The app's `receive`: the server's, the request body captured as it passes."""
+        message = await self.downstream_receive()
         capture = self.capture
-        capturing_receive = receive
         if capture is not None:
-
-            async def capturing_receive() -> Message:
-                message = await receive()
-                try:
-                    capture.on_receive(message)
-                except Exception:
-                    logger.debug("fastapi request body capture failed", exc_info=True)
-                return message
-
-        async def traced_send(message: Message) -> None:
             try:
-                kind = message.get("type")
-                if kind == "http.response.body":
-                    last = not message.get("more_body", False)
-                    capture = self.capture
-                    if capture is not None:
-                        capture.response_body(message, last)
-                else:
-                    last = False
-                    if kind == "http.response.start":
-                        self._response_start(message)
+                capture.on_receive(message)
             except Exception:
-                last = False
-                logger.debug("fastapi server span bookkeeping failed", exc_info=True)
-            if not last:
-                await send(message)
-                return
-            # The server's own work once the response is complete runs under the caller's
-            # context, not the span's: uvicorn's keep-alive timer copies the current context,
-            # and a cancelled timer stays in asyncio's queue for seconds, holding the span and
-            # all it refers to (they outlive young collections, so full ones run often).
-            context = self.owner._context
-            outside = context.attach(self.parent or context.Context())
-            try:
-                await send(message)
-            finally:
-                context.detach(outside)
-            self.end()
+                logger.debug("fastapi request body capture failed", exc_info=True)
+        return message
 
-        return capturing_receive, traced_send
+    async def send(self, message: Message) -> None:
+        """The app's `send`: the server's, after the span's bookkeeping; the span ends
+        once the last body chunk has been sent."""
+        try:
+            kind = message.get("type")
+            if kind == "http.response.body":
+                last = not message.get("more_body", False)
+                capture = self.capture
+                if capture is not None:
+                    capture.response_body(message, last)
+            else:
+                last = False
+                if kind == "http.response.start":
+                    self._response_start(message)
+        except Exception:
+            last = False
+            logger.debug("fastapi server span bookkeeping failed", exc_info=True)
+        if not last:
+            await self.downstream_send(message)
+            return
+        # The server's own work once the response is complete runs under the caller's
+        # context, not the span's: uvicorn's keep-alive timer copies the current context,
+        # and a cancelled timer stays in asyncio's queue for seconds, holding the span and
+        # all it refers to (they outlive young collections, so full ones run often).
+        context = self.owner._context
+        outside = context.attach(self.parent or context.Context())
+        try:
+            await self.downstream_send(message)
+        finally:
+            context.detach(outside)
+        self.end()
 
     def _response_start(self, message: Message) -> None:
         """Bookkeeping before the response's start `message` is sent."""
