@@ -145,18 +145,15 @@ class _Builder:
                 return None
         host, port = server
         server_host = host if port == 80 else host + ":" + str(port)
-        url = base = scheme + "://" + (hosts[0] if hosts else server_host) + path
+        base = scheme + "://" + (hosts[0] if hosts else server_host) + path
         query = get("query_string") if with_query else None
         if query:
-            if type(query) is bytes:
-                try:
-                    query = query.decode("utf8")
-                except ValueError:
-                    return None
-            elif type(query) is not str:
+            found = self.query_url(base, query)
+            if found is None:
                 return None
-            url += "?" + (self._unquote(query) if "%" in query else query)
-        url = self._redact(url)
+            url = found
+        else:
+            url = self._redact(base)
         result: Dict[str, Any] = {}
         scheme = get("scheme")
         if scheme:
