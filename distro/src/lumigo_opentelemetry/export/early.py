@@ -72,16 +72,7 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
                 return
         elif not (context and context.trace_flags.sampled):
             return
-        encoder = self._encoder
-        if encoder is None and not self._decided:
-            encoder = self._decide()
-        item: Any = span
-        if encoder is not None:
-            try:
-                item = encoder.early(span) or span
-            except Exception as exc:
-                logger.debug("span queued unencoded: %r", exc)
-        self._batch_processor.emit(item)
+        self._batch_processor.emit(self._encoded(span) or span)
 
     def on_end_live(self, span: Any) -> None:
         """`on_end(span._readable_span())` for the SDK's own span (`_Span`) just ended,
@@ -90,16 +81,17 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
         is queued unencoded."""
         if not span._context[3] & 1:  # trace_flags: sampled
             return
+        self._batch_processor.emit(self._encoded(span) or span._readable_span())
+
+    def _encoded(self, span: Any) -> Any:
+        """`span` encoded for the queue, or None: queued as it is (logged at debug)."""
         encoder = self._encoder
         if encoder is None and not self._decided:
             encoder = self._decide()
-        if encoder is not None:
-            try:
-                item = encoder.early(span)
-            except Exception as exc:
-                logger.debug("span queued unencoded: %r", exc)
-                item = None
-            if item is not None:
-                self._batch_processor.emit(item)
-                return
-        self._batch_processor.emit(span._readable_span())
+        if encoder is None:
+            return None
+        try:
+            return encoder.early(span)
+        except Exception as exc:
+            logger.debug("span queued unencoded: %r", exc)
+            return None
