@@ -54,6 +54,13 @@ class Counting(IdGenerator):
         return self.next
 
 
+class Invalid(Counting):
+    """A user's id generator whose span ids are invalid (the span context is then too)."""
+
+    def generate_span_id(self) -> int:
+        return 0
+
+
 def _parents() -> List[Optional[Context]]:
     state = TraceState([("vendor", "v1")])
     parents: List[Optional[Context]] = [None, Context()]
@@ -72,7 +79,7 @@ def _start(lean: bool, sampler: Any, parent: Optional[Context], ids: Any = None)
     provider.add_span_processor(seen)
     tracer = provider.get_tracer("opentelemetry.instrumentation.flask", "1.0")
     spans = fast_spans(tracer)
-    assert (spans._lean is not None) is True
+    assert spans._lean is not None and spans._lean.built is not None
     if not lean:
         spans._lean = None  # the SDK's start_span, through the same layers
     random.seed(7)
@@ -86,6 +93,8 @@ def _fields(span: Any) -> Dict[str, Any]:
     return {
         "class": type(span),
         "context": span.get_span_context(),
+        "context class": type(span.get_span_context()),
+        "context fields": tuple(map(type, span.get_span_context())),
         "flags": int(span.get_span_context().trace_flags),
         "parent": span.parent,
         "name": span.name,
@@ -99,7 +108,26 @@ def _fields(span: Any) -> Dict[str, Any]:
         "links": list(span.links),
         "record_exception": span._record_exception,
         "status": span.status.status_code,
+        "end metrics": getattr(span._record_end_metrics, "__qualname__", None),
+        "shape": _shape(span),
     }
+
+
+def _shape(span: Any) -> List[Any]:
+    """The span's own attributes (names in order, classes), its attribute map's, events'
+    and links' the same way, with their values but for locks."""
+
+    def fields(value: Any) -> List[Any]:
+        layered = ("_sampler", "_span_processor")  # (the layers' or the SDK's: see `start`)
+        return [(key, key in layered or type(item)) for key, item in vars(value).items()]
+
+    parts = [
+        [(key, value) for key, value in vars(span._attributes).items() if key != "_lock"],
+        fields(span._events),
+        fields(span._links),
+        (span._events._dq.maxlen, span._links._dq.maxlen, span._events.dropped),
+    ]
+    return [fields(span), *parts]
 
 
 SAMPLERS = {
@@ -122,7 +150,7 @@ SAMPLERS = {
 
 
 @pytest.mark.parametrize("sampler", list(SAMPLERS))
-@pytest.mark.parametrize("ids", [None, Counting])
+@pytest.mark.parametrize("ids", [None, Counting, Invalid])
 def test_the_lean_start_starts_the_sdks_span(sampler: str, ids: Any) -> None:
     for parent in _parents():
         ours, ours_seen = _start(True, SAMPLERS[sampler](), parent, ids and ids())
@@ -209,3 +237,58 @@ def test_a_span_without_attributes_under_the_current_span(sampler: str) -> None:
     assert [seen[:3] for seen in ours_seen] == [seen[:3] for seen in theirs_seen]
     if ours.is_recording():
         assert ours.parent == ours_parent
+
+
+def test_a_span_the_sdk_builds_otherwise_is_built_by_the_sdk(monkeypatch: Any) -> None:
+    """The span builder is checked against spans the SDK's constructor built: one with
+    another field (a release that adds one, say) turns it off, and the SDK builds."""
+    from opentelemetry.sdk.trace import _Span
+
+    from lumigo_opentelemetry.instrumentations._leanstart import span_builder
+
+    tracer = TracerProvider().get_tracer("t")
+    built = span_builder(tracer)
+    assert built is not None
+    init = _Span.__init__
+
+    def other(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self._another: List[Any] = []
+
+    monkeypatch.setattr(_Span, "__init__", other)
+    tracer = TracerProvider().get_tracer("t")
+    assert span_builder(tracer) is None
+    spans = fast_spans(tracer)
+    assert spans._lean is not None and spans._lean.built is None
+    span = spans.start_span("s", None, SpanKind.SERVER, dict(START))
+    assert span._another == [] and dict(span.attributes) == START
+
+
+def test_an_attribute_map_made_otherwise_is_made_by_its_constructor(monkeypatch: Any) -> None:
+    """An attribute map whose fields are not the ones read (as the API's before 1.45):
+    its constructor makes it, the span around it is still built."""
+    from opentelemetry.attributes import BoundedAttributes
+
+    from lumigo_opentelemetry.instrumentations._leanstart import span_builder
+
+    init = BoundedAttributes.__init__
+
+    def other(self: Any, *args: Any, **kwargs: Any) -> None:
+        self._first = True
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(BoundedAttributes, "__init__", other)
+    tracer = TracerProvider().get_tracer("t")
+    built = span_builder(tracer)
+    assert built is not None and not built.map_fields
+    span = fast_spans(tracer).start_span("s", None, SpanKind.SERVER, dict(START))
+    assert span._attributes._first is True and dict(span.attributes) == START
+
+
+def test_the_span_keeps_its_attributes_when_the_callers_dict_changes() -> None:
+    tracer = TracerProvider().get_tracer("t")
+    given = dict(START)
+    span = fast_spans(tracer).start_span("s", None, SpanKind.SERVER, given)
+    given["http.method"] = "POST"
+    given["added"] = "x"
+    assert dict(span.attributes) == START

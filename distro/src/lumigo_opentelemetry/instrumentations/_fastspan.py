@@ -150,6 +150,17 @@ class _ProcessorLayer:
         elif plan[0] is not None:
             plan[0](span, parent_context=parent_context)
 
+    def started(self, span: Any, parent_context: Any) -> None:
+        """`on_start` for a span built with its attributes (no pending ones)."""
+        known = self._known  # read before the plan: `_plan` sets it after
+        plan = self._made
+        if getattr(self.inner, "_span_processors", None) is not known:
+            plan = self._plan()
+        if plan is None:
+            self.inner.on_start(span, parent_context=parent_context)
+        elif plan[0] is not None:
+            plan[0](span, parent_context=parent_context)
+
     def _on_ending(self, span: Any) -> None:
         known = self._known  # read before the plan: `_plan` sets it after
         plan = self._made
@@ -308,7 +319,7 @@ class FastSpans:
         layer = _ProcessorLayer(tracer.span_processor, self._pending)
         layer.lean_end = lean_end()
         tracer.span_processor = layer  # type: ignore[assignment]
-        self._lean = lean_start(tracer, _SamplerLayer)
+        self._lean = lean_start(tracer, _SamplerLayer, _ProcessorLayer)
         return True
 
     def values_clean(self, attributes: Mapping[str, Any]) -> bool:

@@ -64,12 +64,14 @@ class LeanEnd:
         from opentelemetry.sdk.trace import Span, _Span
 
         from lumigo_opentelemetry.export.early import EncodingBatchSpanProcessor
+        from lumigo_opentelemetry.instrumentations._leanstart import no_metrics
 
         self.immutable = immutable
         self.span_type = _Span
         self.end_function = Span.end
         self.encoding = EncodingBatchSpanProcessor
         self.sdk: Any = trace  # its `time_ns`, looked up per call as `end` does
+        self.noop = no_metrics()[1]  # the SDK's metrics' `noop`, when it does nothing
 
     def end(
         self, span: Any, end_time: Optional[int], on_ending: Any, batch: Any, skip_key: str
@@ -93,8 +95,9 @@ class LeanEnd:
             span._end_time = end_time if end_time is not None else self.sdk.time_ns()
             if self.immutable:
                 attributes._immutable = True
-        if span._record_end_metrics:
-            span._record_end_metrics()
+        ended = span._record_end_metrics
+        if ended and ended is not self.noop:  # (`noop` does nothing)
+            ended()
         if on_ending is not None:
             on_ending(span)
         if store.get(skip_key) is not True:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Dict, Optional
+from typing import Any, Dict, FrozenSet, Optional, Tuple
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
@@ -101,15 +101,231 @@ def variant(start_span: Any, release: str) -> Optional[str]:
     return _VARIANTS.get(frozenset(code.co_names))
 
 
+#: the names `Span.start` uses (it sets the start time under the lock, then `on_start`)
+_START = frozenset(
+    {"_lock", "_span_processor", "_start_time", "logger", "on_start", "time_ns", "warning"}
+)
+
+
+class SpanBuilder:
+    """Builds a started `_Span` as its constructor and `start` build one (for a span
+    without events or links), in one Python call: the same fields in the same order
+    (set one by one: the objects keep the interpreter's compact attribute layout) on new
+    objects of the same classes. Made by `span_builder`, which checks it against spans
+    the constructor built."""
+
+    def __init__(self, limits: Any, status: Any) -> None:
+        import threading
+        from collections import deque
+
+        from opentelemetry.attributes import BoundedAttributes
+        from opentelemetry.sdk.trace import _Span
+        from opentelemetry.sdk.util import BoundedList
+
+        self.new: Any = object.__new__
+        self.limits = limits
+        self.status = status  # the default status every span starts with
+        self.span_type: Any = _Span
+        self.map_type: Any = BoundedAttributes
+        self.list_type: Any = BoundedList
+        self.lock = threading.Lock
+        self.deque = deque
+        #: whether the attribute map is made field by field (its layout in the releases
+        #: read from 1.45 on), else by its constructor
+        self.map_fields = True
+
+    def attributes(self, store: Dict[str, Any]) -> Any:
+        """The span's attribute map, as the constructor makes it for the tracer's limits,
+        holding `store` (attributes found clean, the caller's no more) as its dict."""
+        limits = self.limits
+        if not self.map_fields:
+            made = self.map_type(
+                limits.max_span_attributes,
+                None,
+                immutable=False,
+                max_value_len=limits.max_span_attribute_length,
+            )
+            made._dict = store
+            return made
+        made = self.new(self.map_type)
+        made._dict = store
+        made.maxlen = limits.max_span_attributes
+        made.dropped = 0
+        made.max_value_len = limits.max_span_attribute_length
+        made._lock = self.lock()
+        made._immutable = False
+        return made
+
+    def build(
+        self,
+        tracer: Any,
+        name: str,
+        span_context: Any,
+        parent: Any,
+        sampler: Any,
+        attributes: Any,
+        kind: Any,
+        record_end_metrics: Any,
+        start_time: int,
+    ) -> Any:
+        """The span `tracer.start_span` builds and starts (before its processor's
+        `on_start`), with `attributes` as its attribute map."""
+        limits = self.limits
+        new = self.new
+        span = new(self.span_type)
+        span._name = name
+        span._context = span_context
+        span._kind = kind
+        span._instrumentation_info = tracer.instrumentation_info
+        span._instrumentation_scope = tracer._instrumentation_scope
+        span._parent = parent
+        span._start_time = start_time
+        span._end_time = None
+        span._attributes = attributes
+        made = new(self.list_type)  # `BoundedList(limits.max_events)`
+        made.dropped = 0
+        made._dq = self.deque((), limits.max_events)
+        made._lock = self.lock()
+        span._events = made
+        made = new(self.list_type)  # `BoundedList(limits.max_links)`
+        made.dropped = 0
+        made._dq = self.deque((), limits.max_links)
+        made._lock = self.lock()
+        span._links = made
+        span._resource = tracer.resource
+        span._status = self.status
+        span._sampler = sampler
+        span._trace_config = None
+        span._record_exception = True
+        span._set_status_on_exception = True
+        span._span_processor = tracer.span_processor
+        span._limits = limits
+        span._lock = self.lock()
+        span._record_end_metrics = record_end_metrics
+        return span
+
+
+def _shape(value: Any, depth: int = 0) -> Any:
+    """What `span_builder` compares: an object's fields (names in order, classes, and
+    values other than locks), its parts' the same way."""
+    fields = getattr(value, "__dict__", None)
+    if fields is None or depth > 1:
+        if type(value).__name__ == "deque":
+            return ("deque", list(value), value.maxlen)
+        if "lock" in type(value).__name__.lower():
+            return type(value)
+        return (type(value), value)
+    return (type(value), [(key, _shape(item, depth + 1)) for key, item in fields.items()])
+
+
+def span_builder(tracer: Any) -> Optional[SpanBuilder]:
+    """A `SpanBuilder` when what it builds is what `_Span(...)` then `start` build on this
+    SDK (checked on spans of `tracer`'s, not started through its processor); else None."""
+    try:
+        from opentelemetry.sdk.trace import ReadableSpan, Span, _Span
+        from opentelemetry.trace import SpanContext, SpanKind
+
+        if _Span.start is not Span.start or frozenset(Span.start.__code__.co_names) != _START:
+            return None
+        status = (ReadableSpan.__init__.__kwdefaults__ or {}).get("status") or next(
+            (d for d in ReadableSpan.__init__.__defaults__ or () if type(d).__name__ == "Status"),
+            None,
+        )  # `status=Status(StatusCode.UNSET)`: the default object every span starts with
+        context = SpanContext(1, 2, False)
+
+        def probe(attributes: Any) -> Any:
+            made = _Span(
+                name="probe",
+                context=context,
+                parent=None,
+                sampler=tracer.sampler,
+                resource=tracer.resource,
+                attributes=attributes,
+                span_processor=tracer.span_processor,
+                kind=SpanKind.SERVER,
+                links=(),
+                instrumentation_info=tracer.instrumentation_info,
+                record_exception=True,
+                set_status_on_exception=True,
+                limits=tracer._span_limits,
+                instrumentation_scope=tracer._instrumentation_scope,
+                record_end_metrics=None,
+            )
+            made._start_time = 5  # what `start` does before `on_start` (not called here)
+            return made
+
+        builder = SpanBuilder(tracer._span_limits, status)
+        theirs = _shape(probe({"a": "b"}))
+        for fields in (True, False):
+            builder.map_fields = fields
+            ours = builder.build(
+                tracer, "probe", context, None, tracer.sampler,
+                builder.attributes({"a": "b"}), SpanKind.SERVER, None, 5,
+            )  # fmt: skip
+            if _shape(ours) == theirs:
+                return builder
+        logger.debug("lean span build not used: the SDK builds its spans otherwise")
+        return None
+    except Exception:
+        logger.debug("lean span build not available", exc_info=True)
+        return None
+
+
+def no_metrics() -> Tuple[Any, Any]:
+    """(the SDK's `NoOpTracerMetrics`, the `noop` its `start_span` returns) when that is
+    all its `start_span` does and `noop` does nothing; else (None, None)."""
+    try:
+        from opentelemetry.sdk.trace import _tracer_metrics
+
+        kind, noop = _tracer_metrics.NoOpTracerMetrics, _tracer_metrics.noop
+        empty = noop.__code__.co_code in _empty_bodies() and not noop.__code__.co_names
+        if kind.start_span.__code__.co_names == ("noop",) and empty:
+            return kind, noop
+    except Exception:
+        logger.debug("the SDK's no-op span metrics not recognised", exc_info=True)
+    return None, None
+
+
+def _empty_bodies() -> FrozenSet[bytes]:
+    """The bytecode of a function that does nothing (with a docstring or not)."""
+
+    def bare() -> None:
+        pass
+
+    def documented() -> None:
+        """A docstring."""
+
+    return frozenset({bare.__code__.co_code, documented.__code__.co_code})
+
+
+#: the names `SpanContext.__new__` uses (its defaults, the ids' bounds, `tuple.__new__`)
+_CONTEXT = frozenset(
+    {
+        "DEFAULT_TRACE_OPTIONS",
+        "DEFAULT_TRACE_STATE",
+        "INVALID_SPAN_ID",
+        "INVALID_TRACE_ID",
+        "_SPAN_ID_MAX_VALUE",
+        "_TRACE_ID_MAX_VALUE",
+        "__new__",
+        "tuple",
+    }
+)
+
+
 class LeanStart:
     """Starts spans as `tracer.start_span` does (see module); made by `lean_start`."""
 
-    def __init__(self, tracer: Any, sampler_layer: type, how: str) -> None:
+    def __init__(
+        self, tracer: Any, sampler_layer: type, how: str, processor_layer: Optional[type] = None
+    ) -> None:
         from opentelemetry import trace
         from opentelemetry.context import get_current
+        from opentelemetry.sdk import trace as sdk
         from opentelemetry.sdk.trace import Tracer, _Span
         from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
         from opentelemetry.sdk.trace.sampling import Decision
+        from opentelemetry.trace import span
         from opentelemetry.trace.propagation import _SPAN_KEY
 
         from lumigo_opentelemetry.sampling import LumigoSampler
@@ -121,7 +337,7 @@ class LeanStart:
         self.copy = how != PARENT  # 1.41 and 1.42 copy the sampler's attributes
         self.start_span = Tracer.start_span
         self.tracer_type = Tracer
-        self.span_type = _Span
+        self.span_type: Any = _Span
         self.api_span = trace.Span
         self.span_types = frozenset({_Span, trace.NonRecordingSpan})
         self.span_context = trace.SpanContext
@@ -140,6 +356,16 @@ class LeanStart:
         self.flags: Dict[int, Any] = {
             value: flags(value) for value in (0, 1, self.random_flag, 1 | self.random_flag)
         }
+        self.tuple_new = tuple.__new__
+        self.default_state = span.DEFAULT_TRACE_STATE
+        self.max_trace_id = span._TRACE_ID_MAX_VALUE
+        self.max_span_id = span._SPAN_ID_MAX_VALUE
+        self.context_fields = frozenset(trace.SpanContext.__new__.__code__.co_names) == _CONTEXT
+        self.sdk: Any = sdk  # its `time_ns`, looked up per call as `start` does
+        #: `_fastspan._ProcessorLayer`, whose `started` is its `on_start` for a span built here
+        self.processor_layer: Any = processor_layer
+        self.built = span_builder(tracer) if self.positional else None
+        self.no_metrics, self.noop = no_metrics()
 
     def start(
         self,
@@ -218,8 +444,27 @@ class LeanStart:
                 span_id = random.getrandbits(64)
         else:
             span_id = ids.generate_span_id()
-        span_context = self.span_context(trace_id, span_id, False, self.flags[flags], trace_state)
-        record_end_metrics = tracer._tracer_metrics.start_span(parent, decision)
+        if self.context_fields:  # `SpanContext(...)`'s tuple, without its call
+            span_context = self.tuple_new(
+                self.span_context,
+                (
+                    trace_id,
+                    span_id,
+                    False,
+                    self.flags[flags],
+                    self.default_state if trace_state is None else trace_state,
+                    0 < trace_id <= self.max_trace_id and 0 < span_id <= self.max_span_id,
+                ),
+            )
+        else:
+            span_context = self.span_context(
+                trace_id, span_id, False, self.flags[flags], trace_state
+            )
+        metrics = tracer._tracer_metrics
+        if type(metrics) is self.no_metrics:  # its `start_span` returns `noop`
+            record_end_metrics = self.noop
+        else:
+            record_end_metrics = metrics.start_span(parent, decision)
         if not recording:
             return self.non_recording(context=span_context)
         fill = None
@@ -239,6 +484,32 @@ class LeanStart:
                 fill, kept = attributes, None  # unchanged by the sampler: put in unchecked
             elif self.copy:
                 kept = kept.copy()
+        built = self.built
+        if built is not None and tracer._span_limits is built.limits:
+            # the constructor's and `start`'s steps, without their calls
+            if fill is not None:
+                bounded = built.attributes(fill.copy())
+                fill = None
+            elif kept:  # (the sampler's own: the SDK's map checks them)
+                limits = built.limits
+                bounded = built.map_type(
+                    limits.max_span_attributes,
+                    kept,
+                    immutable=False,
+                    max_value_len=limits.max_span_attribute_length,
+                )
+            else:
+                bounded = built.attributes({})
+            span = built.build(
+                tracer, name, span_context, parent, sampler, bounded, kind, record_end_metrics,
+                start_time if start_time is not None else self.sdk.time_ns(),
+            )  # fmt: skip
+            processor = span._span_processor
+            if type(processor) is self.processor_layer:
+                processor.started(span, context)
+            else:
+                processor.on_start(span, parent_context=context)
+            return span
         if self.positional:  # the same arguments, without a dict of 15 keywords
             span = self.span_type(
                 name,
@@ -301,8 +572,11 @@ class LeanStart:
         )
 
 
-def lean_start(tracer: Any, sampler_layer: type) -> Optional[LeanStart]:
-    """A `LeanStart` for `tracer` (the SDK's `Tracer`, whose sampler is a `sampler_layer`)
+def lean_start(
+    tracer: Any, sampler_layer: type, processor_layer: Optional[type] = None
+) -> Optional[LeanStart]:
+    """A `LeanStart` for `tracer` (the SDK's `Tracer`, whose sampler is a `sampler_layer`,
+    its span processor maybe a `processor_layer`)
     when its SDK release's `start_span` is one read; else None."""
     try:
         from opentelemetry.sdk.trace import Tracer
@@ -311,7 +585,7 @@ def lean_start(tracer: Any, sampler_layer: type) -> Optional[LeanStart]:
         how = variant(Tracer.start_span, str(__version__))
         if how is None or type(tracer) is not Tracer:
             return None
-        return LeanStart(tracer, sampler_layer, how)
+        return LeanStart(tracer, sampler_layer, how, processor_layer)
     except Exception:
         logger.debug("lean span start not available", exc_info=True)
         return None
