@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from lumigo_injector.k8s.mutation import InjectionSettings, inject
 from lumigo_injector.serve import fastjson, webhook
+from lumigo_injector.serve import review as review_module
 from lumigo_injector.serve.patches import json_patch, pod_patch
 from lumigo_injector.serve.review import (
     MalformedReview,
@@ -243,6 +244,32 @@ def test_answer_json_is_the_answer_written_by_the_json_encoder(
     encoded = encode_patch(ops) if pre_encoded and ops else None
     want = fastjson.dumps(review_response(uid, ops, warnings, encoded))
     assert answer_json(uid, ops, warnings, encoded) == want
+
+
+@pytest.mark.parametrize("b64_impl", ["pybase64", "stdlib"])
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.fixed_dictionaries(
+            {"op": st.just("add"), "path": st.text(max_size=9), "value": st.text(max_size=700)}
+        ),
+        max_size=6,
+    )
+)
+def test_encode_patch_is_the_standard_base64_of_the_patch_json(
+    b64_impl: str, ops: list[dict[str, Any]]
+) -> None:
+    """pybase64's text or the standard library's (pybase64 not installed): the same
+    standard, padded base64 of the JSONPatch's compact JSON, for any length modulo 3."""
+    saved = review_module._b64_text
+    if b64_impl == "stdlib":
+        review_module._b64_text = review_module.stdlib_b64_text
+    try:
+        encoded = encode_patch(ops)
+    finally:
+        review_module._b64_text = saved
+    assert type(encoded) is str
+    assert encoded == base64.b64encode(fastjson.dumps(ops)).decode()
 
 
 json_values = st.recursive(

@@ -11,12 +11,25 @@ breaks a bound is malformed, not a pod to decide on.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lumigo_injector.serve import fastjson
 from lumigo_injector.spec.records import cheap_init
+
+
+def stdlib_b64_text(data: bytes) -> str:
+    """`data` in standard base64, as text, by the standard library."""
+    return base64.b64encode(data).decode()
+
+
+_b64_text: Callable[[bytes], str] = stdlib_b64_text
+# The same text by SIMD, ~10x faster than binascii (which, on 3.11, goes a byte at a time).
+# pybase64 is a dependency; without it the standard library's (tested by monkeypatching).
+with contextlib.suppress(ImportError):
+    from pybase64 import b64encode_as_string as _b64_text
 
 API_VERSION = "admission.k8s.io/v1"
 MAX_NAME = 253  # DNS subdomain: the longest name Kubernetes accepts for any object
@@ -168,7 +181,7 @@ def _quote(value: Any) -> str:
 
 def encode_patch(patch: Sequence[Mapping[str, Any]]) -> str:
     """The answer's `patch` field: the JSONPatch's JSON in base64."""
-    return base64.b64encode(fastjson.dumps(patch)).decode()
+    return _b64_text(fastjson.dumps(patch))
 
 
 def review_response(
