@@ -147,3 +147,41 @@ def test_cursor_attributes_are_the_cursors_read_set_and_patched(connection: Any)
         assert "fetchone" not in vars(raw)  # the patch undone on the cursor itself
         with pytest.raises(AttributeError):
             cursor.no_such_attribute_here  # noqa: B018
+
+
+def test_connection_attributes_are_read_without_contribs_python_lookup(connection: Any) -> None:
+    from opentelemetry.instrumentation.dbapi import TracedConnectionProxy
+
+    contribs = TracedConnectionProxy.__dict__["__getattribute__"]
+    assert type(connection).__getattribute__ is not contribs
+    raw = connection.__wrapped__
+    assert connection.get_server_info() == raw.get_server_info()
+    assert connection.autocommit_mode == raw.autocommit_mode  # falsy, the connection's
+    assert connection.__module__ == raw.__module__
+    with pytest.raises(AttributeError):
+        connection.no_such_attribute_here  # noqa: B018
+
+
+def test_db_metrics_are_recorded_only_when_contrib_would_record_some(connection: Any) -> None:
+    from opentelemetry.instrumentation.dbapi import CursorTracer
+
+    from lumigo_opentelemetry.instrumentations._dbapi_lean import _metrics_recorder
+
+    tracer = connection.cursor()._self_cursor_tracer
+    integration = tracer._db_api_integration
+    assert integration._duration_histogram is None  # the default (old) semantic conventions
+    assert _metrics_recorder(tracer) is None
+
+    class Recording(CursorTracer):  # type: ignore[misc]
+        def _record_metrics(self, *args: Any) -> None:
+            pass
+
+    assert _metrics_recorder(Recording(integration)) is not None  # not contrib's own
+    mode = integration._sem_conv_opt_in_mode_db
+    try:
+        from opentelemetry.instrumentation._semconv import _StabilityMode
+
+        integration._sem_conv_opt_in_mode_db = _StabilityMode.DATABASE  # new conventions
+        assert _metrics_recorder(CursorTracer(integration)) is not None
+    finally:
+        integration._sem_conv_opt_in_mode_db = mode

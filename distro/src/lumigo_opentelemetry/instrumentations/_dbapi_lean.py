@@ -80,6 +80,49 @@ def _connection_key(integration: Any) -> Tuple[Any, ...]:
     return known  # type: ignore[no-any-return]
 
 
+class _Lane:
+    """A `CursorTracer`'s part of a memo key, its spans and its metrics recorder."""
+
+    __slots__ = ("integration", "kind", "record", "spans", "token")
+
+    def __init__(
+        self, kind: type, token: int, integration: Any, record: Optional[Callable[..., Any]]
+    ) -> None:
+        self.kind = kind
+        self.token = token
+        self.integration = integration
+        self.spans = fast_spans(integration._tracer)
+        self.record = record
+
+
+def _metrics_recorder(tracer: Any) -> Optional[Callable[..., Any]]:
+    """`tracer._record_metrics` (contrib >= 0.63b0), or None when there is none or it is
+    contrib's own and records nothing for this integration: its DB metrics come with the
+    new database semantic conventions only, and then it has its histograms."""
+    record = getattr(tracer, "_record_metrics", None)
+    if record is None:
+        return None
+    try:
+        from opentelemetry.instrumentation._semconv import _report_new
+        from opentelemetry.instrumentation.dbapi import CursorTracer
+
+        integration = tracer._db_api_integration
+        own = CursorTracer.__dict__.get("_record_metrics")
+        names = getattr(getattr(own, "__code__", None), "co_names", ())
+        if (
+            own is not None
+            and getattr(type(tracer), "_record_metrics", None) is own
+            and "_report_new" in names
+            and not _report_new(integration._sem_conv_opt_in_mode_db)
+            and getattr(integration, "_duration_histogram", None) is None
+            and getattr(integration, "_returned_rows_histogram", None) is None
+        ):
+            return None
+    except Exception:
+        logger.debug("DB metrics recorder kept", exc_info=True)
+    return record  # type: ignore[no-any-return]
+
+
 class LeanExecution(Releasing):
     """A wrapt wrapper for `CursorTracer.traced_execution` (see module); `run` is the same
     call made directly by our cursor proxies (`_dbapi_proxies`, `_pg_cursors`)."""
@@ -120,22 +163,17 @@ class LeanExecution(Releasing):
         """`instance.traced_execution(cursor, query_method, *query_args, **kwargs)`, for an
         `instance` whose `traced_execution` is this wrapper's; `wrapped`: contrib's, bound
         (by default, made here: our cursor proxies call this with no wrapt binding)."""
-        plan = None
+        plan = lane = None
         if self.enabled and query_args and type(query_args[0]) is str:
             try:
-                integration = instance._db_api_integration
-                token = integration.__dict__.get("_lumigo_lean_token")
-                if (
-                    token is not None
-                    and not instance._commenter_enabled
-                    and not integration.capture_parameters
-                ):
-                    plan = self._memo.get((type(instance), token, query_args[0]))
-                if plan is None:
-                    plan = self._plan(instance, cursor, query_args)
+                lane = instance.__dict__.get("_lumigo_lane") or self._lane(instance)
+                if not instance._commenter_enabled and not lane.integration.capture_parameters:
+                    plan = self._memo.get((lane.kind, lane.token, query_args[0]))
+                    if plan is None:
+                        plan = self._plan(instance, cursor, query_args)
             except Exception:
                 logger.debug("lean DB-API span not planned", exc_info=True)
-        if plan is None:
+        if plan is None or lane is None:
             if wrapped is None:
                 contrib = self._contrib
                 if contrib is None:  # pragma: no cover - always given by `release_errors`
@@ -155,26 +193,24 @@ class LeanExecution(Releasing):
             return query_method(*query_args, **kwargs)
         name, attributes, operation = plan
         # started as contrib starts it (no attributes), in one call (`FastSpans`)
-        span = fast_spans(instance._db_api_integration._tracer).start_span(
-            name, current, api["client"], None
-        )
+        span = lane.spans.start_span(name, current, api["client"], None)
         try:
             if span.is_recording():
                 set_attributes(span, attributes)  # read, never changed
             token = now.attach(span, current)
             try:
-                record = getattr(instance, "_record_metrics", None)  # contrib >= 0.63b0
+                record = lane.record
+                if record is None:  # no DB metrics to record (see `_Lane`)
+                    return query_method(*query_args, **kwargs)
                 started = perf_counter()
                 try:
                     result = query_method(*query_args, **kwargs)
                 except BaseException as exc:
-                    if record is not None:
-                        error = exc if isinstance(exc, Exception) else None
-                        record(cursor, operation, started, error)
-                        del error  # no frame of ours keeps the exception (`_release`)
+                    error = exc if isinstance(exc, Exception) else None
+                    record(cursor, operation, started, error)
+                    del error  # no frame of ours keeps the exception (`_release`)
                     raise
-                if record is not None:
-                    record(cursor, operation, started, None)
+                record(cursor, operation, started, None)
                 return result
             finally:
                 now.detach(token)
@@ -208,6 +244,17 @@ class LeanExecution(Releasing):
             self._memo = {}
         self._memo[key] = made
         return made
+
+    def _lane(self, instance: Any) -> _Lane:
+        """What `run` reads of a `CursorTracer` on every query, made once (cached on it:
+        our cursor proxies share one per connection)."""
+        integration = instance._db_api_integration
+        token = integration.__dict__.get("_lumigo_lean_token")
+        if token is None:
+            token = self._token(integration)
+        lane = _Lane(type(instance), token, integration, _metrics_recorder(instance))
+        instance._lumigo_lane = lane
+        return lane
 
     def _token(self, integration: Any) -> int:
         """A number for what the integration's spans depend on (`_connection_key`): equal

@@ -42,6 +42,11 @@ def _make_classes(dbapi: Any) -> Tuple[type, type]:
         if "__init__" in klass.__dict__
     )
     new: Callable[[type], Any] = dbapi.TracedCursorProxy.__new__
+    base_getattribute: Any = next(
+        klass.__dict__["__getattribute__"]
+        for klass in dbapi.TracedConnectionProxy.__mro__[1:]
+        if "__getattribute__" in klass.__dict__
+    )
     get = object.__getattribute__
 
     class LeanCursorProxy(dbapi.TracedCursorProxy):  # type: ignore[misc]
@@ -68,6 +73,10 @@ def _make_classes(dbapi: Any) -> Tuple[type, type]:
 
     class LeanConnectionProxy(dbapi.TracedConnectionProxy):  # type: ignore[misc]
         """`TracedConnectionProxy` whose cursors share one tracer (see module)."""
+
+        # wrapt's attribute lookup (in C), not contrib's `__getattribute__` (a Python call
+        # on every read, that ends in the same lookup for anything the app reads)
+        __getattribute__ = base_getattribute
 
         def __init__(self, connection: Any, db_api_integration: Any) -> None:
             super().__init__(connection, db_api_integration)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import weakref
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from lumigo_opentelemetry.instrumentations._dbapi_lean import LeanExecution, lean_of
+from lumigo_opentelemetry.instrumentations._dbapi_lean import lean_of
 
 _MAX_CLASSES = 64  # base cursor classes remembered; past that, a class per connection
 _classes: Dict[Tuple[type, bool], type] = {}
@@ -29,10 +29,16 @@ _classes: Dict[Tuple[type, bool], type] = {}
 _tracers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
+#: `_tracers.get` without its Python frame: the mapping it reads, and the weak reference
+#: it looks a connection up by
+_registered = _tracers.data.get  # type: ignore[attr-defined]
+_ref = weakref.ref
+
+
 def _tracer(cursor: Any) -> Any:
     """(tracer, its `LeanExecution` or None) of the cursor's connection, if registered."""
     try:
-        return _tracers.get(cursor.connection)
+        return _registered(_ref(cursor.connection))
     except TypeError:  # a connection that cannot be weakly referenced: never registered
         return None
 
@@ -45,39 +51,42 @@ def _async_tracer(cursor: Any) -> Any:
 def _sync_class(base: type) -> type:
     class TracedCursor(base):  # type: ignore[misc]
         def execute(self, *args: Any, **kwargs: Any) -> Any:
-            known = _tracer(self)
+            try:  # `_tracer(self)` without its call
+                known = _registered(_ref(self.connection))
+            except TypeError:
+                known = None
             if known is None:
                 return super().execute(*args, **kwargs)
-            return _run(known, self, super().execute, args, kwargs)
+            tracer, lean = known
+            if lean is None:
+                return tracer.traced_execution(self, super().execute, *args, **kwargs)
+            return lean.run(tracer, self, super().execute, args, kwargs)
 
         def executemany(self, *args: Any, **kwargs: Any) -> Any:
-            known = _tracer(self)
+            try:  # `_tracer(self)` without its call
+                known = _registered(_ref(self.connection))
+            except TypeError:
+                known = None
             if known is None:
                 return super().executemany(*args, **kwargs)
-            return _run(known, self, super().executemany, args, kwargs)
+            tracer, lean = known
+            if lean is None:
+                return tracer.traced_execution(self, super().executemany, *args, **kwargs)
+            return lean.run(tracer, self, super().executemany, args, kwargs)
 
         def callproc(self, *args: Any, **kwargs: Any) -> Any:
-            known = _tracer(self)
+            try:  # `_tracer(self)` without its call
+                known = _registered(_ref(self.connection))
+            except TypeError:
+                known = None
             if known is None:
                 return super().callproc(*args, **kwargs)
-            return _run(known, self, super().callproc, args, kwargs)
+            tracer, lean = known
+            if lean is None:
+                return tracer.traced_execution(self, super().callproc, *args, **kwargs)
+            return lean.run(tracer, self, super().callproc, args, kwargs)
 
     return TracedCursor
-
-
-def _run(
-    known: Tuple[Any, Optional[LeanExecution]],
-    cursor: Any,
-    method: Callable[..., Any],
-    args: Tuple[Any, ...],
-    kwargs: Dict[str, Any],
-) -> Any:
-    """`tracer.traced_execution(cursor, method, *args, **kwargs)`; straight to the lean
-    path when that is what it runs."""
-    tracer, lean = known
-    if lean is None:
-        return tracer.traced_execution(cursor, method, *args, **kwargs)
-    return lean.run(tracer, cursor, method, args, kwargs)
 
 
 def _async_class(base: type) -> type:
