@@ -155,8 +155,7 @@ class _Lean:
     def start(self, request: Any) -> Optional[_State]:
         meta = request.META
         start = time_ns()
-        attributes, known_clean = self.collect(meta, True)
-        unchecked: Optional[Dict[str, Any]] = {} if known_clean else None
+        attributes, unchecked = self.collect(meta, True)
         if self.traced_attrs:
             from opentelemetry.instrumentation.utils import extract_attributes_from_object
 

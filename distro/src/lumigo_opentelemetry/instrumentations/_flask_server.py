@@ -240,9 +240,8 @@ class FlaskServerSpans:
         rule = request.url_rule
         current, server = self._current.current()
         # contrib's request attributes (a copy); a server span's with their URLs masked
-        found, known_clean = self._collect(environ, server)
+        found, unchecked = self._collect(environ, server)
         attributes: payloads.Attributes = found  # type: ignore[assignment]
-        unchecked: Optional[Dict[str, Any]] = {} if known_clean else None
         if rule is not None:
             attributes["http.route"] = rule.rule
             if unchecked is not None:
