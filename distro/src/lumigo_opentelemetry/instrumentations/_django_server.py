@@ -115,10 +115,8 @@ class _Lean:
 
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
         """The request attributes with URL secrets masked, as the response hook masks
-        them (query strings dropped as a whole should masking fail)."""
-        masked = payloads.Attributes(attributes)
-        payloads.mask_span_urls(masked, self.config)  # type: ignore[arg-type]
-        return dict(masked)
+        them (query strings dropped as a whole should masking fail): `url_masked`."""
+        return payloads.url_masked(attributes, self.config)
 
     # --- span name ------------------------------------------------------------------
 
