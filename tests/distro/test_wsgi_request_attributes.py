@@ -332,3 +332,28 @@ def test_a_new_query_per_request_is_served_from_one_memo_entry(monkeypatch: Any)
             assert list(got.items()) == list(expected.items())
             assert f"p{n}" not in repr(got)
         assert len(built) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["http.target", "http.url", "url.full", "url.query", "http.route"]),
+    st.one_of(
+        _text(
+            "/a?password=x&id=1",
+            "/hello?id=7",
+            "http://user:pw@h/?token=t",
+            "/p?x=t_secret_token_value",
+            "/no-query",
+            "",
+        ),
+        st.just(None),
+        st.just(5),
+    ),
+)
+def test_one_url_value_masked_is_url_masked(key: str, value: Any) -> None:
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import payloads
+
+    for config in (Config(), Config.from_environ({"LUMIGO_TRACER_TOKEN": "t_secret_token_value"})):
+        expected = payloads.url_masked({key: value}, config)[key]
+        assert payloads.url_value_masked(key, value, config) == expected

@@ -94,6 +94,7 @@ class _Lean:
             payloads.Attributes,
             self.spans.values_clean,
             self.spans.max_length,
+            self._masked_url,
         )
         self.extract = Extractor(wsgi_getter, asgi=False)
         self.custom_request, self.custom_response = custom_header_collectors()
@@ -117,6 +118,10 @@ class _Lean:
         """The request attributes with URL secrets masked, as the response hook masks
         them (query strings dropped as a whole should masking fail): `url_masked`."""
         return payloads.url_masked(attributes, self.config)
+
+    def _masked_url(self, key: str, value: Any) -> Any:
+        """`_masked({key: value})[key]`: a request's own target or URL, masked."""
+        return payloads.url_value_masked(key, value, self.config)
 
     # --- span name ------------------------------------------------------------------
 

@@ -110,6 +110,7 @@ def memoized(
     copy: Callable[[Dict[str, Any]], Dict[str, Any]] = dict,
     check: Callable[[Dict[str, Any]], bool] = lambda attributes: False,
     max_length: Optional[int] = None,
+    mask_url: Optional[Callable[[str, Any], Any]] = None,
 ) -> Callable[[Dict[str, Any], bool], Tuple[Dict[str, Any], Unchecked]]:
     """contrib's request attributes are a pure function of a few environ values: a
     request asking for the same URL gets them from a bounded memo (a `copy`), and so
@@ -122,8 +123,9 @@ def memoized(
     this way must be within). Nor, when `_wsgi_attributes` builds the attributes, is the
     request target or query (a new id per request on real traffic): the one attribute
     they decide (`http.target`, or `http.url`) is set per request, masked on its own
-    (`mask` masks each URL attribute on its own, as `payloads.url_masked` does) and
-    left to the check. A miss (a new path or user agent) builds them without contrib's
+    (`mask` masks each URL attribute on its own, as `payloads.url_masked` does;
+    `mask_url(key, value)`, when given, is what it gives for that one) and left to the
+    check. A miss (a new path or user agent) builds them without contrib's
     call layers when `_wsgi_attributes` can."""
     from lumigo_opentelemetry.instrumentations._wsgi_attributes import lean_collect, query_split
 
@@ -191,7 +193,13 @@ def memoized(
         if varying is not None:
             value = value_of(known, environ)
             if masked and value is not None:
-                value = mask({varying: value}).get(varying)
+                try:
+                    if mask_url is not None:
+                        value = mask_url(varying, value)
+                    else:
+                        value = mask({varying: value}).get(varying)
+                except Exception:  # the general way: `mask` says what a failure gives
+                    value = None
             if value is None:  # not from the entry: the general way, not kept
                 found = collect(environ)
                 return copy(mask(found) if masked else found), None

@@ -156,6 +156,26 @@ def url_masked(attributes: Mapping[str, Any], config: Config) -> Dict[str, Any]:
     return copy
 
 
+def url_value_masked(key: str, value: Any, config: Config) -> Any:
+    """`url_masked({key: value}, config)[key]` for one URL attribute (`http.target`,
+    `http.url`) of a server span, without a dictionary: the one attribute a request's
+    target or query decides. Never raises."""
+    try:
+        masking = config.masking
+        if type(value) is not str or key not in _URL_VALUE_KEYS:
+            return url_masked({key: value}, config)[key]
+        token = masking.token
+        if "?" not in value and "@" not in value and not (token and token in value):
+            return value  # what `masked_url_attributes` leaves as it is
+        return masking.apply(Site.HTTP_QUERY_PARAMS, value)
+    except Exception:
+        return url_masked({key: value}, config)[key]
+
+
+#: URL attributes `masked_url_attributes` masks as whole URLs
+_URL_VALUE_KEYS = frozenset(URL_ATTRIBUTES) - {"url.query"}
+
+
 def _text(value: Union[str, bytes]) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
