@@ -34,6 +34,8 @@ _REQUEST_KEYS = (
 #: request target's (`_URI_KEYS`, which `_target_part` gives)
 _URI_KEYS = ("RAW_URI", "REQUEST_URI", "QUERY_STRING")
 _SHAPE_KEYS = tuple(k for k in _REQUEST_KEYS if k not in ("REMOTE_ADDR", "REMOTE_PORT", *_URI_KEYS))
+#: what the key holds for a key the environ lacks (contrib reads some with a default)
+_ABSENTS = (("lumigo.absent",),) * len(_SHAPE_KEYS)
 _ANY_PEER: Any = ("lumigo.any-peer",)  # the key's client part when `_peer` gives the client
 _ANY_TARGET: Any = ("lumigo.any-target",)  # the key's target part: `http.target` per request
 _ANY_QUERY: Any = ("lumigo.any-query",)  # the key's query part: `http.url` per request
@@ -67,20 +69,21 @@ def _peer(environ: Dict[str, Any], max_length: Optional[int]) -> Optional[Tuple[
 
 
 def _target_part(get: Callable[[str], Any], split: bool) -> Tuple[Any, Any, Any]:
-    """The memo key's part for the request target: `_ANY_TARGET` when contrib records
-    the target as it is (`http.target`), `_ANY_QUERY` in place of the query when it
-    builds `http.url` from it (`split`: a `_Builder` knows how), else the values."""
+    """The memo key's part for the request target: for a request with a query (on real
+    traffic, often one of its own), `_ANY_TARGET` when contrib records the target as it
+    is (`http.target`), `_ANY_QUERY` in place of the query when it builds `http.url`
+    from it (`split`: a `_Builder` knows how); else the values themselves."""
     raw_uri = get("RAW_URI")
     request_uri = get("REQUEST_URI")
     query = get("QUERY_STRING")
     if split:
         target = raw_uri if raw_uri is not None else request_uri
         if target:
-            if type(target) is str:
+            if type(target) is str and "?" in target:
                 return _ANY_TARGET, None, None
-        elif query is None or type(query) is str:
+        elif query and type(query) is str:
             return raw_uri, request_uri, _ANY_QUERY
-    return raw_uri, request_uri, query
+    return raw_uri, request_uri, query  # no query: the whole shape is the key
 
 
 class _Entry:
@@ -180,7 +183,7 @@ def memoized(
         peer = _peer(environ, max_length)
         client = _ANY_PEER if peer is not None else (get("REMOTE_ADDR"), get("REMOTE_PORT"))
         part = _target_part(get, split)
-        key = (*map(get, _SHAPE_KEYS), *part, client)
+        key = (*map(get, _SHAPE_KEYS, _ABSENTS), *part, client)
         try:
             known = memo.get(key)
         except TypeError:  # an unhashable value: no memo
