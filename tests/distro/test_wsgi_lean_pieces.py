@@ -303,10 +303,12 @@ def test_members_with_a_secret_are_kept_by_name_only() -> None:
     text = payloads._headers_text(list(headers.items()), config.masking, 2048, site)
     assert json.loads(text) == {"cookie": MASKED, "x-note": f"carries {MASKED}", "accept": "*/*"}
     memos = payloads._FRAGMENTS[0]
-    remembered = repr((memos.plain, memos.by_name))
+    remembered = repr(memos.tables)
     assert "abc123" not in remembered and "t_secret_token_value" not in remembered
-    assert (id(site), "cookie") in memos.by_name
-    assert not any(key[1] == "x-note" for key in memos.by_name)  # masked for its value
+    table = memos.tables[id(site)]
+    assert type(table["cookie"]) is str  # masked by its name, whatever the value
+    assert "x-note" not in table  # masked for its value: not kept
+    assert table["accept"] == {"*/*": '"accept":"*/*"'}
 
 
 def test_user_regexes_with_a_time_bound_are_not_composed() -> None:
@@ -315,3 +317,54 @@ def test_user_regexes_with_a_time_bound_are_not_composed() -> None:
     assert payloads._composed({"a": "1"}, config.masking, site) is None
     text = payloads.headers_attribute([("a", "1"), ("c", "2")], config)
     assert json.loads(text) == {"a": MASKED, "c": "2"}
+
+
+def _varied_environ(n: int) -> Dict[str, str]:
+    """A request as real traffic sends them: an id and, every second one, a trace."""
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": f"client/{n % 20}.0 (bench)",
+        "HTTP_ACCEPT": "*/*",
+        "HTTP_X_REQUEST_ID": f"{n:032x}",
+    }
+    if n % 2 == 0:
+        environ["HTTP_TRACEPARENT"] = f"00-{n:032x}-{n + 1:016x}-01"
+    if n % 7 == 0:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer secret-{n}"
+    return environ
+
+
+def test_request_headers_with_a_value_per_request_are_the_general_text() -> None:
+    """A request id per request: each text is still `headers_attribute`'s; the texts
+    with a new value are not kept whole, a set seen again is, and the members of the
+    stable headers stay remembered while the request ids come and go."""
+    config = Config.from_environ({})
+    payloads._WSGI_HEADER_TEXTS.clear()
+    site = payloads.Site.HTTP_REQUEST_HEADERS
+    for n in range(3000):  # more values than the member memo holds
+        environ = _varied_environ(n)
+        ours = payloads.wsgi_headers_attribute(environ, config)  # first: values unseen
+        general = payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
+        assert ours == general
+        assert "secret-" not in general
+    assert not payloads._WSGI_HEADER_TEXTS  # every set held a new request id
+    table = payloads._FRAGMENTS[0].tables[id(site)]
+    assert len(table["user-agent"]) == 20 and table["accept"] == {"*/*": '"accept":"*/*"'}
+    assert len(table["x-request-id"]) <= payloads._FRAGMENT_VALUES
+    repeated = _varied_environ(1)
+    for _ in range(2):
+        payloads.wsgi_headers_attribute(repeated, config)
+    assert len(payloads._WSGI_HEADER_TEXTS) == 1  # seen before: kept
+
+
+def test_the_member_memo_stays_bounded_over_names_and_values() -> None:
+    config = Config.from_environ({})
+    for n in range(4000):
+        environ = {f"HTTP_X_{n % 300}": f"v{n}", "HTTP_ACCEPT": "*/*"}
+        general = payloads.headers_attribute(payloads.wsgi_request_headers(environ), config)
+        assert payloads.wsgi_headers_attribute(environ, config) == general
+    memos = payloads._FRAGMENTS[0]
+    kept = sum(len(v) for t in memos.tables.values() for v in t.values() if type(v) is dict)
+    assert kept == memos.count <= payloads._FRAGMENTS_SIZE
+    assert all(len(t) <= payloads._FRAGMENT_NAMES for t in memos.tables.values())

@@ -136,7 +136,8 @@ def test_the_memo_gives_every_client_contribs_attributes_whoever_came_before(
             got = _outcome(lambda e: memo(e, False)[0], request)
             assert got == expected
             if isinstance(expected, list):
-                assert memo(dict(request), False)[1] == _short(dict(expected))
+                unchecked = memo(dict(request), False)[1]
+                assert (unchecked is not None and _short(unchecked)) == _short(dict(expected))
 
 
 def test_a_new_connection_per_request_is_served_from_one_memo_entry() -> None:
@@ -237,3 +238,122 @@ def test_a_query_split_by_tabs_or_line_breaks_is_redacted_as_contrib_redacts_it(
         ours = _outcome(lean, {**environ, "QUERY_STRING": query})
         assert ours == _outcome(collect_request_attributes, {**environ, "QUERY_STRING": query})
         assert "REDACTED" in dict(ours)["http.url"]  # type: ignore[arg-type]
+
+
+TARGETS = st.lists(
+    st.tuples(
+        st.one_of(st.just(_ABSENT), _text("/a?b=1", "/hello?id=7", "/a?password=x", "", None)),
+        st.one_of(st.just(_ABSENT), _text("/a?password=1", "/r?id=2", "")),
+        st.one_of(
+            st.just(_ABSENT), _text("id=1", "sig=1", "password=p", "a=1&Signature=2", "", None)
+        ),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(ENVIRON, min_size=1, max_size=3), TARGETS)
+def test_the_memo_gives_each_target_and_query_contribs_attributes_masked_or_not(
+    environs: list[dict[str, Any]], targets: list[tuple[Any, Any, Any]]
+) -> None:
+    """Shapes that differ only by their target or query share a memo entry: each one
+    still gets contrib's attributes, key for key in contrib's order, masked as the
+    server span masks them, and what is left unchecked holds whatever the check
+    would not pass."""
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import payloads
+
+    config = Config()
+
+    def mask(attributes: dict[str, Any]) -> dict[str, Any]:
+        return payloads.url_masked(attributes, config)
+
+    memo = memoized(collect_request_attributes, mask, dict, _short, max_length=9)
+    for environ in environs:
+        for masked in (False, True, True, False):
+            for parts in targets:
+                request = dict(environ)
+                for name, value in zip(("RAW_URI", "REQUEST_URI", "QUERY_STRING"), parts):
+                    if value is _ABSENT:
+                        request.pop(name, None)
+                    else:
+                        request[name] = value
+                expected = _outcome(collect_request_attributes, request)
+                if isinstance(expected, list) and masked:
+                    expected = list(mask(dict(expected)).items())
+                got = _outcome(lambda e: memo(e, masked)[0], request)  # noqa: B023
+                assert got == expected
+                if isinstance(expected, list):
+                    unchecked = memo(dict(request), masked)[1]
+                    assert (unchecked is not None and _short(unchecked)) == _short(dict(expected))
+
+
+def test_a_new_query_per_request_is_served_from_one_memo_entry(monkeypatch: Any) -> None:
+    """Real traffic asks for a new query (an id) per request: the attributes are built
+    once for the path, and only the target or URL is set (masked) per request."""
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import _wsgi_attributes, payloads
+
+    built = []
+    collect = _wsgi_attributes._Builder.collect
+
+    def counting(self: Any, environ: dict[str, Any]) -> dict[str, Any]:
+        built.append(1)
+        return collect(self, environ)
+
+    monkeypatch.setattr(_wsgi_attributes._Builder, "collect", counting)
+    config = Config()
+
+    def mask(attributes: dict[str, Any]) -> dict[str, Any]:
+        return payloads.url_masked(attributes, config)
+
+    memo = memoized(collect_request_attributes, mask)
+    base = {
+        "REQUEST_METHOD": "GET",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "wsgi.url_scheme": "http",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "PATH_INFO": "/hello",
+        "REMOTE_ADDR": "10.0.0.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+    for with_target in (True, False):
+        built.clear()
+        for n in range(300):  # more queries than the memo holds entries
+            query = f"id={n}&password=p{n}" if n % 5 == 0 else f"id={n}"
+            environ = {**base, "QUERY_STRING": query, "REMOTE_PORT": str(40000 + n)}
+            if with_target:
+                environ["RAW_URI"] = "/hello?" + query
+            got = memo(environ, True)[0]
+            expected = mask(collect_request_attributes(environ))
+            assert list(got.items()) == list(expected.items())
+            assert f"p{n}" not in repr(got)
+        assert len(built) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["http.target", "http.url", "url.full", "url.query", "http.route"]),
+    st.one_of(
+        _text(
+            "/a?password=x&id=1",
+            "/hello?id=7",
+            "http://user:pw@h/?token=t",
+            "/p?x=t_secret_token_value",
+            "/no-query",
+            "",
+        ),
+        st.just(None),
+        st.just(5),
+    ),
+)
+def test_one_url_value_masked_is_url_masked(key: str, value: Any) -> None:
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.instrumentations import payloads
+
+    for config in (Config(), Config.from_environ({"LUMIGO_TRACER_TOKEN": "t_secret_token_value"})):
+        expected = payloads.url_masked({key: value}, config)[key]
+        assert payloads.url_value_masked(key, value, config) == expected

@@ -94,6 +94,7 @@ class _Lean:
             payloads.Attributes,
             self.spans.values_clean,
             self.spans.max_length,
+            self._masked_url,
         )
         self.extract = Extractor(wsgi_getter, asgi=False)
         self.custom_request, self.custom_response = custom_header_collectors()
@@ -115,10 +116,12 @@ class _Lean:
 
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
         """The request attributes with URL secrets masked, as the response hook masks
-        them (query strings dropped as a whole should masking fail)."""
-        masked = payloads.Attributes(attributes)
-        payloads.mask_span_urls(masked, self.config)  # type: ignore[arg-type]
-        return dict(masked)
+        them (query strings dropped as a whole should masking fail): `url_masked`."""
+        return payloads.url_masked(attributes, self.config)
+
+    def _masked_url(self, key: str, value: Any) -> Any:
+        """`_masked({key: value})[key]`: a request's own target or URL, masked."""
+        return payloads.url_value_masked(key, value, self.config)
 
     # --- span name ------------------------------------------------------------------
 
@@ -155,8 +158,7 @@ class _Lean:
     def start(self, request: Any) -> Optional[_State]:
         meta = request.META
         start = time_ns()
-        attributes, known_clean = self.collect(meta, True)
-        unchecked: Optional[Dict[str, Any]] = {} if known_clean else None
+        attributes, unchecked = self.collect(meta, True)
         if self.traced_attrs:
             from opentelemetry.instrumentation.utils import extract_attributes_from_object
 

@@ -131,6 +131,7 @@ class FlaskServerSpans:
                 payloads.Attributes,
                 self.spans.values_clean,
                 self.spans.max_length,
+                self._masked_url,
             )
             self._status_of = http_status_to_status_code
             self._server = SpanKind.SERVER
@@ -240,9 +241,8 @@ class FlaskServerSpans:
         rule = request.url_rule
         current, server = self._current.current()
         # contrib's request attributes (a copy); a server span's with their URLs masked
-        found, known_clean = self._collect(environ, server)
+        found, unchecked = self._collect(environ, server)
         attributes: payloads.Attributes = found  # type: ignore[assignment]
-        unchecked: Optional[Dict[str, Any]] = {} if known_clean else None
         if rule is not None:
             attributes["http.route"] = rule.rule
             if unchecked is not None:
@@ -273,6 +273,10 @@ class FlaskServerSpans:
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
         """A server span's request attributes: URL secrets masked."""
         return payloads.url_masked(attributes, self.config)
+
+    def _masked_url(self, key: str, value: Any) -> Any:
+        """`_masked({key: value})[key]`: a request's own target or URL, masked."""
+        return payloads.url_value_masked(key, value, self.config)
 
     # --- span end ---------------------------------------------------------------------
 

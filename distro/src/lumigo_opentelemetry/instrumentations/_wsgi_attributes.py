@@ -46,6 +46,14 @@ def lean_collect(collect: Collect) -> Collect:
         return collect
 
 
+def query_split(collect: Collect) -> Optional[_Builder]:
+    """The `_Builder` behind `collect` (a `lean_collect` result), or None: with it, the
+    attributes of environs that differ only by their target or query differ only in
+    `http.target` (the target as it is) or `http.url` (`base` and `query_url`)."""
+    builder = getattr(collect, "__self__", None)
+    return builder if type(builder) is _Builder else None
+
+
 class _Builder:
     """The attributes of one environ, as `contrib(environ)` gives them."""
 
@@ -120,6 +128,12 @@ class _Builder:
     def _url(self, environ: Dict[str, Any]) -> Optional[str]:
         """`redact_url(request_uri(environ))`; None when `request_uri` fails (contrib
         then raises what it raises)."""
+        base = self.base(environ)
+        return None if base is None else self.query_url(base, environ.get("QUERY_STRING"))
+
+    def base(self, environ: Dict[str, Any]) -> Optional[str]:
+        """`request_uri(environ, include_query=False)` (remembered, bounded); None when
+        it fails or is not a `str`."""
         get = environ.get
         key = (
             get("wsgi.url_scheme"),
@@ -144,7 +158,11 @@ class _Builder:
             if len(bases) >= _MEMO_SIZE:
                 bases.clear()
             bases[key] = base
-        query = get("QUERY_STRING")
+        return base
+
+    def query_url(self, base: str, query: Any) -> Optional[str]:
+        """`http.url` of an environ whose `base` is `base` and whose `QUERY_STRING` is
+        `query`; None when the query is not a `str` (nor empty)."""
         if query and type(query) is not str:
             return None
         return self._redact(base + "?" + query if query else base)

@@ -156,6 +156,26 @@ def url_masked(attributes: Mapping[str, Any], config: Config) -> Dict[str, Any]:
     return copy
 
 
+def url_value_masked(key: str, value: Any, config: Config) -> Any:
+    """`url_masked({key: value}, config)[key]` for one URL attribute (`http.target`,
+    `http.url`) of a server span, without a dictionary: the one attribute a request's
+    target or query decides. Never raises."""
+    try:
+        masking = config.masking
+        if type(value) is not str or key not in _URL_VALUE_KEYS:
+            return url_masked({key: value}, config)[key]
+        token = masking.token
+        if "?" not in value and "@" not in value and not (token and token in value):
+            return value  # what `masked_url_attributes` leaves as it is
+        return masking.apply(Site.HTTP_QUERY_PARAMS, value)
+    except Exception:
+        return url_masked({key: value}, config)[key]
+
+
+#: URL attributes `masked_url_attributes` masks as whole URLs
+_URL_VALUE_KEYS = frozenset(URL_ATTRIBUTES) - {"url.query"}
+
+
 def _text(value: Union[str, bytes]) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
@@ -230,18 +250,48 @@ def merged_headers_text(merged: Dict[str, str], config: Config, site: Site) -> s
 
 class _Fragments:
     """The masked JSON member (`"name":"value"`) of header pairs seen before, for one
-    `Masking` (bounded): in which nothing was masked, by (site, name, value); masked by
-    their name whatever the value, by (site, name) only (no value is kept)."""
+    `Masking` (bounded), by site and header name (`tables[id(site)][name]`): a name
+    masked whatever its value has its member there (no value is kept); any other name
+    a table of the members of its values in which nothing was masked (each name's
+    bounded on its own, so that a name with a new value per request, a request id or
+    an incoming trace, does not push out the members of the others)."""
 
     def __init__(self, masking: Masking) -> None:
         self.masking = masking
-        self.plain: Dict[Tuple[int, str, str], str] = {}
-        self.by_name: Dict[Tuple[int, str], str] = {}
+        self.tables: Dict[int, Dict[str, Any]] = {}
         self.composable: Dict[int, bool] = {}
+        self.count = 0  # values kept over all tables
+
+    def table(self, site_id: int) -> Dict[str, Any]:
+        table = self.tables.get(site_id)
+        if table is None:
+            table = self.tables[site_id] = {}
+        return table
+
+    def keep(self, table: Dict[str, Any], name: str, value: Optional[str], member: str) -> None:
+        """Remember `member` for `name` (and `value`; None: any value)."""
+        if self.count >= _FRAGMENTS_SIZE or len(table) >= _FRAGMENT_NAMES:
+            for each in self.tables.values():
+                each.clear()
+            self.count = 0
+        values = table.get(name)
+        if value is None:
+            if type(values) is dict:
+                self.count -= len(values)
+            table[name] = member
+            return
+        if type(values) is not dict or len(values) >= _FRAGMENT_VALUES:
+            if type(values) is dict:
+                self.count -= len(values)
+            values = table[name] = {}
+        values[value] = member
+        self.count += 1
 
 
 _FRAGMENTS: List[_Fragments] = []
 _FRAGMENTS_SIZE = 2048
+_FRAGMENT_NAMES = 256  # header names per site
+_FRAGMENT_VALUES = 64  # values per header name
 _PROBE_VALUE = "x"
 
 
@@ -253,6 +303,14 @@ def _composed(merged: Dict[str, str], masking: Masking, site: Site) -> Optional[
     content), and compact JSON of an object is its members joined by commas in braces;
     only the time bound of the user's regexes spans the whole object, so rules with any
     such regex (anything but the `.*word.*` shape and `all`) are not composed."""
+    return _composed_seen(merged, masking, site)[0]
+
+
+def _composed_seen(
+    merged: Dict[str, str], masking: Masking, site: Site
+) -> Tuple[Optional[str], bool]:
+    """`_composed`, and whether every member was remembered from before (a header
+    set with a value never seen, such as a request id, is seldom seen again)."""
     memos = _FRAGMENTS[0] if _FRAGMENTS else None
     if memos is None or memos.masking is not masking:
         memos = _Fragments(masking)
@@ -263,23 +321,31 @@ def _composed(merged: Dict[str, str], masking: Masking, site: Site) -> Optional[
         rules = masking.rules(site)
         composable = memos.composable[site_id] = getattr(rules, "_patterns", None) == ()
     if not composable:
-        return None
-    plain = memos.plain
-    by_name = memos.by_name
+        return None, False
+    table = memos.table(site_id)
+    seen = True
     members: List[str] = []
     for name, value in merged.items():
-        member = by_name.get((site_id, name))
+        known = table.get(name)
+        if known is not None:
+            if type(known) is str:  # masked by its name
+                members.append(known)
+                continue
+            member = known.get(value)
+            if member is not None:
+                members.append(member)
+                continue
+        member = _member(memos, table, site, name, value)
         if member is None:
-            member = plain.get((site_id, name, value))
-        if member is None:
-            member = _member(memos, site_id, site, name, value)
-            if member is None:
-                return None
+            return None, False
+        seen = False
         members.append(member)
-    return "{" + ",".join(members) + "}"
+    return "{" + ",".join(members) + "}", seen
 
 
-def _member(memos: _Fragments, site_id: int, site: Site, name: str, value: str) -> Optional[str]:
+def _member(
+    memos: _Fragments, table: Dict[str, Any], site: Site, name: str, value: str
+) -> Optional[str]:
     """One header's masked JSON member, remembered when it may be (see `_Fragments`)."""
     masking = memos.masking
     member = masking.header_member(site, name, value)  # None: `apply` must say
@@ -289,10 +355,7 @@ def _member(memos: _Fragments, site_id: int, site: Site, name: str, value: str) 
             return None  # masked as a whole: the whole object would be too
         member = text[1:-1]
     if MASKED not in member:
-        plain = memos.plain
-        if len(plain) >= _FRAGMENTS_SIZE:
-            plain.clear()
-        plain[(site_id, name, value)] = member
+        memos.keep(table, name, value, member)
         return member
     # masked by its name? then a harmless value is masked the same way (`x` is not
     # masked for what it holds unless it holds the token)
@@ -300,10 +363,7 @@ def _member(memos: _Fragments, site_id: int, site: Site, name: str, value: str) 
     if token and token in _PROBE_VALUE:
         return member
     if masking.apply(site, {name: _PROBE_VALUE})[1:-1] == member:
-        by_name = memos.by_name
-        if len(by_name) >= _FRAGMENTS_SIZE:
-            by_name.clear()
-        by_name[(site_id, name)] = member
+        memos.keep(table, name, None, member)
     return member
 
 
@@ -316,7 +376,11 @@ def wsgi_headers_attribute(
     When every header value is a non-empty `str` (the usual environ), the text is kept in
     a bounded memo keyed on the header names (shared by every environ with the same keys)
     and values: that is all it depends on, with the masking and limit. As in
-    `headers_attribute`, only texts in which nothing was masked are kept."""
+    `headers_attribute`, only texts in which nothing was masked are kept, and of the
+    texts put together from their members (`_composed`), only those with no value seen
+    for the first time: a set with a request id or trace of its own would not be asked
+    for again, and would push out those that are. Such a set costs the members of its
+    new values alone (the others are remembered per header)."""
     keys = tuple(environ)
     plan = _HEADER_PLANS.get(keys)
     if plan is None:
@@ -331,16 +395,18 @@ def wsgi_headers_attribute(
     limit = config.attribute_length_limit
     if known is not None and known[0] is masking and known[1] == limit:
         return known[2]
+    seen = True  # False: a value never seen before, not worth keeping the text for
     if _plain_names(names):  # what `_headers_text` would merge them into, as they are
         merged: Dict[str, str] = dict(zip(names, values))  # type: ignore[arg-type]
         site = Site.HTTP_REQUEST_HEADERS
-        text = _composed(merged, masking, site) if merged else None
+        text, seen = _composed_seen(merged, masking, site) if merged else (None, True)
         if text is None:
             text = masking.apply(site, merged)
+            seen = True
         text = truncate(text, limit)
     else:
         text = headers_attribute(list(zip(names, values)), config, memo=False)  # type: ignore[arg-type]
-    if MASKED not in text:
+    if seen and MASKED not in text:
         if len(_WSGI_HEADER_TEXTS) >= _HEADER_TEXTS_SIZE:
             _WSGI_HEADER_TEXTS.clear()
         _WSGI_HEADER_TEXTS[key] = (masking, limit, text)
