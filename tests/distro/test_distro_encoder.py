@@ -223,6 +223,51 @@ def test_true_and_one_under_one_key_stay_apart() -> None:
     assert [v.WhichOneof("value") for v in flags] == ["int_value", "bool_value"] * 2
 
 
+def test_values_equal_across_types_under_one_key_keep_their_own_type() -> None:
+    """The cache holds str and int pairs by `(key, value)`: a bool, a float or an int
+    subclass equal to a cached int (or a str subclass equal to a cached str) must still
+    encode as the reference does, in spans of every mix of types, cached or not."""
+    import enum
+
+    class Code(enum.IntEnum):
+        OK = 200
+
+    class Text(str):
+        pass
+
+    kept = _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(kept)
+    tracer = provider.get_tracer("t")
+    values: list[Any] = [200, 200.0, Code.OK, 1, True, 0, False, 1.0, "GET", Text("GET")]
+    for _ in range(2):
+        for value in values:
+            tracer.start_span("s", attributes={"k": value, "m": "GET"}).end()
+            tracer.start_span("s", attributes={"k": value}).end()
+    spans = kept.spans
+    encoder = SpanEncoder()
+    for span in spans:  # one at a time: each lookup sees what the previous ones cached
+        got = ExportTraceServiceRequest.FromString(encoder.encode([span]))
+        assert got == encode_spans([span])
+    assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
+
+
+def test_ints_of_every_varint_length_equal_the_reference() -> None:
+    kept = _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(kept)
+    tracer = provider.get_tracer("t")
+    edges = [0, 1, 127, 128, 16383, 16384, 40000, 65535, 2097151, 2097152, -1, -(1 << 63)]
+    edges += [(1 << 63) - 1, 1 << 40]
+    for value in edges:
+        tracer.start_span("s", attributes={"net.peer.port": value}).end()
+    spans = kept.spans
+    encoder = SpanEncoder()
+    for _ in range(2):  # encoded, then from the cache
+        got = ExportTraceServiceRequest.FromString(encoder.encode(spans))
+        assert got == encode_spans(spans)
+
+
 def test_the_cache_stays_within_its_bound() -> None:
     encoder = SpanEncoder(cache_limit=16)
     spans = _cache_spans(200, names=200)  # 200 distinct names, ~200 distinct `n` values

@@ -32,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from opentelemetry.trace import SpanContext
 
@@ -52,6 +52,8 @@ _DOUBLE = struct.Struct("<d")
 _TIMES = struct.Struct("<BQBQ")  # start and end time, fields 7 and 8 (fixed64)
 _EVENT_TIME = struct.Struct("<BQ")
 _FLAGS = struct.Struct("<I")
+_TWO_BYTE_INT = struct.Struct("BBB")  # an `int_value` tag and its varint
+_THREE_BYTE_INT = struct.Struct("BBBB")
 _FLAGS_TAG = b"\x85\x01"  # field 16, fixed32
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
@@ -156,6 +158,20 @@ def _sequence(items: Any) -> Any:
     return items
 
 
+class _FieldCache(Dict[Tuple[Any, ...], bytes]):
+    """Encoded span attribute fields by `(key, str value)` (or `(key, value, type)`);
+    indexing it with a pair it lacks returns `miss(pair)`."""
+
+    __slots__ = ("miss",)
+
+    def __init__(self, miss: Callable[[Tuple[Any, Any]], bytes]) -> None:
+        super().__init__()
+        self.miss = miss
+
+    def __missing__(self, pair: Tuple[Any, Any]) -> bytes:
+        return self.miss(pair)
+
+
 #: a span encoded when it ended: (its `ScopeSpans.spans` field, its group in `GROUPS`);
 #: bytes and an int, so nothing in it is tracked by the cycle collector
 Encoded = Tuple[bytes, int]
@@ -212,7 +228,7 @@ class SpanEncoder:
         self.slice_size = max(1, slice_size)
         self.cache_limit = max(1, cache_limit)
         # (key, value, type) -> a span's attribute field (tag, length, `KeyValue`)
-        self._span_attributes: Dict[Tuple[Any, ...], bytes] = {}
+        self._span_attributes = _FieldCache(self._pair_field)
         self._old_span_attributes: Dict[Tuple[Any, ...], bytes] = {}
         self._names: Dict[str, bytes] = {}
         self._key_heads: Dict[str, bytes] = {}  # key -> its `KeyValue.key` field and value tag
@@ -250,90 +266,88 @@ class SpanEncoder:
         return out
 
     def _span_attribute_fields(self, attributes: Any, parts: List[bytes]) -> None:
-        """Appends each of a span's attributes as a field 9 (`KeyValue`) to `parts`.
+        """Appends each of a span's attributes as a field 9 (`KeyValue`) to `parts` (an
+        attribute that cannot be encoded as an empty field: left out, as the reference
+        encoder does).
 
-        A pair whose value is a bool, an int or a string of at most
-        `_CACHED_VALUE_LENGTH` characters is kept, whole field, in the bounded cache,
-        keyed by (key, value, type of value: `True == 1`); anything else is encoded
-        afresh. A plain dict (a finished SDK span's) is looked up in one pass of C;
-        only the pairs the cache misses (a client's port, a request id: under real
-        traffic most spans carry one) run Python code, found with `list.index`.
+        A plain dict (a finished SDK span's) is looked up in one pass of C: its
+        `items()` pairs (one tuple, reused by the iterator while nothing keeps it)
+        index `_span_attributes`, which holds `(key, str value)` pairs; a pair it
+        misses (an int or bool value, a client's port, a request id: under real
+        traffic most spans carry one) is filled by `_pair_field` (`__missing__`).
         """
         inner = getattr(attributes, "_dict", None)
         if type(inner) is dict:
-            values = inner.values()
-            keys = list(zip(inner, values, map(type, values)))
             try:
-                fields: List[Optional[bytes]] = list(map(self._span_attributes.get, keys))
+                if _PLAIN.issuperset(map(type, inner.values())):
+                    parts += map(self._span_attributes.__getitem__, inner.items())
+                else:
+                    parts += map(self._pair_field, inner.items())
+                return
             except TypeError:  # an unhashable value: each pair on its own
                 pass
-            else:
-                missing = fields.count(None)
-                if missing:
-                    lost = False
-                    at = -1
-                    index = fields.index
-                    for _ in range(missing):
-                        at = index(None, at + 1)
-                        field = self._missing_field(keys[at])
-                        if field is None:
-                            lost = True
-                        else:
-                            fields[at] = field
-                    if lost:  # left out, as the reference encoder does
-                        fields = [field for field in fields if field is not None]
-                parts += fields  # type: ignore[arg-type]
-                return
         append = parts.append
-        for key, value in _items(attributes):
-            field = self._span_attribute_field(key, value)
-            if field is not None:
-                append(field)
+        pair_field = self._pair_field
+        for pair in _items(attributes):
+            append(pair_field(tuple(pair)))
 
-    def _span_attribute_field(self, key: str, value: Any) -> Optional[bytes]:
-        """One attribute's field 9, cached when its value is a bool, an int or a short
-        string (None when it cannot be encoded: logged, as the reference encoder does)."""
+    def _pair_field(self, pair: Tuple[Any, Any]) -> bytes:
+        """The field 9 of a `(key, value)` pair, from the cache or encoded (and kept).
+
+        Kept are pairs whose value is a string of at most `_CACHED_VALUE_LENGTH`
+        characters, under the pair itself (no value of another type equals a str), and
+        int and bool values under `(key, value, type)` (`True == 1 == 1.0`), which a
+        lookup by pair never finds, so they come here and are looked up by that key.
+        Anything else is encoded afresh; b"" when it cannot be encoded (logged).
+        """
+        key, value = pair
         kind = type(value)
-        if kind is str or kind is int or kind is bool:
+        cache_key: Tuple[Any, ...] = pair
+        if kind is str or kind is int:
+            if kind is str and len(value) > _CACHED_VALUE_LENGTH:
+                return self._encoded_field(key, value, None) or b""
+            field = self._span_attributes.get(pair)
+            if field is not None:
+                return field
+        elif kind is bool:
             cache_key = (key, value, kind)
             field = self._span_attributes.get(cache_key)
             if field is not None:
                 return field
-            return self._missing_field(cache_key)
-        return self._encoded_field(key, value, None)
-
-    def _missing_field(self, cache_key: Tuple[Any, Any, type]) -> Optional[bytes]:
-        """The field of a (key, value, type) not in the new generation of the cache.
-
-        A str, int or bool value is encoded here, with its key's encoding kept (what
-        `key_value` writes, fewer calls: a miss is on most spans); anything else, or
-        what fails here, through `key_value`."""
-        key, value, kind = cache_key
-        if kind is str or kind is int or kind is bool:
-            field = self._old_span_attributes.get(cache_key)
-            if field is not None:
-                self._keep_attribute(cache_key, field)
-                return field
-            try:
-                if kind is str:
-                    if len(value) > _CACHED_VALUE_LENGTH:
-                        return self._encoded_field(key, value, None)
-                    data = value.encode("utf-8")
-                    body = b"\x0a" + _SMALL_VARINTS[len(data)] + data if len(data) < 128 else b""
-                elif kind is int:
-                    body = b"\x18" + varint(value) if -_INT64 <= value < _INT64 else b""
-                else:
-                    body = b"\x10\x01" if value else b"\x10\x00"
-                head = self._key_heads.get(key) or self._key_head(key)
-            except Exception:  # the general way tells (and logs) why
-                body = b""
-            if not body:
-                return self._encoded_field(key, value, cache_key)
-            pair = head + _length(len(body)) + body
-            field = b"\x4a" + _length(len(pair)) + pair
+        else:
+            return self._encoded_field(key, value, None) or b""
+        field = self._old_span_attributes.get(cache_key)
+        if field is not None:
             self._keep_attribute(cache_key, field)
             return field
-        return self._encoded_field(key, value, None)
+        try:
+            if kind is str:
+                data = value.encode("utf-8")
+                body = b"\x0a" + _SMALL_VARINTS[len(data)] + data if len(data) < 128 else b""
+            elif kind is int:
+                if 0 <= value < 128:
+                    body = b"\x18" + _SMALL_VARINTS[value]
+                elif 0 < value < 2097152:  # a port, a status, a count: two or three bytes
+                    low = (value & 0x7F) | 0x80
+                    if value < 16384:
+                        body = _TWO_BYTE_INT.pack(0x18, low, value >> 7)
+                    else:
+                        body = _THREE_BYTE_INT.pack(
+                            0x18, low, ((value >> 7) & 0x7F) | 0x80, value >> 14
+                        )
+                else:
+                    body = b"\x18" + varint(value) if -_INT64 <= value < _INT64 else b""
+            else:
+                body = b"\x10\x01" if value else b"\x10\x00"
+            head = self._key_heads.get(key) or self._key_head(key)
+        except Exception:  # the general way tells (and logs) why
+            body = b""
+        if not body:
+            return self._encoded_field(key, value, cache_key) or b""
+        pair_bytes = head + _length(len(body)) + body
+        field = b"\x4a" + _length(len(pair_bytes)) + pair_bytes
+        self._keep_attribute(cache_key, field)
+        return field
 
     def _key_head(self, key: str) -> bytes:
         """A `KeyValue`'s key field and its value's tag and (to come) length, kept per key
@@ -362,7 +376,7 @@ class SpanEncoder:
         cache = self._span_attributes
         if len(cache) >= self.cache_limit:  # a new generation; this one becomes the old
             self._old_span_attributes = cache
-            self._span_attributes = cache = {}
+            self._span_attributes = cache = _FieldCache(self._pair_field)
         cache[cache_key] = field
 
     # --- resource and scope -----------------------------------------------------------
@@ -604,6 +618,8 @@ def _resource_and_scope(span: Any) -> Tuple[Any, Any]:
 
 
 _NOTHING = object()
+#: value types whose pairs the cache holds as they are (see `_pair_field`)
+_PLAIN = frozenset({str, int})
 _LOCAL_PARENT = _FLAGS_TAG + _FLAGS.pack(_HAS_IS_REMOTE)
 _REMOTE_PARENT = _FLAGS_TAG + _FLAGS.pack(_HAS_IS_REMOTE | _IS_REMOTE)
 
