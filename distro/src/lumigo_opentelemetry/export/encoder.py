@@ -159,8 +159,8 @@ def _sequence(items: Any) -> Any:
 
 
 class _FieldCache(Dict[Tuple[Any, ...], bytes]):
-    """Encoded span attribute fields by `(key, str value)` (or `(key, value, type)`);
-    indexing it with a pair it lacks returns `miss(pair)`."""
+    """Encoded span attribute fields by `(key, value)` for an exact str or int value,
+    `(key, value, bool)` for a bool; indexing it with a pair it lacks returns `miss(pair)`."""
 
     __slots__ = ("miss",)
 
@@ -270,11 +270,11 @@ class SpanEncoder:
         attribute that cannot be encoded as an empty field: left out, as the reference
         encoder does).
 
-        A plain dict (a finished SDK span's) is looked up in one pass of C: its
-        `items()` pairs (one tuple, reused by the iterator while nothing keeps it)
-        index `_span_attributes`, which holds `(key, str value)` pairs; a pair it
-        misses (an int or bool value, a client's port, a request id: under real
-        traffic most spans carry one) is filled by `_pair_field` (`__missing__`).
+        A plain dict (a finished SDK span's) whose values are all exact str or int is
+        looked up in one pass of C: its `items()` pairs index `_span_attributes`; a pair
+        it misses (a client's port, a request id: under real traffic most spans carry
+        one) is filled by `_pair_field` (`__missing__`). Other spans go pair by pair
+        through `_pair_field`.
         """
         inner = getattr(attributes, "_dict", None)
         if type(inner) is dict:
@@ -294,11 +294,12 @@ class SpanEncoder:
     def _pair_field(self, pair: Tuple[Any, Any]) -> bytes:
         """The field 9 of a `(key, value)` pair, from the cache or encoded (and kept).
 
-        Kept are pairs whose value is a string of at most `_CACHED_VALUE_LENGTH`
-        characters, under the pair itself (no value of another type equals a str), and
-        int and bool values under `(key, value, type)` (`True == 1 == 1.0`), which a
-        lookup by pair never finds, so they come here and are looked up by that key.
-        Anything else is encoded afresh; b"" when it cannot be encoded (logged).
+        Kept are pairs whose value is an exact int or a string of at most
+        `_CACHED_VALUE_LENGTH` characters, under the pair itself (only spans whose values
+        are all exact str or int look pairs up directly, so an equal float, bool or
+        IntEnum never finds an int's field), and bool values under `(key, value, bool)`
+        (`True == 1`), which a lookup by pair never finds. Anything else is encoded
+        afresh; b"" when it cannot be encoded (logged).
         """
         key, value = pair
         kind = type(value)
