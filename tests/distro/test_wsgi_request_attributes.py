@@ -76,18 +76,21 @@ def test_lean_attributes_equal_contrib(environ: dict[str, Any]) -> None:
     assert _outcome(lean, environ) == _outcome(collect_request_attributes, environ)
 
 
+#: a plain `GET /hello` as a WSGI server gives it
+HELLO = {
+    "REQUEST_METHOD": "GET",
+    "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "8000",
+    "wsgi.url_scheme": "http",
+    "HTTP_HOST": "127.0.0.1:8000",
+    "PATH_INFO": "/hello",
+    "REMOTE_ADDR": "127.0.0.1",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+}
+
+
 def test_the_usual_requests_equal_contrib() -> None:
-    base = {
-        "REQUEST_METHOD": "GET",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "wsgi.url_scheme": "http",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "PATH_INFO": "/hello",
-        "SCRIPT_NAME": "",
-        "REMOTE_ADDR": "127.0.0.1",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-    }
+    base = {**HELLO, "SCRIPT_NAME": ""}
     for n in range(300):  # more than the URL memo holds
         environ = {
             **base,
@@ -310,16 +313,7 @@ def test_a_new_query_per_request_is_served_from_one_memo_entry(monkeypatch: Any)
         return payloads.url_masked(attributes, config)
 
     memo = memoized(collect_request_attributes, mask)
-    base = {
-        "REQUEST_METHOD": "GET",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "wsgi.url_scheme": "http",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "PATH_INFO": "/hello",
-        "REMOTE_ADDR": "10.0.0.1",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-    }
+    base = {**HELLO, "REMOTE_ADDR": "10.0.0.1"}
     for with_target in (True, False):
         built.clear()
         for n in range(300):  # more queries than the memo holds entries
