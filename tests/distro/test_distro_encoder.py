@@ -292,13 +292,25 @@ def test_pairs_every_span_carries_outlive_values_that_never_repeat(
             encoded.append(cache_key[:2])
         real(self, cache_key, field)
 
+    real_missing = module._FieldCache.__missing__
+
+    def missing(self: Any, pair: tuple[Any, Any]) -> bytes:
+        before = len(encoded)
+        field = real_missing(self, pair)
+        # filled in place (an int of two or three varint bytes), not kept nor moved
+        if len(encoded) == before and encoder._old_span_attributes.get(pair) is not field:
+            encoded.append(pair)
+        return field
+
     monkeypatch.setattr(module.SpanEncoder, "_keep_attribute", counting)
+    monkeypatch.setattr(module._FieldCache, "__missing__", missing)
     kept = _Keep()
     provider = TracerProvider()
     provider.add_span_processor(kept)
     tracer = provider.get_tracer("t")
     for n in range(200):
-        tracer.start_span("GET", attributes={"http.method": "GET", "net.peer.port": n}).end()
+        port = 40000 + n if n % 2 else n  # three varint bytes, or one or two
+        tracer.start_span("GET", attributes={"http.method": "GET", "net.peer.port": port}).end()
     spans = kept.spans
     encoder = SpanEncoder(cache_limit=16)
     for start in range(0, len(spans), 10):

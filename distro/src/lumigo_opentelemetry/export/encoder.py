@@ -164,15 +164,40 @@ def _sequence(items: Any) -> Any:
 
 class _FieldCache(Dict[Tuple[Any, ...], bytes]):
     """Encoded span attribute fields by `(key, value)` for an exact str or int value,
-    `(key, value, bool)` for a bool; indexing it with a pair it lacks returns `miss(pair)`."""
+    `(key, value, bool)` for a bool; indexing it with a pair it lacks returns `miss(pair)`.
 
-    __slots__ = ("miss",)
+    A pair whose value is an int of two or three varint bytes (a client's port: under
+    real traffic most spans carry a new one) and whose key has its field prefixes in
+    `int_heads` is encoded and kept here without `miss`, while fewer than `limit` pairs
+    are held.
+    """
 
-    def __init__(self, miss: Callable[[Tuple[Any, Any]], bytes]) -> None:
+    __slots__ = ("int_heads", "limit", "miss")
+
+    def __init__(
+        self,
+        miss: Callable[[Tuple[Any, Any]], bytes],
+        int_heads: Dict[Any, Tuple[bytes, bytes]],
+        limit: int,
+    ) -> None:
         super().__init__()
         self.miss = miss
+        self.int_heads = int_heads
+        self.limit = limit
 
     def __missing__(self, pair: Tuple[Any, Any]) -> bytes:
+        value = pair[1]
+        if type(value) is int and 128 <= value < 2097152 and len(self) < self.limit:
+            heads = self.int_heads.get(pair[0])
+            if heads is not None:
+                low = (value & 0x7F) | 0x80
+                if value < 16384:
+                    field = heads[0] + _TWO_BYTE_INT.pack(0x18, low, value >> 7)
+                else:
+                    high = ((value >> 7) & 0x7F) | 0x80
+                    field = heads[1] + _THREE_BYTE_INT.pack(0x18, low, high, value >> 14)
+                self[pair] = field
+                return field
         return self.miss(pair)
 
 
@@ -232,7 +257,9 @@ class SpanEncoder:
         self.slice_size = max(1, slice_size)
         self.cache_limit = max(1, cache_limit)
         # (key, value, type) -> a span's attribute field (tag, length, `KeyValue`)
-        self._span_attributes = _FieldCache(self._pair_field)
+        # key -> its field's prefixes for an int value of two and of three varint bytes
+        self._int_heads: Dict[Any, Tuple[bytes, bytes]] = {}
+        self._span_attributes = _FieldCache(self._pair_field, self._int_heads, self.cache_limit)
         self._old_span_attributes: Dict[Tuple[Any, ...], bytes] = {}
         # (name, id(kind)) -> a span's name and kind fields
         self._names: Dict[Tuple[str, int], bytes] = {}
@@ -334,6 +361,8 @@ class SpanEncoder:
                 if 0 <= value < 128:
                     body = b"\x18" + _SMALL_VARINTS[value]
                 elif 0 < value < 2097152:  # a port, a status, a count: two or three bytes
+                    if key not in self._int_heads:
+                        self._int_head(key)
                     low = (value & 0x7F) | 0x80
                     if value < 16384:
                         body = _TWO_BYTE_INT.pack(0x18, low, value >> 7)
@@ -354,6 +383,19 @@ class SpanEncoder:
         field = b"\x4a" + _length(len(pair_bytes)) + pair_bytes
         self._keep_attribute(cache_key, field)
         return field
+
+    def _int_head(self, key: str) -> None:
+        """Keeps the prefixes (tag, length, `KeyValue.key`, value tag and length) of the
+        field of `key` with an int value of two and of three varint bytes (at most
+        `cache_limit` keys), for `_FieldCache.__missing__`."""
+        head = _text(b"\x0a", key) + b"\x12"
+        heads = self._int_heads
+        if len(heads) >= self.cache_limit:
+            heads.clear()
+        heads[key] = (
+            b"\x4a" + _length(len(head) + 4) + head + b"\x03",
+            b"\x4a" + _length(len(head) + 5) + head + b"\x04",
+        )
 
     def _key_head(self, key: str) -> bytes:
         """A `KeyValue`'s key field and its value's tag and (to come) length, kept per key
@@ -382,7 +424,9 @@ class SpanEncoder:
         cache = self._span_attributes
         if len(cache) >= self.cache_limit:  # a new generation; this one becomes the old
             self._old_span_attributes = cache
-            self._span_attributes = cache = _FieldCache(self._pair_field)
+            self._span_attributes = cache = _FieldCache(
+                self._pair_field, self._int_heads, self.cache_limit
+            )
         cache[cache_key] = field
 
     # --- resource and scope -----------------------------------------------------------
