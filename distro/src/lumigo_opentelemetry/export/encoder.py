@@ -9,7 +9,10 @@ cheaper per span because what repeats is encoded once:
   (grouped by identity, no hashing of their attributes);
 - a span's attribute field (`key: value`, with a string value of at most 128
   characters, a bool or an int) is kept encoded in a bounded cache (keys such as
-  `http.method` and values such as `GET` repeat on every span); span names likewise;
+  `http.method` and values such as `GET` repeat on every span); span names with their
+  kind likewise; a new int value (a client's port) is written from its key's kept prefix;
+- the usual SDK span takes a lean path: its ids in one `struct` call, an unset status
+  and the parent flags as one constant;
 - no intermediate message objects: each span becomes one bytes object;
 - the SDK's own span classes are read field by field, and their attribute dicts,
   events and links directly (their public properties copy or wrap them per call).
