@@ -292,13 +292,25 @@ def test_pairs_every_span_carries_outlive_values_that_never_repeat(
             encoded.append(cache_key[:2])
         real(self, cache_key, field)
 
+    real_missing = module._FieldCache.__missing__
+
+    def missing(self: Any, pair: tuple[Any, Any]) -> bytes:
+        before = len(encoded)
+        field = real_missing(self, pair)
+        # filled in place (an int of two or three varint bytes), not kept nor moved
+        if len(encoded) == before and encoder._old_span_attributes.get(pair) is not field:
+            encoded.append(pair)
+        return field
+
     monkeypatch.setattr(module.SpanEncoder, "_keep_attribute", counting)
+    monkeypatch.setattr(module._FieldCache, "__missing__", missing)
     kept = _Keep()
     provider = TracerProvider()
     provider.add_span_processor(kept)
     tracer = provider.get_tracer("t")
     for n in range(200):
-        tracer.start_span("GET", attributes={"http.method": "GET", "net.peer.port": n}).end()
+        port = 40000 + n if n % 2 else n  # three varint bytes, or one or two
+        tracer.start_span("GET", attributes={"http.method": "GET", "net.peer.port": port}).end()
     spans = kept.spans
     encoder = SpanEncoder(cache_limit=16)
     for start in range(0, len(spans), 10):
@@ -429,3 +441,50 @@ def test_a_cookie_the_backend_sets_comes_back_on_the_next_post() -> None:
         server.shutdown()
         server.server_close()
     assert seen == ["", "sticky=n1", "sticky=n2"]
+
+
+def _lean_and_odd_spans() -> list[ReadableSpan]:
+    """Spans the lean path of `SpanEncoder.span` takes (no trace state; a local, remote
+    or no parent; every kind; unset, error and ok status) and spans it hands over to the
+    general path (a dropped attribute, events and links dropped by zero limits)."""
+    from opentelemetry.sdk.trace import SpanLimits
+    from opentelemetry.trace import get_current_span
+
+    kept = _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(kept)
+    tracer = provider.get_tracer("lean", "1")
+    remote = TraceContextTextMapPropagator().extract(
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    )
+    for i, kind in enumerate(SpanKind):
+        attributes = {"http.method": "GET", "net.peer.port": 40000 + i, "flag": i % 2 == 0}
+        with tracer.start_as_current_span(
+            f"op {i % 2}", kind=kind, attributes=attributes, context=remote if i % 2 else None
+        ) as parent:
+            with tracer.start_as_current_span("" if i == 3 else "child") as child:
+                if i == 1:
+                    child.set_status(Status(StatusCode.ERROR, "boom"))
+                if i == 2:
+                    child.set_status(Status(StatusCode.OK))
+            parent.set_attribute("http.status_code", 200 + i)
+    limits = SpanLimits(max_attributes=1, max_events=0, max_links=0)
+    limited = TracerProvider(resource=provider.resource, span_limits=limits)
+    limited.add_span_processor(kept)
+    link = Link(get_current_span(remote).get_span_context())
+    for attributes, links in (({"a": 1}, []), ({"a": 1}, [link]), ({"a": 1, "b": 2}, [])):
+        with limited.get_tracer("limited").start_as_current_span(
+            "limited", attributes=attributes, links=links
+        ) as span:
+            if not links:
+                span.add_event("dropped")
+    return kept.spans
+
+
+def test_lean_span_path_writes_the_general_paths_bytes() -> None:
+    spans = _lean_and_odd_spans()
+    encoder = SpanEncoder(cache_limit=3)  # name and attribute caches turn over
+    for _ in range(3):
+        for span in spans:
+            assert encoder.span(span) == encoder._span_fields(span), span.name
+    assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)

@@ -9,7 +9,10 @@ cheaper per span because what repeats is encoded once:
   (grouped by identity, no hashing of their attributes);
 - a span's attribute field (`key: value`, with a string value of at most 128
   characters, a bool or an int) is kept encoded in a bounded cache (keys such as
-  `http.method` and values such as `GET` repeat on every span); span names likewise;
+  `http.method` and values such as `GET` repeat on every span); span names with their
+  kind likewise; a new int value (a client's port) is written from its key's kept prefix;
+- the usual SDK span takes a lean path: its ids in one `struct` call, an unset status
+  and the parent flags as one constant;
 - no intermediate message objects: each span becomes one bytes object;
 - the SDK's own span classes are read field by field, and their attribute dicts,
   events and links directly (their public properties copy or wrap them per call).
@@ -55,6 +58,10 @@ _FLAGS = struct.Struct("<I")
 _TWO_BYTE_INT = struct.Struct("BBB")  # an `int_value` tag and its varint
 _THREE_BYTE_INT = struct.Struct("BBBB")
 _FLAGS_TAG = b"\x85\x01"  # field 16, fixed32
+_LOW64 = (1 << 64) - 1
+#: trace id (field 1, two big-endian halves) and span id (field 2), each with its tag
+_IDS = struct.Struct(">HQQHQ")
+_IDS_PARENT = struct.Struct(">HQQHQHQ")  # and the parent span id (field 4)
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 
@@ -160,15 +167,40 @@ def _sequence(items: Any) -> Any:
 
 class _FieldCache(Dict[Tuple[Any, ...], bytes]):
     """Encoded span attribute fields by `(key, value)` for an exact str or int value,
-    `(key, value, bool)` for a bool; indexing it with a pair it lacks returns `miss(pair)`."""
+    `(key, value, bool)` for a bool; indexing it with a pair it lacks returns `miss(pair)`.
 
-    __slots__ = ("miss",)
+    A pair whose value is an int of two or three varint bytes (a client's port: under
+    real traffic most spans carry a new one) and whose key has its field prefixes in
+    `int_heads` is encoded and kept here without `miss`, while fewer than `limit` pairs
+    are held.
+    """
 
-    def __init__(self, miss: Callable[[Tuple[Any, Any]], bytes]) -> None:
+    __slots__ = ("int_heads", "limit", "miss")
+
+    def __init__(
+        self,
+        miss: Callable[[Tuple[Any, Any]], bytes],
+        int_heads: Dict[Any, Tuple[bytes, bytes]],
+        limit: int,
+    ) -> None:
         super().__init__()
         self.miss = miss
+        self.int_heads = int_heads
+        self.limit = limit
 
     def __missing__(self, pair: Tuple[Any, Any]) -> bytes:
+        value = pair[1]
+        if type(value) is int and 128 <= value < 2097152 and len(self) < self.limit:
+            heads = self.int_heads.get(pair[0])
+            if heads is not None:
+                low = (value & 0x7F) | 0x80
+                if value < 16384:
+                    field = heads[0] + _TWO_BYTE_INT.pack(0x18, low, value >> 7)
+                else:
+                    high = ((value >> 7) & 0x7F) | 0x80
+                    field = heads[1] + _THREE_BYTE_INT.pack(0x18, low, high, value >> 14)
+                self[pair] = field
+                return field
         return self.miss(pair)
 
 
@@ -228,11 +260,14 @@ class SpanEncoder:
         self.slice_size = max(1, slice_size)
         self.cache_limit = max(1, cache_limit)
         # (key, value, type) -> a span's attribute field (tag, length, `KeyValue`)
-        self._span_attributes = _FieldCache(self._pair_field)
+        # key -> its field's prefixes for an int value of two and of three varint bytes
+        self._int_heads: Dict[Any, Tuple[bytes, bytes]] = {}
+        self._span_attributes = _FieldCache(self._pair_field, self._int_heads, self.cache_limit)
         self._old_span_attributes: Dict[Tuple[Any, ...], bytes] = {}
-        self._names: Dict[str, bytes] = {}
+        # (name, id(kind)) -> a span's name and kind fields
+        self._names: Dict[Tuple[str, int], bytes] = {}
         self._key_heads: Dict[str, bytes] = {}  # key -> its `KeyValue.key` field and value tag
-        self._old_names: Dict[str, bytes] = {}
+        self._old_names: Dict[Tuple[str, int], bytes] = {}
         # id -> (object kept alive so the id stays its own, encoded bytes)
         self._resources: Dict[int, Tuple[Any, bytes]] = {}
         self._scopes: Dict[int, Tuple[Any, bytes]] = {}
@@ -329,6 +364,8 @@ class SpanEncoder:
                 if 0 <= value < 128:
                     body = b"\x18" + _SMALL_VARINTS[value]
                 elif 0 < value < 2097152:  # a port, a status, a count: two or three bytes
+                    if key not in self._int_heads:
+                        self._int_head(key)
                     low = (value & 0x7F) | 0x80
                     if value < 16384:
                         body = _TWO_BYTE_INT.pack(0x18, low, value >> 7)
@@ -349,6 +386,19 @@ class SpanEncoder:
         field = b"\x4a" + _length(len(pair_bytes)) + pair_bytes
         self._keep_attribute(cache_key, field)
         return field
+
+    def _int_head(self, key: str) -> None:
+        """Keeps the prefixes (tag, length, `KeyValue.key`, value tag and length) of the
+        field of `key` with an int value of two and of three varint bytes (at most
+        `cache_limit` keys), for `_FieldCache.__missing__`."""
+        head = _text(b"\x0a", key) + b"\x12"
+        heads = self._int_heads
+        if len(heads) >= self.cache_limit:
+            heads.clear()
+        heads[key] = (
+            b"\x4a" + _length(len(head) + 4) + head + b"\x03",
+            b"\x4a" + _length(len(head) + 5) + head + b"\x04",
+        )
 
     def _key_head(self, key: str) -> bytes:
         """A `KeyValue`'s key field and its value's tag and (to come) length, kept per key
@@ -377,7 +427,9 @@ class SpanEncoder:
         cache = self._span_attributes
         if len(cache) >= self.cache_limit:  # a new generation; this one becomes the old
             self._old_span_attributes = cache
-            self._span_attributes = cache = _FieldCache(self._pair_field)
+            self._span_attributes = cache = _FieldCache(
+                self._pair_field, self._int_heads, self.cache_limit
+            )
         cache[cache_key] = field
 
     # --- resource and scope -----------------------------------------------------------
@@ -418,7 +470,112 @@ class SpanEncoder:
     # --- spans ------------------------------------------------------------------------
 
     def span(self, span: ReadableSpan) -> bytes:
-        """One span as the body of a `Span` message."""
+        """One span as the body of a `Span` message.
+
+        The usual finished SDK span (a plain `SpanContext` with no trace state, a
+        `SpanContext` parent or none, the SDK's own attribute map, event and link lists)
+        is written with few calls: its ids and its parent's in one `struct` call, its
+        name and kind as one cached field, and its status and flags as one constant when
+        the status is unset. Any other span goes through `_span_fields`.
+        """
+        if type(span) not in _SDK_SPANS:
+            return self._span_fields(span)
+        context: Any = span._context
+        parent: Any = span._parent
+        attributes: Any = span._attributes
+        if (
+            type(context) is not SpanContext
+            or context[4] is not _NO_STATE
+            or type(attributes) is not _BOUNDED_ATTRIBUTES
+            or attributes.dropped
+        ):
+            return self._span_fields(span)
+        trace_id, span_id = context[0], context[1]
+        try:
+            if parent is None:
+                remote = False
+                ids = _IDS.pack(0x0A10, trace_id >> 64, trace_id & _LOW64, 0x1208, span_id)
+            elif type(parent) is SpanContext:
+                remote = parent[2]
+                ids = _IDS_PARENT.pack(
+                    0x0A10, trace_id >> 64, trace_id & _LOW64, 0x1208, span_id, 0x2208, parent[1]
+                )
+            else:
+                return self._span_fields(span)
+        except (struct.error, TypeError):  # ids out of range: the general way raises
+            return self._span_fields(span)
+        name = span._name
+        kind = span._kind
+        name_kind = self._names.get((name, id(kind))) or self._name_kind(name, kind)
+        start_time = span._start_time
+        end_time = span._end_time
+        parts = [ids, name_kind, _TIMES.pack(0x39, start_time or 0, 0x41, end_time or 0)]
+        inner = attributes._dict
+        if type(inner) is dict and _PLAIN.issuperset(map(type, inner.values())):
+            parts += map(self._span_attributes.__getitem__, inner.items())
+        else:
+            self._span_attribute_fields(attributes, parts)
+        events: Any = span._events
+        links: Any = span._links
+        if (
+            type(events) is not _BOUNDED_LIST
+            or type(links) is not _BOUNDED_LIST
+            or events._dq
+            or links._dq
+            or events.dropped
+            or links.dropped
+        ):
+            self._events_and_links(events, links, parts)
+        status: Any = span._status
+        if status is None:
+            parts.append(_REMOTE_PARENT if remote else _LOCAL_PARENT)
+        elif type(status) is _STATUS and status._status_code is _UNSET and not status._description:
+            parts.append(_UNSET_REMOTE if remote else _UNSET_LOCAL)
+        else:
+            parts.append(self._status_field(status))
+            parts.append(_REMOTE_PARENT if remote else _LOCAL_PARENT)
+        return b"".join(parts)
+
+    def _name_kind(self, name: str, kind: Any) -> bytes:
+        """A span's name and kind fields; kept (see class) under `(name, id(kind))` when
+        `kind` is a `SpanKind` member (they live as long as the process)."""
+        kind_field = _KIND_BY_ID.get(id(kind))
+        if kind_field is None:
+            return (_text(b"\x2a", name) if name else b"") + _KIND[kind.value]
+        cache_key = (name, id(kind))
+        field = self._old_names.get(cache_key)
+        if field is None:
+            field = (_text(b"\x2a", name) if name else b"") + kind_field
+        if len(self._names) >= self.cache_limit:  # a new generation (see class)
+            self._old_names = self._names
+            self._names = {}
+        self._names[cache_key] = field
+        return field
+
+    def _events_and_links(self, events: Any, links: Any, parts: List[bytes]) -> None:
+        """Appends a span's events, links and their dropped counts (fields 11 to 14)."""
+        dropped_events = getattr(events, "dropped", 0)
+        dropped_links = getattr(links, "dropped", 0)
+        for event in _sequence(events) or ():
+            parts.append(_field(b"\x5a", self._event(event)))
+        if dropped_events:
+            parts.append(b"\x60" + varint(dropped_events))
+        for link in _sequence(links) or ():
+            parts.append(_field(b"\x6a", self._link(link)))
+        if dropped_links:
+            parts.append(b"\x70" + varint(dropped_links))
+
+    @staticmethod
+    def _status_field(status: Any) -> bytes:
+        """A span's status field (15)."""
+        if type(status) is _STATUS:
+            unset = status._status_code is _UNSET and not status._description
+        else:
+            unset = status.status_code is _UNSET and not status.description
+        return b"\x7a\x00" if unset else _field(b"\x7a", _status(status))
+
+    def _span_fields(self, span: ReadableSpan) -> bytes:
+        """One span as the body of a `Span` message, any span (see `span`)."""
         if type(span) in _SDK_SPANS:
             # the SDK's own span classes: their properties return these fields (or copy
             # and wrap them); reading them directly runs no Python function per field
@@ -473,17 +630,7 @@ class SpanEncoder:
             parts.append(b"\x22\x08" + parent_id.to_bytes(8, "big"))
         elif parent is not None:
             remote = parent.is_remote
-        encoded_name = self._names.get(name)
-        if encoded_name is None:
-            encoded_name = self._old_names.get(name)
-            if encoded_name is None:
-                encoded_name = _text(b"\x2a", name) if name else b""
-            if len(self._names) >= self.cache_limit:  # a new generation (see class)
-                self._old_names = self._names
-                self._names = {}
-            self._names[name] = encoded_name
-        parts.append(encoded_name)
-        parts.append(_KIND_BY_ID.get(id(kind)) or _KIND[kind.value])
+        parts.append(self._names.get((name, id(kind))) or self._name_kind(name, kind))
         parts.append(_TIMES.pack(0x39, start_time or 0, 0x41, end_time or 0))
         if attributes is not None:
             self._span_attribute_fields(attributes, parts)
@@ -500,11 +647,7 @@ class SpanEncoder:
         if dropped_links:
             parts.append(b"\x70" + varint(dropped_links))
         if status is not None:
-            if type(status) is _STATUS:
-                unset = status._status_code is _UNSET and not status._description
-            else:
-                unset = status.status_code is _UNSET and not status.description
-            parts.append(b"\x7a\x00" if unset else _field(b"\x7a", _status(status)))
+            parts.append(self._status_field(status))
         parts.append(_REMOTE_PARENT if remote else _LOCAL_PARENT)
         return b"".join(parts)
 
@@ -623,6 +766,9 @@ _NOTHING = object()
 _PLAIN = frozenset({str, int})
 _LOCAL_PARENT = _FLAGS_TAG + _FLAGS.pack(_HAS_IS_REMOTE)
 _REMOTE_PARENT = _FLAGS_TAG + _FLAGS.pack(_HAS_IS_REMOTE | _IS_REMOTE)
+#: an unset status (field 15, empty) and the parent flags, as a span ends with them
+_UNSET_LOCAL = b"\x7a\x00" + _LOCAL_PARENT
+_UNSET_REMOTE = b"\x7a\x00" + _REMOTE_PARENT
 
 
 _KIND = {
@@ -663,6 +809,14 @@ def _status_type() -> Any:
     return Status
 
 
+def _bounded_types() -> Tuple[Any, Any]:
+    """The API's attribute map and the SDK's event and link list (`_items`, `_sequence`)."""
+    from opentelemetry.attributes import BoundedAttributes
+    from opentelemetry.sdk.util import BoundedList
+
+    return BoundedAttributes, BoundedList
+
+
 def _sdk_span_types() -> Tuple[type, ...]:
     """The SDK's span classes whose properties are plain reads of their `_` fields."""
     from opentelemetry.sdk import trace
@@ -676,6 +830,7 @@ _SDK_SPANS = frozenset(_sdk_span_types())
 _UNSET = _unset_status()
 _STATUS = _status_type()
 _NO_STATE = _empty_trace_state()
+_BOUNDED_ATTRIBUTES, _BOUNDED_LIST = _bounded_types()
 
 
 def _status(status: Any) -> bytes:
