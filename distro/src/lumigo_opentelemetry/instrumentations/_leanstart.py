@@ -506,7 +506,14 @@ class LeanStart:
             )  # fmt: skip
             processor = span._span_processor
             if type(processor) is self.processor_layer:
-                processor.started(span, context)
+                known = processor._known  # read before the plan: `_plan` sets it after
+                plan = processor._made
+                if (
+                    plan is None
+                    or plan[0] is not None
+                    or getattr(processor.inner, "_span_processors", None) is not known
+                ):  # (else: the lone exporting processor's `on_start` does nothing)
+                    processor.started(span, context)
             else:
                 processor.on_start(span, parent_context=context)
             return span
