@@ -257,3 +257,53 @@ def test_values_that_compare_equal_and_large_spans_encode_as_the_reference() -> 
         items = [encoder.early(span) for span in spans]
         decoded = ExportTraceServiceRequest.FromString(encoder.encode(items))
         assert decoded == encode_spans(spans)
+
+
+def test_spans_are_queued_without_emit_when_its_steps_are_the_ones_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SDK's `BatchProcessor` read: spans go into its queue without `emit`, in order;
+    after a fork (another pid), when shut down, a full queue or a processor not read:
+    through `emit`, as before."""
+    from opentelemetry.sdk._shared_internal import BatchProcessor
+
+    calls: list[Any] = []
+    emit = BatchProcessor.emit
+
+    def spy(self: Any, data: Any) -> None:
+        calls.append(data)
+        emit(self, data)
+
+    kept = _Keep()
+    processor = build_batch_processor(Config(token="t"), kept)
+    monkeypatch.setattr(BatchProcessor, "emit", spy)  # (read at creation: still direct)
+    spans = _spans(4)[:4]
+    _replay(processor, spans[:2])
+    assert calls == [] and _queued(processor) == spans[1::-1]
+    monkeypatch.setattr(early, "_pid", [-5])  # as in a child the hook did not reach
+    _replay(processor, spans[2:3])
+    assert calls == [spans[2]]
+    monkeypatch.setattr(early, "_pid", [processor._batch_processor._pid])
+    processor._batch_processor._max_queue_size = 3  # full: `emit` drops one
+    _replay(processor, spans[3:])
+    assert calls == [spans[2], spans[3]]
+    processor.force_flush(5_000)
+    processor.shutdown()
+    _replay(processor, spans[:1])
+    assert calls[-1] is spans[0]
+
+
+def test_a_batch_processor_not_read_gets_emit() -> None:
+    from opentelemetry.sdk._shared_internal import BatchProcessor
+
+    class Other(BatchProcessor):  # type: ignore[type-arg]
+        def emit(self, data: Any) -> None:
+            super().emit(data)
+
+    assert early._direct_queue(None) is None
+    processor = build_batch_processor(Config(token="t"), _Keep())
+    assert early._direct_queue(processor._batch_processor) is processor._batch_processor
+    processor._batch_processor.__class__ = Other
+    assert early._direct_queue(processor._batch_processor) is None
+    processor._batch_processor.__class__ = BatchProcessor
+    processor.shutdown()

@@ -17,7 +17,8 @@ span that cannot be encoded, gets the span itself, as from the SDK's processor.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, FrozenSet, List, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -44,6 +45,51 @@ def exporter_sends_our_encoding() -> bool:
     return tuple(numbers) >= TRANSPORT_SINCE
 
 
+#: the names the SDK's `BatchProcessor.emit` uses (1.41 to 1.45): its shutdown, fork and
+#: queue-full checks, then `_queue.appendleft` and the worker's wake-up
+_EMIT_NAMES = frozenset(
+    {
+        "_at_fork_reinit", "_bsp_reset_once", "_exporting", "_logger", "_max_export_batch_size",
+        "_max_queue_size", "_metrics", "_pid", "_queue", "_shutdown", "_worker_awaken",
+        "appendleft", "do_once", "drop_items", "getpid", "info", "is_set", "len", "os", "set",
+        "warning",
+    }
+)  # fmt: skip
+#: this process's id, kept by an at-fork hook: `emit`'s per-span `os.getpid()` check
+#: becomes a comparison with it (a processor not yet re-initialised in a child gets `emit`)
+_pid: List[int] = [os.getpid()]
+
+
+def _after_fork_in_child() -> None:
+    _pid[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+else:  # pragma: no cover - (no fork hooks: every hand-off through `emit`)
+    _pid[0] = -1
+
+
+def _direct_queue(batch_processor: Any) -> Optional[Any]:
+    """`batch_processor` when its `emit` is the SDK's read (see `_EMIT_NAMES`), so
+    `_hand_off` may do its steps; else None."""
+    try:
+        from opentelemetry.sdk._shared_internal import BatchProcessor
+
+        emit = type(batch_processor).emit
+        names: FrozenSet[str] = frozenset(emit.__code__.co_names)
+        if (
+            type(batch_processor) is BatchProcessor
+            and emit is BatchProcessor.emit
+            and names == _EMIT_NAMES
+            and type(batch_processor._queue).__name__ == "deque"
+        ):
+            return batch_processor
+    except Exception as exc:
+        logger.debug("spans are queued through emit: %r", exc)
+    return None
+
+
 class EncodingBatchSpanProcessor(BatchSpanProcessor):
     """`BatchSpanProcessor` whose queue holds spans encoded as they end (see module)."""
 
@@ -51,6 +97,8 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
         super().__init__(*args, **kwargs)
         self._encoder: Any = None  # set on the first span when spans are encoded early
         self._decided = False
+        #: the SDK's batch processor, when `_hand_off` may queue into it directly
+        self._direct: Any = _direct_queue(getattr(self, "_batch_processor", None))
 
     def _decide(self) -> Any:
         self._decided = True
@@ -72,7 +120,7 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
                 return
         elif not (context and context.trace_flags.sampled):
             return
-        self._batch_processor.emit(self._encoded(span) or span)
+        self._hand_off(self._encoded(span) or span)
 
     def on_end_live(self, span: Any) -> None:
         """`on_end(span._readable_span())` for the SDK's own span (`_Span`) just ended,
@@ -81,7 +129,21 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
         is queued unencoded."""
         if not span._context[3] & 1:  # trace_flags: sampled
             return
-        self._batch_processor.emit(self._encoded(span) or span._readable_span())
+        self._hand_off(self._encoded(span) or span._readable_span())
+
+    def _hand_off(self, item: Any) -> None:
+        """`self._batch_processor.emit(item)`: when it is the SDK's `BatchProcessor` read, in
+        this process (not shut down, the queue not full), its steps without its call and
+        its `os.getpid()` (the at-fork hook keeps `_pid`); else through `emit`."""
+        batch = self._batch_processor
+        if batch is self._direct and batch._pid == _pid[0] and not batch._shutdown:
+            queue = batch._queue
+            if len(queue) != batch._max_queue_size:
+                queue.appendleft(item)
+                if len(queue) >= batch._max_export_batch_size and not batch._worker_awaken.is_set():
+                    batch._worker_awaken.set()
+                return
+        batch.emit(item)
 
     def _encoded(self, span: Any) -> Any:
         """`span` encoded for the queue, or None: queued as it is (logged at debug)."""

@@ -105,8 +105,11 @@ class _SamplerLayer:
 
 
 #: what a span processor's hooks are when there is just the distro's own exporting one:
-#: (on_start, _on_ending, on_end, where None is a method that does nothing; the processor)
-_Plan = Tuple[Optional[Callable[..., Any]], Optional[Callable[..., Any]], Callable[..., Any], Any]
+#: (on_start, _on_ending, on_end, where None is a method that does nothing; the processor;
+#: whether it is the distro's `EncodingBatchSpanProcessor`)
+_Plan = Tuple[
+    Optional[Callable[..., Any]], Optional[Callable[..., Any]], Callable[..., Any], Any, bool
+]
 
 
 class _ProcessorLayer:
@@ -189,6 +192,44 @@ class _ProcessorLayer:
         if not skipped:
             plan[2](span)
 
+    def end(self, span: Any, end_time: Optional[int]) -> bool:
+        """`span.end(end_time)` as the SDK's `Span.end` ends it (`_leanend`), for a span
+        that goes only to the distro's encoding processor: handed to its `on_end_live`;
+        False (nothing done) when `span.end` must do it."""
+        lean = self.lean_end
+        known = self._known  # read before the plan: `_plan` sets it after
+        plan = self._made
+        if getattr(self.inner, "_span_processors", None) is not known:
+            plan = self._plan()
+        if (
+            lean is None
+            or plan is None
+            or not plan[4]
+            or type(span) is not lean.span_type
+            or type(span).end is not lean.end_function
+            or "end" in span.__dict__
+        ):
+            return False
+        attributes: Any = span._attributes
+        store = getattr(attributes, "_dict", None)
+        if type(store) is not dict:
+            return False
+        with span._lock:
+            if span._start_time is None or span._end_time is not None:
+                return False  # `end` raises or warns
+            span._end_time = end_time if end_time is not None else lean.sdk.time_ns()
+            if lean.immutable:
+                attributes._immutable = True
+        ended = span._record_end_metrics
+        if ended and ended is not lean.noop:  # (`noop` does nothing)
+            ended()
+        on_ending = plan[1]
+        if on_ending is not None:
+            on_ending(span)
+        if store.get(_sdk["SKIP_EXPORT"]) is not True:
+            plan[3].on_end_live(span)
+        return True
+
     def shutdown(self) -> None:
         self.inner.shutdown()
 
@@ -238,6 +279,7 @@ def _lone_exporter(inner: Any, processors: Any) -> Optional[_Plan]:
         None if _does_nothing(skip_filter._on_ending) else skip_filter._on_ending,
         batch.on_end,
         batch,
+        type(batch) is _sdk["batch processors"][1],
     )
 
 
@@ -372,18 +414,11 @@ class FastSpans:
 
 
 def end_span(span: Any, end_time: Optional[int] = None) -> None:
-    """`span.end(end_time)`; in one call (`_leanend.LeanEnd`) when the span goes only to the
-    distro's exporting processor."""
+    """`span.end(end_time)`; in one call (`_ProcessorLayer.end`) when the span goes only to
+    the distro's exporting processor."""
     processor = getattr(span, "_span_processor", None)
-    if type(processor) is _ProcessorLayer:
-        lean = processor.lean_end
-        if lean is not None:
-            known = processor._known  # read before the plan: `_plan` sets it after
-            plan = processor._made
-            if getattr(processor.inner, "_span_processors", None) is not known:
-                plan = processor._plan()
-            if plan is not None and lean.end(span, end_time, plan[1], plan[3], _sdk["SKIP_EXPORT"]):
-                return
+    if type(processor) is _ProcessorLayer and processor.end(span, end_time):
+        return
     span.end(end_time)
 
 

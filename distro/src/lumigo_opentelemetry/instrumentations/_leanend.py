@@ -5,7 +5,7 @@ on, makes its attribute map immutable), ends the span's metrics, then calls its 
 processor's `_on_ending` and `on_end` with a new `ReadableSpan` copy of it. For a span
 started on a tracer with `FastSpans` (whose processor is `_fastspan._ProcessorLayer`),
 when the provider's processors are just the distro's own exporting one
-(`SkipExportFilter` around `EncodingBatchSpanProcessor`), `LeanEnd.end` does the same
+(`SkipExportFilter` around `EncodingBatchSpanProcessor`), the layer's `end` does the same
 steps in the same order and hands the span itself to
 `EncodingBatchSpanProcessor.on_end_live`, which encodes it into the queue (the copy
 holds the same objects, so the bytes are the same) and makes the copy only when it
@@ -57,7 +57,8 @@ def variant(end: Any, release: str) -> Optional[bool]:
 
 
 class LeanEnd:
-    """Ends spans as `Span.end` does (see module); made by `lean_end`."""
+    """What ending spans as `Span.end` does takes (see module): the SDK's objects it is
+    checked against; `_fastspan._ProcessorLayer.end` takes the steps. Made by `lean_end`."""
 
     def __init__(self, immutable: bool) -> None:
         from opentelemetry.sdk import trace
@@ -72,37 +73,6 @@ class LeanEnd:
         self.encoding = EncodingBatchSpanProcessor
         self.sdk: Any = trace  # its `time_ns`, looked up per call as `end` does
         self.noop = no_metrics()[1]  # the SDK's metrics' `noop`, when it does nothing
-
-    def end(
-        self, span: Any, end_time: Optional[int], on_ending: Any, batch: Any, skip_key: str
-    ) -> bool:
-        """`span.end(end_time)` for a span whose processor's only hooks are `on_ending` (None:
-        none) and `batch.on_end`; False (nothing done) when `span.end` must do it."""
-        if (
-            type(span) is not self.span_type
-            or type(span).end is not self.end_function
-            or "end" in span.__dict__
-            or type(batch) is not self.encoding
-        ):
-            return False
-        attributes: Any = span._attributes
-        store = getattr(attributes, "_dict", None)
-        if type(store) is not dict:
-            return False
-        with span._lock:
-            if span._start_time is None or span._end_time is not None:
-                return False  # `end` raises or warns
-            span._end_time = end_time if end_time is not None else self.sdk.time_ns()
-            if self.immutable:
-                attributes._immutable = True
-        ended = span._record_end_metrics
-        if ended and ended is not self.noop:  # (`noop` does nothing)
-            ended()
-        if on_ending is not None:
-            on_ending(span)
-        if store.get(skip_key) is not True:
-            batch.on_end_live(span)
-        return True
 
 
 def lean_end() -> Optional[LeanEnd]:

@@ -169,9 +169,22 @@ class SpanBuilder:
         start_time: int,
     ) -> Any:
         """The span `tracer.start_span` builds and starts (before its processor's
-        `on_start`), with `attributes` as its attribute map."""
+        `on_start`), with `attributes` as its attribute map; a `dict` given is the store
+        of a map made here (as `attributes(store)` makes it, without its call)."""
         limits = self.limits
         new = self.new
+        if type(attributes) is dict:
+            if self.map_fields:
+                store = attributes
+                attributes = new(self.map_type)
+                attributes._dict = store
+                attributes.maxlen = limits.max_span_attributes
+                attributes.dropped = 0
+                attributes.max_value_len = limits.max_span_attribute_length
+                attributes._lock = self.lock()
+                attributes._immutable = False
+            else:
+                attributes = self.attributes(attributes)
         span = new(self.span_type)
         span._name = name
         span._context = span_context
@@ -260,7 +273,7 @@ def span_builder(tracer: Any) -> Optional[SpanBuilder]:
             builder.map_fields = fields
             ours = builder.build(
                 tracer, "probe", context, None, tracer.sampler,
-                builder.attributes({"a": "b"}), SpanKind.SERVER, None, 5,
+                {"a": "b"}, SpanKind.SERVER, None, 5,
             )  # fmt: skip
             if _shape(ours) == theirs:
                 return builder
@@ -488,7 +501,7 @@ class LeanStart:
         if built is not None and tracer._span_limits is built.limits:
             # the constructor's and `start`'s steps, without their calls
             if fill is not None:
-                bounded = built.attributes(fill.copy())
+                bounded = fill.copy()  # (its map made by `build`)
                 fill = None
             elif kept:  # (the sampler's own: the SDK's map checks them)
                 limits = built.limits
@@ -499,14 +512,21 @@ class LeanStart:
                     max_value_len=limits.max_span_attribute_length,
                 )
             else:
-                bounded = built.attributes({})
+                bounded = {}
             span = built.build(
                 tracer, name, span_context, parent, sampler, bounded, kind, record_end_metrics,
                 start_time if start_time is not None else self.sdk.time_ns(),
             )  # fmt: skip
             processor = span._span_processor
             if type(processor) is self.processor_layer:
-                processor.started(span, context)
+                known = processor._known  # read before the plan: `_plan` sets it after
+                plan = processor._made
+                if (
+                    plan is None
+                    or plan[0] is not None
+                    or getattr(processor.inner, "_span_processors", None) is not known
+                ):  # (else: the lone exporting processor's `on_start` does nothing)
+                    processor.started(span, context)
             else:
                 processor.on_start(span, parent_context=context)
             return span
