@@ -144,14 +144,7 @@ class _ProcessorLayer:
                 store.update(fill)
             else:  # not the SDK span we know: its own (checking) way
                 span.set_attributes(fill)
-        known = self._known  # read before the plan: `_plan` sets it after
-        plan = self._made
-        if getattr(self.inner, "_span_processors", None) is not known:
-            plan = self._plan()
-        if plan is None:
-            self.inner.on_start(span, parent_context=parent_context)
-        elif plan[0] is not None:
-            plan[0](span, parent_context=parent_context)
+        self.started(span, parent_context)
 
     def started(self, span: Any, parent_context: Any) -> None:
         """`on_start` for a span built with its attributes (no pending ones)."""

@@ -170,21 +170,11 @@ class SpanBuilder:
     ) -> Any:
         """The span `tracer.start_span` builds and starts (before its processor's
         `on_start`), with `attributes` as its attribute map; a `dict` given is the store
-        of a map made here (as `attributes(store)` makes it, without its call)."""
+        of a map made by `attributes(store)`)."""
         limits = self.limits
         new = self.new
         if type(attributes) is dict:
-            if self.map_fields:
-                store = attributes
-                attributes = new(self.map_type)
-                attributes._dict = store
-                attributes.maxlen = limits.max_span_attributes
-                attributes.dropped = 0
-                attributes.max_value_len = limits.max_span_attribute_length
-                attributes._lock = self.lock()
-                attributes._immutable = False
-            else:
-                attributes = self.attributes(attributes)
+            attributes = self.attributes(attributes)
         span = new(self.span_type)
         span._name = name
         span._context = span_context
