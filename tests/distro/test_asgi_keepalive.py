@@ -26,3 +26,6 @@ def test_finished_spans_are_not_held_by_the_servers_timers() -> None:
     assert report["statuses"] == [200] * 20
     assert report["spans"] == 20
     assert report["alive"] == 0, report
+    # the timers copied the requests' starting context: no context made per request
+    assert report["timers"] >= 1, report
+    assert report["held"] == 0, report
