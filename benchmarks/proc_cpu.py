@@ -3,6 +3,8 @@
     python benchmarks/proc_cpu.py --mode base|ours [--app fastapi] [--load wrk|ka]
         [--seconds 5] [--n 3000] [--rounds 3] [--src distro/src] [--strace]
 
+`--mode base ours=OTHER/distro/src ours` compares two distro trees (`--src` is the default).
+
 Starts the server as `run.py` does (uvicorn for FastAPI), warms it up, then reads every
 thread's utime/stime (`/proc/PID/task/*/stat`) and voluntary/involuntary context switches
 (`/proc/PID/task/*/status`) before and after a fixed load: wrk (`-t1 -c4`, as `run.py`)
@@ -31,7 +33,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _venv(mode: str) -> Path:
-    prefix = "baseline-" if mode == "base" else "ours-"
+    prefix = "baseline-" if mode == "base" else "ours-"  # ours, or ours=SRC
     return sorted(VENVS.glob(prefix + "*"))[-1]
 
 
@@ -89,18 +91,19 @@ def _ka(port: int, n: int, path: str) -> int:
 
 def one(mode: str, args: argparse.Namespace) -> None:
     port = _free_port()
-    venv = _venv(mode)
+    venv = _venv(mode.partition("=")[0])
     env = dict(os.environ, PYTHONHASHSEED="0")
     env.pop("PYTHONPATH", None)
-    if mode == "ours":
+    if mode.startswith("ours"):
         env.update(
             LUMIGO_TRACER_TOKEN="t_bench",
             LUMIGO_REPORT_DEPENDENCIES="false",
             AUTOWRAPT_BOOTSTRAP="lumigo_opentelemetry",
             LUMIGO_ENDPOINT=f"http://127.0.0.1:{args.recv}/v1/traces",
         )
-        if args.src:
-            env["PYTHONPATH"] = str(Path(args.src).resolve())
+        src = mode.partition("=")[2] or args.src
+        if src:
+            env["PYTHONPATH"] = str(Path(src).resolve())
     argv = [str(venv / "bin/python"), "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(APPS)]
     argv += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(argv, env=env, cwd=APPS, start_new_session=True)
@@ -117,7 +120,7 @@ def one(mode: str, args: argparse.Namespace) -> None:
         st = None
         if args.strace:
             st = subprocess.Popen(
-                ["strace", "-c", "-f", "-p", str(proc.pid), "-o", f"/tmp/strace.{mode}"],
+                ["strace", "-c", "-f", "-p", str(proc.pid), "-o", f"/tmp/strace.{os.getpid()}"],
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)
@@ -142,13 +145,13 @@ def one(mode: str, args: argparse.Namespace) -> None:
                     f"u{d[0] / n * 1e6:.0f} s{d[1] / n * 1e6:.0f} v{d[2] / n:.2f} i{d[3] / n:.2f}"
                 )
         print(
-            f"{mode:4} n={n} rps {n / wall:5.0f} busy {(tot[0] + tot[1]) / wall:.2f} "
+            f"{mode[:12]:12} n={n} rps {n / wall:5.0f} busy {(tot[0] + tot[1]) / wall:.2f} "
             f"user {tot[0] / n * 1e6:6.1f} us sys {tot[1] / n * 1e6:6.1f} us "
             f"vcs {tot[2] / n:.2f} ics {tot[3] / n:.2f} flt {tot[4] / n:.2f} | " + " ".join(rows),
             flush=True,
         )
         if st is not None:
-            lines = Path(f"/tmp/strace.{mode}").read_text().splitlines()
+            lines = Path(f"/tmp/strace.{os.getpid()}").read_text().splitlines()
             calls = [ln.split() for ln in lines if re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+\d+", ln)]
             for c in calls:
                 if len(c) >= 5:
