@@ -22,7 +22,12 @@ def test_finished_spans_are_not_held_by_the_servers_timers() -> None:
         done = run_app("asgi_keepalive.py", traced_env(receiver))
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout.strip().splitlines()[-1])
-        assert receiver.wait_for_spans(21)  # the app was traced
-    assert report["statuses"] == [200] * 20
-    assert report["spans"] == 20
+        assert receiver.wait_for_spans(22)  # the app was traced
+    assert report["statuses"] == [200] * 21
+    assert report["spans"] == 21
+    # a background task, run once the last chunk is sent, still runs in the span
+    assert report["background_in_span"] is True, report
     assert report["alive"] == 0, report
+    # the timers copied the requests' starting context: no context made per request
+    assert report["timers"] >= 1, report
+    assert report["held"] == 0, report

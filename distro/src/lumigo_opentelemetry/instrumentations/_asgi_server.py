@@ -173,7 +173,8 @@ class LeanServerSpans:
         if started is None:
             await self._untraced(scope, receive, send)
             return
-        exchange, token = started
+        exchange = started[0]
+        exchange.token = started[1]
         try:
             await self.app(
                 scope, receive if exchange.capture is None else exchange.receive, exchange.send
@@ -184,7 +185,7 @@ class LeanServerSpans:
         else:
             failure = None
         finally:
-            self._current.detach(token)
+            self._current.detach(exchange.token)
             if not exchange.ended:
                 exchange.end()
         if failure is not None:
@@ -528,6 +529,7 @@ class _Exchange:
     and the end when its last body chunk is sent (or when the app returns or fails)."""
 
     __slots__ = (
+        "_inside",
         "capture",
         "downstream_receive",
         "downstream_send",
@@ -537,6 +539,7 @@ class _Exchange:
         "parent",
         "responded",
         "span",
+        "token",
     )
 
     def __init__(
@@ -558,6 +561,8 @@ class _Exchange:
         self.parent = parent  # the context the span was started in
         self.responded = False  # whether the response started
         self.ended = False  # whether `end` ran
+        self.token: Any = None  # of the span's context, for the request's detach
+        self._inside: Any = None  # the app's context while the last chunk is sent
 
     async def receive(self) -> Message:
         """The app's `receive`: the server's, the request body captured as it passes."""
@@ -592,15 +597,47 @@ class _Exchange:
             return
         # The server's own work once the response is complete runs under the caller's
         # context, not the span's: uvicorn's keep-alive timer copies the current context,
-        # and a cancelled timer stays in asyncio's queue for seconds, holding the span and
-        # all it refers to (they outlive young collections, so full ones run often).
-        context = self.owner._context
-        outside = context.attach(self.parent or context.Context())
+        # and a cancelled timer stays in asyncio's queue for seconds, holding what that
+        # context refers to (it outlives young collections, so full ones run often).
         try:
-            await self.downstream_send(message)
-        finally:
-            context.detach(outside)
+            outside = self._send_outside()
+        except Exception:
+            logger.debug("fastapi context not reset for the last chunk", exc_info=True)
+            outside = False
+        if outside:
+            try:
+                await self.downstream_send(message)
+            finally:
+                # the app's context again (its background tasks run in it): a new token
+                self.token = self.owner._current._variable.set(self._inside)
+                self._inside = None
+        else:
+            context = self.owner._context
+            outside_token = context.attach(self.parent or context.Context())
+            try:
+                await self.downstream_send(message)
+            finally:
+                context.detach(outside_token)
         self.end()
+
+    def _send_outside(self) -> bool:
+        """Resets the span's token in place, so the last chunk goes out in the request's
+        own starting context (the timer's copy then refers to nothing new); False when
+        it cannot: the API's runtime context is not the context variable, or the send
+        runs in another task than the one that attached the span (a streamed body sent
+        from a child task)."""
+        current = self.owner._current
+        runtime = current._runtime
+        if runtime is None or getattr(self.owner._context, "_RUNTIME_CONTEXT", None) is not runtime:
+            return False
+        variable = current._variable
+        inside = variable.get()
+        try:
+            variable.reset(self.token)
+        except Exception:  # another task's context, or reset already
+            return False
+        self._inside = inside
+        return True
 
     def _response_start(self, message: Message) -> None:
         """Bookkeeping before the response's start `message` is sent."""
