@@ -31,6 +31,10 @@ from lumigo_injector.spec.env import (
 from lumigo_injector.spec.naming import workload_attributes
 from lumigo_injector.spec.plain import as_list, as_map, plain_copy
 
+#: `set_env` appends what it adds to an env without `OTEL_RESOURCE_ATTRIBUTES` in one pass
+#: (`_appended`); False: entry by entry through the general path (tests compare the two).
+ONE_PASS_APPEND = True
+
 DOWNWARD_FIELDS = (
     ("k8s.namespace.name", c.ENV_K8S_NAMESPACE_NAME, "metadata.namespace"),
     ("k8s.pod.name", c.ENV_K8S_POD_NAME, "metadata.name"),
@@ -317,6 +321,22 @@ class EnvEdits:
         last[name] = position
         self._added.append(name)
 
+    def extend(self, new: list[dict[str, Any]]) -> None:
+        """`add` of each entry of `new` (names not defined yet, none twice) at the end, in
+        order: the same list, record and operations, in one pass."""
+        entries = self.entries
+        start = len(entries)
+        if self._ops is not None:
+            path = self._path
+            self._ops += [
+                {"op": "add", "path": f"{path}/{start + offset}", "value": entry}
+                for offset, entry in enumerate(new)
+            ]
+        entries += new
+        names = [entry["name"] for entry in new]
+        self._added += names
+        self.last.update(zip(names, range(start, start + len(names))))
+
     def set_value(self, index: int, value: str) -> None:
         """The entry at `index` gets `value` as its `value` (its other keys are kept)."""
         self._edits.put(self.entries[index], f"{self._path}/{index}", "value", value)
@@ -361,6 +381,9 @@ def set_env(
         env.add(inherit)
     _set_merged(env, c.ENV_PYTHONPATH, merged_pythonpath, record, warnings)
     _set_merged(env, c.ENV_AUTOWRAPT_BOOTSTRAP, merged_autowrapt, record, warnings)
+    if ONE_PASS_APPEND and c.ENV_RESOURCE_ATTRIBUTES not in last:  # the rest only appends
+        env.extend(_appended(str(container["name"]), options, settings, last))
+        return
     if c.ENV_TRACER_TOKEN not in last:
         secret = {"name": options.secret_name, "key": options.secret_key, "optional": True}
         env.add({"name": c.ENV_TRACER_TOKEN, "valueFrom": {"secretKeyRef": secret}})
@@ -376,6 +399,36 @@ def set_env(
 
 #: Our resource attributes read from the downward-API variables, e.g. `k8s.pod.name`.
 _DOWNWARD_REFERENCES = tuple((key, f"$({var})") for key, var, _ in DOWNWARD_FIELDS)
+#: Their text in `OTEL_RESOURCE_ATTRIBUTES` (`merged_attributes` of them onto nothing).
+_DOWNWARD_TEXT = ",".join(f"{key}={value}" for key, value in _DOWNWARD_REFERENCES)
+
+
+def _appended(
+    name: str, options: PodOptions, settings: InjectionSettings, last: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """What the rest of `set_env` adds to an env without `OTEL_RESOURCE_ATTRIBUTES`: each
+    entry `env.add` would append, in its order (the downward-API variables, then the
+    attributes that reference them, come last, as `set_resource_attributes` puts them)."""
+    new: list[dict[str, Any]] = []
+    if c.ENV_TRACER_TOKEN not in last:
+        secret = {"name": options.secret_name, "key": options.secret_key, "optional": True}
+        new.append({"name": c.ENV_TRACER_TOKEN, "valueFrom": {"secretKeyRef": secret}})
+    if options.service_name and c.ENV_SERVICE_NAME not in last:
+        new.append({"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)})
+    if settings.endpoint and c.ENV_ENDPOINT not in last:
+        new.append({"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)})
+    for variable, value in container_variables(name, options.enable_logs):
+        if variable not in last:
+            new.append({"name": variable, "value": escape_reference(value)})
+    for _, variable, path in DOWNWARD_FIELDS:
+        if variable not in last:
+            new.append({"name": variable, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+    workloads = "".join(
+        [f",{key}={value}" for key, value in workload_attributes(options.workloads)]
+    )
+    value = f"{_DOWNWARD_TEXT},k8s.container.name={name}{workloads}"
+    new.append({"name": c.ENV_RESOURCE_ATTRIBUTES, "value": value})
+    return new
 
 
 def set_resource_attributes(
