@@ -22,7 +22,6 @@ from lumigo_injector.spec.env import (
     container_variables,
     escape_reference,
     has_unclosed_reference,
-    last_index,
     merged_attributes,
     merged_autowrapt,
     merged_pythonpath,
@@ -62,19 +61,16 @@ def init_container(settings: InjectionSettings, pod_security: Mapping[str, Any])
     as root, where it must override the pod's user to satisfy `runAsNonRoot`.
     """
     security: dict[str, Any] = {"runAsNonRoot": True}
-    if pod_security.get("runAsUser") == 0:
-        security["runAsUser"] = c.INIT_CONTAINER_USER
-    if pod_security.get("runAsGroup") == 0:
-        security["runAsGroup"] = c.INIT_CONTAINER_USER
-    security.update(
-        {
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        }
-    )
+    if pod_security:  # (an empty one, the common case, sets neither)
+        if pod_security.get("runAsUser") == 0:
+            security["runAsUser"] = c.INIT_CONTAINER_USER
+        if pod_security.get("runAsGroup") == 0:
+            security["runAsGroup"] = c.INIT_CONTAINER_USER
+    security["readOnlyRootFilesystem"] = True
+    security["allowPrivilegeEscalation"] = False
+    security["privileged"] = False
+    security["capabilities"] = {"drop": ["ALL"]}
+    security["seccompProfile"] = {"type": "RuntimeDefault"}
     return {
         "name": c.INIT_CONTAINER_NAME,
         "image": settings.init_image,
@@ -121,20 +117,29 @@ def wrong_type(holder: Mapping[str, Any], key: str, kind: type) -> str | None:
 
 def pod_blocker(holder: Mapping[str, Any]) -> str | None:
     spec: Mapping[str, Any] = holder["spec"]
-    wrong = (
-        wrong_type(spec, "volumes", list)
-        or wrong_type(spec, "initContainers", list)
-        or wrong_type(holder, "metadata", dict)
-        or wrong_type(as_map(holder.get("metadata")), "annotations", dict)
-    )
-    if wrong:
-        return f"the pod spec is malformed: {wrong}"
-    if as_map(spec.get("os")).get("name") == "windows":
+    volumes, inits, meta = spec.get("volumes"), spec.get("initContainers"), holder.get("metadata")
+    annotations = meta.get("annotations") if type(meta) is dict else None
+    if not (  # parsed JSON, each absent or of its exact type: nothing to check one by one
+        (volumes is None or type(volumes) is list)
+        and (inits is None or type(inits) is list)
+        and (meta is None or type(meta) is dict)
+        and (annotations is None or type(annotations) is dict)
+    ):
+        wrong = (
+            wrong_type(spec, "volumes", list)
+            or wrong_type(spec, "initContainers", list)
+            or wrong_type(holder, "metadata", dict)
+            or wrong_type(as_map(meta), "annotations", dict)
+        )
+        if wrong:
+            return f"the pod spec is malformed: {wrong}"
+    if spec.get("os") is not None and as_map(spec.get("os")).get("name") == "windows":
         return "Windows pods are not supported"
     for ct in as_list(spec["containers"]):
-        if as_map(ct).get("name") == c.INIT_CONTAINER_NAME:
+        name = ct.get("name") if type(ct) is dict else as_map(ct).get("name")
+        if name == c.INIT_CONTAINER_NAME:
             return f"an app container is named {c.INIT_CONTAINER_NAME!r}"
-    for volume in as_list(spec.get("volumes")):
+    for volume in volumes if type(volumes) is list else as_list(volumes):
         if as_map(volume).get("name") == c.VOLUME_NAME and volume_delivery(volume) is None:
             return (
                 f"a volume named {c.VOLUME_NAME!r} already exists and is neither an emptyDir "
@@ -174,17 +179,23 @@ def _mount_conflict(container: Mapping[str, Any]) -> str | None:
 
 def container_blocker(container: Mapping[str, Any]) -> str | None:
     """Why this container cannot be injected, or None."""
-    for key in ("env", "volumeMounts"):
-        wrong = wrong_type(container, key, list)
-        if wrong:
-            return wrong
-    env = container.get("env")
+    env, mounts = container.get("env"), container.get("volumeMounts")
+    if not ((env is None or type(env) is list) and (mounts is None or type(mounts) is list)):
+        for key in ("env", "volumeMounts"):
+            wrong = wrong_type(container, key, list)
+            if wrong:
+                return wrong
     if env:
+        names = [
+            entry.get("name") if type(entry) is dict or isinstance(entry, Mapping) else None
+            for entry in env
+        ]
         for name in EXTENDED_VARIABLES:
-            index = last_index(env, name)
-            if index is not None and literal_value(env[index]) is None:
-                return f"its {name} comes from valueFrom and cannot be extended"
-    return _mount_conflict(container) if container.get("volumeMounts") else None
+            if name in names:  # where it is defined last (`last_index`)
+                index = len(names) - 1 - names[::-1].index(name)
+                if literal_value(env[index]) is None:
+                    return f"its {name} comes from valueFrom and cannot be extended"
+    return _mount_conflict(container) if mounts else None
 
 
 def select_containers(
@@ -423,11 +434,10 @@ def _appended(
     for _, variable, path in DOWNWARD_FIELDS:
         if variable not in last:
             new.append({"name": variable, "valueFrom": {"fieldRef": {"fieldPath": path}}})
-    workloads = "".join(
-        [f",{key}={value}" for key, value in workload_attributes(options.workloads)]
-    )
-    value = f"{_DOWNWARD_TEXT},k8s.container.name={name}{workloads}"
-    new.append({"name": c.ENV_RESOURCE_ATTRIBUTES, "value": value})
+    attributes = f"{_DOWNWARD_TEXT},k8s.container.name={name}"
+    for key, workload in workload_attributes(options.workloads):
+        attributes += f",{key}={workload}"
+    new.append({"name": c.ENV_RESOURCE_ATTRIBUTES, "value": attributes})
     return new
 
 
