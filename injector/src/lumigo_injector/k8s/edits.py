@@ -41,7 +41,8 @@ class Edits:
         """`holder[key] = value`; `path` is `holder`'s pointer."""
         if id(holder) not in self._created:
             op = "replace" if key in holder else "add"
-            self.ops.append({"op": op, "path": f"{path}/{escape(key)}", "value": value})
+            token = escape(key) if "/" in key or "~" in key else key
+            self.ops.append({"op": op, "path": f"{path}/{token}", "value": value})
         holder[key] = value
 
     def create(self, holder: dict[str, Any], path: str, key: str, value: Any) -> None:

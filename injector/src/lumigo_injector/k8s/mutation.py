@@ -56,6 +56,8 @@ __all__ = [
 ]
 
 _STATE_VERSION = 1
+#: The JSON Pointer of each kind's pod (template), e.g. `/spec/template` for a Deployment.
+_HOLDER_POINTERS = {kind: pointer(keys) for kind, keys in POD_TEMPLATE_KINDS.items()}
 #: The API server refuses an object whose annotations (keys and values) pass this many bytes.
 ANNOTATIONS_LIMIT = 256 * 1024
 
@@ -196,7 +198,7 @@ def _inject_site(
     state: dict[str, Any] = {"v": _STATE_VERSION, "created": [], "containers": {}}
     state["delivery"] = delivery
     edits = Edits()
-    holder_path = pointer(POD_TEMPLATE_KINDS[site.kind])
+    holder_path = _HOLDER_POINTERS.get(site.kind) or pointer(POD_TEMPLATE_KINDS[site.kind])
     meta_path = f"{holder_path}/metadata"
     spec_path = f"{holder_path}/spec"
     meta: dict[str, Any] = ensure(

@@ -90,20 +90,25 @@ def pod_options(
 ) -> PodOptions:
     """Secret, service name, containers, workloads and logs for this pod, with warnings."""
     warnings: list[str] = []
-    secret_name = _override(
-        annotations,
-        c.ANNOTATION_SECRET_NAME,
-        _is_dns_subdomain,
-        "Secret name",
-        settings.secret_name,
-        warnings,
-    )
-    secret_key = _override(
-        annotations, c.ANNOTATION_SECRET_KEY, _is_secret_key, "Secret key",
-        settings.secret_key, warnings,
-    )  # fmt: skip
+    secret_name, secret_key = settings.secret_name, settings.secret_key
+    if c.ANNOTATION_SECRET_NAME in annotations:
+        secret_name = _override(
+            annotations,
+            c.ANNOTATION_SECRET_NAME,
+            _is_dns_subdomain,
+            "Secret name",
+            settings.secret_name,
+            warnings,
+        )
+    if c.ANNOTATION_SECRET_KEY in annotations:
+        secret_key = _override(
+            annotations, c.ANNOTATION_SECRET_KEY, _is_secret_key, "Secret key",
+            settings.secret_key, warnings,
+        )  # fmt: skip
     container_names: tuple[str, ...] | None = None
-    value = _annotation(annotations, c.ANNOTATION_CONTAINER_NAMES)
+    value = None
+    if c.ANNOTATION_CONTAINER_NAMES in annotations:
+        value = _annotation(annotations, c.ANNOTATION_CONTAINER_NAMES)
     if value is not None:
         names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
         if names:

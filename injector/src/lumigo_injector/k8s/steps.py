@@ -22,7 +22,6 @@ from lumigo_injector.spec.env import (
     container_variables,
     escape_reference,
     has_unclosed_reference,
-    last_index,
     merged_attributes,
     merged_autowrapt,
     merged_pythonpath,
@@ -30,6 +29,10 @@ from lumigo_injector.spec.env import (
 )
 from lumigo_injector.spec.naming import workload_attributes
 from lumigo_injector.spec.plain import as_list, as_map, plain_copy
+
+#: `set_env` appends what it adds to an env without `OTEL_RESOURCE_ATTRIBUTES` in one pass
+#: (`_appended`); False: entry by entry through the general path (tests compare the two).
+ONE_PASS_APPEND = True
 
 DOWNWARD_FIELDS = (
     ("k8s.namespace.name", c.ENV_K8S_NAMESPACE_NAME, "metadata.namespace"),
@@ -58,19 +61,16 @@ def init_container(settings: InjectionSettings, pod_security: Mapping[str, Any])
     as root, where it must override the pod's user to satisfy `runAsNonRoot`.
     """
     security: dict[str, Any] = {"runAsNonRoot": True}
-    if pod_security.get("runAsUser") == 0:
-        security["runAsUser"] = c.INIT_CONTAINER_USER
-    if pod_security.get("runAsGroup") == 0:
-        security["runAsGroup"] = c.INIT_CONTAINER_USER
-    security.update(
-        {
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        }
-    )
+    if pod_security:  # (an empty one, the common case, sets neither)
+        if pod_security.get("runAsUser") == 0:
+            security["runAsUser"] = c.INIT_CONTAINER_USER
+        if pod_security.get("runAsGroup") == 0:
+            security["runAsGroup"] = c.INIT_CONTAINER_USER
+    security["readOnlyRootFilesystem"] = True
+    security["allowPrivilegeEscalation"] = False
+    security["privileged"] = False
+    security["capabilities"] = {"drop": ["ALL"]}
+    security["seccompProfile"] = {"type": "RuntimeDefault"}
     return {
         "name": c.INIT_CONTAINER_NAME,
         "image": settings.init_image,
@@ -117,20 +117,29 @@ def wrong_type(holder: Mapping[str, Any], key: str, kind: type) -> str | None:
 
 def pod_blocker(holder: Mapping[str, Any]) -> str | None:
     spec: Mapping[str, Any] = holder["spec"]
-    wrong = (
-        wrong_type(spec, "volumes", list)
-        or wrong_type(spec, "initContainers", list)
-        or wrong_type(holder, "metadata", dict)
-        or wrong_type(as_map(holder.get("metadata")), "annotations", dict)
-    )
-    if wrong:
-        return f"the pod spec is malformed: {wrong}"
-    if as_map(spec.get("os")).get("name") == "windows":
+    volumes, inits, meta = spec.get("volumes"), spec.get("initContainers"), holder.get("metadata")
+    annotations = meta.get("annotations") if type(meta) is dict else None
+    if not (  # parsed JSON, each absent or of its exact type: nothing to check one by one
+        (volumes is None or type(volumes) is list)
+        and (inits is None or type(inits) is list)
+        and (meta is None or type(meta) is dict)
+        and (annotations is None or type(annotations) is dict)
+    ):
+        wrong = (
+            wrong_type(spec, "volumes", list)
+            or wrong_type(spec, "initContainers", list)
+            or wrong_type(holder, "metadata", dict)
+            or wrong_type(as_map(meta), "annotations", dict)
+        )
+        if wrong:
+            return f"the pod spec is malformed: {wrong}"
+    if spec.get("os") is not None and as_map(spec.get("os")).get("name") == "windows":
         return "Windows pods are not supported"
     for ct in as_list(spec["containers"]):
-        if as_map(ct).get("name") == c.INIT_CONTAINER_NAME:
+        name = ct.get("name") if type(ct) is dict else as_map(ct).get("name")
+        if name == c.INIT_CONTAINER_NAME:
             return f"an app container is named {c.INIT_CONTAINER_NAME!r}"
-    for volume in as_list(spec.get("volumes")):
+    for volume in volumes if type(volumes) is list else as_list(volumes):
         if as_map(volume).get("name") == c.VOLUME_NAME and volume_delivery(volume) is None:
             return (
                 f"a volume named {c.VOLUME_NAME!r} already exists and is neither an emptyDir "
@@ -170,17 +179,23 @@ def _mount_conflict(container: Mapping[str, Any]) -> str | None:
 
 def container_blocker(container: Mapping[str, Any]) -> str | None:
     """Why this container cannot be injected, or None."""
-    for key in ("env", "volumeMounts"):
-        wrong = wrong_type(container, key, list)
-        if wrong:
-            return wrong
-    env = container.get("env")
+    env, mounts = container.get("env"), container.get("volumeMounts")
+    if not ((env is None or type(env) is list) and (mounts is None or type(mounts) is list)):
+        for key in ("env", "volumeMounts"):
+            wrong = wrong_type(container, key, list)
+            if wrong:
+                return wrong
     if env:
+        names = [
+            entry.get("name") if type(entry) is dict or isinstance(entry, Mapping) else None
+            for entry in env
+        ]
         for name in EXTENDED_VARIABLES:
-            index = last_index(env, name)
-            if index is not None and literal_value(env[index]) is None:
-                return f"its {name} comes from valueFrom and cannot be extended"
-    return _mount_conflict(container) if container.get("volumeMounts") else None
+            if name in names:  # where it is defined last (`last_index`)
+                index = len(names) - 1 - names[::-1].index(name)
+                if literal_value(env[index]) is None:
+                    return f"its {name} comes from valueFrom and cannot be extended"
+    return _mount_conflict(container) if mounts else None
 
 
 def select_containers(
@@ -317,6 +332,22 @@ class EnvEdits:
         last[name] = position
         self._added.append(name)
 
+    def extend(self, new: list[dict[str, Any]]) -> None:
+        """`add` of each entry of `new` (names not defined yet, none twice) at the end, in
+        order: the same list, record and operations, in one pass."""
+        entries = self.entries
+        start = len(entries)
+        if self._ops is not None:
+            path = self._path
+            self._ops += [
+                {"op": "add", "path": f"{path}/{start + offset}", "value": entry}
+                for offset, entry in enumerate(new)
+            ]
+        entries += new
+        names = [entry["name"] for entry in new]
+        self._added += names
+        self.last.update(zip(names, range(start, start + len(names))))
+
     def set_value(self, index: int, value: str) -> None:
         """The entry at `index` gets `value` as its `value` (its other keys are kept)."""
         self._edits.put(self.entries[index], f"{self._path}/{index}", "value", value)
@@ -361,6 +392,9 @@ def set_env(
         env.add(inherit)
     _set_merged(env, c.ENV_PYTHONPATH, merged_pythonpath, record, warnings)
     _set_merged(env, c.ENV_AUTOWRAPT_BOOTSTRAP, merged_autowrapt, record, warnings)
+    if ONE_PASS_APPEND and c.ENV_RESOURCE_ATTRIBUTES not in last:  # the rest only appends
+        env.extend(_appended(str(container["name"]), options, settings, last))
+        return
     if c.ENV_TRACER_TOKEN not in last:
         secret = {"name": options.secret_name, "key": options.secret_key, "optional": True}
         env.add({"name": c.ENV_TRACER_TOKEN, "valueFrom": {"secretKeyRef": secret}})
@@ -376,6 +410,35 @@ def set_env(
 
 #: Our resource attributes read from the downward-API variables, e.g. `k8s.pod.name`.
 _DOWNWARD_REFERENCES = tuple((key, f"$({var})") for key, var, _ in DOWNWARD_FIELDS)
+#: Their text in `OTEL_RESOURCE_ATTRIBUTES` (`merged_attributes` of them onto nothing).
+_DOWNWARD_TEXT = ",".join(f"{key}={value}" for key, value in _DOWNWARD_REFERENCES)
+
+
+def _appended(
+    name: str, options: PodOptions, settings: InjectionSettings, last: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """What the rest of `set_env` adds to an env without `OTEL_RESOURCE_ATTRIBUTES`: each
+    entry `env.add` would append, in its order (the downward-API variables, then the
+    attributes that reference them, come last, as `set_resource_attributes` puts them)."""
+    new: list[dict[str, Any]] = []
+    if c.ENV_TRACER_TOKEN not in last:
+        secret = {"name": options.secret_name, "key": options.secret_key, "optional": True}
+        new.append({"name": c.ENV_TRACER_TOKEN, "valueFrom": {"secretKeyRef": secret}})
+    if options.service_name and c.ENV_SERVICE_NAME not in last:
+        new.append({"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)})
+    if settings.endpoint and c.ENV_ENDPOINT not in last:
+        new.append({"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)})
+    for variable, value in container_variables(name, options.enable_logs):
+        if variable not in last:
+            new.append({"name": variable, "value": escape_reference(value)})
+    for _, variable, path in DOWNWARD_FIELDS:
+        if variable not in last:
+            new.append({"name": variable, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+    attributes = f"{_DOWNWARD_TEXT},k8s.container.name={name}"
+    for key, workload in workload_attributes(options.workloads):
+        attributes += f",{key}={workload}"
+    new.append({"name": c.ENV_RESOURCE_ATTRIBUTES, "value": attributes})
+    return new
 
 
 def set_resource_attributes(

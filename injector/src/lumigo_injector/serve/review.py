@@ -105,9 +105,19 @@ _OWNER_KEYS = ("apiVersion", "kind", "name", "uid")
 def _check_object(obj: Mapping[str, Any]) -> bytes | None:
     """Raise `MalformedReview` when `obj` breaks a bound; else its `fastjson.image`."""
     meta = _map(obj.get("metadata"))
-    _short("metadata.name", meta.get("name"))
-    _short("metadata.generateName", meta.get("generateName"))
-    _short("metadata.namespace", meta.get("namespace"))
+    name, generate_name, namespace = (
+        meta.get("name"),
+        meta.get("generateName"),
+        meta.get("namespace"),
+    )
+    if not (  # the common case at once: each absent, short or not a string
+        (not isinstance(name, str) or len(name) <= MAX_NAME)
+        and (not isinstance(generate_name, str) or len(generate_name) <= MAX_NAME)
+        and (not isinstance(namespace, str) or len(namespace) <= MAX_NAME)
+    ):
+        _short("metadata.name", name)
+        _short("metadata.generateName", generate_name)
+        _short("metadata.namespace", namespace)
     owners = meta.get("ownerReferences")
     if isinstance(owners, list):
         for owner in owners:

@@ -237,7 +237,11 @@ class Admission:
                 # re-injection diffs the pod against the uninjected copy it works on.
                 copy = pod if request.obj_json is not None and type(pod) is dict else None
                 result = inject(pod, self._injection, namespace_annotations, working_copy=copy)
-                warnings = tuple(f"lumigo-injector: {w}" for w in result.warnings)
+                warnings = (
+                    tuple([f"lumigo-injector: {w}" for w in result.warnings])
+                    if result.warnings
+                    else ()
+                )
                 patch = pod_patch(pod, result)
                 encoded = encode_patch(patch) if patch else None
                 reason = result.reason[:MAX_REASON]

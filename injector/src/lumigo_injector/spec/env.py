@@ -52,10 +52,10 @@ def merged_pythonpath(existing: str) -> str:
 
 def merged_autowrapt(existing: str) -> str:
     """The user's comma list of autowrapt bootstraps, verbatim, with ours appended (once)."""
-    if AUTOWRAPT_ENTRY_POINT in (e.strip() for e in existing.split(",")):
-        return existing
-    if not existing.strip():
+    if not existing.strip():  # (then it cannot hold ours either)
         return AUTOWRAPT_ENTRY_POINT
+    if AUTOWRAPT_ENTRY_POINT in [e.strip() for e in existing.split(",")]:
+        return existing
     separator = "" if existing.rstrip().endswith(",") else ","
     return f"{existing}{separator}{AUTOWRAPT_ENTRY_POINT}"
 

@@ -35,6 +35,10 @@ def annotations_of(holder: Mapping[str, Any]) -> Mapping[str, Any]:
     return as_map(as_map(holder.get("metadata")).get("annotations"))
 
 
+#: Values `plain_copy` returns as they are (exact types: a subclass goes through the checks).
+_LEAVES = frozenset({str, int, bool, float})
+
+
 def plain_copy(value: Any) -> Any:
     """A deep copy of JSON-like data in which no two places share an object.
 
@@ -44,7 +48,12 @@ def plain_copy(value: Any) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is bool or kind is float or value is None:
         return value  # the common leaves first: no ABC check
-    if kind is dict or isinstance(value, Mapping):
+    if kind is dict:  # parsed JSON: its leaves (str, int, bool, None) need no call each
+        return {
+            key: item if type(item) in _LEAVES or item is None else plain_copy(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, Mapping):
         return {key: plain_copy(item) for key, item in value.items()}
     if kind is list or isinstance(value, list | tuple):
         return [plain_copy(item) for item in value]
