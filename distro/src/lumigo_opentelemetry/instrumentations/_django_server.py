@@ -36,7 +36,7 @@ from opentelemetry.instrumentation.django.middleware import otel_middleware
 from opentelemetry.instrumentation.django.middleware.otel_middleware import _DjangoMiddleware
 
 from lumigo_opentelemetry.instrumentations import payloads
-from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans
 from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 from lumigo_opentelemetry.instrumentations._wsgi_request import (
@@ -189,6 +189,7 @@ class _Lean:
 
     def end(self, request: Any, state: _State, response: Any) -> None:
         span = state.span
+        ready = None  # the late attributes, once complete: set as the span ends
         try:
             if response is not None and span.is_recording():
                 late = state.late
@@ -197,7 +198,7 @@ class _Lean:
                 if self.custom_response is not None and span.kind is self.server:
                     late.update(self.custom_response(response.items()))
                 self._capture(request, response, late)
-                set_attributes(span, late)
+                ready = late
                 status = self.status_of(code, server_span=True)
                 if status is not self.unset:  # the SDK ignores an UNSET status
                     span.set_status(self.status(status))
@@ -211,7 +212,7 @@ class _Lean:
                 span.set_status(self.status(self.error, f"{type(exc).__name__}: {exc}"))
         finally:
             try:
-                end_span(span)
+                end_span(span, None, ready)
             finally:
                 self.current.detach(state.token)
 

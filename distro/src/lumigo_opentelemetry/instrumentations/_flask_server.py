@@ -44,7 +44,7 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from lumigo_opentelemetry.instrumentations import payloads
-from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans
 from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 from lumigo_opentelemetry.instrumentations._wsgi_request import (
@@ -320,8 +320,6 @@ class FlaskServerSpans:
                 late["http.status_code"] = code
         if state.capture:
             self._capture(state, late)
-        if late:
-            set_attributes(span, late)
         if status is not None:
             if code < 0:
                 span.set_status(self._status(self._error, "Non-integer HTTP status: " + code_text))
@@ -332,7 +330,7 @@ class FlaskServerSpans:
         if exc is not None and isinstance(exc, Exception):
             span.record_exception(exc)
             span.set_status(self._status(self._error, f"{type(exc).__name__}: {exc}"))
-        end_span(span)
+        end_span(span, None, late)  # the late attributes set as it ends, in one call
 
     def _capture(self, state: _Request, late: Dict[str, Any]) -> None:
         config = self.config
