@@ -27,7 +27,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from lumigo_devtools.receiver import OtlpReceiver
-from lumigo_opentelemetry.instrumentations._fastspan import fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
 
 START = {
     "http.method": "GET",
@@ -679,3 +679,60 @@ def test_the_distro_export_set_up_receives_what_the_sdk_sends() -> None:
         ("force_flush", ""),
         ("shutdown", ""),
     ]
+
+
+#: attributes given to `end_span` as the span ends: clean ones (its lean path), and
+#: ones the SDK changes, drops or moves (its general path)
+_LATE_CASES: List[Dict[str, Any]] = [
+    LATE,
+    {},
+    {"late.long": "a value far too long"},
+    {"http.method": "POST", "late.new": 1},
+    {"late.list": ["x", "y"]},
+    {"a": 1, "b": 2, "c": 3},  # past the count limit (8): the oldest dropped
+]
+
+
+def _ended_with_late(receiver: OtlpReceiver, fast: bool) -> list:
+    """Spans ended with late attributes, under the distro's export set-up: through
+    `end_span(span, None, late)`, or the SDK's `set_attributes` then `end`."""
+    from lumigo_opentelemetry.config import Config
+    from lumigo_opentelemetry.export.otlp import build_batch_processor, build_exporter
+    from lumigo_opentelemetry.export.skip import SkipExportFilter
+
+    receiver.clear()
+    config = Config(token="t_fast", endpoint=receiver.url)
+    provider = TracerProvider(
+        span_limits=SpanLimits(max_span_attributes=8, max_span_attribute_length=12)
+    )
+    provider.add_span_processor(
+        SkipExportFilter(build_batch_processor(config, build_exporter(config)))
+    )
+    tracer = provider.get_tracer("opentelemetry.instrumentation.flask")
+    for at, late in enumerate(_LATE_CASES):
+        start = 10 * at + 1
+        if fast:
+            span = fast_spans(tracer).start_span(f"s{at}", None, SpanKind.SERVER, START, start)
+            end_span(span, start + 5, dict(late))
+        else:
+            span = tracer.start_span(
+                f"s{at}", kind=SpanKind.SERVER, attributes=dict(START), start_time=start
+            )
+            span.set_attributes(dict(late))
+            span.end(start + 5)
+    ended = tracer.start_span("ended", start_time=100)
+    ended.end(105)
+    (end_span if fast else lambda span, at, late: span.set_attributes(late))(
+        ended, 110, {"after.end": "ignored"}
+    )  # an ended span: nothing set, not ended again
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+    return _received(receiver)
+
+
+def test_late_attributes_given_to_end_span_are_recorded_as_the_sdk_records_them() -> None:
+    with OtlpReceiver() as receiver:
+        sdk = _ended_with_late(receiver, False)
+        ours = _ended_with_late(receiver, True)
+    assert len(sdk) == len(_LATE_CASES) + 1
+    assert ours == sdk

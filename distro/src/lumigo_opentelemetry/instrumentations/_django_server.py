@@ -36,7 +36,7 @@ from opentelemetry.instrumentation.django.middleware import otel_middleware
 from opentelemetry.instrumentation.django.middleware.otel_middleware import _DjangoMiddleware
 
 from lumigo_opentelemetry.instrumentations import payloads
-from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans
 from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 from lumigo_opentelemetry.instrumentations._wsgi_request import (
@@ -167,7 +167,7 @@ class _Lean:
         name = self.span_name(request)
         current, server = self.current.current()
         if server:
-            parent = self.extract(meta)
+            parent = self.extract.wsgi(meta)  # (META is the WSGI environ)
             kind = self.server
             if self.custom_request is not None:
                 attributes.update(self.custom_request(meta))
@@ -175,13 +175,15 @@ class _Lean:
         else:
             parent = current
             kind = self.internal
-        payloads.set_captured(
-            attributes,  # type: ignore[arg-type]
-            payloads.REQUEST_HEADERS,
-            _request_headers,
-            meta,
-            self.config,
-        )
+        try:  # (as `payloads.set_captured(attributes, ...)` does it, inline)
+            # `dict(request.headers)` as the hook renders it, from `request.META`
+            headers = payloads.wsgi_headers_attribute(meta, self.config, keep_empty_content=True)
+            if headers is not None:
+                attributes[payloads.REQUEST_HEADERS] = headers
+        except Exception:
+            logger.debug(
+                "capturing %s failed; attribute dropped", payloads.REQUEST_HEADERS, exc_info=True
+            )
         if unchecked is not None and payloads.REQUEST_HEADERS in attributes:
             unchecked[payloads.REQUEST_HEADERS] = attributes[payloads.REQUEST_HEADERS]
         span = self.spans.start_span(name, parent, kind, attributes, start, unchecked)
@@ -189,6 +191,7 @@ class _Lean:
 
     def end(self, request: Any, state: _State, response: Any) -> None:
         span = state.span
+        ready = None  # the late attributes, once complete: set as the span ends
         try:
             if response is not None and span.is_recording():
                 late = state.late
@@ -197,7 +200,7 @@ class _Lean:
                 if self.custom_response is not None and span.kind is self.server:
                     late.update(self.custom_response(response.items()))
                 self._capture(request, response, late)
-                set_attributes(span, late)
+                ready = late
                 status = self.status_of(code, server_span=True)
                 if status is not self.unset:  # the SDK ignores an UNSET status
                     span.set_status(self.status(status))
@@ -211,7 +214,7 @@ class _Lean:
                 span.set_status(self.status(self.error, f"{type(exc).__name__}: {exc}"))
         finally:
             try:
-                end_span(span)
+                end_span(span, None, ready)
             finally:
                 self.current.detach(state.token)
 
@@ -233,12 +236,6 @@ def _is_asgi(request: Any) -> bool:
     """contrib's test: ASGI requests take its own path."""
     asgi_request = _ASGI_REQUEST
     return asgi_request is not None and isinstance(request, asgi_request)
-
-
-def _request_headers(meta: Dict[str, Any], config: Config) -> str:
-    """`dict(request.headers)` as the hook renders it, from `request.META` (the text
-    from `wsgi_headers_attribute`'s bounded memo)."""
-    return payloads.wsgi_headers_attribute(meta, config, keep_empty_content=True)
 
 
 class LeanMiddleware(_DjangoMiddleware):

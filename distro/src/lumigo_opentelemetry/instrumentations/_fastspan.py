@@ -17,8 +17,8 @@ change in what is recorded:
   processors are just the distro's exporting one, the processor layer calls its hooks
   directly (the SDK's multi-processor and the export filter, a call each per hook,
   are done in the layer; hooks with an empty body are not called).
-- `end_span(span)`: `span.end()`, in one call when the span goes only to the distro's
-  exporting processor (`_leanend`).
+- `end_span(span, late=...)`: `set_attributes(span, late)` then `span.end()`, in one call
+  when the span goes only to the distro's exporting processor (`_leanend`).
 - `set_attributes(span, attributes)`: the same for the attributes set when a request
   ends (new keys only, within the limits), else `span.set_attributes`.
 
@@ -185,10 +185,14 @@ class _ProcessorLayer:
         if not skipped:
             plan[2](span)
 
-    def end(self, span: Any, end_time: Optional[int]) -> bool:
+    def end(
+        self, span: Any, end_time: Optional[int], late: Optional[Dict[str, Any]] = None
+    ) -> bool:
         """`span.end(end_time)` as the SDK's `Span.end` ends it (`_leanend`), for a span
         that goes only to the distro's encoding processor: handed to its `on_end_live`;
-        False (nothing done) when `span.end` must do it."""
+        False (nothing done) when `span.end` must do it. `late`: attributes set first,
+        under the same lock, when `set_attributes` would put them in the map as they are
+        (clean, new keys, within the count limit); else False, nothing done."""
         lean = self.lean_end
         known = self._known  # read before the plan: `_plan` sets it after
         plan = self._made
@@ -207,9 +211,31 @@ class _ProcessorLayer:
         store = getattr(attributes, "_dict", None)
         if type(store) is not dict:
             return False
+        maxlen: Any = None
+        lock: Any = None
+        if late:  # the map's fields `set_attributes` reads, else the general way
+            maxlen = getattr(attributes, "maxlen", _NOTHING)
+            max_value_len: Any = getattr(attributes, "max_value_len", _NOTHING)
+            lock = getattr(attributes, "_lock", None)
+            if (
+                maxlen is _NOTHING
+                or max_value_len is _NOTHING
+                or lock is None
+                or not clean(late, None, max_value_len)
+            ):
+                return False
         with span._lock:
             if span._start_time is None or span._end_time is not None:
                 return False  # `end` raises or warns
+            if late:
+                with lock:
+                    if (
+                        getattr(attributes, "_immutable", True)
+                        or (maxlen is not None and len(store) + len(late) > maxlen)
+                        or not store.keys().isdisjoint(late)
+                    ):
+                        return False
+                    store.update(late)
             span._end_time = end_time if end_time is not None else lean.sdk.time_ns()
             if lean.immutable:
                 attributes._immutable = True
@@ -406,12 +432,16 @@ class FastSpans:
             pending.fill = None
 
 
-def end_span(span: Any, end_time: Optional[int] = None) -> None:
-    """`span.end(end_time)`; in one call (`_ProcessorLayer.end`) when the span goes only to
-    the distro's exporting processor."""
+def end_span(
+    span: Any, end_time: Optional[int] = None, late: Optional[Dict[str, Any]] = None
+) -> None:
+    """`set_attributes(span, late)` (when given) then `span.end(end_time)`; in one call
+    (`_ProcessorLayer.end`) when the span goes only to the distro's exporting processor."""
     processor = getattr(span, "_span_processor", None)
-    if type(processor) is _ProcessorLayer and processor.end(span, end_time):
+    if type(processor) is _ProcessorLayer and processor.end(span, end_time, late):
         return
+    if late:
+        set_attributes(span, late)
     span.end(end_time)
 
 

@@ -44,7 +44,7 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from lumigo_opentelemetry.instrumentations import payloads
-from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans
 from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
 from lumigo_opentelemetry.instrumentations._propagation import Extractor
 from lumigo_opentelemetry.instrumentations._wsgi_request import (
@@ -161,10 +161,13 @@ class FlaskServerSpans:
         preprocess = app.preprocess_request
         process_response = app.process_response
         teardown = app.do_teardown_request
-        start, end, capture = self._before_request, self._teardown_request, self._response
+        start, end, capture = self._start, self._teardown_request, self._response
 
         def preprocess_request() -> Any:
-            start()
+            try:
+                start()
+            except Exception:
+                logger.debug("flask server span not started", exc_info=True)
             return preprocess()
 
         def process_response_then_capture(response: Any) -> Any:
@@ -220,12 +223,6 @@ class FlaskServerSpans:
 
     # --- span start -------------------------------------------------------------------
 
-    def _before_request(self) -> None:
-        try:
-            self._start()
-        except Exception:
-            logger.debug("flask server span not started", exc_info=True)
-
     def _start(self) -> None:
         if not self._prepared:
             self._prepare()
@@ -254,9 +251,11 @@ class FlaskServerSpans:
         else:
             parent = self._extract(environ)
             kind = self._server
-            headers = _captured(
-                payloads.REQUEST_HEADERS, payloads.wsgi_headers_attribute, environ, self.config
-            )
+            try:  # (as `_captured` does it, inline)
+                headers: Optional[str] = payloads.wsgi_headers_attribute(environ, self.config)
+            except Exception:
+                _dropped(payloads.REQUEST_HEADERS)
+                headers = None
             if headers is not None:
                 attributes[payloads.REQUEST_HEADERS] = headers
                 if unchecked is not None:
@@ -320,8 +319,6 @@ class FlaskServerSpans:
                 late["http.status_code"] = code
         if state.capture:
             self._capture(state, late)
-        if late:
-            set_attributes(span, late)
         if status is not None:
             if code < 0:
                 span.set_status(self._status(self._error, "Non-integer HTTP status: " + code_text))
@@ -332,13 +329,17 @@ class FlaskServerSpans:
         if exc is not None and isinstance(exc, Exception):
             span.record_exception(exc)
             span.set_status(self._status(self._error, f"{type(exc).__name__}: {exc}"))
-        end_span(span)
+        end_span(span, None, late)  # the late attributes set as it ends, in one call
 
     def _capture(self, state: _Request, late: Dict[str, Any]) -> None:
         config = self.config
         headers = state.response_headers
         if headers is not None:
-            text = _captured(payloads.RESPONSE_HEADERS, payloads.headers_attribute, headers, config)
+            try:  # (as `_captured` does it, inline)
+                text: Optional[str] = payloads.headers_attribute(headers, config)
+            except Exception:
+                _dropped(payloads.RESPONSE_HEADERS)
+                text = None
             if text is not None:
                 late[payloads.RESPONSE_HEADERS] = text
             if self._custom_response is not None:
@@ -362,7 +363,11 @@ class FlaskServerSpans:
         try:
             state: Any = self._current_context().request.environ.get(_STATE_KEY)
             if state is not None and state.capture:
-                body = _captured(payloads.RESPONSE_BODY, self._response_body, response, self.config)
+                try:  # (as `_captured` does it, inline)
+                    body = self._response_body(response, self.config)
+                except Exception:
+                    _dropped(payloads.RESPONSE_BODY)
+                    body = None
                 if body is not None:
                     state.late[payloads.RESPONSE_BODY] = body
         except Exception:
@@ -406,6 +411,11 @@ def _captured(key: str, compute: Callable[..., Optional[str]], *args: Any) -> Op
     except Exception:
         logger.debug("capturing %s failed; attribute dropped", key, exc_info=True)
         return None
+
+
+def _dropped(key: str) -> None:
+    """What `_captured` logs when computing attribute `key` failed (in an except block)."""
+    logger.debug("capturing %s failed; attribute dropped", key, exc_info=True)
 
 
 def _request_context_getter() -> Callable[[], Any]:
