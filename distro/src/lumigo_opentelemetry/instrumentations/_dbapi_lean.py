@@ -319,6 +319,8 @@ def _fill(span: Any, attributes: Dict[str, Any], longest: Optional[int]) -> None
                 with span._lock, bounded._lock:
                     if not store and span._end_time is None and not bounded._immutable:
                         store.update(attributes)
+                        # the encoder reuses these pairs' fields (`ATTRIBUTES_HINT`)
+                        span._lumigo_attributes = attributes
                         return
         except Exception:  # not the SDK's span and attribute map
             logger.debug("DB-API span attributes set the SDK's way", exc_info=True)
