@@ -268,10 +268,10 @@ class SpanEncoder:
         self._names: Dict[Tuple[str, int], bytes] = {}
         self._key_heads: Dict[str, bytes] = {}  # key -> its `KeyValue.key` field and value tag
         self._old_names: Dict[Tuple[str, int], bytes] = {}
-        # id -> (object kept alive so the id stays its own, encoded bytes)
         # id(hint) -> (hint, its pairs, their keys, the keys of int values, their fields)
         self._hints: Dict[int, Tuple[Any, Dict[str, Any], Tuple[str, ...], Tuple[str, ...], bytes]]
         self._hints = {}
+        # id -> (object kept alive so the id stays its own, encoded bytes)
         self._resources: Dict[int, Tuple[Any, bytes]] = {}
         self._scopes: Dict[int, Tuple[Any, bytes]] = {}
 
