@@ -488,3 +488,38 @@ def test_lean_span_path_writes_the_general_paths_bytes() -> None:
         for span in spans:
             assert encoder.span(span) == encoder._span_fields(span), span.name
     assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
+
+
+def test_spans_sharing_an_attributes_hint_equal_the_reference_whatever_they_carry() -> None:
+    """`ATTRIBUTES_HINT` (the lean DB-API path's spans share their query plan's dict) only
+    picks kept fields to try: a span whose pairs differ from the kept ones in any value,
+    type (True for 1, 1.0 for 1, an IntEnum), order or count is encoded as the reference
+    encodes it; one with the same pairs gets the same bytes."""
+    import enum
+
+    from lumigo_opentelemetry.export.encoder import ATTRIBUTES_HINT
+
+    class Code(enum.IntEnum):
+        ONE = 1
+
+    plan: dict[str, Any] = {"db.system": "mysql", "db.statement": "SELECT 1", "n": 1}
+    variants: list[dict[str, Any]] = [
+        dict(plan),
+        {**plan, "n": True},
+        {**plan, "n": 1.0},
+        {**plan, "n": Code.ONE},
+        {**plan, "db.statement": "SELECT 2"},
+        {"n": 1, "db.system": "mysql", "db.statement": "SELECT 1"},
+        {**plan, "extra": "x"},
+        {"db.system": "mysql", "db.statement": "SELECT 1"},
+    ]
+    tracer = TracerProvider().get_tracer("opentelemetry.instrumentation.dbapi")
+    encoder = SpanEncoder()
+    # each variant right after the plan's own pairs (kept then), and twice (kept itself)
+    for attributes in [v for variant in variants for v in (plan, variant, variant)]:
+        span: Any = tracer.start_span("SELECT", kind=SpanKind.CLIENT, attributes=attributes)
+        setattr(span, ATTRIBUTES_HINT, plan)
+        span.end()
+        got = ExportTraceServiceRequest.FromString(encoder.encode([span]))
+        assert got == encode_spans([span]), attributes
+    assert len(encoder._hints) == 1

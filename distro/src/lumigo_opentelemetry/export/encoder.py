@@ -268,6 +268,9 @@ class SpanEncoder:
         self._names: Dict[Tuple[str, int], bytes] = {}
         self._key_heads: Dict[str, bytes] = {}  # key -> its `KeyValue.key` field and value tag
         self._old_names: Dict[Tuple[str, int], bytes] = {}
+        # id(hint) -> (hint, its pairs, their keys, the keys of int values, their fields)
+        self._hints: Dict[int, Tuple[Any, Dict[str, Any], Tuple[str, ...], Tuple[str, ...], bytes]]
+        self._hints = {}
         # id -> (object kept alive so the id stays its own, encoded bytes)
         self._resources: Dict[int, Tuple[Any, bytes]] = {}
         self._scopes: Dict[int, Tuple[Any, bytes]] = {}
@@ -511,8 +514,21 @@ class SpanEncoder:
         end_time = span._end_time
         parts = [ids, name_kind, _TIMES.pack(0x39, start_time or 0, 0x41, end_time or 0)]
         inner = attributes._dict
-        if type(inner) is dict and _PLAIN.issuperset(map(type, inner.values())):
+        hint = getattr(span, ATTRIBUTES_HINT, None)  # (`__dict__` would make its dict)
+        known = self._hints.get(id(hint)) if hint is not None else None
+        if (
+            known is not None
+            and known[0] is hint
+            and type(inner) is dict
+            and inner == known[1]
+            and tuple(inner) == known[2]
+            and _ints_exact(inner, known[3])
+        ):
+            parts.append(known[4])  # the same pairs, in the same order, as last time
+        elif type(inner) is dict and _PLAIN.issuperset(map(type, inner.values())):
             parts += map(self._span_attributes.__getitem__, inner.items())
+            if hint is not None:
+                self._keep_hint(hint, inner, parts)
         else:
             self._span_attribute_fields(attributes, parts)
         events: Any = span._events
@@ -535,6 +551,18 @@ class SpanEncoder:
             parts.append(self._status_field(status))
             parts.append(_REMOTE_PARENT if remote else _LOCAL_PARENT)
         return b"".join(parts)
+
+    def _keep_hint(self, hint: Any, inner: Dict[str, Any], parts: List[bytes]) -> None:
+        """Keeps the attribute fields just appended to `parts` (after its first three) for
+        later spans given the same `hint` (see `ATTRIBUTES_HINT`), with what they must
+        match: a copy of the pairs, their keys in order, the keys of int values, whose
+        values must be exact ints (an equal bool or float is not; at most `cache_limit`
+        hints)."""
+        ints = tuple(key for key, value in inner.items() if type(value) is int)
+        fields = b"".join(parts[3:])
+        if len(self._hints) >= self.cache_limit:
+            self._hints = {}
+        self._hints[id(hint)] = (hint, dict(inner), tuple(inner), ints, fields)
 
     def _name_kind(self, name: str, kind: Any) -> bytes:
         """A span's name and kind fields; kept (see class) under `(name, id(kind))` when
@@ -761,6 +789,19 @@ def _resource_and_scope(span: Any) -> Tuple[Any, Any]:
     return span.resource, getattr(span, "instrumentation_scope", None) or None
 
 
+def _ints_exact(attributes: Dict[str, Any], keys: Tuple[str, ...]) -> bool:
+    """Whether the values of `keys` are exact ints (an equal bool or float is not)."""
+    for key in keys:  # noqa: SIM110 - a loop: `all` over a generator costs more
+        if type(attributes[key]) is not int:
+            return False
+    return True
+
+
+#: a span field its maker may set to the dict the span's attributes were copied from (the
+#: lean DB-API path: the same query's spans share it). It only selects which kept fields to
+#: try: they are used when the span's pairs equal the kept copy, in the same order, with
+#: exact str and int values; otherwise the span is encoded as any other.
+ATTRIBUTES_HINT = "_lumigo_attributes"
 _NOTHING = object()
 #: value types whose pairs the cache holds as they are (see `_pair_field`)
 _PLAIN = frozenset({str, int})

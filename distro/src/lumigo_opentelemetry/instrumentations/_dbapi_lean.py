@@ -32,15 +32,22 @@ from itertools import count
 from time import perf_counter
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
+from lumigo_opentelemetry.instrumentations._fastspan import (
+    clean,
+    end_span,
+    fast_spans,
+    set_attributes,
+)
 from lumigo_opentelemetry.instrumentations._release import Releasing
 from lumigo_opentelemetry.masking import MASKED
 
 logger = logging.getLogger("lumigo-opentelemetry")
 
 _MEMO_SIZE = 512
-#: (span name, attributes, operation name for contrib's metrics)
-_Plan = Tuple[str, Dict[str, Any], str]
+#: (span name, attributes, operation name for contrib's metrics, the length of the longest
+#: string among the attributes when `clean` finds them clean whatever the length limit,
+#: else None)
+_Plan = Tuple[str, Dict[str, Any], str, Optional[int]]
 
 
 class _Collected(Dict[str, Any]):
@@ -191,12 +198,12 @@ class LeanExecution(Releasing):
             else not api["enabled"]()
         ):
             return query_method(*query_args, **kwargs)
-        name, attributes, operation = plan
+        name, attributes, operation, longest = plan
         # started as contrib starts it (no attributes), in one call (`FastSpans`)
         span = lane.spans.start_span(name, current, api["client"], None)
         try:
             if span.is_recording():
-                set_attributes(span, attributes)  # read, never changed
+                _fill(span, attributes, longest)  # read, never changed
             token = now.attach(span, current)
             try:
                 record = lane.record
@@ -237,7 +244,11 @@ class LeanExecution(Releasing):
         name = operation or integration.database or integration.name
         collected = _Collected()
         instance._populate_span(collected, cursor, *query_args)
-        made = (name, dict(collected), operation)
+        attributes = dict(collected)
+        longest = None
+        if clean(attributes, None, None):
+            longest = max((len(v) for v in attributes.values() if type(v) is str), default=0)
+        made = (name, attributes, operation, longest)
         if any(type(v) is str and MASKED in v for v in collected.values()):
             return made  # used once, never kept
         if len(self._memo) >= _MEMO_SIZE:
@@ -287,6 +298,33 @@ class LeanExecution(Releasing):
             "ERROR": StatusCode.ERROR,
         }
         return self._api
+
+
+def _fill(span: Any, attributes: Dict[str, Any], longest: Optional[int]) -> None:
+    """`set_attributes(span, attributes)` for a span just started with none: when the SDK
+    span's map is still empty and `attributes` are clean (`longest`: see `_Plan`) within
+    its limits, they go straight into its store, as `set_attributes` puts them, without
+    checking them again; anything else (or any failure here) through `set_attributes`."""
+    if longest is not None:
+        try:
+            bounded = span._attributes
+            store = bounded._dict
+            limit = bounded.max_value_len
+            maxlen = bounded.maxlen
+            if (
+                type(store) is dict
+                and (limit is None or longest <= limit)
+                and (maxlen is None or len(attributes) <= maxlen)
+            ):
+                with span._lock, bounded._lock:
+                    if not store and span._end_time is None and not bounded._immutable:
+                        store.update(attributes)
+                        # the encoder reuses these pairs' fields (`ATTRIBUTES_HINT`)
+                        span._lumigo_attributes = attributes
+                        return
+        except Exception:  # not the SDK's span and attribute map
+            logger.debug("DB-API span attributes set the SDK's way", exc_info=True)
+    set_attributes(span, attributes)
 
 
 def installed(attribute: Any) -> Optional[LeanExecution]:
