@@ -395,16 +395,8 @@ def set_env(
     if ONE_PASS_APPEND and c.ENV_RESOURCE_ATTRIBUTES not in last:  # the rest only appends
         env.extend(_appended(str(container["name"]), options, settings, last))
         return
-    if c.ENV_TRACER_TOKEN not in last:
-        secret = {"name": options.secret_name, "key": options.secret_key, "optional": True}
-        env.add({"name": c.ENV_TRACER_TOKEN, "valueFrom": {"secretKeyRef": secret}})
-    if options.service_name and c.ENV_SERVICE_NAME not in last:
-        env.add({"name": c.ENV_SERVICE_NAME, "value": escape_reference(options.service_name)})
-    if settings.endpoint and c.ENV_ENDPOINT not in last:
-        env.add({"name": c.ENV_ENDPOINT, "value": escape_reference(settings.endpoint)})
-    for name, value in container_variables(str(container["name"]), options.enable_logs):
-        if name not in last:
-            env.add({"name": name, "value": escape_reference(value)})
+    for entry in _missing_variables(str(container["name"]), options, settings, last):
+        env.add(entry)
     set_resource_attributes(container, env, options, record, warnings)
 
 
@@ -414,12 +406,11 @@ _DOWNWARD_REFERENCES = tuple((key, f"$({var})") for key, var, _ in DOWNWARD_FIEL
 _DOWNWARD_TEXT = ",".join(f"{key}={value}" for key, value in _DOWNWARD_REFERENCES)
 
 
-def _appended(
+def _missing_variables(
     name: str, options: PodOptions, settings: InjectionSettings, last: Mapping[str, int]
 ) -> list[dict[str, Any]]:
-    """What the rest of `set_env` adds to an env without `OTEL_RESOURCE_ATTRIBUTES`: each
-    entry `env.add` would append, in its order (the downward-API variables, then the
-    attributes that reference them, come last, as `set_resource_attributes` puts them)."""
+    """Our token, service name, endpoint and per-container variables that the env of
+    container `name` lacks (`last`: its names), in the order they are added."""
     new: list[dict[str, Any]] = []
     if c.ENV_TRACER_TOKEN not in last:
         secret = {"name": options.secret_name, "key": options.secret_key, "optional": True}
@@ -431,6 +422,16 @@ def _appended(
     for variable, value in container_variables(name, options.enable_logs):
         if variable not in last:
             new.append({"name": variable, "value": escape_reference(value)})
+    return new
+
+
+def _appended(
+    name: str, options: PodOptions, settings: InjectionSettings, last: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """What the rest of `set_env` adds to an env without `OTEL_RESOURCE_ATTRIBUTES`: each
+    entry `env.add` would append, in its order (the downward-API variables, then the
+    attributes that reference them, come last, as `set_resource_attributes` puts them)."""
+    new = _missing_variables(name, options, settings, last)
     for _, variable, path in DOWNWARD_FIELDS:
         if variable not in last:
             new.append({"name": variable, "valueFrom": {"fieldRef": {"fieldPath": path}}})
