@@ -6,6 +6,7 @@ Messages are `google.protobuf.Struct` (a real protobuf type, no generated stubs 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -142,6 +143,39 @@ def test_streaming_calls_record_each_message(shop: Shop, receiver: Any) -> None:
     for span in _pair(spans, "Chat"):
         assert _payload(span, "rpc.request.payload") == [{"say": "hi"}, {"say": "bye"}]
         assert _payload(span, "rpc.response.payload") == [{"echo": "hi"}, {"echo": "bye"}]
+
+
+def test_the_last_message_is_recorded_when_the_status_arrives_first(
+    shop: Shop, receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's status can arrive while the app is still taking the last message in
+    (here: each recording takes 0.3 s, as on a loaded machine): the client span ends when
+    the app's iteration does, with every message it read."""
+    from lumigo_opentelemetry.instrumentations import _grpc_payloads
+
+    record = _grpc_payloads._Recorder.add
+
+    def slow(self: Any, message: Any) -> None:
+        time.sleep(0.3)
+        record(self, message)
+
+    monkeypatch.setattr(_grpc_payloads._Recorder, "add", slow)
+    chatted = [dict(m) for m in shop.chat(iter([_struct(say="hi"), _struct(say="bye")]))]
+    assert chatted == [{"echo": "hi"}, {"echo": "bye"}]
+    for span in _pair(receiver.wait_for_spans(2), "Chat"):
+        assert _payload(span, "rpc.response.payload") == [{"echo": "hi"}, {"echo": "bye"}]
+
+
+def test_a_cancelled_stream_ends_its_span_with_what_was_read(shop: Shop, receiver: Any) -> None:
+    call = shop.chat(iter([_struct(say="hi"), _struct(say="bye")]))
+    assert dict(next(call)) == {"echo": "hi"}
+    call.cancel()
+    client = receiver.wait_for(
+        lambda spans: any(s.name.endswith("/Chat") and s.kind == "CLIENT" for s in spans)
+    )
+    span = next(s for s in client if s.name.endswith("/Chat") and s.kind == "CLIENT")
+    assert _payload(span, "rpc.response.payload") == [{"echo": "hi"}]
+    assert span.status == "ERROR"
 
 
 def test_payloads_off_with_the_setting(receiver: Any) -> None:

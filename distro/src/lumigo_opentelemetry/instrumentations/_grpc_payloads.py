@@ -11,6 +11,8 @@ the attribute limit is reached. Recording errors are dropped (logged at debug).
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional
 
 import grpc
@@ -140,18 +142,29 @@ class _StreamingCall(grpc.Call, grpc.Future):  # type: ignore[misc]
     """A response stream that records the messages the app iterates over.
 
     Still a `grpc.Call` and `grpc.Future`, so the upstream interceptor ends its span when
-    the call is done rather than at once.
+    the call is done rather than at once. The call is done when the server's status
+    arrives, which can be before the app has read the last messages: done callbacks wait
+    until the app's iteration ends (or this stream is dropped unread), so the span is still
+    recording when they are read.
     """
 
     def __init__(self, call: Any, recorder: _Recorder) -> None:
         self._call = call
         self._messages = recorder.wrap(iter(call))
+        # done callbacks held until the iteration ends; the finalizer runs them if the
+        # app drops the stream without reading it to its end
+        self._held = _HeldCallbacks(call)
+        weakref.finalize(self, self._held.release)
 
     def __iter__(self) -> Iterator[Any]:
         return self
 
     def __next__(self) -> Any:
-        return next(self._messages)
+        try:
+            return next(self._messages)
+        except BaseException:  # the end of the stream, or its error: the call is over
+            self._held.release()
+            raise
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._call, name)
@@ -179,7 +192,9 @@ class _StreamingCall(grpc.Call, grpc.Future):  # type: ignore[misc]
         return self._call.add_callback(callback)
 
     def cancel(self) -> Any:
-        return self._call.cancel()
+        cancelled = self._call.cancel()
+        self._held.release()  # the app reads no more: the span may end
+        return cancelled
 
     def cancelled(self) -> Any:
         return self._call.cancelled()
@@ -200,7 +215,37 @@ class _StreamingCall(grpc.Call, grpc.Future):  # type: ignore[misc]
         return self._call.traceback(timeout)
 
     def add_done_callback(self, fn: Any) -> Any:
-        return self._call.add_done_callback(fn)
+        return self._call.add_done_callback(self._held.hold(fn))
+
+
+class _HeldCallbacks:
+    """A call's done callbacks, run once the call is done and `release` was called."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._lock = threading.Lock()
+        self._released = False
+        self._waiting: List[Callable[[Any], Any]] = []
+
+    def hold(self, fn: Callable[[Any], Any]) -> Callable[[Any], None]:
+        def done(_call: Any) -> None:
+            with self._lock:
+                if not self._released:
+                    self._waiting.append(fn)
+                    return
+            fn(self._call)
+
+        return done
+
+    def release(self) -> None:
+        with self._lock:
+            self._released = True
+            waiting, self._waiting = self._waiting, []
+        for fn in waiting:
+            try:
+                fn(self._call)
+            except Exception:
+                _LOG.debug("grpc done callback failed", exc_info=True)
 
 
 class ServerPayloads(grpc.ServerInterceptor):  # type: ignore[misc]
