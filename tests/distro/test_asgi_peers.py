@@ -24,7 +24,7 @@ def test_every_connection_gets_its_own_peer_attributes() -> None:
     assert len(spans) == 10
     peers = sorted([s.attributes["net.peer.ip"], s.attributes["net.peer.port"]] for s in spans)
     assert peers == sorted(clients * 2)
-    assert len({port for _, port in clients}) == 5
+    assert len({(address, port) for address, port in clients}) == 5  # five connections
     # all else is the same request's, in contrib's order: the peer last but the route
     keys = [list(s.attributes) for s in spans]
     assert all(k == keys[0] for k in keys)
