@@ -409,7 +409,7 @@ def _captured(key: str, compute: Callable[..., Optional[str]], *args: Any) -> Op
     try:
         return compute(*args)
     except Exception:
-        logger.debug("capturing %s failed; attribute dropped", key, exc_info=True)
+        _dropped(key)
         return None
 
 
