@@ -1,11 +1,12 @@
 """CPU, context switches and threads of an app server per request, from /proc.
 
-    python benchmarks/proc_cpu.py --mode base|ours [--app fastapi] [--load wrk|ka]
+    python benchmarks/proc_cpu.py --mode base|ours [--app fastapi|flask|django] [--load wrk|ka]
         [--seconds 5] [--n 3000] [--rounds 3] [--src distro/src] [--strace]
 
 `--mode base ours=OTHER/distro/src ours` compares two distro trees (`--src` is the default).
 
-Starts the server as `run.py` does (uvicorn for FastAPI), warms it up, then reads every
+Starts the server as `run.py` does (uvicorn for FastAPI; gunicorn's one sync worker for
+Flask and Django, whose worker process is the one measured), warms it up, then reads every
 thread's utime/stime (`/proc/PID/task/*/stat`) and voluntary/involuntary context switches
 (`/proc/PID/task/*/status`) before and after a fixed load: wrk (`-t1 -c4`, as `run.py`)
 or N keep-alive requests on one connection (`ka`). Prints per request: user and sys CPU
@@ -89,6 +90,26 @@ def _ka(port: int, n: int, path: str) -> int:
     return n
 
 
+def _argv(app: str, venv: Path, port: int) -> list[str]:
+    if app == "fastapi":
+        argv = [str(venv / "bin/python"), "-m", "uvicorn", "fastapi_app:app"]
+        argv += ["--app-dir", str(APPS), "--port", str(port)]
+        return [*argv, "--log-level", "warning", "--no-access-log"]
+    target = "flask_app:app" if app == "flask" else "django_app:application"
+    argv = [str(venv / "bin/gunicorn"), "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}"]
+    return [*argv, "--chdir", str(APPS), target]
+
+
+def _worker(master: int) -> int:
+    """gunicorn's one worker: the master's child process."""
+    for _ in range(100):
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn master {master} started no worker")
+
+
 def one(mode: str, args: argparse.Namespace) -> None:
     port = _free_port()
     venv = _venv(mode.partition("=")[0])
@@ -104,8 +125,7 @@ def one(mode: str, args: argparse.Namespace) -> None:
         src = mode.partition("=")[2] or args.src
         if src:
             env["PYTHONPATH"] = str(Path(src).resolve())
-    argv = [str(venv / "bin/python"), "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(APPS)]
-    argv += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    argv = _argv(args.app, venv, port)
     proc = subprocess.Popen(argv, env=env, cwd=APPS, start_new_session=True)
     try:
         for _ in range(300):
@@ -117,18 +137,19 @@ def one(mode: str, args: argparse.Namespace) -> None:
         url = f"http://127.0.0.1:{port}{args.path}"
         _wrk(url, 1)
         time.sleep(0.5)
+        pid = _worker(proc.pid) if args.app != "fastapi" else proc.pid
         st = None
         if args.strace:
             st = subprocess.Popen(
-                ["strace", "-c", "-f", "-p", str(proc.pid), "-o", f"/tmp/strace.{os.getpid()}"],
+                ["strace", "-c", "-f", "-p", str(pid), "-o", f"/tmp/strace.{os.getpid()}"],
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)
-        before = _threads(proc.pid)
+        before = _threads(pid)
         t0 = time.monotonic()
         n = _wrk(url, args.seconds) if args.load == "wrk" else _ka(port, args.n, args.path)
         wall = time.monotonic() - t0
-        after = _threads(proc.pid)
+        after = _threads(pid)
         if st is not None:
             st.send_signal(signal.SIGINT)
             st.wait()
@@ -164,6 +185,7 @@ def one(mode: str, args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--mode", nargs="+", default=["base", "ours"])
+    p.add_argument("--app", choices=["fastapi", "flask", "django"], default="fastapi")
     p.add_argument("--load", choices=["wrk", "ka"], default="wrk")
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--n", type=int, default=3000)
