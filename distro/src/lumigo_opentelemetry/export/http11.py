@@ -31,7 +31,7 @@ import http.client
 import re
 import socket
 import ssl
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 #: longest response head (status line and headers) and chunk-size line accepted
 MAX_HEAD = 65536
@@ -52,17 +52,19 @@ class Headers:
     """Response headers in arrival order; the lookups `email.message.Message` offers
     that callers use (`get`, `get_all`, `keys`), names case-insensitive."""
 
-    __slots__ = ("_pairs",)
+    __slots__ = ("_first", "_pairs")
 
     def __init__(self, pairs: List[Tuple[str, str]]) -> None:
         self._pairs = pairs
+        self._first: Optional[Dict[str, str]] = None  # lower-case name -> its first value
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        wanted = name.lower()
-        for key, value in self._pairs:
-            if key.lower() == wanted:
-                return value
-        return default
+        first = self._first
+        if first is None:  # made on the first lookup (a response gets four or five)
+            first = self._first = {}
+            for key, value in reversed(self._pairs):
+                first[key.lower()] = value
+        return first.get(name.lower(), default)
 
     def get_all(self, name: str, failobj: Optional[List[str]] = None) -> Optional[List[str]]:
         wanted = name.lower()
