@@ -198,13 +198,15 @@ class _ProcessorLayer:
         plan = self._made
         if getattr(self.inner, "_span_processors", None) is not known:
             plan = self._plan()
+        if lean is None or plan is None or not plan[4] or type(span) is not lean.span_type:
+            return False
+        # `span.end` is the SDK's `Span.end` bound to it: neither its class's nor the span's
+        # own `end` replaced (read as a bound method: `__dict__` would make the span's dict)
+        bound: Any = span.end
         if (
-            lean is None
-            or plan is None
-            or not plan[4]
-            or type(span) is not lean.span_type
-            or type(span).end is not lean.end_function
-            or "end" in span.__dict__
+            type(bound) is not lean.method_type
+            or bound.__func__ is not lean.end_function
+            or bound.__self__ is not span
         ):
             return False
         attributes: Any = span._attributes
