@@ -112,6 +112,17 @@ _Plan = Tuple[
 ]
 
 
+class _Hot:
+    """A processor layer's fields its per-span methods read: a class with `__getattr__`
+    (the layer's pass-through) gets no specialised attribute reads, a plain one does."""
+
+    __slots__ = ("inner", "known", "lean_end", "made")
+    inner: Any
+    known: Any  # the processors tuple `_plan` was made for
+    lean_end: Any
+    made: Optional[_Plan]
+
+
 class _ProcessorLayer:
     """Puts a pending span's attributes on it, then runs the real span processors.
 
@@ -121,18 +132,36 @@ class _ProcessorLayer:
     with the same effect, and hooks that do nothing are not called."""
 
     def __init__(self, inner: Any, pending: _Pending) -> None:
-        self.inner = inner
+        hot = _Hot()
+        hot.inner = inner
+        hot.known = _NOTHING
+        hot.made = None
+        hot.lean_end = None
+        self.hot = hot
         self.pending = pending
-        self._known: Any = _NOTHING  # the processors tuple `_plan` was made for
-        self._made: Optional[_Plan] = None
-        self.lean_end: Any = None  # a `LeanEnd`, for the SDK releases it knows
+
+    # the fields are kept on `hot` (see `_Hot`); these read and set them
+
+    @property
+    def inner(self) -> Any:
+        return self.hot.inner
+
+    @property
+    def lean_end(self) -> Any:
+        """A `LeanEnd`, for the SDK releases it knows (None: `span.end` ends spans)."""
+        return self.hot.lean_end
+
+    @lean_end.setter
+    def lean_end(self, value: Any) -> None:
+        self.hot.lean_end = value
 
     def _plan(self) -> Optional[_Plan]:
-        processors = getattr(self.inner, "_span_processors", None)
-        if processors is not self._known:
-            self._made = _lone_exporter(self.inner, processors)
-            self._known = processors
-        return self._made
+        hot = self.hot
+        processors = getattr(hot.inner, "_span_processors", None)
+        if processors is not hot.known:
+            hot.made = _lone_exporter(hot.inner, processors)
+            hot.known = processors
+        return hot.made
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         pending = self.pending
@@ -148,32 +177,35 @@ class _ProcessorLayer:
 
     def started(self, span: Any, parent_context: Any) -> None:
         """`on_start` for a span built with its attributes (no pending ones)."""
-        known = self._known  # read before the plan: `_plan` sets it after
-        plan = self._made
-        if getattr(self.inner, "_span_processors", None) is not known:
+        hot = self.hot
+        known = hot.known  # read before the plan: `_plan` sets it after
+        plan = hot.made
+        if getattr(hot.inner, "_span_processors", None) is not known:
             plan = self._plan()
         if plan is None:
-            self.inner.on_start(span, parent_context=parent_context)
+            hot.inner.on_start(span, parent_context=parent_context)
         elif plan[0] is not None:
             plan[0](span, parent_context=parent_context)
 
     def _on_ending(self, span: Any) -> None:
-        known = self._known  # read before the plan: `_plan` sets it after
-        plan = self._made
-        if getattr(self.inner, "_span_processors", None) is not known:
+        hot = self.hot
+        known = hot.known  # read before the plan: `_plan` sets it after
+        plan = hot.made
+        if getattr(hot.inner, "_span_processors", None) is not known:
             plan = self._plan()
         if plan is None:
-            self.inner._on_ending(span)
+            hot.inner._on_ending(span)
         elif plan[1] is not None:
             plan[1](span)
 
     def on_end(self, span: Any) -> None:
-        known = self._known  # read before the plan: `_plan` sets it after
-        plan = self._made
-        if getattr(self.inner, "_span_processors", None) is not known:
+        hot = self.hot
+        known = hot.known  # read before the plan: `_plan` sets it after
+        plan = hot.made
+        if getattr(hot.inner, "_span_processors", None) is not known:
             plan = self._plan()
         if plan is None:
-            self.inner.on_end(span)
+            hot.inner.on_end(span)
             return
         store = getattr(getattr(span, "_attributes", None), "_dict", None)
         sdk = _sdk
@@ -193,10 +225,11 @@ class _ProcessorLayer:
         False (nothing done) when `span.end` must do it. `late`: attributes set first,
         under the same lock, when `set_attributes` would put them in the map as they are
         (clean, new keys, within the count limit); else False, nothing done."""
-        lean = self.lean_end
-        known = self._known  # read before the plan: `_plan` sets it after
-        plan = self._made
-        if getattr(self.inner, "_span_processors", None) is not known:
+        hot = self.hot
+        lean = hot.lean_end
+        known = hot.known  # read before the plan: `_plan` sets it after
+        plan = hot.made
+        if getattr(hot.inner, "_span_processors", None) is not known:
             plan = self._plan()
         if lean is None or plan is None or not plan[4] or type(span) is not lean.span_type:
             return False
@@ -258,7 +291,9 @@ class _ProcessorLayer:
         return bool(self.inner.force_flush(timeout_millis))
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        if name == "hot":  # (not set yet: no pass-through, which reads it)
+            raise AttributeError(name)
+        return getattr(self.hot.inner, name)
 
 
 _NOTHING = object()

@@ -594,12 +594,13 @@ class LeanStart:
             started = True  # whether its `on_start` is to be called
             lone = False  # whether only the distro's encoding processor sees the span
             if type(processor) is self.processor_layer:
-                known = processor._known  # read before the plan: `_plan` sets it after
-                plan = processor._made
+                hot = processor.hot  # (its fields: see `_fastspan._Hot`)
+                known = hot.known  # read before the plan: `_plan` sets it after
+                plan = hot.made
                 if (
                     plan is not None
                     and plan[0] is None
-                    and getattr(processor.inner, "_span_processors", None) is known
+                    and getattr(hot.inner, "_span_processors", None) is known
                 ):  # the lone exporting processor, whose `on_start` does nothing
                     started = False
                     lone = plan[4]
