@@ -297,6 +297,7 @@ class _ProcessorLayer:
 
 
 _NOTHING = object()
+_layer_end = _ProcessorLayer.end
 #: SDK classes, set when the first `FastSpans` is installed (this module imports no
 #: OpenTelemetry itself)
 _sdk: Dict[str, Any] = {}
@@ -475,7 +476,8 @@ def end_span(
     """`set_attributes(span, late)` (when given) then `span.end(end_time)`; in one call
     (`_ProcessorLayer.end`) when the span goes only to the distro's exporting processor."""
     processor = getattr(span, "_span_processor", None)
-    if type(processor) is _ProcessorLayer and processor.end(span, end_time, late):
+    # (`processor.end`, read from the class: the layer's `__getattr__` slows reads on it)
+    if type(processor) is _ProcessorLayer and _layer_end(processor, span, end_time, late):
         return
     if late:
         set_attributes(span, late)

@@ -434,6 +434,11 @@ class LeanStart:
         self.default_state = span.DEFAULT_TRACE_STATE
         self.max_trace_id = span._TRACE_ID_MAX_VALUE
         self.max_span_id = span._SPAN_ID_MAX_VALUE
+        #: whether ids the default generator's way draws (non-zero, 128 and 64 bits) and a
+        #: valid parent's trace id are always within `SpanContext`'s bounds
+        self.random_valid = (
+            self.max_trace_id == (1 << 128) - 1 and self.max_span_id == (1 << 64) - 1
+        )
         self.context_fields = frozenset(trace.SpanContext.__new__.__code__.co_names) == _CONTEXT
         self.sdk: Any = sdk  # its `time_ns`, looked up per call as `start` does
         #: `_fastspan._ProcessorLayer`, whose `started` is its `on_start` for a span built here
@@ -543,7 +548,8 @@ class LeanStart:
                     False,
                     self.flags[flags],
                     self.default_state if trace_state is None else trace_state,
-                    0 < trace_id <= self.max_trace_id and 0 < span_id <= self.max_span_id,
+                    (random_ids and self.random_valid)  # (drawn non-zero within bounds)
+                    or (0 < trace_id <= self.max_trace_id and 0 < span_id <= self.max_span_id),
                 ),
             )
         else:
