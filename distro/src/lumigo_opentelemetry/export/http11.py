@@ -42,6 +42,8 @@ _NO_BODY = frozenset({204, 304})
 _NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE = re.compile(r"[\r\n\0]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+#: the first empty line: LF, then LF or CRLF (so CRLF CRLF and bare LFs alike)
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
 class _BodyTooLarge(Exception):
@@ -311,13 +313,10 @@ def _status_line(line: str) -> Tuple[int, int, str]:
 
 def _head_end(buffer: bytes) -> Tuple[int, int]:
     """(end of the head, start of what follows) in `buffer`, or (-1, -1); lines may
-    end with CRLF or, as `http.client` also accepts, a bare LF."""
-    found = []
-    for blank in (b"\r\n\r\n", b"\n\n", b"\n\r\n"):
-        at = buffer.find(blank)
-        if at >= 0:
-            found.append((at, at + len(blank)))
-    return min(found) if found else (-1, -1)
+    end with CRLF or, as `http.client` also accepts, a bare LF. (The head may keep the
+    CR of its last line's CRLF: lines are read with their CR stripped.)"""
+    found = _BLANK_LINE.search(buffer)
+    return (found.start(), found.end()) if found is not None else (-1, -1)
 
 
 def _length(value: Optional[str]) -> Optional[int]:
