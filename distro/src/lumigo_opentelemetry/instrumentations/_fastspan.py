@@ -259,11 +259,14 @@ class _ProcessorLayer:
                 or not clean(late, None, max_value_len)
             ):
                 return False
-        with span._lock:
+        span_lock = span._lock  # (held as `with` holds it, in fewer steps)
+        span_lock.acquire()
+        try:
             if span._start_time is None or span._end_time is not None:
                 return False  # `end` raises or warns
             if late:
-                with lock:
+                lock.acquire()
+                try:
                     if (
                         getattr(attributes, "_immutable", True)
                         or (maxlen is not None and len(store) + len(late) > maxlen)
@@ -271,9 +274,13 @@ class _ProcessorLayer:
                     ):
                         return False
                     store.update(late)
+                finally:
+                    lock.release()
             span._end_time = end_time if end_time is not None else lean.sdk.time_ns()
             if lean.immutable:
                 attributes._immutable = True
+        finally:
+            span_lock.release()
         ended = span._record_end_metrics
         if ended and ended is not lean.noop:  # (`noop` does nothing)
             ended()
@@ -494,13 +501,23 @@ def set_attributes(span: Any, attributes: Dict[str, Any]) -> None:
     except AttributeError:  # not the SDK's span and attribute map
         fast = False
     if fast:
-        with span._lock, bounded._lock:
-            if (
-                span._end_time is None
-                and not bounded._immutable
-                and (maxlen is None or len(store) + len(attributes) <= maxlen)
-                and store.keys().isdisjoint(attributes)
-            ):
-                store.update(attributes)
-                return
+        lock = span._lock
+        inner_lock = bounded._lock
+        # (`with` both locks, as acquire and release calls: fewer steps than `with`)
+        lock.acquire()
+        try:
+            inner_lock.acquire()
+            try:
+                if (
+                    span._end_time is None
+                    and not bounded._immutable
+                    and (maxlen is None or len(store) + len(attributes) <= maxlen)
+                    and store.keys().isdisjoint(attributes)
+                ):
+                    store.update(attributes)
+                    return
+            finally:
+                inner_lock.release()
+        finally:
+            lock.release()
     span.set_attributes(attributes)
