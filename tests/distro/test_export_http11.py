@@ -132,8 +132,23 @@ def test_the_request_is_sent_as_http_client_sends_it(serve: Any) -> None:
         (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok", b"ok", False),
         (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", b"", False),
         (b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", b"ok", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\nok", b"ok", False),
+        (b"HTTP/1.1 200 OK\nContent-Length: 3\n\r\n\nok", b"\nok", False),
+        (b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 2\r\n\r\nok", b"ok", False),
     ],
-    ids=["length", "chunked", "until-close", "close", "1.0", "1.0-keep-alive", "100", "bare-lf"],
+    ids=[
+        "length",
+        "chunked",
+        "until-close",
+        "close",
+        "1.0",
+        "1.0-keep-alive",
+        "100",
+        "bare-lf",
+        "crlf-then-lf",
+        "lf-then-crlf",
+        "folded",
+    ],
 )
 def test_framing_follows_http_client(serve: Any, answer: bytes, body: bytes, closes: bool) -> None:
     response = _post(serve(answer))

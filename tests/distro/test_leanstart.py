@@ -292,3 +292,26 @@ def test_the_span_keeps_its_attributes_when_the_callers_dict_changes() -> None:
     given["http.method"] = "POST"
     given["added"] = "x"
     assert dict(span.attributes) == START
+
+
+def test_a_parent_whose_span_context_read_is_replaced_is_asked() -> None:
+    """The current span's context is read from its field only while `get_span_context`
+    is the SDK's: one replaced on the span itself is called, as `start_span` calls it."""
+    from opentelemetry import context
+
+    provider = TracerProvider()
+    server = provider.get_tracer("server").start_span("GET /db", kind=SpanKind.SERVER)
+    other = SpanContext(0xABC, 0xDEF, False, TraceFlags(1))
+    tracer = provider.get_tracer("opentelemetry.instrumentation.dbapi", "1.0")
+    spans = fast_spans(tracer)
+    token = context.attach(trace.set_span_in_context(server))
+    try:
+        plain = spans.start_span("SELECT", None, SpanKind.CLIENT, None)
+        server.get_span_context = lambda: other  # type: ignore[method-assign]
+        asked = spans.start_span("SELECT", None, SpanKind.CLIENT, None)
+        reference = tracer.start_span("SELECT", kind=SpanKind.CLIENT)
+    finally:
+        context.detach(token)
+    assert plain.parent == server._context  # type: ignore[attr-defined]
+    assert asked.parent == other == reference.parent
+    assert asked.get_span_context().trace_id == 0xABC

@@ -38,7 +38,7 @@ import requests
 import requests.adapters
 import requests.utils
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
-from requests.cookies import MockRequest, MockResponse
+from requests.cookies import MockRequest, MockResponse, RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 
 from lumigo_opentelemetry.export.http11 import Connection, host_header, request_head
@@ -87,6 +87,14 @@ class DirectResult(BaseHTTPResult):
             for name in set(found.keys()):
                 merged[name] = ", ".join(found.get_all(name) or ())
         return CaseInsensitiveDict(merged)
+
+
+def _has_cookies(jar: Any) -> bool:
+    """`bool(jar)`; a `RequestsCookieJar` with no domain at all answered without its
+    `__len__`, which walks every cookie through generators."""
+    if type(jar) is RequestsCookieJar and not getattr(jar, "_cookies", True):
+        return False
+    return bool(jar)
 
 
 def _drop_connection(ref: weakref.ReferenceType[DirectTransport]) -> None:
@@ -203,7 +211,7 @@ class DirectTransport(BaseHTTPTransport):
         timeout: Optional[float] = None,
         data: Optional[bytes] = None,
     ) -> BaseHTTPResult:
-        if self._session.cookies or method != "POST":
+        if method != "POST" or _has_cookies(self._session.cookies):
             return self._fallback.request(method, url, headers=headers, timeout=timeout, data=data)
         with self._lock:
             try:

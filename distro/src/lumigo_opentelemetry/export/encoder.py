@@ -274,6 +274,8 @@ class SpanEncoder:
         # id -> (object kept alive so the id stays its own, encoded bytes)
         self._resources: Dict[int, Tuple[Any, bytes]] = {}
         self._scopes: Dict[int, Tuple[Any, bytes]] = {}
+        # (resource, scope, `GROUPS`, their number) of the last span `early` encoded
+        self._last_group: Tuple[Any, Any, Any, int] = (_NOTHING, _NOTHING, None, 0)
 
     @property
     def cache_entries(self) -> int:
@@ -531,17 +533,18 @@ class SpanEncoder:
                 self._keep_hint(hint, inner, parts)
         else:
             self._span_attribute_fields(attributes, parts)
-        events: Any = span._events
-        links: Any = span._links
-        if (
-            type(events) is not _BOUNDED_LIST
-            or type(links) is not _BOUNDED_LIST
-            or events._dq
-            or links._dq
-            or events.dropped
-            or links.dropped
-        ):
-            self._events_and_links(events, links, parts)
+        if getattr(span, LISTS_UNMADE, False) is not True:  # (else: none, nothing dropped)
+            events: Any = span._events
+            links: Any = span._links
+            if (
+                type(events) is not _BOUNDED_LIST
+                or type(links) is not _BOUNDED_LIST
+                or events._dq
+                or links._dq
+                or events.dropped
+                or links.dropped
+            ):
+                self._events_and_links(events, links, parts)
         status: Any = span._status
         if status is None:
             parts.append(_REMOTE_PARENT if remote else _LOCAL_PARENT)
@@ -686,11 +689,18 @@ class SpanEncoder:
             resource, scope = span._resource, span._instrumentation_scope or None
         else:
             resource, scope = _resource_and_scope(span)
-        group = GROUPS._numbers.get((id(resource), id(scope)))
-        if group is None:
-            group = GROUPS.number(resource, scope)
+        groups = GROUPS
+        last = self._last_group  # (one tuple: threads may replace it at any time)
+        group: Optional[int]
+        if last[0] is resource and last[1] is scope and last[2] is groups:
+            group = last[3]
+        else:
+            group = groups._numbers.get((id(resource), id(scope)))
             if group is None:
-                return None
+                group = groups.number(resource, scope)
+                if group is None:
+                    return None
+            self._last_group = (resource, scope, groups, group)
         body = self.span(span)
         size = len(body)
         if size < 128:
@@ -736,10 +746,11 @@ class SpanEncoder:
         groups: Dict[int, Tuple[Any, Dict[int, Tuple[Any, List[bytes]]]]] = {}
         step = self.slice_size
         encode_span = self.span
-        pairs = GROUPS.pair
+        pairs = GROUPS._pairs  # (`GROUPS.pair`, without its call)
         # the bucket of the previous span: consecutive spans mostly share it
         last_resource: Any = _NOTHING
         last_scope: Any = _NOTHING
+        last_group: Any = None  # the group of the previous `Encoded` pair, if that was one
         bucket: List[bytes] = []
         for start in range(0, len(spans), step):
             if start:
@@ -748,8 +759,13 @@ class SpanEncoder:
                 field: Optional[bytes] = None
                 if type(span) is tuple:
                     field, group = span
-                    resource, scope = pairs(group)
+                    if group == last_group:  # the previous pair's bucket
+                        bucket.append(field)
+                        continue
+                    last_group = group
+                    resource, scope = pairs[group]
                 else:
+                    last_group = None
                     resource, scope = _resource_and_scope(span)
                 if resource is not last_resource or scope is not last_scope:
                     by_scope = groups.get(id(resource))
@@ -764,21 +780,26 @@ class SpanEncoder:
                     body = encode_span(span)
                     field = b"\x12" + _length(len(body)) + body
                 bucket.append(field)
-        out = []
+        # each message's length worked out from its parts', so the request is joined once
+        out: List[bytes] = []
         for resource, scopes in groups.values():
             parts = [self._resource(resource)]
+            size = len(parts[0])
             for scope, encoded in scopes.values():
-                parts.append(_field(b"\x12", self._scope_spans(scope, encoded)))
+                # the scope's schema_url (field 3) rides with its head; field order is free
+                head = self._scope(scope)
+                inner = len(head) + sum(map(len, encoded))  # `ScopeSpans`
+                length = _length(inner)
+                parts.append(b"\x12" + length + head)
+                parts += encoded
+                size += 1 + len(length) + inner
             schema_url = getattr(resource, "schema_url", None)
             if schema_url:
                 parts.append(_text(b"\x1a", schema_url))
-            out.append(_field(b"\x0a", b"".join(parts)))
+                size += len(parts[-1])
+            out.append(b"\x0a" + _length(size))  # `ResourceSpans`
+            out += parts
         return b"".join(out)
-
-    def _scope_spans(self, scope: Any, spans: List[bytes]) -> bytes:
-        head = self._scope(scope)
-        # the scope's schema_url (field 3) rides with its encoding; field order is free
-        return head + b"".join(spans)
 
 
 def _resource_and_scope(span: Any) -> Tuple[Any, Any]:
@@ -802,6 +823,9 @@ def _ints_exact(attributes: Dict[str, Any], keys: Tuple[str, ...]) -> bool:
 #: try: they are used when the span's pairs equal the kept copy, in the same order, with
 #: exact str and int values; otherwise the span is encoded as any other.
 ATTRIBUTES_HINT = "_lumigo_attributes"
+#: a span field `_leanstart.SpanBuilder` sets True on a span it built without its event and
+#: link lists (made when first read, `_lazylists`): the span has no events or links
+LISTS_UNMADE = "_lumigo_lists_unmade"
 _NOTHING = object()
 #: value types whose pairs the cache holds as they are (see `_pair_field`)
 _PLAIN = frozenset({str, int})

@@ -31,7 +31,7 @@ import http.client
 import re
 import socket
 import ssl
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 #: longest response head (status line and headers) and chunk-size line accepted
 MAX_HEAD = 65536
@@ -42,6 +42,8 @@ _NO_BODY = frozenset({204, 304})
 _NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE = re.compile(r"[\r\n\0]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+#: the first empty line: LF, then LF or CRLF (so CRLF CRLF and bare LFs alike)
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
 class _BodyTooLarge(Exception):
@@ -52,17 +54,19 @@ class Headers:
     """Response headers in arrival order; the lookups `email.message.Message` offers
     that callers use (`get`, `get_all`, `keys`), names case-insensitive."""
 
-    __slots__ = ("_pairs",)
+    __slots__ = ("_first", "_pairs")
 
     def __init__(self, pairs: List[Tuple[str, str]]) -> None:
         self._pairs = pairs
+        self._first: Optional[Dict[str, str]] = None  # lower-case name -> its first value
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        wanted = name.lower()
-        for key, value in self._pairs:
-            if key.lower() == wanted:
-                return value
-        return default
+        first = self._first
+        if first is None:  # made on the first lookup (a response gets four or five)
+            first = self._first = {}
+            for key, value in reversed(self._pairs):
+                first[key.lower()] = value
+        return first.get(name.lower(), default)
 
     def get_all(self, name: str, failobj: Optional[List[str]] = None) -> Optional[List[str]]:
         wanted = name.lower()
@@ -309,13 +313,10 @@ def _status_line(line: str) -> Tuple[int, int, str]:
 
 def _head_end(buffer: bytes) -> Tuple[int, int]:
     """(end of the head, start of what follows) in `buffer`, or (-1, -1); lines may
-    end with CRLF or, as `http.client` also accepts, a bare LF."""
-    found = []
-    for blank in (b"\r\n\r\n", b"\n\n", b"\n\r\n"):
-        at = buffer.find(blank)
-        if at >= 0:
-            found.append((at, at + len(blank)))
-    return min(found) if found else (-1, -1)
+    end with CRLF or, as `http.client` also accepts, a bare LF. (The head may keep the
+    CR of its last line's CRLF: lines are read with their CR stripped.)"""
+    found = _BLANK_LINE.search(buffer)
+    return (found.start(), found.end()) if found is not None else (-1, -1)
 
 
 def _length(value: Optional[str]) -> Optional[int]:

@@ -113,10 +113,14 @@ class DeadlineExporter(SpanExporter):
         return self._deadline is not None
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        if self._exiting() and (self._gave_up or time.monotonic() >= (self._deadline or 0.0)):
+        if self._deadline is not None and (  # (`_exiting()`)
+            self._gave_up or time.monotonic() >= (self._deadline or 0.0)
+        ):
             self._dropped += len(spans)
             return SpanExportResult.FAILURE
-        inner = self._exporter()
+        inner = self._inner  # once built, kept: no lock to read it
+        if inner is None:
+            inner = self._exporter()
         if inner is None:
             if self._exiting():
                 self._dropped += len(spans)

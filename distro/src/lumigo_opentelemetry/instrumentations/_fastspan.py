@@ -112,6 +112,17 @@ _Plan = Tuple[
 ]
 
 
+class _Hot:
+    """A processor layer's fields its per-span methods read: a class with `__getattr__`
+    (the layer's pass-through) gets no specialised attribute reads, a plain one does."""
+
+    __slots__ = ("inner", "known", "lean_end", "made")
+    inner: Any
+    known: Any  # the processors tuple `_plan` was made for
+    lean_end: Any
+    made: Optional[_Plan]
+
+
 class _ProcessorLayer:
     """Puts a pending span's attributes on it, then runs the real span processors.
 
@@ -121,18 +132,36 @@ class _ProcessorLayer:
     with the same effect, and hooks that do nothing are not called."""
 
     def __init__(self, inner: Any, pending: _Pending) -> None:
-        self.inner = inner
+        hot = _Hot()
+        hot.inner = inner
+        hot.known = _NOTHING
+        hot.made = None
+        hot.lean_end = None
+        self.hot = hot
         self.pending = pending
-        self._known: Any = _NOTHING  # the processors tuple `_plan` was made for
-        self._made: Optional[_Plan] = None
-        self.lean_end: Any = None  # a `LeanEnd`, for the SDK releases it knows
+
+    # the fields are kept on `hot` (see `_Hot`); these read and set them
+
+    @property
+    def inner(self) -> Any:
+        return self.hot.inner
+
+    @property
+    def lean_end(self) -> Any:
+        """A `LeanEnd`, for the SDK releases it knows (None: `span.end` ends spans)."""
+        return self.hot.lean_end
+
+    @lean_end.setter
+    def lean_end(self, value: Any) -> None:
+        self.hot.lean_end = value
 
     def _plan(self) -> Optional[_Plan]:
-        processors = getattr(self.inner, "_span_processors", None)
-        if processors is not self._known:
-            self._made = _lone_exporter(self.inner, processors)
-            self._known = processors
-        return self._made
+        hot = self.hot
+        processors = getattr(hot.inner, "_span_processors", None)
+        if processors is not hot.known:
+            hot.made = _lone_exporter(hot.inner, processors)
+            hot.known = processors
+        return hot.made
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         pending = self.pending
@@ -148,32 +177,35 @@ class _ProcessorLayer:
 
     def started(self, span: Any, parent_context: Any) -> None:
         """`on_start` for a span built with its attributes (no pending ones)."""
-        known = self._known  # read before the plan: `_plan` sets it after
-        plan = self._made
-        if getattr(self.inner, "_span_processors", None) is not known:
+        hot = self.hot
+        known = hot.known  # read before the plan: `_plan` sets it after
+        plan = hot.made
+        if getattr(hot.inner, "_span_processors", None) is not known:
             plan = self._plan()
         if plan is None:
-            self.inner.on_start(span, parent_context=parent_context)
+            hot.inner.on_start(span, parent_context=parent_context)
         elif plan[0] is not None:
             plan[0](span, parent_context=parent_context)
 
     def _on_ending(self, span: Any) -> None:
-        known = self._known  # read before the plan: `_plan` sets it after
-        plan = self._made
-        if getattr(self.inner, "_span_processors", None) is not known:
+        hot = self.hot
+        known = hot.known  # read before the plan: `_plan` sets it after
+        plan = hot.made
+        if getattr(hot.inner, "_span_processors", None) is not known:
             plan = self._plan()
         if plan is None:
-            self.inner._on_ending(span)
+            hot.inner._on_ending(span)
         elif plan[1] is not None:
             plan[1](span)
 
     def on_end(self, span: Any) -> None:
-        known = self._known  # read before the plan: `_plan` sets it after
-        plan = self._made
-        if getattr(self.inner, "_span_processors", None) is not known:
+        hot = self.hot
+        known = hot.known  # read before the plan: `_plan` sets it after
+        plan = hot.made
+        if getattr(hot.inner, "_span_processors", None) is not known:
             plan = self._plan()
         if plan is None:
-            self.inner.on_end(span)
+            hot.inner.on_end(span)
             return
         store = getattr(getattr(span, "_attributes", None), "_dict", None)
         sdk = _sdk
@@ -193,18 +225,21 @@ class _ProcessorLayer:
         False (nothing done) when `span.end` must do it. `late`: attributes set first,
         under the same lock, when `set_attributes` would put them in the map as they are
         (clean, new keys, within the count limit); else False, nothing done."""
-        lean = self.lean_end
-        known = self._known  # read before the plan: `_plan` sets it after
-        plan = self._made
-        if getattr(self.inner, "_span_processors", None) is not known:
+        hot = self.hot
+        lean = hot.lean_end
+        known = hot.known  # read before the plan: `_plan` sets it after
+        plan = hot.made
+        if getattr(hot.inner, "_span_processors", None) is not known:
             plan = self._plan()
+        if lean is None or plan is None or not plan[4] or type(span) is not lean.span_type:
+            return False
+        # `span.end` is the SDK's `Span.end` bound to it: neither its class's nor the span's
+        # own `end` replaced (read as a bound method: `__dict__` would make the span's dict)
+        bound: Any = span.end
         if (
-            lean is None
-            or plan is None
-            or not plan[4]
-            or type(span) is not lean.span_type
-            or type(span).end is not lean.end_function
-            or "end" in span.__dict__
+            type(bound) is not lean.method_type
+            or bound.__func__ is not lean.end_function
+            or bound.__self__ is not span
         ):
             return False
         attributes: Any = span._attributes
@@ -224,11 +259,14 @@ class _ProcessorLayer:
                 or not clean(late, None, max_value_len)
             ):
                 return False
-        with span._lock:
+        span_lock = span._lock  # (held as `with` holds it, in fewer steps)
+        span_lock.acquire()
+        try:
             if span._start_time is None or span._end_time is not None:
                 return False  # `end` raises or warns
             if late:
-                with lock:
+                lock.acquire()
+                try:
                     if (
                         getattr(attributes, "_immutable", True)
                         or (maxlen is not None and len(store) + len(late) > maxlen)
@@ -236,9 +274,13 @@ class _ProcessorLayer:
                     ):
                         return False
                     store.update(late)
+                finally:
+                    lock.release()
             span._end_time = end_time if end_time is not None else lean.sdk.time_ns()
             if lean.immutable:
                 attributes._immutable = True
+        finally:
+            span_lock.release()
         ended = span._record_end_metrics
         if ended and ended is not lean.noop:  # (`noop` does nothing)
             ended()
@@ -256,10 +298,13 @@ class _ProcessorLayer:
         return bool(self.inner.force_flush(timeout_millis))
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        if name == "hot":  # (not set yet: no pass-through, which reads it)
+            raise AttributeError(name)
+        return getattr(self.hot.inner, name)
 
 
 _NOTHING = object()
+_layer_end = _ProcessorLayer.end
 #: SDK classes, set when the first `FastSpans` is installed (this module imports no
 #: OpenTelemetry itself)
 _sdk: Dict[str, Any] = {}
@@ -438,7 +483,8 @@ def end_span(
     """`set_attributes(span, late)` (when given) then `span.end(end_time)`; in one call
     (`_ProcessorLayer.end`) when the span goes only to the distro's exporting processor."""
     processor = getattr(span, "_span_processor", None)
-    if type(processor) is _ProcessorLayer and processor.end(span, end_time, late):
+    # (`processor.end`, read from the class: the layer's `__getattr__` slows reads on it)
+    if type(processor) is _ProcessorLayer and _layer_end(processor, span, end_time, late):
         return
     if late:
         set_attributes(span, late)
@@ -455,13 +501,23 @@ def set_attributes(span: Any, attributes: Dict[str, Any]) -> None:
     except AttributeError:  # not the SDK's span and attribute map
         fast = False
     if fast:
-        with span._lock, bounded._lock:
-            if (
-                span._end_time is None
-                and not bounded._immutable
-                and (maxlen is None or len(store) + len(attributes) <= maxlen)
-                and store.keys().isdisjoint(attributes)
-            ):
-                store.update(attributes)
-                return
+        lock = span._lock
+        inner_lock = bounded._lock
+        # (`with` both locks, as acquire and release calls: fewer steps than `with`)
+        lock.acquire()
+        try:
+            inner_lock.acquire()
+            try:
+                if (
+                    span._end_time is None
+                    and not bounded._immutable
+                    and (maxlen is None or len(store) + len(attributes) <= maxlen)
+                    and store.keys().isdisjoint(attributes)
+                ):
+                    store.update(attributes)
+                    return
+            finally:
+                inner_lock.release()
+        finally:
+            lock.release()
     span.set_attributes(attributes)

@@ -21,6 +21,7 @@ execution-tag processor, the span dump), which so sees every span as it does tod
 from __future__ import annotations
 
 import logging
+from types import MethodType
 from typing import Any, Optional
 
 logger = logging.getLogger("lumigo-opentelemetry")
@@ -70,6 +71,7 @@ class LeanEnd:
         self.immutable = immutable
         self.span_type = _Span
         self.end_function = Span.end
+        self.method_type = MethodType  # what `span.end` is when nothing replaced it
         self.encoding = EncodingBatchSpanProcessor
         self.sdk: Any = trace  # its `time_ns`, looked up per call as `end` does
         self.noop = no_metrics()[1]  # the SDK's metrics' `noop`, when it does nothing

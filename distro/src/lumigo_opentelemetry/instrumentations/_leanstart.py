@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
+from types import MethodType
 from typing import Any, Dict, FrozenSet, Optional, Tuple
 
 logger = logging.getLogger("lumigo-opentelemetry")
@@ -112,7 +113,8 @@ class SpanBuilder:
     without events or links), in one Python call: the same fields in the same order
     (set one by one: the objects keep the interpreter's compact attribute layout) on new
     objects of the same classes. Made by `span_builder`, which checks it against spans
-    the constructor built."""
+    the constructor built. A span only the distro's exporting processor sees may be
+    built without its event and link lists, made when first read (`_lazylists`)."""
 
     def __init__(self, limits: Any, status: Any) -> None:
         import threading
@@ -133,6 +135,9 @@ class SpanBuilder:
         #: whether the attribute map is made field by field (its layout in the releases
         #: read from 1.45 on), else by its constructor
         self.map_fields = True
+        #: whether `build(lazy=True)` may leave the event and link lists to be made on
+        #: their first read (`_lazylists`: checked by `span_builder`)
+        self.lazy_lists = False
 
     def attributes(self, store: Dict[str, Any]) -> Any:
         """The span's attribute map, as the constructor makes it for the tracer's limits,
@@ -167,14 +172,26 @@ class SpanBuilder:
         kind: Any,
         record_end_metrics: Any,
         start_time: int,
+        lazy: bool = False,
     ) -> Any:
         """The span `tracer.start_span` builds and starts (before its processor's
         `on_start`), with `attributes` as its attribute map; a `dict` given is the store
-        of a map made by `attributes(store)`)."""
+        of a map made by `attributes(store)`). `lazy` (when `lazy_lists`): the event and
+        link lists are made when first read (`_lazylists`)."""
         limits = self.limits
         new = self.new
         if type(attributes) is dict:
-            attributes = self.attributes(attributes)
+            if self.map_fields:  # `attributes(store)`, without its call
+                store = attributes
+                attributes = new(self.map_type)
+                attributes._dict = store
+                attributes.maxlen = limits.max_span_attributes
+                attributes.dropped = 0
+                attributes.max_value_len = limits.max_span_attribute_length
+                attributes._lock = self.lock()
+                attributes._immutable = False
+            else:
+                attributes = self.attributes(attributes)
         span = new(self.span_type)
         span._name = name
         span._context = span_context
@@ -185,16 +202,18 @@ class SpanBuilder:
         span._start_time = start_time
         span._end_time = None
         span._attributes = attributes
-        made = new(self.list_type)  # `BoundedList(limits.max_events)`
-        made.dropped = 0
-        made._dq = self.deque((), limits.max_events)
-        made._lock = self.lock()
-        span._events = made
-        made = new(self.list_type)  # `BoundedList(limits.max_links)`
-        made.dropped = 0
-        made._dq = self.deque((), limits.max_links)
-        made._lock = self.lock()
-        span._links = made
+        if not lazy or not self.lazy_lists:
+            made = new(self.list_type)  # `BoundedList(limits.max_events)`
+            made.dropped = 0
+            made._dq = self.deque((), limits.max_events)
+            made._lock = self.lock()
+            span._events = made
+            made = new(self.list_type)  # `BoundedList(limits.max_links)`
+            made.dropped = 0
+            made._dq = self.deque((), limits.max_links)
+            made._lock = self.lock()
+            span._links = made
+            lazy = False
         span._resource = tracer.resource
         span._status = self.status
         span._sampler = sampler
@@ -205,6 +224,8 @@ class SpanBuilder:
         span._limits = limits
         span._lock = self.lock()
         span._record_end_metrics = record_end_metrics
+        if lazy:
+            span._lumigo_lists_unmade = True  # (`LISTS_UNMADE`)
         return span
 
 
@@ -266,12 +287,47 @@ def span_builder(tracer: Any) -> Optional[SpanBuilder]:
                 {"a": "b"}, SpanKind.SERVER, None, 5,
             )  # fmt: skip
             if _shape(ours) == theirs:
+                builder.lazy_lists = _lazy_lists(builder, tracer, context, theirs)
                 return builder
         logger.debug("lean span build not used: the SDK builds its spans otherwise")
         return None
     except Exception:
         logger.debug("lean span build not available", exc_info=True)
         return None
+
+
+def _lazy_lists(builder: SpanBuilder, tracer: Any, context: Any, theirs: Any) -> bool:
+    """Whether a span `builder` builds without its event and link lists (`_lazylists`
+    installed on its class) has, once they are read, the fields the constructor's has."""
+    from opentelemetry.trace import SpanKind
+
+    from lumigo_opentelemetry.export.encoder import LISTS_UNMADE
+    from lumigo_opentelemetry.instrumentations import _lazylists
+
+    if LISTS_UNMADE != "_lumigo_lists_unmade" or not _lazylists.install(builder.span_type):
+        return False
+    builder.lazy_lists = True
+    try:
+        ours = builder.build(
+            tracer, "probe", context, None, tracer.sampler,
+            {"a": "b"}, SpanKind.SERVER, None, 5, True,
+        )  # fmt: skip
+        unmade = getattr(ours, LISTS_UNMADE, None) is True
+        made = (ours._events, ours._links)  # made on this first read
+        after = getattr(ours, LISTS_UNMADE, None)
+        kind, fields = _shape(ours)
+        rest = dict(fields)
+        rest.pop(LISTS_UNMADE, None)
+        return (
+            unmade
+            and after is False
+            and type(made[0]) is builder.list_type
+            and made[0] is ours._events  # kept: the same lists read again
+            and made[1] is ours._links
+            and (kind, rest) == (theirs[0], dict(theirs[1]))
+        )
+    finally:
+        builder.lazy_lists = False
 
 
 def no_metrics() -> Tuple[Any, Any]:
@@ -343,9 +399,24 @@ class LeanStart:
         self.span_type: Any = _Span
         self.api_span = trace.Span
         self.span_types = frozenset({_Span, trace.NonRecordingSpan})
+        self.method_type = MethodType
+        #: `_Span.get_span_context` when it returns the span's `_context` as it is
+        self.read_context: Any = _reads_context(_Span)
         self.span_context = trace.SpanContext
         self.non_recording = trace.NonRecordingSpan
         self.get_current = get_current
+        # the API's default runtime context's variable, read while it is the runtime context
+        # (as `_otel_context.CurrentContext` reads it)
+        from opentelemetry import context as context_api
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+        self.context_api: Any = context_api
+        runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
+        variable = getattr(runtime, "_current_context", None)
+        if type(runtime) is not ContextVarsRuntimeContext or variable is None:
+            runtime = variable = None
+        self.runtime: Any = runtime
+        self.variable: Any = variable
         self.key = _SPAN_KEY
         self.random_ids = RandomIdGenerator
         self.invalid_trace_id = trace.INVALID_TRACE_ID
@@ -363,6 +434,11 @@ class LeanStart:
         self.default_state = span.DEFAULT_TRACE_STATE
         self.max_trace_id = span._TRACE_ID_MAX_VALUE
         self.max_span_id = span._SPAN_ID_MAX_VALUE
+        #: whether ids the default generator's way draws (non-zero, 128 and 64 bits) and a
+        #: valid parent's trace id are always within `SpanContext`'s bounds
+        self.random_valid = (
+            self.max_trace_id == (1 << 128) - 1 and self.max_span_id == (1 << 64) - 1
+        )
         self.context_fields = frozenset(trace.SpanContext.__new__.__code__.co_names) == _CONTEXT
         self.sdk: Any = sdk  # its `time_ns`, looked up per call as `start` does
         #: `_fastspan._ProcessorLayer`, whose `started` is its `on_start` for a span built here
@@ -391,9 +467,25 @@ class LeanStart:
             or not tracer._tracer_config.is_enabled
         ):
             return None
-        found: Any = (context if context is not None else self.get_current()).get(self.key)
+        current = context
+        if current is None:  # `get_current()`: the context variable read directly
+            runtime = self.runtime
+            if (
+                runtime is not None
+                and getattr(self.context_api, "_RUNTIME_CONTEXT", None) is runtime
+            ):
+                current = self.variable.get()
+            else:
+                current = self.get_current()
+        found: Any = current.get(self.key)
         parent = None
-        if found is not None and (
+        if type(found) is self.span_type:  # the SDK's span: its `get_span_context` read
+            read: Any = found.get_span_context  # (a bound method, unless replaced)
+            if type(read) is self.method_type and read.__func__ is self.read_context:
+                parent = found._context
+            else:
+                parent = read()
+        elif found is not None and (
             type(found) in self.span_types or isinstance(found, self.api_span)
         ):  # (an ABC's isinstance runs Python code: the SDK's own types first)
             parent = found.get_span_context()
@@ -456,7 +548,8 @@ class LeanStart:
                     False,
                     self.flags[flags],
                     self.default_state if trace_state is None else trace_state,
-                    0 < trace_id <= self.max_trace_id and 0 < span_id <= self.max_span_id,
+                    (random_ids and self.random_valid)  # (drawn non-zero within bounds)
+                    or (0 < trace_id <= self.max_trace_id and 0 < span_id <= self.max_span_id),
                 ),
             )
         else:
@@ -503,22 +596,30 @@ class LeanStart:
                 )
             else:
                 bounded = {}
+            processor = tracer.span_processor
+            started = True  # whether its `on_start` is to be called
+            lone = False  # whether only the distro's encoding processor sees the span
+            if type(processor) is self.processor_layer:
+                hot = processor.hot  # (its fields: see `_fastspan._Hot`)
+                known = hot.known  # read before the plan: `_plan` sets it after
+                plan = hot.made
+                if (
+                    plan is not None
+                    and plan[0] is None
+                    and getattr(hot.inner, "_span_processors", None) is known
+                ):  # the lone exporting processor, whose `on_start` does nothing
+                    started = False
+                    lone = plan[4]
             span = built.build(
                 tracer, name, span_context, parent, sampler, bounded, kind, record_end_metrics,
-                start_time if start_time is not None else self.sdk.time_ns(),
+                start_time if start_time is not None else self.sdk.time_ns(), lone,
             )  # fmt: skip
-            processor = span._span_processor
-            if type(processor) is self.processor_layer:
-                known = processor._known  # read before the plan: `_plan` sets it after
-                plan = processor._made
-                if (
-                    plan is None
-                    or plan[0] is not None
-                    or getattr(processor.inner, "_span_processors", None) is not known
-                ):  # (else: the lone exporting processor's `on_start` does nothing)
+            if started:
+                processor = span._span_processor
+                if type(processor) is self.processor_layer:
                     processor.started(span, context)
-            else:
-                processor.on_start(span, parent_context=context)
+                else:
+                    processor.on_start(span, parent_context=context)
             return span
         if self.positional:  # the same arguments, without a dict of 15 keywords
             span = self.span_type(
@@ -580,6 +681,32 @@ class LeanStart:
             instrumentation_scope=tracer._instrumentation_scope,
             record_end_metrics=record_end_metrics,
         )
+
+
+def _reads_context(span_type: Any) -> Any:
+    """`span_type.get_span_context` when all it does is return `self._context` (through
+    `typing.cast`, as the SDK's does); else None."""
+    method: Any = getattr(span_type, "get_span_context", None)
+    code = getattr(method, "__code__", None)
+    if (
+        code is None
+        or set(code.co_names) - {"typing", "cast", "trace_api", "SpanContext", "_context"}
+        or "_context" not in code.co_names
+    ):
+        return None
+    try:
+        import typing
+
+        from opentelemetry.trace import SpanContext
+
+        probe = object.__new__(span_type)
+        context = SpanContext(1, 2, False)
+        probe._context = context
+        if method(probe) is context and typing.cast(Any, context) is context:
+            return method
+    except Exception:
+        logger.debug("the span context read through get_span_context", exc_info=True)
+    return None
 
 
 def lean_start(
