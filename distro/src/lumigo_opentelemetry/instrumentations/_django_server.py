@@ -95,7 +95,7 @@ class _Lean:
         self.collect = memoized(
             collect_request_attributes,
             self._masked,
-            payloads.Attributes,
+            dict.copy,
             self.spans.values_clean,
             self.spans.max_length,
             self._masked_url,
@@ -213,9 +213,12 @@ class _Lean:
                     late.update(self.custom_response(response.items()))
                 self._capture(request, response, late)
                 ready = late
-                status = self.status_of(code, server_span=True)
-                if status is not self.unset:  # the SDK ignores an UNSET status
-                    span.set_status(self.status(status))
+                # (an int in 100-499: contrib's `http_status_to_status_code` gives UNSET
+                # for a server span, which the SDK ignores)
+                if type(code) is not int or not 100 <= code <= 499:
+                    status = self.status_of(code, server_span=True)
+                    if status is not self.unset:
+                        span.set_status(self.status(status))
             if response is not None:
                 propagator = self.response_propagator()
                 if propagator:
