@@ -43,6 +43,8 @@ VALUES = [
     'say "hi"',
     "back\\slash",
     "tab\there",
+    "unit\x1fseparator",
+    "del\x7fchar",
     "line\u2028sep",
     "https://user:pw@example.com/x",
     "user:pw@example.com",

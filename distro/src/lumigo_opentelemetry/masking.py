@@ -536,7 +536,10 @@ class Masking:
             not first
             or first in "{["
             or first.isspace()
-            or _PLAIN_JSON_STRING.fullmatch(value) is None
+            or not (  # (printable ASCII, no quote or backslash: what the regex passes)
+                (value.isascii() and value.isprintable() and '"' not in value and "\\" not in value)
+                or _PLAIN_JSON_STRING.fullmatch(value) is not None
+            )
             or ("://" in value and "@" in value)
             or (self.token and self.token in value)
         ):

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import logging
 from time import time_ns
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from opentelemetry.instrumentation.django.middleware import otel_middleware
 from opentelemetry.instrumentation.django.middleware.otel_middleware import _DjangoMiddleware
 
+from lumigo_opentelemetry.instrumentations import django as lumigo_django
 from lumigo_opentelemetry.instrumentations import payloads
 from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans
 from lumigo_opentelemetry.instrumentations._otel_context import CurrentContext
@@ -54,6 +55,7 @@ _ASGI_REQUEST: Any = getattr(otel_middleware, "ASGIRequest", None)
 #: where a lean request's state lives on the Django request
 _STATE = "_lumigo_server_span"
 _NAMES_SIZE = 256
+_HOSTS_SIZE = 64
 #: contrib's middleware, as named in `settings.MIDDLEWARE`
 CONTRIB_PATH = f"{_DjangoMiddleware.__module__}.{_DjangoMiddleware.__qualname__}"
 LEAN_PATH = f"{__name__}.LeanMiddleware"
@@ -67,7 +69,7 @@ class _State:
     def __init__(self, span: Any, token: Any) -> None:
         self.span = span
         self.token = token
-        self.late = payloads.Attributes()  # set in one call at the end
+        self.late: Dict[str, Any] = {}  # set in one call at the end
         self.exception: Optional[BaseException] = None
 
 
@@ -75,6 +77,8 @@ class _Lean:
     """What the lean path needs, made once when the middleware is installed."""
 
     def __init__(self, config: Config) -> None:
+        from django.conf import settings
+        from django.core.handlers.wsgi import WSGIRequest
         from django.urls import Resolver404, get_resolver, get_urlconf, resolve
         from opentelemetry.instrumentation.propagators import get_global_response_propagator
         from opentelemetry.instrumentation.utils import http_status_to_status_code
@@ -91,7 +95,7 @@ class _Lean:
         self.collect = memoized(
             collect_request_attributes,
             self._masked,
-            payloads.Attributes,
+            dict.copy,
             self.spans.values_clean,
             self.spans.max_length,
             self._masked_url,
@@ -111,8 +115,11 @@ class _Lean:
         self.resolver_404 = Resolver404
         self.get_resolver = get_resolver
         self.get_urlconf = get_urlconf
+        self.urlconf_storage = urlconf_storage()
         #: (resolver, path) -> (resolver, the name's route part or None)
         self.names: Dict[Tuple[int, str], Tuple[Any, Optional[str]]] = {}
+        self.wsgi_request = WSGIRequest
+        self.check_host = HostCheck(settings).check
 
     def _masked(self, attributes: Dict[str, Any]) -> Dict[str, Any]:
         """The request attributes with URL secrets masked, as the response hook masks
@@ -139,7 +146,12 @@ class _Lean:
         return request.method if part is None else f"{method} {part}"
 
     def _resolved_part(self, path: str) -> Optional[str]:
-        resolver = self.get_resolver(self.get_urlconf())
+        storage = self.urlconf_storage
+        if storage is not None:  # `get_urlconf()`, read as asgiref's `Local` reads it
+            urlconf = storage._storage().data.get("value")
+        else:
+            urlconf = self.get_urlconf()
+        resolver = self.get_resolver(urlconf)
         key = (id(resolver), path)
         known = self.names.get(key)
         if known is not None and known[0] is resolver:
@@ -201,9 +213,12 @@ class _Lean:
                     late.update(self.custom_response(response.items()))
                 self._capture(request, response, late)
                 ready = late
-                status = self.status_of(code, server_span=True)
-                if status is not self.unset:  # the SDK ignores an UNSET status
-                    span.set_status(self.status(status))
+                # (an int in 100-499: contrib's `http_status_to_status_code` gives UNSET
+                # for a server span, which the SDK ignores)
+                if type(code) is not int or not 100 <= code <= 499:
+                    status = self.status_of(code, server_span=True)
+                    if status is not self.unset:
+                        span.set_status(self.status(status))
             if response is not None:
                 propagator = self.response_propagator()
                 if propagator:
@@ -219,9 +234,129 @@ class _Lean:
                 self.current.detach(state.token)
 
     def _capture(self, request: Any, response: Any, late: Dict[str, Any]) -> None:
-        from lumigo_opentelemetry.instrumentations.django import capture_response
+        """`django.capture_response(late, request, response, config)`, with Django's
+        response headers read from their store (`response_header_pairs`) and the set
+        attribute calls inline."""
+        config = self.config
+        text: Optional[str]
+        try:
+            text = payloads.headers_attribute(
+                lumigo_django.response_header_pairs(response),
+                config,
+                payloads.Site.HTTP_RESPONSE_HEADERS,
+            )
+            if text is not None:
+                late[payloads.RESPONSE_HEADERS] = text
+        except Exception:
+            _dropped(payloads.RESPONSE_HEADERS)
+        if request.__dict__.get("_body"):  # (else `request_body` gives None)
+            try:
+                text = lumigo_django.request_body(request, config)
+                if text is not None:
+                    late[payloads.REQUEST_BODY] = text
+            except Exception:
+                _dropped(payloads.REQUEST_BODY)
+        try:
+            text = lumigo_django.response_body(response, config)
+            if text is not None:
+                late[payloads.RESPONSE_BODY] = text
+        except Exception:
+            _dropped(payloads.RESPONSE_BODY)
 
-        capture_response(late, request, response, self.config)
+
+class HostCheck:
+    """`request.get_host()`, for what it does on the lean path (see `check`)."""
+
+    def __init__(self, settings: Any) -> None:
+        from django.http.request import HttpRequest
+
+        self.get_host = HttpRequest.get_host
+        self.raw_host = HttpRequest._get_raw_host
+        #: the settings values Django's lazy settings object has cached (it caches each
+        #: value it is asked for and drops them when a setting or the whole settings
+        #: object is replaced, as `override_settings` does); None: another object
+        self.settings_cache: Optional[Dict[str, Any]] = _settings_cache(settings)
+        #: `Host` header -> (the `ALLOWED_HOSTS` list it was found allowed by, its items)
+        self.hosts: Dict[str, Tuple[Any, List[Any]]] = {}
+
+    def check(self, request: Any) -> None:
+        """`request.get_host()`, for what it does here: raise `DisallowedHost` for a
+        host the settings do not allow, before any span starts (as contrib's
+        `build_absolute_uri` does). A `Host` header Django found allowed is remembered
+        (bounded) with the `ALLOWED_HOSTS` list that allowed it, and not asked about
+        again while that list (the same object, the same items) is the setting: with
+        `USE_X_FORWARDED_HOST` off and a non-empty list, Django's answer depends on
+        these two alone. Anything else (another `get_host`, the forwarded host in use,
+        settings not cached by Django's lazy settings object) asks Django."""
+        host = request.META.get("HTTP_HOST")
+        cache = self.settings_cache
+        kind = type(request)
+        if (
+            cache is None
+            or type(host) is not str
+            or cache.get("USE_X_FORWARDED_HOST", True) is not False
+            or kind.get_host is not self.get_host
+            or kind._get_raw_host is not self.raw_host
+        ):
+            request.get_host()
+            return
+        allowed: Any = cache.get("ALLOWED_HOSTS")
+        known = self.hosts.get(host)
+        if known is not None and known[0] is allowed and known[1] == allowed:
+            return
+        request.get_host()  # raises DisallowedHost when the host is not allowed
+        # (kept while that list is the setting; an empty one: DEBUG decides as well)
+        if allowed is cache.get("ALLOWED_HOSTS") and type(allowed) is list and allowed:
+            if len(self.hosts) >= _HOSTS_SIZE:
+                self.hosts.clear()
+            self.hosts[host] = (allowed, allowed.copy())
+
+
+def _dropped(key: str) -> None:
+    """What `payloads.set_captured` logs when computing attribute `key` failed."""
+    logger.debug("capturing %s failed; attribute dropped", key, exc_info=True)
+
+
+def _settings_cache(settings: Any) -> Optional[Dict[str, Any]]:
+    """The attribute dictionary in which Django's `LazySettings` keeps the settings it
+    was asked for (None: `settings` is not that object, or keeps no such cache)."""
+    from django.conf import LazySettings
+
+    if type(settings) is not LazySettings or "__getattr__" not in LazySettings.__dict__:
+        return None
+    cache = object.__getattribute__(settings, "__dict__")
+    return cache if type(cache) is dict else None
+
+
+#: asgiref releases whose `Local` `urlconf_storage` was checked against
+_ASGIREF_CHECKED = frozenset({"3.13.0"})
+
+
+def urlconf_storage() -> Any:
+    """The storage behind Django's URL conf local (`django.urls.base._urlconfs`) when
+    it is asgiref's non-thread-critical `Local` of a release it was checked against:
+    there `get_urlconf()` is `storage._storage().data.get("value")` (the storage of
+    the current context when the current thread owns it, else an empty one), read
+    without the two `__getattr__` layers, the lock (the data is replaced, never
+    changed, when a value is set) and the missing-attribute error. None otherwise:
+    `get_urlconf()` is called."""
+    try:
+        from asgiref import local as asgiref_local
+        from django.urls import base
+
+        from lumigo_opentelemetry.instrumentations._version_gate import installed_version
+
+        if installed_version("asgiref") not in _ASGIREF_CHECKED:
+            return None
+        urlconfs = base.__dict__.get("_urlconfs")
+        if type(urlconfs) is not getattr(asgiref_local, "_DefaultLocal", None):
+            return None
+        storage = object.__getattribute__(urlconfs, "_storage")
+        if type(storage) is not getattr(asgiref_local, "_CVar", None):
+            return None
+        return storage
+    except Exception:
+        return None
 
 
 def _route_part(match: Any) -> Optional[str]:
@@ -245,14 +380,14 @@ class LeanMiddleware(_DjangoMiddleware):
 
     def __call__(self, request: Any) -> Any:
         lean = LeanMiddleware._lumigo
-        if lean is None or _is_asgi(request):
+        if lean is None or (type(request) is not lean.wsgi_request and _is_asgi(request)):
             return super().__call__(request)  # type: ignore[no-untyped-call]
         if lean.has_exclusions:
             # as contrib: the absolute URI (its host checked against ALLOWED_HOSTS) first
             if lean.excluded.url_disabled(request.build_absolute_uri("?")):
                 return self.get_response(request)
         else:
-            request.get_host()  # a disallowed host fails here, before any span, as there
+            lean.check_host(request)  # a disallowed host fails here, before any span
         try:
             state = lean.start(request)
         except Exception:

@@ -128,7 +128,7 @@ class FlaskServerSpans:
             self._collect = memoized(
                 collect_request_attributes,
                 self._masked,
-                payloads.Attributes,
+                dict.copy,
                 self.spans.values_clean,
                 self.spans.max_length,
                 self._masked_url,
@@ -239,7 +239,7 @@ class FlaskServerSpans:
         current, server = self._current.current()
         # contrib's request attributes (a copy); a server span's with their URLs masked
         found, unchecked = self._collect(environ, server)
-        attributes: payloads.Attributes = found  # type: ignore[assignment]
+        attributes = found
         if rule is not None:
             attributes["http.route"] = rule.rule
             if unchecked is not None:
@@ -323,9 +323,12 @@ class FlaskServerSpans:
             if code < 0:
                 span.set_status(self._status(self._error, "Non-integer HTTP status: " + code_text))
             else:
-                status_code = self._status_of(code, server_span=True)
-                if status_code is not self._unset:  # the SDK ignores an UNSET status
-                    span.set_status(self._status(status_code))
+                # (100-499: contrib's `http_status_to_status_code` gives UNSET for a
+                # server span, which the SDK ignores)
+                if not 100 <= code <= 499:
+                    status_code = self._status_of(code, server_span=True)
+                    if status_code is not self._unset:
+                        span.set_status(self._status(status_code))
         if exc is not None and isinstance(exc, Exception):
             span.record_exception(exc)
             span.set_status(self._status(self._error, f"{type(exc).__name__}: {exc}"))

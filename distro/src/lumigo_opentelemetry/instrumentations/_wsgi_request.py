@@ -31,12 +31,13 @@ _REQUEST_KEYS = (
     "HTTP_X_FORWARDED_FOR",
 )
 #: the memo key's environ values: all of them but the client's address and port and the
-#: request target's (`_URI_KEYS`, which `_target_part` gives)
+#: request target's (`_URI_KEYS`, which the key's target part stands for)
 _URI_KEYS = ("RAW_URI", "REQUEST_URI", "QUERY_STRING")
 _SHAPE_KEYS = tuple(k for k in _REQUEST_KEYS if k not in ("REMOTE_ADDR", "REMOTE_PORT", *_URI_KEYS))
 #: what the key holds for a key the environ lacks (contrib reads some with a default)
-_ABSENTS = (("lumigo.absent",),) * len(_SHAPE_KEYS)
-_ANY_PEER: Any = ("lumigo.any-peer",)  # the key's client part when `_peer` gives the client
+_ABSENT: Any = object()
+_ABSENTS = (_ABSENT,) * len(_SHAPE_KEYS)
+_ANY_PEER: Any = ("lumigo.any-peer",)  # the key's client part when the copy gets the client
 _ANY_TARGET: Any = ("lumigo.any-target",)  # the key's target part: `http.target` per request
 _ANY_QUERY: Any = ("lumigo.any-query",)  # the key's query part: `http.url` per request
 _PEER_IP = "net.peer.ip"
@@ -46,44 +47,6 @@ _URL = "http.url"
 _MEMO_SIZE = 256
 
 Unchecked = Optional[Dict[str, Any]]
-
-
-def _peer(environ: Dict[str, Any], max_length: Optional[int]) -> Optional[Tuple[str, int]]:
-    """The client's (address, port) when contrib records them as they are, under
-    `net.peer.ip` and `net.peer.port` (a non-empty address within the length limit, a
-    port of ASCII digits, no `REMOTE_HOST` compared with the address), else None."""
-    address = environ.get("REMOTE_ADDR")
-    port = environ.get("REMOTE_PORT")
-    if (
-        type(address) is not str
-        or not address
-        or type(port) is not str
-        or not port.isdigit()
-        or not port.isascii()
-        or "REMOTE_HOST" in environ
-    ):
-        return None
-    if max_length is not None and len(address) > max_length:
-        return None
-    return address, int(port)
-
-
-def _target_part(get: Callable[[str], Any], split: bool) -> Tuple[Any, Any, Any]:
-    """The memo key's part for the request target: for a request with a query (on real
-    traffic, often one of its own), `_ANY_TARGET` when contrib records the target as it
-    is (`http.target`), `_ANY_QUERY` in place of the query when it builds `http.url`
-    from it (`split`: a `_Builder` knows how); else the values themselves."""
-    raw_uri = get("RAW_URI")
-    request_uri = get("REQUEST_URI")
-    query = get("QUERY_STRING")
-    if split:
-        target = raw_uri if raw_uri is not None else request_uri
-        if target:
-            if type(target) is str and "?" in target:
-                return _ANY_TARGET, None, None
-        elif query and type(query) is str:
-            return raw_uri, request_uri, _ANY_QUERY
-    return raw_uri, request_uri, query  # no query: the whole shape is the key
 
 
 class _Entry:
@@ -162,7 +125,7 @@ def memoized(
                 return _Entry(found, None, None), None
         known = _Entry(found, varying, base)
         if peer is not None and (found.get(_PEER_IP), found.get(_PEER_PORT)) != peer:
-            return known, None  # not the client attributes `_peer` stands for: not kept
+            return known, None  # not the client attributes the key stands for: not kept
         if len(memo) >= _MEMO_SIZE:
             memo.clear()
         memo[key] = known
@@ -180,17 +143,49 @@ def memoized(
         environ: Dict[str, Any], masked: bool
     ) -> Tuple[Dict[str, Any], Unchecked]:
         get = environ.get
-        peer = _peer(environ, max_length)
-        client = _ANY_PEER if peer is not None else (get("REMOTE_ADDR"), get("REMOTE_PORT"))
-        part = _target_part(get, split)
-        key = (*map(get, _SHAPE_KEYS, _ABSENTS), *part, client)
+        # the client's (address, port) when contrib records them as they are, under
+        # `net.peer.ip` and `net.peer.port` (a non-empty address within the length limit,
+        # a port of ASCII digits, no `REMOTE_HOST` compared with the address): `peer`,
+        # set on the copy, and the key's client part `_ANY_PEER`; else the values
+        address = get("REMOTE_ADDR")
+        port = get("REMOTE_PORT")
+        peer: Optional[Tuple[str, int]] = None
+        if (
+            type(address) is str
+            and address
+            and type(port) is str
+            and port.isdigit()
+            and port.isascii()
+            and "REMOTE_HOST" not in environ
+            and (max_length is None or len(address) <= max_length)
+        ):
+            peer = (address, int(port))
+            client = _ANY_PEER
+        else:
+            client = (address, port)
+        # the key's part for the request target: for a request with a query (on real
+        # traffic, often one of its own), `_ANY_TARGET` when contrib records the target
+        # as it is (`http.target`), `_ANY_QUERY` in place of the query when it builds
+        # `http.url` from it (`split`: a `_Builder` knows how); else the values themselves
+        raw_uri = get("RAW_URI")
+        request_uri = get("REQUEST_URI")
+        query = get("QUERY_STRING")
+        if split:
+            target = raw_uri if raw_uri is not None else request_uri
+            if target:
+                if type(target) is str and "?" in target:
+                    raw_uri = _ANY_TARGET
+                    request_uri = query = None
+            elif query and type(query) is str:
+                query = _ANY_QUERY
+        key = (*map(get, _SHAPE_KEYS, _ABSENTS), raw_uri, request_uri, query, client)
         try:
             known = memo.get(key)
         except TypeError:  # an unhashable value: no memo
             found = collect(environ)
             return copy(mask(found) if masked else found), None
         if known is None:
-            known, peer = entry_of(environ, key, part, peer)
+            known, peer = entry_of(environ, key, (raw_uri, request_uri, query), peer)
         varying = known.varying
         value = None
         if varying is not None:

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from lumigo_opentelemetry.instrumentations import payloads
+from lumigo_opentelemetry.masking import MASKED
 
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
@@ -53,18 +54,90 @@ def instrumentor() -> BaseInstrumentor:
 
 
 def response_body(response: Any, config: Config) -> Optional[str]:
-    """The body of a non-streaming response, bounded, as `body_attribute` renders it."""
+    """The body of a non-streaming response, bounded, as `body_attribute` renders it.
+
+    A short body's text is kept in a bounded memo keyed on its content type and bytes
+    (fixed answers repeat: health checks, empty lists, `ok`); only texts in which
+    nothing was masked are kept there."""
     if getattr(response, "streaming", True):
         return None
     content = response.content
+    content_type = _content_type(response)
     limit = max(0, config.attribute_length_limit)
-    return payloads.body_attribute(
+    key: Optional[Tuple[Any, bytes]] = None
+    masking = config.masking
+    # (a body within the bytes kept below: the whole body is rendered)
+    if type(content) is bytes and len(content) <= min(_BODY_MEMO_LENGTH, 4 * limit):
+        key = (content_type, content)
+        try:
+            known = _BODY_TEXTS.get(key)
+        except TypeError:  # an unhashable content type: no memo
+            key, known = None, None
+        if known is not None and known[0] is masking and known[1] == limit:
+            return known[2]
+    text = payloads.body_attribute(
         content[: 4 * limit],
         config,
-        response.get("Content-Type"),
+        content_type,
         total_size=len(content),
         site=payloads.Site.HTTP_RESPONSE_BODIES,
     )
+    if key is not None and text is not None and MASKED not in text:
+        if len(_BODY_TEXTS) >= _BODY_MEMO_SIZE:
+            _BODY_TEXTS.clear()
+        _BODY_TEXTS[key] = (masking, limit, text)
+    return text
+
+
+_BODY_MEMO_LENGTH = 1024
+_BODY_MEMO_SIZE = 256
+#: (content type, body) -> (masking, limit, attribute text) of short bodies seen before
+_BODY_TEXTS: Dict[Tuple[Any, bytes], Tuple[Any, int, str]] = {}
+
+
+def _header_store(response: Any) -> Optional[Dict[str, Tuple[str, str]]]:
+    """The (lower-case name -> (name, value)) store behind a response's headers when
+    they are Django's own `ResponseHeaders` (each value as it gives it), else None."""
+    headers = response.__dict__.get("headers")
+    kind = _RESPONSE_HEADERS[0] if _RESPONSE_HEADERS else _response_headers_class()
+    if kind is None or type(headers) is not kind:
+        return None
+    store = headers.__dict__.get("_store")
+    return store if type(store) is dict else None
+
+
+def _content_type(response: Any) -> Optional[str]:
+    """`response.get("Content-Type")`."""
+    store = _header_store(response)
+    if store is None:
+        return response.get("Content-Type")  # type: ignore[no-any-return]
+    pair = store.get("content-type")
+    return None if pair is None else pair[1]
+
+
+def response_header_pairs(response: Any) -> Any:
+    """`list(response.items())` (the same pairs, maybe as a tuple): for Django's own
+    header map, its stored pairs, without the mapping protocol's calls per header."""
+    store = _header_store(response)
+    if store is None:
+        return list(response.items())
+    return tuple(store.values())
+
+
+def _response_headers_class() -> Any:
+    """Django's `ResponseHeaders` (None: not found), looked up once, when the first
+    response is captured (Django is loaded by then)."""
+    try:
+        from django.http.response import ResponseHeaders
+
+        kind: Any = ResponseHeaders
+    except Exception:
+        kind = None
+    _RESPONSE_HEADERS[:] = [kind]
+    return kind
+
+
+_RESPONSE_HEADERS: List[Any] = []
 
 
 def request_body(request: Any, config: Config) -> Optional[str]:
@@ -84,7 +157,7 @@ def capture_response(target: Any, request: Any, response: Any, config: Config) -
         target,
         payloads.RESPONSE_HEADERS,
         payloads.headers_attribute,
-        list(response.items()),
+        response_header_pairs(response),
         config,
         payloads.Site.HTTP_RESPONSE_HEADERS,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import functools
 import logging
+import operator
 from collections import abc
 from typing import (
     TYPE_CHECKING,
@@ -86,7 +87,9 @@ _HEADER_TEXTS_SIZE = 256
 #: (header names, values) of a WSGI environ -> (masking, limit, request headers text)
 _WSGI_HEADER_TEXTS: Dict[Tuple[Any, ...], Tuple[Any, int, str]] = {}
 #: environ keys (in order) -> (the keys that are headers, their header names)
-_HEADER_PLANS: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Tuple[str, ...]]] = {}
+#: (a plan's values getter: `operator.itemgetter` of its two or more header keys, every
+#: one of them in an environ with those keys; None: read one by one)
+_HEADER_PLANS: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Tuple[str, ...], Any]] = {}
 _HEADER_PLANS_SIZE = 64
 #: header names of a plan -> whether they are distinct, stripped and lower-case
 _PLAIN_NAMES: Dict[Tuple[str, ...], bool] = {}
@@ -385,8 +388,8 @@ def wsgi_headers_attribute(
     plan = _HEADER_PLANS.get(keys)
     if plan is None:
         plan = _header_plan(keys)
-    header_keys, names = plan
-    values = tuple(map(environ.get, header_keys))
+    header_keys, names, getter = plan
+    values = getter(environ) if getter is not None else tuple(map(environ.get, header_keys))
     if "" in values or not _STR_ONLY.issuperset(map(type, values)):
         return headers_attribute(_request_headers_one_by_one(environ, keep_empty_content), config)
     key = (names, values)  # (no empty value: the same text whether or not it keeps them)
@@ -442,14 +445,14 @@ def wsgi_request_headers(
     plan = _HEADER_PLANS.get(keys)
     if plan is None:
         plan = _header_plan(keys)
-    header_keys, names = plan
-    values = tuple(map(environ.get, header_keys))
+    header_keys, names, getter = plan
+    values = getter(environ) if getter is not None else tuple(map(environ.get, header_keys))
     if (keep_empty_content or "" not in values) and _STR_ONLY.issuperset(map(type, values)):
-        return list(zip(names, values))  # type: ignore[arg-type]
+        return list(zip(names, values))
     return _request_headers_one_by_one(environ, keep_empty_content)
 
 
-def _header_plan(keys: Tuple[str, ...]) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+def _header_plan(keys: Tuple[str, ...]) -> Tuple[Tuple[str, ...], Tuple[str, ...], Any]:
     header_keys = []
     names = []
     for key in keys:
@@ -457,7 +460,8 @@ def _header_plan(keys: Tuple[str, ...]) -> Tuple[Tuple[str, ...], Tuple[str, ...
         if name is not None:
             header_keys.append(key)
             names.append(name)
-    plan = (tuple(header_keys), tuple(names))
+    getter = operator.itemgetter(*header_keys) if len(header_keys) >= 2 else None
+    plan = (tuple(header_keys), tuple(names), getter)
     if len(_HEADER_PLANS) >= _HEADER_PLANS_SIZE:
         _HEADER_PLANS.clear()
     _HEADER_PLANS[keys] = plan
