@@ -31,6 +31,8 @@ def _run(python: str, mode: str, port: int) -> dict[str, Any]:
         str(port),
         OTEL_PYTHON_FLASK_EXCLUDED_URLS="healthz",
         PYTHONHASHSEED="0",  # e.g. the order of an `Allow` header's methods
+        # a response-header site setting: each path must mask response headers by it
+        LUMIGO_SECRET_MASKING_REGEX_HTTP_RESPONSE_HEADERS='["content-type"]',
     )
 
 
@@ -62,6 +64,8 @@ def _compare(python: str) -> None:
     hello = next(s for s in lean["spans"] if s["name"] == "GET /hello" and not s["parent"])
     assert hello["attributes"]["http.target"] == f"/hello?password={MASKED}&q=1"
     assert json.loads(hello["attributes"]["http.request.headers"])["x-api-key"] == MASKED
+    response_headers = json.loads(hello["attributes"]["http.response.headers"])
+    assert response_headers["content-type"] == MASKED
     assert "http.response.body" not in spans[("GET /stream", "SERVER")]["attributes"]
 
 

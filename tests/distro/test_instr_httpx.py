@@ -131,3 +131,23 @@ def test_a_streamed_upload_is_sent_whole_and_not_read_by_the_capture(
     span = receiver.wait_for_spans(1)[0]
     assert "http.request.body" not in span.attributes
     assert "http.request.headers" in span.attributes
+
+
+def test_response_headers_are_masked_by_the_response_header_setting(
+    server: str, receiver: Any
+) -> None:
+    """LUMIGO_SECRET_MASKING_REGEX_HTTP_RESPONSE_HEADERS governs the response headers (and
+    only them): a header it names is masked there and kept in the request headers."""
+    import httpx
+
+    from lumigo_opentelemetry.config import Config
+
+    config = Config.from_environ(
+        {"LUMIGO_SECRET_MASKING_REGEX_HTTP_RESPONSE_HEADERS": '["x-served-by", "x-trace-me"]'}
+    )
+    with instrumented("httpx", config), httpx.Client() as client:
+        client.post(f"{server}/login", json=BODY, headers=HEADERS)
+    span = one(receiver.wait_for_spans(1), "POST")
+    received = json.loads(span.attributes["http.response.headers"])
+    assert received["x-served-by"] == "****"
+    assert json.loads(span.attributes["http.request.headers"])["x-trace-me"] == "yes"

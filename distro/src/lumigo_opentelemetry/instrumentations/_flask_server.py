@@ -339,7 +339,9 @@ class FlaskServerSpans:
         headers = state.response_headers
         if headers is not None:
             try:  # (as `_captured` does it, inline)
-                text: Optional[str] = payloads.headers_attribute(headers, config)
+                text: Optional[str] = payloads.headers_attribute(
+                    headers, config, payloads.Site.HTTP_RESPONSE_HEADERS
+                )
             except Exception:
                 _dropped(payloads.RESPONSE_HEADERS)
                 text = None

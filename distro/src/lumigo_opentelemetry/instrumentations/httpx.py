@@ -85,6 +85,7 @@ class _Hooks:
                     payloads.headers_attribute,
                     headers,
                     self.config,
+                    payloads.Site.HTTP_RESPONSE_HEADERS,
                 )
             payloads.mask_span_urls(span, self.config)
         except Exception:
