@@ -30,6 +30,8 @@ def _run(python: str, mode: str, port: int) -> dict[str, Any]:
         str(port),
         OTEL_PYTHON_FASTAPI_EXCLUDED_URLS="healthz",
         PYTHONHASHSEED="0",
+        # a response-header site setting: each path must mask response headers by it
+        LUMIGO_SECRET_MASKING_REGEX_HTTP_RESPONSE_HEADERS='["content-type"]',
     )
 
 
@@ -65,6 +67,7 @@ def _compare(python: str) -> None:
     hello = next(s for s in lean["spans"] if s["name"] == "GET /hello" and not s["parent"])
     assert hello["attributes"]["http.url"].endswith(f"/hello?password={MASKED}&q=1")
     assert json.loads(hello["attributes"]["http.request.headers"])["x-api-key"] == MASKED
+    assert json.loads(hello["attributes"]["http.response.headers"])["content-type"] == MASKED
     logins = [s["attributes"] for s in lean["spans"] if s["name"] == "POST /login"]
     assert [json.loads(a["http.request.body"]).get("password") for a in logins] == [
         MASKED,
