@@ -76,6 +76,13 @@ def test_the_benchmark_pod_and_its_variants_are_written(settings: InjectionSetti
     two["spec"]["initContainers"] = [{"name": "migrate", "image": "m"}]
     two["spec"]["securityContext"] = {"runAsUser": 0}
     pods.append(two)
+    odd = deployment_pod("web", annotations={"lumigo.io/inject": "python"})
+    odd["spec"]["containers"][0]["env"] = [  # kept in the record: floats and non-ASCII text
+        {"name": "PYTHONPATH", "value": "/é", "weight": 1e16},
+        {"name": "AUTOWRAPT_BOOTSTRAP", "value": "x", "n": 2.5},
+        {"name": "LUMIGO_CONTAINER_NAME", "value": "mine"},
+    ]
+    pods.append(odd)
     for pod in pods:
         assert _same_as_inject(pod, settings, None)
         assert _same_as_inject(pod, settings, {"lumigo.io/enable-logs": "true"})

@@ -125,7 +125,9 @@ class _Constants:
 
 
 def _op(kind: str, path: str, value: str) -> str:
-    return f'{{"op":"{kind}","path":{_dumps(path)},"value":{value}}}'
+    """An operation; `path` is one of ours (ASCII names, `~1` and numbers: nothing JSON
+    escapes), so its JSON is the text in quotes."""
+    return f'{{"op":"{kind}","path":"{path}","value":{value}}}'
 
 
 _PYTHONPATH_NEW = _entry(c.ENV_PYTHONPATH, merged_pythonpath(""))
@@ -244,17 +246,16 @@ def written(
             state["initContainer"] = True
 
     records = state["containers"]
-    changed = []
+    changed: list[Any] = []  # the user's entries the record keeps that hold more than text
     positions = (
         {id(ct): index for index, ct in enumerate(containers)} if len(containers) > 1 else None
     )
     for container in targets:
         position = positions[id(container)] if positions is not None else 0
-        record = _container(container, position, options, constants, delivery, ops)
+        record = _container(container, position, options, constants, delivery, ops, changed)
         if record is None:
             return None
         records[container["name"]] = {k: v for k, v in record.items() if v}
-        changed.append(record["changed"])
 
     text = state_text(state, changed)
     after = dict(pod_annotations)  # the annotations the API server will count
@@ -277,8 +278,10 @@ def _container(
     constants: _Constants,
     delivery: Delivery,
     ops: list[str],
+    changed: list[Any],
 ) -> dict[str, Any] | None:
-    """The operations of one container (into `ops`) and its record; None: `inject` decides."""
+    """The operations of one container (into `ops`) and its record; None: `inject` decides.
+    The user's entries the record keeps that hold anything but text go to `changed`."""
     created: list[str] = []
     added: list[str] = []
     record: dict[str, Any] = {"created": created, "added": added, "changed": {}}
@@ -333,7 +336,9 @@ def _container(
             return None
         value = merge(existing)
         if value != existing or "value" not in entry:
-            record["changed"][variable] = plain_copy(entry)
+            kept = record["changed"][variable] = plain_copy(entry)
+            if not all(type(part) is str for part in kept.values()):
+                changed.append(kept)  # may hold a float: `state_text` looks
             # the entries appended so far come first, as the general path puts them
             ops += [
                 f'{{"op":"add","path":"{env_path}{size + n}","value":{e}}}'
