@@ -148,21 +148,23 @@ _CONTAINER_HEAD = f'{{"name":{_dumps(c.ENV_CONTAINER_NAME)},"value":'
 _ATTRIBUTES_HEAD = f'{{"name":{_dumps(c.ENV_RESOURCE_ATTRIBUTES)},"value":'
 
 _CONSTANTS: dict[InjectionSettings, _Constants] = {}
-#: The settings object last asked for and its constants (one operator: always the same).
-_last: list[Any] = [None, None]
+#: The settings object last asked for and its constants (one operator: always the same),
+#: as one tuple: swapped whole, so no thread ever reads one's settings with another's JSON.
+_last: tuple[InjectionSettings | None, _Constants | None] = (None, None)
 
 
 def _constants(settings: InjectionSettings) -> _Constants:
-    if _last[0] is settings:
-        found: _Constants = _last[1]
-        return found
-    found_or_none = _CONSTANTS.get(settings)
-    if found_or_none is None:
+    global _last
+    last_settings, last_constants = _last
+    if last_settings is settings and last_constants is not None:
+        return last_constants
+    found = _CONSTANTS.get(settings)
+    if found is None:
         if len(_CONSTANTS) >= _MAX_SETTINGS:
             _CONSTANTS.clear()
-        found_or_none = _CONSTANTS[settings] = _Constants(settings)
-    _last[0], _last[1] = settings, found_or_none
-    return found_or_none
+        found = _CONSTANTS[settings] = _Constants(settings)
+    _last = (settings, found)
+    return found
 
 
 def _list_target(
