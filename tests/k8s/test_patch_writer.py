@@ -36,6 +36,10 @@ def _same_as_inject(obj: dict[str, Any], settings: InjectionSettings, ns: Any) -
     if written is None:
         return False
     general = inject(copy.deepcopy(obj), settings, ns)
+    if not written.injected:  # a pod that does not ask: `inject`'s skip, reason and all
+        assert not general.injected and written.patch_json == b""
+        assert (written.reason, written.warnings) == (general.reason, general.warnings)
+        return True
     assert general.injected and general.patch is not None
     assert written.patch_json == orjson.dumps(general.patch)
     assert (written.reason, written.warnings) == (general.reason, general.warnings)
@@ -96,6 +100,8 @@ def test_the_webhook_answers_the_same_with_and_without_the_writer(
         for n in range(3)
     ]
     pods.append(deployment_pod("web", annotations={"lumigo.io/inject": "false"}))
+    pods.append(deployment_pod("web", annotations={"other": "x"}))
+    pods.append(deployment_pod("web"))
     bodies = [json.dumps(admission_review(pod, namespace="shop")).encode() for pod in pods]
 
     async def answers() -> list[tuple[bytes, list[dict[str, Any]]]]:
@@ -119,3 +125,18 @@ def test_the_webhook_answers_the_same_with_and_without_the_writer(
     assert [a for a, _ in written] == [a for a, _ in general]
     assert [ops for _, ops in written] == [ops for _, ops in general]
     assert all(ops for _, ops in written[:3])
+
+
+def test_pods_that_do_not_ask_get_injects_reason() -> None:
+    asked = {"lumigo.io/inject": "python"}
+    for asking, ns in [
+        ({"lumigo.io/inject": "false"}, None),
+        ({"lumigo.io/inject": " Java "}, None),
+        ({"other": "x"}, None),
+        ({"other": "x"}, {"lumigo.io/inject": "false"}),
+        ({"lumigo.io/inject": "false"}, asked),
+    ]:
+        pod = deployment_pod("web", annotations=asking)
+        assert _same_as_inject(pod, InjectionSettings(), ns)
+        written = patch_writer.written(pod, InjectionSettings(), ns)
+        assert written is not None and not written.injected

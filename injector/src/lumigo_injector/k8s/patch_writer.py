@@ -42,7 +42,7 @@ from lumigo_injector.k8s.steps import (
 from lumigo_injector.spec import names as c
 from lumigo_injector.spec.delivery import INIT_CONTAINER, Delivery
 from lumigo_injector.spec.env import escape_reference, merged_autowrapt, merged_pythonpath
-from lumigo_injector.spec.inject import wants_injection
+from lumigo_injector.spec.inject import skip_reason, wants_injection
 from lumigo_injector.spec.naming import workload_attributes
 from lumigo_injector.spec.plain import as_list, as_map, plain_copy
 
@@ -66,6 +66,8 @@ class Written:
     patch_json: bytes
     reason: str
     warnings: tuple[str, ...]
+    #: False: the pod does not ask for injection (no patch; `reason` says why, as `inject`'s)
+    injected: bool = True
 
 
 def _dumps(value: Any) -> str:
@@ -190,7 +192,8 @@ def written(
     namespace_annotations: Mapping[str, str] | None = None,
 ) -> Written | None:
     """`inject`'s JSONPatch for `pod` as JSON text, with its reason and warnings, when `pod`
-    is a fresh injection of the common shape (see module docstring); else None."""
+    is a fresh injection of the common shape (see module docstring), or `inject`'s reason
+    when such a pod does not ask for injection (`injected` False); else None."""
     if orjson is None or not ENABLED or type(pod) is not dict or pod.get("kind") != "Pod":
         return None
     meta, spec = pod.get("metadata"), pod.get("spec")
@@ -205,8 +208,9 @@ def written(
     annotations = dict(pod_annotations)  # `effective_annotations` of a Pod
     if not wants_injection(
         {"annotations": annotations}, namespace_annotations, settings.inject_all
-    ):
-        return None
+    ):  # `inject`'s answer for it: skipped, the reason, no warnings
+        why = f"skipped: {skip_reason(annotations, namespace_annotations)}"
+        return Written(b"", why, (), injected=False)
     if pod_blocker(pod):
         return None
     site = PodSite("Pod", pod, meta)

@@ -290,6 +290,8 @@ class Admission:
         written = patch_writer.written(pod, self._injection, namespace_annotations)
         if written is None:
             return None
+        if not written.injected:  # not asked for: `inject`'s skip, without running it
+            return Decision(reason=written.reason[:MAX_REASON])
         warnings = (
             tuple([f"lumigo-injector: {w}" for w in written.warnings]) if written.warnings else ()
         )
