@@ -322,6 +322,9 @@ def format_rows(result: dict[str, Any]) -> str:
 if __name__ == "__main__":
     import tempfile
 
+    if "--help" in sys.argv or "-h" in sys.argv:  # usage, not a run
+        print(__doc__)
+        sys.exit(0)
     spy = (
         Path(sys.argv[sys.argv.index("--py-spy") + 1]).resolve() if "--py-spy" in sys.argv else None
     )

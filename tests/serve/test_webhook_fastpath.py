@@ -87,6 +87,7 @@ def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The second replica's answer comes from the cache: the mutation is not run again."""
+    from lumigo_injector.k8s import patch_writer
     from lumigo_injector.k8s.mutation import InjectionSettings, MutationResult, inject
     from lumigo_injector.serve.review import AdmissionRequest
     from lumigo_injector.serve.webhook import Admission, Decision
@@ -101,7 +102,15 @@ def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does(
         mutated.append(pod["metadata"]["generateName"])
         return inject(pod, *args, **kwargs)
 
+    def counted_written(pod: Any, *args: Any, **kwargs: Any) -> patch_writer.Written | None:
+        result = written(pod, *args, **kwargs)
+        if result is not None:  # decided here: `inject` is not run
+            mutated.append(pod["metadata"]["generateName"])
+        return result
+
+    written = patch_writer.written
     monkeypatch.setattr(webhook, "inject", counted)
+    monkeypatch.setattr(patch_writer, "written", counted_written)
     admission = Admission(injection=InjectionSettings(), namespaces=lookup)
     asking = deployment_pod("web", annotations={c.ANNOTATION_INJECT: "python"})
     silent = deployment_pod("quiet")
@@ -111,11 +120,11 @@ def test_replicas_of_one_pod_reuse_the_decision_and_nothing_else_does(
         return asyncio.run(admission.decide(request))
 
     first, second = decide(asking), decide(json.loads(json.dumps(asking)))
-    assert admission.cache.hits == 1 and second == first and first.patch
-    assert not decide(silent).patch
+    assert admission.cache.hits == 1 and second == first and first.operations()
+    assert not decide(silent).operations()
     # the namespace opts in: the same pod object is decided anew, and injected
     namespaces["shop"] = {c.ANNOTATION_INJECT: "python"}
-    assert decide(silent).patch
+    assert decide(silent).operations()
     assert admission.cache.hits == 1
     assert mutated == ["web-7d4b9c5f8d-", "quiet-7d4b9c5f8d-", "quiet-7d4b9c5f8d-"]
 

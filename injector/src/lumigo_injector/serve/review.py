@@ -189,6 +189,11 @@ def _quote(value: Any) -> str:
     return text if len(text) <= 64 else text[:60] + "...'"
 
 
+def b64_text(data: bytes) -> str:
+    """`data` in standard base64, as text (SIMD when pybase64 is installed)."""
+    return _b64_text(data)
+
+
 def encode_patch(patch: Sequence[Mapping[str, Any]]) -> str:
     """The answer's `patch` field: the JSONPatch's JSON in base64."""
     return _b64_text(fastjson.dumps(patch))
@@ -222,11 +227,12 @@ def answer_json(
     encoded: str | None = None,
 ) -> bytes:
     """`fastjson.dumps(review_response(...))`, written around the base64 patch: the patch
-    (a few KB of base64, which needs no escaping) is copied in, not scanned by the encoder."""
-    if not patch:
+    (a few KB of base64, which needs no escaping) is copied in, not scanned by the encoder.
+    A patch given only as `encoded` (`patch` empty) is answered the same way."""
+    if not patch and encoded is None:
         return fastjson.dumps(review_response(uid, patch, warnings))
     if encoded is None:
-        encoded = encode_patch(patch)
+        encoded = encode_patch(patch or ())
     parts = [
         _ANSWER_HEAD,
         b'{"uid":',

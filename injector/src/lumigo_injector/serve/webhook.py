@@ -18,6 +18,7 @@ correctness (a bounded cache of recent decisions), so any number of replicas ser
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import ssl
 import time
@@ -29,6 +30,7 @@ from typing import Any
 import kopf
 from aiohttp import web
 
+from lumigo_injector.k8s import patch_writer
 from lumigo_injector.k8s.mutation import InjectionSettings, inject
 from lumigo_injector.serve import events, fastjson, kopf_admission, metrics
 from lumigo_injector.serve.decision_log import DecisionLog
@@ -37,6 +39,7 @@ from lumigo_injector.serve.review import (
     AdmissionRequest,
     MalformedReview,
     answer_json,
+    b64_text,
     encode_patch,
     parse_review,
 )
@@ -66,8 +69,17 @@ class Decision:
     reason: str = ""
     failed: bool = False
     #: `patch` as the answer carries it (`review.encode_patch`), made once per decision: a
-    #: cached decision answers the replicas of a workload without encoding it again.
+    #: cached decision answers the replicas of a workload without encoding it again. Set
+    #: whenever the pod is patched; `patch` is then empty when the patch was written as JSON
+    #: directly (`k8s.patch_writer`): `operations()` reads it back.
     encoded: str | None = None
+
+    def operations(self) -> list[dict[str, Any]]:
+        """The JSONPatch's operations (read back from `encoded` when only that was made)."""
+        if self.patch or self.encoded is None:
+            return self.patch
+        ops: list[dict[str, Any]] = fastjson.loads(base64.b64decode(self.encoded))
+        return ops
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -195,8 +207,8 @@ class Admission:
             request = AdmissionRequest("", "Pod", operation or "CREATE", namespace, pod, dryrun)
             decision = await self.admit(request)
         warnings.extend(decision.warnings)
-        if decision.patch:
-            patch.fns.append(kopf_admission.PatchOps(decision.patch))
+        if decision.encoded is not None:
+            patch.fns.append(kopf_admission.PatchOps(decision.operations()))
 
     async def admit(self, request: AdmissionRequest) -> Decision:
         """`decide`, counted and timed in the metrics; never raises: on any error the pod is
@@ -230,6 +242,10 @@ class Admission:
             key = self.cache.key(pod, namespace_annotations, request.obj_json)
             decision = self.cache.get(key)
             if decision is None:
+                decision = self._written(pod, namespace_annotations)
+                if decision is not None:
+                    self.cache.put(key, decision)
+            if decision is None:
                 # A pod parsed from the body by orjson (`obj_json` set: no object shared in
                 # it) belongs to this admission alone: the mutation changes it in place, no
                 # copy. What is read of it afterwards (`has_intent`, `_report`: its name,
@@ -257,9 +273,30 @@ class Admission:
             return decision
         intent = has_intent(pod, namespace_annotations)
         self._report(pod, namespace, decision, request.dry_run, intent=intent)
-        if decision.patch and namespace and not request.dry_run and self._on_injected is not None:
+        if (
+            decision.encoded is not None
+            and namespace
+            and not request.dry_run
+            and self._on_injected is not None
+        ):
             self._on_injected(namespace)
         return decision
+
+    def _written(
+        self, pod: Mapping[str, Any], namespace_annotations: Mapping[str, str]
+    ) -> Decision | None:
+        """The decision for a fresh injection whose patch `patch_writer` writes directly
+        (the same JSON `inject`'s operations give), stored in the cache; else None."""
+        written = patch_writer.written(pod, self._injection, namespace_annotations)
+        if written is None:
+            return None
+        if not written.injected:  # not asked for: `inject`'s skip, without running it
+            return Decision(reason=written.reason[:MAX_REASON])
+        warnings = (
+            tuple([f"lumigo-injector: {w}" for w in written.warnings]) if written.warnings else ()
+        )
+        encoded = b64_text(written.patch_json)
+        return Decision([], warnings, True, written.reason[:MAX_REASON], encoded=encoded)
 
     def _report(
         self,
@@ -345,7 +382,7 @@ async def review_answer(admission: Admission, body: bytes, started: float | None
             "admission answered",
             extra={
                 "uid": request.uid,
-                "patched": bool(patch_ops),
+                "patched": encoded is not None,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             },
         )
