@@ -705,11 +705,23 @@ class _Exchange:
         span = self.span
         if not span.is_recording():
             return
+        late = self.late
         try:
-            late = self.late
+            # the late attributes set as it ends, in one call (as Flask and Django do)
+            end_span(span, None, late or None)
+        except Exception:
+            logger.debug("fastapi server span not ended at once", exc_info=True)
+            self._end_apart(span, late)
+        late.clear()
+
+    def _end_apart(self, span: Any, late: Dict[str, Any]) -> None:
+        """What `end` did before ending in one call: the late attributes set, then the
+        span ended, each step on its own (whichever `end_span` did not do yet)."""
+        if getattr(span, "end_time", None) is not None:
+            return  # ended (with or without the attributes): as the separate calls end it
+        try:
             if late:
                 set_attributes(span, late)
-                late.clear()
         except Exception:
             logger.debug("fastapi late attributes not set", exc_info=True)
         try:

@@ -90,7 +90,7 @@ def _connection_key(integration: Any) -> Tuple[Any, ...]:
 class _Lane:
     """A `CursorTracer`'s part of a memo key, its spans and its metrics recorder."""
 
-    __slots__ = ("integration", "kind", "record", "spans", "token")
+    __slots__ = ("integration", "kind", "record", "spans", "start", "token")
 
     def __init__(
         self, kind: type, token: int, integration: Any, record: Optional[Callable[..., Any]]
@@ -98,8 +98,12 @@ class _Lane:
         self.kind = kind
         self.token = token
         self.integration = integration
-        self.spans = fast_spans(integration._tracer)
+        self.spans = spans = fast_spans(integration._tracer)
         self.record = record
+        #: what `spans.start_span(name, context, kind, None)` calls first (`LeanStart.start`,
+        #: which returns None when the SDK must start the span), called without its frame
+        lean = getattr(spans, "_lean", None) if spans.enabled else None
+        self.start: Optional[Callable[..., Any]] = getattr(lean, "start", None)
 
 
 def _metrics_recorder(tracer: Any) -> Optional[Callable[..., Any]]:
@@ -190,7 +194,15 @@ class LeanExecution(Releasing):
 
         api = self._api or self._load()
         now = api["context"]
-        current = now.get()
+        # `now.get()`, `now.attach(span, current)` and `now.detach(token)` inline: the
+        # context variable itself while the API's runtime context is the one it found
+        runtime = now._runtime
+        variable = (
+            now._variable
+            if runtime is not None and api["api"]._RUNTIME_CONTEXT is runtime
+            else None
+        )
+        current = now.get() if variable is None else variable.get()
         suppress = api["suppress"]
         if (
             (current.get(suppress[0]) or current.get(suppress[1]))
@@ -200,11 +212,19 @@ class LeanExecution(Releasing):
             return query_method(*query_args, **kwargs)
         name, attributes, operation, longest = plan
         # started as contrib starts it (no attributes), in one call (`FastSpans`)
-        span = lane.spans.start_span(name, current, api["client"], None)
+        start = lane.start
+        span = None if start is None else start(name, current, api["client"], None, None)
+        if span is None:
+            span = lane.spans.start_span(name, current, api["client"], None)
         try:
             if span.is_recording():
                 _fill(span, attributes, longest)  # read, never changed
-            token = now.attach(span, current)
+            if variable is None or current is None:
+                token = now.attach(span, current)
+            else:
+                values = current.copy() if current else {}
+                values[api["key"]] = span
+                token = variable.set(api["Context"](values))
             try:
                 record = lane.record
                 if record is None:  # no DB metrics to record (see `_Lane`)
@@ -220,7 +240,13 @@ class LeanExecution(Releasing):
                 record(cursor, operation, started, None)
                 return result
             finally:
-                now.detach(token)
+                if variable is None:
+                    now.detach(token)
+                else:
+                    try:
+                        variable.reset(token)
+                    except Exception:  # the API's own detach logs why
+                        now.detach(token)
         except Exception as exc:  # as the SDK's `use_span` records it
             if span.is_recording():
                 span.record_exception(exc)
@@ -289,8 +315,13 @@ class LeanExecution(Releasing):
         # contrib's `is_instrumentation_enabled()` reads these two keys of the current
         # context; read here from the context the span starts in (one lookup of it)
         keys = getattr(utils, "_SUPPRESS_INSTRUMENTATION_KEY_PLAIN", None)
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
         self._api = {
             "context": CurrentContext(),  # get_current, attach and detach, as the API's
+            "api": context,
+            "key": _SPAN_KEY,
+            "Context": context.Context,
             "enabled": utils.is_instrumentation_enabled,
             "suppress": None if keys is None else (context._SUPPRESS_INSTRUMENTATION_KEY, keys),
             "client": SpanKind.CLIENT,
