@@ -1,5 +1,6 @@
-"""`LeanExecution.run` reads, attaches and detaches the current context itself (the context
-variable, while the API's runtime context is the default one it found) and starts the
+"""`LeanExecution.run` reads, attaches and detaches the current context through
+`CurrentContext` (the context variable, while the API's runtime context is the default one
+it found) and starts the
 query's span through `LeanStart.start` directly: the query still runs with its span
 current, a child of the request's span, the context is restored after it, and the spans
 are the same as through the API's functions and `FastSpans.start_span` (the general
@@ -13,8 +14,7 @@ from typing import Any, Dict, List
 import pytest
 
 from lumigo_devtools.receiver import OtlpReceiver, ReceivedSpan
-from tests.helpers.data_tracing import instrumented, receiver, tracing
-from tests.helpers.need import tcp_service
+from tests.helpers.data_tracing import instrumented, mariadb_connection, receiver, tracing
 
 __all__ = ["receiver"]
 
@@ -29,12 +29,8 @@ def _pymysql() -> Iterator[None]:
 
 @pytest.fixture
 def connection() -> Iterator[Any]:
-    tcp_service("127.0.0.1", 3306, "MariaDB")
-    import pymysql
-
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database="test")
-    yield conn
-    conn.close()
+    with mariadb_connection() as conn:
+        yield conn
 
 
 def _queries(connection: Any, seen: List[Dict[str, Any]], count: int = 2) -> None:

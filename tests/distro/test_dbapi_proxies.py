@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from lumigo_devtools.receiver import OtlpReceiver
-from tests.helpers.data_tracing import instrumented, receiver, tracing
-from tests.helpers.need import tcp_service
+from tests.helpers.data_tracing import instrumented, mariadb_connection, receiver, tracing
 
 __all__ = ["receiver"]
 
@@ -27,12 +26,8 @@ def _pymysql() -> Iterator[None]:
 
 @pytest.fixture
 def connection() -> Iterator[Any]:
-    tcp_service("127.0.0.1", 3306, "MariaDB")
-    import pymysql
-
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database="test")
-    yield conn
-    conn.close()
+    with mariadb_connection() as conn:
+        yield conn
 
 
 def test_cursors_are_contrib_proxies_sharing_their_connections_tracer(connection: Any) -> None:

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from lumigo_devtools.receiver import OtlpReceiver
-from tests.helpers.data_tracing import instrumented, one, receiver, tracing
-from tests.helpers.need import tcp_service
+from tests.helpers.data_tracing import instrumented, mariadb_connection, one, receiver, tracing
 
 __all__ = ["receiver"]
 
@@ -23,12 +22,8 @@ def _pymysql() -> Iterator[None]:
 
 @pytest.fixture
 def connection() -> Iterator[Any]:
-    tcp_service("127.0.0.1", 3306, "MariaDB")
-    import pymysql
-
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database="test")
-    yield conn
-    conn.close()
+    with mariadb_connection() as conn:
+        yield conn
 
 
 def test_statements_are_client_spans_carrying_the_sql(

@@ -18,7 +18,6 @@ import pytest
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider, _Span
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -30,6 +29,7 @@ from lumigo_opentelemetry.export.skip import SkipExportFilter
 from lumigo_opentelemetry.instrumentations import _lazylists
 from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._leanstart import span_builder
+from tests.helpers.data_tracing import received_span_bytes
 
 START = {"http.method": "GET", "net.peer.port": 40001, "http.target": "/hello"}
 OTHER = SpanContext(0xABC, 0xDEF, True, TraceFlags(1))
@@ -42,16 +42,6 @@ def _provider(receiver: OtlpReceiver, limits: Optional[SpanLimits] = None) -> Tr
         SkipExportFilter(build_batch_processor(config, build_exporter(config)))
     )
     return provider
-
-
-def _received(receiver: OtlpReceiver) -> List[bytes]:
-    out = []
-    for request in receiver.requests():
-        message = ExportTraceServiceRequest.FromString(request.body)
-        for resource_spans in message.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                out += [span.SerializeToString() for span in scope_spans.spans]
-    return out
 
 
 def _plain(span: Any) -> None:
@@ -124,7 +114,7 @@ def _send(receiver: OtlpReceiver, lean: bool, calls: Callable[[Any], None]) -> L
         end_span(span, 10 * n + 5)
     assert provider.force_flush(10_000)
     provider.shutdown()
-    return _received(receiver)
+    return received_span_bytes(receiver)
 
 
 @pytest.mark.parametrize("calls", list(CALLS))

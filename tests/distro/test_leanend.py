@@ -17,7 +17,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from opentelemetry.context import Context
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider, _Span
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
@@ -30,6 +29,7 @@ from lumigo_opentelemetry.export.otlp import build_batch_processor, build_export
 from lumigo_opentelemetry.export.skip import SKIP_EXPORT_ATTRIBUTE, SkipExportFilter
 from lumigo_opentelemetry.instrumentations._fastspan import end_span, fast_spans, set_attributes
 from lumigo_opentelemetry.instrumentations._leanend import variant
+from tests.helpers.data_tracing import received_span_bytes
 
 START = {"http.method": "GET", "net.peer.port": 40001, "http.target": "/hello"}
 
@@ -67,17 +67,6 @@ def _provider(receiver: OtlpReceiver, sampler: Optional[Sampler] = None) -> Trac
     return provider
 
 
-def _received(receiver: OtlpReceiver) -> List[bytes]:
-    """Each span the receiver decoded, serialized."""
-    out = []
-    for request in receiver.requests():
-        message = ExportTraceServiceRequest.FromString(request.body)
-        for resource_spans in message.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                out += [span.SerializeToString() for span in scope_spans.spans]
-    return out
-
-
 def _batch(provider: TracerProvider) -> Any:
     return provider._active_span_processor._span_processors[0].inner  # type: ignore[attr-defined]
 
@@ -103,7 +92,7 @@ def _send(receiver: OtlpReceiver, lean: bool, sampler: Optional[Sampler] = None)
         end(span, 10 * n + 5)
     assert provider.force_flush(10_000)
     provider.shutdown()
-    return _received(receiver)
+    return received_span_bytes(receiver)
 
 
 def test_the_lean_end_sends_what_span_end_sends(monkeypatch: pytest.MonkeyPatch) -> None:

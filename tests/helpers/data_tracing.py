@@ -96,3 +96,33 @@ def one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
     found = [s for s in spans if s.name == name]
     assert len(found) == 1, f"expected one {name!r}, got {[s.name for s in spans]}"
     return found[0]
+
+
+def received_span_bytes(receiver: OtlpReceiver) -> list[bytes]:
+    """Each span the receiver got, serialized as sent (for byte-for-byte comparisons)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    out = []
+    for request in receiver.requests():
+        message = ExportTraceServiceRequest.FromString(request.body)
+        for resource_spans in message.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                out += [span.SerializeToString() for span in scope_spans.spans]
+    return out
+
+
+@contextmanager
+def mariadb_connection() -> Iterator[Any]:
+    """A PyMySQL connection to the local MariaDB's `test` database, closed after use."""
+    from tests.helpers.need import tcp_service
+
+    tcp_service("127.0.0.1", 3306, "MariaDB")
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database="test")
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -129,7 +129,7 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
         is queued unencoded."""
         if not span._context[3] & 1:  # trace_flags: sampled
             return
-        # `_encoded` and `_hand_off`, without their calls
+        # `_encoded`, without its call
         encoder = self._encoder
         if encoder is None and not self._decided:
             encoder = self._decide()
@@ -141,15 +141,7 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
                 logger.debug("span queued unencoded: %r", exc)
         if item is None:
             item = span._readable_span()
-        batch = self._batch_processor
-        if batch is self._direct and batch._pid == _pid[0] and not batch._shutdown:
-            queue = batch._queue
-            if len(queue) != batch._max_queue_size:
-                queue.appendleft(item)
-                if len(queue) >= batch._max_export_batch_size and not batch._worker_awaken.is_set():
-                    batch._worker_awaken.set()
-                return
-        batch.emit(item)
+        self._hand_off(item)
 
     def _hand_off(self, item: Any) -> None:
         """`self._batch_processor.emit(item)`: when it is the SDK's `BatchProcessor` read, in

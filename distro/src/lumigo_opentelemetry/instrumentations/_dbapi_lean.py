@@ -194,15 +194,7 @@ class LeanExecution(Releasing):
 
         api = self._api or self._load()
         now = api["context"]
-        # `now.get()`, `now.attach(span, current)` and `now.detach(token)` inline: the
-        # context variable itself while the API's runtime context is the one it found
-        runtime = now._runtime
-        variable = (
-            now._variable
-            if runtime is not None and api["api"]._RUNTIME_CONTEXT is runtime
-            else None
-        )
-        current = now.get() if variable is None else variable.get()
+        current = now.get()
         suppress = api["suppress"]
         if (
             (current.get(suppress[0]) or current.get(suppress[1]))
@@ -219,12 +211,7 @@ class LeanExecution(Releasing):
         try:
             if span.is_recording():
                 _fill(span, attributes, longest)  # read, never changed
-            if variable is None or current is None:
-                token = now.attach(span, current)
-            else:
-                values = current.copy() if current else {}
-                values[api["key"]] = span
-                token = variable.set(api["Context"](values))
+            token = now.attach(span, current)
             try:
                 record = lane.record
                 if record is None:  # no DB metrics to record (see `_Lane`)
@@ -240,13 +227,7 @@ class LeanExecution(Releasing):
                 record(cursor, operation, started, None)
                 return result
             finally:
-                if variable is None:
-                    now.detach(token)
-                else:
-                    try:
-                        variable.reset(token)
-                    except Exception:  # the API's own detach logs why
-                        now.detach(token)
+                now.detach(token)
         except Exception as exc:  # as the SDK's `use_span` records it
             if span.is_recording():
                 span.record_exception(exc)
@@ -315,13 +296,8 @@ class LeanExecution(Releasing):
         # contrib's `is_instrumentation_enabled()` reads these two keys of the current
         # context; read here from the context the span starts in (one lookup of it)
         keys = getattr(utils, "_SUPPRESS_INSTRUMENTATION_KEY_PLAIN", None)
-        from opentelemetry.trace.propagation import _SPAN_KEY
-
         self._api = {
             "context": CurrentContext(),  # get_current, attach and detach, as the API's
-            "api": context,
-            "key": _SPAN_KEY,
-            "Context": context.Context,
             "enabled": utils.is_instrumentation_enabled,
             "suppress": None if keys is None else (context._SUPPRESS_INSTRUMENTATION_KEY, keys),
             "client": SpanKind.CLIENT,

@@ -181,17 +181,7 @@ class SpanBuilder:
         limits = self.limits
         new = self.new
         if type(attributes) is dict:
-            if self.map_fields:  # `attributes(store)`, without its call
-                store = attributes
-                attributes = new(self.map_type)
-                attributes._dict = store
-                attributes.maxlen = limits.max_span_attributes
-                attributes.dropped = 0
-                attributes.max_value_len = limits.max_span_attribute_length
-                attributes._lock = self.lock()
-                attributes._immutable = False
-            else:
-                attributes = self.attributes(attributes)
+            attributes = self.attributes(attributes)
         span = new(self.span_type)
         span._name = name
         span._context = span_context
